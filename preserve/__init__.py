@@ -1,0 +1,4 @@
+"""preserve: a long-term digital preservation repository (OAIS, BagIt, PREMIS)."""
+
+__version__ = "0.1.0"
+AGENT_NAME = "preserve"

@@ -1,0 +1,255 @@
+"""The `preserve` command: parses arguments, calls one service, renders the result.
+
+No logic lives here. Errors are mapped to messages and exit codes in one
+place (main): 0 success, 1 problems found, 2 usage or configuration,
+3 storage unreachable or tool failure, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from preserve import __version__, render
+from preserve.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    PreserveError,
+)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="preserve: a long-term digital preservation repository.")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of tables.")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1,
+                                                help="Worker processes (default: all cores).")]
+
+
+class State:
+    repo_dir: Path | None = None
+
+
+def _repo_root() -> Path:
+    from preserve.infrastructure.repository import default_root
+
+    return State.repo_dir or default_root()
+
+
+def _open_repo():
+    from preserve.infrastructure.repository import Repository
+
+    return Repository(_repo_root())
+
+
+def _show_progress(json_out: bool) -> bool:
+    return sys.stderr.isatty() and os.environ.get("PRESERVE_NO_PROGRESS") is None
+
+
+@app.callback()
+def _global(
+    repo: Annotated[Path | None, typer.Option(
+        "--repo", help="Repository folder (default: $PRESERVE_REPO, else ./storage).")] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+):
+    if version:
+        render.out.print(f"preserve {__version__}")
+        raise typer.Exit(EXIT_OK)
+    State.repo_dir = repo
+
+
+@app.command()
+def init(json_out: JsonOpt = False):
+    """Create a repository (configuration, catalog, default local location, policies)."""
+    from preserve.infrastructure.repository import Repository
+
+    repo, created = Repository.init(_repo_root())
+    if json_out:
+        render.emit_json({"repository": str(repo.root), "created": created})
+    else:
+        render.out.print(f"Repository ready at [bold]{render.text(repo.root)}[/]")
+        for c in created:
+            render.out.print(f"  created {render.text(c)}")
+        if not created:
+            render.out.print("  (everything was already there; nothing changed)")
+
+
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="A folder, a BagIt bag, a .zip or a .tar[.gz].")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection name.")],
+    title: Annotated[str | None, typer.Option(help="Title of the AIP.")] = None,
+    creator: Annotated[list[str] | None, typer.Option(help="Creator (repeatable).")] = None,
+    identifier: Annotated[list[str] | None, typer.Option(
+        help="External identifier (repeatable).")] = None,
+    rights: Annotated[str | None, typer.Option(help="Rights statement.")] = None,
+    links: Annotated[str | None, typer.Option(
+        help="Symbolic links: refuse, skip or follow-inside (default: policy).")] = None,
+    special: Annotated[str | None, typer.Option(
+        help="Devices, FIFOs, sockets: refuse or skip (default: policy).")] = None,
+    case_collisions: Annotated[str | None, typer.Option(
+        help="Names equal but for case: refuse or allow (default: policy).")] = None,
+    workers: WorkersOpt = None,
+    json_out: JsonOpt = False,
+):
+    """Ingest SOURCE as a new AIP; print its id and a summary."""
+    from dataclasses import replace
+
+    from preserve.domain.policy import COLLISION_CHOICES, LINK_CHOICES, SPECIAL_CHOICES
+    from preserve.services.ingest import Metadata
+    from preserve.services.ingest import ingest as run_ingest
+
+    for value, choices, name in ((links, LINK_CHOICES, "--links"),
+                                 (special, SPECIAL_CHOICES, "--special"),
+                                 (case_collisions, COLLISION_CHOICES, "--case-collisions")):
+        if value is not None and value not in choices:
+            raise click.BadParameter(f"must be one of {', '.join(choices)}", param_hint=name)
+    repo = _open_repo()
+    policy = repo.policy.ingest
+    policy = replace(policy, links=links or policy.links,
+                     special_files=special or policy.special_files,
+                     case_collisions=case_collisions or policy.case_collisions)
+    meta = Metadata(collection, title, creator or [], identifier or [], rights)
+    with render.progress_bar(_show_progress(json_out)) as progress:
+        result = run_ingest(repo, source, meta, policy=policy, workers=workers, progress=progress)
+    if json_out:
+        render.emit_json(result.to_dict())
+    else:
+        render.ingest_summary(result)
+
+
+@app.command()
+def validate(
+    bag: Annotated[Path, typer.Argument(help="The bag folder to validate.")],
+    fast: Annotated[bool, typer.Option(
+        "--fast", help="Structure and completeness only; do not re-hash the files.")] = False,
+    workers: WorkersOpt = None,
+    json_out: JsonOpt = False,
+):
+    """Strict RFC 8493 validation of any bag: exit 0 valid (warnings printed), 1 invalid."""
+    from preserve.domain.validate import validate_bag
+    from preserve.parallel import default_workers
+
+    with render.progress_bar(_show_progress(json_out)) as progress:
+        report = validate_bag(bag, check_fixity=not fast, workers=workers or default_workers(),
+                              progress=progress.advance,
+                              on_totals=lambda n, b: progress.start("validate", n, b))
+    if json_out:
+        render.emit_json(report.to_dict())
+    else:
+        render.validation(report)
+    raise typer.Exit(EXIT_OK if report.valid else EXIT_PROBLEMS)
+
+
+@app.command()
+def identify(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders.")],
+    json_out: JsonOpt = False,
+):
+    """PRONOM PUID, format and MIME type of each file (folders are walked)."""
+    from preserve.services.identify import identify_tree
+
+    rows = identify_tree(paths)
+    if json_out:
+        render.emit_json([{"path": p, **i.to_dict()} for p, i in rows])
+    else:
+        render.identifications(rows)
+    if any(i.error for _, i in rows):
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+@app.command("list")
+def list_aips(
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    json_out: JsonOpt = False,
+):
+    """List the AIPs in the repository."""
+    repo = _open_repo()
+    aips = repo.catalog.list_aips(collection)
+    if json_out:
+        render.emit_json([a.to_dict() for a in aips])
+    else:
+        render.aip_list(aips)
+
+
+@app.command()
+def show(
+    aip: Annotated[str, typer.Argument(help="AIP id (or a unique prefix of 4+ characters).")],
+    max_files: Annotated[int, typer.Option(help="Files listed in the table.")] = 50,
+    json_out: JsonOpt = False,
+):
+    """Show one AIP: its files, formats and events."""
+    repo = _open_repo()
+    aip_id = repo.catalog.resolve(aip)
+    summary = repo.catalog.get_aip(aip_id)
+    files = list(repo.catalog.files(aip_id, summary.version))
+    formats = repo.catalog.format_counts(aip_id)
+    events = repo.catalog.events(aip_id)
+    if json_out:
+        render.emit_json({**summary.to_dict(), "files_list": [f.to_dict() for f in files],
+                          "formats": [{"puid": p, "format": f, "files": n, "bytes": b}
+                                      for p, f, n, b in formats],
+                          "events": [e.to_dict() for e in events]})
+    else:
+        render.aip_show(summary, files, formats, events, max_files=max_files)
+
+
+@app.command()
+def export(
+    aip: Annotated[str, typer.Argument(help="AIP id (or a unique prefix).")],
+    dest: Annotated[Path, typer.Argument(help="New folder to write the bag into.")],
+    version: Annotated[int | None, typer.Option(help="AIP version (default: latest).")] = None,
+    location: Annotated[str | None, typer.Option(help="Read from this location.")] = None,
+    json_out: JsonOpt = False,
+):
+    """Write an AIP out as a BagIt bag, verifying every byte on the way."""
+    from preserve.services.export import export as run_export
+
+    repo = _open_repo()
+    with render.progress_bar(_show_progress(json_out)) as progress:
+        result = run_export(repo, aip, dest, version=version, location=location,
+                            progress=progress)
+    if json_out:
+        render.emit_json(result.to_dict())
+    else:
+        render.out.print(f"[bold green]Exported[/] AIP {result.aip_id} v{result.version} to "
+                         f"{render.text(result.destination)} ({result.files} files, "
+                         f"{result.bytes} bytes, all verified, read from {result.location})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command and turn every failure into a message and an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="preserve", standalone_mode=False)
+    except PreserveError as e:
+        render.failure(e.message, e.hint, getattr(e, "items", None) or
+                       getattr(e, "findings", None))
+        code = e.exit_code
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except click.UsageError as e:
+        e.show()
+        code = EXIT_USAGE
+    except (KeyboardInterrupt, click.Abort):
+        render.err.print("[bold yellow]interrupted:[/] stopped cleanly; nothing half-written was "
+                         "left behind. Run the same command again to do the work.")
+        code = EXIT_INTERRUPTED
+    except click.ClickException as e:
+        e.show()
+        code = EXIT_USAGE
+    except Exception as e:  # a bug: never exit 0, never a bare traceback
+        if os.environ.get("PRESERVE_DEBUG"):
+            raise
+        render.failure(f"internal error: {type(e).__name__}: {e}",
+                       "this is a bug in preserve; re-run with PRESERVE_DEBUG=1 for details "
+                       "and report it")
+        code = EXIT_UNREACHABLE
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -1,0 +1,131 @@
+"""BagIt (RFC 8493) text formats: bag declaration, bag-info, manifests.
+
+Pure functions that turn structured data into tag-file text and back. The
+strict validator (validate.py) and the bag writer (services/ingest.py) both
+stand on these, so a bag we write is read back by the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from preserve.domain.names import decode_manifest_path, encode_manifest_path
+
+BAGIT_VERSION = "1.0"
+DECLARATION = f"BagIt-Version: {BAGIT_VERSION}\nTag-File-Character-Encoding: UTF-8\n"
+MANIFEST_RE = re.compile(r"^(tag)?manifest-([A-Za-z0-9]+)\.txt$")
+
+# bag-info.txt labels that RFC 8493 §2.2.2 reserves and that should appear once.
+NON_REPEATABLE = (
+    "Bagging-Date", "Bag-Size", "Payload-Oxum", "Bag-Group-Identifier", "Bag-Count",
+)
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on LF, CR or CRLF (all three are allowed line endings in tag files)."""
+    lines = re.split(r"\r\n|\r|\n", text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+@dataclass
+class ManifestEntry:
+    line: int
+    digest: str
+    path: str  # decoded, exactly as the file is named
+
+
+@dataclass
+class ParsedManifest:
+    entries: list[ManifestEntry] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (line number, message)
+
+
+def format_manifest(entries: list[tuple[str, str]]) -> str:
+    """(path, hex digest) pairs -> manifest text, paths percent-encoded."""
+    return "".join(f"{digest}  {encode_manifest_path(path)}\n" for path, digest in entries)
+
+
+def manifest_line(path: str, digest: str) -> str:
+    return f"{digest}  {encode_manifest_path(path)}\n"
+
+
+_MANIFEST_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(.+)$")
+
+
+def parse_manifest(text: str) -> ParsedManifest:
+    """Parse `<digest><whitespace><path>` lines; malformed lines become errors with line numbers.
+
+    The separator is one or more spaces or tabs (RFC 8493 §2.1.3); the path
+    is everything after it, taken literally except for the %-escapes.
+    """
+    parsed = ParsedManifest()
+    for number, line in enumerate(split_lines(text), start=1):
+        if not line.strip():
+            parsed.errors.append((number, "blank line"))
+            continue
+        m = _MANIFEST_LINE.match(line)
+        if not m:
+            parsed.errors.append((number, f"not '<digest> <path>': {line[:80]!r}"))
+            continue
+        parsed.entries.append(ManifestEntry(number, m.group(1).lower(), decode_manifest_path(m.group(2))))
+    return parsed
+
+
+@dataclass
+class BagInfoLine:
+    line: int
+    label: str
+    value: str
+
+
+def format_bag_info(fields: list[tuple[str, str]]) -> str:
+    """Labels and values -> bag-info.txt. Multi-line values become indented continuation lines."""
+    out = []
+    for label, value in fields:
+        if not label or ":" in label or label != label.strip():
+            raise ValueError(f"invalid bag-info label {label!r}")
+        value_lines = split_lines(str(value)) or [""]
+        out.append(f"{label}: {value_lines[0]}\n")
+        out.extend(f"  {v}\n" for v in value_lines[1:])
+    return "".join(out)
+
+
+def parse_bag_info(text: str) -> tuple[list[BagInfoLine], list[tuple[int, str]]]:
+    """Parse bag-info.txt; continuation lines (leading whitespace) join the previous value."""
+    items: list[BagInfoLine] = []
+    errors: list[tuple[int, str]] = []
+    for number, line in enumerate(split_lines(text), start=1):
+        if line[:1] in (" ", "\t"):
+            if not items:
+                errors.append((number, "continuation line before any label"))
+            else:
+                items[-1].value += "\n" + line.strip()
+            continue
+        if ":" not in line:
+            errors.append((number, f"no ':' separating label and value: {line[:80]!r}"))
+            continue
+        label, _, value = line.partition(":")
+        if not label.strip():
+            errors.append((number, "empty label"))
+            continue
+        if label != label.strip():
+            errors.append((number, f"label {label!r} has surrounding whitespace"))
+        items.append(BagInfoLine(number, label.strip(), value.strip()))
+    return items, errors
+
+
+def payload_oxum(total_bytes: int, file_count: int) -> str:
+    return f"{total_bytes}.{file_count}"
+
+
+def human_size(n: int) -> str:
+    """Bag-Size style: '1.4 GB' (decimal units, as bagit tools write it)."""
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if size < 1000 or unit == "PB":
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")

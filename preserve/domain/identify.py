@@ -1,0 +1,143 @@
+"""Format identification: PRONOM through siegfried (pygfried), MIME through libmagic.
+
+siegfried gives the PRONOM PUID, format name and version and says on what
+basis it matched; libmagic sniffs the first bytes for a MIME type and a
+technical description. Both answers are kept. A match on the extension
+alone, an extension that contradicts the bytes, an unknown format and a
+zero-byte file are recorded as what they are, never as errors.
+
+pygfried embeds a Go runtime: import this module only in processes that
+will not fork afterwards (preserve's worker pools use "spawn").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from functools import cache
+
+HEAD_BYTES = 8192  # what libmagic needs to sniff nearly every format
+
+# confidence levels, strongest first
+SIGNATURE = "signature"        # byte, container or text signature matched
+EXTENSION_ONLY = "extension"   # only the file name suggested the format
+NONE = "none"                  # nothing matched, or the file is empty
+
+
+@dataclass
+class Identification:
+    puid: str | None
+    format: str | None
+    version: str | None
+    mime: str | None               # best MIME: siegfried's on a signature match, else libmagic's
+    basis: str | None
+    warning: str | None
+    confidence: str
+    magic_mime: str | None
+    magic_description: str | None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@cache
+def _magic_handles():
+    import magic
+
+    return magic.Magic(mime=True), magic.Magic()
+
+
+@cache
+def siegfried_info() -> dict:
+    """siegfried's version and the PRONOM signature files it embeds (for PREMIS agents)."""
+    import pygfried
+
+    empty = pygfried.identify_many([])
+    details = "; ".join(i.get("details", "") for i in empty.get("identifiers", []))
+    return {"version": pygfried.version(), "signature": empty.get("signature", ""),
+            "signature_created": empty.get("created", ""), "pronom": details}
+
+
+@cache
+def libmagic_version() -> str:
+    import magic
+
+    v = magic.version()
+    return f"{v // 100}.{v % 100:02d}"
+
+
+def sniff(head: bytes) -> tuple[str | None, str | None]:
+    """libmagic MIME type and description from the first bytes of a file."""
+    mime, describe = _magic_handles()
+    try:
+        return mime.from_buffer(head), describe.from_buffer(head)
+    except Exception as e:  # libmagic raises its own MagicException on odd input
+        return None, f"libmagic failed: {e}"
+
+
+def _from_siegfried(entry: dict, size: int, head: bytes) -> Identification:
+    magic_mime, magic_description = sniff(head)
+    if size == 0:
+        return Identification(None, None, None, magic_mime, None, "zero-byte file", NONE,
+                              magic_mime, magic_description)
+    matches = [m for m in entry.get("matches", []) if m.get("ns") == "pronom"]
+    error = entry.get("errors") or None
+    if not matches or matches[0].get("id") in ("UNKNOWN", "", None):
+        warning = matches[0].get("warning") if matches else None
+        return Identification(None, None, None, magic_mime, None, warning or "no PRONOM match",
+                              NONE, magic_mime, magic_description, error)
+    m = matches[0]
+    warning = m.get("warning") or None
+    basis = m.get("basis") or None
+    confidence = SIGNATURE
+    if warning and "extension only" in warning:
+        confidence = EXTENSION_ONLY
+    sf_mime = m.get("mime") or None
+    mime = sf_mime if (confidence == SIGNATURE and sf_mime) else (magic_mime or sf_mime)
+    return Identification(m.get("id"), m.get("format") or None, m.get("version") or None, mime,
+                          basis, warning, confidence, magic_mime, magic_description, error)
+
+
+def identify_files(files: list[tuple[str, int, bytes]]) -> list[Identification]:
+    """Identify (path, size, head bytes) triples; one siegfried batch call for all of them.
+
+    The head is what the caller already read (ingest keeps it from its
+    single pass), so libmagic never re-reads the file.
+    """
+    import pygfried
+
+    if not files:
+        return []
+    paths = [p for p, _, _ in files]
+    try:
+        entries = pygfried.identify_many(paths, workers=1)["files"]
+        if len(entries) != len(paths):
+            raise RuntimeError("siegfried returned a different number of results")
+    except Exception:  # a name Go cannot take, or a batch-level failure: go one by one
+        entries = [_identify_one(p) for p in paths]
+    return [_from_siegfried(e, size, head) for e, (_, size, head) in zip(entries, files,
+                                                                         strict=True)]
+
+
+def _identify_one(path: str) -> dict:
+    import pygfried
+
+    try:
+        return pygfried.identify_many([path], workers=1)["files"][0]
+    except Exception as e:
+        return {"errors": f"siegfried failed: {e}", "matches": []}
+
+
+def identify_paths(paths: list[str]) -> list[Identification]:
+    """Identify files on disk, reading only their first bytes for libmagic."""
+    files = []
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                head = f.read(HEAD_BYTES)
+            size = os.stat(p).st_size
+        except OSError:
+            head, size = b"", -1
+        files.append((p, size, head))
+    return identify_files(files)

@@ -1,0 +1,56 @@
+"""The things we talk about: AIPs, their files, replicas and events (OAIS vocabulary)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class FileRecord:
+    path: str  # bag path, "data/...", exactly as named
+    size: int
+    digests: dict[str, str]  # sha256/sha512 (fixity of record) and xxh3_128 (fast audits)
+    puid: str | None = None
+    format: str | None = None
+    format_version: str | None = None
+    mime: str | None = None
+    basis: str | None = None
+    warning: str | None = None
+    confidence: str | None = None
+    magic_mime: str | None = None
+    magic_description: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AipSummary:
+    id: str
+    collection: str
+    title: str | None
+    created: str
+    version: int
+    files: int
+    bytes: int
+    source: str | None = None
+    locations: list[str] = field(default_factory=list)
+    package_digest: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EventRecord:
+    id: str
+    aip_id: str
+    type: str
+    datetime: str
+    outcome: str
+    detail: str
+    outcome_detail: str | None
+    agent: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,95 @@
+"""Preservation policies: YAML files in the repository's policies/ folder, checked on load.
+
+A mistake in a policy is reported with the file, the key and what is
+allowed, before any work starts. Later sections (audit schedules, format
+risks, rights) extend the same schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from preserve.errors import ConfigError
+
+MANIFEST_ALGORITHMS = ("sha512", "sha256")
+LINK_CHOICES = ("refuse", "skip", "follow-inside")
+SPECIAL_CHOICES = ("refuse", "skip")
+COLLISION_CHOICES = ("refuse", "allow")
+
+
+@dataclass
+class IngestPolicy:
+    links: str = "refuse"
+    special_files: str = "refuse"
+    case_collisions: str = "refuse"
+
+
+@dataclass
+class Policy:
+    source: str = "(built-in)"
+    manifest_algorithms: list[str] = field(default_factory=lambda: list(MANIFEST_ALGORITHMS))
+    copies: int = 1
+    locations: list[str] = field(default_factory=lambda: ["local"])
+    ingest: IngestPolicy = field(default_factory=IngestPolicy)
+
+
+def _need(cond: bool, file: Path, key: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"{file}: '{key}' {message}", hint="fix the policy file and re-run")
+
+
+def _choice(section: dict, key: str, choices: tuple, default: str, file: Path, where: str) -> str:
+    value = section.get(key, default)
+    _need(value in choices, file, f"{where}.{key}",
+          f"must be one of {', '.join(choices)} (found {value!r})")
+    return value
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"policy file {path} is missing",
+                          hint="run 'preserve init' to install the default policies") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    _need(isinstance(data, dict), path, "(top)", "must be a mapping of sections")
+    known = {"name", "description", "fixity", "replication", "ingest"}
+    unknown = set(data) - known
+    _need(not unknown, path, ", ".join(sorted(map(str, unknown))),
+          f"is not a known section (known: {', '.join(sorted(known))})")
+    policy = Policy(source=str(path))
+
+    fixity = data.get("fixity") or {}
+    _need(isinstance(fixity, dict), path, "fixity", "must be a mapping")
+    algorithms = fixity.get("manifest_algorithms", policy.manifest_algorithms)
+    _need(isinstance(algorithms, list) and algorithms and
+          all(a in MANIFEST_ALGORITHMS for a in algorithms) and
+          len(set(algorithms)) == len(algorithms),
+          path, "fixity.manifest_algorithms",
+          f"must be a non-empty list drawn from {', '.join(MANIFEST_ALGORITHMS)}")
+    policy.manifest_algorithms = list(algorithms)
+
+    replication = data.get("replication") or {}
+    _need(isinstance(replication, dict), path, "replication", "must be a mapping")
+    copies = replication.get("copies", 1)
+    _need(isinstance(copies, int) and copies >= 1, path, "replication.copies",
+          "must be a whole number of at least 1")
+    locations = replication.get("locations", ["local"])
+    _need(isinstance(locations, list) and all(isinstance(x, str) for x in locations) and
+          len(locations) >= copies, path, "replication.locations",
+          "must list at least as many location names as copies")
+    policy.copies, policy.locations = copies, locations
+
+    ingest = data.get("ingest") or {}
+    _need(isinstance(ingest, dict), path, "ingest", "must be a mapping")
+    policy.ingest = IngestPolicy(
+        links=_choice(ingest, "links", LINK_CHOICES, "refuse", path, "ingest"),
+        special_files=_choice(ingest, "special_files", SPECIAL_CHOICES, "refuse", path, "ingest"),
+        case_collisions=_choice(ingest, "case_collisions", COLLISION_CHOICES, "refuse", path,
+                                "ingest"),
+    )
+    return policy

@@ -1,0 +1,176 @@
+"""PREMIS 3 XML, written as a stream so that memory does not grow with the file count.
+
+Objects come first (one per payload file, written as each file is done),
+then events, then agents, as the PREMIS 3 schema orders them. Names are
+written as bag paths percent-encoded like the manifests (%, CR, LF) plus
+any character XML 1.0 cannot carry, so every identifier round-trips.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import TextIO
+from xml.sax.saxutils import escape, quoteattr
+
+PREMIS_NS = "http://www.loc.gov/premis/v3"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+SCHEMA_LOCATION = f"{PREMIS_NS} https://www.loc.gov/standards/premis/v3/premis.xsd"
+DIGEST_NAMES = {"sha256": "SHA-256", "sha512": "SHA-512", "sha1": "SHA-1", "md5": "MD5",
+                "sha384": "SHA-384", "sha224": "SHA-224"}
+
+# %, CR, LF (as in manifests) and everything XML 1.0 forbids or would normalise away
+_UNSAFE = re.compile("[%\r\n\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def encode_name(path: str) -> str:
+    """Reversible, XML-safe spelling of a name: unsafe characters as %XX of their UTF-8 bytes."""
+    def enc(m: re.Match) -> str:
+        return "".join(f"%{b:02X}" for b in m.group(0).encode("utf-8", "surrogateescape"))
+
+    return _UNSAFE.sub(enc, path)
+
+
+def _t(value: object) -> str:
+    return escape(encode_name(str(value)))
+
+
+@dataclass
+class Agent:
+    identifier: str
+    name: str
+    type: str  # "software", "organization", "person"
+    version: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class Event:
+    type: str  # Library of Congress event type vocabulary, e.g. "ingestion"
+    datetime: str
+    outcome: str  # "success", "failure", "warning"
+    detail: str
+    outcome_detail: str | None = None
+    agents: list[tuple[str, str]] = field(default_factory=list)  # (agent identifier, role)
+    identifier: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass
+class FileObject:
+    path: str  # bag path, "data/..."
+    original_name: str
+    size: int
+    digests: dict[str, str]
+    puid: str | None
+    format_name: str | None
+    format_version: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+class PremisWriter:
+    """Write one PREMIS document: start, objects (any number), then events and agents."""
+
+    def __init__(self, out: TextIO, aip_id: str):
+        self.out = out
+        self.aip_id = aip_id
+        out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+        out.write(f'<premis:premis xmlns:premis="{PREMIS_NS}" xmlns:xsi="{XSI_NS}" '
+                  f'xsi:schemaLocation="{SCHEMA_LOCATION}" version="3.0">\n')
+        out.write('  <premis:object xsi:type="premis:intellectualEntity">\n'
+                  '    <premis:objectIdentifier>\n'
+                  '      <premis:objectIdentifierType>UUID</premis:objectIdentifierType>\n'
+                  f'      <premis:objectIdentifierValue>{_t(aip_id)}</premis:objectIdentifierValue>\n'
+                  '    </premis:objectIdentifier>\n'
+                  '  </premis:object>\n')
+
+    def write_object(self, obj: FileObject) -> None:
+        w = self.out.write
+        w('  <premis:object xsi:type="premis:file">\n'
+          '    <premis:objectIdentifier>\n'
+          '      <premis:objectIdentifierType>bag path</premis:objectIdentifierType>\n'
+          f'      <premis:objectIdentifierValue>{_t(obj.path)}</premis:objectIdentifierValue>\n'
+          '    </premis:objectIdentifier>\n'
+          '    <premis:objectCharacteristics>\n'
+          '      <premis:compositionLevel>0</premis:compositionLevel>\n')
+        for algorithm, digest in obj.digests.items():
+            if algorithm not in DIGEST_NAMES:
+                continue
+            w('      <premis:fixity>\n'
+              f'        <premis:messageDigestAlgorithm>{DIGEST_NAMES[algorithm]}'
+              '</premis:messageDigestAlgorithm>\n'
+              f'        <premis:messageDigest>{digest}</premis:messageDigest>\n'
+              '        <premis:messageDigestOriginator>preserve</premis:messageDigestOriginator>\n'
+              '      </premis:fixity>\n')
+        w(f'      <premis:size>{obj.size}</premis:size>\n'
+          '      <premis:format>\n'
+          '        <premis:formatDesignation>\n'
+          f'          <premis:formatName>{_t(obj.format_name or "unknown")}</premis:formatName>\n')
+        if obj.format_version:
+            w(f'          <premis:formatVersion>{_t(obj.format_version)}</premis:formatVersion>\n')
+        w('        </premis:formatDesignation>\n')
+        if obj.puid:
+            w('        <premis:formatRegistry>\n'
+              '          <premis:formatRegistryName>PRONOM</premis:formatRegistryName>\n'
+              f'          <premis:formatRegistryKey>{_t(obj.puid)}</premis:formatRegistryKey>\n'
+              '          <premis:formatRegistryRole>specification</premis:formatRegistryRole>\n'
+              '        </premis:formatRegistry>\n')
+        for note in obj.notes:
+            w(f'        <premis:formatNote>{_t(note)}</premis:formatNote>\n')
+        w('      </premis:format>\n'
+          '    </premis:objectCharacteristics>\n'
+          f'    <premis:originalName>{_t(obj.original_name)}</premis:originalName>\n'
+          '  </premis:object>\n')
+
+    def finish(self, events: list[Event], agents: list[Agent]) -> None:
+        w = self.out.write
+        for ev in events:
+            w('  <premis:event>\n'
+              '    <premis:eventIdentifier>\n'
+              '      <premis:eventIdentifierType>UUID</premis:eventIdentifierType>\n'
+              f'      <premis:eventIdentifierValue>{ev.identifier}</premis:eventIdentifierValue>\n'
+              '    </premis:eventIdentifier>\n'
+              f'    <premis:eventType>{_t(ev.type)}</premis:eventType>\n'
+              f'    <premis:eventDateTime>{_t(ev.datetime)}</premis:eventDateTime>\n'
+              '    <premis:eventDetailInformation>\n'
+              f'      <premis:eventDetail>{_t(ev.detail)}</premis:eventDetail>\n'
+              '    </premis:eventDetailInformation>\n'
+              '    <premis:eventOutcomeInformation>\n'
+              f'      <premis:eventOutcome>{_t(ev.outcome)}</premis:eventOutcome>\n')
+            if ev.outcome_detail:
+                w('      <premis:eventOutcomeDetail>\n'
+                  f'        <premis:eventOutcomeDetailNote>{_t(ev.outcome_detail)}'
+                  '</premis:eventOutcomeDetailNote>\n'
+                  '      </premis:eventOutcomeDetail>\n')
+            w('    </premis:eventOutcomeInformation>\n')
+            for agent_id, role in ev.agents:
+                w('    <premis:linkingAgentIdentifier>\n'
+                  '      <premis:linkingAgentIdentifierType>local</premis:linkingAgentIdentifierType>\n'
+                  f'      <premis:linkingAgentIdentifierValue>{_t(agent_id)}'
+                  '</premis:linkingAgentIdentifierValue>\n'
+                  f'      <premis:linkingAgentRole>{_t(role)}</premis:linkingAgentRole>\n'
+                  '    </premis:linkingAgentIdentifier>\n')
+            w('    <premis:linkingObjectIdentifier>\n'
+              '      <premis:linkingObjectIdentifierType>UUID</premis:linkingObjectIdentifierType>\n'
+              f'      <premis:linkingObjectIdentifierValue>{_t(self.aip_id)}'
+              '</premis:linkingObjectIdentifierValue>\n'
+              '    </premis:linkingObjectIdentifier>\n'
+              '  </premis:event>\n')
+        for ag in agents:
+            w('  <premis:agent>\n'
+              '    <premis:agentIdentifier>\n'
+              '      <premis:agentIdentifierType>local</premis:agentIdentifierType>\n'
+              f'      <premis:agentIdentifierValue>{_t(ag.identifier)}</premis:agentIdentifierValue>\n'
+              '    </premis:agentIdentifier>\n'
+              f'    <premis:agentName>{_t(ag.name)}</premis:agentName>\n'
+              f'    <premis:agentType>{_t(ag.type)}</premis:agentType>\n')
+            if ag.version:
+                w(f'    <premis:agentVersion>{_t(ag.version)}</premis:agentVersion>\n')
+            if ag.note:
+                w(f'    <premis:agentNote>{_t(ag.note)}</premis:agentNote>\n')
+            w('  </premis:agent>\n')
+        w('</premis:premis>\n')
+
+
+def attr(value: str) -> str:
+    return quoteattr(value)

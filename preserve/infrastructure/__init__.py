@@ -1,0 +1,1 @@
+"""Infrastructure layer: storage backends, the SQLite catalog."""

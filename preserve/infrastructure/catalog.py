@@ -1,0 +1,268 @@
+"""The catalog: an SQLite index of AIPs, versions, files, replicas and events.
+
+It is an index, not the record: everything in it can be rebuilt from the
+AIPs in storage. An AIP row is inserted in state "staging" before its bag is
+published and turned "stored" after; recovery (Catalog.pending) resolves
+rows left behind by a crash against what storage really holds. Paths are
+stored exactly as named (TEXT, no normalisation) and compared exactly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from preserve.domain.model import AipSummary, EventRecord, FileRecord
+from preserve.errors import ConfigError, NotFound
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS aips (
+    id TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    title TEXT,
+    state TEXT NOT NULL CHECK (state IN ('staging', 'stored')),
+    created TEXT NOT NULL,
+    source TEXT,
+    source_kind TEXT
+);
+CREATE INDEX IF NOT EXISTS aips_collection ON aips (collection);
+CREATE TABLE IF NOT EXISTS versions (
+    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    payload_oxum TEXT NOT NULL,
+    tagmanifest TEXT NOT NULL,
+    tagmanifest_sha256 TEXT NOT NULL,
+    PRIMARY KEY (aip_id, version)
+);
+CREATE TABLE IF NOT EXISTS files (
+    aip_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT,
+    sha512 TEXT,
+    xxh3_128 TEXT,
+    puid TEXT,
+    format TEXT,
+    format_version TEXT,
+    mime TEXT,
+    basis TEXT,
+    warning TEXT,
+    confidence TEXT,
+    magic_mime TEXT,
+    magic_description TEXT,
+    PRIMARY KEY (aip_id, version, path),
+    FOREIGN KEY (aip_id) REFERENCES aips (id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_puid ON files (puid);
+CREATE TABLE IF NOT EXISTS replicas (
+    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    location TEXT NOT NULL,
+    key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    stored TEXT NOT NULL,
+    last_audit TEXT,
+    PRIMARY KEY (aip_id, version, location)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
+    type TEXT NOT NULL,
+    datetime TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    outcome_detail TEXT,
+    agent TEXT
+);
+CREATE INDEX IF NOT EXISTS events_aip ON events (aip_id);
+"""
+
+FILE_COLUMNS = ("path", "size", "sha256", "sha512", "xxh3_128", "puid", "format",
+                "format_version", "mime", "basis", "warning", "confidence", "magic_mime",
+                "magic_description")
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ConfigError(f"no catalog at {self.path}",
+                              hint="run 'preserve init' to create the repository")
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            version = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise ConfigError(f"the catalog {self.path} cannot be read: {e}",
+                              hint="restore it from backup or rebuild it from storage") from e
+        if version is None or int(version[0]) != SCHEMA_VERSION:
+            raise ConfigError(f"the catalog {self.path} has schema {version and version[0]}, "
+                              f"this preserve expects {SCHEMA_VERSION}")
+
+    @classmethod
+    def create(cls, path: Path) -> Catalog:
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.executescript(SCHEMA)
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        db.close()
+        return cls(path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- ingest protocol: staging rows, then stored ---------------------------------------
+
+    def begin_aip(self, aip_id: str, collection: str, title: str | None, created: str,
+                  source: str, source_kind: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO aips VALUES (?, ?, ?, 'staging', ?, ?, ?)",
+                       (aip_id, collection, title, created, source, source_kind))
+
+    def add_files(self, aip_id: str, version: int, files: Iterable[FileRecord]) -> None:
+        rows = [(aip_id, version, f.path, f.size, f.digests.get("sha256"),
+                 f.digests.get("sha512"), f.digests.get("xxh3_128"), f.puid, f.format,
+                 f.format_version, f.mime, f.basis, f.warning, f.confidence, f.magic_mime,
+                 f.magic_description) for f in files]
+        with self.transaction() as db:
+            db.executemany(f"INSERT INTO files VALUES ({', '.join('?' * 16)})", rows)
+
+    def stage_version(self, aip_id: str, version: int, created: str, files: int, nbytes: int,
+                      oxum: str, tagmanifest: str, tagmanifest_sha256: str,
+                      events: list[EventRecord]) -> None:
+        """Record a finished bag before it is published; it stays invisible until mark_stored."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (aip_id, version, created, files, nbytes, oxum, tagmanifest,
+                        tagmanifest_sha256))
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail,
+                             e.outcome_detail, e.agent) for e in events])
+
+    def mark_stored(self, aip_id: str, version: int, location: str, key: str, when: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO replicas VALUES (?, ?, ?, ?, 'verified', ?, NULL)",
+                       (aip_id, version, location, key, when))
+            db.execute("UPDATE aips SET state = 'stored' WHERE id = ?", (aip_id,))
+
+    def discard_aip(self, aip_id: str) -> None:
+        with self.transaction() as db:
+            row = db.execute("SELECT state FROM aips WHERE id = ?", (aip_id,)).fetchone()
+            if row is None or row[0] != "staging":
+                return
+            for table in ("files", "versions", "events", "replicas"):
+                db.execute(f"DELETE FROM {table} WHERE aip_id = ?", (aip_id,))
+            db.execute("DELETE FROM aips WHERE id = ?", (aip_id,))
+
+    def pending(self) -> list[str]:
+        """AIPs whose ingest did not finish (crash, kill): to be resolved against storage."""
+        return [r[0] for r in self.db.execute("SELECT id FROM aips WHERE state = 'staging'")]
+
+    # --- reading ------------------------------------------------------------------------
+
+    def list_aips(self, collection: str | None = None) -> list[AipSummary]:
+        sql = ("SELECT a.id, a.collection, a.title, a.created, v.version, v.files, v.bytes, "
+               "a.source, v.tagmanifest_sha256 FROM aips a JOIN versions v ON v.aip_id = a.id "
+               "AND v.version = (SELECT MAX(version) FROM versions WHERE aip_id = a.id) "
+               "WHERE a.state = 'stored'")
+        args: tuple = ()
+        if collection:
+            sql += " AND a.collection = ?"
+            args = (collection,)
+        sql += " ORDER BY a.created, a.id"
+        out = []
+        for row in self.db.execute(sql, args).fetchall():
+            summary = AipSummary(*row[:8], package_digest=row[8])
+            summary.locations = self.replica_locations(summary.id, summary.version)
+            out.append(summary)
+        return out
+
+    def resolve(self, ref: str) -> str:
+        """An AIP id from a full id or a unique prefix of at least 4 characters."""
+        if len(ref) < 4:
+            raise NotFound(f"AIP reference {ref!r} is too short", hint="give at least 4 characters")
+        rows = self.db.execute("SELECT id FROM aips WHERE state = 'stored' AND id LIKE ? "
+                               "ESCAPE '\\'", (_like_prefix(ref),)).fetchall()
+        if not rows:
+            raise NotFound(f"no AIP {ref!r} in this repository", hint="'preserve list' shows them")
+        if len(rows) > 1:
+            raise NotFound(f"{ref!r} matches {len(rows)} AIPs", hint="give more characters")
+        return rows[0][0]
+
+    def get_aip(self, aip_id: str) -> AipSummary:
+        for summary in self.list_aips():
+            if summary.id == aip_id:
+                return summary
+        raise NotFound(f"no AIP {aip_id}")
+
+    def files(self, aip_id: str, version: int) -> Iterator[FileRecord]:
+        cur = self.db.execute(f"SELECT {', '.join(FILE_COLUMNS)} FROM files "
+                              "WHERE aip_id = ? AND version = ? ORDER BY path",
+                              (aip_id, version))
+        for row in cur:
+            d = dict(zip(FILE_COLUMNS, row, strict=True))
+            digests = {k: d.pop(k) for k in ("sha256", "sha512", "xxh3_128") if d.get(k)}
+            for k in ("sha256", "sha512", "xxh3_128"):
+                d.pop(k, None)
+            yield FileRecord(digests=digests, **d)
+
+    def format_counts(self, aip_id: str | None = None) -> list[tuple[str | None, str | None, int, int]]:
+        sql = ("SELECT f.puid, f.format, COUNT(*), SUM(f.size) FROM files f JOIN aips a "
+               "ON a.id = f.aip_id WHERE a.state = 'stored'")
+        args: tuple = ()
+        if aip_id:
+            sql += " AND f.aip_id = ?"
+            args = (aip_id,)
+        sql += " GROUP BY f.puid, f.format ORDER BY COUNT(*) DESC, f.puid"
+        return [tuple(r) for r in self.db.execute(sql, args)]
+
+    def events(self, aip_id: str) -> list[EventRecord]:
+        rows = self.db.execute("SELECT id, aip_id, type, datetime, outcome, detail, "
+                               "outcome_detail, agent FROM events WHERE aip_id = ? "
+                               "ORDER BY datetime, rowid", (aip_id,))
+        return [EventRecord(*r) for r in rows]
+
+    def replica_locations(self, aip_id: str, version: int) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT location FROM replicas WHERE aip_id = ? AND version = ? ORDER BY location",
+            (aip_id, version))]
+
+    def replica_key(self, aip_id: str, version: int, location: str) -> str:
+        row = self.db.execute("SELECT key FROM replicas WHERE aip_id = ? AND version = ? AND "
+                              "location = ?", (aip_id, version, location)).fetchone()
+        if row is None:
+            raise NotFound(f"AIP {aip_id} v{version} has no replica at {location}")
+        return row[0]
+
+    def version_info(self, aip_id: str, version: int) -> dict:
+        row = self.db.execute("SELECT files, bytes, payload_oxum, tagmanifest, tagmanifest_sha256 "
+                              "FROM versions WHERE aip_id = ? AND version = ?",
+                              (aip_id, version)).fetchone()
+        if row is None:
+            raise NotFound(f"AIP {aip_id} has no version {version}")
+        return dict(zip(("files", "bytes", "payload_oxum", "tagmanifest",
+                         "tagmanifest_sha256"), row, strict=True))
+
+
+def _like_prefix(ref: str) -> str:
+    return ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -1,0 +1,151 @@
+"""A repository: configuration, catalog, storage locations and policies in one folder.
+
+    <repo>/preserve.yaml       configuration (format version, default policy)
+    <repo>/catalog.sqlite      the catalog
+    <repo>/locations/*.yaml    storage locations ("local" is created by init)
+    <repo>/policies/*.yaml     this repository's policies (copied from policies/ by init)
+    <repo>/aips/               the default local location's store
+    <repo>/staging/            work area of running ingests
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from preserve.domain.policy import Policy, load_policy
+from preserve.errors import ConfigError
+from preserve.infrastructure.catalog import Catalog
+from preserve.infrastructure.storage import LocalStorage
+
+CONFIG_NAME = "preserve.yaml"
+REPOSITORY_FORMAT = 1
+DEFAULT_POLICY = "default"
+
+
+def default_root() -> Path:
+    """--repo wins, then PRESERVE_REPO, then ./storage beside the current directory."""
+    env = os.environ.get("PRESERVE_REPO")
+    return Path(env) if env else Path.cwd() / "storage"
+
+
+def bundled_policies() -> Path:
+    """The default policies shipped with preserve (the checkout's policies/ folder)."""
+    here = Path(__file__).resolve().parents[2] / "policies"
+    if not here.is_dir():
+        raise ConfigError(f"the default policies folder {here} is missing",
+                          hint="reinstall preserve from its source checkout (pip install -e .)")
+    return here
+
+
+@dataclass
+class LocationConfig:
+    name: str
+    kind: str
+    file: Path
+    settings: dict = field(default_factory=dict)
+
+
+class Repository:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        config_path = self.root / CONFIG_NAME
+        if not config_path.is_file():
+            raise ConfigError(f"no preserve repository at {self.root} ({CONFIG_NAME} is missing)",
+                              hint="run 'preserve init' (or pass --repo DIR / set PRESERVE_REPO)")
+        try:
+            self.config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{config_path} is not valid YAML: {e}") from e
+        if self.config.get("format") != REPOSITORY_FORMAT:
+            raise ConfigError(f"{config_path}: repository format {self.config.get('format')!r} "
+                              f"is not {REPOSITORY_FORMAT}, the one this preserve reads")
+        self.catalog = Catalog(self.root / "catalog.sqlite")
+        self.policy: Policy = load_policy(
+            self.root / "policies" / f"{self.config.get('policy', DEFAULT_POLICY)}.yaml")
+        self.locations = self._load_locations()
+        for name in self.policy.locations:
+            if name not in self.locations:
+                raise ConfigError(f"policy {self.policy.source} names location '{name}', "
+                                  f"which has no file {self.root / 'locations' / (name + '.yaml')}")
+
+    @property
+    def staging(self) -> Path:
+        return self.root / "staging"
+
+    def _load_locations(self) -> dict[str, LocalStorage]:
+        out: dict[str, LocalStorage] = {}
+        folder = self.root / "locations"
+        for file in sorted(folder.glob("*.yaml")):
+            cfg = _read_location(file)
+            if cfg.kind != "local":
+                raise ConfigError(f"{file}: storage kind {cfg.kind!r} is not supported by this "
+                                  "version of preserve (supported: local)")
+            path = Path(cfg.settings.get("path", cfg.name))
+            if not path.is_absolute():
+                path = self.root / path
+            out[cfg.name] = LocalStorage(cfg.name, path)
+        return out
+
+    def primary_location(self) -> LocalStorage:
+        return self.locations[self.policy.locations[0]]
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    @classmethod
+    def init(cls, root: Path) -> tuple[Repository, list[str]]:
+        """Create what is missing of a repository at `root`; never overwrite anything."""
+        created: list[str] = []
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        config = root / CONFIG_NAME
+        if not config.exists():
+            config.write_text(yaml.safe_dump({
+                "format": REPOSITORY_FORMAT,
+                "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+                "policy": DEFAULT_POLICY,
+            }, sort_keys=False), encoding="utf-8")
+            created.append(str(config))
+        catalog = root / "catalog.sqlite"
+        if not catalog.exists():
+            Catalog.create(catalog).close()
+            created.append(str(catalog))
+        policies = root / "policies"
+        policies.mkdir(exist_ok=True)
+        for file in sorted(bundled_policies().glob("*.yaml")):
+            if not (policies / file.name).exists():
+                shutil.copyfile(file, policies / file.name)
+                created.append(str(policies / file.name))
+        locations = root / "locations"
+        locations.mkdir(exist_ok=True)
+        local = locations / "local.yaml"
+        if not local.exists():
+            local.write_text(yaml.safe_dump({
+                "name": "local", "kind": "local", "path": "aips", "media": "hard disk",
+                "commissioned": dt.date.today().isoformat(), "expected_lifetime_years": 5,
+            }, sort_keys=False), encoding="utf-8")
+            created.append(str(local))
+        for sub in ("aips", "staging"):
+            if not (root / sub).exists():
+                (root / sub).mkdir()
+                created.append(str(root / sub))
+        return cls(root), created
+
+
+def _read_location(file: Path) -> LocationConfig:
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{file} is not valid YAML: {e}") from e
+    if not isinstance(data, dict) or "kind" not in data:
+        raise ConfigError(f"{file}: a location needs at least 'kind' (local)")
+    name = str(data.get("name", file.stem))
+    if name != file.stem:
+        raise ConfigError(f"{file}: name {name!r} must match the file name {file.stem!r}")
+    return LocationConfig(name, str(data["kind"]), file, data)

@@ -1,0 +1,47 @@
+"""The storage interface, in the spirit of restic's backends.
+
+An AIP is stored unpacked, one object per file, under a key prefix
+"<aa>/<aip-id>/v<n>/". A bag counts as present only once its last file,
+the tag manifest, is there: publish_bag writes it last (or, on a local
+disk, renames the whole finished directory into place), so a reader never
+mistakes a partial upload for an AIP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+@dataclass
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class Storage(Protocol):
+    name: str
+
+    def publish_bag(self, staged: Path, prefix: str) -> None:
+        """Store the finished bag directory `staged` under `prefix`, atomically, verified."""
+
+    def open(self, key: str) -> BinaryIO:
+        """A binary stream of the object's bytes."""
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        """Size of the object, or None if it does not exist."""
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under `prefix`, recursively."""
+
+    def empty_dirs(self, prefix: str) -> list[str]:
+        """Directories without files under `prefix` (local disks only keep them)."""
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove everything under `prefix` (staging and clean-up only; never a stored AIP)."""
+
+
+def aip_prefix(aip_id: str, version: int) -> str:
+    return f"{aip_id[:2]}/{aip_id}/v{version}/"

@@ -1,0 +1,191 @@
+"""All terminal output: rich tables and progress for people, JSON for machines.
+
+Reports go to stdout; progress bars and error messages go to stderr, so
+`--json` output can be piped while a person still sees what is happening.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from preserve.domain.bag import human_size
+from preserve.domain.names import display
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def emit_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def text(value) -> str:
+    """Escape for rich markup and make control characters in names visible."""
+    return escape(display(str(value))) if value is not None else ""
+
+
+class RichProgress:
+    """A progress bar by files and bytes, with throughput and ETA (restic-style)."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = None
+        self.files_done = 0
+
+    def start(self, phase: str, files: int, nbytes: int) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.files_done = 0
+        self.task = self.progress.add_task(phase, total=nbytes or None, files=0, nfiles=files)
+
+    def advance(self, files: int, nbytes: int) -> None:
+        self.files_done += files
+        self.progress.update(self.task, advance=nbytes, files=self.files_done)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True):
+    columns = [
+        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.fields[files]}/{task.fields[nfiles]} files"), DownloadColumn(),
+        TransferSpeedColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err, transient=True, disable=not enabled) as p:
+        yield RichProgress(p)
+
+
+def ingest_summary(result) -> None:
+    secs = result.seconds
+    rate = result.bytes / secs if secs else 0
+    out.print(f"[bold green]Ingested[/] AIP [bold]{result.aip_id}[/]")
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("collection", text(result.collection))
+    table.add_row("source", f"{text(result.source)} ({result.source_kind})")
+    table.add_row("files", f"{result.files}" + (f" and {result.empty_dirs} empty folder(s)"
+                                                if result.empty_dirs else ""))
+    table.add_row("bytes", f"{result.bytes} ({human_size(result.bytes)})")
+    table.add_row("time", f"{secs:.2f} s, {human_size(int(rate))}/s, "
+                          f"{result.files / secs if secs else 0:.0f} files/s")
+    table.add_row("stored at", result.location)
+    table.add_row("identified", f"{result.files - result.unidentified - result.extension_only} "
+                  f"by signature, {result.extension_only} by extension only, "
+                  f"{result.unidentified} not identified")
+    out.print(table)
+    out.print(formats_table(result.formats, title="Formats found"))
+    if result.skipped:
+        out.print(f"[yellow]Left out by policy ({len(result.skipped)}):[/]")
+        for s in result.skipped:
+            out.print(f"  {text(s)}")
+
+
+def formats_table(rows, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("PUID")
+    table.add_column("format")
+    table.add_column("files", justify="right")
+    for row in rows:
+        puid, fmt, count = row[0], row[1], row[2]
+        table.add_row(text(puid or "-"), text(fmt or "(not identified)"), str(count))
+    return table
+
+
+def aip_list(aips) -> None:
+    table = Table(title=f"{len(aips)} AIP(s)", title_justify="left")
+    for col, just in (("id", "left"), ("collection", "left"), ("title", "left"),
+                      ("files", "right"), ("size", "right"), ("created", "left"),
+                      ("locations", "left")):
+        table.add_column(col, justify=just)
+    for a in aips:
+        table.add_row(a.id, text(a.collection), text(a.title or ""), str(a.files),
+                      human_size(a.bytes), a.created, ", ".join(a.locations))
+    out.print(table)
+
+
+def aip_show(summary, files, formats, events, *, max_files: int) -> None:
+    out.print(f"[bold]AIP {summary.id}[/] (version {summary.version})")
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("collection", text(summary.collection))
+    table.add_row("title", text(summary.title or ""))
+    table.add_row("created", summary.created)
+    table.add_row("source", text(summary.source or ""))
+    table.add_row("files", f"{summary.files} ({human_size(summary.bytes)})")
+    table.add_row("replicas", ", ".join(summary.locations))
+    table.add_row("package digest", f"sha256 {summary.package_digest}")
+    out.print(table)
+    out.print(formats_table([(p, f, n) for p, f, n, _ in formats], "Formats"))
+    ft = Table(title=f"Files ({len(files)}" + (f", first {max_files} shown" if
+                                                len(files) > max_files else "") + ")",
+               title_justify="left")
+    for col in ("path", "size", "PUID", "format", "MIME", "sha256"):
+        ft.add_column(col, justify="right" if col == "size" else "left")
+    for f in files[:max_files]:
+        ft.add_row(text(f.path), str(f.size), text(f.puid or "-"),
+                   text(" ".join(x for x in (f.format, f.format_version) if x) or "-"),
+                   text(f.mime or ""), f.digests.get("sha256", "")[:16] + "…")
+    out.print(ft)
+    et = Table(title="Events", title_justify="left")
+    for col in ("date", "type", "outcome", "detail"):
+        et.add_column(col)
+    for e in events:
+        et.add_row(e.datetime, e.type, e.outcome,
+                   text(e.detail + (f" — {e.outcome_detail}" if e.outcome_detail else "")))
+    out.print(et)
+
+
+def validation(report) -> None:
+    status = "[bold green]valid[/]" if report.valid else "[bold red]INVALID[/]"
+    out.print(f"{text(report.bag)}: {status} (BagIt {report.version or '?'}, "
+              f"{report.payload_files} payload files, {human_size(report.payload_bytes)}, "
+              f"{report.files_hashed} files hashed, algorithms: "
+              f"{', '.join(report.algorithms) or '-'})")
+    if not report.findings:
+        return
+    table = Table(title=f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)",
+                  title_justify="left")
+    for col in ("", "code", "where", "finding"):
+        table.add_column(col)
+    for f in report.findings:
+        mark = "[red]error[/]" if f.severity == "error" else "[yellow]warning[/]"
+        table.add_row(mark, f.code, text(f.location()), text(f.message))
+    out.print(table)
+
+
+def identifications(rows) -> None:
+    table = Table(title=f"{len(rows)} file(s)", title_justify="left")
+    for col in ("path", "PUID", "format", "MIME", "basis / warning"):
+        table.add_column(col)
+    for path, ident in rows:
+        fmt = " ".join(x for x in (ident.format, ident.version) if x)
+        note = "; ".join(x for x in (ident.basis, ident.warning, ident.error) if x)
+        table.add_row(text(path), text(ident.puid or "-"), text(fmt or "-"),
+                      text(ident.mime or ""), text(note))
+    out.print(table)
+
+
+def failure(message: str, hint: str | None = None, items: list | None = None) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    for item in (items or [])[:200]:
+        if hasattr(item, "code"):
+            err.print(f"  {item.code} {text(item.location())}: {text(item.message)}")
+        else:
+            err.print(f"  - {text(item)}")
+    if items and len(items) > 200:
+        err.print(f"  … and {len(items) - 200} more")
+    if hint:
+        err.print(f"[dim]hint: {escape(hint)}[/]")

@@ -1,0 +1,498 @@
+"""Ingest: turn a SIP (folder, bag, zip, tar) into a stored, catalogued AIP.
+
+Order of work, and why (see docs/architecture.md, "Ingest"):
+1. scan the source and refuse it whole, listing every problem, before
+   writing anything;
+2. build the bag in <repo>/staging/<id>/ in one pass per file (copy, every
+   digest, identification), writing manifests and PREMIS as results arrive;
+3. write the tag files, the tag manifests last, and check the structure;
+4. record the AIP in the catalog as "staging", sync the bag to disk and
+   rename it into the storage location, then mark the AIP "stored".
+A crash at any point leaves a staging folder and a "staging" catalog row,
+which the next run resolves (recover()) to either the old state or the new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from preserve import AGENT_NAME, __version__
+from preserve.domain import bag as bagfmt
+from preserve.domain.fixity import FAST_ALGORITHM, hash_file
+from preserve.domain.identify import (
+    EXTENSION_ONLY,
+    SIGNATURE,
+    libmagic_version,
+    siegfried_info,
+)
+from preserve.domain.model import EventRecord, FileRecord
+from preserve.domain.names import display, encode_manifest_path, find_collisions
+from preserve.domain.policy import IngestPolicy
+from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
+from preserve.domain.validate import validate_bag
+from preserve.errors import BagInvalid, FixityMismatch, SourceRefused
+from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.storage.base import aip_prefix
+from preserve.parallel import batched, default_workers, run_batches
+from preserve.services.copying import CopyResult, copy_batch, copy_one
+from preserve.services.sources import Entry, Scan, Source, TarSource, detect
+
+PREMIS_FILE = "metadata/premis.xml"
+FAST_LIST = "metadata/fixity-xxh3_128.txt"
+EMPTY_DIRS_FILE = "metadata/empty-directories.txt"
+CATALOG_BATCH = 5000
+REGENERATED = {"bagging-date", "payload-oxum", "bag-size", "bag-software-agent"}
+AGENT_PRESERVE = f"{AGENT_NAME}-{__version__}"
+
+
+class Progress(Protocol):
+    def start(self, phase: str, files: int, nbytes: int) -> None: ...
+    def advance(self, files: int, nbytes: int) -> None: ...
+
+
+class _Silent:
+    def start(self, phase, files, nbytes):
+        pass
+
+    def advance(self, files, nbytes):
+        pass
+
+
+@dataclass
+class Metadata:
+    collection: str
+    title: str | None = None
+    creators: list[str] = field(default_factory=list)
+    identifiers: list[str] = field(default_factory=list)
+    rights: str | None = None
+
+
+@dataclass
+class IngestResult:
+    aip_id: str
+    collection: str
+    source: str
+    source_kind: str
+    files: int
+    bytes: int
+    empty_dirs: int
+    formats: list[tuple[str | None, str | None, int]]
+    unidentified: int
+    extension_only: int
+    skipped: list[str]
+    seconds: float
+    location: str
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["formats"] = [{"puid": p, "format": f, "files": n} for p, f, n in self.formats]
+        d["throughput_bytes_per_second"] = int(self.bytes / self.seconds) if self.seconds else 0
+        return d
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def recover(repo: Repository) -> list[str]:
+    """Resolve what an interrupted ingest left behind; return a line per action taken.
+
+    A staging folder whose owner process is gone is removed. A "staging"
+    catalog row becomes "stored" if its bag reached storage intact (the tag
+    manifest's digest matches the one recorded before publishing), and is
+    removed otherwise.
+    """
+    actions = []
+    repo.staging.mkdir(exist_ok=True)
+    for lock in repo.staging.glob("*.lock"):
+        if _alive(lock):
+            continue
+        aip_id = lock.stem
+        shutil.rmtree(repo.staging / aip_id, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        actions.append(f"removed the staging folder of interrupted ingest {aip_id}")
+    for aip_id in repo.catalog.pending():
+        if (repo.staging / f"{aip_id}.lock").exists():
+            continue  # another ingest is still running
+        location = repo.primary_location()
+        version = 1
+        try:
+            info = repo.catalog.version_info(aip_id, version)
+        except Exception:
+            info = None
+        key = aip_prefix(aip_id, version)
+        published = info is not None and location.stat(key + info["tagmanifest"]) is not None
+        if published:
+            with location.open(key + info["tagmanifest"]) as f:
+                _, digests = hash_file_stream(f)
+            if digests == info["tagmanifest_sha256"]:
+                repo.catalog.mark_stored(aip_id, version, location.name, key, now_utc())
+                actions.append(f"completed the catalog record of AIP {aip_id} (its bag was "
+                               "already stored)")
+                continue
+        repo.catalog.discard_aip(aip_id)
+        actions.append(f"discarded the unfinished catalog record of AIP {aip_id}")
+    return actions
+
+
+def hash_file_stream(f) -> tuple[int, str]:
+    from preserve.domain.fixity import hash_stream
+
+    size, digests, _ = hash_stream(f, ["sha256"])
+    return size, digests["sha256"]
+
+
+def _alive(lock: Path) -> bool:
+    try:
+        pid = int(lock.read_text().split()[0])
+        os.kill(pid, 0)
+        return True
+    except (ValueError, IndexError, ProcessLookupError, FileNotFoundError):
+        return False
+    except PermissionError:
+        return True
+
+
+def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
+           policy: IngestPolicy | None = None, workers: int | None = None,
+           progress: Progress | None = None) -> IngestResult:
+    """Ingest `source_path`; return what was stored. Raises a PreserveError on refusal."""
+    progress = progress or _Silent()
+    policy = policy or repo.policy.ingest
+    started = time.monotonic()
+    source = detect(Path(source_path))
+    scan = source.scan(policy)
+    _refuse_problems(source, scan, policy)
+    recover(repo)
+
+    aip_id = str(uuid.uuid4())
+    job = _Job(repo, source, scan, meta, aip_id, workers or default_workers(), progress)
+    lock = repo.staging / f"{aip_id}.lock"
+    lock.write_text(f"{os.getpid()} {now_utc()}\n")
+    try:
+        job.build()
+        job.publish()
+    except BaseException:
+        job.abandon()
+        raise
+    finally:
+        lock.unlink(missing_ok=True)
+    return job.result(time.monotonic() - started)
+
+
+def _refuse_problems(source: Source, scan: Scan, policy: IngestPolicy) -> None:
+    problems = list(scan.problems)
+    paths = [e.path for e in scan.entries]
+    unicode_groups, case_groups = find_collisions(paths)
+    for group in unicode_groups:
+        problems.append("names equal after Unicode normalisation (they would merge on macOS and "
+                        "many other systems): " + ", ".join(repr(display(p)) for p in group))
+    if policy.case_collisions == "refuse":
+        for group in case_groups:
+            problems.append("names equal but for letter case (they would merge on Windows and "
+                            "macOS disks): " + ", ".join(repr(display(p)) for p in group))
+    if problems:
+        raise SourceRefused(f"{source.path} cannot be ingested as it is: {len(problems)} "
+                            "problem(s); nothing was written", problems,
+                            hint="fix these in the source, or choose a --links / --special / "
+                                 "--case-collisions option; the source was not modified")
+    if not scan.entries:
+        raise SourceRefused(f"{source.path} holds no files or folders; nothing to ingest")
+
+
+class _Job:
+    """One ingest in progress: the staging bag, its open manifests, the catalog rows."""
+
+    def __init__(self, repo, source, scan, meta, aip_id, workers, progress):
+        self.repo, self.source, self.scan, self.meta = repo, source, scan, meta
+        self.aip_id, self.workers, self.progress = aip_id, workers, progress
+        self.algorithms = list(repo.policy.manifest_algorithms)
+        extra = sorted({a for d in scan.expected.values() for a in d} - set(self.algorithms))
+        self.compute = tuple(self.algorithms + extra + [FAST_ALGORITHM])
+        self.staged = repo.staging / aip_id
+        self.version = 1
+        self.created = now_utc()
+        self.files = [e for e in scan.entries if not e.is_dir]
+        self.empty_dirs = [e for e in scan.entries if e.is_dir]
+        self.total_bytes = sum(e.size for e in self.files)
+        self.formats: Counter = Counter()
+        self.confidence: Counter = Counter()
+        self.mismatches: list[str] = []
+        self.failures: list[str] = []
+        self.catalog_started = False
+        self.tagmanifest_sha256 = ""
+        self.location = repo.primary_location()
+        self.events: list[EventRecord] = []
+
+    # -- building the bag in staging -----------------------------------------------------
+
+    def build(self) -> None:
+        self.staged.mkdir(parents=True)
+        (self.staged / "data").mkdir()
+        (self.staged / "metadata").mkdir()
+        for d in sorted({str(Path(e.path).parent) for e in self.files} - {"."}):
+            (self.staged / "data" / d).mkdir(parents=True, exist_ok=True)
+        for e in self.empty_dirs:
+            (self.staged / "data" / e.path).mkdir(parents=True, exist_ok=True)
+
+        self.repo.catalog.begin_aip(self.aip_id, self.meta.collection, self.meta.title,
+                                    self.created, str(self.source.path.resolve()),
+                                    self.source.kind)
+        self.catalog_started = True
+        with ExitStack() as files:
+            def create(name: str):
+                return files.enter_context(open(self.staged / name, "w", encoding="utf-8",
+                                                newline="\n"))
+
+            manifests = {a: create(f"manifest-{a}.txt") for a in self.algorithms}
+            self._copy_and_record(manifests, create(FAST_LIST),
+                                  PremisWriter(create(PREMIS_FILE), self.aip_id))
+        self._write_tag_files()
+        self._check_structure()
+
+    def _copy_and_record(self, manifests, fast, premis) -> None:
+        pending: list[FileRecord] = []
+        self.progress.start("ingest", len(self.files), self.total_bytes)
+        for results in self._copy_all():
+            for r in results:
+                record = self._record(r, manifests, fast, premis)
+                if record is not None:
+                    pending.append(record)
+                self.progress.advance(1, r.size)
+            if len(pending) >= CATALOG_BATCH:
+                self.repo.catalog.add_files(self.aip_id, self.version, pending)
+                pending = []
+        if pending:
+            self.repo.catalog.add_files(self.aip_id, self.version, pending)
+        if self.failures or self.mismatches:
+            self._fail()
+        premis.finish(self._premis_events(), self._agents())
+
+    def _copy_all(self):
+        data = self.staged / "data"
+        indexed = list(enumerate(self.files))
+        if isinstance(self.source, TarSource) or not self.source.parallel:
+            yield from self._copy_sequential(data)
+            return
+        # Big files first so both workers end together; small files in big batches.
+        indexed.sort(key=lambda ie: -ie[1].size)
+        spec = self.source.spec()
+        tasks = ((spec, self.compute, [(i, e.ref, str(data / e.path), e.size) for i, e in batch])
+                 for batch in batched(indexed, 200, 32 << 20, size=lambda ie: ie[1].size))
+        workers = self.workers if (len(indexed) > 50 or self.total_bytes > (64 << 20)) else 1
+        yield from run_batches(copy_batch, tasks, workers=workers,
+                               deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6)
+
+    def _copy_sequential(self, data: Path):
+        """Tar members arrive in archive order; copy each as it comes, identify in batches."""
+        from preserve.domain.identify import identify_files
+
+        index_of = {e.ref: i for i, e in enumerate(self.files)}
+        batch: list[tuple[int, str, int, dict, bytes]] = []
+        for name, stream in self.source.members():
+            i = index_of.get(name)
+            if i is None:
+                continue
+            dest = str(data / self.files[i].path)
+            size, digests, head = copy_one(stream, dest, self.compute)
+            batch.append((i, dest, size, digests, head))
+            if len(batch) >= 200:
+                yield self._identify_batch(batch, identify_files)
+                batch = []
+        if batch:
+            yield self._identify_batch(batch, identify_files)
+
+    @staticmethod
+    def _identify_batch(batch, identify_files) -> list[CopyResult]:
+        idents = identify_files([(dest, size, head) for _, dest, size, _, head in batch])
+        return [CopyResult(i, size, digests, ident)
+                for (i, _, size, digests, _), ident in zip(batch, idents, strict=True)]
+
+    def _record(self, r: CopyResult, manifests, fast, premis) -> FileRecord | None:
+        entry: Entry = self.files[r.index]
+        path = "data/" + entry.path
+        if r.error:
+            self.failures.append(f"{display(entry.path)}: {r.error}")
+            return None
+        expected = self.scan.expected.get(entry.path, {})
+        for algorithm, digest in expected.items():
+            if r.digests.get(algorithm) != digest:
+                self.mismatches.append(f"{display(entry.path)}: {algorithm} in the source bag's "
+                                       f"manifest is {digest}, the bytes read give "
+                                       f"{r.digests.get(algorithm)}")
+        encoded = encode_manifest_path(path)
+        for algorithm, f in manifests.items():
+            f.write(f"{r.digests[algorithm]}  {encoded}\n")
+        fast.write(f"{r.digests[FAST_ALGORITHM]}  {encoded}\n")
+        ident = r.identification
+        digests = {a: r.digests[a] for a in (*self.algorithms, FAST_ALGORITHM)}
+        self.formats[(ident.puid, ident.format)] += 1
+        self.confidence[ident.confidence] += 1
+        notes = []
+        if ident.basis:
+            notes.append(f"siegfried basis: {ident.basis}")
+        if ident.warning:
+            notes.append(f"siegfried warning: {ident.warning}")
+        if ident.magic_mime or ident.magic_description:
+            notes.append(f"libmagic: {ident.magic_mime}; {ident.magic_description}")
+        premis.write_object(FileObject(path, entry.path, r.size, digests, ident.puid,
+                                       ident.format, ident.version, notes))
+        return FileRecord(path, r.size, digests, ident.puid, ident.format, ident.version,
+                          ident.mime, ident.basis, ident.warning, ident.confidence,
+                          ident.magic_mime, ident.magic_description)
+
+    def _fail(self) -> None:
+        if self.mismatches:
+            raise FixityMismatch(
+                f"{len(self.mismatches)} file(s) of the bag {self.source.path} do not match its "
+                "manifests; nothing was ingested:\n  " + "\n  ".join(self.mismatches[:50]),
+                hint="the source bag is damaged: repair it from another copy, then re-run")
+        raise SourceRefused(f"{len(self.failures)} file(s) could not be read from "
+                            f"{self.source.path}; nothing was ingested", self.failures,
+                            hint="make them readable (or stop whatever is changing them) and "
+                                 "re-run")
+
+    def _bag_info(self) -> list[tuple[str, str]]:
+        fields: list[tuple[str, str]] = []
+        for label, value in self.scan.bag_info:
+            if label.lower() == "bagging-date":
+                fields.append(("Source-Bagging-Date", value))
+            elif label.lower() not in REGENERATED and not label.lower().startswith("preserve-"):
+                fields.append((label, value))
+        if self.meta.title:
+            fields.append(("Title", self.meta.title))
+        fields += [("Creator", c) for c in self.meta.creators]
+        fields += [("External-Identifier", i) for i in self.meta.identifiers]
+        if self.meta.rights:
+            fields.append(("Rights", self.meta.rights))
+        fields += [
+            ("Preserve-AIP-Identifier", self.aip_id),
+            ("Preserve-AIP-Version", str(self.version)),
+            ("Preserve-Collection", self.meta.collection),
+            ("Preserve-Source", f"{self.source.kind} {self.source.path.name}"),
+            ("Bagging-Date", self.created[:10]),
+            ("Bag-Software-Agent", f"{AGENT_NAME} {__version__}"),
+            ("Payload-Oxum", bagfmt.payload_oxum(self.total_bytes, len(self.files))),
+            ("Bag-Size", bagfmt.human_size(self.total_bytes)),
+        ]
+        return fields
+
+    def _write_tag_files(self) -> None:
+        (self.staged / "bagit.txt").write_text(bagfmt.DECLARATION, encoding="utf-8")
+        (self.staged / "bag-info.txt").write_text(bagfmt.format_bag_info(self._bag_info()),
+                                                  encoding="utf-8", newline="\n")
+        if self.empty_dirs:
+            (self.staged / EMPTY_DIRS_FILE).write_text(
+                "".join(encode_manifest_path("data/" + e.path) + "\n" for e in self.empty_dirs),
+                encoding="utf-8", newline="\n")
+        tag_files = sorted(p.relative_to(self.staged).as_posix()
+                           for p in self.staged.rglob("*")
+                           if p.is_file() and p.relative_to(self.staged).parts[0] != "data")
+        digests = {t: hash_file(self.staged / t, self.algorithms)[1] for t in tag_files}
+        # The tag manifests come last: a bag without them is not finished.
+        for algorithm in self.algorithms:
+            text = bagfmt.format_manifest([(t, digests[t][algorithm]) for t in tag_files])
+            (self.staged / f"tagmanifest-{algorithm}.txt").write_text(text, encoding="utf-8",
+                                                                     newline="\n")
+        self.tagmanifest = f"tagmanifest-{self.algorithms[0]}.txt"
+        self.tagmanifest_sha256 = hash_file(self.staged / self.tagmanifest, ["sha256"])[1]["sha256"]
+
+    def _check_structure(self) -> None:
+        """Completeness and well-formedness of what we wrote (no re-reading of payload)."""
+        report = validate_bag(self.staged, check_fixity=False)
+        if not report.valid:
+            raise BagInvalid("the bag preserve built does not pass its own validator; this is a "
+                             "bug in preserve, nothing was stored", report.errors)
+        self.structure_warnings = [f"{f.code} {f.message}" for f in report.warnings]
+
+    # -- PREMIS ------------------------------------------------------------------------
+
+    def _agents(self) -> list[Agent]:
+        sf = siegfried_info()
+        return [
+            Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__,
+                  "preserve digital preservation repository"),
+            Agent(f"siegfried-{sf['version']}", "siegfried", "software", sf["version"],
+                  f"PRONOM signatures: {sf['pronom']} ({sf['signature']}, created "
+                  f"{sf['signature_created']})"),
+            Agent(f"libmagic-{libmagic_version()}", "libmagic", "software", libmagic_version(),
+                  "MIME type sniffing from the first bytes"),
+        ]
+
+    def _premis_events(self) -> list[Event]:
+        sf = siegfried_info()
+        when = now_utc()
+        n = len(self.files)
+        preserve_role = [(AGENT_PRESERVE, "executing program")]
+        skipped = ("; left out by policy: " + "; ".join(self.scan.skipped)) if self.scan.skipped \
+            else ""
+        empty = f"; {len(self.empty_dirs)} empty folder(s) kept" if self.empty_dirs else ""
+        events = [
+            Event("ingestion", when, "success",
+                  f"ingested {self.source.kind} {self.source.path} into collection "
+                  f"{self.meta.collection!r}",
+                  f"{n} file(s), {self.total_bytes} bytes{empty}{skipped}", preserve_role),
+            Event("message digest calculation", when, "success",
+                  f"{', '.join(self.algorithms)} (manifests) and {FAST_ALGORITHM} (fast audits) "
+                  "computed in one pass over each file while it was copied",
+                  f"{n} file(s)", preserve_role),
+            Event("format identification", when, "success",
+                  f"siegfried {sf['version']} ({sf['pronom']}); libmagic {libmagic_version()}",
+                  f"{self.confidence[SIGNATURE]} by signature, "
+                  f"{self.confidence[EXTENSION_ONLY]} by file extension only, "
+                  f"{n - self.confidence[SIGNATURE] - self.confidence[EXTENSION_ONLY]} "
+                  "not identified (zero-byte files included)",
+                  [(f"siegfried-{sf['version']}", "executing program"),
+                   (f"libmagic-{libmagic_version()}", "executing program")]),
+        ]
+        if self.source.kind == "bag":
+            checked = sorted({a for d in self.scan.expected.values() for a in d})
+            events.append(Event("validation", when, "success",
+                                f"source bag validated (RFC 8493) and its {', '.join(checked)} "
+                                "manifest digests compared with the bytes read",
+                                f"all {n} file(s) matched", preserve_role))
+        events.append(Event("validation", when, "success",
+                            "AIP bag structure validated against RFC 8493 by preserve before "
+                            "storage", f"BagIt {bagfmt.BAGIT_VERSION}", preserve_role))
+        self.events = [EventRecord(e.identifier, self.aip_id, e.type, e.datetime, e.outcome,
+                                   e.detail, e.outcome_detail, e.agents[0][0]) for e in events]
+        return events
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def publish(self) -> None:
+        key = aip_prefix(self.aip_id, self.version)
+        self.repo.catalog.stage_version(
+            self.aip_id, self.version, self.created, len(self.files), self.total_bytes,
+            bagfmt.payload_oxum(self.total_bytes, len(self.files)), self.tagmanifest,
+            self.tagmanifest_sha256, self.events)
+        self.location.publish_bag(self.staged, key)
+        self.repo.catalog.mark_stored(self.aip_id, self.version, self.location.name, key,
+                                      now_utc())
+
+    def abandon(self) -> None:
+        """Undo a failed or interrupted ingest: no staging folder, no catalog rows."""
+        shutil.rmtree(self.staged, ignore_errors=True)
+        if self.catalog_started:
+            with suppress(Exception):  # if this fails too, recover() resolves it next run
+                self.repo.catalog.discard_aip(self.aip_id)
+
+    def result(self, seconds: float) -> IngestResult:
+        formats = sorted(((p, f, c) for (p, f), c in self.formats.items()),
+                         key=lambda x: (-x[2], x[0] or "~"))
+        return IngestResult(self.aip_id, self.meta.collection, str(self.source.path),
+                            self.source.kind, len(self.files), self.total_bytes,
+                            len(self.empty_dirs), formats,
+                            len(self.files) - self.confidence[SIGNATURE]
+                            - self.confidence[EXTENSION_ONLY],
+                            self.confidence[EXTENSION_ONLY], list(self.scan.skipped), seconds,
+                            self.location.name)
