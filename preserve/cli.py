@@ -224,23 +224,31 @@ def export(
                          f"{result.bytes} bytes, all verified, read from {result.location})")
 
 
+def _interrupted() -> None:
+    render.err.print("[bold yellow]interrupted:[/] stopped cleanly; nothing half-written was left "
+                     "behind. Run the same command again to do the work.")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command and turn every failure into a message and an exit code."""
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="preserve", standalone_mode=False)
+        if code == EXIT_INTERRUPTED:  # click/typer return Ctrl-C as exit code 130
+            _interrupted()
     except PreserveError as e:
         render.failure(e.message, e.hint, getattr(e, "items", None) or
                        getattr(e, "findings", None))
         code = e.exit_code
     except click.exceptions.Exit as e:
         code = e.exit_code
+        if code == EXIT_INTERRUPTED:
+            _interrupted()
     except click.UsageError as e:
         e.show()
         code = EXIT_USAGE
     except (KeyboardInterrupt, click.Abort):
-        render.err.print("[bold yellow]interrupted:[/] stopped cleanly; nothing half-written was "
-                         "left behind. Run the same command again to do the work.")
+        _interrupted()
         code = EXIT_INTERRUPTED
     except click.ClickException as e:
         e.show()

@@ -20,6 +20,27 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when its parent dies (kill -9 included), so no
+    orphan keeps writing into a staging folder that recovery is removing."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        # Ctrl-C reaches the whole process group; only the parent decides what it means.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (OSError, AttributeError):
+        pass
+
+
+def _start_worker(initializer, initargs) -> None:
+    _die_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -62,7 +83,7 @@ def run_batches(
             yield func(batch)
         return
     ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(workers, initializer=initializer, initargs=initargs)
+    pool = ctx.Pool(workers, initializer=_start_worker, initargs=(initializer, initargs))
     try:
         pending: list[tuple[Any, float, list[T]]] = []
         source = iter(batches)

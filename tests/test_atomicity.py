@@ -1,0 +1,123 @@
+"""Crash safety: a kill or Ctrl-C at any moment leaves nothing that looks like an AIP,
+and running the command again finishes the job."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from preserve.domain.validate import validate_bag
+from preserve.infrastructure.repository import Repository
+from preserve.services.ingest import Metadata, ingest, recover
+
+
+@pytest.fixture
+def big_source(tmp_path) -> Path:
+    """Enough data that an ingest takes a noticeable moment (about 200 MB, 600 files)."""
+    src = tmp_path / "big"
+    rng = random.Random(7)
+    block = os.urandom(1 << 20)
+    for i in range(600):
+        d = src / f"box{i % 10}"
+        d.mkdir(parents=True, exist_ok=True)
+        size = rng.randint(1, 512) * 1024 if i % 100 else 24 << 20
+        with open(d / f"item{i}.bin", "wb") as f:
+            for off in range(0, size, len(block)):
+                f.write(block[: min(len(block), size - off)])
+            f.write(i.to_bytes(4, "big"))
+    return src
+
+
+def _start(repo_root: Path, src: Path) -> subprocess.Popen:
+    env = dict(os.environ, PRESERVE_REPO=str(repo_root), PRESERVE_NO_PROGRESS="1")
+    return subprocess.Popen([sys.executable, "-m", "preserve", "ingest", str(src), "-c", "crash",
+                             "--workers", "2"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_staging(repo: Repository, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(repo.staging.glob("*.lock")):
+            return
+        time.sleep(0.01)
+
+
+def _stored_bags(repo: Repository) -> list[Path]:
+    return sorted(repo.primary_location().root.glob("*/*/v1"))
+
+
+def _assert_consistent(repo: Repository) -> None:
+    """Every bag in storage is complete; every catalogued AIP is in storage."""
+    for bag in _stored_bags(repo):
+        assert validate_bag(bag, check_fixity=False).valid, bag
+    stored = {b.parent.name for b in _stored_bags(repo)}
+    assert {a.id for a in repo.catalog.list_aips()} <= stored
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.15, 0.4, 0.8, 1.5])
+def test_kill_9_at_any_moment_then_rerun(repo, big_source, delay):
+    proc = _start(repo.root, big_source)
+    _wait_for_staging(repo, proc)
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+    _assert_consistent(repo)
+    assert repo.catalog.list_aips() == [] or len(repo.catalog.list_aips()) == 1
+
+    actions = recover(repo)  # what the next command does first
+    _assert_consistent(repo)
+    assert list(repo.staging.iterdir()) == []
+    assert repo.catalog.pending() == []
+    # every bag that reached storage is now catalogued, nothing else is
+    assert {a.id for a in repo.catalog.list_aips()} == {b.parent.name for b in _stored_bags(repo)}
+    assert isinstance(actions, list)
+
+    result = ingest(repo, big_source, Metadata("crash"), workers=2)
+    assert validate_bag(_stored_bags(repo)[-1] if len(_stored_bags(repo)) == 1 else
+                        repo.primary_location().root / result.aip_id[:2] / result.aip_id / "v1",
+                        check_fixity=False).valid
+    assert list(repo.staging.iterdir()) == []
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130(repo, big_source):
+    proc = _start(repo.root, big_source)
+    _wait_for_staging(repo, proc)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the ingest finished before the signal arrived")
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(repo.staging.iterdir()) == []
+    assert _stored_bags(repo) == []
+    assert repo.catalog.list_aips() == [] and repo.catalog.pending() == []
+
+
+def test_a_crash_after_publishing_is_completed_by_recovery(repo, tmp_path, monkeypatch):
+    src = tmp_path / "s"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    from preserve.infrastructure.catalog import Catalog
+
+    def crash(*args, **kwargs):
+        raise SystemExit("power cut")  # after the rename, before the catalog says "stored"
+
+    monkeypatch.setattr(Catalog, "mark_stored", crash)
+    monkeypatch.setattr("preserve.services.ingest._Job.abandon", lambda self: None)
+    with pytest.raises(SystemExit):
+        ingest(repo, src, Metadata("c"))
+    monkeypatch.undo()
+    assert repo.catalog.list_aips() == [] and len(repo.catalog.pending()) == 1
+    (repo.staging / f"{repo.catalog.pending()[0]}.lock").unlink(missing_ok=True)
+    actions = recover(repo)
+    assert any("completed the catalog record" in a for a in actions)
+    assert len(repo.catalog.list_aips()) == 1
