@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from preserve import __version__, render
@@ -110,7 +109,7 @@ def ingest(
                                  (special, SPECIAL_CHOICES, "--special"),
                                  (case_collisions, COLLISION_CHOICES, "--case-collisions")):
         if value is not None and value not in choices:
-            raise click.BadParameter(f"must be one of {', '.join(choices)}", param_hint=name)
+            raise typer.BadParameter(f"must be one of {', '.join(choices)}", param_hint=name)
     repo = _open_repo()
     policy = repo.policy.ingest
     policy = replace(policy, links=links or policy.links,
@@ -240,24 +239,29 @@ def main(argv: list[str] | None = None) -> None:
         render.failure(e.message, e.hint, getattr(e, "items", None) or
                        getattr(e, "findings", None))
         code = e.exit_code
-    except click.exceptions.Exit as e:
-        code = e.exit_code
-        if code == EXIT_INTERRUPTED:
-            _interrupted()
-    except click.UsageError as e:
-        e.show()
-        code = EXIT_USAGE
-    except (KeyboardInterrupt, click.Abort):
+    except KeyboardInterrupt:
         _interrupted()
         code = EXIT_INTERRUPTED
-    except click.ClickException as e:
-        e.show()
-        code = EXIT_USAGE
-    except Exception as e:  # a bug: never exit 0, never a bare traceback
-        if os.environ.get("PRESERVE_DEBUG"):
-            raise
-        render.failure(f"internal error: {type(e).__name__}: {e}",
-                       "this is a bug in preserve; re-run with PRESERVE_DEBUG=1 for details "
-                       "and report it")
-        code = EXIT_UNREACHABLE
+    except Exception as e:
+        # typer vendors its own copy of click, so its exceptions are recognised by shape
+        if type(e).__name__ == "Abort":
+            _interrupted()
+            code = EXIT_INTERRUPTED
+        elif type(e).__name__ == "Exit" and hasattr(e, "exit_code"):
+            code = e.exit_code
+        elif hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors
+            e.show()
+            code = EXIT_USAGE
+        else:
+            _internal_error(e)
+            code = EXIT_UNREACHABLE
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _internal_error(e: Exception) -> None:
+    """A bug: never exit 0, never a bare traceback (unless PRESERVE_DEBUG asks for it)."""
+    if os.environ.get("PRESERVE_DEBUG"):
+        raise e
+    render.failure(f"internal error: {type(e).__name__}: {e}",
+                   "this is a bug in preserve; re-run with PRESERVE_DEBUG=1 for details "
+                   "and report it")

@@ -28,7 +28,7 @@ from preserve.domain.bag import human_size
 from preserve.domain.names import display
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(data) -> None:

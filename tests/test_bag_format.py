@@ -4,7 +4,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from preserve.domain.bag import (
-    format_bag_info, format_manifest, parse_bag_info, parse_manifest, split_lines,
+    format_bag_info,
+    format_manifest,
+    parse_bag_info,
+    parse_manifest,
+    split_lines,
 )
 
 labels = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters=":"),

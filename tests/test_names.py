@@ -7,7 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from preserve.domain.names import (
-    UnsafePath, check_relative, decode_manifest_path, encode_manifest_path, find_collisions,
+    UnsafePath,
+    check_relative,
+    decode_manifest_path,
+    encode_manifest_path,
+    find_collisions,
 )
 
 names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)

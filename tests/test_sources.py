@@ -17,7 +17,6 @@ from preserve.services.ingest import Metadata, ingest
 from tests.conftest import assert_bagit_python_valid, png_bytes, stored_bag, tree_fingerprint
 
 
-
 def _ingest(repo, src, **kw):
     return ingest(repo, src, Metadata("sources"), **kw)
 

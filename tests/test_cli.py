@@ -1,0 +1,121 @@
+"""The command line as scripts and monitors use it: JSON shapes and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_bagit_python_valid
+
+
+def run(repo: Path, *args, check_code: int | None = 0) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PRESERVE_REPO=str(repo), PRESERVE_NO_PROGRESS="1")
+    proc = subprocess.run([sys.executable, "-m", "preserve", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    if check_code is not None:
+        assert proc.returncode == check_code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+@pytest.fixture
+def cli_repo(tmp_path) -> Path:
+    root = tmp_path / "repo"
+    run(root, "init")
+    return root
+
+
+def test_init_is_idempotent_and_reports_what_it_created(tmp_path):
+    root = tmp_path / "r"
+    first = json.loads(run(root, "init", "--json").stdout)
+    assert any(c.endswith("catalog.sqlite") for c in first["created"])
+    second = json.loads(run(root, "init", "--json").stdout)
+    assert second["created"] == []
+
+
+def test_ingest_list_show_export_round_trip(cli_repo, collection, tmp_path):
+    out = json.loads(run(cli_repo, "ingest", collection, "--collection", "letters", "--title",
+                         "Letters", "--creator", "A", "--json").stdout)
+    aip = out["id"] if "id" in out else out["aip_id"]
+    assert out["files"] == 10 and out["collection"] == "letters"
+    assert out["throughput_bytes_per_second"] >= 0
+
+    listed = json.loads(run(cli_repo, "list", "--json").stdout)
+    assert [(a["id"], a["collection"], a["files"], a["bytes"]) for a in listed] == [
+        (aip, "letters", 10, out["bytes"])]
+
+    shown = json.loads(run(cli_repo, "show", aip[:8], "--json").stdout)
+    assert shown["id"] == aip and len(shown["files_list"]) == 10
+    assert {e["type"] for e in shown["events"]} >= {"ingestion", "format identification"}
+    assert any(f["puid"] == "fmt/11" for f in shown["formats"])
+
+    dest = tmp_path / "exported"
+    run(cli_repo, "export", aip, dest)
+    assert (dest / "data" / "empty-folder").is_dir()
+    assert_bagit_python_valid(dest)
+    assert run(cli_repo, "validate", dest).returncode == 0
+
+    human = run(cli_repo, "show", aip).stdout
+    assert "Events" in human and "fmt/11" in human
+
+
+def test_export_refuses_a_tampered_replica_and_writes_nothing(cli_repo, collection, tmp_path):
+    aip = json.loads(run(cli_repo, "ingest", collection, "-c", "x", "--json").stdout)["aip_id"]
+    bag = cli_repo / "aips" / aip[:2] / aip / "v1"
+    target = bag / "data" / "docs" / "notes.txt"
+    target.write_text("Field notes, 1924.\n")  # same length, different bytes
+    dest = tmp_path / "out"
+    proc = run(cli_repo, "export", aip, dest, check_code=1)
+    assert "did not verify" in proc.stderr and "notes.txt" in proc.stderr
+    assert not dest.exists() and not list(tmp_path.glob("out.partial*"))
+
+
+def test_validate_exit_codes_and_json(cli_repo, tmp_path):
+    bag = tmp_path / "bag"
+    bag.mkdir()
+    (bag / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+    proc = run(cli_repo, "validate", bag, "--json", check_code=1)
+    report = json.loads(proc.stdout)
+    assert report["valid"] is False
+    assert {f["code"] for f in report["findings"]} == {"E020", "E040"}
+    assert run(cli_repo, "validate", tmp_path / "nope", check_code=1)
+
+
+def test_identify_json_contract(cli_repo, collection):
+    rows = json.loads(run(cli_repo, "identify", collection / "images",
+                          collection / "docs" / "report.pdf", "--json").stdout)
+    assert [(Path(r["path"]).name, r["puid"], r["mime"]) for r in rows] == [
+        ("photo.png", "fmt/11", "image/png"), ("report.pdf", "fmt/18", "application/pdf")]
+    assert {"path", "puid", "format", "mime"} <= set(rows[0])
+
+
+def test_user_errors_are_messages_with_exit_codes_not_tracebacks(tmp_path, collection):
+    missing = tmp_path / "no-repo"
+    proc = run(missing, "list", check_code=2)
+    assert "preserve init" in proc.stderr
+    repo = tmp_path / "repo"
+    run(repo, "init")
+    proc = run(repo, "ingest", tmp_path / "does-not-exist", "-c", "x", check_code=1)
+    assert "does not exist" in proc.stderr
+    proc = run(repo, "show", "zzzzzzzz", check_code=2)
+    assert "no AIP" in proc.stderr
+    proc = run(repo, "ingest", collection, check_code=2)  # --collection is required
+    assert "collection" in proc.stderr.lower()
+    (repo / "policies" / "default.yaml").write_text("fixity:\n  manifest_algorithms: [md4]\n")
+    proc = run(repo, "list", check_code=2)
+    assert "default.yaml" in proc.stderr and "manifest_algorithms" in proc.stderr
+
+
+def test_refused_source_lists_every_problem(cli_repo, tmp_path):
+    src = tmp_path / "s"
+    src.mkdir()
+    (src / "a").symlink_to("/etc/passwd")
+    (src / "b").symlink_to("/etc/hostname")
+    proc = run(cli_repo, "ingest", src, "-c", "x", check_code=1)
+    assert "a -> /etc/passwd" in proc.stderr and "b -> /etc/hostname" in proc.stderr
+    assert "nothing was written" in proc.stderr
