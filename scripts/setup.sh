@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install everything preserve needs on a Debian machine: system packages, then a
+# virtual environment in .venv with preserve and its test tools. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# libmagic (MIME sniffing) and a Python with venv; siegfried comes as a wheel (pygfried).
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends libmagic1 python3 python3-venv python3-pip \
+    ca-certificates >/dev/null
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 \
+  | grep -v "is ignored" || true
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 \
+  | grep -v "is ignored" || true
+.venv/bin/python -c "import preserve, pygfried, magic, bagit, xxhash" \
+  || { echo "setup failed: preserve's dependencies do not import" >&2; exit 1; }
+echo "preserve is installed in .venv (run .venv/bin/preserve --help)"
