@@ -54,6 +54,19 @@ class MultiHasher:
         return {a: h.hexdigest() for a, h in zip(self.algorithms, self._hashers, strict=True)}
 
 
+_BUFFER: tuple[bytearray, memoryview] | None = None
+
+
+def _buffer() -> tuple[bytearray, memoryview]:
+    """One read buffer per process, reused: allocating 1 MiB per file costs more than
+    hashing a small file (hash_stream is not re-entrant; nothing here needs it to be)."""
+    global _BUFFER
+    if _BUFFER is None:
+        buf = bytearray(CHUNK)
+        _BUFFER = (buf, memoryview(buf))
+    return _BUFFER
+
+
 def hash_stream(
     stream: BinaryIO,
     algorithms: Iterable[str],
@@ -67,8 +80,7 @@ def hash_stream(
     content sniffing (libmagic) without a second read.
     """
     hasher = MultiHasher(algorithms)
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
+    buf, view = _buffer()
     head = b""
     readinto = getattr(stream, "readinto", None)
     while True:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from preserve.domain.fixity import hash_stream, write_all
-from preserve.domain.identify import HEAD_BYTES, Identification, identify_files
+from preserve.domain.identify import HEAD_BYTES, Identification, identify_files, tool_versions
 from preserve.services.sources import open_entry
 
 
@@ -31,8 +31,11 @@ def copy_one(stream, dest: str, algorithms: tuple[str, ...]) -> tuple[int, dict[
         return hash_stream(stream, algorithms, sink=write_all(out.write), head_size=HEAD_BYTES)
 
 
-def copy_batch(task: tuple) -> list[CopyResult]:
-    """Worker entry point: task = (source spec, algorithms, [(index, ref, dest, size)...])."""
+def copy_batch(task: tuple) -> tuple[list[CopyResult], dict]:
+    """Worker entry point: task = (source spec, algorithms, [(index, ref, dest, size)...]).
+
+    Returns the results and the identification tools' versions, so that the
+    main process never loads siegfried (about 90 MB) just to name it."""
     spec, algorithms, items = task
     done: list[tuple[int, str, int, dict, bytes]] = []
     results: list[CopyResult] = []
@@ -52,4 +55,4 @@ def copy_batch(task: tuple) -> list[CopyResult]:
     identified = identify_files([(dest, size, head) for _, dest, size, _, head in done])
     for (index, _dest, size, digests, _head), ident in zip(done, identified, strict=True):
         results.append(CopyResult(index, size, digests, ident))
-    return results
+    return results, tool_versions()

@@ -31,8 +31,7 @@ from preserve.domain.fixity import FAST_ALGORITHM, hash_file
 from preserve.domain.identify import (
     EXTENSION_ONLY,
     SIGNATURE,
-    libmagic_version,
-    siegfried_info,
+    tool_versions,
 )
 from preserve.domain.model import EventRecord, FileRecord
 from preserve.domain.names import display, encode_manifest_path, find_collisions
@@ -232,6 +231,7 @@ class _Job:
         self.tagmanifest_sha256 = ""
         self.location = repo.primary_location()
         self.events: list[EventRecord] = []
+        self.tools: dict | None = None
 
     # -- building the bag in staging -----------------------------------------------------
 
@@ -262,7 +262,8 @@ class _Job:
     def _copy_and_record(self, manifests, fast, premis) -> None:
         pending: list[FileRecord] = []
         self.progress.start("ingest", len(self.files), self.total_bytes)
-        for results in self._copy_all():
+        for results, tools in self._copy_all():
+            self.tools = tools
             for r in results:
                 record = self._record(r, manifests, fast, premis)
                 if record is not None:
@@ -312,10 +313,11 @@ class _Job:
             yield self._identify_batch(batch, identify_files)
 
     @staticmethod
-    def _identify_batch(batch, identify_files) -> list[CopyResult]:
+    def _identify_batch(batch, identify_files) -> tuple[list[CopyResult], dict]:
         idents = identify_files([(dest, size, head) for _, dest, size, _, head in batch])
         return [CopyResult(i, size, digests, ident)
-                for (i, _, size, digests, _), ident in zip(batch, idents, strict=True)]
+                for (i, _, size, digests, _), ident in zip(batch, idents, strict=True)], \
+            tool_versions()
 
     def _record(self, r: CopyResult, manifests, fast, premis) -> FileRecord | None:
         entry: Entry = self.files[r.index]
@@ -416,20 +418,24 @@ class _Job:
 
     # -- PREMIS ------------------------------------------------------------------------
 
+    def _tool_versions(self) -> tuple[dict, str]:
+        tools = self.tools or tool_versions()
+        return tools["siegfried"], tools["libmagic"]
+
     def _agents(self) -> list[Agent]:
-        sf = siegfried_info()
+        sf, magic_version = self._tool_versions()
         return [
             Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__,
                   "preserve digital preservation repository"),
             Agent(f"siegfried-{sf['version']}", "siegfried", "software", sf["version"],
                   f"PRONOM signatures: {sf['pronom']} ({sf['signature']}, created "
                   f"{sf['signature_created']})"),
-            Agent(f"libmagic-{libmagic_version()}", "libmagic", "software", libmagic_version(),
+            Agent(f"libmagic-{magic_version}", "libmagic", "software", magic_version,
                   "MIME type sniffing from the first bytes"),
         ]
 
     def _premis_events(self) -> list[Event]:
-        sf = siegfried_info()
+        sf, magic_version = self._tool_versions()
         when = now_utc()
         n = len(self.files)
         preserve_role = [(AGENT_PRESERVE, "executing program")]
@@ -446,13 +452,13 @@ class _Job:
                   "computed in one pass over each file while it was copied",
                   f"{n} file(s)", preserve_role),
             Event("format identification", when, "success",
-                  f"siegfried {sf['version']} ({sf['pronom']}); libmagic {libmagic_version()}",
+                  f"siegfried {sf['version']} ({sf['pronom']}); libmagic {magic_version}",
                   f"{self.confidence[SIGNATURE]} by signature, "
                   f"{self.confidence[EXTENSION_ONLY]} by file extension only, "
                   f"{n - self.confidence[SIGNATURE] - self.confidence[EXTENSION_ONLY]} "
                   "not identified (zero-byte files included)",
                   [(f"siegfried-{sf['version']}", "executing program"),
-                   (f"libmagic-{libmagic_version()}", "executing program")]),
+                   (f"libmagic-{magic_version}", "executing program")]),
         ]
         if self.source.kind == "bag":
             checked = sorted({a for d in self.scan.expected.values() for a in d})

@@ -1,0 +1,215 @@
+"""Ingest benchmark: preserve against the peer pipeline and a single-pass lower bound.
+
+Builds a deterministic corpus (once, cached in benchmarks/work/):
+  small: 20,000 files of 1-64 KiB (about 650 MB) in 200 folders
+  large: 8 files of 256 MiB
+and times, in the same run, on the same data, each as a whole process with a
+warm page cache:
+  preserve  `preserve ingest` (copy + sha512/sha256/xxh3 + siegfried + libmagic
+            + PREMIS + catalog + syncfs before the atomic rename)
+  peer      bagit-python make_bag(processes=2, sha512+sha256) on a copy of the
+            tree made beforehand (the copy is not timed), then siegfried
+            (pygfried identify_many, 2 workers) on the same files
+  bound     a minimal reader/writer: read once, sha512+sha256+xxh3, write, 2
+            worker processes, one syncfs at the end (as durable as preserve)
+Peak memory is the summed RSS of each process tree, sampled every 20 ms.
+Outputs are deleted only at the end: on this VM's journal-less ext4, creating
+files soon after deleting tens of thousands is several times slower.
+
+    .venv/bin/python benchmarks/ingest.py [--reps 3] [--only small|large]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"
+PY = sys.executable
+ROOT = HERE.parent
+
+BOUND = r'''
+import ctypes, hashlib, os, sys, xxhash
+from multiprocessing import get_context
+def copy_hash(job):
+    src, dst = job
+    buf = bytearray(1 << 20); mv = memoryview(buf)
+    hs = [hashlib.sha512(), hashlib.sha256(), xxhash.xxh3_128()]
+    with open(src, "rb", buffering=0) as fi, open(dst, "wb", buffering=0) as fo:
+        while n := fi.readinto(buf):
+            chunk = mv[:n]
+            for h in hs: h.update(chunk)
+            while chunk:
+                chunk = chunk[fo.write(chunk):]
+    return dst, [h.hexdigest() for h in hs]
+if __name__ == "__main__":
+    src, dst = sys.argv[1], sys.argv[2]
+    jobs = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, src)
+        os.makedirs(os.path.join(dst, "data", rel), exist_ok=True)
+        for fn in sorted(filenames):
+            jobs.append((os.path.join(dirpath, fn), os.path.join(dst, "data", rel, fn)))
+    with get_context("spawn").Pool(2) as pool, open(os.path.join(dst, "manifest"), "w") as m:
+        for dst_path, digests in pool.imap_unordered(copy_hash, jobs, chunksize=64):
+            m.write(f"{digests[0]}  {dst_path}\n")
+    fd = os.open(dst, os.O_RDONLY)
+    ctypes.CDLL(None).syncfs(fd)
+'''
+
+PEER = r'''
+import os, sys, bagit, pygfried
+bag = sys.argv[1]
+bagit.make_bag(bag, checksums=["sha512", "sha256"], processes=2)
+paths = []
+for dirpath, dirnames, filenames in os.walk(os.path.join(bag, "data")):
+    paths.extend(os.path.join(dirpath, f) for f in filenames)
+result = pygfried.identify_many(paths, workers=2)
+assert len(result["files"]) == len(paths)
+'''
+
+
+def make_corpus(kind: str) -> Path:
+    target = WORK / f"corpus-{kind}"
+    done = target / ".complete"
+    if done.exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    if kind == "small":
+        rng = random.Random(20240601)
+        for i in range(20_000):
+            d = target / f"d{i % 10:02d}" / f"s{(i // 10) % 19:02d}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"f{i:05d}.bin").write_bytes(rng.randbytes(rng.randint(1024, 65536)))
+    else:
+        target.mkdir(parents=True)
+        rng = random.Random(20240602)
+        for i in range(8):
+            with open(target / f"big{i}.bin", "wb") as f:
+                for _ in range(256):
+                    f.write(rng.randbytes(1 << 20))
+    done.write_text("ok\n")
+    return target
+
+
+def warm(path: Path) -> None:
+    subprocess.run(["sh", "-c", f"find '{path}' -type f -print0 | xargs -0 cat > /dev/null"],
+                   check=True)
+
+
+def _tree_rss(pid: int) -> int:
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    stop = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.02)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    _, err = proc.communicate()
+    elapsed = time.perf_counter() - start
+    stop.set()
+    t.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-2000:]}")
+    return elapsed, peak
+
+
+def run(kind: str, reps: int) -> dict:
+    corpus = make_corpus(kind)
+    files = sum(len(f) for _, _, f in os.walk(corpus)) - 1
+    nbytes = sum((Path(d) / f).stat().st_size for d, _, fs in os.walk(corpus) for f in fs
+                 if f != ".complete")
+    out = WORK / f"out-{kind}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    (corpus / ".complete").rename(WORK / f".complete-{kind}")  # not part of the payload
+    results: dict[str, list[tuple[float, int]]] = {"preserve": [], "peer": [], "bound": []}
+    bound_script = out / "bound.py"  # "spawn" workers re-import __main__: it must be a file
+    bound_script.write_text(BOUND)
+    try:
+        repo = out / "repo"
+        env = dict(os.environ, PRESERVE_REPO=str(repo), PRESERVE_NO_PROGRESS="1")
+        subprocess.run([PY, "-m", "preserve", "init"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        for rep in range(reps):
+            peer_dir = out / f"peer{rep}"
+            shutil.copytree(corpus, peer_dir)  # the peer bags in place: give it a copy
+            for name in ("preserve", "peer", "bound"):
+                warm(corpus if name != "peer" else peer_dir)
+                if name == "preserve":
+                    cmd = [PY, "-m", "preserve", "ingest", str(corpus), "-c", "bench"]
+                elif name == "peer":
+                    cmd = [PY, "-c", PEER, str(peer_dir)]
+                else:
+                    cmd = [PY, str(bound_script), str(corpus), str(out / f"bound{rep}")]
+                secs, peak = timed(cmd, env)
+                results[name].append((secs, peak))
+                print(f"  {kind} rep {rep + 1}: {name:8s} {secs:7.2f} s  "
+                      f"{nbytes / secs / 1e6:7.0f} MB/s  {files / secs:8.0f} files/s  "
+                      f"peak {peak / 2**20:5.0f} MiB", flush=True)
+    finally:
+        (WORK / f".complete-{kind}").rename(corpus / ".complete")
+        shutil.rmtree(out, ignore_errors=True)
+    med = {k: statistics.median(s for s, _ in v) for k, v in results.items()}
+    peaks = {k: max(p for _, p in v) for k, v in results.items()}
+    return {"files": files, "bytes": nbytes, "median": med, "peak": peaks}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--only", choices=("small", "large"))
+    args = parser.parse_args()
+    kinds = [args.only] if args.only else ["small", "large"]
+    summary = {}
+    for kind in kinds:
+        print(f"{kind} corpus:", flush=True)
+        summary[kind] = run(kind, args.reps)
+    print("\nmedians (whole processes, warm cache):")
+    for kind, r in summary.items():
+        m, p = r["median"], r["peak"]
+        print(f"  {kind}: {r['files']} files, {r['bytes'] / 1e6:.0f} MB")
+        for name in ("preserve", "peer", "bound"):
+            print(f"    {name:8s} {m[name]:7.2f} s  {r['bytes'] / m[name] / 1e6:7.0f} MB/s  "
+                  f"peak tree RSS {p[name] / 2**20:5.0f} MiB")
+        print(f"    peer / preserve = {m['peer'] / m['preserve']:.2f}x   "
+              f"preserve throughput / bound = {m['bound'] / m['preserve']:.0%}")
+    print("\ntargets: small peer/preserve >= 1.25x; large preserve/bound >= 90%; "
+          "peak < 200 MiB")
+
+
+if __name__ == "__main__":
+    main()
