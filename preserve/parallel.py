@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from typing import Any, TypeVar
 
 from preserve.errors import ToolFailure
@@ -71,10 +73,12 @@ def run_batches(
 ) -> Iterator[R]:
     """Apply `func` to each batch in worker processes; yield results as they complete.
 
-    `deadline(batch)` gives the seconds a batch may take; a batch that takes
-    longer means a hung tool: the pool is killed and ToolFailure raised. With
-    workers <= 1 everything runs in this process (no pool start-up cost).
-    Closing the generator early (an exception, Ctrl-C) terminates the pool.
+    `deadline(batch)` gives the seconds a batch may take; when no batch at all
+    completes within the oldest one's allowance, a tool is taken to be hung:
+    the workers are killed and ToolFailure raised. A worker that dies (a
+    crash in a native library, the OOM killer) is reported at once, never
+    waited for. With workers <= 1 everything runs in this process. Closing the
+    generator early (an exception, Ctrl-C) kills the workers.
     """
     if workers <= 1:
         if initializer:
@@ -83,46 +87,58 @@ def run_batches(
             yield func(batch)
         return
     ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(workers, initializer=_start_worker, initargs=(initializer, initargs))
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
+                               initargs=(initializer, initargs))
+    finished = False
     try:
-        pending: list[tuple[Any, float, list[T]]] = []
+        pending: dict[Future, tuple[float, int]] = {}
         source = iter(batches)
         exhausted = False
-        in_flight = workers * 3
         while True:
-            while not exhausted and len(pending) < in_flight:
+            while not exhausted and len(pending) < workers * 3:
                 try:
                     batch = next(source)
                 except StopIteration:
                     exhausted = True
                     break
                 limit = deadline(batch) if deadline else float("inf")
-                pending.append((pool.apply_async(func, (batch,)), limit, batch))
+                pending[pool.submit(func, batch)] = (limit, len(batch))
             if not pending:
                 break
-            # Wait for whichever batch finishes first (poll: results are unordered).
-            # The clock restarts at each completion: a timeout means no batch at
-            # all finished within the oldest batch's allowance.
-            done = None
-            started = time.monotonic()
-            while done is None:
-                for i, (res, _limit, _batch) in enumerate(pending):
-                    if res.ready():
-                        done = i
-                        break
-                else:
-                    res, limit, batch = pending[0]
-                    res.wait(0.005)
-                    if time.monotonic() - started > limit:
-                        raise ToolFailure(
-                            f"a worker took more than {limit:.0f} s on a batch of {len(batch)} "
-                            "file(s) and was stopped; a tool is probably hung on one of them",
-                            hint="re-run with --workers 1 to find the file, or raise the timeout",
-                        )
-            res, _limit, _batch = pending.pop(done)
-            yield res.get()
-        pool.close()
-        pool.join()
+            oldest_limit, oldest_size = next(iter(pending.values()))
+            done, _ = wait(pending, timeout=None if oldest_limit == float("inf") else oldest_limit,
+                           return_when=FIRST_COMPLETED)
+            if not done:
+                raise ToolFailure(
+                    f"no batch finished within {oldest_limit:.0f} s (a batch of {oldest_size} "
+                    "file(s)); a tool is probably hung on one of them, so the workers were stopped",
+                    hint="re-run with --workers 1 to find the file")
+            for future in done:
+                del pending[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool as e:
+                    raise ToolFailure(
+                        "a worker process died (a crash in a native tool such as siegfried or "
+                        "libmagic, or the system ran out of memory)",
+                        hint="see the system log (dmesg); re-run with --workers 1 to find the file"
+                    ) from e
+                yield result
+        finished = True
     finally:
-        pool.terminate()
-        pool.join()
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _kill(pool)
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop at once: cancel what is queued and kill the worker processes."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with suppress(Exception):
+            process.kill()
+    for process in processes:
+        with suppress(Exception):
+            process.join(5)

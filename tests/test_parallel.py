@@ -1,0 +1,57 @@
+"""The worker pool: results stream back; a dead or hung worker is a tool failure, fast."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from preserve.errors import ToolFailure
+from preserve.parallel import batched, run_batches
+
+
+def square_all(batch):
+    return [x * x for x in batch]
+
+
+def die_on_13(batch):
+    if 13 in batch:
+        os._exit(9)  # as a segfault in a native library would
+    return batch
+
+
+def hang_on_13(batch):
+    if 13 in batch:
+        time.sleep(60)
+    return batch
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_all_results_come_back(workers):
+    got = sorted(x for r in run_batches(square_all, batched(range(100), 7), workers=workers)
+                 for x in r)
+    assert got == [x * x for x in range(100)]
+
+
+def test_a_dead_worker_is_reported_at_once():
+    started = time.monotonic()
+    with pytest.raises(ToolFailure, match="worker process died"):
+        for _ in run_batches(die_on_13, batched(range(40), 5), workers=2):
+            pass
+    assert time.monotonic() - started < 30
+
+
+def test_a_hung_worker_is_stopped_at_its_deadline():
+    started = time.monotonic()
+    with pytest.raises(ToolFailure, match="hung"):
+        for _ in run_batches(hang_on_13, batched(range(40), 5), workers=2,
+                             deadline=lambda batch: 2.0):
+            pass
+    assert time.monotonic() - started < 20
+
+
+def test_batches_respect_count_and_bytes():
+    assert [len(b) for b in batched(range(10), 4)] == [4, 4, 2]
+    sizes = [len(b) for b in batched([10, 10, 10, 10], 100, max_bytes=20, size=lambda x: x)]
+    assert sizes == [2, 2]
