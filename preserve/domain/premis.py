@@ -12,7 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TextIO
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -32,8 +32,14 @@ def encode_name(path: str) -> str:
     return _UNSAFE.sub(enc, path)
 
 
+_PLAIN = re.compile("[%\r\n&<>\x00-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _t(value: object) -> str:
-    return escape(encode_name(str(value)))
+    text = str(value)
+    if _PLAIN.search(text) is None:  # the common case: nothing to encode or escape
+        return text
+    return escape(encode_name(text))
 
 
 @dataclass
@@ -171,6 +177,3 @@ class PremisWriter:
             w('  </premis:agent>\n')
         w('</premis:premis>\n')
 
-
-def attr(value: str) -> str:
-    return quoteattr(value)

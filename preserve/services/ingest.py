@@ -239,7 +239,7 @@ class _Job:
         self.staged.mkdir(parents=True)
         (self.staged / "data").mkdir()
         (self.staged / "metadata").mkdir()
-        for d in sorted({str(Path(e.path).parent) for e in self.files} - {"."}):
+        for d in sorted({os.path.dirname(e.path) for e in self.files} - {""}):
             (self.staged / "data" / d).mkdir(parents=True, exist_ok=True)
         for e in self.empty_dirs:
             (self.staged / "data" / e.path).mkdir(parents=True, exist_ok=True)
@@ -279,7 +279,7 @@ class _Job:
         premis.finish(self._premis_events(), self._agents())
 
     def _copy_all(self):
-        data = self.staged / "data"
+        data = str(self.staged / "data")
         indexed = list(enumerate(self.files))
         if isinstance(self.source, TarSource) or not self.source.parallel:
             yield from self._copy_sequential(data)
@@ -287,13 +287,14 @@ class _Job:
         # Big files first so both workers end together; small files in big batches.
         indexed.sort(key=lambda ie: -ie[1].size)
         spec = self.source.spec()
-        tasks = ((spec, self.compute, [(i, e.ref, str(data / e.path), e.size) for i, e in batch])
+        tasks = ((spec, self.compute, [(i, e.ref, os.path.join(data, e.path), e.size)
+                                       for i, e in batch])
                  for batch in batched(indexed, 200, 32 << 20, size=lambda ie: ie[1].size))
         workers = self.workers if (len(indexed) > 50 or self.total_bytes > (64 << 20)) else 1
         yield from run_batches(copy_batch, tasks, workers=workers,
                                deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6)
 
-    def _copy_sequential(self, data: Path):
+    def _copy_sequential(self, data: str):
         """Tar members arrive in archive order; copy each as it comes, identify in batches."""
         from preserve.domain.identify import identify_files
 
@@ -303,7 +304,7 @@ class _Job:
             i = index_of.get(name)
             if i is None:
                 continue
-            dest = str(data / self.files[i].path)
+            dest = os.path.join(data, self.files[i].path)
             size, digests, head = copy_one(stream, dest, self.compute)
             batch.append((i, dest, size, digests, head))
             if len(batch) >= 200:
