@@ -61,7 +61,8 @@ if __name__ == "__main__":
         for fn in sorted(filenames):
             jobs.append((os.path.join(dirpath, fn), os.path.join(dst, "data", rel, fn)))
     with get_context("spawn").Pool(2) as pool, open(os.path.join(dst, "manifest"), "w") as m:
-        for dst_path, digests in pool.imap_unordered(copy_hash, jobs, chunksize=64):
+        chunk = 64 if len(jobs) > 1000 else 1  # few big files: one each, or one worker gets all
+        for dst_path, digests in pool.imap_unordered(copy_hash, jobs, chunksize=chunk):
             m.write(f"{digests[0]}  {dst_path}\n")
     fd = os.open(dst, os.O_RDONLY)
     ctypes.CDLL(None).syncfs(fd)
@@ -107,14 +108,16 @@ def warm(path: Path) -> None:
                    check=True)
 
 
-def _tree_rss(pid: int) -> int:
+def _tree_rss(pid: int, field: str = "VmRSS:") -> int:
+    """Summed resident memory of a process tree (VmRSS, or RssAnon: private memory only,
+    without the file pages a tool maps while it reads)."""
     total, stack = 0, [pid]
     while stack:
         p = stack.pop()
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field):
                         total += int(line.split()[1]) * 1024
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as f:
@@ -124,16 +127,17 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, int]:
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
+    peak = peak_anon = 0
     stop = threading.Event()
 
     def sample():
-        nonlocal peak
+        nonlocal peak, peak_anon
         while not stop.is_set():
             peak = max(peak, _tree_rss(proc.pid))
+            peak_anon = max(peak_anon, _tree_rss(proc.pid, "RssAnon:"))
             time.sleep(0.02)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -144,7 +148,7 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     t.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-2000:]}")
-    return elapsed, peak
+    return elapsed, peak, peak_anon
 
 
 def run(kind: str, reps: int) -> dict:
@@ -156,7 +160,7 @@ def run(kind: str, reps: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     (corpus / ".complete").rename(WORK / f".complete-{kind}")  # not part of the payload
-    results: dict[str, list[tuple[float, int]]] = {"preserve": [], "peer": [], "bound": []}
+    results: dict[str, list[tuple[float, int, int]]] = {"preserve": [], "peer": [], "bound": []}
     bound_script = out / "bound.py"  # "spawn" workers re-import __main__: it must be a file
     bound_script.write_text(BOUND)
     try:
@@ -175,17 +179,19 @@ def run(kind: str, reps: int) -> dict:
                     cmd = [PY, "-c", PEER, str(peer_dir)]
                 else:
                     cmd = [PY, str(bound_script), str(corpus), str(out / f"bound{rep}")]
-                secs, peak = timed(cmd, env)
-                results[name].append((secs, peak))
+                secs, peak, anon = timed(cmd, env)
+                results[name].append((secs, peak, anon))
                 print(f"  {kind} rep {rep + 1}: {name:8s} {secs:7.2f} s  "
                       f"{nbytes / secs / 1e6:7.0f} MB/s  {files / secs:8.0f} files/s  "
-                      f"peak {peak / 2**20:5.0f} MiB", flush=True)
+                      f"peak RSS {peak / 2**20:5.0f} MiB (private {anon / 2**20:4.0f})",
+                      flush=True)
     finally:
         (WORK / f".complete-{kind}").rename(corpus / ".complete")
         shutil.rmtree(out, ignore_errors=True)
-    med = {k: statistics.median(s for s, _ in v) for k, v in results.items()}
-    peaks = {k: max(p for _, p in v) for k, v in results.items()}
-    return {"files": files, "bytes": nbytes, "median": med, "peak": peaks}
+    med = {k: statistics.median(s for s, _, _ in v) for k, v in results.items()}
+    peaks = {k: max(p for _, p, _ in v) for k, v in results.items()}
+    anon = {k: max(a for _, _, a in v) for k, v in results.items()}
+    return {"files": files, "bytes": nbytes, "median": med, "peak": peaks, "anon": anon}
 
 
 def main() -> None:
@@ -200,11 +206,11 @@ def main() -> None:
         summary[kind] = run(kind, args.reps)
     print("\nmedians (whole processes, warm cache):")
     for kind, r in summary.items():
-        m, p = r["median"], r["peak"]
+        m, p, a = r["median"], r["peak"], r["anon"]
         print(f"  {kind}: {r['files']} files, {r['bytes'] / 1e6:.0f} MB")
         for name in ("preserve", "peer", "bound"):
             print(f"    {name:8s} {m[name]:7.2f} s  {r['bytes'] / m[name] / 1e6:7.0f} MB/s  "
-                  f"peak tree RSS {p[name] / 2**20:5.0f} MiB")
+                  f"peak tree RSS {p[name] / 2**20:5.0f} MiB, private {a[name] / 2**20:4.0f} MiB")
         print(f"    peer / preserve = {m['peer'] / m['preserve']:.2f}x   "
               f"preserve throughput / bound = {m['bound'] / m['preserve']:.0%}")
     print("\ntargets: small peer/preserve >= 1.25x; large preserve/bound >= 90%; "

@@ -41,7 +41,8 @@ def test_init_is_idempotent_and_reports_what_it_created(tmp_path):
 def test_ingest_list_show_export_round_trip(cli_repo, collection, tmp_path):
     out = json.loads(run(cli_repo, "ingest", collection, "--collection", "letters", "--title",
                          "Letters", "--creator", "A", "--json").stdout)
-    aip = out["id"] if "id" in out else out["aip_id"]
+    aip = out["id"]
+    assert out["aip_id"] == aip
     assert out["files"] == 10 and out["collection"] == "letters"
     assert out["throughput_bytes_per_second"] >= 0
 

@@ -171,3 +171,15 @@ def test_not_a_directory(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     assert codes(validate_bag(f)) == ["E001"]
+
+
+def test_stricter_than_bagit_python_on_directory_links(good_bag, tmp_path):
+    """bagit-python leaves a linked directory out of its completeness check and calls the
+    bag valid; its files are in no manifest, so nothing protects them. We say so."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "unprotected.txt").write_text("not in any manifest")
+    (good_bag / "data" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    bagit.Bag(str(good_bag)).validate()  # bagit-python: no complaint
+    report = validate_bag(good_bag)
+    assert not report.valid and find(report, "E030").file == "data/linked"

@@ -92,7 +92,7 @@ class IngestResult:
     location: str
 
     def to_dict(self) -> dict:
-        d = dict(self.__dict__)
+        d = {"id": self.aip_id, **self.__dict__}
         d["formats"] = [{"puid": p, "format": f, "files": n} for p, f, n in self.formats]
         d["throughput_bytes_per_second"] = int(self.bytes / self.seconds) if self.seconds else 0
         return d

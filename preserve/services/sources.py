@@ -234,12 +234,8 @@ class ZipSource(Source):
                 is_dir = name.endswith("/")
                 rel = name.rstrip("/")
                 where = f"zip member {display(name)!r}"
-                if not _check_name(rel, scan, where):
+                if not _new_member(rel, where, seen, scan):
                     continue
-                if rel in seen:
-                    scan.problems.append(f"{where} appears more than once")
-                    continue
-                seen.add(rel)
                 mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
                     if policy.links == "skip":
@@ -263,6 +259,17 @@ class ZipSource(Source):
                 scan.entries.append(Entry(rel, info.file_size, info.filename))
             scan.entries.extend(_empty_dirs(dirs, parents))
         return scan
+
+
+def _new_member(rel: str, where: str, seen: set[str], scan: Scan) -> bool:
+    """An archive member's name is safe and not a repeat of an earlier member's."""
+    if not _check_name(rel, scan, where):
+        return False
+    if rel in seen:
+        scan.problems.append(f"{where} appears more than once")
+        return False
+    seen.add(rel)
+    return True
 
 
 def _empty_dirs(dirs: set[str], parents: set[str]) -> list[Entry]:
@@ -296,12 +303,8 @@ class TarSource(Source):
                     if rel in ("", "."):
                         continue
                     where = f"tar member {display(member.name)!r}"
-                    if not _check_name(rel, scan, where):
+                    if not _new_member(rel, where, seen, scan):
                         continue
-                    if rel in seen:
-                        scan.problems.append(f"{where} appears more than once")
-                        continue
-                    seen.add(rel)
                     if member.issym() or member.islnk():
                         kind = "symbolic link" if member.issym() else "hard link"
                         note = f"{kind} {display(rel)} -> {display(member.linkname)} (tar member)"
