@@ -172,6 +172,7 @@ def run(kind: str, reps: int) -> dict:
             peer_dir = out / f"peer{rep}"
             shutil.copytree(corpus, peer_dir)  # the peer bags in place: give it a copy
             for name in ("preserve", "peer", "bound"):
+                os.sync()  # nobody's timed run flushes what an earlier step wrote
                 warm(corpus if name != "peer" else peer_dir)
                 if name == "preserve":
                     cmd = [PY, "-m", "preserve", "ingest", str(corpus), "-c", "bench"]

@@ -1,0 +1,140 @@
+"""The S3 backend against a real S3-compatible server on loopback (moto's server mode).
+
+moto accepts wrong client checksums, so what these tests exercise is preserve's own
+verification after each upload: the store's checksum of what it holds, against ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import boto3
+import pytest
+
+from preserve.errors import FixityMismatch, StorageUnreachable
+from preserve.infrastructure.storage import s3 as s3mod
+from preserve.infrastructure.storage.s3 import S3Settings, S3Storage
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from moto.server import ThreadedMotoServer
+
+    for k, v in CREDENTIALS.items():
+        os.environ.setdefault(k, v)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server, request):
+    name = "b-" + hashlib.sha1(request.node.name.encode()).hexdigest()[:12]
+    raw = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    raw.create_bucket(Bucket=name)
+    return raw, name
+
+
+def _storage(s3_server, name, **kw) -> S3Storage:
+    return S3Storage("cloud", S3Settings(bucket=name, prefix="archive", endpoint_url=s3_server,
+                                         region="us-east-1", addressing_style="path", **kw))
+
+
+def _file(tmp_path, size: int):
+    path = tmp_path / f"f{size}"
+    path.write_bytes(os.urandom(size))
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_upload_is_verified_and_reads_back(s3_server, bucket, tmp_path):
+    raw, name = bucket
+    store = _storage(s3_server, name)
+    path, digest = _file(tmp_path, 3000)
+    store.put_file("aa/x/v1/data/f", path, digest, 3000)
+    assert store.stat("aa/x/v1/data/f").size == 3000
+    with store.open("aa/x/v1/data/f") as body:
+        assert body.read() == path.read_bytes()
+    assert [o.key for o in store.list("aa/x/")] == ["aa/x/v1/data/f"]
+    head = raw.head_object(Bucket=name, Key="archive/aa/x/v1/data/f", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"]  # stored with the store's own checksum
+
+
+def test_multipart_upload_checks_the_composite_checksum(s3_server, bucket, tmp_path,
+                                                         monkeypatch):
+    monkeypatch.setattr(s3mod, "PART_SIZE", 5 << 20)  # S3's smallest part
+    _, name = bucket
+    store = _storage(s3_server, name)
+    path, digest = _file(tmp_path, (12 << 20) + 123)
+    store.put_file("k/big", path, digest, path.stat().st_size)
+    with store.open("k/big") as body:
+        assert hashlib.sha256(body.read()).hexdigest() == digest
+
+
+def test_bytes_changed_in_the_store_are_noticed(s3_server, bucket, tmp_path):
+    raw, name = bucket
+    store = _storage(s3_server, name)
+    path, digest = _file(tmp_path, 2048)
+    store.put_file("k/f", path, digest, 2048)
+    raw.put_object(Bucket=name, Key="archive/k/f", Body=os.urandom(2048),
+                   ChecksumAlgorithm="SHA256")  # a raw overwrite: same size, other bytes
+    with pytest.raises(FixityMismatch, match="holds different bytes"):
+        store.verify("k/f", digest, 2048)
+    raw.put_object(Bucket=name, Key="archive/k/f", Body=b"short", ChecksumAlgorithm="SHA256")
+    with pytest.raises(FixityMismatch, match="bytes for"):
+        store.verify("k/f", digest, 2048)
+
+
+def test_a_wrong_local_digest_is_never_accepted(s3_server, bucket, tmp_path):
+    _, name = bucket
+    store = _storage(s3_server, name)
+    path, _ = _file(tmp_path, 100)
+    with pytest.raises(FixityMismatch):
+        store.put_file("k/f", path, "00" * 32, 100)
+
+
+def test_publish_bag_writes_the_tag_manifest_last(s3_server, bucket, tmp_path, monkeypatch):
+    _, name = bucket
+    store = _storage(s3_server, name)
+    bag = tmp_path / "bag"
+    (bag / "data").mkdir(parents=True)
+    for rel in ("bagit.txt", "data/a.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt",
+                "tagmanifest-sha512.txt"):
+        (bag / rel).write_text(rel)
+    order = []
+    real = S3Storage.put_file
+    monkeypatch.setattr(S3Storage, "put_file",
+                        lambda self, key, *a: (order.append(key), real(self, key, *a)))
+    store.publish_bag(bag, "ab/id/v1/")
+    assert [k.rsplit("/", 1)[-1] for k in order[-2:]] == ["tagmanifest-sha256.txt",
+                                                          "tagmanifest-sha512.txt"]
+    assert {o.key for o in store.list("ab/id/v1/")} == {"ab/id/v1/" + r for r in (
+        "bagit.txt", "data/a.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt",
+        "tagmanifest-sha512.txt")}
+
+
+def test_unreachable_store_is_unreachable_not_missing(tmp_path):
+    store = S3Storage("gone", S3Settings(bucket="b", endpoint_url="http://127.0.0.1:9",
+                                         region="us-east-1"))
+    store.client.meta.config.retries["max_attempts"] = 1
+    with pytest.raises(StorageUnreachable, match="unreachable"):
+        store.stat("x")
+
+
+def test_a_missing_bucket_is_reported_as_unreachable(s3_server):
+    store = _storage(s3_server, "no-such-bucket")
+    with pytest.raises(StorageUnreachable, match="NoSuchBucket"):
+        store.check_reachable()
+
+
+def test_secrets_in_a_location_file_are_refused(tmp_path):
+    from preserve.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="must not be written"):
+        s3mod.settings_from_yaml("x", {"bucket": "b", "aws_secret_access_key": "s"},
+                                 tmp_path / "x.yaml")
