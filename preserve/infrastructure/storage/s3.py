@@ -112,7 +112,16 @@ class S3Storage:
             raise
 
     def check_reachable(self) -> None:
-        self._call("head bucket", self.client.head_bucket, Bucket=self.settings.bucket)
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("head bucket", self.client.head_bucket, Bucket=self.settings.bucket)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "?")
+            raise StorageUnreachable(
+                f"storage location '{self.name}': bucket {self.settings.bucket!r} answered "
+                f"{'NoSuchBucket' if code in ('404', 'NotFound') else code}",
+                hint="check the bucket name, the endpoint and the credentials") from None
 
     # -- writing -----------------------------------------------------------------------
 
@@ -131,11 +140,15 @@ class S3Storage:
     def put_file(self, key: str, path: Path, sha256_hex: str, size: int) -> None:
         """Upload a local file and verify what the store holds; raises FixityMismatch if not."""
         if size <= PART_SIZE:
+            # By default the SDK computes the checksum from the bytes it actually sends and
+            # the store checks it; we then compare the store's value with the digest taken
+            # at ingest. Where the SDK may not add checksums (when_required), we send ours.
+            checksum = ({"ChecksumSHA256": _b64(sha256_hex)}
+                        if self.settings.checksum == "when_required" else {})
             with open(path, "rb") as body:
                 self._call(f"upload {key}", self.client.put_object, Bucket=self.settings.bucket,
                            Key=self._key(key), Body=body, ContentLength=size,
-                           ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(sha256_hex),
-                           **self._extra())
+                           ChecksumAlgorithm="SHA256", **checksum, **self._extra())
             self.verify(key, sha256_hex, size)
         else:
             composite = self._put_multipart(key, path, size)
