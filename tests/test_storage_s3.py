@@ -120,8 +120,7 @@ def test_publish_bag_writes_the_tag_manifest_last(s3_server, bucket, tmp_path, m
 
 def test_unreachable_store_is_unreachable_not_missing(tmp_path):
     store = S3Storage("gone", S3Settings(bucket="b", endpoint_url="http://127.0.0.1:9",
-                                         region="us-east-1"))
-    store.client.meta.config.retries["max_attempts"] = 1
+                                         region="us-east-1", max_attempts=2))
     with pytest.raises(StorageUnreachable, match="unreachable"):
         store.stat("x")
 

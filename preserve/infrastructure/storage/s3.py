@@ -41,6 +41,7 @@ class S3Settings:
     object_lock_days: int | None = None
     checksum: str = "when_supported"  # SDK behaviour; some S3-compatible stores need when_required
     profile: str | None = None
+    max_attempts: int = 8  # per request: throttling, 5xx and connection resets are retried
 
 
 def _b64(hex_digest: str) -> str:
@@ -65,7 +66,7 @@ class S3Storage:
 
         session = boto3.session.Session(profile_name=self.settings.profile)
         config = Config(
-            retries={"max_attempts": 8, "mode": "standard"},  # throttling, 5xx, resets
+            retries={"max_attempts": self.settings.max_attempts, "mode": "standard"},
             connect_timeout=10, read_timeout=120,
             s3={"addressing_style": self.settings.addressing_style},
             request_checksum_calculation=self.settings.checksum,
@@ -274,5 +275,6 @@ def settings_from_yaml(name: str, data: dict, file: Path) -> S3Settings:
         storage_class=data.get("storage_class"),
         object_lock_mode=lock.get("mode"), object_lock_days=lock.get("days"),
         checksum=data.get("checksum", "when_supported"), profile=data.get("profile"),
+        max_attempts=int(data.get("max_attempts", 8)),
     )
 
