@@ -122,6 +122,12 @@ def ingest(
         render.emit_json(result.to_dict())
     else:
         render.ingest_summary(result)
+    if result.replication_problems:
+        render.failure(f"AIP {result.aip_id} is stored at {', '.join(result.replicas)}, but "
+                       f"{len(result.replication_problems)} of the copies policy asks for could "
+                       "not be made", "run 'preserve replicate' once the location is back",
+                       result.replication_problems)
+        raise typer.Exit(EXIT_UNREACHABLE)
 
 
 @app.command()
@@ -226,6 +232,101 @@ def export(
 def _interrupted() -> None:
     render.err.print("[bold yellow]interrupted:[/] stopped cleanly; nothing half-written was left "
                      "behind. Run the same command again to do the work.")
+
+
+@app.command()
+def replicate(
+    to: Annotated[str | None, typer.Option("--to", help="Only this location.")] = None,
+    json_out: JsonOpt = False,
+):
+    """Bring every AIP up to the copies policy asks for; verified, resumable."""
+    from preserve.services.replicate import replicate as run_replicate
+
+    repo = _open_repo()
+    if to and to not in repo.locations:
+        raise typer.BadParameter(f"no location '{to}' (see 'preserve storage list')",
+                                 param_hint="--to")
+    with render.progress_bar(_show_progress(json_out)) as progress:
+        result = run_replicate(repo, to=to, progress=progress)
+    if json_out:
+        render.emit_json(result.to_dict())
+    else:
+        render.replication(result)
+    if result.unreachable:
+        raise typer.Exit(EXIT_UNREACHABLE)
+    if result.failed:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+storage_app = typer.Typer(no_args_is_help=True, help="Storage locations: add, list, check.")
+app.add_typer(storage_app, name="storage")
+
+
+@storage_app.command("add")
+def storage_add(
+    name: Annotated[str, typer.Argument(help="A short name, e.g. offsite-s3.")],
+    url: Annotated[str, typer.Argument(help="A folder path, or s3://BUCKET[/PREFIX].")],
+    endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
+    region: Annotated[str | None, typer.Option()] = None,
+    addressing_style: Annotated[str | None, typer.Option(help="auto, path or virtual.")] = None,
+    storage_class: Annotated[str | None, typer.Option(help="e.g. STANDARD_IA.")] = None,
+    lock_mode: Annotated[str | None, typer.Option(help="GOVERNANCE or COMPLIANCE.")] = None,
+    lock_days: Annotated[int | None, typer.Option(help="Object Lock retention.")] = None,
+    checksum: Annotated[str | None, typer.Option(
+        help="when_supported (default) or when_required for stores that reject the SDK's "
+             "checksum headers.")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile for credentials.")] = None,
+    media: Annotated[str | None, typer.Option(help="e.g. 'LTO-9 tape', 'hard disk'.")] = None,
+    lifetime_years: Annotated[float | None, typer.Option(help="Expected lifetime.")] = None,
+):
+    """Define a storage location (writes locations/NAME.yaml; never any secret)."""
+    from preserve.services.locations import add_location
+
+    file = add_location(_open_repo(), name, url, endpoint_url=endpoint_url, region=region,
+                        addressing_style=addressing_style, storage_class=storage_class,
+                        lock_mode=lock_mode, lock_days=lock_days, checksum=checksum,
+                        profile=profile, media=media, lifetime_years=lifetime_years)
+    render.out.print(f"Location [bold]{render.text(name)}[/] written to {render.text(file)}; "
+                     f"'preserve storage check {render.text(name)}' tests it, and listing it "
+                     "under replication.locations in the policy puts copies there.")
+
+
+@storage_app.command("list")
+def storage_list(json_out: JsonOpt = False):
+    """Every location with reachability, media, age and what it holds."""
+    from preserve.services.locations import location_statuses
+
+    statuses = location_statuses(_open_repo())
+    if json_out:
+        render.emit_json([s.to_dict() for s in statuses])
+    else:
+        render.locations(statuses)
+    if any(not s.reachable for s in statuses):
+        raise typer.Exit(EXIT_UNREACHABLE)
+
+
+@storage_app.command("check")
+def storage_check(name: Annotated[str, typer.Argument()], json_out: JsonOpt = False):
+    """Write, read back and delete a probe at a location; say what works."""
+    repo = _open_repo()
+    if name not in repo.locations:
+        raise typer.BadParameter(f"no location '{name}' (see 'preserve storage list')",
+                                 param_hint="NAME")
+    location = repo.locations[name]
+    try:
+        location.check_reachable()
+        steps = location.round_trip()
+    except PreserveError as e:
+        steps = [("reach", False, e.message)]
+    if json_out:
+        render.emit_json({"location": name, "ok": all(ok for _, ok, _ in steps),
+                          "steps": [{"step": s, "ok": ok, "detail": d} for s, ok, d in steps]})
+    else:
+        for step, ok, detail in steps:
+            mark = "[green]ok[/]" if ok else "[red]FAILED[/]"
+            render.out.print(f"{step:7s} {mark}  {render.text(detail)}")
+    if not all(ok for _, ok, _ in steps):
+        raise typer.Exit(EXIT_UNREACHABLE)
 
 
 def main(argv: list[str] | None = None) -> None:

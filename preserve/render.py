@@ -82,7 +82,7 @@ def ingest_summary(result) -> None:
     table.add_row("bytes", f"{result.bytes} ({human_size(result.bytes)})")
     table.add_row("time", f"{secs:.2f} s, {human_size(int(rate))}/s, "
                           f"{result.files / secs if secs else 0:.0f} files/s")
-    table.add_row("stored at", result.location)
+    table.add_row("stored at", ", ".join(result.replicas) or result.location)
     table.add_row("identified", f"{result.files - result.unidentified - result.extension_only} "
                   f"by signature, {result.extension_only} by extension only, "
                   f"{result.unidentified} not identified")
@@ -175,6 +175,33 @@ def identifications(rows) -> None:
         note = "; ".join(x for x in (ident.basis, ident.warning, ident.error) if x)
         table.add_row(text(path), text(ident.puid or "-"), text(fmt or "-"),
                       text(ident.mime or ""), text(note))
+    out.print(table)
+
+
+def replication(result) -> None:
+    for aip, version, location in result.copied:
+        out.print(f"[green]copied[/] AIP {aip} v{version} to {text(location)} (verified)")
+    for aip, version, location, reason in result.failed:
+        out.print(f"[red]failed[/] AIP {aip} v{version} to {text(location)}: {text(reason)}")
+    for location in result.unreachable:
+        out.print(f"[red]unreachable[/] location {text(location)}: nothing was copied there")
+    status = "[bold green]all copies made[/]" if result.complete else "[bold red]incomplete[/]"
+    out.print(f"{status}: {len(result.copied)} copied, {result.already} already in place")
+
+
+def locations(statuses) -> None:
+    table = Table(title=f"{len(statuses)} storage location(s)", title_justify="left")
+    for col in ("name", "kind", "where", "reachable", "media", "age", "AIP versions", "size",
+                "in policy"):
+        table.add_column(col)
+    for s in statuses:
+        age = f"{s.age_years:g} y" if s.age_years is not None else "-"
+        if s.expected_lifetime_years:
+            age += f" of {s.expected_lifetime_years:g}"
+        table.add_row(text(s.name), s.kind, text(s.where),
+                      "[green]yes[/]" if s.reachable else f"[red]NO[/] {text(s.problem)}",
+                      text(s.media or "-"), age, str(s.aip_versions), human_size(s.bytes),
+                      "yes" if s.in_policy else "no")
     out.print(table)
 
 

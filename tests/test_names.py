@@ -10,7 +10,9 @@ from preserve.domain.names import (
     UnsafePath,
     check_relative,
     decode_manifest_path,
+    decode_object_key,
     encode_manifest_path,
+    encode_object_key,
     find_collisions,
 )
 
@@ -78,3 +80,10 @@ def test_collision_groups_only_hold_names_that_really_merge(paths):
     for group in case_groups:
         assert len({unicodedata.normalize("NFC", unicodedata.normalize("NFD", p).casefold())
                     for p in group}) == 1
+
+
+@given(names)
+def test_object_keys_round_trip_and_carry_no_control_characters(name):
+    key = encode_object_key(name)
+    assert decode_object_key(key) == name
+    assert not any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in key)

@@ -15,21 +15,13 @@ import pytest
 from preserve.errors import FixityMismatch, StorageUnreachable
 from preserve.infrastructure.storage import s3 as s3mod
 from preserve.infrastructure.storage.s3 import S3Settings, S3Storage
-
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+from tests.s3server import S3Server
 
 
 @pytest.fixture(scope="session")
 def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    for k, v in CREDENTIALS.items():
-        os.environ.setdefault(k, v)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    server = S3Server()
+    yield server.url
     server.stop()
 
 

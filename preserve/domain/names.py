@@ -30,6 +30,21 @@ def decode_manifest_path(text: str) -> str:
     return _DECODE_RE.sub(lambda m: _DECODE[m.group(1).lower()], text)
 
 
+_KEY_UNSAFE = re.compile("[%\x00-\x1f\x7f-\x9f]")
+_KEY_ESCAPE = re.compile(r"(?:%[0-9A-F]{2})+")
+
+
+def encode_object_key(path: str) -> str:
+    """Spell a bag path as an object-store key: "%" and control characters (CR, LF, ...)
+    become %XX of their UTF-8 bytes. Object stores and their XML listings mishandle
+    control characters; the encoding is reversible, so names are never lost."""
+    return _KEY_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group(0).encode()), path)
+
+
+def decode_object_key(key: str) -> str:
+    return _KEY_ESCAPE.sub(lambda m: bytes.fromhex(m.group(0).replace("%", "")).decode(), key)
+
+
 class UnsafePath(ValueError):
     """A relative path that could leave its root or cannot be represented."""
 

@@ -165,6 +165,32 @@ class Catalog:
                        (aip_id, version, location, key, when))
             db.execute("UPDATE aips SET state = 'stored' WHERE id = ?", (aip_id,))
 
+    def add_replica(self, aip_id: str, version: int, location: str, key: str, when: str) -> None:
+        """Record a copy that has been written and verified (never before)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO replicas VALUES (?, ?, ?, ?, 'verified', ?, NULL)",
+                       (aip_id, version, location, key, when))
+
+    def versions_without_replica(self, location: str) -> list[tuple[str, int]]:
+        """Stored AIP versions that have no verified copy at `location`, oldest first."""
+        rows = self.db.execute(
+            "SELECT v.aip_id, v.version FROM versions v JOIN aips a ON a.id = v.aip_id "
+            "WHERE a.state = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
+            "r.aip_id = v.aip_id AND r.version = v.version AND r.location = ? "
+            "AND r.state = 'verified') ORDER BY v.created, v.aip_id", (location,))
+        return [(r[0], r[1]) for r in rows]
+
+    def count_versions(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM versions v JOIN aips a ON a.id = v.aip_id "
+                               "WHERE a.state = 'stored'").fetchone()[0]
+
+    def replica_summary(self) -> dict[str, tuple[int, int]]:
+        """Per location: (AIP versions held, bytes held)."""
+        rows = self.db.execute(
+            "SELECT r.location, COUNT(*), COALESCE(SUM(v.bytes), 0) FROM replicas r JOIN "
+            "versions v ON v.aip_id = r.aip_id AND v.version = r.version GROUP BY r.location")
+        return {r[0]: (r[1], r[2]) for r in rows}
+
     def discard_aip(self, aip_id: str) -> None:
         with self.transaction() as db:
             row = db.execute("SELECT state FROM aips WHERE id = ?", (aip_id,)).fetchone()

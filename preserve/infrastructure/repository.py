@@ -21,7 +21,8 @@ import yaml
 from preserve.domain.policy import Policy, load_policy
 from preserve.errors import ConfigError
 from preserve.infrastructure.catalog import Catalog
-from preserve.infrastructure.storage import LocalStorage
+from preserve.infrastructure.storage import LocalStorage, Storage
+from preserve.infrastructure.storage.s3 import S3Storage, settings_from_yaml
 
 CONFIG_NAME = "preserve.yaml"
 REPOSITORY_FORMAT = 1
@@ -78,22 +79,36 @@ class Repository:
     def staging(self) -> Path:
         return self.root / "staging"
 
-    def _load_locations(self) -> dict[str, LocalStorage]:
-        out: dict[str, LocalStorage] = {}
+    def _load_locations(self) -> dict[str, Storage]:
+        out: dict[str, Storage] = {}
         folder = self.root / "locations"
         for file in sorted(folder.glob("*.yaml")):
             cfg = _read_location(file)
-            if cfg.kind != "local":
-                raise ConfigError(f"{file}: storage kind {cfg.kind!r} is not supported by this "
-                                  "version of preserve (supported: local)")
-            path = Path(cfg.settings.get("path", cfg.name))
-            if not path.is_absolute():
-                path = self.root / path
-            out[cfg.name] = LocalStorage(cfg.name, path)
+            if cfg.kind == "local":
+                path = Path(cfg.settings.get("path", cfg.name))
+                if not path.is_absolute():
+                    path = self.root / path
+                out[cfg.name] = LocalStorage(cfg.name, path)
+            elif cfg.kind == "s3":
+                out[cfg.name] = S3Storage(cfg.name, settings_from_yaml(cfg.name, cfg.settings,
+                                                                       file))
+            else:
+                raise ConfigError(f"{file}: storage kind {cfg.kind!r} is not one preserve "
+                                  "knows (local, s3)")
         return out
 
     def primary_location(self) -> LocalStorage:
-        return self.locations[self.policy.locations[0]]
+        """The first location of the replication policy: a local disk, where bags are built."""
+        location = self.locations[self.policy.locations[0]]
+        if not isinstance(location, LocalStorage):
+            raise ConfigError(f"policy {self.policy.source}: the first location "
+                              f"('{location.name}') must be a local disk; list object stores "
+                              "after it")
+        return location
+
+    def replica_locations(self) -> list[Storage]:
+        """The locations policy asks every AIP to be copied to, primary first."""
+        return [self.locations[n] for n in self.policy.locations[: self.policy.copies]]
 
     def close(self) -> None:
         self.catalog.close()

@@ -19,7 +19,9 @@ from preserve.domain.fixity import hash_stream, write_all
 from preserve.domain.names import check_relative, decode_manifest_path, display
 from preserve.errors import ConfigError, FixityMismatch, NotFound, StorageUnreachable
 from preserve.infrastructure.repository import Repository
-from preserve.services.ingest import EMPTY_DIRS_FILE, Progress, _Silent
+from preserve.services.common import Progress, Silent
+from preserve.services.expected import Expected, expected_digests
+from preserve.services.ingest import EMPTY_DIRS_FILE
 
 
 @dataclass
@@ -37,12 +39,11 @@ class ExportResult:
 
 def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None,
            location: str | None = None, progress: Progress | None = None) -> ExportResult:
-    progress = progress or _Silent()
+    progress = progress or Silent()
     catalog = repo.catalog
     aip_id = catalog.resolve(ref)
     summary = catalog.get_aip(aip_id)
     version = version or summary.version
-    info = catalog.version_info(aip_id, version)
     locations = catalog.replica_locations(aip_id, version)
     if location and location not in locations:
         raise NotFound(f"AIP {aip_id} v{version} has no replica at location '{location}'",
@@ -62,9 +63,9 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(partial, ignore_errors=True)
 
-    expected = {f.path: f.digests for f in catalog.files(aip_id, version)}
+    expected = expected_digests(catalog, aip_id, version, storage, key)
     try:
-        files, nbytes = _copy_verified(storage, key, info, expected, partial, progress)
+        files, nbytes = _copy_verified(storage, key, expected, partial, progress)
         if dest.exists():
             dest.rmdir()
         os.rename(partial, dest)
@@ -74,22 +75,9 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
     return ExportResult(aip_id, version, str(dest), files, nbytes, name)
 
 
-def _copy_verified(storage, key, info, expected, partial: Path, progress) -> tuple[int, int]:
-    tagmanifest = info["tagmanifest"]
-    algorithm = bagfmt.MANIFEST_RE.match(tagmanifest).group(2)
-    # 1. the tag manifest, checked against the package digest kept in the catalog
-    tm_bytes = _read_all(storage, key + tagmanifest)
-    import hashlib
-
-    if hashlib.sha256(tm_bytes).hexdigest() != info["tagmanifest_sha256"]:
-        raise FixityMismatch(f"{tagmanifest} of this AIP does not match the package digest "
-                             "recorded at ingest: the stored bag was altered or replaced",
-                             hint="run an audit; restore the AIP from another replica")
-    tag_expected = {e.path: {algorithm: e.digest}
-                    for e in bagfmt.parse_manifest(tm_bytes.decode("utf-8")).entries}
+def _copy_verified(storage, key, expected: Expected, partial: Path, progress) -> tuple[int, int]:
     objects = list(storage.list(key))
-    total = sum(o.size for o in objects)
-    progress.start("export", len(objects), total)
+    progress.start("export", len(objects), sum(o.size for o in objects))
     problems: list[str] = []
     seen: set[str] = set()
     nbytes = 0
@@ -97,26 +85,21 @@ def _copy_verified(storage, key, info, expected, partial: Path, progress) -> tup
         rel = obj.key[len(key):]
         check_relative(rel)
         seen.add(rel)
-        target = partial / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if rel == tagmanifest:
-            target.write_bytes(tm_bytes)
-            progress.advance(1, obj.size)
-            nbytes += obj.size
-            continue
-        want = expected.get(rel) if rel.startswith("data/") else tag_expected.get(rel)
-        if want is None and not bagfmt.MANIFEST_RE.match(rel):
+        want = expected.files.get(rel)
+        if want is None:
             problems.append(f"unexpected file {display(rel)!r} (in no manifest)")
             continue
-        algorithms = [a for a in (want or {}) if a != "xxh3_128"] or ["sha256"]
+        target = partial / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
         with storage.open(obj.key) as src, open(target, "xb") as out:
-            size, digests, _ = hash_stream(src, algorithms, sink=write_all(out.write))
+            size, digests, _ = hash_stream(src, list(want), sink=write_all(out.write))
         nbytes += size
         progress.advance(1, size)
-        for a, d in (want or {}).items():
-            if a in digests and digests[a] != d:
-                problems.append(f"{display(rel)!r}: {a} is {digests[a]}, expected {d}")
-    for rel in expected:
+        for algorithm, digest in want.items():
+            if digests[algorithm] != digest:
+                problems.append(f"{display(rel)!r}: {algorithm} is {digests[algorithm]}, "
+                                f"expected {digest}")
+    for rel in expected.files:
         if rel not in seen:
             problems.append(f"{display(rel)!r} is missing from storage")
     if problems:
@@ -130,12 +113,3 @@ def _copy_verified(storage, key, info, expected, partial: Path, progress) -> tup
             check_relative(rel)
             (partial / rel).mkdir(parents=True, exist_ok=True)
     return len(objects), nbytes
-
-
-def _read_all(storage, key: str) -> bytes:
-    try:
-        with storage.open(key) as f:
-            return f.read()
-    except FileNotFoundError:
-        raise FixityMismatch(f"{key} is missing from storage location '{storage.name}'",
-                             hint="run an audit; restore the AIP from another replica") from None

@@ -14,7 +14,6 @@ which the next run resolves (recover()) to either the old state or the new.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import time
@@ -23,7 +22,6 @@ from collections import Counter
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from preserve import AGENT_NAME, __version__
 from preserve.domain import bag as bagfmt
@@ -38,10 +36,11 @@ from preserve.domain.names import display, encode_manifest_path, find_collisions
 from preserve.domain.policy import IngestPolicy
 from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
 from preserve.domain.validate import validate_bag
-from preserve.errors import BagInvalid, FixityMismatch, SourceRefused
+from preserve.errors import BagInvalid, FixityMismatch, PreserveError, SourceRefused
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage.base import aip_prefix
 from preserve.parallel import batched, default_workers, run_batches
+from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.copying import CopyResult, copy_batch, copy_one
 from preserve.services.sources import Entry, Scan, Source, TarSource, detect
 
@@ -51,19 +50,6 @@ EMPTY_DIRS_FILE = "metadata/empty-directories.txt"
 CATALOG_BATCH = 5000
 REGENERATED = {"bagging-date", "payload-oxum", "bag-size", "bag-software-agent"}
 AGENT_PRESERVE = f"{AGENT_NAME}-{__version__}"
-
-
-class Progress(Protocol):
-    def start(self, phase: str, files: int, nbytes: int) -> None: ...
-    def advance(self, files: int, nbytes: int) -> None: ...
-
-
-class _Silent:
-    def start(self, phase, files, nbytes):
-        pass
-
-    def advance(self, files, nbytes):
-        pass
 
 
 @dataclass
@@ -90,16 +76,14 @@ class IngestResult:
     skipped: list[str]
     seconds: float
     location: str
+    replicas: list[str] = field(default_factory=list)
+    replication_problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = {"id": self.aip_id, **self.__dict__}
         d["formats"] = [{"puid": p, "format": f, "files": n} for p, f, n in self.formats]
         d["throughput_bytes_per_second"] = int(self.bytes / self.seconds) if self.seconds else 0
         return d
-
-
-def now_utc() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def recover(repo: Repository) -> list[str]:
@@ -165,7 +149,7 @@ def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
            policy: IngestPolicy | None = None, workers: int | None = None,
            progress: Progress | None = None) -> IngestResult:
     """Ingest `source_path`; return what was stored. Raises a PreserveError on refusal."""
-    progress = progress or _Silent()
+    progress = progress or Silent()
     policy = policy or repo.policy.ingest
     started = time.monotonic()
     source = detect(Path(source_path))
@@ -185,6 +169,7 @@ def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
         raise
     finally:
         lock.unlink(missing_ok=True)
+    job.replicate()
     return job.result(time.monotonic() - started)
 
 
@@ -232,6 +217,8 @@ class _Job:
         self.location = repo.primary_location()
         self.events: list[EventRecord] = []
         self.tools: dict | None = None
+        self.replicas: list[str] = []
+        self.replication_problems: list[str] = []
 
     # -- building the bag in staging -----------------------------------------------------
 
@@ -401,11 +388,19 @@ class _Job:
                            for p in self.staged.rglob("*")
                            if p.is_file() and p.relative_to(self.staged).parts[0] != "data")
         digests = {t: hash_file(self.staged / t, self.algorithms)[1] for t in tag_files}
-        # The tag manifests come last: a bag without them is not finished.
-        for algorithm in self.algorithms:
+        # Tag manifests come last: a bag without them is not finished. The first algorithm's
+        # is written very last and lists the others too, so that its digest, kept in the
+        # catalog as the package digest, vouches for every file of the bag.
+        for algorithm in self.algorithms[1:]:
+            name = f"tagmanifest-{algorithm}.txt"
             text = bagfmt.format_manifest([(t, digests[t][algorithm]) for t in tag_files])
-            (self.staged / f"tagmanifest-{algorithm}.txt").write_text(text, encoding="utf-8",
-                                                                     newline="\n")
+            (self.staged / name).write_text(text, encoding="utf-8", newline="\n")
+            tag_files.append(name)
+            digests[name] = hash_file(self.staged / name, self.algorithms)[1]
+        first = self.algorithms[0]
+        (self.staged / f"tagmanifest-{first}.txt").write_text(
+            bagfmt.format_manifest([(t, digests[t][first]) for t in sorted(tag_files)]),
+            encoding="utf-8", newline="\n")
         self.tagmanifest = f"tagmanifest-{self.algorithms[0]}.txt"
         self.tagmanifest_sha256 = hash_file(self.staged / self.tagmanifest, ["sha256"])[1]["sha256"]
 
@@ -482,9 +477,22 @@ class _Job:
             self.aip_id, self.version, self.created, len(self.files), self.total_bytes,
             bagfmt.payload_oxum(self.total_bytes, len(self.files)), self.tagmanifest,
             self.tagmanifest_sha256, self.events)
-        self.location.publish_bag(self.staged, key)
+        self.location.publish_bag(self.staged, key, move=True)
         self.repo.catalog.mark_stored(self.aip_id, self.version, self.location.name, key,
                                       now_utc())
+        self.replicas = [self.location.name]
+
+    def replicate(self) -> None:
+        """Copies at the policy's other locations. The AIP is already safely stored: a
+        location that fails is reported (and `preserve replicate` finishes the job)."""
+        from preserve.services.replicate import copy_version
+
+        for target in self.repo.replica_locations()[1:]:
+            try:
+                copy_version(self.repo, self.aip_id, self.version, target)
+                self.replicas.append(target.name)
+            except PreserveError as e:
+                self.replication_problems.append(f"{target.name}: {e.message}")
 
     def abandon(self) -> None:
         """Undo a failed or interrupted ingest: no staging folder, no catalog rows."""
@@ -502,4 +510,5 @@ class _Job:
                             len(self.files) - self.confidence[SIGNATURE]
                             - self.confidence[EXTENSION_ONLY],
                             self.confidence[EXTENSION_ONLY], list(self.scan.skipped), seconds,
-                            self.location.name)
+                            self.location.name, list(self.replicas),
+                            list(self.replication_problems))

@@ -24,8 +24,16 @@ class ObjectInfo:
 class Storage(Protocol):
     name: str
 
-    def publish_bag(self, staged: Path, prefix: str) -> None:
-        """Store the finished bag directory `staged` under `prefix`, atomically, verified."""
+    def publish_bag(self, source: Path, prefix: str, digests: dict[str, str] | None = None,
+                    *, move: bool = False) -> None:
+        """Store the finished bag folder `source` under `prefix`, verified against
+        `digests` (sha256 by bag path); visible only once complete."""
+
+    def check_reachable(self) -> None:
+        """Raise StorageUnreachable unless the location answers."""
+
+    def describe(self) -> str:
+        """Where the location is, for people (never a secret)."""
 
     def open(self, key: str) -> BinaryIO:
         """A binary stream of the object's bytes."""

@@ -49,6 +49,13 @@ class LocalStorage:
         self.name = name
         self.root = Path(root)
 
+    def describe(self) -> str:
+        return str(self.root)
+
+    def bag_path(self, prefix: str) -> Path:
+        """Where a stored bag is on disk (a local copy to replicate from)."""
+        return self._path(prefix)
+
     def check_reachable(self) -> None:
         if not self.root.is_dir():
             raise StorageUnreachable(
@@ -70,34 +77,73 @@ class LocalStorage:
     def staging_dir(self) -> Path:
         return self.root / ".staging"
 
-    def publish_bag(self, staged: Path, prefix: str) -> None:
+    def publish_bag(self, source: Path, prefix: str, digests: dict[str, str] | None = None,
+                    *, move: bool = False) -> None:
+        """Store the finished bag `source` under `prefix`, all at once.
+
+        With move=True (a staging folder on this filesystem) the folder is renamed into
+        place. Otherwise it is copied into this location's .staging area, every byte
+        hashed on the way and compared with `digests` (sha256 by bag path) where given,
+        then renamed: a reader never sees a partial bag.
+        """
         self.check_reachable()
         target = self._path(prefix)
         if target.exists():
             raise ConfigError(f"refusing to overwrite {target}: an AIP is already stored there")
         target.parent.mkdir(parents=True, exist_ok=True)
-        if os.stat(staged).st_dev != os.stat(target.parent).st_dev:
-            staged = self._copy_verified(staged, target.name)
-        sync_filesystem(staged)
-        os.rename(staged, target)
+        if not (move and os.stat(source).st_dev == os.stat(target.parent).st_dev):
+            copied = self._copy_verified(source, target.name, digests or {})
+            if move:
+                shutil.rmtree(source)
+            source = copied
+        sync_filesystem(source)
+        os.rename(source, target)
         fsync_dir(target.parent)
 
-    def _copy_verified(self, staged: Path, name: str) -> Path:
-        """Copy a bag onto this filesystem's staging area, checking every byte on the way."""
+    def _copy_verified(self, source: Path, name: str, digests: dict[str, str]) -> Path:
         dest = self.staging_dir() / f"{name}.{os.getpid()}"
-        for dirpath, _dirnames, filenames in os.walk(staged):
-            rel = Path(dirpath).relative_to(staged)
-            (dest / rel).mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        for dirpath, dirnames, filenames in os.walk(source):
+            rel_dir = Path(dirpath).relative_to(source)
+            (dest / rel_dir).mkdir(parents=True, exist_ok=True)
+            for d in dirnames:
+                (dest / rel_dir / d).mkdir(exist_ok=True)
             for fn in filenames:
-                src = Path(dirpath) / fn
-                with open(src, "rb") as fi, open(dest / rel / fn, "wb") as fo:
+                rel = (rel_dir / fn).as_posix()
+                with open(Path(dirpath) / fn, "rb") as fi, open(dest / rel, "xb") as fo:
                     _, written, _ = hash_stream(fi, ["sha256"], sink=write_all(fo.write))
-                with open(dest / rel / fn, "rb") as check:
-                    _, reread, _ = hash_stream(check, ["sha256"])
-                if written != reread:
-                    raise FixityMismatch(f"copy of {src} to {self.root} did not verify")
-        shutil.rmtree(staged)
+                want = digests.get(rel)
+                if want and written["sha256"] != want:
+                    shutil.rmtree(dest, ignore_errors=True)
+                    raise FixityMismatch(f"{rel} read from {source} does not match its recorded "
+                                         f"digest; it was not copied to '{self.name}'",
+                                         hint="audit the source copy; replicate from a good one")
         return dest
+
+    def round_trip(self) -> list[tuple[str, bool, str]]:
+        """Write, read back and delete a small file: what works, step by step."""
+        import uuid
+
+        steps: list[tuple[str, bool, str]] = []
+        probe = self.staging_dir() / f"check-{uuid.uuid4()}"
+        data = os.urandom(4096)
+        try:
+            probe.parent.mkdir(parents=True, exist_ok=True)
+            with open(probe, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            steps.append(("write", True, f"{len(data)} bytes written and synced"))
+            steps.append(("read", probe.read_bytes() == data, "bytes read back are identical"))
+        except OSError as e:
+            steps.append(("write", False, e.strerror or str(e)))
+        finally:
+            try:
+                probe.unlink(missing_ok=True)
+                steps.append(("delete", True, "probe removed"))
+            except OSError as e:
+                steps.append(("delete", False, e.strerror or str(e)))
+        return steps
 
     def open(self, key: str) -> BinaryIO:
         try:

@@ -21,8 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from preserve.domain.names import UnsafePath, check_relative
-from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
+from preserve.domain.names import (
+    UnsafePath,
+    check_relative,
+    decode_object_key,
+    encode_object_key,
+)
+from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
 from preserve.infrastructure.storage.base import ObjectInfo
 
 PART_SIZE = 64 << 20
@@ -58,7 +63,18 @@ class S3Storage:
             raise ConfigError(f"location '{name}': checksum must be one of "
                               f"{', '.join(CHECKSUM_BEHAVIOURS)}")
         self.prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
-        self.client = client or self._client()
+        self._client_instance = client
+
+    @property
+    def client(self):
+        """Created on first use: opening a repository must not cost an SDK set-up per location."""
+        if self._client_instance is None:
+            self._client_instance = self._client()
+        return self._client_instance
+
+    def describe(self) -> str:
+        where = self.settings.endpoint_url or "AWS"
+        return f"s3://{self.settings.bucket}/{self.prefix} at {where}"
 
     def _client(self):
         import boto3
@@ -83,7 +99,7 @@ class S3Storage:
             check_relative(rel)
         except UnsafePath as e:
             raise ConfigError(f"refusing unsafe storage key {key!r}: {e}") from None
-        return self.prefix + key
+        return self.prefix + encode_object_key(key)
 
     def _call(self, what: str, fn, **kwargs):
         """One S3 call; connection failures become StorageUnreachable (never 'missing')."""
@@ -203,15 +219,53 @@ class S3Storage:
             raise FixityMismatch(f"'{self.name}' holds different bytes for {key}: its SHA-256 "
                                  f"is {stored}, ours {expected}")
 
-    def publish_bag(self, staged: Path, prefix: str) -> None:
-        """Upload every file of the bag, tag manifests last, each verified."""
-        files = sorted(p for p in staged.rglob("*") if p.is_file())
-        last = [p for p in files if p.parent == staged and p.name.startswith("tagmanifest-")]
+    def publish_bag(self, source: Path, prefix: str, digests: dict[str, str] | None = None,
+                    *, move: bool = False) -> None:
+        """Upload every file of the bag, tag manifests last, each verified against
+        `digests` (sha256 by bag path, as recorded at ingest) or, failing that, against
+        a digest taken here. `move` has no meaning for an object store."""
+        digests = digests or {}
+        files = sorted(p for p in source.rglob("*") if p.is_file())
+        last = [p for p in files if p.parent == source and p.name.startswith("tagmanifest-")]
         for path in [p for p in files if p not in last] + last:
-            with open(path, "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
-            self.put_file(prefix + path.relative_to(staged).as_posix(), path, digest,
-                          path.stat().st_size)
+            rel = path.relative_to(source).as_posix()
+            digest = digests.get(rel)
+            if digest is None:
+                with open(path, "rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+            self.put_file(prefix + rel, path, digest, path.stat().st_size)
+
+    def round_trip(self) -> list[tuple[str, bool, str]]:
+        """Upload (verified), read back and delete a small object, step by step."""
+        import os
+        import tempfile
+        import uuid
+
+        steps: list[tuple[str, bool, str]] = []
+        key = f".preserve-check/{uuid.uuid4()}"
+        data = os.urandom(4096)
+        with tempfile.NamedTemporaryFile() as tmp:
+            tmp.write(data)
+            tmp.flush()
+            try:
+                self.put_file(key, Path(tmp.name), hashlib.sha256(data).hexdigest(), len(data))
+                steps.append(("write", True, "uploaded; the store's SHA-256 matches ours"))
+                with self.open(key) as body:
+                    steps.append(("read", body.read() == data, "bytes read back are identical"))
+            except PreserveError as e:
+                steps.append(("write", False, e.message))
+                return steps
+        if self.settings.object_lock_mode:
+            steps.append(("delete", True, "skipped: Object Lock is configured (the probe stays "
+                                          "until its retention ends)"))
+            return steps
+        try:
+            self._call(f"delete {key}", self.client.delete_object, Bucket=self.settings.bucket,
+                       Key=self._key(key))
+            steps.append(("delete", True, "probe removed"))
+        except Exception as e:
+            steps.append(("delete", False, type(e).__name__))
+        return steps
 
     # -- reading -----------------------------------------------------------------------
 
@@ -245,12 +299,16 @@ class S3Storage:
                            Bucket=self.settings.bucket, Prefix=self._key(prefix))
         for page in pages:
             for obj in page.get("Contents", []):
-                yield ObjectInfo(obj["Key"][len(self.prefix):], obj["Size"])
+                yield ObjectInfo(decode_object_key(obj["Key"][len(self.prefix):]), obj["Size"])
 
     def empty_dirs(self, prefix: str) -> list[str]:
         return []  # object stores have no folders: metadata/empty-directories.txt keeps them
 
     def delete_prefix(self, prefix: str) -> None:
+        """Clear an unfinished upload. Never attempted where Object Lock is configured:
+        a locked object cannot be deleted, and a new upload simply supersedes it."""
+        if self.settings.object_lock_mode:
+            return
         keys = [{"Key": self._key(o.key)} for o in self.list(prefix)]
         for i in range(0, len(keys), 1000):
             self._call(f"delete {prefix}", self.client.delete_objects,

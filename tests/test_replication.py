@@ -1,0 +1,165 @@
+"""Replicas on an S3-compatible store: written at ingest and by `replicate`, each verified;
+an outage leaves nothing half-registered, and a re-run completes the job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.storage.s3 import S3Storage
+from preserve.services.export import export
+from preserve.services.ingest import Metadata, ingest
+from preserve.services.replicate import replicate
+from tests.conftest import assert_bagit_python_valid
+from tests.s3server import S3Server
+
+
+@pytest.fixture
+def server():
+    s = S3Server()
+    yield s
+    s.stop()
+
+
+def _two_copy_repo(tmp_path, server: S3Server, bucket="archive") -> Repository:
+    repo, _ = Repository.init(tmp_path / "repo")
+    repo.close()
+    server.client().create_bucket(Bucket=bucket)
+    (repo.root / "locations" / "cloud.yaml").write_text(yaml.safe_dump({
+        "name": "cloud", "kind": "s3", "bucket": bucket, "prefix": "preserve",
+        "endpoint_url": server.url, "region": "us-east-1", "addressing_style": "path",
+        "max_attempts": 2}))
+    policy = repo.root / "policies" / "default.yaml"
+    data = yaml.safe_load(policy.read_text())
+    data["replication"] = {"copies": 2, "locations": ["local", "cloud"]}
+    policy.write_text(yaml.safe_dump(data))
+    return Repository(repo.root)
+
+
+def _keys(server, bucket="archive"):
+    return sorted(o["Key"] for o in server.client().list_objects(Bucket=bucket).get("Contents", []))
+
+
+def test_ingest_writes_every_replica_and_each_is_verified(tmp_path, server, collection):
+    repo = _two_copy_repo(tmp_path, server)
+    result = ingest(repo, collection, Metadata("c"))
+    assert result.replicas == ["local", "cloud"] and result.replication_problems == []
+    assert repo.catalog.replica_locations(result.aip_id, 1) == ["cloud", "local"]
+    keys = _keys(server)
+    prefix = f"preserve/{result.aip_id[:2]}/{result.aip_id}/v1/"
+    assert f"{prefix}tagmanifest-sha512.txt" in keys
+    assert f"{prefix}data/images/photo.png" in keys
+    # the cloud copy exports as a valid bag, verified byte for byte
+    dest = tmp_path / "from-cloud"
+    export(repo, result.aip_id, dest, location="cloud")
+    assert_bagit_python_valid(dest)
+
+
+def test_an_outage_mid_replication_registers_nothing_and_replicate_finishes(
+        tmp_path, collection, monkeypatch):
+    first = S3Server()
+    repo = _two_copy_repo(tmp_path, first)
+    uploads = []
+    real_put = S3Storage.put_file
+
+    def flaky_put(self, key, *args):
+        uploads.append(key)
+        if len(uploads) == 4:
+            first.stop()  # the store goes away in the middle of the bag
+        return real_put(self, key, *args)
+
+    monkeypatch.setattr(S3Storage, "put_file", flaky_put)
+    result = ingest(repo, collection, Metadata("c"))
+    monkeypatch.undo()
+    assert result.replicas == ["local"]
+    assert result.replication_problems and "cloud" in result.replication_problems[0]
+    assert repo.catalog.replica_locations(result.aip_id, 1) == ["local"]  # nothing half-done
+
+    second = S3Server(port=first.port)  # the store is back (empty, as after a restore)
+    try:
+        second.client().create_bucket(Bucket="archive")
+        done = replicate(repo)
+        assert done.complete and [c[2] for c in done.copied] == ["cloud"]
+        assert repo.catalog.replica_locations(result.aip_id, 1) == ["cloud", "local"]
+        assert replicate(repo).copied == []  # nothing left to do: resumable, idempotent
+    finally:
+        second.stop()
+
+
+def test_replicate_clears_a_partial_upload_before_copying(tmp_path, server, collection):
+    repo = _two_copy_repo(tmp_path, server)
+    data = yaml.safe_load((repo.root / "policies" / "default.yaml").read_text())
+    data["replication"] = {"copies": 1, "locations": ["local", "cloud"]}
+    (repo.root / "policies" / "default.yaml").write_text(yaml.safe_dump(data))
+    repo = Repository(repo.root)
+    result = ingest(repo, collection, Metadata("c"))
+    prefix = f"preserve/{result.aip_id[:2]}/{result.aip_id}/v1/"
+    server.client().put_object(Bucket="archive", Key=prefix + "data/stray-partial", Body=b"x")
+    done = replicate(repo, to="cloud")
+    assert done.complete
+    assert prefix + "data/stray-partial" not in _keys(server)
+
+
+def test_a_corrupt_local_source_is_not_replicated(tmp_path, server, collection):
+    repo = _two_copy_repo(tmp_path, server)
+    data = yaml.safe_load((repo.root / "policies" / "default.yaml").read_text())
+    data["replication"] = {"copies": 1, "locations": ["local", "cloud"]}
+    (repo.root / "policies" / "default.yaml").write_text(yaml.safe_dump(data))
+    repo = Repository(repo.root)
+    result = ingest(repo, collection, Metadata("c"))
+    bag = repo.primary_location().bag_path(f"{result.aip_id[:2]}/{result.aip_id}/v1/")
+    (bag / "data" / "docs" / "notes.txt").write_text("Field notes, 1924.\n")  # bit rot
+    done = replicate(repo, to="cloud")
+    assert not done.complete and "notes.txt" in done.failed[0][3]
+    assert repo.catalog.replica_locations(result.aip_id, 1) == ["local"]
+
+
+def test_unreachable_location_is_exit_3_and_named(tmp_path, collection):
+    server = S3Server()
+    repo = _two_copy_repo(tmp_path, server)
+    server.stop()
+    env = dict(os.environ, PRESERVE_REPO=str(repo.root), PRESERVE_NO_PROGRESS="1")
+    run = [sys.executable, "-m", "preserve"]
+    proc = subprocess.run(run + ["ingest", str(collection), "-c", "c"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 3 and "preserve replicate" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    listed = json.loads(subprocess.run(run + ["list", "--json"], env=env, capture_output=True,
+                                       text=True).stdout)
+    assert listed[0]["locations"] == ["local"]
+    proc = subprocess.run(run + ["storage", "list", "--json"], env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 3
+    statuses = {s["name"]: s for s in json.loads(proc.stdout)}
+    assert statuses["cloud"]["reachable"] is False and statuses["local"]["reachable"] is True
+    assert "testing" not in proc.stdout + proc.stderr  # no credential ever printed
+
+
+def test_storage_add_and_check_round_trip(tmp_path, server):
+    repo, _ = Repository.init(tmp_path / "repo")
+    server.client().create_bucket(Bucket="probe")
+    env = dict(os.environ, PRESERVE_REPO=str(repo.root), PRESERVE_NO_PROGRESS="1")
+    run = [sys.executable, "-m", "preserve"]
+    proc = subprocess.run(run + ["storage", "add", "offsite", "s3://probe/archive",
+                                 "--endpoint-url", server.url, "--region", "us-east-1",
+                                 "--addressing-style", "path"], env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    written = (repo.root / "locations" / "offsite.yaml").read_text()
+    assert "bucket: probe" in written and "secret" not in written.replace(
+        "credentials are never written", "")
+    proc = subprocess.run(run + ["storage", "check", "offsite", "--json"], env=env,
+                          capture_output=True, text=True)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["ok"]
+    assert [s["step"] for s in report["steps"]] == ["write", "read", "delete"]
+    assert _keys(server, "probe") == []
+    proc = subprocess.run(run + ["storage", "add", "offsite", "/tmp/x"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
