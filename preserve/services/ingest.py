@@ -29,6 +29,7 @@ from preserve.domain.fixity import FAST_ALGORITHM, hash_file
 from preserve.domain.identify import (
     EXTENSION_ONLY,
     SIGNATURE,
+    prepare_worker,
     tool_versions,
 )
 from preserve.domain.model import EventRecord, FileRecord
@@ -279,7 +280,8 @@ class _Job:
                  for batch in batched(indexed, 200, 32 << 20, size=lambda ie: ie[1].size))
         workers = self.workers if (len(indexed) > 50 or self.total_bytes > (64 << 20)) else 1
         yield from run_batches(copy_batch, tasks, workers=workers,
-                               deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6)
+                               deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6,
+                               initializer=prepare_worker)
 
     def _copy_sequential(self, data: str):
         """Tar members arrive in archive order; copy each as it comes, identify in batches."""
