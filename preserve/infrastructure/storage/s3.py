@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,9 @@ from preserve.domain.names import (
 from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
 from preserve.infrastructure.storage.base import ObjectInfo
 
-PART_SIZE = 64 << 20
+PART_SIZE = 16 << 20          # smallest part; large files get larger parts (at most 9,000)
+UPLOAD_THREADS = 8            # small objects in flight at once: latency, not bandwidth, bounds them
+MULTIPART_AT_ONCE = 2         # large uploads in flight at once: memory is this x one part
 CHECKSUM_BEHAVIOURS = ("when_supported", "when_required")
 
 
@@ -64,6 +68,7 @@ class S3Storage:
                               f"{', '.join(CHECKSUM_BEHAVIOURS)}")
         self.prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
         self._client_instance = client
+        self._multipart_slots = threading.BoundedSemaphore(MULTIPART_AT_ONCE)
 
     @property
     def client(self):
@@ -156,7 +161,8 @@ class S3Storage:
 
     def put_file(self, key: str, path: Path, sha256_hex: str, size: int) -> None:
         """Upload a local file and verify what the store holds; raises FixityMismatch if not."""
-        if size <= PART_SIZE:
+        part_size = max(PART_SIZE, -(-size // 9000))
+        if size <= part_size:
             # By default the SDK computes the checksum from the bytes it actually sends and
             # the store checks it; we then compare the store's value with the digest taken
             # at ingest. Where the SDK may not add checksums (when_required), we send ours.
@@ -168,10 +174,11 @@ class S3Storage:
                            ChecksumAlgorithm="SHA256", **checksum, **self._extra())
             self.verify(key, sha256_hex, size)
         else:
-            composite = self._put_multipart(key, path, size)
+            with self._multipart_slots:
+                composite = self._put_multipart(key, path, part_size)
             self.verify(key, sha256_hex, size, composite=composite)
 
-    def _put_multipart(self, key: str, path: Path, size: int) -> str:
+    def _put_multipart(self, key: str, path: Path, part_size: int) -> str:
         bucket, full = self.settings.bucket, self._key(key)
         upload = self._call(f"start upload of {key}", self.client.create_multipart_upload,
                             Bucket=bucket, Key=full, ChecksumAlgorithm="SHA256", **self._extra())
@@ -180,7 +187,7 @@ class S3Storage:
         try:
             with open(path, "rb") as f:
                 number = 0
-                while chunk := f.read(PART_SIZE):
+                while chunk := f.read(part_size):
                     number += 1
                     digest = hashlib.sha256(chunk).digest()
                     digests.append(digest)
@@ -227,13 +234,27 @@ class S3Storage:
         digests = digests or {}
         files = sorted(p for p in source.rglob("*") if p.is_file())
         last = [p for p in files if p.parent == source and p.name.startswith("tagmanifest-")]
-        for path in [p for p in files if p not in last] + last:
+
+        def upload(path: Path) -> None:
             rel = path.relative_to(source).as_posix()
             digest = digests.get(rel)
             if digest is None:
                 with open(path, "rb") as f:
                     digest = hashlib.file_digest(f, "sha256").hexdigest()
             self.put_file(prefix + rel, path, digest, path.stat().st_size)
+
+        self.client  # create the client once, before the threads share it  # noqa: B018
+        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            futures = [pool.submit(upload, p) for p in files if p not in last]
+            try:
+                for future in as_completed(futures):
+                    future.result()  # the first failure stops the bag
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        for path in last:  # only now is the bag complete
+            upload(path)
 
     def round_trip(self) -> list[tuple[str, bool, str]]:
         """Upload (verified), read back and delete a small object, step by step."""
