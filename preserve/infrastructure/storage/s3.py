@@ -32,7 +32,7 @@ from preserve.domain.names import (
 from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
 from preserve.infrastructure.storage.base import ObjectInfo
 
-PART_SIZE = 16 << 20          # smallest part; large files get larger parts (at most 9,000)
+PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
 UPLOAD_THREADS = 8            # small objects in flight at once: latency, not bandwidth, bounds them
 MULTIPART_AT_ONCE = 2         # large uploads in flight at once: memory is this x one part
 CHECKSUM_BEHAVIOURS = ("when_supported", "when_required")
