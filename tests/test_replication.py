@@ -27,7 +27,7 @@ def server():
     s.stop()
 
 
-def _two_copy_repo(tmp_path, server: S3Server, bucket="archive") -> Repository:
+def _two_copy_repo(tmp_path, server: S3Server, bucket="archive", copies=2) -> Repository:
     repo, _ = Repository.init(tmp_path / "repo")
     repo.close()
     server.client().create_bucket(Bucket=bucket)
@@ -37,7 +37,7 @@ def _two_copy_repo(tmp_path, server: S3Server, bucket="archive") -> Repository:
         "max_attempts": 2}))
     policy = repo.root / "policies" / "default.yaml"
     data = yaml.safe_load(policy.read_text())
-    data["replication"] = {"copies": 2, "locations": ["local", "cloud"]}
+    data["replication"] = {"copies": copies, "locations": ["local", "cloud"]}
     policy.write_text(yaml.safe_dump(data))
     return Repository(repo.root)
 
@@ -93,11 +93,7 @@ def test_an_outage_mid_replication_registers_nothing_and_replicate_finishes(
 
 
 def test_replicate_clears_a_partial_upload_before_copying(tmp_path, server, collection):
-    repo = _two_copy_repo(tmp_path, server)
-    data = yaml.safe_load((repo.root / "policies" / "default.yaml").read_text())
-    data["replication"] = {"copies": 1, "locations": ["local", "cloud"]}
-    (repo.root / "policies" / "default.yaml").write_text(yaml.safe_dump(data))
-    repo = Repository(repo.root)
+    repo = _two_copy_repo(tmp_path, server, copies=1)  # "cloud" defined, not yet in use
     result = ingest(repo, collection, Metadata("c"))
     prefix = f"preserve/{result.aip_id[:2]}/{result.aip_id}/v1/"
     server.client().put_object(Bucket="archive", Key=prefix + "data/stray-partial", Body=b"x")
@@ -107,11 +103,7 @@ def test_replicate_clears_a_partial_upload_before_copying(tmp_path, server, coll
 
 
 def test_a_corrupt_local_source_is_not_replicated(tmp_path, server, collection):
-    repo = _two_copy_repo(tmp_path, server)
-    data = yaml.safe_load((repo.root / "policies" / "default.yaml").read_text())
-    data["replication"] = {"copies": 1, "locations": ["local", "cloud"]}
-    (repo.root / "policies" / "default.yaml").write_text(yaml.safe_dump(data))
-    repo = Repository(repo.root)
+    repo = _two_copy_repo(tmp_path, server, copies=1)  # "cloud" defined, not yet in use
     result = ingest(repo, collection, Metadata("c"))
     bag = repo.primary_location().bag_path(f"{result.aip_id[:2]}/{result.aip_id}/v1/")
     (bag / "data" / "docs" / "notes.txt").write_text("Field notes, 1924.\n")  # bit rot

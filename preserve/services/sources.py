@@ -14,6 +14,7 @@ import os
 import stat
 import tarfile
 import zipfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -45,15 +46,16 @@ class Scan:
     expected: dict[str, dict[str, str]] = field(default_factory=dict)  # source bag digests
 
 
-class Source:
+class Source(ABC):
     kind = "?"
     parallel = True  # may several worker processes read it at once?
 
     def __init__(self, path: Path):
         self.path = path
 
+    @abstractmethod
     def scan(self, policy: IngestPolicy) -> Scan:
-        raise NotImplementedError  # each kind below implements it
+        """Every entry and every problem, without writing anything."""
 
     def spec(self) -> tuple:
         """A picklable description that a worker process turns back into an opener."""

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from preserve.domain.names import UnsafePath, check_relative
+from preserve.errors import ConfigError
+
 
 @dataclass
 class ObjectInfo:
@@ -49,6 +52,17 @@ class Storage(Protocol):
 
     def delete_prefix(self, prefix: str) -> None:
         """Remove everything under `prefix` (staging and clean-up only; never a stored AIP)."""
+
+
+def checked_key(key: str) -> str:
+    """`key` (without a trailing "/") if it is a safe relative path; else ConfigError.
+    Every backend runs every key through this before touching storage."""
+    rel = key.rstrip("/")
+    try:
+        check_relative(rel)
+    except UnsafePath as e:
+        raise ConfigError(f"refusing unsafe storage key {key!r}: {e}") from None
+    return rel
 
 
 def aip_prefix(aip_id: str, version: int) -> str:

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from preserve.domain.fixity import hash_stream, write_all
-from preserve.domain.names import UnsafePath, check_relative
 from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
-from preserve.infrastructure.storage.base import ObjectInfo
+from preserve.infrastructure.storage.base import ObjectInfo, checked_key
 
 
 def sync_filesystem(path: Path) -> None:
@@ -63,12 +62,7 @@ class LocalStorage:
                 hint="mount the disk, or fix the path in its location file")
 
     def _path(self, key: str) -> Path:
-        rel = key.rstrip("/")
-        try:
-            check_relative(rel)
-        except UnsafePath as e:
-            raise ConfigError(f"refusing unsafe storage key {key!r}: {e}") from None
-        path = self.root / rel
+        path = self.root / checked_key(key)
         root = os.path.realpath(self.root)
         if os.path.commonpath([root, os.path.realpath(path)]) != root:
             raise ConfigError(f"refusing storage key {key!r}: it resolves outside {self.root}")

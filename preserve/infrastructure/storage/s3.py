@@ -24,13 +24,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from preserve.domain.names import (
-    UnsafePath,
-    check_relative,
     decode_object_key,
     encode_object_key,
 )
 from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
-from preserve.infrastructure.storage.base import ObjectInfo
+from preserve.infrastructure.storage.base import ObjectInfo, checked_key
 
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
 UPLOAD_THREADS = 8            # small objects in flight at once: latency, not bandwidth, bounds them
@@ -99,11 +97,7 @@ class S3Storage:
     # -- keys --------------------------------------------------------------------------
 
     def _key(self, key: str) -> str:
-        rel = key.rstrip("/")
-        try:
-            check_relative(rel)
-        except UnsafePath as e:
-            raise ConfigError(f"refusing unsafe storage key {key!r}: {e}") from None
+        checked_key(key)
         return self.prefix + encode_object_key(key)
 
     def _call(self, what: str, fn, **kwargs):
