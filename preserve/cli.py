@@ -258,6 +258,32 @@ def replicate(
         raise typer.Exit(EXIT_PROBLEMS)
 
 
+@app.command()
+def audit(
+    aips: Annotated[list[str] | None, typer.Argument(help="AIPs (default: all).")] = None,
+    all_aips: Annotated[bool, typer.Option("--all", help="Every AIP (the default).")] = False,
+    location: Annotated[str | None, typer.Option(help="Only replicas at this location.")] = None,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Re-read and re-hash every byte (default: quick).")] = False,
+    workers: WorkersOpt = None,
+    json_out: JsonOpt = False,
+):
+    """Fixity audit of every replica: exit 0 all good, 1 damage found, 3 unreachable."""
+    from preserve.services.audit import audit as run_audit
+
+    repo = _open_repo()
+    if location and location not in repo.locations:
+        raise typer.BadParameter(f"no location '{location}'", param_hint="--location")
+    with render.progress_bar(_show_progress(json_out)) as progress:
+        result = run_audit(repo, aips=None if all_aips else aips, location=location, full=full,
+                           workers=workers, progress=progress)
+    if json_out:
+        render.emit_json(result.to_dict())
+    else:
+        render.audit_report(result)
+    raise typer.Exit(result.exit_code)
+
+
 storage_app = typer.Typer(no_args_is_help=True, help="Storage locations: add, list, check.")
 app.add_typer(storage_app, name="storage")
 

@@ -205,6 +205,23 @@ def locations(statuses) -> None:
     out.print(table)
 
 
+def audit_report(result) -> None:
+    colour = {"ok": "green", "damaged": "red", "unreachable": "yellow"}[result.status]
+    out.print(f"[bold {colour}]{result.status.upper()}[/]: {result.kind} audit of "
+              f"{result.replicas} replica(s), {result.files} file(s), "
+              f"{human_size(result.bytes_read)} read, {len(result.problems)} problem(s) "
+              f"(run {result.run_id})")
+    if not result.problems:
+        return
+    table = Table(title="Problems", title_justify="left")
+    for col in ("kind", "AIP", "location", "path", "detail"):
+        table.add_column(col)
+    for p in result.problems:
+        table.add_row(f"[red]{p.kind}[/]", f"{p.aip} v{p.version}", text(p.location),
+                      text(p.path or "-"), text(p.detail))
+    out.print(table)
+
+
 def failure(message: str, hint: str | None = None, items: list | None = None) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}")
     for item in (items or [])[:200]:

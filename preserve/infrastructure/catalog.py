@@ -83,6 +83,25 @@ CREATE TABLE IF NOT EXISTS events (
     agent TEXT
 );
 CREATE INDEX IF NOT EXISTS events_aip ON events (aip_id);
+CREATE TABLE IF NOT EXISTS audit_runs (
+    id TEXT PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    replicas INTEGER NOT NULL DEFAULT 0,
+    files INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS audit_problems (
+    run_id TEXT NOT NULL REFERENCES audit_runs (id) ON DELETE CASCADE,
+    aip_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    location TEXT NOT NULL,
+    path TEXT,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 """
 
 FILE_COLUMNS = ("path", "size", "sha256", "sha512", "xxh3_128", "puid", "format",
@@ -108,6 +127,7 @@ class Catalog:
         if version is None or int(version[0]) != SCHEMA_VERSION:
             raise ConfigError(f"the catalog {self.path} has schema {version and version[0]}, "
                               f"this preserve expects {SCHEMA_VERSION}")
+        self.db.executescript(SCHEMA)  # tables added since the catalog was created
 
     @classmethod
     def create(cls, path: Path) -> Catalog:
@@ -190,6 +210,31 @@ class Catalog:
             "SELECT r.location, COUNT(*), COALESCE(SUM(v.bytes), 0) FROM replicas r JOIN "
             "versions v ON v.aip_id = r.aip_id AND v.version = r.version GROUP BY r.location")
         return {r[0]: (r[1], r[2]) for r in rows}
+
+    # --- audits -------------------------------------------------------------------------
+
+    def record_audit(self, run_id: str, started: str, finished: str, kind: str, status: str,
+                     replicas: list[tuple[str, int, str]], files: int, nbytes: int,
+                     problems: list[tuple[str, int, str, str | None, str, str]],
+                     events: list[EventRecord]) -> None:
+        """One audit run: its totals, its problems, the replicas it checked, its events."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO audit_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (run_id, started, finished, kind, status, len(replicas), files, nbytes))
+            db.executemany("INSERT INTO audit_problems VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(run_id, *p) for p in problems])
+            db.executemany("UPDATE replicas SET last_audit = ? WHERE aip_id = ? AND version = ? "
+                           "AND location = ?", [(finished, a, v, loc) for a, v, loc in replicas])
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail,
+                             e.outcome_detail, e.agent) for e in events])
+
+    def replicas_to_audit(self) -> list[tuple[str, int, str, str]]:
+        """(aip, version, location, key) of every verified replica of a stored AIP."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT r.aip_id, r.version, r.location, r.key FROM replicas r JOIN aips a "
+            "ON a.id = r.aip_id WHERE a.state = 'stored' ORDER BY r.last_audit IS NOT NULL, "
+            "r.last_audit, r.aip_id, r.location")]
 
     def discard_aip(self, aip_id: str) -> None:
         with self.transaction() as db:

@@ -114,6 +114,21 @@ class LocalStorage:
                                          hint="audit the source copy; replicate from a good one")
         return dest
 
+    def local_path(self, key: str) -> Path:
+        return self._path(key)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """A small new object (an event record): written aside, synced, renamed into place."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+        fsync_dir(path.parent)
+
     def round_trip(self) -> list[tuple[str, bool, str]]:
         """Write, read back and delete a small file: what works, step by step."""
         import uuid

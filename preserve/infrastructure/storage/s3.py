@@ -250,6 +250,30 @@ class S3Storage:
         for path in last:  # only now is the bag complete
             upload(path)
 
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """A small new object (an event record), checksummed and verified."""
+        self._call(f"upload {key}", self.client.put_object, Bucket=self.settings.bucket,
+                   Key=self._key(key), Body=data, ChecksumAlgorithm="SHA256", **self._extra())
+        self.verify(key, hashlib.sha256(data).hexdigest(), len(data))
+
+    def stored_checksum(self, key: str) -> tuple[int, str | None, bool] | None:
+        """(size, base64 SHA-256 the store holds, whether it is a multipart composite), or
+        None if the object is missing: a quick audit without downloading anything."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self._call(f"check {key}", self.client.head_object,
+                              Bucket=self.settings.bucket, Key=self._key(key),
+                              ChecksumMode="ENABLED")
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        checksum = head.get("ChecksumSHA256")
+        composite = bool(checksum and "-" in checksum) or head.get("ChecksumType") == "COMPOSITE" \
+            or "-" in head.get("ETag", "")
+        return head["ContentLength"], (checksum or "").split("-")[0] or None, composite
+
     def round_trip(self) -> list[tuple[str, bool, str]]:
         """Upload (verified), read back and delete a small object, step by step."""
         import os

@@ -1,0 +1,258 @@
+"""Fixity audits: is every copy of every file still what was ingested?
+
+For each replica (an AIP version at one location) the audit compares what
+the location holds with what we trust (services/expected.py: catalog digests
+for payload, the tag manifest checked against the package digest for tag
+files) and names each problem with its kind:
+
+    corrupt      the bytes (or the store's checksum) differ from the record
+    truncated    the size differs from the record
+    missing      a file of the bag is not there
+    unexpected   a file no manifest lists is there
+    unreachable  the location cannot be reached (never reported as missing)
+    read-error   the file is there but cannot be read
+
+A *quick* audit checks sizes and the fast xxh3 digests on local disks, and on
+object stores the store's own SHA-256 and size, downloading nothing. A *full*
+audit re-reads every byte and re-hashes it with the manifest algorithms, on
+both cores. Every run is recorded in the catalog, and each replica checked
+gets a PREMIS "fixity check" event, in the catalog and as a new event record
+stored beside the bag (the bag itself is never rewritten).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field
+
+from preserve import AGENT_NAME, __version__
+from preserve.domain.fixity import FAST_ALGORITHM, hash_stream
+from preserve.domain.model import EventRecord
+from preserve.domain.premis import Event, PremisWriter
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, FixityMismatch, PreserveError
+from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.storage import LocalStorage
+from preserve.infrastructure.storage.s3 import S3Storage
+from preserve.parallel import batched, default_workers, run_batches
+from preserve.services.common import Progress, Silent, now_utc
+from preserve.services.expected import expected_digests
+
+KINDS = ("corrupt", "truncated", "missing", "unexpected", "unreachable", "read-error")
+
+
+@dataclass
+class Problem:
+    aip: str
+    version: int
+    location: str
+    path: str | None
+    kind: str
+    detail: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AuditResult:
+    run_id: str
+    kind: str
+    started: str
+    finished: str = ""
+    replicas: int = 0
+    files: int = 0
+    bytes_read: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if any(p.kind != "unreachable" for p in self.problems):
+            return "damaged"
+        return "unreachable" if self.problems else "ok"
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": EXIT_OK, "damaged": EXIT_PROBLEMS, "unreachable": EXIT_UNREACHABLE}[
+            self.status]
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "run": self.run_id, "kind": self.kind,
+                "started": self.started, "finished": self.finished, "replicas": self.replicas,
+                "files": self.files, "bytes_read": self.bytes_read,
+                "problems": [p.to_dict() for p in self.problems]}
+
+
+def audit(repo: Repository, *, aips: list[str] | None = None, location: str | None = None,
+          full: bool = False, workers: int | None = None,
+          progress: Progress | None = None) -> AuditResult:
+    progress = progress or Silent()
+    result = AuditResult(str(uuid.uuid4()), "full" if full else "quick", now_utc())
+    wanted = {repo.catalog.resolve(a) for a in aips} if aips else None
+    targets = [t for t in repo.catalog.replicas_to_audit()
+               if (wanted is None or t[0] in wanted) and (location is None or t[2] == location)]
+    sizes = {(a, v): repo.catalog.version_info(a, v)["bytes"] for a, v, _, _ in targets}
+    progress.start("audit", len(targets), sum(sizes[(a, v)] for a, v, _, _ in targets))
+    reachable: dict[str, bool] = {}
+    checked: list[tuple[str, int, str]] = []
+    events: list[EventRecord] = []
+    for aip_id, version, loc, key in targets:
+        before = len(result.problems)
+        storage = repo.locations.get(loc)
+        if storage is None or not _reachable(storage, reachable):
+            result.problems.append(Problem(aip_id, version, loc, None, "unreachable",
+                                           f"location '{loc}' could not be reached"
+                                           if storage else f"location '{loc}' is not configured"))
+        else:
+            _audit_replica(repo, storage, aip_id, version, key, full, workers, result)
+            checked.append((aip_id, version, loc))
+            found = result.problems[before:]
+            events.append(_event(repo, storage, aip_id, version, key, result, found))
+        result.replicas += 1
+        progress.advance(1, sizes[(aip_id, version)])
+    result.finished = now_utc()
+    repo.catalog.record_audit(
+        result.run_id, result.started, result.finished, result.kind, result.status, checked,
+        result.files, result.bytes_read,
+        [(p.aip, p.version, p.location, p.path, p.kind, p.detail) for p in result.problems],
+        events)
+    return result
+
+
+def _reachable(storage, cache: dict[str, bool]) -> bool:
+    if storage.name not in cache:
+        try:
+            storage.check_reachable()
+            cache[storage.name] = True
+        except PreserveError:
+            cache[storage.name] = False
+    return cache[storage.name]
+
+
+def _audit_replica(repo, storage, aip_id, version, key, full, workers, result) -> None:
+    def problem(path, kind, detail):
+        result.problems.append(Problem(aip_id, version, storage.name, path, kind, detail))
+
+    catalog_files = {f.path: f for f in repo.catalog.files(aip_id, version)}
+    try:
+        expected = expected_digests(repo.catalog, aip_id, version, storage, key).files
+    except FixityMismatch as e:
+        tagmanifest = repo.catalog.version_info(aip_id, version)["tagmanifest"]
+        problem(tagmanifest, "missing" if "missing" in e.message else "corrupt", e.message)
+        expected = {rel: dict(f.digests) for rel, f in catalog_files.items()}
+    try:
+        listing = {o.key[len(key):]: o.size for o in storage.list(key)}
+    except PreserveError as e:
+        problem(None, "unreachable", e.message)
+        return
+    for rel in sorted(set(listing) - set(expected)):
+        problem(rel, "unexpected", "a file no manifest lists")
+    to_check: list[tuple[str, dict[str, str]]] = []
+    for rel, want in sorted(expected.items()):
+        if rel not in listing:
+            problem(rel, "missing", "not at this location")
+            continue
+        record = catalog_files.get(rel)
+        if record is not None and listing[rel] != record.size:
+            problem(rel, "truncated", f"{listing[rel]} bytes, {record.size} recorded")
+            continue
+        to_check.append((rel, want))
+    result.files += len(to_check)
+    if isinstance(storage, S3Storage) and not full:
+        _quick_s3(storage, key, to_check, problem)
+    elif isinstance(storage, LocalStorage):
+        _hash_local(storage, key, to_check, full, workers, problem, result)
+    else:
+        _hash_remote(storage, key, to_check, full, problem, result)
+
+
+def _choose(want: dict[str, str], full: bool) -> dict[str, str]:
+    """Quick: the fast digest where there is one. Full: every manifest algorithm."""
+    if not full and FAST_ALGORITHM in want:
+        return {FAST_ALGORITHM: want[FAST_ALGORITHM]}
+    return {a: d for a, d in want.items() if a != FAST_ALGORITHM} or want
+
+
+def _hash_batch(batch: list[tuple[str, str, tuple[str, ...]]]):
+    out = []
+    for rel, path, algorithms in batch:
+        try:
+            with open(path, "rb", buffering=0) as f:
+                size, digests, _ = hash_stream(f, algorithms)
+            out.append((rel, size, digests, None))
+        except OSError as e:
+            out.append((rel, 0, {}, e.strerror or str(e)))
+    return out
+
+
+def _hash_local(storage, key, to_check, full, workers, problem, result) -> None:
+    wants = {rel: _choose(want, full) for rel, want in to_check}
+    jobs = [(rel, str(storage.local_path(key + rel)), tuple(w)) for rel, w in wants.items()]
+    use = (workers or default_workers()) if len(jobs) > 64 else 1
+    for batch in run_batches(_hash_batch, batched(jobs, 256), workers=use):
+        for rel, size, digests, error in batch:
+            result.bytes_read += size
+            if error:
+                problem(rel, "read-error", error)
+                continue
+            _compare(rel, wants[rel], digests, problem)
+
+
+def _hash_remote(storage, key, to_check, full, problem, result) -> None:
+    for rel, want in to_check:
+        chosen = _choose(want, full)
+        try:
+            with storage.open(key + rel) as f:
+                size, digests, _ = hash_stream(f, list(chosen))
+        except (OSError, PreserveError) as e:
+            problem(rel, "read-error", str(e))
+            continue
+        result.bytes_read += size
+        _compare(rel, chosen, digests, problem)
+
+
+def _quick_s3(storage, key, to_check, problem) -> None:
+    for rel, want in to_check:
+        stored = storage.stored_checksum(key + rel)
+        if stored is None:
+            problem(rel, "missing", "not at this location")
+            continue
+        _size, checksum, composite = stored
+        if composite or "sha256" not in want:
+            continue  # a multipart composite can only be checked by a full audit
+        ours = base64.b64encode(bytes.fromhex(want["sha256"])).decode()
+        if checksum != ours:
+            problem(rel, "corrupt", f"the store's SHA-256 is {checksum}, recorded {ours}")
+
+
+def _compare(rel, want, digests, problem) -> None:
+    for algorithm, digest in want.items():
+        if digests.get(algorithm) != digest:
+            problem(rel, "corrupt", f"{algorithm} is {digests.get(algorithm)}, recorded {digest}")
+            return
+
+
+def _event(repo, storage, aip_id, version, key, result, found) -> EventRecord:
+    """A PREMIS fixity check event: in the catalog, and stored beside the bag."""
+    outcome = "success" if not found else "failure"
+    how = ("every byte re-hashed" if result.kind == "full"
+           else "sizes and fast digests, or the store's checksums")
+    detail = (f"{result.kind} fixity audit of AIP version {version} at location "
+              f"'{storage.name}' ({how})")
+    summary = "no problem found" if not found else "; ".join(
+        f"{p.kind}: {p.path}" for p in found[:20]) + (" …" if len(found) > 20 else "")
+    agent = f"{AGENT_NAME}-{__version__}"
+    event = Event("fixity check", now_utc(), outcome, detail, summary,
+                  [(agent, "executing program")])
+    buffer = io.StringIO()
+    writer = PremisWriter(buffer, aip_id)
+    writer.finish([event], [])
+    stamp = event.datetime.replace(":", "").replace("-", "")
+    record_key = (f"{key.rstrip('/').rsplit('/', 1)[0]}/events/{stamp}-{storage.name}-"
+                  f"{event.identifier}.xml")
+    with suppress(PreserveError):  # the catalog keeps the event whatever happens here
+        storage.put_bytes(record_key, buffer.getvalue().encode("utf-8"))
+    return EventRecord(event.identifier, aip_id, event.type, event.datetime, outcome, detail,
+                       summary, agent)

@@ -1,0 +1,145 @@
+"""Audits name the damage: the right kind, on the right replica, at the right path."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from preserve.infrastructure.repository import Repository
+from preserve.services.audit import audit
+from preserve.services.ingest import Metadata, ingest
+from tests.s3server import S3Server
+
+
+@pytest.fixture
+def stored(repo, collection):
+    result = ingest(repo, collection, Metadata("audit"))
+    bag = repo.primary_location().bag_path(f"{result.aip_id[:2]}/{result.aip_id}/v1/")
+    return repo, result.aip_id, bag
+
+
+def kinds(result):
+    return sorted((p.kind, p.path) for p in result.problems)
+
+
+def test_a_healthy_repository_audits_clean_and_is_recorded(stored):
+    repo, aip, _ = stored
+    for full in (False, True):
+        result = audit(repo, full=full)
+        assert result.status == "ok" and result.exit_code == 0
+        assert result.replicas == 1 and result.files > 10
+    assert [e.type for e in repo.catalog.events(aip)].count("fixity check") == 2
+    events_dir = repo.primary_location().root / aip[:2] / aip / "events"
+    assert len(list(events_dir.glob("*.xml"))) == 2  # appended beside the bag, bag untouched
+    assert audit(repo).status == "ok"  # event records are not "unexpected" files
+
+
+def test_flipped_bit_is_corrupt_and_found_by_both_audit_kinds(stored):
+    repo, aip, bag = stored
+    target = bag / "data" / "images" / "photo.png"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    for full in (False, True):
+        result = audit(repo, full=full)
+        assert kinds(result) == [("corrupt", "data/images/photo.png")]
+        assert result.exit_code == 1 and result.problems[0].location == "local"
+
+
+def test_truncated_missing_and_unexpected(stored):
+    repo, aip, bag = stored
+    with open(bag / "data" / "docs" / "report.pdf", "r+b") as f:
+        f.truncate(10)
+    (bag / "data" / "docs" / "notes.txt").unlink()
+    (bag / "data" / "intruder.exe").write_bytes(b"MZ")
+    result = audit(repo)
+    assert kinds(result) == [("missing", "data/docs/notes.txt"),
+                             ("truncated", "data/docs/report.pdf"),
+                             ("unexpected", "data/intruder.exe")]
+
+
+def test_tampered_manifest_and_tag_manifest(stored):
+    repo, aip, bag = stored
+    manifest = bag / "manifest-sha256.txt"
+    manifest.write_text(manifest.read_text().replace("data/docs/table.csv", "data/docs/TABLE.csv"))
+    result = audit(repo, full=True)
+    assert ("corrupt", "manifest-sha256.txt") in kinds(result)
+    tagmanifest = bag / "tagmanifest-sha512.txt"
+    lines = tagmanifest.read_text().splitlines()
+    tagmanifest.write_text("\n".join(lines[:-1]) + "\n")  # drop a line: package digest breaks
+    result = audit(repo)
+    assert ("corrupt", "tagmanifest-sha512.txt") in kinds(result)
+
+
+def test_a_bag_replaced_wholesale_is_caught_by_the_package_digest(stored, tmp_path):
+    repo, aip, bag = stored
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.txt").write_text("an impostor")
+    impostor = ingest(repo, other, Metadata("x"))
+    impostor_bag = repo.primary_location().bag_path(
+        f"{impostor.aip_id[:2]}/{impostor.aip_id}/v1/")
+    shutil.rmtree(bag)
+    shutil.copytree(impostor_bag, bag)  # self-consistent bag, wrong content
+    result = audit(repo, aips=[aip])
+    assert ("corrupt", "tagmanifest-sha512.txt") in kinds(result)
+    assert any(k == "missing" for k, _ in kinds(result))
+
+
+def _cloud_repo(tmp_path, server) -> Repository:
+    repo, _ = Repository.init(tmp_path / "repo")
+    server.client().create_bucket(Bucket="audit")
+    (repo.root / "locations" / "cloud.yaml").write_text(yaml.safe_dump({
+        "name": "cloud", "kind": "s3", "bucket": "audit", "endpoint_url": server.url,
+        "region": "us-east-1", "addressing_style": "path", "max_attempts": 2}))
+    policy = repo.root / "policies" / "default.yaml"
+    data = yaml.safe_load(policy.read_text())
+    data["replication"] = {"copies": 2, "locations": ["local", "cloud"]}
+    policy.write_text(yaml.safe_dump(data))
+    return Repository(repo.root)
+
+
+def test_damage_on_an_s3_replica_is_named_on_that_replica(tmp_path, collection):
+    server = S3Server()
+    try:
+        repo = _cloud_repo(tmp_path, server)
+        aip = ingest(repo, collection, Metadata("c")).aip_id
+        key = f"{aip[:2]}/{aip}/v1/"
+        client = server.client()
+        client.put_object(Bucket="audit", Key=key + "data/docs/notes.txt",
+                          Body=b"Field notes, 1924.\n", ChecksumAlgorithm="SHA256")
+        client.delete_object(Bucket="audit", Key=key + "data/images/photo.png")
+        client.put_object(Bucket="audit", Key=key + "data/extra.bin", Body=b"x")
+        for full in (False, True):
+            result = audit(repo, full=full)
+            found = sorted((p.location, p.kind, p.path) for p in result.problems)
+            assert found == [("cloud", "corrupt", "data/docs/notes.txt"),
+                             ("cloud", "missing", "data/images/photo.png"),
+                             ("cloud", "unexpected", "data/extra.bin")], full
+        server.stop()
+        result = audit(repo)
+        assert result.status == "unreachable" and result.exit_code == 3
+        assert [(p.location, p.kind) for p in result.problems] == [("cloud", "unreachable")]
+    finally:
+        server.stop()
+
+
+def test_cli_json_contract_and_exit_codes(stored):
+    repo, aip, bag = stored
+    env = dict(os.environ, PRESERVE_REPO=str(repo.root), PRESERVE_NO_PROGRESS="1")
+    cmd = [sys.executable, "-m", "preserve", "audit", "--json"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["status"] == "ok"
+    (bag / "data" / "docs" / "table.csv").write_text("a,b\n1,3\n")
+    proc = subprocess.run(cmd + ["--full"], env=env, capture_output=True, text=True)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and report["status"] == "damaged"
+    assert report["problems"] == [{"aip": aip, "version": 1, "location": "local",
+                                   "path": "data/docs/table.csv", "kind": "corrupt",
+                                   "detail": report["problems"][0]["detail"]}]
