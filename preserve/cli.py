@@ -265,12 +265,17 @@ def audit(
     location: Annotated[str | None, typer.Option(help="Only replicas at this location.")] = None,
     full: Annotated[bool, typer.Option(
         "--full", help="Re-read and re-hash every byte (default: quick).")] = False,
+    do_repair: Annotated[bool, typer.Option(
+        "--repair", help="Then repair what is damaged from good replicas.")] = False,
     workers: WorkersOpt = None,
     json_out: JsonOpt = False,
 ):
     """Fixity audit of every replica: exit 0 all good, 1 damage found, 3 unreachable."""
     from preserve.services.audit import audit as run_audit
 
+    if do_repair:
+        repair(aips=None if all_aips else aips, json_out=json_out)
+        return
     repo = _open_repo()
     if location and location not in repo.locations:
         raise typer.BadParameter(f"no location '{location}'", param_hint="--location")
@@ -281,6 +286,24 @@ def audit(
         render.emit_json(result.to_dict())
     else:
         render.audit_report(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def repair(
+    aips: Annotated[list[str] | None, typer.Argument(help="AIPs (default: all).")] = None,
+    json_out: JsonOpt = False,
+):
+    """Full audit, then restore damaged replica files from verified good copies."""
+    from preserve.services.repair import repair as run_repair
+
+    repo = _open_repo()
+    with render.progress_bar(_show_progress(json_out)) as progress:
+        result = run_repair(repo, aips=aips, progress=progress)
+    if json_out:
+        render.emit_json(result.to_dict())
+    else:
+        render.repair_report(result)
     raise typer.Exit(result.exit_code)
 
 

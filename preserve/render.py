@@ -222,6 +222,18 @@ def audit_report(result) -> None:
     out.print(table)
 
 
+def repair_report(result) -> None:
+    if not result.repairs and not result.untouched:
+        out.print("[bold green]OK[/]: every replica matches the record; nothing to repair")
+    for r in result.repairs:
+        colour = {"repaired": "green", "no good copy": "bold red", "failed": "red"}[r.outcome]
+        out.print(f"[{colour}]{r.outcome.upper()}[/] {r.kind} {text(r.path)} of AIP {r.aip} "
+                  f"v{r.version} at {text(r.location)}: {text(r.detail)}")
+    for p in result.untouched:
+        out.print(f"[yellow]NOT REPAIRED[/] {p.kind} {text(p.path or '-')} of AIP {p.aip} at "
+                  f"{text(p.location)}: {text(p.detail)}")
+
+
 def failure(message: str, hint: str | None = None, items: list | None = None) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}")
     for item in (items or [])[:200]:

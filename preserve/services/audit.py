@@ -121,6 +121,21 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
     return result
 
 
+def _expected_elsewhere(repo, damaged, aip_id, version) -> dict | None:
+    """When a replica's own tag manifest is damaged: what every file should be, according
+    to another replica whose tag manifest still matches the package digest."""
+    for name in repo.catalog.replica_locations(aip_id, version):
+        other = repo.locations.get(name)
+        if other is None or name == damaged.name:
+            continue
+        try:
+            key = repo.catalog.replica_key(aip_id, version, name)
+            return expected_digests(repo.catalog, aip_id, version, other, key).files
+        except PreserveError:
+            continue
+    return None
+
+
 def _reachable(storage, cache: dict[str, bool]) -> bool:
     if storage.name not in cache:
         try:
@@ -132,8 +147,12 @@ def _reachable(storage, cache: dict[str, bool]) -> bool:
 
 
 def _audit_replica(repo, storage, aip_id, version, key, full, workers, result) -> None:
-    def problem(path, kind, detail):
-        result.problems.append(Problem(aip_id, version, storage.name, path, kind, detail))
+    named: set[str | None] = set()
+
+    def problem(path, kind, detail):  # one problem per file: the first found says it
+        if path not in named:
+            named.add(path)
+            result.problems.append(Problem(aip_id, version, storage.name, path, kind, detail))
 
     catalog_files = {f.path: f for f in repo.catalog.files(aip_id, version)}
     try:
@@ -141,14 +160,16 @@ def _audit_replica(repo, storage, aip_id, version, key, full, workers, result) -
     except FixityMismatch as e:
         tagmanifest = repo.catalog.version_info(aip_id, version)["tagmanifest"]
         problem(tagmanifest, "missing" if "missing" in e.message else "corrupt", e.message)
-        expected = {rel: dict(f.digests) for rel, f in catalog_files.items()}
+        expected = _expected_elsewhere(repo, storage, aip_id, version) or {
+            rel: dict(f.digests) for rel, f in catalog_files.items()}
     try:
         listing = {o.key[len(key):]: o.size for o in storage.list(key)}
     except PreserveError as e:
         problem(None, "unreachable", e.message)
         return
     for rel in sorted(set(listing) - set(expected)):
-        problem(rel, "unexpected", "a file no manifest lists")
+        if rel.startswith("data/") or any(not p.startswith("data/") for p in expected):
+            problem(rel, "unexpected", "a file no manifest lists")
     to_check: list[tuple[str, dict[str, str]]] = []
     for rel, want in sorted(expected.items()):
         if rel not in listing:

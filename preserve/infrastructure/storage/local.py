@@ -129,6 +129,18 @@ class LocalStorage:
         os.rename(tmp, path)
         fsync_dir(path.parent)
 
+    def replace_file(self, key: str, good: Path) -> None:
+        """Put the verified file `good` at `key`, atomically (copy beside it, sync, rename):
+        a damaged file is replaced whole or not at all."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.repair")
+        shutil.copyfile(good, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+
     def round_trip(self) -> list[tuple[str, bool, str]]:
         """Write, read back and delete a small file: what works, step by step."""
         import uuid

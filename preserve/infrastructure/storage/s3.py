@@ -250,6 +250,12 @@ class S3Storage:
         for path in last:  # only now is the bag complete
             upload(path)
 
+    def replace_file(self, key: str, good: Path) -> None:
+        """Upload the verified file `good` over `key` (a new version where versioning is on)."""
+        with open(good, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        self.put_file(key, good, digest, good.stat().st_size)
+
     def put_bytes(self, key: str, data: bytes) -> None:
         """A small new object (an event record), checksummed and verified."""
         self._call(f"upload {key}", self.client.put_object, Bucket=self.settings.bucket,

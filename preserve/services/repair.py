@@ -1,0 +1,163 @@
+"""Repair: restore damaged replica files from a copy whose bytes match the record.
+
+For each problem a full audit found (corrupt, truncated or missing files), the
+other replicas of the same AIP version are tried in turn: the file is read
+from one, hashed with every recorded algorithm, and used only if it matches.
+It is staged on local disk, written over the damaged copy (atomically on a
+disk, as a verified upload on an object store), read back and checked again.
+PREMIS events record each step. When no replica holds a good copy, nothing is
+changed and the report says so. Unexpected files are reported, never deleted:
+what they are is for an archivist to decide.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from preserve import AGENT_NAME, __version__
+from preserve.domain.fixity import hash_stream, write_all
+from preserve.domain.model import EventRecord
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS, PreserveError
+from preserve.infrastructure.repository import Repository
+from preserve.services.audit import Problem, audit
+from preserve.services.common import Progress, Silent, now_utc
+from preserve.services.expected import expected_digests
+
+REPAIRABLE = ("corrupt", "truncated", "missing")
+
+
+@dataclass
+class Repair:
+    aip: str
+    version: int
+    location: str
+    path: str
+    kind: str
+    outcome: str  # "repaired", "no good copy", "failed"
+    source: str | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RepairResult:
+    repairs: list[Repair] = field(default_factory=list)
+    untouched: list[Problem] = field(default_factory=list)  # unexpected files, unreachable
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if all(r.outcome == "repaired" for r in self.repairs) and not any(
+            p.kind != "unreachable" for p in self.untouched) else EXIT_PROBLEMS
+
+    def to_dict(self) -> dict:
+        return {"status": "ok" if self.exit_code == EXIT_OK else "problems",
+                "repairs": [r.to_dict() for r in self.repairs],
+                "not_repaired": [p.to_dict() for p in self.untouched]}
+
+
+def repair(repo: Repository, *, aips: list[str] | None = None,
+           progress: Progress | None = None) -> RepairResult:
+    found = audit(repo, aips=aips, full=True, progress=progress or Silent())
+    result = RepairResult()
+    for problem in found.problems:
+        if problem.kind not in REPAIRABLE or problem.path is None:
+            result.untouched.append(problem)
+            continue
+        result.repairs.append(_repair_one(repo, problem))
+    events = [e for r in result.repairs for e in _events(r)]
+    if events:
+        with repo.catalog.transaction() as db:
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail,
+                             e.outcome_detail, e.agent) for e in events])
+    return result
+
+
+def _repair_one(repo: Repository, problem: Problem) -> Repair:
+    target = repo.locations[problem.location]
+    key = repo.catalog.replica_key(problem.aip, problem.version, problem.location)
+    staging = repo.staging / f"repair-{uuid.uuid4()}"
+    staging.mkdir(parents=True)
+    try:
+        for source_name in repo.catalog.replica_locations(problem.aip, problem.version):
+            if source_name == problem.location or source_name not in repo.locations:
+                continue
+            source = repo.locations[source_name]
+            good = _fetch_good_copy(repo, source, problem, staging)
+            if good is None:
+                continue
+            try:
+                target.replace_file(key + problem.path, good)
+                if not _verify_in_place(repo, target, key, problem):
+                    return Repair(problem.aip, problem.version, problem.location, problem.path,
+                                  problem.kind, "failed", source_name,
+                                  "written, but reading it back did not verify")
+            except PreserveError as e:
+                return Repair(problem.aip, problem.version, problem.location, problem.path,
+                              problem.kind, "failed", source_name, e.message)
+            return Repair(problem.aip, problem.version, problem.location, problem.path,
+                          problem.kind, "repaired", source_name,
+                          f"restored from '{source_name}' and verified")
+        return Repair(problem.aip, problem.version, problem.location, problem.path,
+                      problem.kind, "no good copy", None,
+                      "NO replica holds a copy matching the record; nothing was changed")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _want(repo, storage, problem) -> dict[str, str] | None:
+    """The recorded digests of the problem's file, trusted through `storage`'s tag manifest
+    (checked against the package digest) or, for payload, the catalog alone."""
+    key = repo.catalog.replica_key(problem.aip, problem.version, storage.name)
+    try:
+        files = expected_digests(repo.catalog, problem.aip, problem.version, storage, key).files
+    except PreserveError:
+        files = {f.path: f.digests for f in repo.catalog.files(problem.aip, problem.version)}
+    want = files.get(problem.path)
+    return dict(want) if want else None
+
+
+def _fetch_good_copy(repo, source, problem, staging):
+    """The file from `source`, staged locally, if every recorded digest matches."""
+    want = _want(repo, source, problem)
+    if not want:
+        return None
+    key = repo.catalog.replica_key(problem.aip, problem.version, source.name)
+    path = staging / "good"
+    try:
+        with source.open(key + problem.path) as src, open(path, "wb") as out:
+            _, digests, _ = hash_stream(src, list(want), sink=write_all(out.write))
+    except (OSError, PreserveError):
+        return None
+    return path if all(digests[a] == d for a, d in want.items()) else None
+
+
+def _verify_in_place(repo, target, key, problem) -> bool:
+    want = _want(repo, target, problem) or {}
+    if not want:
+        return False
+    try:
+        with target.open(key + problem.path) as f:
+            _, digests, _ = hash_stream(f, list(want))
+    except (OSError, PreserveError):
+        return False
+    return all(digests[a] == d for a, d in want.items())
+
+
+def _events(r: Repair) -> list[EventRecord]:
+    """The audit already recorded the failed fixity check; add the repair and, once the
+    repaired copy has been read back, the fixity check that passed."""
+    agent = f"{AGENT_NAME}-{__version__}"
+    outcome = "success" if r.outcome == "repaired" else "failure"
+    events = [EventRecord(str(uuid.uuid4()), r.aip, "replication", now_utc(), outcome,
+                          f"repair of {r.path} ({r.kind}) at location '{r.location}'",
+                          r.detail, agent)]
+    if r.outcome == "repaired":
+        events.append(EventRecord(str(uuid.uuid4()), r.aip, "fixity check", now_utc(),
+                                  "success", f"{r.path} at location '{r.location}' re-read "
+                                  "after repair", "matches the recorded digests", agent))
+    return events

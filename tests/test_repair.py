@@ -1,0 +1,105 @@
+"""Repair restores damaged replica files from a verified good copy, or says loudly it can't."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from preserve.infrastructure.repository import Repository
+from preserve.services.audit import audit
+from preserve.services.ingest import Metadata, ingest
+from preserve.services.repair import repair
+from tests.s3server import S3Server
+
+
+def _second_disk_repo(tmp_path) -> Repository:
+    repo, _ = Repository.init(tmp_path / "repo")
+    (tmp_path / "disk2").mkdir()
+    (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
+        {"name": "disk2", "kind": "local", "path": str(tmp_path / "disk2")}))
+    policy = repo.root / "policies" / "default.yaml"
+    data = yaml.safe_load(policy.read_text())
+    data["replication"] = {"copies": 2, "locations": ["local", "disk2"]}
+    policy.write_text(yaml.safe_dump(data))
+    return Repository(repo.root)
+
+
+@pytest.fixture
+def two_disks(tmp_path, collection):
+    repo = _second_disk_repo(tmp_path)
+    aip = ingest(repo, collection, Metadata("r")).aip_id
+    key = f"{aip[:2]}/{aip}/v1/"
+    return repo, aip, repo.locations["local"].bag_path(key), repo.locations["disk2"].bag_path(key)
+
+
+def test_damage_is_repaired_from_the_other_replica_with_events(two_disks):
+    repo, aip, bag1, bag2 = two_disks
+    good = (bag1 / "data" / "images" / "photo.png").read_bytes()
+    (bag1 / "data" / "images" / "photo.png").write_bytes(good[:-1] + b"\x00")   # corrupt
+    (bag2 / "data" / "docs" / "notes.txt").unlink()                              # missing
+    with open(bag2 / "tagmanifest-sha512.txt", "a") as f:                        # tampered
+        f.write("\n")
+    result = repair(repo)
+    assert sorted((r.location, r.path, r.outcome) for r in result.repairs) == [
+        ("disk2", "data/docs/notes.txt", "repaired"),
+        ("disk2", "tagmanifest-sha512.txt", "repaired"),
+        ("local", "data/images/photo.png", "repaired")]
+    assert result.exit_code == 0
+    assert (bag1 / "data" / "images" / "photo.png").read_bytes() == good
+    assert audit(repo, full=True).status == "ok"
+    types = [(e.type, e.outcome) for e in repo.catalog.events(aip)]
+    assert ("fixity check", "failure") in types and ("replication", "success") in types
+    assert types[-1] == ("fixity check", "success")
+
+
+def test_no_good_copy_is_said_loudly_and_nothing_changes(two_disks):
+    repo, aip, bag1, bag2 = two_disks
+    for bag in (bag1, bag2):
+        (bag / "data" / "docs" / "table.csv").write_text("a,b\n9,9\n")
+    before = [(b / "data" / "docs" / "table.csv").read_bytes() for b in (bag1, bag2)]
+    result = repair(repo)
+    assert {r.outcome for r in result.repairs} == {"no good copy"}
+    assert result.exit_code == 1
+    assert [(b / "data" / "docs" / "table.csv").read_bytes() for b in (bag1, bag2)] == before
+
+
+def test_unexpected_files_are_reported_not_deleted(two_disks):
+    repo, aip, bag1, _ = two_disks
+    (bag1 / "data" / "stray.txt").write_text("who put this here?")
+    result = repair(repo)
+    assert result.repairs == [] and [p.kind for p in result.untouched] == ["unexpected"]
+    assert (bag1 / "data" / "stray.txt").exists() and result.exit_code == 1
+
+
+def test_an_s3_replica_is_repaired_from_the_local_disk(tmp_path, collection):
+    server = S3Server()
+    try:
+        repo, _ = Repository.init(tmp_path / "repo")
+        server.client().create_bucket(Bucket="repairs")
+        (repo.root / "locations" / "cloud.yaml").write_text(yaml.safe_dump({
+            "name": "cloud", "kind": "s3", "bucket": "repairs", "endpoint_url": server.url,
+            "region": "us-east-1", "addressing_style": "path"}))
+        policy = repo.root / "policies" / "default.yaml"
+        data = yaml.safe_load(policy.read_text())
+        data["replication"] = {"copies": 2, "locations": ["local", "cloud"]}
+        policy.write_text(yaml.safe_dump(data))
+        repo = Repository(repo.root)
+        aip = ingest(repo, collection, Metadata("r")).aip_id
+        key = f"{aip[:2]}/{aip}/v1/data/docs/report.pdf"
+        server.client().put_object(Bucket="repairs", Key=key, Body=b"%PDF-garbage",
+                                   ChecksumAlgorithm="SHA256")
+        env = dict(os.environ, PRESERVE_REPO=str(repo.root), PRESERVE_NO_PROGRESS="1")
+        proc = subprocess.run([sys.executable, "-m", "preserve", "audit", "--repair", "--json"],
+                              env=env, capture_output=True, text=True)
+        report = json.loads(proc.stdout)
+        assert proc.returncode == 0, proc.stderr
+        assert [(r["location"], r["path"], r["outcome"]) for r in report["repairs"]] == [
+            ("cloud", "data/docs/report.pdf", "repaired")]
+        assert audit(repo, full=True).status == "ok"
+    finally:
+        server.stop()
