@@ -267,11 +267,19 @@ def audit(
         "--full", help="Re-read and re-hash every byte (default: quick).")] = False,
     do_repair: Annotated[bool, typer.Option(
         "--repair", help="Then repair what is damaged from good replicas.")] = False,
+    due: Annotated[bool, typer.Option(
+        "--due", help="Only what the fixity policy says is due (for cron/systemd).")] = False,
+    sample: Annotated[float | None, typer.Option(
+        help="Share of the selected replicas to audit this run (0-1).")] = None,
+    budget: Annotated[str | None, typer.Option(
+        help="Stop after this much reading or time: e.g. 500GB, 2h, 30m.")] = None,
     workers: WorkersOpt = None,
     json_out: JsonOpt = False,
 ):
-    """Fixity audit of every replica: exit 0 all good, 1 damage found, 3 unreachable."""
+    """Fixity audit of every replica: exit 0 all good, 1 damage found (or audits overdue),
+    3 unreachable."""
     from preserve.services.audit import audit as run_audit
+    from preserve.services.schedule import parse_budget
 
     if do_repair:
         repair(aips=None if all_aips else aips, json_out=json_out)
@@ -279,9 +287,13 @@ def audit(
     repo = _open_repo()
     if location and location not in repo.locations:
         raise typer.BadParameter(f"no location '{location}'", param_hint="--location")
+    if sample is not None and not 0 < sample <= 1:
+        raise typer.BadParameter("must be above 0 and at most 1", param_hint="--sample")
+    budget_bytes, budget_seconds = parse_budget(budget) if budget else (None, None)
     with render.progress_bar(_show_progress(json_out)) as progress:
         result = run_audit(repo, aips=None if all_aips else aips, location=location, full=full,
-                           workers=workers, progress=progress)
+                           due=due, sample=sample, budget_bytes=budget_bytes,
+                           budget_seconds=budget_seconds, workers=workers, progress=progress)
     if json_out:
         render.emit_json(result.to_dict())
     else:
@@ -305,6 +317,30 @@ def repair(
     else:
         render.repair_report(result)
     raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def schedule(
+    cron: Annotated[bool, typer.Option("--cron", help="Print a crontab line.")] = False,
+    systemd: Annotated[bool, typer.Option(
+        "--systemd", help="Print a systemd service and timer unit pair.")] = False,
+    json_out: JsonOpt = False,
+):
+    """What the fixity policy makes due, and when; or the lines that run it on a schedule."""
+    from preserve.services import schedule as sched
+
+    repo = _open_repo()
+    if cron:
+        render.out.print(sched.cron_line(repo.root), markup=False)
+        return
+    if systemd:
+        render.out.print(sched.systemd_units(repo.root), markup=False)
+        return
+    rows = sched.due_table(repo)
+    if json_out:
+        render.emit_json(rows)
+    else:
+        render.schedule(rows)
 
 
 storage_app = typer.Typer(no_args_is_help=True, help="Storage locations: add, list, check.")

@@ -206,7 +206,8 @@ def locations(statuses) -> None:
 
 
 def audit_report(result) -> None:
-    colour = {"ok": "green", "damaged": "red", "unreachable": "yellow"}[result.status]
+    colour = {"ok": "green", "damaged": "red", "unreachable": "yellow", "stale": "yellow"}[
+        result.status]
     out.print(f"[bold {colour}]{result.status.upper()}[/]: {result.kind} audit of "
               f"{result.replicas} replica(s), {result.files} file(s), "
               f"{human_size(result.bytes_read)} read, {len(result.problems)} problem(s) "
@@ -232,6 +233,17 @@ def repair_report(result) -> None:
     for p in result.untouched:
         out.print(f"[yellow]NOT REPAIRED[/] {p.kind} {text(p.path or '-')} of AIP {p.aip} at "
                   f"{text(p.location)}: {text(p.detail)}")
+
+
+def schedule(rows) -> None:
+    table = Table(title=f"{len(rows)} replica(s)", title_justify="left")
+    for col in ("AIP", "collection", "location", "kind", "every", "last audit", "next due"):
+        table.add_column(col)
+    for r in rows:
+        due = "[bold]now[/]" if r["due_now"] else r["next_due"]
+        table.add_row(f"{r['aip']} v{r['version']}", text(r["collection"]), text(r["location"]),
+                      r["kind"], f"{r['interval_days']:g} d", r["last_audit"] or "never", due)
+    out.print(table)
 
 
 def failure(message: str, hint: str | None = None, items: list | None = None) -> None:

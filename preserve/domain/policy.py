@@ -27,6 +27,35 @@ class IngestPolicy:
     case_collisions: str = "refuse"
 
 
+AUDIT_KINDS = ("quick", "full")
+
+
+@dataclass
+class AuditRule:
+    """How often and how deeply replicas are audited; overrides match a collection and/or a
+    location (the last matching override wins)."""
+    interval_days: float = 90
+    kind: str = "quick"
+    collection: str | None = None
+    location: str | None = None
+
+
+@dataclass
+class AuditPolicy:
+    default: AuditRule = field(default_factory=AuditRule)
+    overrides: list[AuditRule] = field(default_factory=list)
+    sample: float = 1.0                 # share of the due replicas audited per run
+    budget_bytes: int | None = None     # per run
+    budget_seconds: float | None = None
+
+    def rule_for(self, collection: str, location: str) -> AuditRule:
+        rule = self.default
+        for o in self.overrides:
+            if (o.collection in (None, collection)) and (o.location in (None, location)):
+                rule = AuditRule(o.interval_days, o.kind, o.collection, o.location)
+        return rule
+
+
 @dataclass
 class Policy:
     source: str = "(built-in)"
@@ -34,6 +63,7 @@ class Policy:
     copies: int = 1
     locations: list[str] = field(default_factory=lambda: ["local"])
     ingest: IngestPolicy = field(default_factory=IngestPolicy)
+    audit: AuditPolicy = field(default_factory=AuditPolicy)
 
 
 def _need(cond: bool, file: Path, key: str, message: str) -> None:
@@ -72,6 +102,7 @@ def load_policy(path: Path) -> Policy:
           path, "fixity.manifest_algorithms",
           f"must be a non-empty list drawn from {', '.join(MANIFEST_ALGORITHMS)}")
     policy.manifest_algorithms = list(algorithms)
+    policy.audit = _audit_policy(fixity.get("audit") or {}, path)
 
     replication = data.get("replication") or {}
     _need(isinstance(replication, dict), path, "replication", "must be a mapping")
@@ -93,3 +124,36 @@ def load_policy(path: Path) -> Policy:
                                 "ingest"),
     )
     return policy
+
+
+def _audit_rule(data: dict, path: Path, where: str, base: AuditRule) -> AuditRule:
+    _need(isinstance(data, dict), path, where, "must be a mapping")
+    interval = data.get("interval_days", base.interval_days)
+    _need(isinstance(interval, int | float) and interval > 0, path, f"{where}.interval_days",
+          "must be a number of days above 0")
+    kind = data.get("kind", base.kind)
+    _need(kind in AUDIT_KINDS, path, f"{where}.kind", f"must be one of {', '.join(AUDIT_KINDS)}")
+    return AuditRule(float(interval), kind, data.get("collection"), data.get("location"))
+
+
+def _audit_policy(data: dict, path: Path) -> AuditPolicy:
+    _need(isinstance(data, dict), path, "fixity.audit", "must be a mapping")
+    default = _audit_rule({k: v for k, v in data.items() if k in ("interval_days", "kind")},
+                          path, "fixity.audit", AuditRule())
+    overrides = []
+    for i, item in enumerate(data.get("overrides") or []):
+        where = f"fixity.audit.overrides[{i}]"
+        _need(isinstance(item, dict) and ("collection" in item or "location" in item), path,
+              where, "must name a collection and/or a location")
+        overrides.append(_audit_rule(item, path, where, default))
+    sample = data.get("sample", 1.0)
+    _need(isinstance(sample, int | float) and 0 < sample <= 1, path, "fixity.audit.sample",
+          "must be a share between 0 (excluded) and 1")
+    budget_bytes = data.get("budget_bytes")
+    _need(budget_bytes is None or (isinstance(budget_bytes, int) and budget_bytes > 0), path,
+          "fixity.audit.budget_bytes", "must be a whole number of bytes")
+    budget_seconds = data.get("budget_seconds")
+    _need(budget_seconds is None or (isinstance(budget_seconds, int | float) and
+                                     budget_seconds > 0), path, "fixity.audit.budget_seconds",
+          "must be a number of seconds")
+    return AuditPolicy(default, overrides, float(sample), budget_bytes, budget_seconds)

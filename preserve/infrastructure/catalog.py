@@ -213,28 +213,39 @@ class Catalog:
 
     # --- audits -------------------------------------------------------------------------
 
-    def record_audit(self, run_id: str, started: str, finished: str, kind: str, status: str,
-                     replicas: list[tuple[str, int, str]], files: int, nbytes: int,
-                     problems: list[tuple[str, int, str, str | None, str, str]],
-                     events: list[EventRecord]) -> None:
-        """One audit run: its totals, its problems, the replicas it checked, its events."""
+    def start_audit(self, run_id: str, started: str, kind: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO audit_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (run_id, started, finished, kind, status, len(replicas), files, nbytes))
+            db.execute("INSERT INTO audit_runs VALUES (?, ?, NULL, ?, 'running', 0, 0, 0)",
+                       (run_id, started, kind))
+
+    def record_replica_audit(self, run_id: str, replica: tuple[str, int, str] | None,
+                             when: str, problems: list[tuple], events: list[EventRecord]) -> None:
+        """One replica's result, committed at once: an interrupted audit keeps what it did,
+        and the next run continues with the replicas least recently audited."""
+        with self.transaction() as db:
             db.executemany("INSERT INTO audit_problems VALUES (?, ?, ?, ?, ?, ?, ?)",
                            [(run_id, *p) for p in problems])
-            db.executemany("UPDATE replicas SET last_audit = ? WHERE aip_id = ? AND version = ? "
-                           "AND location = ?", [(finished, a, v, loc) for a, v, loc in replicas])
+            if replica is not None:
+                db.execute("UPDATE replicas SET last_audit = ? WHERE aip_id = ? AND version = ? "
+                           "AND location = ?", (when, *replica))
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail,
                              e.outcome_detail, e.agent) for e in events])
 
-    def replicas_to_audit(self) -> list[tuple[str, int, str, str]]:
-        """(aip, version, location, key) of every verified replica of a stored AIP."""
+    def finish_audit(self, run_id: str, finished: str, status: str, replicas: int, files: int,
+                     nbytes: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE audit_runs SET finished = ?, status = ?, replicas = ?, files = ?, "
+                       "bytes = ? WHERE id = ?", (finished, status, replicas, files, nbytes,
+                                                  run_id))
+
+    def replicas_to_audit(self) -> list[tuple[str, int, str, str, str, str, str | None]]:
+        """(aip, version, location, key, collection, stored, last audit) of every verified
+        replica of a stored AIP, least recently audited first (never audited first of all)."""
         return [tuple(r) for r in self.db.execute(
-            "SELECT r.aip_id, r.version, r.location, r.key FROM replicas r JOIN aips a "
-            "ON a.id = r.aip_id WHERE a.state = 'stored' ORDER BY r.last_audit IS NOT NULL, "
-            "r.last_audit, r.aip_id, r.location")]
+            "SELECT r.aip_id, r.version, r.location, r.key, a.collection, r.stored, r.last_audit "
+            "FROM replicas r JOIN aips a ON a.id = r.aip_id WHERE a.state = 'stored' "
+            "ORDER BY r.last_audit IS NOT NULL, r.last_audit, r.stored, r.aip_id, r.location")]
 
     def discard_aip(self, aip_id: str) -> None:
         with self.transaction() as db:

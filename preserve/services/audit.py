@@ -23,7 +23,10 @@ stored beside the bag (the bag itself is never rewritten).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
+import math
+import time
 import uuid
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
@@ -40,7 +43,7 @@ from preserve.parallel import batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.expected import expected_digests
 
-KINDS = ("corrupt", "truncated", "missing", "unexpected", "unreachable", "read-error")
+KINDS = ("corrupt", "truncated", "missing", "unexpected", "unreachable", "read-error", "stale")
 
 
 @dataclass
@@ -69,14 +72,17 @@ class AuditResult:
 
     @property
     def status(self) -> str:
-        if any(p.kind != "unreachable" for p in self.problems):
+        kinds = {p.kind for p in self.problems}
+        if kinds - {"unreachable", "stale"}:
             return "damaged"
-        return "unreachable" if self.problems else "ok"
+        if "unreachable" in kinds:
+            return "unreachable"
+        return "stale" if kinds else "ok"
 
     @property
     def exit_code(self) -> int:
-        return {"ok": EXIT_OK, "damaged": EXIT_PROBLEMS, "unreachable": EXIT_UNREACHABLE}[
-            self.status]
+        return {"ok": EXIT_OK, "damaged": EXIT_PROBLEMS, "stale": EXIT_PROBLEMS,
+                "unreachable": EXIT_UNREACHABLE}[self.status]
 
     def to_dict(self) -> dict:
         return {"status": self.status, "run": self.run_id, "kind": self.kind,
@@ -86,39 +92,81 @@ class AuditResult:
 
 
 def audit(repo: Repository, *, aips: list[str] | None = None, location: str | None = None,
-          full: bool = False, workers: int | None = None,
-          progress: Progress | None = None) -> AuditResult:
+          full: bool = False, due: bool = False, sample: float | None = None,
+          budget_bytes: int | None = None, budget_seconds: float | None = None,
+          workers: int | None = None, progress: Progress | None = None) -> AuditResult:
+    """Audit replicas; with `due`, those the fixity policy says are due, least recently
+    audited first, within the policy's (or the given) sample share and budgets."""
     progress = progress or Silent()
-    result = AuditResult(str(uuid.uuid4()), "full" if full else "quick", now_utc())
+    policy = repo.policy.audit
+    mode = "full" if full else ("policy" if due else "quick")
+    result = AuditResult(str(uuid.uuid4()), mode, now_utc())
     wanted = {repo.catalog.resolve(a) for a in aips} if aips else None
-    targets = [t for t in repo.catalog.replicas_to_audit()
-               if (wanted is None or t[0] in wanted) and (location is None or t[2] == location)]
-    sizes = {(a, v): repo.catalog.version_info(a, v)["bytes"] for a, v, _, _ in targets}
-    progress.start("audit", len(targets), sum(sizes[(a, v)] for a, v, _, _ in targets))
+    now = dt.datetime.now(dt.UTC)
+    candidates = []
+    for aip_id, version, loc, key, collection, stored, last in repo.catalog.replicas_to_audit():
+        if (wanted is not None and aip_id not in wanted) or (location and loc != location):
+            continue
+        rule = policy.rule_for(collection, loc)
+        age_days = (now - _parse(last or stored)).total_seconds() / 86400
+        if due and age_days < rule.interval_days:  # age: since the last audit, or since storing
+            continue
+        kind = "full" if full else (rule.kind if due else "quick")
+        candidates.append((aip_id, version, loc, key, kind, age_days, rule.interval_days,
+                           last is None))
+    share = sample if sample is not None else (policy.sample if due else 1.0)
+    chosen = candidates[: max(1, math.ceil(len(candidates) * share))] if candidates else []
+    budget_bytes = budget_bytes if budget_bytes is not None else (
+        policy.budget_bytes if due else None)
+    budget_seconds = budget_seconds if budget_seconds is not None else (
+        policy.budget_seconds if due else None)
+    sizes = {(a, v): repo.catalog.version_info(a, v)["bytes"] for a, v, *_ in chosen}
+    progress.start("audit", len(chosen), sum(sizes[(a, v)] for a, v, *_ in chosen))
+    repo.catalog.start_audit(result.run_id, result.started, mode)
     reachable: dict[str, bool] = {}
-    checked: list[tuple[str, int, str]] = []
-    events: list[EventRecord] = []
-    for aip_id, version, loc, key in targets:
+    started = time.monotonic()
+    done: set[tuple[str, int, str]] = set()
+    for aip_id, version, loc, key, kind, *_ in chosen:
+        if (budget_bytes and result.bytes_read >= budget_bytes) or (
+                budget_seconds and time.monotonic() - started >= budget_seconds):
+            break  # what is left stays due; the next run starts with it
         before = len(result.problems)
         storage = repo.locations.get(loc)
+        events, replica = [], None
         if storage is None or not _reachable(storage, reachable):
             result.problems.append(Problem(aip_id, version, loc, None, "unreachable",
                                            f"location '{loc}' could not be reached"
                                            if storage else f"location '{loc}' is not configured"))
         else:
-            _audit_replica(repo, storage, aip_id, version, key, full, workers, result)
-            checked.append((aip_id, version, loc))
-            found = result.problems[before:]
-            events.append(_event(repo, storage, aip_id, version, key, result, found))
+            _audit_replica(repo, storage, aip_id, version, key, kind == "full", workers, result)
+            replica = (aip_id, version, loc)
+            events = [_event(repo, storage, aip_id, version, key, kind,
+                             result.problems[before:])]
         result.replicas += 1
+        done.add((aip_id, version, loc))
+        repo.catalog.record_replica_audit(
+            result.run_id, replica, now_utc(),
+            [(p.aip, p.version, p.location, p.path, p.kind, p.detail)
+             for p in result.problems[before:]], events)
         progress.advance(1, sizes[(aip_id, version)])
+    stale = [Problem(a, v, loc, None, "stale",
+                     "never audited" if never else f"last audited {age:.0f} days ago; policy "
+                     f"asks every {interval:g} days")
+             for a, v, loc, _k, _kind, age, interval, never in candidates
+             if (a, v, loc) not in done and age >= 2 * interval]
+    result.problems.extend(stale)
+    if stale:
+        repo.catalog.record_replica_audit(
+            result.run_id, None, now_utc(),
+            [(p.aip, p.version, p.location, p.path, p.kind, p.detail) for p in stale], [])
     result.finished = now_utc()
-    repo.catalog.record_audit(
-        result.run_id, result.started, result.finished, result.kind, result.status, checked,
-        result.files, result.bytes_read,
-        [(p.aip, p.version, p.location, p.path, p.kind, p.detail) for p in result.problems],
-        events)
+    repo.catalog.finish_audit(result.run_id, result.finished, result.status, result.replicas,
+                              result.files, result.bytes_read)
     return result
+
+
+def _parse(stamp: str) -> dt.datetime:
+    return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
 
 
 def _expected_elsewhere(repo, damaged, aip_id, version) -> dict | None:
@@ -255,12 +303,12 @@ def _compare(rel, want, digests, problem) -> None:
             return
 
 
-def _event(repo, storage, aip_id, version, key, result, found) -> EventRecord:
+def _event(repo, storage, aip_id, version, key, kind, found) -> EventRecord:
     """A PREMIS fixity check event: in the catalog, and stored beside the bag."""
     outcome = "success" if not found else "failure"
-    how = ("every byte re-hashed" if result.kind == "full"
+    how = ("every byte re-hashed" if kind == "full"
            else "sizes and fast digests, or the store's checksums")
-    detail = (f"{result.kind} fixity audit of AIP version {version} at location "
+    detail = (f"{kind} fixity audit of AIP version {version} at location "
               f"'{storage.name}' ({how})")
     summary = "no problem found" if not found else "; ".join(
         f"{p.kind}: {p.path}" for p in found[:20]) + (" …" if len(found) > 20 else "")

@@ -1,0 +1,104 @@
+"""Audits by policy: what is due, sampled, within budget, resumed; stale; cron and systemd."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from preserve.errors import ConfigError
+from preserve.services.audit import audit
+from preserve.services.ingest import Metadata, ingest
+from preserve.services.schedule import due_table, parse_budget
+
+
+def _age(repo, days: float, *, audited: bool) -> None:
+    """Pretend every replica was stored (and perhaps audited) `days` ago."""
+    import datetime as dt
+
+    then = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with repo.catalog.transaction() as db:
+        db.execute("UPDATE replicas SET stored = ?, last_audit = ?", (then,
+                                                                        then if audited else None))
+
+
+@pytest.fixture
+def three_aips(repo, tmp_path):
+    ids = []
+    for i in range(3):
+        src = tmp_path / f"src{i}"
+        src.mkdir()
+        (src / "f.bin").write_bytes(os.urandom(1000 * (i + 1)))
+        ids.append(ingest(repo, src, Metadata("c")).aip_id)
+    return repo, ids
+
+
+def test_nothing_is_due_right_after_ingest(three_aips):
+    repo, _ = three_aips
+    result = audit(repo, due=True)
+    assert result.replicas == 0 and result.status == "ok"
+    assert not any(r["due_now"] for r in due_table(repo))
+
+
+def test_due_replicas_are_audited_with_the_policy_kind_then_not_due(three_aips):
+    repo, ids = three_aips
+    _age(repo, 100, audited=True)  # policy: every 90 days
+    result = audit(repo, due=True)
+    assert result.replicas == 3 and result.status == "ok"
+    assert result.bytes_read > 0  # the default policy audits local disks in full
+    assert audit(repo, due=True).replicas == 0
+
+
+def test_sampling_covers_everything_over_several_runs_least_recent_first(three_aips):
+    repo, ids = three_aips
+    _age(repo, 100, audited=True)
+    for _ in range(3):
+        result = audit(repo, due=True, sample=0.33)  # a third of what is due, at least one
+        assert result.replicas == 1
+    assert audit(repo, due=True).replicas == 0  # all three were covered, one per run
+
+
+def test_a_byte_budget_stops_the_run_and_the_next_run_resumes(three_aips):
+    repo, _ = three_aips
+    _age(repo, 100, audited=True)
+    first = audit(repo, due=True, budget_bytes=1)
+    assert first.replicas == 1  # stopped once the budget was spent
+    second = audit(repo, due=True)
+    assert second.replicas == 2  # continues with what was left
+    assert audit(repo, due=True).replicas == 0
+
+
+def test_long_overdue_replicas_left_out_are_reported_stale(three_aips):
+    repo, _ = three_aips
+    _age(repo, 400, audited=True)  # more than twice the interval
+    result = audit(repo, due=True, budget_bytes=1)
+    assert [p.kind for p in result.problems] == ["stale", "stale"]
+    assert result.status == "stale" and result.exit_code == 1
+
+
+@given(st.integers(min_value=1, max_value=10**6),
+       st.sampled_from(["B", "KB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB"]))
+def test_byte_budgets_parse(n, unit):
+    nbytes, seconds = parse_budget(f"{n}{unit}")
+    assert seconds is None and nbytes >= n
+
+
+def test_time_budgets_parse_and_nonsense_is_refused():
+    assert parse_budget("2h") == (None, 7200)
+    assert parse_budget("30m") == (None, 1800)
+    with pytest.raises(ConfigError):
+        parse_budget("soon")
+
+
+def test_cron_and_systemd_lines_run_the_due_audit(repo):
+    env = dict(os.environ, PRESERVE_REPO=str(repo.root))
+    run = [sys.executable, "-m", "preserve", "schedule"]
+    cron = subprocess.run(run + ["--cron"], env=env, capture_output=True, text=True).stdout
+    assert cron.startswith("17 2 * * * ") and f"--repo {repo.root}" in cron
+    assert "audit --due" in cron
+    units = subprocess.run(run + ["--systemd"], env=env, capture_output=True, text=True).stdout
+    assert "[Timer]" in units and "OnCalendar=" in units and "audit --due" in units
