@@ -119,3 +119,16 @@ def hash_file(path, algorithms: Iterable[str]) -> tuple[int, dict[str, str]]:
     with open(path, "rb", buffering=0) as f:
         size, digests, _ = hash_stream(f, algorithms)
     return size, digests
+
+
+def hash_batch(batch: list[tuple[object, str, tuple[str, ...]]]) -> list[tuple]:
+    """Worker entry point for re-hashing files: (tag, path, algorithms) in, (tag, size,
+    digests, error) out. Kept in this light module so that worker processes start fast."""
+    out = []
+    for tag, path, algorithms in batch:
+        try:
+            size, digests = hash_file(path, algorithms)
+            out.append((tag, size, digests, None))
+        except OSError as e:
+            out.append((tag, 0, {}, e.strerror or str(e)))
+    return out

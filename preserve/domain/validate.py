@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from preserve.domain import bag as bagfmt
-from preserve.domain.fixity import DIGEST_HEX_LENGTH, hash_file, is_supported
+from preserve.domain.fixity import DIGEST_HEX_LENGTH, hash_batch, is_supported
 from preserve.domain.names import UnsafePath, check_relative, display
 from preserve.parallel import batched, run_batches
 
@@ -421,30 +421,17 @@ def _check_completeness(tree: _Tree, payload_listed: dict[str, set[str]],
                               "manifest must list every payload file)", path)
 
 
-def _hash_batch(batch: list[tuple[str, tuple[str, ...]]]):
-    results = []
-    for path, algorithms in batch:
-        try:
-            size, digests = hash_file(path, algorithms)
-            results.append((path, size, digests, None))
-        except OSError as e:
-            results.append((path, 0, {}, e.strerror or str(e)))
-    return results
-
-
 def _check_fixity(root, expected, report, out, workers, progress, on_totals) -> None:
-    jobs = [(os.path.join(root, p), tuple(sorted(algs))) for p, algs in expected.items()]
-    rel_of = {os.path.join(root, p): p for p in expected}
-    sizes = {os.path.join(root, p): (report_size(root, p)) for p in expected}
+    jobs = [(p, os.path.join(root, p), tuple(sorted(algs))) for p, algs in expected.items()]
+    sizes = {p: report_size(root, p) for p in expected}
     if on_totals:
         on_totals(len(jobs), sum(sizes.values()))
     # Biggest first so that two workers finish together; small files in large batches.
     jobs.sort(key=lambda j: -sizes[j[0]])
-    batches = batched(jobs, 256, 64 << 20, size=lambda j: sizes[j[0]])
+    batches = batched(jobs, 256, 32 << 20, size=lambda j: sizes[j[0]])
     use = workers if len(jobs) > 64 or sum(sizes.values()) > (64 << 20) else 1
-    for results in run_batches(_hash_batch, batches, workers=use):
-        for abspath, size, digests, error in results:
-            rel = rel_of[abspath]
+    for results in run_batches(hash_batch, batches, workers=use):
+        for rel, size, digests, error in results:
             report.files_hashed += 1
             report.bytes_hashed += size
             if progress:

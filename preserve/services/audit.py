@@ -32,7 +32,7 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 
 from preserve import AGENT_NAME, __version__
-from preserve.domain.fixity import FAST_ALGORITHM, hash_stream
+from preserve.domain.fixity import FAST_ALGORITHM, hash_batch, hash_stream
 from preserve.domain.model import EventRecord
 from preserve.domain.premis import Event, PremisWriter
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, FixityMismatch, PreserveError
@@ -232,7 +232,7 @@ def _audit_replica(repo, storage, aip_id, version, key, full, workers, result) -
     if isinstance(storage, S3Storage) and not full:
         _quick_s3(storage, key, to_check, problem)
     elif isinstance(storage, LocalStorage):
-        _hash_local(storage, key, to_check, full, workers, problem, result)
+        _hash_local(storage, key, to_check, listing, full, workers, problem, result)
     else:
         _hash_remote(storage, key, to_check, full, problem, result)
 
@@ -244,23 +244,14 @@ def _choose(want: dict[str, str], full: bool) -> dict[str, str]:
     return {a: d for a, d in want.items() if a != FAST_ALGORITHM} or want
 
 
-def _hash_batch(batch: list[tuple[str, str, tuple[str, ...]]]):
-    out = []
-    for rel, path, algorithms in batch:
-        try:
-            with open(path, "rb", buffering=0) as f:
-                size, digests, _ = hash_stream(f, algorithms)
-            out.append((rel, size, digests, None))
-        except OSError as e:
-            out.append((rel, 0, {}, e.strerror or str(e)))
-    return out
-
-
-def _hash_local(storage, key, to_check, full, workers, problem, result) -> None:
+def _hash_local(storage, key, to_check, sizes, full, workers, problem, result) -> None:
     wants = {rel: _choose(want, full) for rel, want in to_check}
     jobs = [(rel, str(storage.local_path(key + rel)), tuple(w)) for rel, w in wants.items()]
-    use = (workers or default_workers()) if len(jobs) > 64 else 1
-    for batch in run_batches(_hash_batch, batched(jobs, 256), workers=use):
+    jobs.sort(key=lambda j: -sizes[j[0]])  # big files first: both workers finish together
+    total = sum(sizes[j[0]] for j in jobs)
+    use = (workers or default_workers()) if len(jobs) > 64 or total > (64 << 20) else 1
+    batches = batched(jobs, 256, 32 << 20, size=lambda j: sizes[j[0]])
+    for batch in run_batches(hash_batch, batches, workers=use):
         for rel, size, digests, error in batch:
             result.bytes_read += size
             if error:
