@@ -143,3 +143,15 @@ def test_cli_json_contract_and_exit_codes(stored):
     assert report["problems"] == [{"aip": aip, "version": 1, "location": "local",
                                    "path": "data/docs/table.csv", "kind": "corrupt",
                                    "detail": report["problems"][0]["detail"]}]
+
+
+def test_a_link_planted_in_storage_is_reported_and_never_followed(stored, tmp_path):
+    repo, aip, bag = stored
+    target = bag / "data" / "docs" / "notes.txt"
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(target.read_bytes())  # same bytes: only not following tells them apart
+    target.unlink()
+    target.symlink_to(outside)
+    result = audit(repo, full=True)
+    assert [(p.kind, p.path) for p in result.problems] in (
+        [("truncated", "data/docs/notes.txt")], [("read-error", "data/docs/notes.txt")])

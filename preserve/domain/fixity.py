@@ -8,6 +8,7 @@ BagIt manifest and never counts as fixity of record.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
@@ -116,7 +117,9 @@ def write_all(fd_write: Callable[[memoryview], int | None]) -> Callable[[memoryv
 
 
 def hash_file(path, algorithms: Iterable[str]) -> tuple[int, dict[str, str]]:
-    with open(path, "rb", buffering=0) as f:
+    """Digests of a file; a symbolic link is refused (ELOOP), never followed."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with open(fd, "rb", buffering=0) as f:
         size, digests, _ = hash_stream(f, algorithms)
     return size, digests
 

@@ -246,7 +246,8 @@ def _choose(want: dict[str, str], full: bool) -> dict[str, str]:
 
 def _hash_local(storage, key, to_check, sizes, full, workers, problem, result) -> None:
     wants = {rel: _choose(want, full) for rel, want in to_check}
-    jobs = [(rel, str(storage.local_path(key + rel)), tuple(w)) for rel, w in wants.items()]
+    path_of = storage.local_files(key)
+    jobs = [(rel, path_of(rel), tuple(w)) for rel, w in wants.items()]
     jobs.sort(key=lambda j: -sizes[j[0]])  # big files first: both workers finish together
     total = sum(sizes[j[0]] for j in jobs)
     use = (workers or default_workers()) if len(jobs) > 64 or total > (64 << 20) else 1

@@ -11,7 +11,7 @@ import ctypes
 import ctypes.util
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -117,6 +117,13 @@ class LocalStorage:
     def local_path(self, key: str) -> Path:
         return self._path(key)
 
+    def local_files(self, prefix: str) -> Callable[[str], str]:
+        """Paths of many files under one checked prefix, without a realpath per file: for
+        names taken from list(prefix), which never enters linked folders. Reading them
+        with O_NOFOLLOW (fixity.hash_file) refuses a linked file."""
+        base = str(self._path(prefix))
+        return lambda rel: os.path.join(base, checked_key(rel))
+
     def put_bytes(self, key: str, data: bytes) -> None:
         """A small new object (an event record): written aside, synced, renamed into place."""
         path = self._path(key)
@@ -182,12 +189,22 @@ class LocalStorage:
         return ObjectInfo(key, st.st_size)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every file under `prefix` (links included, as what they are: never followed)."""
         base = self._path(prefix)
-        for dirpath, _dirnames, filenames in os.walk(base):
-            for fn in filenames:
-                path = Path(dirpath) / fn
-                key = path.relative_to(self.root).as_posix()
-                yield ObjectInfo(key, path.lstat().st_size)
+        start = prefix.rstrip("/") + "/"
+        stack = [(str(base), start)]
+        while stack:
+            directory, key_prefix = stack.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, key_prefix + entry.name + "/"))
+                else:
+                    yield ObjectInfo(key_prefix + entry.name,
+                                     entry.stat(follow_symlinks=False).st_size)
 
     def empty_dirs(self, prefix: str) -> list[str]:
         base = self._path(prefix)
