@@ -48,7 +48,8 @@ def _open_repo():
     return Repository(_repo_root())
 
 
-def _show_progress(json_out: bool) -> bool:
+def _show_progress() -> bool:
+    """Progress goes to stderr, so it never mixes with --json; only a terminal gets it."""
     return sys.stderr.isatty() and os.environ.get("PRESERVE_NO_PROGRESS") is None
 
 
@@ -116,7 +117,7 @@ def ingest(
                      special_files=special or policy.special_files,
                      case_collisions=case_collisions or policy.case_collisions)
     meta = Metadata(collection, title, creator or [], identifier or [], rights)
-    with render.progress_bar(_show_progress(json_out)) as progress:
+    with render.progress_bar(_show_progress()) as progress:
         result = run_ingest(repo, source, meta, policy=policy, workers=workers, progress=progress)
     if json_out:
         render.emit_json(result.to_dict())
@@ -142,7 +143,7 @@ def validate(
     from preserve.domain.validate import validate_bag
     from preserve.parallel import default_workers
 
-    with render.progress_bar(_show_progress(json_out)) as progress:
+    with render.progress_bar(_show_progress()) as progress:
         report = validate_bag(bag, check_fixity=not fast, workers=workers or default_workers(),
                               progress=progress.advance,
                               on_totals=lambda n, b: progress.start("validate", n, b))
@@ -218,7 +219,7 @@ def export(
     from preserve.services.export import export as run_export
 
     repo = _open_repo()
-    with render.progress_bar(_show_progress(json_out)) as progress:
+    with render.progress_bar(_show_progress()) as progress:
         result = run_export(repo, aip, dest, version=version, location=location,
                             progress=progress)
     if json_out:
@@ -246,7 +247,7 @@ def replicate(
     if to and to not in repo.locations:
         raise typer.BadParameter(f"no location '{to}' (see 'preserve storage list')",
                                  param_hint="--to")
-    with render.progress_bar(_show_progress(json_out)) as progress:
+    with render.progress_bar(_show_progress()) as progress:
         result = run_replicate(repo, to=to, progress=progress)
     if json_out:
         render.emit_json(result.to_dict())
@@ -290,7 +291,7 @@ def audit(
     if sample is not None and not 0 < sample <= 1:
         raise typer.BadParameter("must be above 0 and at most 1", param_hint="--sample")
     budget_bytes, budget_seconds = parse_budget(budget) if budget else (None, None)
-    with render.progress_bar(_show_progress(json_out)) as progress:
+    with render.progress_bar(_show_progress()) as progress:
         result = run_audit(repo, aips=None if all_aips else aips, location=location, full=full,
                            due=due, sample=sample, budget_bytes=budget_bytes,
                            budget_seconds=budget_seconds, workers=workers, progress=progress)
@@ -310,7 +311,7 @@ def repair(
     from preserve.services.repair import repair as run_repair
 
     repo = _open_repo()
-    with render.progress_bar(_show_progress(json_out)) as progress:
+    with render.progress_bar(_show_progress()) as progress:
         result = run_repair(repo, aips=aips, progress=progress)
     if json_out:
         render.emit_json(result.to_dict())

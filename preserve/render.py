@@ -46,7 +46,6 @@ class RichProgress:
     def __init__(self, progress: Progress):
         self.progress = progress
         self.task = None
-        self.files_done = 0
 
     def start(self, phase: str, files: int, nbytes: int) -> None:
         if self.task is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from preserve.domain import bag as bagfmt
 from preserve.domain.fixity import DIGEST_HEX_LENGTH, hash_batch, is_supported
-from preserve.domain.names import UnsafePath, check_relative, display
+from preserve.domain.names import UnsafePath, check_relative, decode_manifest_path, display
 from preserve.parallel import batched, run_batches
 
 SUPPORTED_VERSIONS = ("0.97", "1.0")
@@ -295,8 +295,6 @@ def _check_fetch(root: Path, tree: _Tree, encoding: str, out: _Collector) -> set
         if len(parts) != 3 or not (parts[1] == "-" or parts[1].isdigit()):
             out.error("E080", "fetch.txt line must be 'URL LENGTH FILEPATH'", "fetch.txt", number)
             continue
-        from preserve.domain.names import decode_manifest_path
-
         path = decode_manifest_path(parts[2])
         try:
             check_relative(path)

@@ -175,9 +175,7 @@ class Catalog:
             db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (aip_id, version, created, files, nbytes, oxum, tagmanifest,
                         tagmanifest_sha256))
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail,
-                             e.outcome_detail, e.agent) for e in events])
+            _insert_events(db, events)
 
     def mark_stored(self, aip_id: str, version: int, location: str, key: str, when: str) -> None:
         with self.transaction() as db:
@@ -228,9 +226,11 @@ class Catalog:
             if replica is not None:
                 db.execute("UPDATE replicas SET last_audit = ? WHERE aip_id = ? AND version = ? "
                            "AND location = ?", (when, *replica))
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail,
-                             e.outcome_detail, e.agent) for e in events])
+            _insert_events(db, events)
+
+    def add_events(self, events: list[EventRecord]) -> None:
+        with self.transaction() as db:
+            _insert_events(db, events)
 
     def finish_audit(self, run_id: str, finished: str, status: str, replicas: int, files: int,
                      nbytes: int) -> None:
@@ -344,6 +344,12 @@ class Catalog:
             raise NotFound(f"AIP {aip_id} has no version {version}")
         return dict(zip(("files", "bytes", "payload_oxum", "tagmanifest",
                          "tagmanifest_sha256"), row, strict=True))
+
+
+def _insert_events(db: sqlite3.Connection, events: list[EventRecord]) -> None:
+    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail, e.outcome_detail,
+                     e.agent) for e in events])
 
 
 def _like_prefix(ref: str) -> str:

@@ -52,7 +52,13 @@ def copy_batch(task: tuple) -> tuple[list[CopyResult], dict]:
                                       f"scanned, {size} when copied)"))
             continue
         done.append((index, dest, size, digests, head))
+    return results + identify_copies(done), tool_versions()
+
+
+def identify_copies(done: list[tuple[int, str, int, dict, bytes]]) -> list[CopyResult]:
+    """One siegfried call for a batch of finished copies (index, dest, size, digests, head);
+    libmagic reads only the head already taken during the copy."""
     identified = identify_files([(dest, size, head) for _, dest, size, _, head in done])
-    for (index, _dest, size, digests, _head), ident in zip(done, identified, strict=True):
-        results.append(CopyResult(index, size, digests, ident))
-    return results, tool_versions()
+    return [CopyResult(index, size, digests, ident)
+            for (index, _dest, size, digests, _head), ident in zip(done, identified,
+                                                                   strict=True)]

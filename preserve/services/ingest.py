@@ -14,6 +14,7 @@ which the next run resolves (recover()) to either the old state or the new.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -42,8 +43,8 @@ from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage.base import aip_prefix
 from preserve.parallel import batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc
-from preserve.services.copying import CopyResult, copy_batch, copy_one
-from preserve.services.sources import Entry, Scan, Source, TarSource, detect
+from preserve.services.copying import CopyResult, copy_batch, copy_one, identify_copies
+from preserve.services.sources import Entry, Scan, Source, detect
 
 PREMIS_FILE = "metadata/premis.xml"
 FAST_LIST = "metadata/fixity-xxh3_128.txt"
@@ -117,8 +118,8 @@ def recover(repo: Repository) -> list[str]:
         published = info is not None and location.stat(key + info["tagmanifest"]) is not None
         if published:
             with location.open(key + info["tagmanifest"]) as f:
-                _, digests = hash_file_stream(f)
-            if digests == info["tagmanifest_sha256"]:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            if digest == info["tagmanifest_sha256"]:
                 repo.catalog.mark_stored(aip_id, version, location.name, key, now_utc())
                 actions.append(f"completed the catalog record of AIP {aip_id} (its bag was "
                                "already stored)")
@@ -126,13 +127,6 @@ def recover(repo: Repository) -> list[str]:
         repo.catalog.discard_aip(aip_id)
         actions.append(f"discarded the unfinished catalog record of AIP {aip_id}")
     return actions
-
-
-def hash_file_stream(f) -> tuple[int, str]:
-    from preserve.domain.fixity import hash_stream
-
-    size, digests, _ = hash_stream(f, ["sha256"])
-    return size, digests["sha256"]
 
 
 def _alive(lock: Path) -> bool:
@@ -269,7 +263,7 @@ class _Job:
     def _copy_all(self):
         data = str(self.staged / "data")
         indexed = list(enumerate(self.files))
-        if isinstance(self.source, TarSource) or not self.source.parallel:
+        if not self.source.parallel:  # a tar: read in archive order, in this process
             yield from self._copy_sequential(data)
             return
         # Big files first so both workers end together; small files in big batches.
@@ -285,8 +279,6 @@ class _Job:
 
     def _copy_sequential(self, data: str):
         """Tar members arrive in archive order; copy each as it comes, identify in batches."""
-        from preserve.domain.identify import identify_files
-
         index_of = {e.ref: i for i, e in enumerate(self.files)}
         batch: list[tuple[int, str, int, dict, bytes]] = []
         for name, stream in self.source.members():
@@ -297,17 +289,10 @@ class _Job:
             size, digests, head = copy_one(stream, dest, self.compute)
             batch.append((i, dest, size, digests, head))
             if len(batch) >= 200:
-                yield self._identify_batch(batch, identify_files)
+                yield identify_copies(batch), tool_versions()
                 batch = []
         if batch:
-            yield self._identify_batch(batch, identify_files)
-
-    @staticmethod
-    def _identify_batch(batch, identify_files) -> tuple[list[CopyResult], dict]:
-        idents = identify_files([(dest, size, head) for _, dest, size, _, head in batch])
-        return [CopyResult(i, size, digests, ident)
-                for (i, _, size, digests, _), ident in zip(batch, idents, strict=True)], \
-            tool_versions()
+            yield identify_copies(batch), tool_versions()
 
     def _record(self, r: CopyResult, manifests, fast, premis) -> FileRecord | None:
         entry: Entry = self.files[r.index]

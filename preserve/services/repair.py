@@ -70,10 +70,7 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
         result.repairs.append(_repair_one(repo, problem))
     events = [e for r in result.repairs for e in _events(r)]
     if events:
-        with repo.catalog.transaction() as db:
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail,
-                             e.outcome_detail, e.agent) for e in events])
+        repo.catalog.add_events(events)
     return result
 
 
