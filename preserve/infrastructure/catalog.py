@@ -262,7 +262,8 @@ class Catalog:
 
     # --- reading ------------------------------------------------------------------------
 
-    def list_aips(self, collection: str | None = None) -> list[AipSummary]:
+    def list_aips(self, collection: str | None = None,
+                  aip_id: str | None = None) -> list[AipSummary]:
         sql = ("SELECT a.id, a.collection, a.title, a.created, v.version, v.files, v.bytes, "
                "a.source, v.tagmanifest_sha256 FROM aips a JOIN versions v ON v.aip_id = a.id "
                "AND v.version = (SELECT MAX(version) FROM versions WHERE aip_id = a.id) "
@@ -270,7 +271,10 @@ class Catalog:
         args: tuple = ()
         if collection:
             sql += " AND a.collection = ?"
-            args = (collection,)
+            args += (collection,)
+        if aip_id:
+            sql += " AND a.id = ?"
+            args += (aip_id,)
         sql += " ORDER BY a.created, a.id"
         out = []
         for row in self.db.execute(sql, args).fetchall():
@@ -292,10 +296,10 @@ class Catalog:
         return rows[0][0]
 
     def get_aip(self, aip_id: str) -> AipSummary:
-        for summary in self.list_aips():
-            if summary.id == aip_id:
-                return summary
-        raise NotFound(f"no AIP {aip_id}")
+        found = self.list_aips(aip_id=aip_id)
+        if not found:
+            raise NotFound(f"no AIP {aip_id}")
+        return found[0]
 
     def files(self, aip_id: str, version: int) -> Iterator[FileRecord]:
         cur = self.db.execute(f"SELECT {', '.join(FILE_COLUMNS)} FROM files "
