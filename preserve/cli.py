@@ -271,7 +271,9 @@ def audit(
     due: Annotated[bool, typer.Option(
         "--due", help="Only what the fixity policy says is due (for cron/systemd).")] = False,
     sample: Annotated[float | None, typer.Option(
-        help="Share of the selected replicas to audit this run (0-1).")] = None,
+        help="Verify this share of all files (0-1), least recently verified first.")] = None,
+    restart: Annotated[bool, typer.Option(
+        "--restart", help="Start afresh instead of continuing an unfinished audit.")] = False,
     budget: Annotated[str | None, typer.Option(
         help="Stop after this much reading or time: e.g. 500GB, 2h, 30m.")] = None,
     workers: WorkersOpt = None,
@@ -294,7 +296,8 @@ def audit(
     with render.progress_bar(_show_progress()) as progress:
         result = run_audit(repo, aips=None if all_aips else aips, location=location, full=full,
                            due=due, sample=sample, budget_bytes=budget_bytes,
-                           budget_seconds=budget_seconds, workers=workers, progress=progress)
+                           budget_seconds=budget_seconds, workers=workers, restart=restart,
+                           progress=progress)
     if json_out:
         render.emit_json(result.to_dict())
     else:
@@ -341,7 +344,8 @@ def schedule(
     if json_out:
         render.emit_json(rows)
     else:
-        render.schedule(rows)
+        share = repo.policy.audit.sample
+        render.schedule(rows, share, sched.coverage_days(share))
 
 
 storage_app = typer.Typer(no_args_is_help=True, help="Storage locations: add, list, check.")

@@ -71,3 +71,9 @@ class ToolFailure(PreserveError):
     """An external tool (identification, conversion) crashed or timed out."""
 
     exit_code = EXIT_UNREACHABLE
+
+
+class Busy(PreserveError):
+    """Another run holds what this one needs (an audit meeting another audit): try later."""
+
+    exit_code = EXIT_UNREACHABLE

@@ -211,6 +211,12 @@ def audit_report(result) -> None:
               f"{result.replicas} replica(s), {result.files} file(s), "
               f"{human_size(result.bytes_read)} read, {len(result.problems)} problem(s) "
               f"(run {result.run_id})")
+    if result.resumed_from:
+        out.print(f"Continued the unfinished audit started {result.resumed_from}; its findings "
+                  "are included.")
+    if result.stopped:
+        out.print(f"[yellow]Stopped by the {result.stopped}[/] before every selected file was "
+                  "verified; the next run with the same options continues from there.")
     if not result.problems:
         return
     table = Table(title="Problems", title_justify="left")
@@ -234,15 +240,21 @@ def repair_report(result) -> None:
                   f"{text(p.location)}: {text(p.detail)}")
 
 
-def schedule(rows) -> None:
+def schedule(rows, sample: float | None, coverage: int | None) -> None:
     table = Table(title=f"{len(rows)} replica(s)", title_justify="left")
-    for col in ("AIP", "collection", "location", "kind", "every", "last audit", "next due"):
+    for col in ("AIP", "collection", "location", "kind", "every", "files",
+                "least recently verified", "next due"):
         table.add_column(col)
     for r in rows:
         due = "[bold]now[/]" if r["due_now"] else r["next_due"]
+        last = "[red]damage found[/]" if r["damaged"] else (r["last_audit"] or "never")
         table.add_row(f"{r['aip']} v{r['version']}", text(r["collection"]), text(r["location"]),
-                      r["kind"], f"{r['interval_days']:g} d", r["last_audit"] or "never", due)
+                      r["kind"], f"{r['interval_days']:g} d", str(r["files"]), last, due)
     out.print(table)
+    if sample is not None:
+        out.print(f"Sampling: each run also verifies {sample:.4g} of all files, least recently "
+                  f"verified first; with nightly runs every file is verified within "
+                  f"{coverage} days.")
 
 
 def failure(message: str, hint: str | None = None, items: list | None = None) -> None:

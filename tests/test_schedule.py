@@ -53,13 +53,30 @@ def test_due_replicas_are_audited_with_the_policy_kind_then_not_due(three_aips):
     assert audit(repo, due=True).replicas == 0
 
 
-def test_sampling_covers_everything_over_several_runs_least_recent_first(three_aips):
+def test_due_sampling_adds_the_least_recently_verified_files_until_all_are_covered(three_aips):
     repo, ids = three_aips
+    _age(repo, 10, audited=True)  # nothing is due yet: the share alone decides
+    seen = []
+    for _ in range(4):
+        result = audit(repo, due=True, sample=0.33)  # a third of the 3 files: one per run
+        assert result.replicas == 1 and result.selected_files == 1
+        seen.append(_verified_last(repo))
+    assert sorted(seen[:3]) == sorted(ids)  # three runs covered all three, none twice
+    assert seen[3] == seen[0]  # then the least recently verified comes round again
+
+
+def test_due_files_are_all_audited_whatever_the_share(three_aips):
+    repo, _ = three_aips
     _age(repo, 100, audited=True)
-    for _ in range(3):
-        result = audit(repo, due=True, sample=0.33)  # a third of what is due, at least one
-        assert result.replicas == 1
-    assert audit(repo, due=True).replicas == 0  # all three were covered, one per run
+    assert audit(repo, due=True, sample=0.01).replicas == 3
+    assert audit(repo, due=True).replicas == 0
+
+
+def _verified_last(repo) -> str:
+    """The AIP whose replica was audited most recently (by its fixity check event)."""
+    row = repo.catalog.db.execute("SELECT aip_id FROM events WHERE type = 'fixity check' "
+                                  "ORDER BY datetime DESC, rowid DESC LIMIT 1").fetchone()
+    return row[0]
 
 
 def test_a_byte_budget_stops_the_run_and_the_next_run_resumes(three_aips):

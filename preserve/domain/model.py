@@ -54,3 +54,21 @@ class EventRecord:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class ReplicaAuditState:
+    """One replica as the audit planner sees it. `oldest` is when its least recently verified
+    file was last verified ("" when damage found earlier awaits repair); `verified_since` counts
+    the files verified since the start of the run being resumed."""
+    aip: str
+    version: int
+    location: str
+    key: str
+    collection: str
+    stored: str
+    last_audit: str | None
+    files: int
+    bytes: int
+    oldest: str
+    verified_since: int

@@ -44,7 +44,9 @@ class AuditRule:
 class AuditPolicy:
     default: AuditRule = field(default_factory=AuditRule)
     overrides: list[AuditRule] = field(default_factory=list)
-    sample: float = 1.0                 # share of the due replicas audited per run
+    # Share of all files verified per run on top of what is due, least recently verified
+    # first: spreads audits evenly (0.02 with nightly runs covers every file in 50 days).
+    sample: float | None = None
     budget_bytes: int | None = None     # per run
     budget_seconds: float | None = None
 
@@ -146,9 +148,9 @@ def _audit_policy(data: dict, path: Path) -> AuditPolicy:
         _need(isinstance(item, dict) and ("collection" in item or "location" in item), path,
               where, "must name a collection and/or a location")
         overrides.append(_audit_rule(item, path, where, default))
-    sample = data.get("sample", 1.0)
-    _need(isinstance(sample, int | float) and 0 < sample <= 1, path, "fixity.audit.sample",
-          "must be a share between 0 (excluded) and 1")
+    sample = data.get("sample")
+    _need(sample is None or (isinstance(sample, int | float) and 0 < sample <= 1), path,
+          "fixity.audit.sample", "must be a share between 0 (excluded) and 1")
     budget_bytes = data.get("budget_bytes")
     _need(budget_bytes is None or (isinstance(budget_bytes, int) and budget_bytes > 0), path,
           "fixity.audit.budget_bytes", "must be a whole number of bytes")
@@ -156,4 +158,5 @@ def _audit_policy(data: dict, path: Path) -> AuditPolicy:
     _need(budget_seconds is None or (isinstance(budget_seconds, int | float) and
                                      budget_seconds > 0), path, "fixity.audit.budget_seconds",
           "must be a number of seconds")
-    return AuditPolicy(default, overrides, float(sample), budget_bytes, budget_seconds)
+    return AuditPolicy(default, overrides, None if sample is None else float(sample), budget_bytes,
+                       budget_seconds)

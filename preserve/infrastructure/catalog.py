@@ -14,10 +14,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from preserve.domain.model import AipSummary, EventRecord, FileRecord
+from preserve.domain.model import AipSummary, EventRecord, FileRecord, ReplicaAuditState
 from preserve.errors import ConfigError, NotFound
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What each older schema needs to become the current one (tables added since are
+# created by SCHEMA itself, which only adds what is missing).
+MIGRATIONS = {1: ["ALTER TABLE audit_runs ADD COLUMN scope TEXT"]}
+# file_checks.checked (and replicas.last_audit) value of a file or replica whose last audit
+# found damage: it sorts before every date, so it is audited again at every run until repaired.
+RECHECK = ""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS aips (
@@ -91,8 +97,20 @@ CREATE TABLE IF NOT EXISTS audit_runs (
     status TEXT NOT NULL,
     replicas INTEGER NOT NULL DEFAULT 0,
     files INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0
+    bytes INTEGER NOT NULL DEFAULT 0,
+    scope TEXT
 );
+-- When each replica file was last verified, for files audited apart from the rest of their
+-- replica (sampling, an interrupted run, damage). A file without a row was last verified
+-- with its whole replica (replicas.last_audit), or never (replicas.stored).
+CREATE TABLE IF NOT EXISTS file_checks (
+    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    location TEXT NOT NULL,
+    path TEXT NOT NULL,
+    checked TEXT NOT NULL,
+    PRIMARY KEY (aip_id, version, location, path)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit_problems (
     run_id TEXT NOT NULL REFERENCES audit_runs (id) ON DELETE CASCADE,
     aip_id TEXT NOT NULL,
@@ -124,10 +142,23 @@ class Catalog:
         except sqlite3.DatabaseError as e:
             raise ConfigError(f"the catalog {self.path} cannot be read: {e}",
                               hint="restore it from backup or rebuild it from storage") from e
-        if version is None or int(version[0]) != SCHEMA_VERSION:
-            raise ConfigError(f"the catalog {self.path} has schema {version and version[0]}, "
-                              f"this preserve expects {SCHEMA_VERSION}")
+        found = int(version[0]) if version is not None else None
+        if found is None or not (found == SCHEMA_VERSION or found in MIGRATIONS):
+            raise ConfigError(f"the catalog {self.path} has schema {found}, this preserve "
+                              f"reads schemas {', '.join(map(str, sorted(MIGRATIONS)))} and "
+                              f"{SCHEMA_VERSION}", hint="use the preserve release that wrote it, "
+                              "or rebuild the catalog from storage")
+        if found != SCHEMA_VERSION:
+            self._migrate(found)
         self.db.executescript(SCHEMA)  # tables added since the catalog was created
+
+    def _migrate(self, found: int) -> None:
+        """Bring an older catalog to the current schema, in one transaction."""
+        with self.transaction() as db:
+            for step in range(found, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    db.execute(statement)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
 
     @classmethod
     def create(cls, path: Path) -> Catalog:
@@ -211,22 +242,62 @@ class Catalog:
 
     # --- audits -------------------------------------------------------------------------
 
-    def start_audit(self, run_id: str, started: str, kind: str) -> None:
+    def start_audit(self, run_id: str, started: str, kind: str, scope: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO audit_runs VALUES (?, ?, NULL, ?, 'running', 0, 0, 0)",
-                       (run_id, started, kind))
+            db.execute("INSERT INTO audit_runs VALUES (?, ?, NULL, ?, 'running', 0, 0, 0, ?)",
+                       (run_id, started, kind, scope))
 
-    def record_replica_audit(self, run_id: str, replica: tuple[str, int, str] | None,
-                             when: str, problems: list[tuple], events: list[EventRecord]) -> None:
-        """One replica's result, committed at once: an interrupted audit keeps what it did,
-        and the next run continues with the replicas least recently audited."""
+    def unfinished_audit(self, scope: str) -> tuple[str, str] | None:
+        """(run id, start) of the latest audit with this scope that never finished (Ctrl-C,
+        a kill, a crash, a budget spent), if nothing with the same scope finished since."""
+        row = self.db.execute(
+            "SELECT id, started, status FROM audit_runs WHERE scope = ? "
+            "ORDER BY started DESC, rowid DESC LIMIT 1", (scope,)).fetchone()
+        return (row[0], row[1]) if row and row[2] in ("running", "interrupted") else None
+
+    def record_checks(self, run_id: str, replica: tuple[str, int, str], when: str,
+                      verified: list[str], failed: list[str], problems: list[tuple]) -> None:
+        """Files just checked at one replica, with the problems found: committed together
+        and often, so that an interrupted audit resumes after the last file it recorded."""
         with self.transaction() as db:
             db.executemany("INSERT INTO audit_problems VALUES (?, ?, ?, ?, ?, ?, ?)",
                            [(run_id, *p) for p in problems])
-            if replica is not None:
-                db.execute("UPDATE replicas SET last_audit = ? WHERE aip_id = ? AND version = ? "
-                           "AND location = ?", (when, *replica))
+            db.executemany("INSERT OR REPLACE INTO file_checks VALUES (?, ?, ?, ?, ?)",
+                           [(*replica, path, when) for path in verified] +
+                           [(*replica, path, RECHECK) for path in failed])
+
+    def finish_replica_audit(self, replica: tuple[str, int, str], since: str,
+                             damaged_structure: bool, events: list[EventRecord]) -> None:
+        """Close one replica's audit. When every file has been verified since `since` (the
+        run's start), the per-file rows fold into the replica's last audit; damage outside
+        the payload (an unexpected file, a tag file) makes the whole replica due again."""
+        with self.transaction() as db:
             _insert_events(db, events)
+            oldest = db.execute(
+                f"SELECT MIN({_VERIFIED}) FROM replicas r JOIN files f ON f.aip_id = r.aip_id "
+                "AND f.version = r.version LEFT JOIN file_checks c ON c.aip_id = r.aip_id AND "
+                "c.version = r.version AND c.location = r.location AND c.path = f.path WHERE "
+                "r.aip_id = ? AND r.version = ? AND r.location = ? AND "
+                "(c.checked IS NULL OR c.checked != '')", replica).fetchone()[0]
+            if oldest is None or oldest >= since:
+                db.execute("UPDATE replicas SET last_audit = ? WHERE aip_id = ? AND version = ? "
+                           "AND location = ?", (oldest or since, *replica))
+                db.execute("DELETE FROM file_checks WHERE aip_id = ? AND version = ? AND "
+                           "location = ? AND checked != ''", replica)
+            if damaged_structure:
+                db.execute("UPDATE replicas SET last_audit = ? WHERE aip_id = ? AND version = ? "
+                           "AND location = ?", (RECHECK, *replica))
+
+    def record_audit_problems(self, run_id: str, problems: list[tuple]) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT INTO audit_problems VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(run_id, *p) for p in problems])
+
+    def mark_verified(self, replica: tuple[str, int, str], paths: list[str], when: str) -> None:
+        """Files re-read and found good outside an audit (after a repair)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO file_checks VALUES (?, ?, ?, ?, ?)",
+                           [(*replica, path, when) for path in paths])
 
     def add_events(self, events: list[EventRecord]) -> None:
         with self.transaction() as db:
@@ -234,25 +305,61 @@ class Catalog:
 
     def finish_audit(self, run_id: str, finished: str, status: str, replicas: int, files: int,
                      nbytes: int) -> None:
+        """`status` "interrupted" leaves the run open for the next one with the same scope."""
         with self.transaction() as db:
-            db.execute("UPDATE audit_runs SET finished = ?, status = ?, replicas = ?, files = ?, "
-                       "bytes = ? WHERE id = ?", (finished, status, replicas, files, nbytes,
-                                                  run_id))
+            db.execute("UPDATE audit_runs SET finished = ?, status = ?, replicas = replicas + ?, "
+                       "files = files + ?, bytes = bytes + ? WHERE id = ?",
+                       (finished, status, replicas, files, nbytes, run_id))
 
-    def replicas_to_audit(self) -> list[tuple[str, int, str, str, str, str, str | None]]:
-        """(aip, version, location, key, collection, stored, last audit) of every verified
-        replica of a stored AIP, least recently audited first (never audited first of all)."""
+    def audit_problems(self, run_id: str) -> list[tuple]:
+        """Every problem a run recorded (a resumed run included), each once."""
         return [tuple(r) for r in self.db.execute(
-            "SELECT r.aip_id, r.version, r.location, r.key, a.collection, r.stored, r.last_audit "
-            "FROM replicas r JOIN aips a ON a.id = r.aip_id WHERE a.state = 'stored' "
-            "ORDER BY r.last_audit IS NOT NULL, r.last_audit, r.stored, r.aip_id, r.location")]
+            "SELECT aip_id, version, location, path, kind, MIN(detail) FROM audit_problems "
+            "WHERE run_id = ? GROUP BY aip_id, version, location, path, kind "
+            "ORDER BY aip_id, version, location, path, kind", (run_id,))]
+
+    def replica_audit_states(self, since: str = "~") -> list[ReplicaAuditState]:
+        """Every verified replica of a stored AIP: its files, bytes, when its least recently
+        verified file was last verified, and how many files were verified since `since`."""
+        rows = self.db.execute(
+            "SELECT r.aip_id, r.version, r.location, r.key, a.collection, r.stored, "
+            f"r.last_audit, COUNT(f.path), COALESCE(SUM(f.size), 0), MIN({_LAST_CHECK}), "
+            f"COALESCE(SUM({_VERIFIED} >= ?), 0) FROM replicas r JOIN aips a ON "
+            "a.id = r.aip_id LEFT JOIN files f ON f.aip_id = r.aip_id AND f.version = r.version "
+            "LEFT JOIN file_checks c ON c.aip_id = r.aip_id AND c.version = r.version AND "
+            "c.location = r.location AND c.path = f.path WHERE a.state = 'stored' "
+            "GROUP BY r.aip_id, r.version, r.location ORDER BY 10, r.aip_id, r.location",
+            (since,))
+        return [ReplicaAuditState(*r) for r in rows]
+
+    def replica_file_checks(self, replica: tuple[str, int, str],
+                            before: str) -> Iterator[tuple[str, int, str]]:
+        """(path, size, last verified) of a replica's files not verified since `before`,
+        least recently verified first."""
+        yield from self.db.execute(
+            f"SELECT f.path, f.size, {_LAST_CHECK} AS last FROM replicas r JOIN files f ON "
+            "f.aip_id = r.aip_id AND f.version = r.version LEFT JOIN file_checks c ON "
+            "c.aip_id = r.aip_id AND c.version = r.version AND c.location = r.location AND "
+            "c.path = f.path WHERE r.aip_id = ? AND r.version = ? AND r.location = ? AND "
+            f"{_VERIFIED} < ? ORDER BY last, f.path", (*replica, before))
+
+    def all_file_checks(self, before: str) -> Iterator[tuple[str, int, str, str, int, str]]:
+        """(aip, version, location, path, size, last verified) of every replica file not
+        verified since `before`, least recently verified first: the order sampling takes."""
+        yield from self.db.execute(
+            f"SELECT r.aip_id, r.version, r.location, f.path, f.size, {_LAST_CHECK} AS last "
+            "FROM replicas r JOIN aips a ON a.id = r.aip_id JOIN files f ON "
+            "f.aip_id = r.aip_id AND f.version = r.version LEFT JOIN file_checks c ON "
+            "c.aip_id = r.aip_id AND c.version = r.version AND c.location = r.location AND "
+            f"c.path = f.path WHERE a.state = 'stored' AND {_VERIFIED} < ? "
+            "ORDER BY last, r.aip_id, r.version, r.location, f.path", (before,))
 
     def discard_aip(self, aip_id: str) -> None:
         with self.transaction() as db:
             row = db.execute("SELECT state FROM aips WHERE id = ?", (aip_id,)).fetchone()
             if row is None or row[0] != "staging":
                 return
-            for table in ("files", "versions", "events", "replicas"):
+            for table in ("files", "versions", "events", "replicas", "file_checks"):
                 db.execute(f"DELETE FROM {table} WHERE aip_id = ?", (aip_id,))
             db.execute("DELETE FROM aips WHERE id = ?", (aip_id,))
 
@@ -348,6 +455,14 @@ class Catalog:
             raise NotFound(f"AIP {aip_id} has no version {version}")
         return dict(zip(("files", "bytes", "payload_oxum", "tagmanifest",
                          "tagmanifest_sha256"), row, strict=True))
+
+
+# When a replica file was last verified: its own row, else its replica's last whole audit,
+# else never (the replica's storing, which verified it; written to the second, so padded to
+# the microsecond form audits use, which it must sort before within the same second).
+_LAST_CHECK = "COALESCE(c.checked, r.last_audit, substr(r.stored, 1, 19) || '.000000Z')"
+# When it was last verified by an audit ('' if never): what "verified since" compares.
+_VERIFIED = "COALESCE(c.checked, r.last_audit, '')"
 
 
 def _insert_events(db: sqlite3.Connection, events: list[EventRecord]) -> None:

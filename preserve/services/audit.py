@@ -24,23 +24,33 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import fcntl
 import io
+import json
 import math
 import time
 import uuid
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 
 from preserve import AGENT_NAME, __version__
 from preserve.domain.fixity import FAST_ALGORITHM, hash_batch, hash_stream
-from preserve.domain.model import EventRecord
+from preserve.domain.model import EventRecord, ReplicaAuditState
 from preserve.domain.premis import Event, PremisWriter
-from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, FixityMismatch, PreserveError
+from preserve.errors import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_UNREACHABLE,
+    Busy,
+    FixityMismatch,
+    PreserveError,
+)
+from preserve.infrastructure.catalog import RECHECK
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
 from preserve.infrastructure.storage.s3 import S3Storage
 from preserve.parallel import batched, default_workers, run_batches
-from preserve.services.common import Progress, Silent, now_utc
+from preserve.services.common import Progress, Silent, now_utc, parse_utc
 from preserve.services.expected import expected_digests
 
 KINDS = ("corrupt", "truncated", "missing", "unexpected", "unreachable", "read-error", "stale")
@@ -69,6 +79,9 @@ class AuditResult:
     files: int = 0
     bytes_read: int = 0
     problems: list[Problem] = field(default_factory=list)
+    resumed_from: str | None = None   # start of the interrupted run this one continued
+    stopped: str | None = None        # why the run ended before its selection: "budget"
+    selected_files: int = 0
 
     @property
     def status(self) -> str:
@@ -86,87 +99,250 @@ class AuditResult:
 
     def to_dict(self) -> dict:
         return {"status": self.status, "run": self.run_id, "kind": self.kind,
-                "started": self.started, "finished": self.finished, "replicas": self.replicas,
-                "files": self.files, "bytes_read": self.bytes_read,
+                "started": self.started, "finished": self.finished,
+                "resumed_from": self.resumed_from, "complete": self.stopped is None,
+                "stopped": self.stopped, "replicas": self.replicas, "files": self.files,
+                "bytes_read": self.bytes_read,
                 "problems": [p.to_dict() for p in self.problems]}
+
+
+@dataclass
+class _Visit:
+    """One replica to audit: which of its payload files (None: all), and how deeply."""
+    state: ReplicaAuditState
+    kind: str
+    paths: set[str] | None
+    files: int
+    nbytes: int
+
+    @property
+    def replica(self) -> tuple[str, int, str]:
+        return (self.state.aip, self.state.version, self.state.location)
+
+
+class _Budget:
+    def __init__(self, nbytes: int | None, seconds: float | None):
+        self.nbytes, self.seconds, self.started = nbytes, seconds, time.monotonic()
+
+    def spent(self, result: AuditResult) -> bool:
+        return bool((self.nbytes and result.bytes_read >= self.nbytes) or (
+            self.seconds and time.monotonic() - self.started >= self.seconds))
+
+
+# Sorts after every timestamp: "not verified since" it means every file.
+_NEVER = "~"
 
 
 def audit(repo: Repository, *, aips: list[str] | None = None, location: str | None = None,
           full: bool = False, due: bool = False, sample: float | None = None,
           budget_bytes: int | None = None, budget_seconds: float | None = None,
-          workers: int | None = None, progress: Progress | None = None) -> AuditResult:
-    """Audit replicas; with `due`, those the fixity policy says are due, least recently
-    audited first, within the policy's (or the given) sample share and budgets."""
+          workers: int | None = None, restart: bool = False,
+          progress: Progress | None = None) -> AuditResult:
+    """Audit replicas, file by file. With `due`, the files the fixity policy says are due;
+    with a sample share, also that share of all files, least recently verified first. An
+    audit that did not finish (Ctrl-C, a kill, a budget spent) is continued by the next run
+    with the same options, unless `restart`."""
     progress = progress or Silent()
     policy = repo.policy.audit
     mode = "full" if full else ("policy" if due else "quick")
-    result = AuditResult(str(uuid.uuid4()), mode, now_utc())
-    wanted = {repo.catalog.resolve(a) for a in aips} if aips else None
-    now = dt.datetime.now(dt.UTC)
-    candidates = []
-    for aip_id, version, loc, key, collection, stored, last in repo.catalog.replicas_to_audit():
-        if (wanted is not None and aip_id not in wanted) or (location and loc != location):
-            continue
-        rule = policy.rule_for(collection, loc)
-        age_days = (now - _parse(last or stored)).total_seconds() / 86400
-        if due and age_days < rule.interval_days:  # age: since the last audit, or since storing
-            continue
-        kind = "full" if full else (rule.kind if due else "quick")
-        candidates.append((aip_id, version, loc, key, kind, age_days, rule.interval_days,
-                           last is None))
-    share = sample if sample is not None else (policy.sample if due else 1.0)
-    chosen = candidates[: max(1, math.ceil(len(candidates) * share))] if candidates else []
-    budget_bytes = budget_bytes if budget_bytes is not None else (
-        policy.budget_bytes if due else None)
-    budget_seconds = budget_seconds if budget_seconds is not None else (
-        policy.budget_seconds if due else None)
-    sizes = {(a, v): repo.catalog.version_info(a, v)["bytes"] for a, v, *_ in chosen}
-    progress.start("audit", len(chosen), sum(sizes[(a, v)] for a, v, *_ in chosen))
-    repo.catalog.start_audit(result.run_id, result.started, mode)
-    reachable: dict[str, bool] = {}
-    started = time.monotonic()
-    done: set[tuple[str, int, str]] = set()
-    for aip_id, version, loc, key, kind, *_ in chosen:
-        if (budget_bytes and result.bytes_read >= budget_bytes) or (
-                budget_seconds and time.monotonic() - started >= budget_seconds):
-            break  # what is left stays due; the next run starts with it
-        before = len(result.problems)
-        storage = repo.locations.get(loc)
-        events, replica = [], None
-        if storage is None or not _reachable(storage, reachable):
-            result.problems.append(Problem(aip_id, version, loc, None, "unreachable",
-                                           f"location '{loc}' could not be reached"
-                                           if storage else f"location '{loc}' is not configured"))
+    wanted = sorted({repo.catalog.resolve(a) for a in aips}) if aips else None
+    share = sample if sample is not None else (policy.sample if due else None)
+    budget = _Budget(budget_bytes if budget_bytes is not None else (
+        policy.budget_bytes if due else None), budget_seconds if budget_seconds is not None
+        else (policy.budget_seconds if due else None))
+    scope = json.dumps({"mode": mode, "aips": wanted, "location": location, "share": share})
+    with _audit_lock(repo):
+        unfinished = None if restart else repo.catalog.unfinished_audit(scope)
+        if unfinished:
+            result = AuditResult(unfinished[0], mode, unfinished[1], resumed_from=unfinished[1])
         else:
-            _audit_replica(repo, storage, aip_id, version, key, kind == "full", workers, result)
-            replica = (aip_id, version, loc)
-            events = [_event(repo, storage, aip_id, version, key, kind,
-                             result.problems[before:])]
-        result.replicas += 1
-        done.add((aip_id, version, loc))
-        repo.catalog.record_replica_audit(
-            result.run_id, replica, now_utc(),
-            [(p.aip, p.version, p.location, p.path, p.kind, p.detail)
-             for p in result.problems[before:]], events)
-        progress.advance(1, sizes[(aip_id, version)])
-    stale = [Problem(a, v, loc, None, "stale",
-                     "never audited" if never else f"last audited {age:.0f} days ago; policy "
-                     f"asks every {interval:g} days")
-             for a, v, loc, _k, _kind, age, interval, never in candidates
-             if (a, v, loc) not in done and age >= 2 * interval]
-    result.problems.extend(stale)
-    if stale:
-        repo.catalog.record_replica_audit(
-            result.run_id, None, now_utc(),
-            [(p.aip, p.version, p.location, p.path, p.kind, p.detail) for p in stale], [])
-    result.finished = now_utc()
-    repo.catalog.finish_audit(result.run_id, result.finished, result.status, result.replicas,
-                              result.files, result.bytes_read)
+            result = AuditResult(str(uuid.uuid4()), mode, now_utc(precise=True))
+            repo.catalog.start_audit(result.run_id, result.started, mode, scope)
+        since = result.resumed_from or _NEVER
+        states = [s for s in repo.catalog.replica_audit_states(since)
+                  if (wanted is None or s.aip in wanted) and location in (None, s.location)]
+        visits = _plan(repo, states, since, due=due, full=full, share=share)
+        result.selected_files = sum(v.files for v in visits)
+        progress.start("audit", result.selected_files, sum(v.nbytes for v in visits))
+        try:
+            _run(repo, visits, result, workers, budget, progress)
+        except BaseException:  # Ctrl-C, a tool failure: what was recorded stays, to resume
+            repo.catalog.finish_audit(result.run_id, now_utc(), "interrupted", result.replicas,
+                                      result.files, result.bytes_read)
+            raise
+        stale = _stale(repo, {(s.aip, s.version, s.location) for s in states})
+        if stale:
+            repo.catalog.record_audit_problems(result.run_id, [_row(p) for p in stale])
+        result.problems = [Problem(*p) for p in repo.catalog.audit_problems(result.run_id)]
+        result.finished = now_utc(precise=True)
+        repo.catalog.finish_audit(result.run_id, result.finished,
+                                  "interrupted" if result.stopped else result.status,
+                                  result.replicas, result.files, result.bytes_read)
     return result
 
 
-def _parse(stamp: str) -> dt.datetime:
-    return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+@contextmanager
+def _audit_lock(repo: Repository):
+    """One audit at a time per repository (a cron run meeting a manual one)."""
+    with open(repo.root / "audit.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"another audit of the repository {repo.root} is running",
+                       hint="wait for it to finish; its report covers the same replicas") from None
+        yield
+
+
+def _plan(repo, states, since, *, due, full, share) -> list[_Visit]:
+    """Which files of which replicas this run verifies, least recently verified first."""
+    now = dt.datetime.now(dt.UTC)
+    rules = {(s.aip, s.version, s.location): repo.policy.audit.rule_for(s.collection, s.location)
+             for s in states}
+
+    def kind(s):
+        return "full" if full else (rules[(s.aip, s.version, s.location)].kind if due else "quick")
+
+    def due_cut(s):  # a file last verified at or before this is due
+        interval = rules[(s.aip, s.version, s.location)].interval_days
+        return (now - dt.timedelta(days=interval)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    visits = []
+    if share is None:
+        for s in states:
+            if s.files and s.verified_since >= s.files:
+                continue  # verified by the run being resumed
+            if not s.files and s.last_audit is not None and s.last_audit >= since:
+                continue
+            if due and s.oldest > due_cut(s):
+                continue
+            if due or since != _NEVER:
+                cut = due_cut(s) if due else _NEVER
+                chosen = {p: size for p, size, last in repo.catalog.replica_file_checks(
+                    (s.aip, s.version, s.location), since) if last <= cut}
+                if chosen or not s.files:
+                    visits.append(_Visit(s, kind(s), set(chosen), len(chosen),
+                                         sum(chosen.values())))
+            else:
+                visits.append(_Visit(s, kind(s), None, s.files, s.bytes))
+        return visits
+    total = sum(s.files for s in states)
+    take = max(0, math.ceil(total * share) - sum(s.verified_since for s in states))
+    by_replica = {(s.aip, s.version, s.location): s for s in states}
+    cuts = {r: due_cut(s) for r, s in by_replica.items()} if due else {}
+    chosen: dict[tuple, dict[str, int]] = {}
+    for aip, version, loc, path, size, last in repo.catalog.all_file_checks(since):
+        replica = (aip, version, loc)
+        if replica not in by_replica:
+            continue
+        if take > 0 or (due and last <= cuts[replica]):
+            chosen.setdefault(replica, {})[path] = size
+            take -= 1
+        elif not due:
+            break
+    return [_Visit(by_replica[r], kind(by_replica[r]), set(files), len(files),
+                   sum(files.values())) for r, files in chosen.items()]
+
+
+def _run(repo, visits, result, workers, budget, progress) -> None:
+    reachable: dict[str, bool] = {}
+    for visit in visits:
+        if budget.spent(result):
+            result.stopped = "budget"  # what is left stays due; the next run continues
+            return
+        storage = repo.locations.get(visit.state.location)
+        recorder = _Recorder(repo, result, visit)
+        if storage is None or not _reachable(storage, reachable):
+            where = visit.state.location
+            recorder.problem(None, "unreachable", f"location '{where}' could not be reached"
+                             if storage else f"location '{where}' is not configured")
+            recorder.flush()
+            progress.advance(visit.files, visit.nbytes)
+        else:
+            try:
+                _audit_replica(repo, storage, visit, workers, recorder, progress,
+                               lambda: budget.spent(result))
+            except BaseException:
+                recorder.flush()  # keep what was verified: the next run starts after it
+                raise
+            recorder.close(_event(repo, storage, visit, recorder.found, recorder.checked))
+            if budget.spent(result) and recorder.checked < visit.files:
+                result.stopped = "budget"
+        result.replicas += 1
+
+
+def _stale(repo, scope) -> list[Problem]:
+    """Replicas in scope whose least recently verified file is overdue twice over."""
+    now = dt.datetime.now(dt.UTC)
+    stale = []
+    for s in repo.catalog.replica_audit_states(_NEVER):
+        if (s.aip, s.version, s.location) not in scope or s.oldest == RECHECK:
+            continue
+        interval = repo.policy.audit.rule_for(s.collection, s.location).interval_days
+        age = (now - parse_utc(s.oldest)).total_seconds() / 86400
+        if age >= 2 * interval:
+            never = s.last_audit is None and s.oldest[:19] == s.stored[:19]
+            stale.append(Problem(s.aip, s.version, s.location, None, "stale",
+                                 ("never audited; stored" if never else "a file last verified")
+                                 + f" {age:.0f} days ago; policy asks every {interval:g} days"))
+    return stale
+
+
+def _row(p: Problem) -> tuple:
+    return (p.aip, p.version, p.location, p.path, p.kind, p.detail)
+
+
+class _Recorder:
+    """What one replica's audit found, committed every few seconds, so that an interrupted
+    audit resumes after the last file it recorded."""
+
+    FLUSH_SECONDS = 2.0
+
+    def __init__(self, repo, result: AuditResult, visit: _Visit):
+        self.repo, self.result, self.visit = repo, result, visit
+        self.payload: set[str] = set()
+        self.verified: list[str] = []
+        self.failed: list[str] = []
+        self.new: list[Problem] = []
+        self.found: list[Problem] = []
+        self.named: set[str | None] = set()
+        self.structure_damaged = False
+        self.checked = 0
+        self.last_flush = time.monotonic()
+
+    def problem(self, path, kind, detail) -> None:
+        """One problem per file: the first found says it."""
+        if path in self.named:
+            return
+        self.named.add(path)
+        s = self.visit.state
+        p = Problem(s.aip, s.version, s.location, path, kind, detail)
+        self.new.append(p)
+        self.found.append(p)
+        if path in self.payload:
+            self.failed.append(path)
+        elif kind != "unreachable":
+            self.structure_damaged = True
+
+    def good(self, path) -> None:
+        if path in self.payload:
+            self.verified.append(path)
+
+    def checked_batch(self, files: int) -> None:
+        self.checked += files
+        if time.monotonic() - self.last_flush >= self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.repo.catalog.record_checks(self.result.run_id, self.visit.replica,
+                                        now_utc(precise=True),
+                                        self.verified, self.failed, [_row(p) for p in self.new])
+        self.verified, self.failed, self.new = [], [], []
+        self.last_flush = time.monotonic()
+
+    def close(self, event: EventRecord) -> None:
+        self.flush()
+        self.repo.catalog.finish_replica_audit(self.visit.replica, self.result.started,
+                                               self.structure_damaged, [event])
 
 
 def _expected_elsewhere(repo, damaged, aip_id, version) -> dict | None:
@@ -194,22 +370,21 @@ def _reachable(storage, cache: dict[str, bool]) -> bool:
     return cache[storage.name]
 
 
-def _audit_replica(repo, storage, aip_id, version, key, full, workers, result) -> None:
-    named: set[str | None] = set()
-
-    def problem(path, kind, detail):  # one problem per file: the first found says it
-        if path not in named:
-            named.add(path)
-            result.problems.append(Problem(aip_id, version, storage.name, path, kind, detail))
-
-    catalog_files = {f.path: f for f in repo.catalog.files(aip_id, version)}
+def _audit_replica(repo, storage, visit: _Visit, workers, recorder: _Recorder, progress,
+                   stop) -> None:
+    """Check the listing of the whole replica (missing, truncated, unexpected files and the
+    tag files), then the digests of the selected payload files."""
+    aip_id, version, key = visit.state.aip, visit.state.version, visit.state.key
+    catalog_files = {f.path: f.size for f in repo.catalog.files(aip_id, version)}
+    recorder.payload = set(catalog_files)
+    problem = recorder.problem
     try:
         expected = expected_digests(repo.catalog, aip_id, version, storage, key).files
     except FixityMismatch as e:
         tagmanifest = repo.catalog.version_info(aip_id, version)["tagmanifest"]
         problem(tagmanifest, "missing" if "missing" in e.message else "corrupt", e.message)
         expected = _expected_elsewhere(repo, storage, aip_id, version) or {
-            rel: dict(f.digests) for rel, f in catalog_files.items()}
+            f.path: dict(f.digests) for f in repo.catalog.files(aip_id, version)}
     try:
         listing = {o.key[len(key):]: o.size for o in storage.list(key)}
     except PreserveError as e:
@@ -222,19 +397,21 @@ def _audit_replica(repo, storage, aip_id, version, key, full, workers, result) -
     for rel, want in sorted(expected.items()):
         if rel not in listing:
             problem(rel, "missing", "not at this location")
-            continue
-        record = catalog_files.get(rel)
-        if record is not None and listing[rel] != record.size:
-            problem(rel, "truncated", f"{listing[rel]} bytes, {record.size} recorded")
-            continue
-        to_check.append((rel, want))
-    result.files += len(to_check)
-    if isinstance(storage, S3Storage) and not full:
-        _quick_s3(storage, key, to_check, problem)
+        elif rel in catalog_files and listing[rel] != catalog_files[rel]:
+            problem(rel, "truncated", f"{listing[rel]} bytes, {catalog_files[rel]} recorded")
+        elif rel not in catalog_files or visit.paths is None or rel in visit.paths:
+            to_check.append((rel, want))
+    unchecked = sum(1 for p in recorder.named if p in catalog_files and
+                    (visit.paths is None or p in visit.paths))
+    progress.advance(unchecked, 0)
+    recorder.checked_batch(unchecked)
+    if isinstance(storage, S3Storage) and visit.kind != "full":
+        _quick_s3(storage, key, to_check, recorder, progress, stop)
     elif isinstance(storage, LocalStorage):
-        _hash_local(storage, key, to_check, listing, full, workers, problem, result)
+        _hash_local(storage, key, to_check, listing, visit.kind == "full", workers, recorder,
+                    progress, stop)
     else:
-        _hash_remote(storage, key, to_check, full, problem, result)
+        _hash_remote(storage, key, to_check, visit.kind == "full", recorder, progress, stop)
 
 
 def _choose(want: dict[str, str], full: bool) -> dict[str, str]:
@@ -244,7 +421,7 @@ def _choose(want: dict[str, str], full: bool) -> dict[str, str]:
     return {a: d for a, d in want.items() if a != FAST_ALGORITHM} or want
 
 
-def _hash_local(storage, key, to_check, sizes, full, workers, problem, result) -> None:
+def _hash_local(storage, key, to_check, sizes, full, workers, recorder, progress, stop) -> None:
     wants = {rel: _choose(want, full) for rel, want in to_check}
     path_of = storage.local_files(key)
     jobs = [(rel, path_of(rel), tuple(w)) for rel, w in wants.items()]
@@ -252,56 +429,85 @@ def _hash_local(storage, key, to_check, sizes, full, workers, problem, result) -
     total = sum(sizes[j[0]] for j in jobs)
     use = (workers or default_workers()) if len(jobs) > 64 or total > (64 << 20) else 1
     batches = batched(jobs, 256, 32 << 20, size=lambda j: sizes[j[0]])
-    for batch in run_batches(hash_batch, batches, workers=use):
-        for rel, size, digests, error in batch:
-            result.bytes_read += size
-            if error:
-                problem(rel, "read-error", error)
-                continue
-            _compare(rel, wants[rel], digests, problem)
+    results = run_batches(hash_batch, batches, workers=use)
+    try:
+        for batch in results:
+            nbytes = 0
+            for rel, size, digests, error in batch:
+                nbytes += size
+                if error:
+                    recorder.problem(rel, "read-error", error)
+                else:
+                    _compare(rel, wants[rel], digests, recorder)
+            _checked(recorder, progress, len(batch), nbytes)
+            if stop():
+                break  # closing the generator stops the workers
+    finally:
+        results.close()
 
 
-def _hash_remote(storage, key, to_check, full, problem, result) -> None:
+def _hash_remote(storage, key, to_check, full, recorder, progress, stop) -> None:
     for rel, want in to_check:
+        if stop():
+            return
         chosen = _choose(want, full)
         try:
             with storage.open(key + rel) as f:
                 size, digests, _ = hash_stream(f, list(chosen))
         except (OSError, PreserveError) as e:
-            problem(rel, "read-error", str(e))
+            recorder.problem(rel, "read-error", str(e))
+            _checked(recorder, progress, 1, 0)
             continue
-        result.bytes_read += size
-        _compare(rel, chosen, digests, problem)
+        _compare(rel, chosen, digests, recorder)
+        _checked(recorder, progress, 1, size)
 
 
-def _quick_s3(storage, key, to_check, problem) -> None:
+def _quick_s3(storage, key, to_check, recorder, progress, stop) -> None:
     for rel, want in to_check:
+        if stop():
+            return
         stored = storage.stored_checksum(key + rel)
         if stored is None:
-            problem(rel, "missing", "not at this location")
-            continue
-        _size, checksum, composite = stored
-        if composite or "sha256" not in want:
-            continue  # a multipart composite can only be checked by a full audit
-        ours = base64.b64encode(bytes.fromhex(want["sha256"])).decode()
-        if checksum != ours:
-            problem(rel, "corrupt", f"the store's SHA-256 is {checksum}, recorded {ours}")
+            recorder.problem(rel, "missing", "not at this location")
+        elif stored[2] or "sha256" not in want:
+            # a multipart composite can only be checked by a full audit; size matched
+            recorder.good(rel)
+        else:
+            ours = base64.b64encode(bytes.fromhex(want["sha256"])).decode()
+            if stored[1] != ours:
+                recorder.problem(rel, "corrupt", f"the store's SHA-256 is {stored[1]}, "
+                                 f"recorded {ours}")
+            else:
+                recorder.good(rel)
+        _checked(recorder, progress, 1, 0)
 
 
-def _compare(rel, want, digests, problem) -> None:
+def _checked(recorder, progress, files: int, nbytes: int) -> None:
+    recorder.result.files += files
+    recorder.result.bytes_read += nbytes
+    progress.advance(files, nbytes)
+    recorder.checked_batch(files)
+
+
+def _compare(rel, want, digests, recorder) -> None:
     for algorithm, digest in want.items():
         if digests.get(algorithm) != digest:
-            problem(rel, "corrupt", f"{algorithm} is {digests.get(algorithm)}, recorded {digest}")
+            recorder.problem(rel, "corrupt",
+                             f"{algorithm} is {digests.get(algorithm)}, recorded {digest}")
             return
+    recorder.good(rel)
 
 
-def _event(repo, storage, aip_id, version, key, kind, found) -> EventRecord:
+def _event(repo, storage, visit: _Visit, found: list[Problem], checked: int) -> EventRecord:
     """A PREMIS fixity check event: in the catalog, and stored beside the bag."""
+    aip_id, version, key, kind = visit.state.aip, visit.state.version, visit.state.key, visit.kind
     outcome = "success" if not found else "failure"
     how = ("every byte re-hashed" if kind == "full"
            else "sizes and fast digests, or the store's checksums")
+    files = (f"{checked} of {visit.state.files} payload files"
+             if visit.paths is not None or checked < visit.state.files else "every file")
     detail = (f"{kind} fixity audit of AIP version {version} at location "
-              f"'{storage.name}' ({how})")
+              f"'{storage.name}': {files}, with the tag files ({how})")
     summary = "no problem found" if not found else "; ".join(
         f"{p.kind}: {p.path}" for p in found[:20]) + (" …" if len(found) > 20 else "")
     agent = f"{AGENT_NAME}-{__version__}"

@@ -67,7 +67,12 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
         if problem.kind not in REPAIRABLE or problem.path is None:
             result.untouched.append(problem)
             continue
-        result.repairs.append(_repair_one(repo, problem))
+        done = _repair_one(repo, problem)
+        result.repairs.append(done)
+        if done.outcome == "repaired" and done.path.startswith("data/"):
+            # read back and verified: no longer due for the next audit
+            repo.catalog.mark_verified((done.aip, done.version, done.location), [done.path],
+                                       now_utc(precise=True))
     events = [e for r in result.repairs for e in _events(r)]
     if events:
         repo.catalog.add_events(events)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import shutil
 import sys
 from pathlib import Path
 
 from preserve.errors import ConfigError
+from preserve.infrastructure.catalog import RECHECK
 from preserve.infrastructure.repository import Repository
+from preserve.services.common import parse_utc
 
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -29,18 +32,28 @@ def parse_budget(text: str) -> tuple[int | None, float | None]:
 
 
 def due_table(repo: Repository) -> list[dict]:
+    """Per replica: when its least recently verified file was last verified, and when that
+    file is next due ("now" also for a replica whose last audit found damage)."""
     now = dt.datetime.now(dt.UTC)
     rows = []
-    for aip, version, loc, _key, collection, stored, last in repo.catalog.replicas_to_audit():
-        rule = repo.policy.audit.rule_for(collection, loc)
-        since = dt.datetime.strptime(last or stored, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-        next_due = since + dt.timedelta(days=rule.interval_days)
-        rows.append({"aip": aip, "version": version, "collection": collection, "location": loc,
-                     "kind": rule.kind, "interval_days": rule.interval_days,
-                     "last_audit": last, "next_due": next_due.strftime("%Y-%m-%d"),
-                     "due_now": next_due <= now})
+    for s in repo.catalog.replica_audit_states():
+        rule = repo.policy.audit.rule_for(s.collection, s.location)
+        next_due = now if s.oldest == RECHECK else (
+            parse_utc(s.oldest) + dt.timedelta(days=rule.interval_days))
+        never = s.last_audit is None and s.oldest[:19] == s.stored[:19]
+        rows.append({"aip": s.aip, "version": s.version, "collection": s.collection,
+                     "location": s.location, "kind": rule.kind,
+                     "interval_days": rule.interval_days, "files": s.files,
+                     "last_audit": None if never or s.oldest == RECHECK else s.oldest,
+                     "damaged": s.oldest == RECHECK,
+                     "next_due": next_due.strftime("%Y-%m-%d"), "due_now": next_due <= now})
     rows.sort(key=lambda r: (r["next_due"], r["aip"], r["location"]))
     return rows
+
+
+def coverage_days(share: float | None, runs_per_day: float = 1.0) -> int | None:
+    """With sampling, within how many days every file has been verified (nightly runs)."""
+    return None if share is None else math.ceil(1 / share / runs_per_day)
 
 
 def _command(root: Path) -> str:
