@@ -80,6 +80,16 @@ def test_an_interrupted_audit_resumes_inside_the_replica(many):
     assert fresh.resumed_from is None and fresh.selected_files == 600
 
 
+def test_an_audit_killed_mid_replica_is_resumed(many):
+    repo, aip, _ = many
+    with pytest.raises(KeyboardInterrupt):
+        audit(repo, workers=1, progress=_CtrlCAfter(300))
+    # a kill -9 leaves the run as it was while running: what was committed, status "running"
+    repo.catalog.db.execute("UPDATE audit_runs SET status = 'running', finished = NULL")
+    resumed = audit(repo, workers=1)
+    assert resumed.resumed_from is not None and resumed.selected_files < 600
+
+
 def test_a_budget_spent_inside_a_replica_is_continued_by_the_next_run(many):
     repo, aip, _ = many
     first = audit(repo, full=True, workers=1, budget_bytes=1)
