@@ -62,6 +62,43 @@ def batched(items: Iterable[T], max_items: int, max_bytes: int = 0,
         yield batch
 
 
+class WorkerPool:
+    """Worker processes kept for a whole run (one audit visits many replicas), so that no
+    replica waits for workers to boot: `start` boots them ahead of need, while the caller
+    still plans. Killed (and started again on next use) when a run of batches is abandoned."""
+
+    def __init__(self, workers: int, initializer: Callable[..., Any] | None = None,
+                 initargs: tuple = ()):
+        self.workers = workers
+        self._init = (initializer, initargs)
+        self._executor: ProcessPoolExecutor | None = None
+
+    def start(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker, initargs=self._init)
+            for _ in range(self.workers):  # each submit boots one more worker
+                self._executor.submit(os.getpid)
+        return self._executor
+
+    def kill(self) -> None:
+        if self._executor is not None:
+            _kill(self._executor)
+            self._executor = None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        self.kill() if kind is not None else self.close()
+
+
 def run_batches(
     func: Callable[[list[T]], R],
     batches: Iterable[list[T]],
@@ -70,6 +107,7 @@ def run_batches(
     deadline: Callable[[list[T]], float] | None = None,
     initializer: Callable[..., Any] | None = None,
     initargs: tuple = (),
+    pool: WorkerPool | None = None,
 ) -> Iterator[R]:
     """Apply `func` to each batch in worker processes; yield results as they complete.
 
@@ -78,7 +116,8 @@ def run_batches(
     the workers are killed and ToolFailure raised. A worker that dies (a
     crash in a native library, the OOM killer) is reported at once, never
     waited for. With workers <= 1 everything runs in this process. Closing the
-    generator early (an exception, Ctrl-C) kills the workers.
+    generator early (an exception, Ctrl-C) kills the workers. A given `pool`
+    is used (and left running) instead of starting one.
     """
     if workers <= 1:
         if initializer:
@@ -86,23 +125,23 @@ def run_batches(
         for batch in batches:
             yield func(batch)
         return
-    ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
-                               initargs=(initializer, initargs))
+    own = pool is None
+    pool = pool or WorkerPool(workers, initializer, initargs)
+    executor = pool.start()
     finished = False
     try:
         pending: dict[Future, tuple[float, int]] = {}
         source = iter(batches)
         exhausted = False
         while True:
-            while not exhausted and len(pending) < workers * 3:
+            while not exhausted and len(pending) < pool.workers * 3:
                 try:
                     batch = next(source)
                 except StopIteration:
                     exhausted = True
                     break
                 limit = deadline(batch) if deadline else float("inf")
-                pending[pool.submit(func, batch)] = (limit, len(batch))
+                pending[executor.submit(func, batch)] = (limit, len(batch))
             if not pending:
                 break
             oldest_limit, oldest_size = next(iter(pending.values()))
@@ -126,10 +165,10 @@ def run_batches(
                 yield result
         finished = True
     finally:
-        if finished:
-            pool.shutdown(wait=True)
-        else:
-            _kill(pool)
+        if not finished:
+            pool.kill()
+        elif own:
+            pool.close()
 
 
 def _kill(pool: ProcessPoolExecutor) -> None:

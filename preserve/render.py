@@ -12,16 +12,6 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from preserve.domain.bag import human_size
@@ -43,7 +33,7 @@ def text(value) -> str:
 class RichProgress:
     """A progress bar by files and bytes, with throughput and ETA (restic-style)."""
 
-    def __init__(self, progress: Progress):
+    def __init__(self, progress):
         self.progress = progress
         self.task = None
 
@@ -60,12 +50,29 @@ class RichProgress:
 
 @contextmanager
 def progress_bar(enabled: bool = True):
+    """A RichProgress on stderr; disabled (cron, --json), nothing is drawn or even imported."""
+    if not enabled:
+        from preserve.services.common import Silent
+
+        yield Silent()
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = [
         TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
         TextColumn("{task.fields[files]}/{task.fields[nfiles]} files"), DownloadColumn(),
         TransferSpeedColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
     ]
-    with Progress(*columns, console=err, transient=True, disable=not enabled) as p:
+    with Progress(*columns, console=err, transient=True) as p:
         yield RichProgress(p)
 
 

@@ -12,7 +12,6 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TextIO
-from xml.sax.saxutils import escape
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -39,7 +38,7 @@ def _t(value: object) -> str:
     text = str(value)
     if _PLAIN.search(text) is None:  # the common case: nothing to encode or escape
         return text
-    return escape(encode_name(text))
+    return encode_name(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @dataclass

@@ -49,7 +49,7 @@ from preserve.infrastructure.catalog import RECHECK
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
 from preserve.infrastructure.storage.s3 import S3Storage
-from preserve.parallel import batched, default_workers, run_batches
+from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc, parse_utc
 from preserve.services.expected import expected_digests
 
@@ -151,7 +151,10 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
         policy.budget_bytes if due else None), budget_seconds if budget_seconds is not None
         else (policy.budget_seconds if due else None))
     scope = json.dumps({"mode": mode, "aips": wanted, "location": location, "share": share})
-    with _audit_lock(repo):
+    with _audit_lock(repo), WorkerPool(workers or default_workers()) as pool:
+        if pool.workers > 1 and any(isinstance(repo.locations.get(loc), LocalStorage) for loc in (
+                [location] if location else repo.locations)):
+            pool.start()  # the workers boot while the run is planned
         unfinished = None if restart else repo.catalog.unfinished_audit(scope)
         if unfinished:
             result = AuditResult(unfinished[0], mode, unfinished[1], resumed_from=unfinished[1])
@@ -165,7 +168,7 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
         result.selected_files = sum(v.files for v in visits)
         progress.start("audit", result.selected_files, sum(v.nbytes for v in visits))
         try:
-            _run(repo, visits, result, workers, budget, progress)
+            _run(repo, visits, result, pool, budget, progress)
         except BaseException:  # Ctrl-C, a tool failure: what was recorded stays, to resume
             repo.catalog.finish_audit(result.run_id, now_utc(), "interrupted", result.replicas,
                                       result.files, result.bytes_read)
@@ -243,7 +246,7 @@ def _plan(repo, states, since, *, due, full, share) -> list[_Visit]:
                    sum(files.values())) for r, files in chosen.items()]
 
 
-def _run(repo, visits, result, workers, budget, progress) -> None:
+def _run(repo, visits, result, pool, budget, progress) -> None:
     reachable: dict[str, bool] = {}
     for visit in visits:
         if budget.spent(result):
@@ -259,7 +262,7 @@ def _run(repo, visits, result, workers, budget, progress) -> None:
             progress.advance(visit.files, visit.nbytes)
         else:
             try:
-                _audit_replica(repo, storage, visit, workers, recorder, progress,
+                _audit_replica(repo, storage, visit, pool, recorder, progress,
                                lambda: budget.spent(result))
             except BaseException:
                 recorder.flush()  # keep what was verified: the next run starts after it
@@ -370,7 +373,7 @@ def _reachable(storage, cache: dict[str, bool]) -> bool:
     return cache[storage.name]
 
 
-def _audit_replica(repo, storage, visit: _Visit, workers, recorder: _Recorder, progress,
+def _audit_replica(repo, storage, visit: _Visit, pool, recorder: _Recorder, progress,
                    stop) -> None:
     """Check the listing of the whole replica (missing, truncated, unexpected files and the
     tag files), then the digests of the selected payload files."""
@@ -408,7 +411,7 @@ def _audit_replica(repo, storage, visit: _Visit, workers, recorder: _Recorder, p
     if isinstance(storage, S3Storage) and visit.kind != "full":
         _quick_s3(storage, key, to_check, recorder, progress, stop)
     elif isinstance(storage, LocalStorage):
-        _hash_local(storage, key, to_check, listing, visit.kind == "full", workers, recorder,
+        _hash_local(storage, key, to_check, listing, visit.kind == "full", pool, recorder,
                     progress, stop)
     else:
         _hash_remote(storage, key, to_check, visit.kind == "full", recorder, progress, stop)
@@ -421,15 +424,15 @@ def _choose(want: dict[str, str], full: bool) -> dict[str, str]:
     return {a: d for a, d in want.items() if a != FAST_ALGORITHM} or want
 
 
-def _hash_local(storage, key, to_check, sizes, full, workers, recorder, progress, stop) -> None:
+def _hash_local(storage, key, to_check, sizes, full, pool, recorder, progress, stop) -> None:
     wants = {rel: _choose(want, full) for rel, want in to_check}
     path_of = storage.local_files(key)
     jobs = [(rel, path_of(rel), tuple(w)) for rel, w in wants.items()]
     jobs.sort(key=lambda j: -sizes[j[0]])  # big files first: both workers finish together
     total = sum(sizes[j[0]] for j in jobs)
-    use = (workers or default_workers()) if len(jobs) > 64 or total > (64 << 20) else 1
+    use = pool.workers if len(jobs) > 64 or total > (64 << 20) else 1
     batches = batched(jobs, 256, 32 << 20, size=lambda j: sizes[j[0]])
-    results = run_batches(hash_batch, batches, workers=use)
+    results = run_batches(hash_batch, batches, workers=use, pool=pool)
     try:
         for batch in results:
             nbytes = 0
