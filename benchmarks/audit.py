@@ -1,14 +1,15 @@
 """Audit benchmark: preserve's full and quick audits against bagit-python and raw hashing.
 
 Uses the ingest benchmark's corpora (benchmarks/work/corpus-*), ingests each once
-(not timed), then times in the same run, warm cache, whole processes:
+(not timed), then times in the same run, warm cache, whole processes, interleaved
+(full quick bagit hashlimit, full quick ...), medians of --reps runs (default 5):
   full      `preserve audit --full` (every byte, sha512 + sha256, both cores)
   quick     `preserve audit` (size + xxh3)
   bagit     bagit-python Bag(path).validate(processes=2) on the same stored bag
   hashlimit sha512 + sha256 of every file, 2 worker processes, nothing else:
             the machine's 2-core hashing limit for these algorithms
 
-    .venv/bin/python benchmarks/audit.py [--only small|large]
+    .venv/bin/python benchmarks/audit.py [--only small|large] [--reps N]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -45,12 +47,13 @@ if __name__ == "__main__":
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=("small", "large"))
+    parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
     for kind in [args.only] if args.only else ["small", "large"]:
-        run(kind)
+        run(kind, args.reps)
 
 
-def run(kind: str) -> None:
+def run(kind: str, reps: int) -> None:
     corpus = make_corpus(kind)
     (corpus / ".complete").rename(WORK / f".complete-{kind}")
     out = WORK / f"audit-{kind}"
@@ -66,19 +69,22 @@ def run(kind: str) -> None:
         limit = out / "limit.py"
         limit.write_text(LIMIT)
         nbytes = sum(p.stat().st_size for p in (bag / "data").rglob("*") if p.is_file())
-        results = {}
-        for name, cmd in (("full", [PY, "-m", "preserve", "audit", "--full"]),
-                          ("quick", [PY, "-m", "preserve", "audit"]),
-                          ("bagit", [PY, "-c", BAGIT, str(bag)]),
-                          ("hashlimit", [PY, str(limit), str(bag / "data")])):
-            best = None
-            for _ in range(3):
+        commands = {"full": [PY, "-m", "preserve", "audit", "--full"],
+                    "quick": [PY, "-m", "preserve", "audit"],
+                    "bagit": [PY, "-c", BAGIT, str(bag)],
+                    "hashlimit": [PY, str(limit), str(bag / "data")]}
+        runs: dict[str, list] = {name: [] for name in commands}
+        for _ in range(reps):  # interleaved (A B C D A B C D ...): drifts hit all alike
+            for name, cmd in commands.items():
                 warm(bag)
-                secs, peak, anon = timed(cmd, env)
-                best = min(best or (secs, peak, anon), (secs, peak, anon))
-            results[name] = best
-            secs, peak, anon = best
+                runs[name].append(timed(cmd, env))
+        results = {}
+        for name, measured in runs.items():
+            secs = statistics.median(m[0] for m in measured)
+            peak, anon = max(m[1] for m in measured), max(m[2] for m in measured)
+            results[name] = (secs, peak, anon)
             print(f"  {kind} {name:9s} {secs:6.2f} s  {nbytes / secs / 1e9:5.2f} GB/s  "
+                  f"(runs {', '.join(f'{m[0]:.2f}' for m in measured)})  "
                   f"peak RSS {peak / 2**20:.0f} MiB (private {anon / 2**20:.0f})", flush=True)
         full, bagit, hl = results["full"][0], results["bagit"][0], results["hashlimit"][0]
         print(f"  {kind}: full audit = {bagit / full:.2f}x bagit validate; "
