@@ -117,9 +117,9 @@ def run_batches(
     crash in a native library, the OOM killer) is reported at once, never
     waited for. With workers <= 1 everything runs in this process. Closing the
     generator early (an exception, Ctrl-C) kills the workers. A given `pool`
-    is used (and left running) instead of starting one.
+    is used (and left running) instead of starting one, whatever `workers` says.
     """
-    if workers <= 1:
+    if pool is None and workers <= 1:
         if initializer:
             initializer(*initargs)
         for batch in batches:

@@ -215,3 +215,38 @@ def test_two_worker_processes_give_the_same_digests_as_one(repo, tmp_path):
     digests = [{f.path: f.digests for f in repo.catalog.files(r.aip_id, 1)} for r in (one, two)]
     assert digests[0] == digests[1] and len(digests[0]) == 150
     assert_bagit_python_valid(stored_bag(repo, two.aip_id))
+
+
+_COPY_WORKER = """
+import json, sys
+from preserve.services.copying import copy_batch, identify_batch
+src, dst = sys.argv[1], sys.argv[2]
+results = copy_batch((("folder", src), ("sha256",), [(0, src + "/a.png", dst + "/a.png", int(sys.argv[3]))]))
+loaded = "pygfried" in sys.modules
+results, tools = identify_batch(results)
+r = results[0]
+print(json.dumps([loaded, r.magic[0], r.identification.puid, tools["siegfried"]["version"] != ""]))
+"""
+
+
+def test_copy_workers_never_load_siegfried_one_process_identifies(tmp_path):
+    """siegfried's signatures take about 100 MB a process: only the identifying process
+    loads them; copy workers ask libmagic only."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import png_bytes
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "a.png").write_bytes(png_bytes())
+    script = tmp_path / "worker.py"
+    script.write_text(_COPY_WORKER)
+    out = subprocess.run([sys.executable, str(script), str(src), str(dst),
+                          str(len(png_bytes()))], capture_output=True, text=True, check=True,
+                         cwd=os.getcwd())
+    loaded, magic_mime, puid, named = json.loads(out.stdout)
+    assert loaded is False and magic_mime == "image/png"
+    assert puid in ("fmt/11", "fmt/12", "fmt/13") and named  # PNG, by the identifier

@@ -98,13 +98,20 @@ def describe(head: bytes) -> str | None:
         return f"libmagic failed: {e}"
 
 
-def _from_siegfried(entry: dict, size: int, head: bytes) -> Identification:
+def sniff(head: bytes, size: int) -> tuple[str | None, str | None]:
+    """libmagic's (MIME type, description) of a file from its first bytes."""
     magic_mime = sniff_mime(head)
     # The description is a second libmagic pass; where libmagic found no type at all it
     # would only say "data", after testing its whole database (about 0.25 ms a file).
     magic_description = None
     if size and magic_mime not in GENERIC_MIME:
         magic_description = describe(head)
+    return magic_mime, magic_description
+
+
+def combine(entry: dict, size: int, magic: tuple[str | None, str | None]) -> Identification:
+    """One file's identification from siegfried's entry and libmagic's answer."""
+    magic_mime, magic_description = magic
     if size == 0:
         return Identification(None, None, None, magic_mime, None, "zero-byte file", NONE,
                               magic_mime, magic_description)
@@ -126,25 +133,31 @@ def _from_siegfried(entry: dict, size: int, head: bytes) -> Identification:
                           basis, warning, confidence, magic_mime, magic_description, error)
 
 
+def siegfried_entries(paths: list[str], workers: int = 1) -> list[dict]:
+    """siegfried's entry for each path: one call for the batch (`workers` goroutines), or
+    one by one when the batch fails (a name Go cannot take)."""
+    import pygfried
+
+    if not paths:
+        return []
+    try:
+        entries = pygfried.identify_many(paths, workers=workers)["files"]
+        if len(entries) != len(paths):
+            raise RuntimeError("siegfried returned a different number of results")
+        return entries
+    except Exception:
+        return [_identify_one(p) for p in paths]
+
+
 def identify_files(files: list[tuple[str, int, bytes]]) -> list[Identification]:
     """Identify (path, size, head bytes) triples; one siegfried batch call for all of them.
 
     The head is what the caller already read (ingest keeps it from its
     single pass), so libmagic never re-reads the file.
     """
-    import pygfried
-
-    if not files:
-        return []
-    paths = [p for p, _, _ in files]
-    try:
-        entries = pygfried.identify_many(paths, workers=1)["files"]
-        if len(entries) != len(paths):
-            raise RuntimeError("siegfried returned a different number of results")
-    except Exception:  # a name Go cannot take, or a batch-level failure: go one by one
-        entries = [_identify_one(p) for p in paths]
-    return [_from_siegfried(e, size, head) for e, (_, size, head) in zip(entries, files,
-                                                                         strict=True)]
+    entries = siegfried_entries([p for p, _, _ in files])
+    return [combine(e, size, sniff(head, size))
+            for e, (_, size, head) in zip(entries, files, strict=True)]
 
 
 def _identify_one(path: str) -> dict:

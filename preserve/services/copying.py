@@ -1,8 +1,9 @@
 """The single pass: read a source file once, write its copy, compute every digest.
 
 Runs inside worker processes (see preserve.parallel): each batch of files is
-copied and hashed, then identified with one siegfried call on the copies and
-libmagic on the first bytes already read. Nothing here touches the catalog.
+copied and hashed, and libmagic reads the first bytes already read; then one
+siegfried process identifies the copies of every batch. Nothing here touches
+the catalog.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ import os
 from dataclasses import dataclass
 
 from preserve.domain.fixity import hash_stream, write_all
-from preserve.domain.identify import HEAD_BYTES, Identification, identify_files, tool_versions
+from preserve.domain.identify import (
+    HEAD_BYTES,
+    Identification,
+    combine,
+    identify_files,
+    siegfried_entries,
+    sniff,
+    tool_versions,
+)
 from preserve.services.sources import open_entry
 
 
@@ -22,6 +31,8 @@ class CopyResult:
     digests: dict[str, str]
     identification: Identification | None
     error: str | None = None
+    dest: str = ""
+    magic: tuple[str | None, str | None] = (None, None)
 
 
 def copy_one(stream, dest: str, algorithms: tuple[str, ...]) -> tuple[int, dict[str, str], bytes]:
@@ -31,13 +42,13 @@ def copy_one(stream, dest: str, algorithms: tuple[str, ...]) -> tuple[int, dict[
         return hash_stream(stream, algorithms, sink=write_all(out.write), head_size=HEAD_BYTES)
 
 
-def copy_batch(task: tuple) -> tuple[list[CopyResult], dict]:
+def copy_batch(task: tuple) -> list[CopyResult]:
     """Worker entry point: task = (source spec, algorithms, [(index, ref, dest, size)...]).
 
-    Returns the results and the identification tools' versions, so that the
-    main process never loads siegfried (about 90 MB) just to name it."""
+    Copies, hashes and asks libmagic about the first bytes already read. These
+    workers never load siegfried: its signatures take about 100 MB a process, so
+    one process identifies for all of them (identify_batch)."""
     spec, algorithms, items = task
-    done: list[tuple[int, str, int, dict, bytes]] = []
     results: list[CopyResult] = []
     for index, ref, dest, expected_size in items:
         try:
@@ -51,13 +62,24 @@ def copy_batch(task: tuple) -> tuple[list[CopyResult], dict]:
                                       f"changed while being read ({expected_size} bytes when "
                                       f"scanned, {size} when copied)"))
             continue
-        done.append((index, dest, size, digests, head))
-    return results + identify_copies(done), tool_versions()
+        results.append(CopyResult(index, size, digests, None, dest=dest,
+                                  magic=sniff(head, size)))
+    return results
+
+
+def identify_batch(results: list[CopyResult], workers: int = 1) -> tuple[list[CopyResult], dict]:
+    """siegfried for the finished copies of a batch (`workers` goroutines), joined with
+    libmagic's answers; returns the tools' versions too, so that the main process never
+    loads siegfried just to name it."""
+    done = [r for r in results if r.error is None]
+    entries = siegfried_entries([r.dest for r in done], workers)
+    for r, entry in zip(done, entries, strict=True):
+        r.identification = combine(entry, r.size, r.magic)
+    return results, tool_versions()
 
 
 def identify_copies(done: list[tuple[int, str, int, dict, bytes]]) -> list[CopyResult]:
-    """One siegfried call for a batch of finished copies (index, dest, size, digests, head);
-    libmagic reads only the head already taken during the copy."""
+    """Identify finished copies (index, dest, size, digests, head) in this process."""
     identified = identify_files([(dest, size, head) for _, dest, size, _, head in done])
     return [CopyResult(index, size, digests, ident)
             for (index, _dest, size, digests, _head), ident in zip(done, identified,

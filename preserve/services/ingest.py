@@ -22,6 +22,7 @@ import uuid
 from collections import Counter
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from preserve import AGENT_NAME, __version__
@@ -41,9 +42,15 @@ from preserve.domain.validate import validate_bag
 from preserve.errors import BagInvalid, FixityMismatch, PreserveError, SourceRefused
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage.base import aip_prefix
-from preserve.parallel import batched, default_workers, run_batches
+from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc
-from preserve.services.copying import CopyResult, copy_batch, copy_one, identify_copies
+from preserve.services.copying import (
+    CopyResult,
+    copy_batch,
+    copy_one,
+    identify_batch,
+    identify_copies,
+)
 from preserve.services.sources import Entry, Scan, Source, detect
 
 PREMIS_FILE = "metadata/premis.xml"
@@ -272,10 +279,26 @@ class _Job:
         tasks = ((spec, self.compute, [(i, e.ref, os.path.join(data, e.path), e.size)
                                        for i, e in batch])
                  for batch in batched(indexed, 200, 32 << 20, size=lambda ie: ie[1].size))
-        workers = self.workers if (len(indexed) > 50 or self.total_bytes > (64 << 20)) else 1
-        yield from run_batches(copy_batch, tasks, workers=workers,
-                               deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6,
-                               initializer=prepare_worker)
+        if len(indexed) <= 50 and self.total_bytes <= (64 << 20):
+            for results in run_batches(copy_batch, tasks, workers=1):
+                yield identify_batch(results)
+            return
+        # One siegfried process identifies for every copy worker (its signatures take about
+        # 100 MB each time they are loaded); its Go runtime runs `workers` threads. On small
+        # files siegfried is most of the work (it scans every byte of a file it cannot
+        # match), so it gets a core and the copies one core fewer; on big files copying and
+        # hashing are the work and get every core.
+        small = self.total_bytes < len(indexed) * (1 << 20)
+        copiers = max(1, self.workers - 1) if small else self.workers
+        copies = run_batches(copy_batch, tasks, workers=copiers,
+                             deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6)
+        try:
+            with WorkerPool(1, prepare_worker) as siegfried:
+                yield from run_batches(partial(identify_batch, workers=self.workers), copies,
+                                       workers=1, pool=siegfried,
+                                       deadline=lambda b: 300 + sum(r.size for r in b) / 20e6)
+        finally:
+            copies.close()
 
     def _copy_sequential(self, data: str):
         """Tar members arrive in archive order; copy each as it comes, identify in batches."""
