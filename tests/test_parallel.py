@@ -55,3 +55,21 @@ def test_batches_respect_count_and_bytes():
     assert [len(b) for b in batched(range(10), 4)] == [4, 4, 2]
     sizes = [len(b) for b in batched([10, 10, 10, 10], 100, max_bytes=20, size=lambda x: x)]
     assert sizes == [2, 2]
+
+
+def go_settings(batch):
+    return [os.environ.get("GOGC") for _ in batch]
+
+
+def test_siegfried_workers_start_with_a_tight_go_heap_target(monkeypatch):
+    """Go reads the environment a process starts with, so the target must be set in the
+    parent before the workers are spawned (setting it inside a worker has no effect)."""
+    from preserve.domain.identify import siegfried_environment
+
+    monkeypatch.delenv("GOGC", raising=False)
+    siegfried_environment()
+    seen = {g for r in run_batches(go_settings, [[1], [2]], workers=2) for g in r}
+    assert seen == {"10"}
+    monkeypatch.setenv("GOGC", "80")  # the archivist's own setting wins
+    siegfried_environment()
+    assert os.environ["GOGC"] == "80"

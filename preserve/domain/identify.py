@@ -41,11 +41,13 @@ class Identification:
         return asdict(self)
 
 
-def prepare_worker() -> None:
-    """Run in a worker process before siegfried loads: a tighter Go garbage-collection
-    target keeps its heap near 107 MiB private instead of 125 MiB (GOGC=50) over
-    20,000 files, at no measurable cost in speed (an archivist's own GOGC wins)."""
-    os.environ.setdefault("GOGC", "25")
+def siegfried_environment() -> None:
+    """Call in the parent before starting processes that will load siegfried: a tight Go
+    garbage-collection target (GOGC=10) keeps their heap near 100 MiB private instead of
+    about 145 MiB at Go's default, at no measurable cost in speed on 20,000 files. It must
+    be set before the process starts: Go reads the environment the process was started
+    with, not later changes (an archivist's own GOGC wins)."""
+    os.environ.setdefault("GOGC", "10")
 
 
 @cache

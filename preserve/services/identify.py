@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from preserve.domain.identify import Identification, identify_paths, prepare_worker
+from preserve.domain.identify import Identification, identify_paths, siegfried_environment
 from preserve.parallel import batched, default_workers, run_batches
 
 
@@ -31,8 +31,8 @@ def identify_tree(paths: list[Path], workers: int | None = None) -> list[tuple[s
     files = [f for p in paths for f in _walk(Path(p))]
     use = (workers or default_workers()) if len(files) > 500 else 1
     results: list[tuple[str, Identification]] = []
-    for batch in run_batches(_identify_batch, batched(files, 200), workers=use,
-                             initializer=prepare_worker):
+    siegfried_environment()
+    for batch in run_batches(_identify_batch, batched(files, 200), workers=use):
         results.extend(batch)
     order = {p: i for i, p in enumerate(files)}
     results.sort(key=lambda r: order[r[0]])

@@ -31,7 +31,7 @@ from preserve.domain.fixity import FAST_ALGORITHM, hash_file
 from preserve.domain.identify import (
     EXTENSION_ONLY,
     SIGNATURE,
-    prepare_worker,
+    siegfried_environment,
     tool_versions,
 )
 from preserve.domain.model import EventRecord, FileRecord
@@ -293,7 +293,8 @@ class _Job:
         copies = run_batches(copy_batch, tasks, workers=copiers,
                              deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6)
         try:
-            with WorkerPool(1, prepare_worker) as siegfried:
+            siegfried_environment()
+            with WorkerPool(1) as siegfried:
                 yield from run_batches(partial(identify_batch, workers=self.workers), copies,
                                        workers=1, pool=siegfried,
                                        deadline=lambda b: 300 + sum(r.size for r in b) / 20e6)
