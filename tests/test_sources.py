@@ -140,6 +140,25 @@ def _tar(path, mode="w:gz", add=None):
     return path
 
 
+def test_a_large_tar_is_identified_by_the_siegfried_process(repo, tmp_path):
+    """Past 50 files, tar members copied in archive order here go to the one siegfried
+    process like the copies of folder sources."""
+    def more(tf):
+        for i in range(60):
+            data = f"note {i}\n".encode()
+            info = tarfile.TarInfo(f"notes/n{i:02}.txt")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+    result = _ingest(repo, _tar(tmp_path / "big.tar", "w", more))
+    assert result.files == 63
+    files = {f.path: f for f in repo.catalog.files(result.aip_id, 1)}
+    assert files["data/dir/sub/photo.png"].puid == "fmt/11"
+    assert files["data/notes/n42.txt"].puid == "x-fmt/111"  # plain text
+    assert files["data/notes/n42.txt"].magic_mime == "text/plain"
+    assert_bagit_python_valid(stored_bag(repo, result.aip_id))
+
+
 @pytest.mark.parametrize("mode,name", [("w", "c.tar"), ("w:gz", "c.tar.gz")])
 def test_tar_is_ingested(repo, tmp_path, mode, name):
     archive = _tar(tmp_path / name, mode)

@@ -16,7 +16,6 @@ from preserve.domain.identify import (
     HEAD_BYTES,
     Identification,
     combine,
-    identify_files,
     siegfried_entries,
     sniff,
     tool_versions,
@@ -76,11 +75,3 @@ def identify_batch(results: list[CopyResult], workers: int = 1) -> tuple[list[Co
     for r, entry in zip(done, entries, strict=True):
         r.identification = combine(entry, r.size, r.magic)
     return results, tool_versions()
-
-
-def identify_copies(done: list[tuple[int, str, int, dict, bytes]]) -> list[CopyResult]:
-    """Identify finished copies (index, dest, size, digests, head) in this process."""
-    identified = identify_files([(dest, size, head) for _, dest, size, _, head in done])
-    return [CopyResult(index, size, digests, ident)
-            for (index, _dest, size, digests, _head), ident in zip(done, identified,
-                                                                   strict=True)]

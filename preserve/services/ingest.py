@@ -32,6 +32,7 @@ from preserve.domain.identify import (
     EXTENSION_ONLY,
     SIGNATURE,
     siegfried_environment,
+    sniff,
     tool_versions,
 )
 from preserve.domain.model import EventRecord, FileRecord
@@ -49,7 +50,6 @@ from preserve.services.copying import (
     copy_batch,
     copy_one,
     identify_batch,
-    identify_copies,
 )
 from preserve.services.sources import Entry, Scan, Source, detect
 
@@ -268,31 +268,23 @@ class _Job:
         premis.finish(self._premis_events(), self._agents())
 
     def _copy_all(self):
-        data = str(self.staged / "data")
-        indexed = list(enumerate(self.files))
-        if not self.source.parallel:  # a tar: read in archive order, in this process
-            yield from self._copy_sequential(data)
-            return
-        # Big files first so both workers end together; small files in big batches.
-        indexed.sort(key=lambda ie: -ie[1].size)
-        spec = self.source.spec()
-        tasks = ((spec, self.compute, [(i, e.ref, os.path.join(data, e.path), e.size)
-                                       for i, e in batch])
-                 for batch in batched(indexed, 200, 32 << 20, size=lambda ie: ie[1].size))
-        if len(indexed) <= 50 and self.total_bytes <= (64 << 20):
-            for results in run_batches(copy_batch, tasks, workers=1):
-                yield identify_batch(results)
-            return
-        # One siegfried process identifies for every copy worker (its signatures take about
-        # 100 MB each time they are loaded); its Go runtime runs `workers` threads. On small
-        # files siegfried is most of the work (it scans every byte of a file it cannot
-        # match), so it gets a core and the copies one core fewer; on big files copying and
-        # hashing are the work and get every core.
-        small = self.total_bytes < len(indexed) * (1 << 20)
-        copiers = max(1, self.workers - 1) if small else self.workers
-        copies = run_batches(copy_batch, tasks, workers=copiers,
-                             deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6)
+        """Batches of finished copies, identified: copying and hashing in worker processes
+        (or, for a tar, here in archive order), then one siegfried process for them all."""
+        few = len(self.files) <= 50 and self.total_bytes <= (64 << 20)
+        # On small files siegfried is most of the work (it scans every byte of a file it
+        # cannot match), so it gets a core and the copies one core fewer; on big files
+        # copying and hashing are the work and get every core.
+        small = self.total_bytes < len(self.files) * (1 << 20)
+        copiers = 1 if few else (max(1, self.workers - 1) if small else self.workers)
+        copies = (self._copy_parallel(copiers) if self.source.parallel
+                  else self._copy_sequential())
         try:
+            if few:  # not worth starting a process for
+                for results in copies:
+                    yield identify_batch(results)
+                return
+            # One siegfried process identifies for every copier (its signatures take about
+            # 100 MB each time they are loaded); its Go runtime runs `workers` threads.
             siegfried_environment()
             with WorkerPool(1) as siegfried:
                 yield from run_batches(partial(identify_batch, workers=self.workers), copies,
@@ -301,22 +293,35 @@ class _Job:
         finally:
             copies.close()
 
-    def _copy_sequential(self, data: str):
-        """Tar members arrive in archive order; copy each as it comes, identify in batches."""
+    def _copy_parallel(self, copiers: int):
+        data = str(self.staged / "data")
+        # Big files first so the copiers end together; small files in big batches.
+        indexed = sorted(enumerate(self.files), key=lambda ie: -ie[1].size)
+        spec = self.source.spec()
+        tasks = ((spec, self.compute, [(i, e.ref, os.path.join(data, e.path), e.size)
+                                       for i, e in batch])
+                 for batch in batched(indexed, 200, 32 << 20, size=lambda ie: ie[1].size))
+        return run_batches(copy_batch, tasks, workers=copiers,
+                           deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6)
+
+    def _copy_sequential(self):
+        """Tar members arrive in archive order: copy each here as it comes, in batches."""
+        data = str(self.staged / "data")
         index_of = {e.ref: i for i, e in enumerate(self.files)}
-        batch: list[tuple[int, str, int, dict, bytes]] = []
+        batch: list[CopyResult] = []
         for name, stream in self.source.members():
             i = index_of.get(name)
             if i is None:
                 continue
             dest = os.path.join(data, self.files[i].path)
             size, digests, head = copy_one(stream, dest, self.compute)
-            batch.append((i, dest, size, digests, head))
+            batch.append(CopyResult(i, size, digests, None, dest=dest,
+                                    magic=sniff(head, size)))
             if len(batch) >= 200:
-                yield identify_copies(batch), tool_versions()
+                yield batch
                 batch = []
         if batch:
-            yield identify_copies(batch), tool_versions()
+            yield batch
 
     def _record(self, r: CopyResult, manifests, fast, premis) -> FileRecord | None:
         entry: Entry = self.files[r.index]
