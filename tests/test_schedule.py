@@ -89,6 +89,23 @@ def test_a_byte_budget_stops_the_run_and_the_next_run_resumes(three_aips):
     assert audit(repo, due=True).replicas == 0
 
 
+def test_a_nightly_run_never_repeats_findings_repaired_since(three_aips):
+    repo, ids = three_aips
+    _age(repo, 100, audited=True)
+    files = [repo.primary_location().bag_path(f"{a[:2]}/{a}/v1/") / "data" / "f.bin"
+             for a in ids]
+    originals = [f.read_bytes() for f in files]
+    for f, data in zip(files, originals, strict=True):
+        f.write_bytes(bytes([data[0] ^ 1]) + data[1:])
+    first = audit(repo, due=True, budget_bytes=1)  # stops after one replica
+    assert first.stopped == "budget" and [p.kind for p in first.problems] == ["corrupt"]
+    for f, data in zip(files, originals, strict=True):
+        f.write_bytes(data)  # repaired before the next night
+    second = audit(repo, due=True)
+    assert second.resumed_from is None and second.exit_code == 0
+    assert second.replicas == 3  # the two left over, and the one found damaged
+
+
 def test_long_overdue_replicas_left_out_are_reported_stale(three_aips):
     repo, _ = three_aips
     _age(repo, 400, audited=True)  # more than twice the interval

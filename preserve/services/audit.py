@@ -141,7 +141,8 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
     """Audit replicas, file by file. With `due`, the files the fixity policy says are due;
     with a sample share, also that share of all files, least recently verified first. An
     audit that did not finish (Ctrl-C, a kill, a budget spent) is continued by the next run
-    with the same options, unless `restart`."""
+    with the same options, unless `restart`; with `due`, the next run simply takes what is
+    still due."""
     progress = progress or Silent()
     policy = repo.policy.audit
     mode = "full" if full else ("policy" if due else "quick")
@@ -155,7 +156,9 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
         if pool.workers > 1 and any(isinstance(repo.locations.get(loc), LocalStorage) for loc in (
                 [location] if location else repo.locations)):
             pool.start()  # the workers boot while the run is planned
-        unfinished = None if restart else repo.catalog.unfinished_audit(scope)
+        # A run by policy never continues an older one: what it left stays due anyway, and
+        # an old run's findings, repaired since, must not raise tonight's alarm again.
+        unfinished = None if (restart or due) else repo.catalog.unfinished_audit(scope)
         if unfinished:
             result = AuditResult(unfinished[0], mode, unfinished[1], resumed_from=unfinished[1])
         else:
@@ -179,7 +182,7 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
         result.problems = [Problem(*p) for p in repo.catalog.audit_problems(result.run_id)]
         result.finished = now_utc(precise=True)
         repo.catalog.finish_audit(result.run_id, result.finished,
-                                  "interrupted" if result.stopped else result.status,
+                                  "interrupted" if result.stopped and not due else result.status,
                                   result.replicas, result.files, result.bytes_read)
     return result
 
