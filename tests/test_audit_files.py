@@ -80,6 +80,20 @@ def test_an_interrupted_audit_resumes_inside_the_replica(many):
     assert fresh.resumed_from is None and fresh.selected_files == 600
 
 
+def test_a_resumed_audit_does_not_report_what_was_repaired_meanwhile(many):
+    repo, aip, bag = many
+    target = bag / "data" / "d0" / "f010.txt"  # big files go first: in the first batch
+    good = target.read_bytes()
+    target.write_bytes(b"file 0/19\n")
+    with pytest.raises(KeyboardInterrupt):
+        audit(repo, full=True, workers=1, progress=_CtrlCAfter(256))
+    assert _checks(repo)["data/d0/f010.txt"] == RECHECK  # found before the interruption
+    target.write_bytes(good)  # repaired by hand before the run goes on
+    resumed = audit(repo, full=True, workers=1)
+    assert resumed.resumed_from is not None
+    assert resumed.problems == [] and resumed.exit_code == 0
+
+
 def test_an_audit_killed_mid_replica_is_resumed(many):
     repo, aip, _ = many
     with pytest.raises(KeyboardInterrupt):

@@ -312,11 +312,17 @@ class Catalog:
                        (finished, status, replicas, files, nbytes, run_id))
 
     def audit_problems(self, run_id: str) -> list[tuple]:
-        """Every problem a run recorded (a resumed run included), each once."""
+        """Every problem a run recorded (a resumed run included), each once; a payload file
+        found damaged counts only while it still awaits a good check (RECHECK): one repaired
+        or verified good since is not reported again."""
         return [tuple(r) for r in self.db.execute(
-            "SELECT aip_id, version, location, path, kind, MIN(detail) FROM audit_problems "
-            "WHERE run_id = ? GROUP BY aip_id, version, location, path, kind "
-            "ORDER BY aip_id, version, location, path, kind", (run_id,))]
+            "SELECT p.aip_id, p.version, p.location, p.path, p.kind, MIN(p.detail) "
+            "FROM audit_problems p WHERE p.run_id = ? AND (p.path IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM files f WHERE f.aip_id = p.aip_id AND f.version = p.version AND "
+            "f.path = p.path) OR EXISTS (SELECT 1 FROM file_checks c WHERE c.aip_id = p.aip_id "
+            "AND c.version = p.version AND c.location = p.location AND c.path = p.path AND "
+            "c.checked = '')) GROUP BY p.aip_id, p.version, p.location, p.path, p.kind "
+            "ORDER BY p.aip_id, p.version, p.location, p.path, p.kind", (run_id,))]
 
     def replica_audit_states(self, since: str = "~") -> list[ReplicaAuditState]:
         """Every verified replica of a stored AIP: its files, bytes, when its least recently
