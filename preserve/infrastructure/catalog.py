@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 
 from preserve.domain.model import AipSummary, EventRecord, FileRecord, ReplicaAuditState
@@ -359,6 +360,69 @@ class Catalog:
             "c.aip_id = r.aip_id AND c.version = r.version AND c.location = r.location AND "
             f"c.path = f.path WHERE a.state = 'stored' AND {_VERIFIED} < ? "
             "ORDER BY last, r.aip_id, r.version, r.location, f.path", (before,))
+
+    # --- one replica's listing, compared in SQL (temporary tables: on disk past a few MB) --
+
+    def load_listing(self, objects: Iterable[tuple[str, int]]) -> None:
+        """Keep a replica's listing (path in the bag, size) for the comparisons below, so
+        that auditing an AIP of millions of files holds none of them in memory."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS listing (path TEXT PRIMARY KEY, "
+                        "size INTEGER NOT NULL) WITHOUT ROWID")
+        self.db.execute("DELETE FROM temp.listing")
+        it = iter(objects)
+        while chunk := list(islice(it, 10_000)):
+            self.db.executemany("INSERT OR REPLACE INTO temp.listing VALUES (?, ?)", chunk)
+
+    def listed_size(self, path: str) -> int | None:
+        row = self.db.execute("SELECT size FROM temp.listing WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def listed_not_catalogued(self, aip_id: str, version: int) -> list[tuple[str, int]]:
+        """Listed files that are not payload of record: the tag files, and anything
+        unexpected (few, unless that is the damage)."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT l.path, l.size FROM temp.listing l WHERE NOT EXISTS (SELECT 1 FROM files f "
+            "WHERE f.aip_id = ? AND f.version = ? AND f.path = l.path) ORDER BY l.path",
+            (aip_id, version))]
+
+    def payload_not_listed_as_recorded(self, aip_id: str,
+                                       version: int) -> list[tuple[str, int, int | None]]:
+        """(path, recorded size, listed size or None) of payload files missing or of
+        another size at the replica."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT f.path, f.size, l.size FROM files f LEFT JOIN temp.listing l ON "
+            "l.path = f.path WHERE f.aip_id = ? AND f.version = ? AND "
+            "(l.size IS NULL OR l.size != f.size) ORDER BY f.path", (aip_id, version))]
+
+    def stage_payload_checks(self, aip_id: str, version: int) -> tuple[int, int]:
+        """Queue the payload files listed with their recorded size, biggest first (so both
+        cores finish together); returns (files, bytes)."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS tocheck (seq INTEGER PRIMARY KEY, "
+                        "path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT, sha512 TEXT, "
+                        "xxh3_128 TEXT)")
+        self.db.execute("DELETE FROM temp.tocheck")
+        self.db.execute(
+            "INSERT INTO temp.tocheck (path, size, sha256, sha512, xxh3_128) SELECT f.path, "
+            "f.size, f.sha256, f.sha512, f.xxh3_128 FROM files f JOIN temp.listing l ON "
+            "l.path = f.path AND l.size = f.size WHERE f.aip_id = ? AND f.version = ? "
+            "ORDER BY f.size DESC, f.path", (aip_id, version))
+        return tuple(self.db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM temp.tocheck")
+                     .fetchone())
+
+    def staged_payload_checks(self, chunk: int = 5_000) -> Iterator[tuple[str, int, dict]]:
+        """(path, size, recorded digests) of the queued files, a chunk at a time (no
+        statement stays open while results are committed)."""
+        last = 0
+        while True:
+            rows = self.db.execute("SELECT seq, path, size, sha256, sha512, xxh3_128 FROM "
+                                   "temp.tocheck WHERE seq > ? ORDER BY seq LIMIT ?",
+                                   (last, chunk)).fetchall()
+            if not rows:
+                return
+            for _seq, path, size, *digests in rows:
+                yield path, size, {a: d for a, d in zip(("sha256", "sha512", "xxh3_128"),
+                                                        digests, strict=True) if d}
+            last = rows[-1][0]
 
     def discard_aip(self, aip_id: str) -> None:
         with self.transaction() as db:

@@ -32,6 +32,7 @@ import time
 import uuid
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 
 from preserve import AGENT_NAME, __version__
 from preserve.domain.fixity import FAST_ALGORITHM, hash_batch, hash_stream
@@ -293,6 +294,11 @@ def _stale(repo, scope) -> list[Problem]:
     return stale
 
 
+def _payload(path: str | None) -> bool:
+    """Payload of a bag lives under data/ (RFC 8493 §2.1.2); tag files never do."""
+    return path is not None and path.startswith("data/")
+
+
 def _row(p: Problem) -> tuple:
     return (p.aip, p.version, p.location, p.path, p.kind, p.detail)
 
@@ -305,7 +311,6 @@ class _Recorder:
 
     def __init__(self, repo, result: AuditResult, visit: _Visit):
         self.repo, self.result, self.visit = repo, result, visit
-        self.payload: set[str] = set()
         self.verified: list[str] = []
         self.failed: list[str] = []
         self.new: list[Problem] = []
@@ -324,13 +329,13 @@ class _Recorder:
         p = Problem(s.aip, s.version, s.location, path, kind, detail)
         self.new.append(p)
         self.found.append(p)
-        if path in self.payload:
+        if _payload(path) and kind != "unexpected":
             self.failed.append(path)
         elif kind != "unreachable":
             self.structure_damaged = True
 
     def good(self, path) -> None:
-        if path in self.payload:
+        if _payload(path):
             self.verified.append(path)
 
     def checked_batch(self, files: int) -> None:
@@ -351,8 +356,8 @@ class _Recorder:
                                                self.structure_damaged, [event])
 
 
-def _expected_elsewhere(repo, damaged, aip_id, version) -> dict | None:
-    """When a replica's own tag manifest is damaged: what every file should be, according
+def _tags_elsewhere(repo, damaged, aip_id, version) -> dict | None:
+    """When a replica's own tag manifest is damaged: what its tag files should be, according
     to another replica whose tag manifest still matches the package digest."""
     for name in repo.catalog.replica_locations(aip_id, version):
         other = repo.locations.get(name)
@@ -360,7 +365,8 @@ def _expected_elsewhere(repo, damaged, aip_id, version) -> dict | None:
             continue
         try:
             key = repo.catalog.replica_key(aip_id, version, name)
-            return expected_digests(repo.catalog, aip_id, version, other, key).files
+            return expected_digests(repo.catalog, aip_id, version, other, key,
+                                    payload=False).files
         except PreserveError:
             continue
     return None
@@ -379,45 +385,58 @@ def _reachable(storage, cache: dict[str, bool]) -> bool:
 def _audit_replica(repo, storage, visit: _Visit, pool, recorder: _Recorder, progress,
                    stop) -> None:
     """Check the listing of the whole replica (missing, truncated, unexpected files and the
-    tag files), then the digests of the selected payload files."""
+    tag files), then the digests of the selected payload files. The listing and the
+    payload records are compared in the catalog's temporary tables and streamed from
+    there, so memory does not grow with the number of files."""
     aip_id, version, key = visit.state.aip, visit.state.version, visit.state.key
-    catalog_files = {f.path: f.size for f in repo.catalog.files(aip_id, version)}
-    recorder.payload = set(catalog_files)
+    catalog = repo.catalog
     problem = recorder.problem
     try:
-        expected = expected_digests(repo.catalog, aip_id, version, storage, key).files
+        tags = expected_digests(catalog, aip_id, version, storage, key, payload=False).files
     except FixityMismatch as e:
-        tagmanifest = repo.catalog.version_info(aip_id, version)["tagmanifest"]
+        tagmanifest = catalog.version_info(aip_id, version)["tagmanifest"]
         problem(tagmanifest, "missing" if "missing" in e.message else "corrupt", e.message)
-        expected = _expected_elsewhere(repo, storage, aip_id, version) or {
-            f.path: dict(f.digests) for f in repo.catalog.files(aip_id, version)}
+        tags = _tags_elsewhere(repo, storage, aip_id, version) or {}
     try:
-        listing = {o.key[len(key):]: o.size for o in storage.list(key)}
+        catalog.load_listing((o.key[len(key):], o.size) for o in storage.list(key))
     except PreserveError as e:
         problem(None, "unreachable", e.message)
         return
-    for rel in sorted(set(listing) - set(expected)):
-        if rel.startswith("data/") or any(not p.startswith("data/") for p in expected):
+    for rel, _size in catalog.listed_not_catalogued(aip_id, version):
+        if rel not in tags and (rel.startswith("data/") or tags):
             problem(rel, "unexpected", "a file no manifest lists")
-    to_check: list[tuple[str, dict[str, str]]] = []
-    for rel, want in sorted(expected.items()):
-        if rel not in listing:
+    tag_checks = []
+    for rel, want in sorted(tags.items()):
+        size = catalog.listed_size(rel)
+        if size is None:
             problem(rel, "missing", "not at this location")
-        elif rel in catalog_files and listing[rel] != catalog_files[rel]:
-            problem(rel, "truncated", f"{listing[rel]} bytes, {catalog_files[rel]} recorded")
-        elif rel not in catalog_files or visit.paths is None or rel in visit.paths:
-            to_check.append((rel, want))
-    unchecked = sum(1 for p in recorder.named if p in catalog_files and
-                    (visit.paths is None or p in visit.paths))
+        else:
+            tag_checks.append((rel, want, size))
+
+    def chosen(rel: str) -> bool:
+        return visit.paths is None or rel in visit.paths
+
+    unchecked = 0
+    for rel, recorded, listed in catalog.payload_not_listed_as_recorded(aip_id, version):
+        if listed is None:
+            problem(rel, "missing", "not at this location")
+        else:
+            problem(rel, "truncated", f"{listed} bytes, {recorded} recorded")
+        unchecked += chosen(rel)
     progress.advance(unchecked, 0)
     recorder.checked_batch(unchecked)
+    count, nbytes = catalog.stage_payload_checks(aip_id, version)
+    checks = chain(((rel, want, size) for rel, size, want in catalog.staged_payload_checks()
+                    if chosen(rel)), tag_checks)  # big files first, the small tag files last
     if isinstance(storage, S3Storage) and visit.kind != "full":
-        _quick_s3(storage, key, to_check, recorder, progress, stop)
+        _quick_s3(storage, key, checks, recorder, progress, stop)
     elif isinstance(storage, LocalStorage):
-        _hash_local(storage, key, to_check, listing, visit.kind == "full", pool, recorder,
-                    progress, stop)
+        many = count > 64 or nbytes > (64 << 20)
+        _hash_local(storage, key, checks, visit.kind == "full",
+                    pool if many and pool.workers > 1 else None,
+                    recorder, progress, stop)
     else:
-        _hash_remote(storage, key, to_check, visit.kind == "full", recorder, progress, stop)
+        _hash_remote(storage, key, checks, visit.kind == "full", recorder, progress, stop)
 
 
 def _choose(want: dict[str, str], full: bool) -> dict[str, str]:
@@ -427,24 +446,23 @@ def _choose(want: dict[str, str], full: bool) -> dict[str, str]:
     return {a: d for a, d in want.items() if a != FAST_ALGORITHM} or want
 
 
-def _hash_local(storage, key, to_check, sizes, full, pool, recorder, progress, stop) -> None:
-    wants = {rel: _choose(want, full) for rel, want in to_check}
+def _hash_local(storage, key, checks, full, pool, recorder, progress, stop) -> None:
+    """Re-hash (rel, recorded digests, size) items on disk, on the pool's workers (or here
+    when `pool` is None): each job carries what its file must hash to."""
     path_of = storage.local_files(key)
-    jobs = [(rel, path_of(rel), tuple(w)) for rel, w in wants.items()]
-    jobs.sort(key=lambda j: -sizes[j[0]])  # big files first: both workers finish together
-    total = sum(sizes[j[0]] for j in jobs)
-    use = pool.workers if len(jobs) > 64 or total > (64 << 20) else 1
-    batches = batched(jobs, 256, 32 << 20, size=lambda j: sizes[j[0]])
-    results = run_batches(hash_batch, batches, workers=use, pool=pool)
+    jobs = (((rel, _choose(want, full), size), path_of(rel), tuple(_choose(want, full)))
+            for rel, want, size in checks)
+    batches = batched(jobs, 256, 32 << 20, size=lambda j: j[0][2])
+    results = run_batches(hash_batch, batches, workers=pool.workers if pool else 1, pool=pool)
     try:
         for batch in results:
             nbytes = 0
-            for rel, size, digests, error in batch:
+            for (rel, want, _size), size, digests, error in batch:
                 nbytes += size
                 if error:
                     recorder.problem(rel, "read-error", error)
                 else:
-                    _compare(rel, wants[rel], digests, recorder)
+                    _compare(rel, want, digests, recorder)
             _checked(recorder, progress, len(batch), nbytes)
             if stop():
                 break  # closing the generator stops the workers
@@ -452,8 +470,8 @@ def _hash_local(storage, key, to_check, sizes, full, pool, recorder, progress, s
         results.close()
 
 
-def _hash_remote(storage, key, to_check, full, recorder, progress, stop) -> None:
-    for rel, want in to_check:
+def _hash_remote(storage, key, checks, full, recorder, progress, stop) -> None:
+    for rel, want, _size in checks:
         if stop():
             return
         chosen = _choose(want, full)
@@ -468,8 +486,8 @@ def _hash_remote(storage, key, to_check, full, recorder, progress, stop) -> None
         _checked(recorder, progress, 1, size)
 
 
-def _quick_s3(storage, key, to_check, recorder, progress, stop) -> None:
-    for rel, want in to_check:
+def _quick_s3(storage, key, checks, recorder, progress, stop) -> None:
+    for rel, want, _size in checks:
         if stop():
             return
         stored = storage.stored_checksum(key + rel)

@@ -27,7 +27,10 @@ class Expected:
         return self.files.get(rel, {}).get("sha256")
 
 
-def expected_digests(catalog: Catalog, aip_id: str, version: int, storage, key: str) -> Expected:
+def expected_digests(catalog: Catalog, aip_id: str, version: int, storage, key: str,
+                     payload: bool = True) -> Expected:
+    """What every file of the bag must hash to; with `payload` False, the tag files only
+    (an audit streams payload digests from the catalog instead of holding them all)."""
     info = catalog.version_info(aip_id, version)
     tagmanifest = info["tagmanifest"]
     try:
@@ -46,8 +49,9 @@ def expected_digests(catalog: Catalog, aip_id: str, version: int, storage, key: 
         e.path: {algorithm: e.digest}
         for e in bagfmt.parse_manifest(tm_bytes.decode("utf-8")).entries}
     files[tagmanifest] = {"sha256": hashlib.sha256(tm_bytes).hexdigest()}
-    for record in catalog.files(aip_id, version):
-        files[record.path] = dict(record.digests)
+    if payload:
+        for record in catalog.files(aip_id, version):
+            files[record.path] = dict(record.digests)
     # tag files listed with another algorithm only: add sha256 from the sha256 tag manifest,
     # which the first tag manifest protects
     if algorithm != "sha256":
