@@ -103,3 +103,16 @@ def test_object_lock_retention_is_set_and_nothing_is_deleted(server, bag):
     assert head["ObjectLockMode"] == "COMPLIANCE" and head["ObjectLockRetainUntilDate"]
     store.delete_prefix("ab/id/v1/")  # never attempted on a locked location
     assert len(list(store.list("ab/id/v1/"))) == len(NAMES)
+
+
+def test_listing_past_one_page_of_keys_returns_every_object(server):
+    """S3 lists 1,000 keys a page; preserve follows the pages one at a time."""
+    client = server.client()
+    client.create_bucket(Bucket="paged")
+    for i in range(1003):
+        client.put_object(Bucket="paged", Key=f"p/aa/x/v1/data/{i:04}.txt", Body=b"")
+    storage = S3Storage("cloud", S3Settings(bucket="paged", prefix="p", endpoint_url=server.url,
+                                            region="us-east-1", addressing_style="path"))
+    keys = [o.key for o in storage.list("aa/x/v1/")]
+    assert len(keys) == 1003 and keys[0] == "aa/x/v1/data/0000.txt"
+    assert keys[-1] == "aa/x/v1/data/1002.txt"

@@ -339,12 +339,16 @@ class S3Storage:
         return ObjectInfo(key, head["ContentLength"])
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        pages = self._call(f"list {prefix}", lambda **kw: list(paginator.paginate(**kw)),
-                           Bucket=self.settings.bucket, Prefix=self._key(prefix))
-        for page in pages:
+        """Every object under `prefix`, a page (1,000 keys) at a time: listing a bucket of
+        millions of objects holds one page in memory."""
+        kwargs = {"Bucket": self.settings.bucket, "Prefix": self._key(prefix)}
+        while True:
+            page = self._call(f"list {prefix}", self.client.list_objects_v2, **kwargs)
             for obj in page.get("Contents", []):
                 yield ObjectInfo(decode_object_key(obj["Key"][len(self.prefix):]), obj["Size"])
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
     def empty_dirs(self, prefix: str) -> list[str]:
         return []  # object stores have no folders: metadata/empty-directories.txt keeps them
