@@ -275,25 +275,28 @@ class _Job:
         # cannot match), so it gets a core and the copies one core fewer; on big files
         # copying and hashing are the work and get every core.
         small = self.total_bytes < len(self.files) * (1 << 20)
-        copiers = 1 if few else (max(1, self.workers - 1) if small else self.workers)
-        copies = (self._copy_parallel(copiers) if self.source.parallel
-                  else self._copy_sequential())
-        try:
-            if few:  # not worth starting a process for
-                for results in copies:
-                    yield identify_batch(results)
-                return
-            # One siegfried process identifies for every copier (its signatures take about
-            # 100 MB each time they are loaded); its Go runtime runs `workers` threads.
-            siegfried_environment()
-            with WorkerPool(1) as siegfried:
-                yield from run_batches(partial(identify_batch, workers=self.workers), copies,
-                                       workers=1, pool=siegfried,
-                                       deadline=lambda b: 300 + sum(r.size for r in b) / 20e6)
-        finally:
-            copies.close()
+        copiers = max(1, self.workers - 1) if small else self.workers
+        with WorkerPool(copiers) as copy_pool:  # started only if used
+            copies = (self._copy_parallel(None if few else copy_pool) if self.source.parallel
+                      else self._copy_sequential())
+            try:
+                if few:  # not worth starting a process for
+                    for results in copies:
+                        yield identify_batch(results)
+                    return
+                # One siegfried process identifies for every copier (its signatures take
+                # about 100 MB each time they are loaded); its Go runtime runs `workers`
+                # threads.
+                siegfried_environment()
+                with WorkerPool(1) as siegfried:
+                    yield from run_batches(
+                        partial(identify_batch, workers=self.workers), copies, workers=1,
+                        pool=siegfried, deadline=lambda b: 300 + sum(r.size for r in b) / 20e6)
+            finally:
+                copies.close()
 
-    def _copy_parallel(self, copiers: int):
+    def _copy_parallel(self, pool: WorkerPool | None):
+        """Copy in `pool`'s worker processes (in this process when None)."""
         data = str(self.staged / "data")
         # Big files first so the copiers end together; small files in big batches.
         indexed = sorted(enumerate(self.files), key=lambda ie: -ie[1].size)
@@ -301,7 +304,7 @@ class _Job:
         tasks = ((spec, self.compute, [(i, e.ref, os.path.join(data, e.path), e.size)
                                        for i, e in batch])
                  for batch in batched(indexed, 200, 32 << 20, size=lambda ie: ie[1].size))
-        return run_batches(copy_batch, tasks, workers=copiers,
+        return run_batches(copy_batch, tasks, workers=pool.workers if pool else 1, pool=pool,
                            deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6)
 
     def _copy_sequential(self):
