@@ -72,3 +72,8 @@ class ReplicaAuditState:
     bytes: int
     oldest: str
     verified_since: int
+
+    @property
+    def never_audited(self) -> bool:
+        """No audit yet: its oldest check is its storing (padded to the audit form)."""
+        return self.last_audit is None and self.oldest[:19] == self.stored[:19]

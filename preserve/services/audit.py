@@ -287,9 +287,9 @@ def _stale(repo, scope) -> list[Problem]:
         interval = repo.policy.audit.rule_for(s.collection, s.location).interval_days
         age = (now - parse_utc(s.oldest)).total_seconds() / 86400
         if age >= 2 * interval:
-            never = s.last_audit is None and s.oldest[:19] == s.stored[:19]
             stale.append(Problem(s.aip, s.version, s.location, None, "stale",
-                                 ("never audited; stored" if never else "a file last verified")
+                                 ("never audited; stored" if s.never_audited
+                                  else "a file last verified")
                                  + f" {age:.0f} days ago; policy asks every {interval:g} days"))
     return stale
 
@@ -450,8 +450,8 @@ def _hash_local(storage, key, checks, full, pool, recorder, progress, stop) -> N
     """Re-hash (rel, recorded digests, size) items on disk, on the pool's workers (or here
     when `pool` is None): each job carries what its file must hash to."""
     path_of = storage.local_files(key)
-    jobs = (((rel, _choose(want, full), size), path_of(rel), tuple(_choose(want, full)))
-            for rel, want, size in checks)
+    jobs = (((rel, chosen, size), path_of(rel), tuple(chosen))
+            for rel, want, size in checks for chosen in (_choose(want, full),))
     batches = batched(jobs, 256, 32 << 20, size=lambda j: j[0][2])
     results = run_batches(hash_batch, batches, workers=pool.workers if pool else 1, pool=pool)
     try:

@@ -40,11 +40,10 @@ def due_table(repo: Repository) -> list[dict]:
         rule = repo.policy.audit.rule_for(s.collection, s.location)
         next_due = now if s.oldest == RECHECK else (
             parse_utc(s.oldest) + dt.timedelta(days=rule.interval_days))
-        never = s.last_audit is None and s.oldest[:19] == s.stored[:19]
         rows.append({"aip": s.aip, "version": s.version, "collection": s.collection,
                      "location": s.location, "kind": rule.kind,
                      "interval_days": rule.interval_days, "files": s.files,
-                     "last_audit": None if never or s.oldest == RECHECK else s.oldest,
+                     "last_audit": None if s.never_audited or s.oldest == RECHECK else s.oldest,
                      "damaged": s.oldest == RECHECK,
                      "next_due": next_due.strftime("%Y-%m-%d"), "due_now": next_due <= now})
     rows.sort(key=lambda r: (r["next_due"], r["aip"], r["location"]))
