@@ -119,10 +119,7 @@ def ingest(
     meta = Metadata(collection, title, creator or [], identifier or [], rights)
     with render.progress_bar(_show_progress()) as progress:
         result = run_ingest(repo, source, meta, policy=policy, workers=workers, progress=progress)
-    if json_out:
-        render.emit_json(result.to_dict())
-    else:
-        render.ingest_summary(result)
+    render.report(result, json_out, render.ingest_summary)
     if result.replication_problems:
         render.failure(f"AIP {result.aip_id} is stored at {', '.join(result.replicas)}, but "
                        f"{len(result.replication_problems)} of the copies policy asks for could "
@@ -147,10 +144,7 @@ def validate(
         report = validate_bag(bag, check_fixity=not fast, workers=workers or default_workers(),
                               progress=progress.advance,
                               on_totals=lambda n, b: progress.start("validate", n, b))
-    if json_out:
-        render.emit_json(report.to_dict())
-    else:
-        render.validation(report)
+    render.report(report, json_out, render.validation)
     raise typer.Exit(EXIT_OK if report.valid else EXIT_PROBLEMS)
 
 
@@ -249,10 +243,7 @@ def replicate(
                                  param_hint="--to")
     with render.progress_bar(_show_progress()) as progress:
         result = run_replicate(repo, to=to, progress=progress)
-    if json_out:
-        render.emit_json(result.to_dict())
-    else:
-        render.replication(result)
+    render.report(result, json_out, render.replication)
     if result.unreachable:
         raise typer.Exit(EXIT_UNREACHABLE)
     if result.failed:
@@ -298,10 +289,7 @@ def audit(
                            due=due, sample=sample, budget_bytes=budget_bytes,
                            budget_seconds=budget_seconds, workers=workers, restart=restart,
                            progress=progress)
-    if json_out:
-        render.emit_json(result.to_dict())
-    else:
-        render.audit_report(result)
+    render.report(result, json_out, render.audit_report)
     raise typer.Exit(result.exit_code)
 
 
@@ -316,10 +304,7 @@ def repair(
     repo = _open_repo()
     with render.progress_bar(_show_progress()) as progress:
         result = run_repair(repo, aips=aips, progress=progress)
-    if json_out:
-        render.emit_json(result.to_dict())
-    else:
-        render.repair_report(result)
+    render.report(result, json_out, render.repair_report)
     raise typer.Exit(result.exit_code)
 
 

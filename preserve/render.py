@@ -25,6 +25,14 @@ def emit_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def report(result, json_out: bool, show) -> None:
+    """A command's result: its JSON document for machines, or `show(result)` for people."""
+    if json_out:
+        emit_json(result.to_dict())
+    else:
+        show(result)
+
+
 def text(value) -> str:
     """Escape for rich markup and make control characters in names visible."""
     return escape(display(str(value))) if value is not None else ""

@@ -261,11 +261,9 @@ class Catalog:
         """Files just checked at one replica, with the problems found: committed together
         and often, so that an interrupted audit resumes after the last file it recorded."""
         with self.transaction() as db:
-            db.executemany("INSERT INTO audit_problems VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [(run_id, *p) for p in problems])
-            db.executemany("INSERT OR REPLACE INTO file_checks VALUES (?, ?, ?, ?, ?)",
-                           [(*replica, path, when) for path in verified] +
-                           [(*replica, path, RECHECK) for path in failed])
+            _insert_problems(db, run_id, problems)
+            _set_checked(db, replica, [(path, when) for path in verified] +
+                         [(path, RECHECK) for path in failed])
 
     def finish_replica_audit(self, replica: tuple[str, int, str], since: str,
                              damaged_structure: bool, events: list[EventRecord]) -> None:
@@ -291,14 +289,12 @@ class Catalog:
 
     def record_audit_problems(self, run_id: str, problems: list[tuple]) -> None:
         with self.transaction() as db:
-            db.executemany("INSERT INTO audit_problems VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [(run_id, *p) for p in problems])
+            _insert_problems(db, run_id, problems)
 
     def mark_verified(self, replica: tuple[str, int, str], paths: list[str], when: str) -> None:
         """Files re-read and found good outside an audit (after a repair)."""
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO file_checks VALUES (?, ?, ?, ?, ?)",
-                           [(*replica, path, when) for path in paths])
+            _set_checked(db, replica, [(path, when) for path in paths])
 
     def add_events(self, events: list[EventRecord]) -> None:
         with self.transaction() as db:
@@ -533,6 +529,18 @@ class Catalog:
 _LAST_CHECK = "COALESCE(c.checked, r.last_audit, substr(r.stored, 1, 19) || '.000000Z')"
 # When it was last verified by an audit ('' if never): what "verified since" compares.
 _VERIFIED = "COALESCE(c.checked, r.last_audit, '')"
+
+
+def _insert_problems(db: sqlite3.Connection, run_id: str, problems: list[tuple]) -> None:
+    db.executemany("INSERT INTO audit_problems VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(run_id, *p) for p in problems])
+
+
+def _set_checked(db: sqlite3.Connection, replica: tuple[str, int, str],
+                 checks: list[tuple[str, str]]) -> None:
+    """(path, when verified, or RECHECK) rows of one replica's files."""
+    db.executemany("INSERT OR REPLACE INTO file_checks VALUES (?, ?, ?, ?, ?)",
+                   [(*replica, path, when) for path, when in checks])
 
 
 def _insert_events(db: sqlite3.Connection, events: list[EventRecord]) -> None:
