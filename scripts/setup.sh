@@ -21,6 +21,10 @@ fi
   | grep -v "is ignored" || true
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 \
   | grep -v "is ignored" || true
+# The editable install leaves preserve's bytecode to be written on first use, which never
+# happens where PYTHONDONTWRITEBYTECODE is set: each start (and each worker) would compile
+# the package again. Compile it once here, as a regular install would.
+.venv/bin/python -m compileall -q preserve >/dev/null
 .venv/bin/python -c "import preserve, pygfried, magic, bagit, xxhash" \
   || { echo "setup failed: preserve's dependencies do not import" >&2; exit 1; }
 echo "preserve is installed in .venv (run .venv/bin/preserve --help)"
