@@ -183,3 +183,40 @@ def test_stricter_than_bagit_python_on_directory_links(good_bag, tmp_path):
     bagit.Bag(str(good_bag)).validate()  # bagit-python: no complaint
     report = validate_bag(good_bag)
     assert not report.valid and find(report, "E030").file == "data/linked"
+
+
+def _plain_bag(root: Path, files: int, newline: str = "\n") -> Path:
+    """A BagIt 1.0 bag of `files` small files, written directly (fast for many files)."""
+    import hashlib
+
+    (root / "data").mkdir(parents=True)
+    (root / "bagit.txt").write_text("BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+    lines = []
+    for i in range(files):
+        body = f"file {i}\n".encode()
+        (root / "data" / f"f{i:06d}.txt").write_bytes(body)
+        lines.append(f"{hashlib.sha256(body).hexdigest()}  data/f{i:06d}.txt")
+    (root / "manifest-sha256.txt").write_bytes(
+        (newline.join(lines) + newline).encode())
+    return root
+
+
+def test_manifests_with_cr_line_endings_are_read_line_by_line(tmp_path):
+    report = validate_bag(_plain_bag(tmp_path / "bag", 3, newline="\r"))
+    assert report.valid and report.files_hashed == 3, report.findings
+
+
+def test_memory_does_not_grow_with_the_number_of_files(tmp_path):
+    """What the validator knows about all files lives in a scratch database: 5x the files
+    must not mean more Python memory (dicts of manifest lines took ~1.4 KB a file)."""
+    import tracemalloc
+
+    peaks = []
+    for files in (2_000, 10_000):
+        bag = _plain_bag(tmp_path / f"bag{files}", files)
+        tracemalloc.start()
+        report = validate_bag(bag)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert report.valid and report.files_hashed == files, report.findings[:3]
+    assert peaks[1] - peaks[0] < 2 << 20, peaks  # was 6.8 MB before the scratch database

@@ -56,22 +56,29 @@ _MANIFEST_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(.+)$")
 
 
 def parse_manifest(text: str) -> ParsedManifest:
-    """Parse `<digest><whitespace><path>` lines; malformed lines become errors with line numbers.
+    """Parse `<digest><whitespace><path>` lines; malformed lines become errors with line numbers."""
+    parsed = ParsedManifest()
+    for number, line in enumerate(split_lines(text), start=1):
+        entry = parse_manifest_line(line)
+        if isinstance(entry, str):
+            parsed.errors.append((number, entry))
+        else:
+            parsed.entries.append(ManifestEntry(number, *entry))
+    return parsed
+
+
+def parse_manifest_line(line: str) -> tuple[str, str] | str:
+    """One manifest line -> (lowercase digest, decoded path), or what is wrong with it.
 
     The separator is one or more spaces or tabs (RFC 8493 §2.1.3); the path
     is everything after it, taken literally except for the %-escapes.
     """
-    parsed = ParsedManifest()
-    for number, line in enumerate(split_lines(text), start=1):
-        if not line.strip():
-            parsed.errors.append((number, "blank line"))
-            continue
-        m = _MANIFEST_LINE.match(line)
-        if not m:
-            parsed.errors.append((number, f"not '<digest> <path>': {line[:80]!r}"))
-            continue
-        parsed.entries.append(ManifestEntry(number, m.group(1).lower(), decode_manifest_path(m.group(2))))
-    return parsed
+    if not line.strip():
+        return "blank line"
+    m = _MANIFEST_LINE.match(line)
+    if not m:
+        return f"not '<digest> <path>': {line[:80]!r}"
+    return m.group(1).lower(), decode_manifest_path(m.group(2))
 
 
 @dataclass

@@ -88,11 +88,11 @@ def display(path: str) -> str:
     return "".join(out)
 
 
-def _nfc(path: str) -> str:
+def nfc(path: str) -> str:
     return unicodedata.normalize("NFC", path)
 
 
-def _fold(path: str) -> str:
+def fold(path: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFD", path).casefold())
 
 
@@ -114,15 +114,15 @@ def find_collisions(paths: Iterable[str]) -> tuple[list[list[str]], list[list[st
             if prefix in seen:
                 continue
             seen.add(prefix)
-            by_nfc[_nfc(prefix)].add(prefix)
-            by_fold[_fold(prefix)].add(prefix)
+            by_nfc[nfc(prefix)].add(prefix)
+            by_fold[fold(prefix)].add(prefix)
     unicode_groups = sorted(sorted(g) for g in by_nfc.values() if len(g) > 1)
     unicode_members = {p for g in unicode_groups for p in g}
     case_groups = []
     for group in by_fold.values():
         if len(group) < 2:
             continue
-        distinct = {_nfc(p) for p in group}
+        distinct = {nfc(p) for p in group}
         if len(distinct) > 1 and not group <= unicode_members:
             case_groups.append(sorted(group))
     return unicode_groups, sorted(case_groups)

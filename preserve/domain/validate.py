@@ -10,18 +10,26 @@ Symbolic links are never followed.
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import re
+import sqlite3
 import stat
-import unicodedata
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import groupby
 from pathlib import Path
 
 from preserve.domain import bag as bagfmt
 from preserve.domain.fixity import DIGEST_HEX_LENGTH, hash_batch, is_supported
-from preserve.domain.names import UnsafePath, check_relative, decode_manifest_path, display
+from preserve.domain.names import (
+    UnsafePath,
+    check_relative,
+    decode_manifest_path,
+    display,
+    nfc,
+)
+from preserve.infrastructure.scratch import scratch_database
 from preserve.parallel import batched, run_batches
 
 SUPPORTED_VERSIONS = ("0.97", "1.0")
@@ -81,11 +89,32 @@ class _Collector:
         self.report.findings.append(Finding("warning", code, message, file, line))
 
 
-@dataclass
+PAYLOAD, TAG, DIRECTORY = 0, 1, 2  # files.kind; lines.tag is PAYLOAD or TAG
+
+# What the validator knows about the whole bag lives in a scratch database, not in memory:
+# a bag of millions of files costs disk there, never memory (DESIGN principle 7).
+_SCHEMA = """
+CREATE TABLE files(path TEXT PRIMARY KEY, size INTEGER NOT NULL, kind INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE lines(path TEXT NOT NULL, manifest TEXT NOT NULL, line INTEGER NOT NULL,
+                   tag INTEGER NOT NULL, algorithm TEXT NOT NULL, digest TEXT NOT NULL);
+CREATE TABLE fetched(path TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+
+
 class _Tree:
-    payload: dict[str, int] = field(default_factory=dict)  # path -> size
-    tags: dict[str, int] = field(default_factory=dict)
-    dirs: set[str] = field(default_factory=set)
+    """What is on disk: every file and directory in the scratch table `files`; the tag
+    files (a handful) in memory too, since most checks look at them by name."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.tags: dict[str, int] = {}
+        self.payload_files = 0
+        self.payload_bytes = 0
+
+    def has(self, path: str, kind: int) -> bool:
+        return self.db.execute("SELECT 1 FROM files WHERE path = ? AND kind = ?",
+                               (path, kind)).fetchone() is not None
 
 
 ProgressFn = Callable[[int, int], None]  # (files done, bytes done) increments
@@ -110,33 +139,41 @@ def validate_bag(
     encoding = _check_declaration(root, report, out)
     if not (root / "data").is_dir() or (root / "data").is_symlink():
         out.error("E020", "the payload directory data/ is missing", "data/")
-    tree = _walk(root, out)
-    report.payload_files = len(tree.payload)
-    report.payload_bytes = sum(tree.payload.values())
-    if encoding is None:
-        return report
+    with scratch_database(_SCHEMA) as db:
+        db.create_function("nfc", 1, nfc, deterministic=True)
+        tree = _walk(root, db, out)
+        report.payload_files, report.payload_bytes = tree.payload_files, tree.payload_bytes
+        if encoding is not None:
+            _check_contents(root, tree, encoding, report, out, check_fixity, workers, progress,
+                            on_totals)
+    report.findings.sort(key=lambda f: (f.severity != "error", f.file or "", f.line or 0, f.code))
+    return report
 
+
+def _check_contents(root, tree, encoding, report, out, check_fixity, workers, progress,
+                    on_totals) -> None:
+    db = tree.db
     manifests, tagmanifests = _find_manifests(root, tree, report, out)
-    fetched = _check_fetch(root, tree, encoding, out)
+    _check_fetch(root, tree, encoding, out)
     _check_bag_info(root, tree, encoding, report, out)
-
-    # Which digests to compute for which file: (path -> {algorithm: (expected, manifest, line)}).
-    expected: dict[str, dict[str, list[tuple[str, str, int]]]] = defaultdict(lambda: defaultdict(list))
-    payload_listed: dict[str, set[str]] = {}
     for name, algorithm in manifests:
-        listed = _read_manifest(root, name, algorithm, encoding, tree, fetched, expected, out,
-                                tag=False)
-        payload_listed[name] = listed
-    tag_listed: set[str] = set()
+        _read_manifest(root, name, algorithm, encoding, db, out, tag=False)
     for name, algorithm in tagmanifests:
-        tag_listed |= _read_manifest(root, name, algorithm, encoding, tree, fetched, expected, out,
-                                     tag=True)
+        _read_manifest(root, name, algorithm, encoding, db, out, tag=True)
+    # Built once all lines are in (a sort, much faster than keeping it up to date), and
+    # covering: every later query reads the lines in path order from it alone.
+    db.execute("CREATE INDEX lines_by_path ON lines(path, manifest, line, tag, algorithm, "
+               "digest)")
+    _resolve_lines(db, out)
 
-    _check_completeness(tree, payload_listed, report, out)
+    if manifests:
+        _check_completeness(db, manifests, report, out)
     if tagmanifests:
         manifest_names = {n for n, _ in tagmanifests}
         for tag in sorted(tree.tags):
-            if tag not in tag_listed and tag not in manifest_names:
+            listed = db.execute("SELECT 1 FROM lines WHERE path = ? AND tag = ? LIMIT 1",
+                                (tag, TAG)).fetchone()
+            if not listed and tag not in manifest_names:
                 out.warning("W060", "tag file is not listed in any tag manifest, so its "
                             "integrity is unprotected", tag)
     elif manifests:
@@ -149,9 +186,7 @@ def validate_bag(
                         f"tagmanifest-{algorithm}.txt", name)
 
     if check_fixity:
-        _check_fixity(root, expected, report, out, workers, progress, on_totals)
-    report.findings.sort(key=lambda f: (f.severity != "error", f.file or "", f.line or 0, f.code))
-    return report
+        _check_fixity(root, db, report, out, workers, progress, on_totals)
 
 
 def _read_text(root: Path, name: str, encoding: str, out: _Collector) -> str | None:
@@ -218,40 +253,48 @@ def _check_declaration(root: Path, report: ValidationReport, out: _Collector) ->
     return encoding
 
 
-def _walk(root: Path, out: _Collector) -> _Tree:
-    """Every regular file, classified as payload (under data/) or tag; links and specials reported."""
-    tree = _Tree()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        rel_dir = os.path.relpath(dirpath, root)
-        for name in sorted(dirnames + filenames):
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            rel = rel.replace(os.sep, "/")
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:
-                out.error("E033", "name is not valid UTF-8 and cannot appear in a manifest",
-                          display(rel))
-                continue
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError as e:
-                out.error("E091", f"cannot stat: {e.strerror}", rel)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                target = os.readlink(os.path.join(dirpath, name))
-                out.error("E030", f"symbolic link to {display(target)!r}; preserve never "
-                          "follows links in a bag (the bytes could be anywhere)", rel)
-                if name in dirnames:
-                    dirnames.remove(name)
-            elif stat.S_ISDIR(st.st_mode):
-                tree.dirs.add(rel)
-            elif stat.S_ISREG(st.st_mode):
-                if rel.startswith("data/"):
-                    tree.payload[rel] = st.st_size
+def _walk(root: Path, db: sqlite3.Connection, out: _Collector) -> _Tree:
+    """Every regular file, classified as payload (under data/) or tag; links and specials
+    reported. Rows stream into the scratch table as the walk goes."""
+    tree = _Tree(db)
+
+    def rows():
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            rel_dir = os.path.relpath(dirpath, root)
+            for name in sorted(dirnames + filenames):
+                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                rel = rel.replace(os.sep, "/")
+                try:
+                    rel.encode("utf-8")
+                except UnicodeEncodeError:
+                    out.error("E033", "name is not valid UTF-8 and cannot appear in a manifest",
+                              display(rel))
+                    continue
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except OSError as e:
+                    out.error("E091", f"cannot stat: {e.strerror}", rel)
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(os.path.join(dirpath, name))
+                    out.error("E030", f"symbolic link to {display(target)!r}; preserve never "
+                              "follows links in a bag (the bytes could be anywhere)", rel)
+                    if name in dirnames:
+                        dirnames.remove(name)
+                elif stat.S_ISDIR(st.st_mode):
+                    yield rel, 0, DIRECTORY
+                elif stat.S_ISREG(st.st_mode):
+                    if rel.startswith("data/"):
+                        tree.payload_files += 1
+                        tree.payload_bytes += st.st_size
+                        yield rel, st.st_size, PAYLOAD
+                    else:
+                        tree.tags[rel] = st.st_size
+                        yield rel, st.st_size, TAG
                 else:
-                    tree.tags[rel] = st.st_size
-            else:
-                out.error("E032", "not a regular file (device, FIFO or socket)", rel)
+                    out.error("E032", "not a regular file (device, FIFO or socket)", rel)
+
+    db.executemany("INSERT INTO files VALUES (?, ?, ?)", rows())
     return tree
 
 
@@ -284,32 +327,37 @@ def _find_manifests(root: Path, tree: _Tree, report: ValidationReport, out: _Col
     return manifests, tagmanifests
 
 
-def _check_fetch(root: Path, tree: _Tree, encoding: str, out: _Collector) -> set[str]:
-    """fetch.txt is parsed and checked, never acted on: preserve never fetches."""
+def _check_fetch(root: Path, tree: _Tree, encoding: str, out: _Collector) -> None:
+    """fetch.txt is parsed and checked, never acted on: preserve never fetches. The paths
+    it names go into the scratch table `fetched`."""
     if "fetch.txt" not in tree.tags:
-        return set()
-    text = _read_text(root, "fetch.txt", encoding, out)
-    listed: set[str] = set()
-    for number, line in enumerate(bagfmt.split_lines(text or ""), start=1):
-        parts = line.split(None, 2)
-        if len(parts) != 3 or not (parts[1] == "-" or parts[1].isdigit()):
-            out.error("E080", "fetch.txt line must be 'URL LENGTH FILEPATH'", "fetch.txt", number)
-            continue
-        path = decode_manifest_path(parts[2])
-        try:
-            check_relative(path)
-        except UnsafePath as e:
-            out.error("E081", f"unsafe path {display(path)!r} ({e}); never used", "fetch.txt",
-                      number)
-            continue
-        if not path.startswith("data/"):
-            out.error("E081", "fetch.txt may only name payload files (data/…)", "fetch.txt", number)
-            continue
-        listed.add(path)
-        if path not in tree.payload:
-            out.error("E082", f"{display(path)!r} has not been fetched: the bag is incomplete "
-                      "(preserve never fetches remote content)", "fetch.txt", number)
-    return listed
+        return
+
+    def listed():
+        for number, line in _stream_lines(root, "fetch.txt", encoding, out):
+            parts = line.split(None, 2)
+            if len(parts) != 3 or not (parts[1] == "-" or parts[1].isdigit()):
+                out.error("E080", "fetch.txt line must be 'URL LENGTH FILEPATH'", "fetch.txt",
+                          number)
+                continue
+            path = decode_manifest_path(parts[2])
+            try:
+                check_relative(path)
+            except UnsafePath as e:
+                out.error("E081", f"unsafe path {display(path)!r} ({e}); never used",
+                          "fetch.txt", number)
+                continue
+            if not path.startswith("data/"):
+                out.error("E081", "fetch.txt may only name payload files (data/…)", "fetch.txt",
+                          number)
+                continue
+            if not tree.has(path, PAYLOAD):
+                out.error("E082", f"{display(path)!r} has not been fetched: the bag is "
+                          "incomplete (preserve never fetches remote content)", "fetch.txt",
+                          number)
+            yield (path,)
+
+    tree.db.executemany("INSERT OR IGNORE INTO fetched VALUES (?)", listed())
 
 
 def _check_bag_info(root: Path, tree: _Tree, encoding: str, report: ValidationReport,
@@ -344,92 +392,161 @@ def _check_bag_info(root: Path, tree: _Tree, encoding: str, report: ValidationRe
                         "bag-info.txt", item.line)
 
 
-def _read_manifest(root, name, algorithm, encoding, tree, fetched, expected, out, *, tag):
-    text = _read_text(root, name, encoding, out)
-    listed: set[str] = set()
-    if text is None:
-        return listed
-    parsed = bagfmt.parse_manifest(text)
-    for number, message in parsed.errors:
-        out.error("E041", message, name, number)
-    files = tree.tags if tag else tree.payload
-    nfc_index: dict[str, str] | None = None
-    want_len = DIGEST_HEX_LENGTH.get(algorithm)
-    for entry in parsed.entries:
-        path = entry.path
-        try:
-            check_relative(path)
-        except UnsafePath as e:
-            out.error("E042", f"unsafe path {display(path)!r} ({e}); never opened", name,
-                      entry.line)
-            continue
-        if tag and path.startswith("data/"):
-            out.error("E044", "a tag manifest must not list payload files", name, entry.line)
-            continue
-        if not tag and not path.startswith("data/"):
-            out.error("E043", "a payload manifest may only list files under data/", name,
-                      entry.line)
-            continue
-        if path in listed:
-            out.error("E045", f"{display(path)!r} is listed more than once", name, entry.line)
-            continue
-        if want_len and len(entry.digest) != want_len:
-            out.error("E048", f"a {algorithm} digest has {want_len} hex digits, this one "
-                      f"{len(entry.digest)}", name, entry.line)
-        if path in tree.dirs:
-            out.error("E046", f"{display(path)!r} is a directory; manifests list files only",
-                      name, entry.line)
-            continue
-        actual = path
-        if path not in files:
-            if nfc_index is None:
-                nfc_index = {unicodedata.normalize("NFC", p): p for p in files}
-            alt = nfc_index.get(unicodedata.normalize("NFC", path))
-            if alt is not None:
-                out.warning("W051", f"manifest names {display(path)!r} but the file on disk is "
-                            "spelled in another Unicode normalisation form", name, entry.line)
-                actual = alt
-            elif path in fetched:
-                listed.add(path)
-                continue  # already reported as not fetched
-            else:
-                out.error("E047", f"{display(path)!r} is listed but missing", name, entry.line)
-                listed.add(path)
-                continue
-        listed.add(actual)
-        expected[actual][algorithm].append((entry.digest, name, entry.line))
-    return listed
-
-
-def _check_completeness(tree: _Tree, payload_listed: dict[str, set[str]],
-                        report: ValidationReport, out: _Collector) -> None:
-    if not payload_listed:
+def _stream_lines(root: Path, name: str, encoding: str,
+                  out: _Collector) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a tag file, read as a stream (a manifest of millions of files
+    is never held whole). CR, LF and CRLF all end a line, as in bagfmt.split_lines."""
+    try:
+        raw = open(root / name, "rb")  # noqa: SIM115 (closed below; a generator cannot `with` it early)
+    except OSError as e:
+        out.error("E091", f"cannot read: {e.strerror}", name)
         return
-    in_any = set().union(*payload_listed.values())
-    for path in sorted(tree.payload):
-        if path not in in_any:
+    number = 0
+    with raw:
+        if raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+            out.warning("W012", "starts with a byte-order mark; tag files should not", name)
+        else:
+            raw.seek(0)
+        text = io.TextIOWrapper(raw, encoding=encoding, newline=None)
+        try:
+            for number, line in enumerate(text, start=1):
+                yield number, line[:-1] if line.endswith("\n") else line
+        except UnicodeDecodeError:
+            out.error("E012", f"not valid {encoding} after line {number}", name, number + 1)
+        except OSError as e:
+            out.error("E091", f"cannot read: {e.strerror}", name, number + 1)
+
+
+def _read_manifest(root, name, algorithm, encoding, db, out, *, tag: bool) -> None:
+    """Check each line on its own as it streams by; what needs the whole bag (repeats,
+    missing files, completeness) is asked of the scratch tables afterwards."""
+    want_len = DIGEST_HEX_LENGTH.get(algorithm)
+    kind = TAG if tag else PAYLOAD
+
+    def rows():
+        for number, line in _stream_lines(root, name, encoding, out):
+            entry = bagfmt.parse_manifest_line(line)
+            if isinstance(entry, str):
+                out.error("E041", entry, name, number)
+                continue
+            digest, path = entry
+            try:
+                check_relative(path)
+            except UnsafePath as e:
+                out.error("E042", f"unsafe path {display(path)!r} ({e}); never opened", name,
+                          number)
+                continue
+            if tag and path.startswith("data/"):
+                out.error("E044", "a tag manifest must not list payload files", name, number)
+                continue
+            if not tag and not path.startswith("data/"):
+                out.error("E043", "a payload manifest may only list files under data/", name,
+                          number)
+                continue
+            if want_len and len(digest) != want_len:
+                out.error("E048", f"a {algorithm} digest has {want_len} hex digits, this one "
+                          f"{len(digest)}", name, number)
+            yield path, name, number, kind, algorithm, digest
+
+    db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?)", rows())
+
+
+_UNMATCHED = ("NOT EXISTS (SELECT 1 FROM files WHERE files.path = lines.path "
+              "AND files.kind = lines.tag)")
+BIG_FILE = 4 << 20  # hashed first, biggest first, so that the workers finish together
+
+
+def _resolve_lines(db: sqlite3.Connection, out: _Collector) -> None:
+    """Make each manifest line name the file on disk it vouches for: report (and drop)
+    repeats and directories; report files spelled in another Unicode form (and point the
+    line at the file on disk) and missing files. Each query is one pass in path order."""
+    repeats = db.execute("SELECT path, manifest FROM lines GROUP BY path, manifest "
+                         "HAVING count(*) > 1").fetchall()
+    for path, manifest in repeats:
+        later = db.execute("SELECT line FROM lines WHERE path = ? AND manifest = ? "
+                           "ORDER BY line LIMIT -1 OFFSET 1", (path, manifest)).fetchall()
+        for (line,) in later:
+            out.error("E045", f"{display(path)!r} is listed more than once", manifest, line)
+            db.execute("DELETE FROM lines WHERE path = ? AND manifest = ? AND line = ?",
+                       (path, manifest, line))
+    directories = db.execute(
+        "SELECT l.manifest, l.path, l.line FROM lines AS l JOIN files AS f "
+        f"ON f.path = l.path WHERE f.kind = {DIRECTORY}").fetchall()
+    for manifest, path, line in directories:
+        out.error("E046", f"{display(path)!r} is a directory; manifests list files only",
+                  manifest, line)
+        db.execute("DELETE FROM lines WHERE path = ? AND manifest = ? AND line = ?",
+                   (path, manifest, line))
+    db.execute("CREATE TABLE unmatched AS SELECT path, manifest, line, tag FROM lines "
+               f"WHERE {_UNMATCHED}")
+    if db.execute("SELECT 1 FROM unmatched LIMIT 1").fetchone() is None:
+        return
+    db.execute("CREATE TABLE by_nfc AS SELECT nfc(path) AS key, kind, max(path) AS path "
+               f"FROM files WHERE kind != {DIRECTORY} GROUP BY key, kind")
+    db.execute("CREATE INDEX by_nfc_key ON by_nfc(key, kind)")
+    for path, manifest, line, alternative, fetched in db.execute(
+            "SELECT u.path, u.manifest, u.line, n.path, "
+            "EXISTS (SELECT 1 FROM fetched WHERE fetched.path = u.path) FROM unmatched AS u "
+            "LEFT JOIN by_nfc AS n ON n.key = nfc(u.path) AND n.kind = u.tag"):
+        if alternative is not None:
+            out.warning("W051", f"manifest names {display(path)!r} but the file on disk is "
+                        "spelled in another Unicode normalisation form", manifest, line)
+            db.execute("UPDATE lines SET path = ? WHERE path = ? AND manifest = ? AND line = ?",
+                       (alternative, path, manifest, line))
+        elif not fetched:  # a file not fetched was reported with fetch.txt
+            out.error("E047", f"{display(path)!r} is listed but missing", manifest, line)
+
+
+def _check_completeness(db: sqlite3.Connection, manifests: list[tuple[str, str]],
+                        report: ValidationReport, out: _Collector) -> None:
+    """Every payload file in every payload manifest: one pass over the files in path order,
+    which returns only the files some manifest leaves out."""
+    names = [name for name, _ in manifests]
+    for path, listed_in in db.execute(
+            "SELECT f.path, group_concat(DISTINCT l.manifest) FROM files AS f "
+            f"LEFT JOIN lines AS l ON l.path = f.path AND l.tag = {PAYLOAD} "
+            f"WHERE f.kind = {PAYLOAD} GROUP BY f.path "
+            "HAVING count(DISTINCT l.manifest) < ?", (len(names),)):
+        if listed_in is None:
             out.error("E050", "payload file is not listed in any payload manifest", path)
             continue
-        for name, listed in payload_listed.items():
-            if path not in listed:
-                if report.version == "0.97":
-                    out.warning("W050", f"payload file is not listed in {name}", path)
-                else:
-                    out.error("E050", f"payload file is not listed in {name} (every payload "
-                              "manifest must list every payload file)", path)
+        present = set(listed_in.split(","))
+        for name in names:
+            if name in present:
+                continue
+            if report.version == "0.97":
+                out.warning("W050", f"payload file is not listed in {name}", path)
+            else:
+                out.error("E050", f"payload file is not listed in {name} (every payload "
+                          "manifest must list every payload file)", path)
 
 
-def _check_fixity(root, expected, report, out, workers, progress, on_totals) -> None:
-    jobs = [(p, os.path.join(root, p), tuple(sorted(algs))) for p, algs in expected.items()]
-    sizes = {p: report_size(root, p) for p in expected}
+def _check_fixity(root, db, report, out, workers, progress, on_totals) -> None:
+    """Hash every listed file once, whatever the number of manifests naming it: jobs stream
+    from the scratch tables (big files first, biggest first), each carrying the digests its
+    file must match."""
+    listed = "EXISTS (SELECT 1 FROM lines WHERE lines.path = f.path)"
+    files, total = db.execute(f"SELECT count(*), coalesce(sum(size), 0) FROM files AS f "
+                              f"WHERE kind != {DIRECTORY} AND {listed}").fetchone()
     if on_totals:
-        on_totals(len(jobs), sum(sizes.values()))
-    # Biggest first so that two workers finish together; small files in large batches.
-    jobs.sort(key=lambda j: -sizes[j[0]])
-    batches = batched(jobs, 256, 32 << 20, size=lambda j: sizes[j[0]])
-    use = workers if len(jobs) > 64 or sum(sizes.values()) > (64 << 20) else 1
+        on_totals(files, total)
+    select = ("SELECT f.path, f.size, l.algorithm, l.digest, l.manifest, l.line "
+              f"FROM files AS f CROSS JOIN lines AS l ON l.path = f.path WHERE f.kind != "
+              f"{DIRECTORY} AND f.size")
+    big = db.execute(f"{select} >= ? ORDER BY f.size DESC, f.path", (BIG_FILE,))
+    small = db.cursor().execute(f"{select} < ?", (BIG_FILE,))  # in path order: no sort
+
+    def jobs():
+        for rows in (big, small):
+            for (rel, size), group in groupby(rows, key=lambda r: (r[0], r[1])):
+                expected = [r[2:] for r in group]
+                yield (rel, size, expected), os.path.join(root, rel), tuple(sorted(
+                    {algorithm for algorithm, *_ in expected}))
+
+    batches = batched(jobs(), 256, 32 << 20, size=lambda job: job[0][1])
+    use = workers if files > 64 or total > (64 << 20) else 1
     for results in run_batches(hash_batch, batches, workers=use):
-        for rel, size, digests, error in results:
+        for (rel, _, expected), size, digests, error in results:
             report.files_hashed += 1
             report.bytes_hashed += size
             if progress:
@@ -437,16 +554,8 @@ def _check_fixity(root, expected, report, out, workers, progress, on_totals) -> 
             if error:
                 out.error("E091", f"cannot read: {error}", rel)
                 continue
-            for algorithm, entries in expected[rel].items():
-                for digest, manifest, line in entries:
-                    if digests[algorithm] != digest:
-                        out.error("E090", f"{algorithm} mismatch for {display(rel)!r}: manifest "
-                                  f"says {digest}, the file has {digests[algorithm]}",
-                                  manifest, line)
-
-
-def report_size(root, rel) -> int:
-    try:
-        return os.lstat(os.path.join(root, rel)).st_size
-    except OSError:
-        return 0
+            for algorithm, digest, manifest, line in expected:
+                if digests[algorithm] != digest:
+                    out.error("E090", f"{algorithm} mismatch for {display(rel)!r}: manifest "
+                              f"says {digest}, the file has {digests[algorithm]}",
+                              manifest, line)
