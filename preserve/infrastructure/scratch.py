@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-CACHE_MIB = 32  # the page cache: the whole memory a scratch database may use
+CACHE_MIB = 16  # the page cache: the whole memory a scratch database may use
 
 
 @contextmanager

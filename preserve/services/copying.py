@@ -25,7 +25,7 @@ from preserve.services.sources import open_entry
 
 @dataclass
 class CopyResult:
-    index: int
+    path: str  # the payload path, relative to data/
     size: int
     digests: dict[str, str]
     identification: Identification | None
@@ -42,26 +42,26 @@ def copy_one(stream, dest: str, algorithms: tuple[str, ...]) -> tuple[int, dict[
 
 
 def copy_batch(task: tuple) -> list[CopyResult]:
-    """Worker entry point: task = (source spec, algorithms, [(index, ref, dest, size)...]).
+    """Worker entry point: task = (source spec, algorithms, [(path, ref, dest, size)...]).
 
     Copies, hashes and asks libmagic about the first bytes already read. These
     workers never load siegfried: its signatures take about 100 MB a process, so
     one process identifies for all of them (identify_batch)."""
     spec, algorithms, items = task
     results: list[CopyResult] = []
-    for index, ref, dest, expected_size in items:
+    for path, ref, dest, expected_size in items:
         try:
             with open_entry(spec, ref) as stream:
                 size, digests, head = copy_one(stream, dest, algorithms)
         except OSError as e:
-            results.append(CopyResult(index, 0, {}, None, f"cannot read: {e.strerror or e}"))
+            results.append(CopyResult(path, 0, {}, None, f"cannot read: {e.strerror or e}"))
             continue
         if size != expected_size:
-            results.append(CopyResult(index, size, digests, None,
+            results.append(CopyResult(path, size, digests, None,
                                       f"changed while being read ({expected_size} bytes when "
                                       f"scanned, {size} when copied)"))
             continue
-        results.append(CopyResult(index, size, digests, None, dest=dest,
+        results.append(CopyResult(path, size, digests, None, dest=dest,
                                   magic=sniff(head, size)))
     return results
 

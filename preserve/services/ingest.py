@@ -36,7 +36,7 @@ from preserve.domain.identify import (
     tool_versions,
 )
 from preserve.domain.model import EventRecord, FileRecord
-from preserve.domain.names import display, encode_manifest_path, find_collisions
+from preserve.domain.names import display, encode_manifest_path
 from preserve.domain.policy import IngestPolicy
 from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
 from preserve.domain.validate import validate_bag
@@ -51,12 +51,12 @@ from preserve.services.copying import (
     copy_one,
     identify_batch,
 )
-from preserve.services.sources import Entry, Scan, Source, detect
+from preserve.services.sources import Scan, Source, detect
 
 PREMIS_FILE = "metadata/premis.xml"
 FAST_LIST = "metadata/fixity-xxh3_128.txt"
 EMPTY_DIRS_FILE = "metadata/empty-directories.txt"
-CATALOG_BATCH = 5000
+CATALOG_BATCH = 1000  # file rows per catalog transaction (and the most held in memory)
 REGENERATED = {"bagging-date", "payload-oxum", "bag-size", "bag-software-agent"}
 AGENT_PRESERVE = f"{AGENT_NAME}-{__version__}"
 
@@ -155,30 +155,29 @@ def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
     policy = policy or repo.policy.ingest
     started = time.monotonic()
     source = detect(Path(source_path))
-    scan = source.scan(policy)
-    _refuse_problems(source, scan, policy)
-    recover(repo)
+    with source.scan(policy) as scan:
+        _refuse_problems(source, scan, policy)
+        recover(repo)
 
-    aip_id = str(uuid.uuid4())
-    job = _Job(repo, source, scan, meta, aip_id, workers or default_workers(), progress)
-    lock = repo.staging / f"{aip_id}.lock"
-    lock.write_text(f"{os.getpid()} {now_utc()}\n")
-    try:
-        job.build()
-        job.publish()
-    except BaseException:
-        job.abandon()
-        raise
-    finally:
-        lock.unlink(missing_ok=True)
+        aip_id = str(uuid.uuid4())
+        job = _Job(repo, source, scan, meta, aip_id, workers or default_workers(), progress)
+        lock = repo.staging / f"{aip_id}.lock"
+        lock.write_text(f"{os.getpid()} {now_utc()}\n")
+        try:
+            job.build()
+            job.publish()
+        except BaseException:
+            job.abandon()
+            raise
+        finally:
+            lock.unlink(missing_ok=True)
     job.replicate()
     return job.result(time.monotonic() - started)
 
 
 def _refuse_problems(source: Source, scan: Scan, policy: IngestPolicy) -> None:
     problems = list(scan.problems)
-    paths = [e.path for e in scan.entries]
-    unicode_groups, case_groups = find_collisions(paths)
+    unicode_groups, case_groups = scan.collisions()
     for group in unicode_groups:
         problems.append("names equal after Unicode normalisation (they would merge on macOS and "
                         "many other systems): " + ", ".join(repr(display(p)) for p in group))
@@ -191,7 +190,7 @@ def _refuse_problems(source: Source, scan: Scan, policy: IngestPolicy) -> None:
                             "problem(s); nothing was written", problems,
                             hint="fix these in the source, or choose a --links / --special / "
                                  "--case-collisions option; the source was not modified")
-    if not scan.entries:
+    if scan.totals() == (0, 0, 0):
         raise SourceRefused(f"{source.path} holds no files or folders; nothing to ingest")
 
 
@@ -202,14 +201,13 @@ class _Job:
         self.repo, self.source, self.scan, self.meta = repo, source, scan, meta
         self.aip_id, self.workers, self.progress = aip_id, workers, progress
         self.algorithms = list(repo.policy.manifest_algorithms)
-        extra = sorted({a for d in scan.expected.values() for a in d} - set(self.algorithms))
+        self.expected = scan.expected_algorithms()  # a source bag's manifests, checked on copy
+        extra = sorted(set(self.expected) - set(self.algorithms))
         self.compute = tuple(self.algorithms + extra + [FAST_ALGORITHM])
         self.staged = repo.staging / aip_id
         self.version = 1
         self.created = now_utc()
-        self.files = [e for e in scan.entries if not e.is_dir]
-        self.empty_dirs = [e for e in scan.entries if e.is_dir]
-        self.total_bytes = sum(e.size for e in self.files)
+        self.file_count, self.total_bytes, self.empty_dir_count = scan.totals()
         self.formats: Counter = Counter()
         self.confidence: Counter = Counter()
         self.mismatches: list[str] = []
@@ -228,10 +226,10 @@ class _Job:
         self.staged.mkdir(parents=True)
         (self.staged / "data").mkdir()
         (self.staged / "metadata").mkdir()
-        for d in sorted({os.path.dirname(e.path) for e in self.files} - {""}):
+        for d in self.scan.folders():
             (self.staged / "data" / d).mkdir(parents=True, exist_ok=True)
-        for e in self.empty_dirs:
-            (self.staged / "data" / e.path).mkdir(parents=True, exist_ok=True)
+        for d in self.scan.empty_dirs():
+            (self.staged / "data" / d).mkdir(parents=True, exist_ok=True)
 
         self.repo.catalog.begin_aip(self.aip_id, self.meta.collection, self.meta.title,
                                     self.created, str(self.source.path.resolve()),
@@ -250,7 +248,7 @@ class _Job:
 
     def _copy_and_record(self, manifests, fast, premis) -> None:
         pending: list[FileRecord] = []
-        self.progress.start("ingest", len(self.files), self.total_bytes)
+        self.progress.start("ingest", self.file_count, self.total_bytes)
         for results, tools in self._copy_all():
             self.tools = tools
             for r in results:
@@ -270,11 +268,11 @@ class _Job:
     def _copy_all(self):
         """Batches of finished copies, identified: copying and hashing in worker processes
         (or, for a tar, here in archive order), then one siegfried process for them all."""
-        few = len(self.files) <= 50 and self.total_bytes <= (64 << 20)
+        few = self.file_count <= 50 and self.total_bytes <= (64 << 20)
         # On small files siegfried is most of the work (it scans every byte of a file it
         # cannot match), so it gets a core and the copies one core fewer; on big files
         # copying and hashing are the work and get every core.
-        small = self.total_bytes < len(self.files) * (1 << 20)
+        small = self.total_bytes < self.file_count * (1 << 20)
         copiers = max(1, self.workers - 1) if small else self.workers
         with WorkerPool(copiers) as copy_pool:  # started only if used
             copies = (self._copy_parallel(None if few else copy_pool) if self.source.parallel
@@ -299,26 +297,25 @@ class _Job:
         """Copy in `pool`'s worker processes (in this process when None)."""
         data = str(self.staged / "data")
         # Big files first so the copiers end together; small files in big batches.
-        indexed = sorted(enumerate(self.files), key=lambda ie: -ie[1].size)
         spec = self.source.spec()
-        tasks = ((spec, self.compute, [(i, e.ref, os.path.join(data, e.path), e.size)
-                                       for i, e in batch])
-                 for batch in batched(indexed, 200, 32 << 20, size=lambda ie: ie[1].size))
+        tasks = ((spec, self.compute, [(e.path, e.ref, os.path.join(data, e.path), e.size)
+                                       for e in batch])
+                 for batch in batched(self.scan.files_biggest_first(), 200, 32 << 20,
+                                      size=lambda e: e.size))
         return run_batches(copy_batch, tasks, workers=pool.workers if pool else 1, pool=pool,
                            deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6)
 
     def _copy_sequential(self):
         """Tar members arrive in archive order: copy each here as it comes, in batches."""
         data = str(self.staged / "data")
-        index_of = {e.ref: i for i, e in enumerate(self.files)}
         batch: list[CopyResult] = []
         for name, stream in self.source.members():
-            i = index_of.get(name)
-            if i is None:
+            entry = self.scan.file_by_ref(name)
+            if entry is None:
                 continue
-            dest = os.path.join(data, self.files[i].path)
+            dest = os.path.join(data, entry.path)
             size, digests, head = copy_one(stream, dest, self.compute)
-            batch.append(CopyResult(i, size, digests, None, dest=dest,
+            batch.append(CopyResult(entry.path, size, digests, None, dest=dest,
                                     magic=sniff(head, size)))
             if len(batch) >= 200:
                 yield batch
@@ -327,15 +324,14 @@ class _Job:
             yield batch
 
     def _record(self, r: CopyResult, manifests, fast, premis) -> FileRecord | None:
-        entry: Entry = self.files[r.index]
-        path = "data/" + entry.path
+        path = "data/" + r.path
         if r.error:
-            self.failures.append(f"{display(entry.path)}: {r.error}")
+            self.failures.append(f"{display(r.path)}: {r.error}")
             return None
-        expected = self.scan.expected.get(entry.path, {})
+        expected = self.scan.expected(r.path) if self.expected else {}
         for algorithm, digest in expected.items():
             if r.digests.get(algorithm) != digest:
-                self.mismatches.append(f"{display(entry.path)}: {algorithm} in the source bag's "
+                self.mismatches.append(f"{display(r.path)}: {algorithm} in the source bag's "
                                        f"manifest is {digest}, the bytes read give "
                                        f"{r.digests.get(algorithm)}")
         encoded = encode_manifest_path(path)
@@ -353,7 +349,7 @@ class _Job:
             notes.append(f"siegfried warning: {ident.warning}")
         if ident.magic_mime or ident.magic_description:
             notes.append(f"libmagic: {ident.magic_mime}; {ident.magic_description}")
-        premis.write_object(FileObject(path, entry.path, r.size, digests, ident.puid,
+        premis.write_object(FileObject(path, r.path, r.size, digests, ident.puid,
                                        ident.format, ident.version, notes))
         return FileRecord(path, r.size, digests, ident.puid, ident.format, ident.version,
                           ident.mime, ident.basis, ident.warning, ident.confidence,
@@ -390,7 +386,7 @@ class _Job:
             ("Preserve-Source", f"{self.source.kind} {self.source.path.name}"),
             ("Bagging-Date", self.created[:10]),
             ("Bag-Software-Agent", f"{AGENT_NAME} {__version__}"),
-            ("Payload-Oxum", bagfmt.payload_oxum(self.total_bytes, len(self.files))),
+            ("Payload-Oxum", bagfmt.payload_oxum(self.total_bytes, self.file_count)),
             ("Bag-Size", bagfmt.human_size(self.total_bytes)),
         ]
         return fields
@@ -399,13 +395,15 @@ class _Job:
         (self.staged / "bagit.txt").write_text(bagfmt.DECLARATION, encoding="utf-8")
         (self.staged / "bag-info.txt").write_text(bagfmt.format_bag_info(self._bag_info()),
                                                   encoding="utf-8", newline="\n")
-        if self.empty_dirs:
-            (self.staged / EMPTY_DIRS_FILE).write_text(
-                "".join(encode_manifest_path("data/" + e.path) + "\n" for e in self.empty_dirs),
-                encoding="utf-8", newline="\n")
+        if self.empty_dir_count:
+            with open(self.staged / EMPTY_DIRS_FILE, "w", encoding="utf-8", newline="\n") as f:
+                f.writelines(encode_manifest_path("data/" + d) + "\n"
+                             for d in self.scan.empty_dirs())
+        # Not staged.rglob: it would walk the payload too, and remember every path it saw.
         tag_files = sorted(p.relative_to(self.staged).as_posix()
-                           for p in self.staged.rglob("*")
-                           if p.is_file() and p.relative_to(self.staged).parts[0] != "data")
+                           for top in self.staged.iterdir() if top.name != "data"
+                           for p in ([top] if top.is_file() else top.rglob("*"))
+                           if p.is_file())
         digests = {t: hash_file(self.staged / t, self.algorithms)[1] for t in tag_files}
         # Tag manifests come last: a bag without them is not finished. The first algorithm's
         # is written very last and lists the others too, so that its digest, kept in the
@@ -452,11 +450,11 @@ class _Job:
     def _premis_events(self) -> list[Event]:
         sf, magic_version = self._tool_versions()
         when = now_utc()
-        n = len(self.files)
+        n = self.file_count
         preserve_role = [(AGENT_PRESERVE, "executing program")]
         skipped = ("; left out by policy: " + "; ".join(self.scan.skipped)) if self.scan.skipped \
             else ""
-        empty = f"; {len(self.empty_dirs)} empty folder(s) kept" if self.empty_dirs else ""
+        empty = f"; {self.empty_dir_count} empty folder(s) kept" if self.empty_dir_count else ""
         events = [
             Event("ingestion", when, "success",
                   f"ingested {self.source.kind} {self.source.path} into collection "
@@ -476,7 +474,7 @@ class _Job:
                    (f"libmagic-{magic_version}", "executing program")]),
         ]
         if self.source.kind == "bag":
-            checked = sorted({a for d in self.scan.expected.values() for a in d})
+            checked = self.expected
             events.append(Event("validation", when, "success",
                                 f"source bag validated (RFC 8493) and its {', '.join(checked)} "
                                 "manifest digests compared with the bytes read",
@@ -493,8 +491,8 @@ class _Job:
     def publish(self) -> None:
         key = aip_prefix(self.aip_id, self.version)
         self.repo.catalog.stage_version(
-            self.aip_id, self.version, self.created, len(self.files), self.total_bytes,
-            bagfmt.payload_oxum(self.total_bytes, len(self.files)), self.tagmanifest,
+            self.aip_id, self.version, self.created, self.file_count, self.total_bytes,
+            bagfmt.payload_oxum(self.total_bytes, self.file_count), self.tagmanifest,
             self.tagmanifest_sha256, self.events)
         self.location.publish_bag(self.staged, key, move=True)
         self.repo.catalog.mark_stored(self.aip_id, self.version, self.location.name, key,
@@ -524,9 +522,9 @@ class _Job:
         formats = sorted(((p, f, c) for (p, f), c in self.formats.items()),
                          key=lambda x: (-x[2], x[0] or "~"))
         return IngestResult(self.aip_id, self.meta.collection, str(self.source.path),
-                            self.source.kind, len(self.files), self.total_bytes,
-                            len(self.empty_dirs), formats,
-                            len(self.files) - self.confidence[SIGNATURE]
+                            self.source.kind, self.file_count, self.total_bytes,
+                            self.empty_dir_count, formats,
+                            self.file_count - self.confidence[SIGNATURE]
                             - self.confidence[EXTENSION_ONLY],
                             self.confidence[EXTENSION_ONLY], list(self.scan.skipped), seconds,
                             self.location.name, list(self.replicas),

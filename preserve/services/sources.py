@@ -11,18 +11,21 @@ streamed into paths that preserve builds and checks itself.
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import tarfile
 import zipfile
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from preserve.domain import bag as bagfmt
-from preserve.domain.names import UnsafePath, check_relative, display
+from preserve.domain.names import UnsafePath, check_relative, display, find_collisions, fold, nfc
 from preserve.domain.policy import IngestPolicy
 from preserve.errors import BagInvalid, SourceRefused
+from preserve.infrastructure.scratch import scratch_database
 
 # Archive safety limits: far above any real collection member, far below a bomb.
 MAX_MEMBERS = 5_000_000
@@ -33,17 +36,131 @@ MAX_RATIO = 1000  # uncompressed / compressed size of one zip member
 class Entry:
     path: str                  # payload path relative to data/, exactly as named
     size: int
-    ref: object = None         # how the source opens it (a file path, a member name, ...)
-    is_dir: bool = False       # an empty directory, kept as such
+    ref: str | None = None     # how the source opens it (a file path, a member name, ...)
 
 
-@dataclass
+_SCAN_SCHEMA = """
+CREATE TABLE entries(path TEXT NOT NULL, parent TEXT NOT NULL, size INTEGER NOT NULL,
+                     ref TEXT, is_dir INTEGER NOT NULL);
+CREATE TABLE expected(path TEXT NOT NULL, algorithm TEXT NOT NULL, digest TEXT NOT NULL);
+CREATE TABLE names(name TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+
+
 class Scan:
-    entries: list[Entry] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)   # refusals: nothing will be written
-    skipped: list[str] = field(default_factory=list)    # left out by policy, recorded
-    bag_info: list[tuple[str, str]] = field(default_factory=list)
-    expected: dict[str, dict[str, str]] = field(default_factory=dict)  # source bag digests
+    """What a scan found: every file and empty directory of the source, and a source bag's
+    digests, kept in a scratch database (a collection may hold millions of files, and
+    memory must not grow with them); the problems, skipped items and bag-info, which the
+    archivist reads, in memory. Use it as a context manager: closing drops the database."""
+
+    FLUSH = 5000
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []   # refusals: nothing will be written
+        self.skipped: list[str] = []    # left out by policy, recorded
+        self.bag_info: list[tuple[str, str]] = []
+        self._database = scratch_database(_SCAN_SCHEMA)
+        self.db = self._database.__enter__()
+        self._pending: list[tuple] = []
+        self._indexed = False
+
+    def __enter__(self) -> Scan:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._database.__exit__(None, None, None)
+
+    # -- filled by the sources -------------------------------------------------------------
+
+    def add_file(self, path: str, size: int, ref: str) -> None:
+        self._add((path, os.path.dirname(path), size, ref, 0))
+
+    def add_empty_dir(self, path: str) -> None:
+        self._add((path, os.path.dirname(path), 0, None, 1))
+
+    def _add(self, row: tuple) -> None:
+        self._pending.append(row)
+        if len(self._pending) >= self.FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?)", self._pending)
+            self._pending = []
+
+    def _done(self) -> sqlite3.Connection:
+        """The database, every entry in it and indexed (once) for the questions below."""
+        self._flush()
+        if not self._indexed:
+            self.db.execute("CREATE INDEX entries_by_ref ON entries(ref)")
+            self.db.execute("CREATE INDEX expected_by_path ON expected(path)")
+            self._indexed = True
+        return self.db
+
+    # -- asked by ingest ---------------------------------------------------------------
+
+    def totals(self) -> tuple[int, int, int]:
+        """(files, bytes, empty directories)."""
+        files, nbytes, dirs = self._done().execute(
+            "SELECT count(*) - sum(is_dir), coalesce(sum(size), 0), coalesce(sum(is_dir), 0) "
+            "FROM entries").fetchone()
+        return files or 0, nbytes, dirs
+
+    def files_biggest_first(self) -> Iterator[Entry]:
+        for path, size, ref in self._done().execute(
+                "SELECT path, size, ref FROM entries WHERE is_dir = 0 ORDER BY size DESC, path"):
+            yield Entry(path, size, ref)
+
+    def file_by_ref(self, ref: str) -> Entry | None:
+        row = self._done().execute("SELECT path, size FROM entries WHERE ref = ? AND "
+                                   "is_dir = 0", (ref,)).fetchone()
+        return Entry(row[0], row[1], ref) if row else None
+
+    def empty_dirs(self) -> Iterator[str]:
+        for (path,) in self._done().execute("SELECT path FROM entries WHERE is_dir = 1 "
+                                            "ORDER BY path"):
+            yield path
+
+    def folders(self) -> Iterator[str]:
+        """Every folder that holds a file, parents before children."""
+        for (parent,) in self._done().execute("SELECT DISTINCT parent FROM entries "
+                                              "WHERE is_dir = 0 AND parent != '' ORDER BY 1"):
+            yield parent
+
+    def expected(self, path: str) -> dict[str, str]:
+        """The digests a source bag's manifests give for this payload path."""
+        return dict(self._done().execute("SELECT algorithm, digest FROM expected "
+                                         "WHERE path = ?", (path,)))
+
+    def expected_algorithms(self) -> list[str]:
+        return [a for (a,) in self._done().execute(
+            "SELECT DISTINCT algorithm FROM expected ORDER BY 1")]
+
+    def collisions(self) -> tuple[list[list[str]], list[list[str]]]:
+        """names.find_collisions over every name (files, empty folders, every folder on the
+        way), asked only about the few names whose normalised or folded form is shared."""
+        db = self._done()
+        db.create_function("nfc", 1, nfc, deterministic=True)
+        db.create_function("fold", 1, fold, deterministic=True)
+
+        def prefixes():
+            for (parent,) in db.execute("SELECT DISTINCT parent FROM entries "
+                                        "WHERE parent != ''"):
+                parts = parent.split("/")
+                for i in range(1, len(parts) + 1):
+                    yield ("/".join(parts[:i]),)
+
+        db.execute("DELETE FROM names")
+        db.executemany("INSERT OR IGNORE INTO names VALUES (?)", prefixes())
+        db.execute("INSERT OR IGNORE INTO names SELECT path FROM entries")
+        shared = [name for (name,) in db.execute(
+            "SELECT name FROM names WHERE nfc(name) IN (SELECT nfc(name) FROM names "
+            "GROUP BY 1 HAVING count(*) > 1) OR fold(name) IN (SELECT fold(name) FROM names "
+            "GROUP BY 1 HAVING count(*) > 1)")]
+        return find_collisions(shared)
 
 
 class Source(ABC):
@@ -53,9 +170,19 @@ class Source(ABC):
     def __init__(self, path: Path):
         self.path = path
 
-    @abstractmethod
     def scan(self, policy: IngestPolicy) -> Scan:
-        """Every entry and every problem, without writing anything."""
+        """Every entry and every problem, without writing anything. The caller closes it."""
+        scan = Scan()
+        try:
+            self._scan(scan, policy)
+        except BaseException:
+            scan.close()
+            raise
+        return scan
+
+    @abstractmethod
+    def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
+        """Fill `scan`."""
 
     def spec(self) -> tuple:
         """A picklable description that a worker process turns back into an opener."""
@@ -114,10 +241,8 @@ def _check_name(rel: str, scan: Scan, where: str) -> bool:
 class FolderSource(Source):
     kind = "folder"
 
-    def scan(self, policy: IngestPolicy) -> Scan:
-        scan = Scan()
+    def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
         self._walk(self.path, "", scan, policy)
-        return scan
 
     def _walk(self, directory: Path, prefix: str, scan: Scan, policy: IngestPolicy) -> bool:
         """Scan one directory; return True if it holds anything (so empty ones are recorded)."""
@@ -141,9 +266,9 @@ class FolderSource(Source):
                 self._link(child, rel, scan, policy)
             elif stat.S_ISDIR(st.st_mode):
                 if not self._walk(Path(child.path), rel + "/", scan, policy):
-                    scan.entries.append(Entry(rel, 0, None, is_dir=True))
+                    scan.add_empty_dir(rel)
             elif stat.S_ISREG(st.st_mode):
-                scan.entries.append(Entry(rel, st.st_size, child.path))
+                scan.add_file(rel, st.st_size, child.path)
             else:
                 what = _special_kind(st.st_mode)
                 if policy.special_files == "skip":
@@ -163,7 +288,7 @@ class FolderSource(Source):
             root = os.path.realpath(self.path)
             inside = os.path.commonpath([root, real]) == root
             if inside and os.path.isfile(real) and not os.path.islink(real):
-                scan.entries.append(Entry(rel, os.stat(real).st_size, real))
+                scan.add_file(rel, os.stat(real).st_size, real)
                 return
             reason = "points outside the source" if not inside else "is not a link to a file"
             scan.problems.append(f"{note} ({reason}; only links to files inside the source "
@@ -187,7 +312,7 @@ class BagSource(Source):
 
     kind = "bag"
 
-    def scan(self, policy: IngestPolicy) -> Scan:
+    def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
         from preserve.domain.validate import validate_bag
 
         report = validate_bag(self.path, check_fixity=False)
@@ -195,30 +320,33 @@ class BagSource(Source):
             raise BagInvalid(f"the bag {self.path} is not valid; nothing was ingested",
                              report.errors,
                              hint=f"'preserve validate {self.path}' shows every finding")
-        scan = Scan()
         payload = self.path / "data"
         FolderSource(payload)._walk(payload, "", scan, policy)
         for name in sorted(os.listdir(self.path)):
             m = bagfmt.MANIFEST_RE.match(name)
-            if not m or m.group(1):
-                continue
-            algorithm = m.group(2).lower()
-            text = (self.path / name).read_text(encoding="utf-8-sig")
-            for entry in bagfmt.parse_manifest(text).entries:
-                rel = entry.path[len("data/"):]
-                scan.expected.setdefault(rel, {})[algorithm] = entry.digest
+            if m and not m.group(1):
+                scan.db.executemany("INSERT INTO expected VALUES (?, ?, ?)",
+                                    self._digests(name, m.group(2).lower()))
         info = self.path / "bag-info.txt"
         if info.is_file():
             items, _ = bagfmt.parse_bag_info(info.read_text(encoding="utf-8-sig"))
             scan.bag_info = [(i.label, i.value) for i in items]
-        return scan
+
+    def _digests(self, manifest: str, algorithm: str) -> Iterator[tuple[str, str, str]]:
+        """(payload path, algorithm, digest) of a manifest, read line by line (the bag was
+        validated: every line is well formed)."""
+        with open(self.path / manifest, encoding="utf-8-sig", newline=None) as lines:
+            for line in lines:
+                entry = bagfmt.parse_manifest_line(line.rstrip("\n"))
+                if not isinstance(entry, str):
+                    digest, path = entry
+                    yield path[len("data/"):], algorithm, digest
 
 
 class ZipSource(Source):
     kind = "zip"
 
-    def scan(self, policy: IngestPolicy) -> Scan:
-        scan = Scan()
+    def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
         try:
             zf = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, OSError) as e:
@@ -258,9 +386,8 @@ class ZipSource(Source):
                     continue
                 parts = rel.split("/")
                 parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
-                scan.entries.append(Entry(rel, info.file_size, info.filename))
-            scan.entries.extend(_empty_dirs(dirs, parents))
-        return scan
+                scan.add_file(rel, info.file_size, info.filename)
+            _add_empty_dirs(scan, dirs, parents)
 
 
 def _new_member(rel: str, where: str, seen: set[str], scan: Scan) -> bool:
@@ -274,12 +401,13 @@ def _new_member(rel: str, where: str, seen: set[str], scan: Scan) -> bool:
     return True
 
 
-def _empty_dirs(dirs: set[str], parents: set[str]) -> list[Entry]:
+def _add_empty_dirs(scan: Scan, dirs: set[str], parents: set[str]) -> None:
     """Directory members of an archive that contain neither files nor other directories."""
     for d in dirs:
         parts = d.split("/")
         parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    return [Entry(d, 0, None, is_dir=True) for d in sorted(dirs - parents)]
+    for d in sorted(dirs - parents):
+        scan.add_empty_dir(d)
 
 
 class TarSource(Source):
@@ -289,14 +417,13 @@ class TarSource(Source):
     kind = "tar"
     parallel = False
 
-    def scan(self, policy: IngestPolicy) -> Scan:
-        scan = Scan()
+    def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
         dirs: set[str] = set()
         parents: set[str] = set()
         seen: set[str] = set()
         try:
             with tarfile.open(self.path, mode="r:*") as tf:
-                for count, member in enumerate(tf, start=1):
+                for count, member in enumerate(_members(tf), start=1):
                     if count > MAX_MEMBERS:
                         raise SourceRefused(f"{self.path} has more than {MAX_MEMBERS} members")
                     rel = member.name.rstrip("/")
@@ -328,15 +455,22 @@ class TarSource(Source):
                         continue
                     parts = rel.split("/")
                     parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
-                    scan.entries.append(Entry(rel, member.size, member.name))
+                    scan.add_file(rel, member.size, member.name)
         except (tarfile.TarError, OSError, EOFError) as e:
             raise SourceRefused(f"{self.path} cannot be read as a tar file: {e}") from e
-        scan.entries.extend(_empty_dirs(dirs, parents))
-        return scan
+        _add_empty_dirs(scan, dirs, parents)
 
     def members(self):
         """Yield (member name, stream) for regular files, in archive order."""
         with tarfile.open(self.path, mode="r:*") as tf:
-            for member in tf:
+            for member in _members(tf):
                 if member.isfile():
                     yield member.name, tf.extractfile(member)
+
+
+def _members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The members in archive order, without the list of every member that iterating a
+    TarFile keeps (millions of members must not mean memory in proportion)."""
+    while (member := tf.next()) is not None:
+        tf.members.clear()
+        yield member
