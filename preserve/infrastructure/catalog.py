@@ -485,6 +485,20 @@ class Catalog:
                 d.pop(k, None)
             yield FileRecord(digests=digests, **d)
 
+    def file_digests(self, aip_id: str, version: int, path: str) -> dict[str, str] | None:
+        """The digests recorded at ingest for one payload file (bag path), or None."""
+        row = self.db.execute("SELECT sha256, sha512, xxh3_128 FROM files WHERE aip_id = ? "
+                              "AND version = ? AND path = ?", (aip_id, version, path)).fetchone()
+        if row is None:
+            return None
+        return {k: v for k, v in zip(("sha256", "sha512", "xxh3_128"), row, strict=True) if v}
+
+    def file_paths(self, aip_id: str, version: int) -> Iterator[str]:
+        """The payload paths of a version, in order, streamed."""
+        for (path,) in self.db.execute("SELECT path FROM files WHERE aip_id = ? AND "
+                                       "version = ? ORDER BY path", (aip_id, version)):
+            yield path
+
     def format_counts(self, aip_id: str | None = None) -> list[tuple[str | None, str | None, int, int]]:
         sql = ("SELECT f.puid, f.format, COUNT(*), SUM(f.size) FROM files f JOIN aips a "
                "ON a.id = f.aip_id WHERE a.state = 'stored'")

@@ -365,8 +365,7 @@ def _tags_elsewhere(repo, damaged, aip_id, version) -> dict | None:
             continue
         try:
             key = repo.catalog.replica_key(aip_id, version, name)
-            return expected_digests(repo.catalog, aip_id, version, other, key,
-                                    payload=False).files
+            return expected_digests(repo.catalog, aip_id, version, other, key).tags
         except PreserveError:
             continue
     return None
@@ -392,7 +391,7 @@ def _audit_replica(repo, storage, visit: _Visit, pool, recorder: _Recorder, prog
     catalog = repo.catalog
     problem = recorder.problem
     try:
-        tags = expected_digests(catalog, aip_id, version, storage, key, payload=False).files
+        tags = expected_digests(catalog, aip_id, version, storage, key).tags
     except FixityMismatch as e:
         tagmanifest = catalog.version_info(aip_id, version)["tagmanifest"]
         problem(tagmanifest, "missing" if "missing" in e.message else "corrupt", e.message)

@@ -10,6 +10,7 @@ audits all start from this one answer.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from preserve.domain import bag as bagfmt
@@ -19,18 +20,33 @@ from preserve.infrastructure.catalog import Catalog
 
 @dataclass
 class Expected:
+    """Tag-file digests in memory (a handful of files); payload digests asked of the
+    catalog one file at a time, so that no caller holds a digest per file of a bag."""
+
     tagmanifest: str
     tagmanifest_bytes: bytes
-    files: dict[str, dict[str, str]]  # bag path -> {algorithm: hex digest}
+    tags: dict[str, dict[str, str]]  # tag file path -> {algorithm: hex digest}
+    catalog: Catalog
+    aip_id: str
+    version: int
+
+    def digests(self, rel: str) -> dict[str, str] | None:
+        """What the bag file `rel` must hash to, or None if no manifest lists it."""
+        if rel.startswith("data/"):
+            return self.catalog.file_digests(self.aip_id, self.version, rel)
+        return self.tags.get(rel)
 
     def sha256(self, rel: str) -> str | None:
-        return self.files.get(rel, {}).get("sha256")
+        return (self.digests(rel) or {}).get("sha256")
+
+    def paths(self) -> Iterator[str]:
+        """Every file the bag must hold: tag files, then payload in order, streamed."""
+        yield from self.tags
+        yield from self.catalog.file_paths(self.aip_id, self.version)
 
 
-def expected_digests(catalog: Catalog, aip_id: str, version: int, storage, key: str,
-                     payload: bool = True) -> Expected:
-    """What every file of the bag must hash to; with `payload` False, the tag files only
-    (an audit streams payload digests from the catalog instead of holding them all)."""
+def expected_digests(catalog: Catalog, aip_id: str, version: int, storage, key: str) -> Expected:
+    """What every file of the bag must hash to (see Expected)."""
     info = catalog.version_info(aip_id, version)
     tagmanifest = info["tagmanifest"]
     try:
@@ -45,25 +61,22 @@ def expected_digests(catalog: Catalog, aip_id: str, version: int, storage, key: 
                              "the package digest recorded at ingest: the stored bag was altered "
                              "or replaced", hint="restore the AIP from another replica")
     algorithm = bagfmt.MANIFEST_RE.match(tagmanifest).group(2)
-    files: dict[str, dict[str, str]] = {
+    tags: dict[str, dict[str, str]] = {
         e.path: {algorithm: e.digest}
         for e in bagfmt.parse_manifest(tm_bytes.decode("utf-8")).entries}
-    files[tagmanifest] = {"sha256": hashlib.sha256(tm_bytes).hexdigest()}
-    if payload:
-        for record in catalog.files(aip_id, version):
-            files[record.path] = dict(record.digests)
+    tags[tagmanifest] = {"sha256": hashlib.sha256(tm_bytes).hexdigest()}
     # tag files listed with another algorithm only: add sha256 from the sha256 tag manifest,
     # which the first tag manifest protects
     if algorithm != "sha256":
         other = "tagmanifest-sha256.txt"
-        if other in files:
+        if other in tags:
             try:
                 with storage.open(key + other) as f:
                     data = f.read()
             except FileNotFoundError:
                 data = b""
-            if hashlib.new(algorithm, data).hexdigest() == files[other].get(algorithm):
-                files[other]["sha256"] = hashlib.sha256(data).hexdigest()
+            if hashlib.new(algorithm, data).hexdigest() == tags[other].get(algorithm):
+                tags[other]["sha256"] = hashlib.sha256(data).hexdigest()
                 for e in bagfmt.parse_manifest(data.decode("utf-8")).entries:
-                    files.setdefault(e.path, {})["sha256"] = e.digest
-    return Expected(tagmanifest, tm_bytes, files)
+                    tags.setdefault(e.path, {})["sha256"] = e.digest
+    return Expected(tagmanifest, tm_bytes, tags, catalog, aip_id, version)

@@ -116,10 +116,10 @@ def _want(repo, storage, problem) -> dict[str, str] | None:
     (checked against the package digest) or, for payload, the catalog alone."""
     key = repo.catalog.replica_key(problem.aip, problem.version, storage.name)
     try:
-        files = expected_digests(repo.catalog, problem.aip, problem.version, storage, key).files
+        want = expected_digests(repo.catalog, problem.aip, problem.version, storage,
+                                key).digests(problem.path)
     except PreserveError:
-        files = {f.path: f.digests for f in repo.catalog.files(problem.aip, problem.version)}
-    want = files.get(problem.path)
+        want = repo.catalog.file_digests(problem.aip, problem.version, problem.path)
     return dict(want) if want else None
 
 

@@ -49,8 +49,7 @@ def copy_version(repo: Repository, aip_id: str, version: int, target) -> None:
     expected = expected_digests(repo.catalog, aip_id, version, source, key)
     if not isinstance(target, LocalStorage) or target.stat(key + expected.tagmanifest) is None:
         target.delete_prefix(key)  # leftovers of an interrupted upload: never a replica
-    target.publish_bag(source.bag_path(key), key,
-                       {rel: d["sha256"] for rel, d in expected.files.items() if "sha256" in d})
+    target.publish_bag(source.bag_path(key), key, expected.sha256)
     repo.catalog.add_replica(aip_id, version, target.name, key, now_utc())
 
 

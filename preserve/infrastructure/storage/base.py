@@ -9,7 +9,8 @@ mistakes a partial upload for an AIP.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -24,13 +25,24 @@ class ObjectInfo:
     size: int
 
 
+DigestOf = Callable[[str], "str | None"]  # bag path -> recorded sha256, asked file by file
+
+
+def bag_files(source: Path) -> Iterator[Path]:
+    """Every file of a bag folder, streamed (never a list of a million paths)."""
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
 class Storage(Protocol):
     name: str
 
-    def publish_bag(self, source: Path, prefix: str, digests: dict[str, str] | None = None,
+    def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
                     *, move: bool = False) -> None:
         """Store the finished bag folder `source` under `prefix`, verified against
-        `digests` (sha256 by bag path); visible only once complete."""
+        `digests` (the sha256 each bag path must have); visible only once complete."""
 
     def check_reachable(self) -> None:
         """Raise StorageUnreachable unless the location answers."""

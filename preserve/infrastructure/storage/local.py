@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
-from preserve.infrastructure.storage.base import ObjectInfo, checked_key
+from preserve.infrastructure.storage.base import DigestOf, ObjectInfo, checked_key
 
 
 def sync_filesystem(path: Path) -> None:
@@ -71,7 +71,7 @@ class LocalStorage:
     def staging_dir(self) -> Path:
         return self.root / ".staging"
 
-    def publish_bag(self, source: Path, prefix: str, digests: dict[str, str] | None = None,
+    def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
                     *, move: bool = False) -> None:
         """Store the finished bag `source` under `prefix`, all at once.
 
@@ -86,7 +86,7 @@ class LocalStorage:
             raise ConfigError(f"refusing to overwrite {target}: an AIP is already stored there")
         target.parent.mkdir(parents=True, exist_ok=True)
         if not (move and os.stat(source).st_dev == os.stat(target.parent).st_dev):
-            copied = self._copy_verified(source, target.name, digests or {})
+            copied = self._copy_verified(source, target.name, digests or (lambda _: None))
             if move:
                 shutil.rmtree(source)
             source = copied
@@ -94,7 +94,7 @@ class LocalStorage:
         os.rename(source, target)
         fsync_dir(target.parent)
 
-    def _copy_verified(self, source: Path, name: str, digests: dict[str, str]) -> Path:
+    def _copy_verified(self, source: Path, name: str, digests: DigestOf) -> Path:
         dest = self.staging_dir() / f"{name}.{os.getpid()}"
         shutil.rmtree(dest, ignore_errors=True)
         for dirpath, dirnames, filenames in os.walk(source):
@@ -106,7 +106,7 @@ class LocalStorage:
                 rel = (rel_dir / fn).as_posix()
                 with open(Path(dirpath) / fn, "rb") as fi, open(dest / rel, "xb") as fo:
                     _, written, _ = hash_stream(fi, ["sha256"], sink=write_all(fo.write))
-                want = digests.get(rel)
+                want = digests(rel)
                 if want and written["sha256"] != want:
                     shutil.rmtree(dest, ignore_errors=True)
                     raise FixityMismatch(f"{rel} read from {source} does not match its recorded "

@@ -17,7 +17,7 @@ import base64
 import hashlib
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ from preserve.domain.names import (
     encode_object_key,
 )
 from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
-from preserve.infrastructure.storage.base import ObjectInfo, checked_key
+from preserve.infrastructure.storage.base import DigestOf, ObjectInfo, bag_files, checked_key
 
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
 UPLOAD_THREADS = 8            # small objects in flight at once: latency, not bandwidth, bounds them
@@ -220,35 +220,49 @@ class S3Storage:
             raise FixityMismatch(f"'{self.name}' holds different bytes for {key}: its SHA-256 "
                                  f"is {stored}, ours {expected}")
 
-    def publish_bag(self, source: Path, prefix: str, digests: dict[str, str] | None = None,
+    def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
                     *, move: bool = False) -> None:
         """Upload every file of the bag, tag manifests last, each verified against
-        `digests` (sha256 by bag path, as recorded at ingest) or, failing that, against
-        a digest taken here. `move` has no meaning for an object store."""
-        digests = digests or {}
-        files = sorted(p for p in source.rglob("*") if p.is_file())
-        last = [p for p in files if p.parent == source and p.name.startswith("tagmanifest-")]
+        `digests` (the sha256 recorded at ingest) or, failing that, against a digest taken
+        here. The files stream from the folder, a few uploads in flight at a time, so that
+        memory does not grow with the number of files. `move` means nothing here."""
+        digests = digests or (lambda _: None)
 
-        def upload(path: Path) -> None:
-            rel = path.relative_to(source).as_posix()
-            digest = digests.get(rel)
+        def upload(path: Path, digest: str | None) -> None:
+            rel = rel_of(path)
             if digest is None:
                 with open(path, "rb") as f:
                     digest = hashlib.file_digest(f, "sha256").hexdigest()
             self.put_file(prefix + rel, path, digest, path.stat().st_size)
 
+        def rel_of(path: Path) -> str:
+            return path.relative_to(source).as_posix()
+
+        def last(path: Path) -> bool:
+            return path.parent == source and path.name.startswith("tagmanifest-")
+
         self.client  # create the client once, before the threads share it  # noqa: B018
+        in_flight: set[Future] = set()
         with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-            futures = [pool.submit(upload, p) for p in files if p not in last]
             try:
-                for future in as_completed(futures):
-                    future.result()  # the first failure stops the bag
+                for path in bag_files(source):
+                    if last(path):
+                        continue
+                    if len(in_flight) >= UPLOAD_THREADS * 4:
+                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            future.result()  # the first failure stops the bag
+                    # the digest is looked up here: `digests` may read the catalog, whose
+                    # connection belongs to this thread
+                    in_flight.add(pool.submit(upload, path, digests(rel_of(path))))
+                for future in as_completed(in_flight):
+                    future.result()
             except BaseException:
-                for future in futures:
+                for future in in_flight:
                     future.cancel()
                 raise
-        for path in last:  # only now is the bag complete
-            upload(path)
+        for path in sorted(p for p in source.iterdir() if p.is_file() and last(p)):
+            upload(path, digests(rel_of(path)))  # only now is the bag complete
 
     def replace_file(self, key: str, good: Path) -> None:
         """Upload the verified file `good` over `key` (a new version where versioning is on)."""
