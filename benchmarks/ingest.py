@@ -3,6 +3,8 @@
 Builds a deterministic corpus (once, cached in benchmarks/work/):
   small: 20,000 files of 1-64 KiB (about 650 MB) in 200 folders
   large: 8 files of 256 MiB
+  many:  200,000 files of 0-200 bytes (only with --only many: memory whatever
+         the number of files)
 and times, in the same run, on the same data, each as a whole process with a
 warm page cache:
   preserve  `preserve ingest` (copy + sha512/sha256/xxh3 + siegfried + libmagic
@@ -16,7 +18,7 @@ Peak memory is the summed RSS of each process tree, sampled every 20 ms.
 Outputs are deleted only at the end: on this VM's journal-less ext4, creating
 files soon after deleting tens of thousands is several times slower.
 
-    .venv/bin/python benchmarks/ingest.py [--reps 3] [--only small|large]
+    .venv/bin/python benchmarks/ingest.py [--reps 3] [--only small|large|many]
 """
 
 from __future__ import annotations
@@ -86,7 +88,13 @@ def make_corpus(kind: str) -> Path:
     if done.exists():
         return target
     shutil.rmtree(target, ignore_errors=True)
-    if kind == "small":
+    if kind == "many":  # memory whatever the number of files, not speed
+        rng = random.Random(20240603)
+        for i in range(200_000):
+            d = target / f"d{i % 100:03d}" / f"s{(i // 100) % 20:02d}"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"f{i:07d}.txt").write_bytes(rng.randbytes(rng.randint(0, 200)))
+    elif kind == "small":
         rng = random.Random(20240601)
         for i in range(20_000):
             d = target / f"d{i % 10:02d}" / f"s{(i // 10) % 19:02d}"
@@ -198,7 +206,7 @@ def run(kind: str, reps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--only", choices=("small", "large"))
+    parser.add_argument("--only", choices=("small", "large", "many"))
     args = parser.parse_args()
     kinds = [args.only] if args.only else ["small", "large"]
     summary = {}
