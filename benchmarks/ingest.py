@@ -14,7 +14,9 @@ warm page cache:
             (pygfried identify_many, 2 workers) on the same files
   bound     a minimal reader/writer: read once, sha512+sha256+xxh3, write, 2
             worker processes, one syncfs at the end (as durable as preserve)
-Peak memory is the summed RSS of each process tree, sampled every 20 ms.
+Peak memory is summed over each process tree, sampled every 20 ms: RSS (counts a
+shared library once per process), private memory, and PSS (shared pages split
+between the processes that map them: what the tree really takes).
 Outputs are deleted only at the end: on this VM's journal-less ext4, creating
 files soon after deleting tens of thousands is several times slower.
 
@@ -116,14 +118,15 @@ def warm(path: Path) -> None:
                    check=True)
 
 
-def _tree_rss(pid: int, field: str = "VmRSS:") -> int:
-    """Summed resident memory of a process tree (VmRSS, or RssAnon: private memory only,
-    without the file pages a tool maps while it reads)."""
+def _tree_rss(pid: int, field: str = "VmRSS:", source: str = "status") -> int:
+    """Summed resident memory of a process tree: VmRSS; RssAnon (private memory only,
+    without the file pages a tool maps while it reads); or, from smaps_rollup, Pss (each
+    shared page counted once across the tree: the memory the tree really takes)."""
     total, stack = 0, [pid]
     while stack:
         p = stack.pop()
         try:
-            with open(f"/proc/{p}/status") as f:
+            with open(f"/proc/{p}/{source}") as f:
                 for line in f:
                     if line.startswith(field):
                         total += int(line.split()[1]) * 1024
@@ -135,17 +138,19 @@ def _tree_rss(pid: int, field: str = "VmRSS:") -> int:
     return total
 
 
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, int]:
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, int, int]:
+    """(seconds, peak tree RSS, peak tree private memory, peak tree PSS)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = peak_anon = 0
+    peak = peak_anon = peak_pss = 0
     stop = threading.Event()
 
     def sample():
-        nonlocal peak, peak_anon
+        nonlocal peak, peak_anon, peak_pss
         while not stop.is_set():
             peak = max(peak, _tree_rss(proc.pid))
             peak_anon = max(peak_anon, _tree_rss(proc.pid, "RssAnon:"))
+            peak_pss = max(peak_pss, _tree_rss(proc.pid, "Pss:", "smaps_rollup"))
             time.sleep(0.02)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -156,7 +161,7 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, int]:
     t.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-2000:]}")
-    return elapsed, peak, peak_anon
+    return elapsed, peak, peak_anon, peak_pss
 
 
 def run(kind: str, reps: int) -> dict:
@@ -168,7 +173,8 @@ def run(kind: str, reps: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     (corpus / ".complete").rename(WORK / f".complete-{kind}")  # not part of the payload
-    results: dict[str, list[tuple[float, int, int]]] = {"preserve": [], "peer": [], "bound": []}
+    results: dict[str, list[tuple[float, int, int, int]]] = {"preserve": [], "peer": [],
+                                                             "bound": []}
     bound_script = out / "bound.py"  # "spawn" workers re-import __main__: it must be a file
     bound_script.write_text(BOUND)
     try:
@@ -188,19 +194,22 @@ def run(kind: str, reps: int) -> dict:
                     cmd = [PY, "-c", PEER, str(peer_dir)]
                 else:
                     cmd = [PY, str(bound_script), str(corpus), str(out / f"bound{rep}")]
-                secs, peak, anon = timed(cmd, env)
-                results[name].append((secs, peak, anon))
+                secs, peak, anon, pss = timed(cmd, env)
+                results[name].append((secs, peak, anon, pss))
                 print(f"  {kind} rep {rep + 1}: {name:8s} {secs:7.2f} s  "
                       f"{nbytes / secs / 1e6:7.0f} MB/s  {files / secs:8.0f} files/s  "
-                      f"peak RSS {peak / 2**20:5.0f} MiB (private {anon / 2**20:4.0f})",
+                      f"peak RSS {peak / 2**20:5.0f} MiB (private {anon / 2**20:4.0f}, "
+                      f"PSS {pss / 2**20:4.0f})",
                       flush=True)
     finally:
         (WORK / f".complete-{kind}").rename(corpus / ".complete")
         shutil.rmtree(out, ignore_errors=True)
-    med = {k: statistics.median(s for s, _, _ in v) for k, v in results.items()}
-    peaks = {k: max(p for _, p, _ in v) for k, v in results.items()}
-    anon = {k: max(a for _, _, a in v) for k, v in results.items()}
-    return {"files": files, "bytes": nbytes, "median": med, "peak": peaks, "anon": anon}
+    med = {k: statistics.median(r[0] for r in v) for k, v in results.items()}
+    peaks = {k: max(r[1] for r in v) for k, v in results.items()}
+    anon = {k: max(r[2] for r in v) for k, v in results.items()}
+    pss = {k: max(r[3] for r in v) for k, v in results.items()}
+    return {"files": files, "bytes": nbytes, "median": med, "peak": peaks, "anon": anon,
+            "pss": pss}
 
 
 def main() -> None:
@@ -215,11 +224,12 @@ def main() -> None:
         summary[kind] = run(kind, args.reps)
     print("\nmedians (whole processes, warm cache):")
     for kind, r in summary.items():
-        m, p, a = r["median"], r["peak"], r["anon"]
+        m, p, a, pss = r["median"], r["peak"], r["anon"], r["pss"]
         print(f"  {kind}: {r['files']} files, {r['bytes'] / 1e6:.0f} MB")
         for name in ("preserve", "peer", "bound"):
             print(f"    {name:8s} {m[name]:7.2f} s  {r['bytes'] / m[name] / 1e6:7.0f} MB/s  "
-                  f"peak tree RSS {p[name] / 2**20:5.0f} MiB, private {a[name] / 2**20:4.0f} MiB")
+                  f"peak tree RSS {p[name] / 2**20:5.0f} MiB, private {a[name] / 2**20:4.0f} "
+                  f"MiB, PSS {pss[name] / 2**20:4.0f} MiB")
         print(f"    peer / preserve = {m['peer'] / m['preserve']:.2f}x   "
               f"preserve throughput / bound = {m['bound'] / m['preserve']:.0%}")
     print("\ntargets: small peer/preserve >= 1.25x; large preserve/bound >= 90%; "
