@@ -222,3 +222,22 @@ def test_something_that_is_not_an_archive_is_refused(repo, tmp_path):
     empty.mkdir()
     with pytest.raises(SourceRefused, match="no files or folders"):
         _ingest(repo, empty)
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_a_member_named_twice_is_refused_naming_it(repo, tmp_path, kind):
+    path = tmp_path / f"twice.{kind}"
+    if kind == "tar":
+        with tarfile.open(path, "w") as tf:
+            for body in (b"first\n", b"second\n"):
+                info = tarfile.TarInfo("letters/a.txt")
+                info.size = len(body)
+                tf.addfile(info, io.BytesIO(body))
+    else:
+        with pytest.warns(UserWarning), zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("letters/a.txt", "first\n")
+            zf.writestr("letters/a.txt", "second\n")
+    with pytest.raises(SourceRefused) as refused:
+        _ingest(repo, path)
+    assert any("letters/a.txt" in p and "more than once" in p for p in refused.value.items)
+    assert not list((repo.root / "staging").glob("*-*"))

@@ -44,6 +44,7 @@ CREATE TABLE entries(path TEXT NOT NULL, parent TEXT NOT NULL, size INTEGER NOT 
                      ref TEXT, is_dir INTEGER NOT NULL);
 CREATE TABLE expected(path TEXT NOT NULL, algorithm TEXT NOT NULL, digest TEXT NOT NULL);
 CREATE TABLE names(name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE members(name TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -80,6 +81,12 @@ class Scan:
 
     def add_empty_dir(self, path: str) -> None:
         self._add((path, os.path.dirname(path), 0, None, 1))
+
+    def first_time(self, member: str) -> bool:
+        """True the first time an archive member's name comes by (remembered on disk: an
+        archive may hold millions of members)."""
+        return self.db.execute("INSERT OR IGNORE INTO members VALUES (?)",
+                               (member,)).rowcount == 1
 
     def _add(self, row: tuple) -> None:
         self._pending.append(row)
@@ -358,13 +365,12 @@ class ZipSource(Source):
                                     f"{MAX_MEMBERS}: refused as a possible zip bomb")
             dirs: set[str] = set()
             parents: set[str] = set()
-            seen: set[str] = set()
             for info in infos:
                 name = info.filename
                 is_dir = name.endswith("/")
                 rel = name.rstrip("/")
                 where = f"zip member {display(name)!r}"
-                if not _new_member(rel, where, seen, scan):
+                if not _new_member(rel, where, scan):
                     continue
                 mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
@@ -390,14 +396,13 @@ class ZipSource(Source):
             _add_empty_dirs(scan, dirs, parents)
 
 
-def _new_member(rel: str, where: str, seen: set[str], scan: Scan) -> bool:
+def _new_member(rel: str, where: str, scan: Scan) -> bool:
     """An archive member's name is safe and not a repeat of an earlier member's."""
     if not _check_name(rel, scan, where):
         return False
-    if rel in seen:
+    if not scan.first_time(rel):
         scan.problems.append(f"{where} appears more than once")
         return False
-    seen.add(rel)
     return True
 
 
@@ -420,7 +425,6 @@ class TarSource(Source):
     def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
         dirs: set[str] = set()
         parents: set[str] = set()
-        seen: set[str] = set()
         try:
             with tarfile.open(self.path, mode="r:*") as tf:
                 for count, member in enumerate(_members(tf), start=1):
@@ -432,7 +436,7 @@ class TarSource(Source):
                     if rel in ("", "."):
                         continue
                     where = f"tar member {display(member.name)!r}"
-                    if not _new_member(rel, where, seen, scan):
+                    if not _new_member(rel, where, scan):
                         continue
                     if member.issym() or member.islnk():
                         kind = "symbolic link" if member.issym() else "hard link"
