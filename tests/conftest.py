@@ -61,6 +61,15 @@ def assert_bagit_python_valid(path: Path) -> None:
         bagit._decode_filename = original
 
 
+def many_small_files(root: Path, files: int) -> Path:
+    """A folder of `files` small text files in 20 subfolders (for tests of scale)."""
+    for i in range(files):
+        folder = root / f"d{i % 20:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:05d}.txt").write_text(f"file {i}\n")
+    return root
+
+
 def stored_bag(repo: Repository, aip_id: str) -> Path:
     return repo.primary_location().root / aip_id[:2] / aip_id / "v1"
 

@@ -13,7 +13,12 @@ from preserve.domain.policy import IngestPolicy
 from preserve.domain.validate import validate_bag
 from preserve.errors import SourceRefused
 from preserve.services.ingest import Metadata, ingest
-from tests.conftest import assert_bagit_python_valid, stored_bag, tree_fingerprint
+from tests.conftest import (
+    assert_bagit_python_valid,
+    many_small_files,
+    stored_bag,
+    tree_fingerprint,
+)
 
 P = "{http://www.loc.gov/premis/v3}"
 
@@ -260,11 +265,7 @@ def test_memory_does_not_grow_with_the_number_of_files(repo, tmp_path):
 
     peaks = []
     for files in (1_000, 5_000):
-        src = tmp_path / f"src{files}"
-        for i in range(files):
-            folder = src / f"d{i % 20:02d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"f{i:05d}.txt").write_text(f"file {i}\n")
+        src = many_small_files(tmp_path / f"src{files}", files)
         tracemalloc.start()
         result = _ingest(repo, src, workers=2)
         peaks.append(tracemalloc.get_traced_memory()[1])

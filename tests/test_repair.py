@@ -14,6 +14,7 @@ from preserve.infrastructure.repository import Repository
 from preserve.services.audit import audit
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.repair import repair
+from tests.conftest import many_small_files
 from tests.s3server import S3Server
 
 
@@ -127,11 +128,7 @@ def test_replication_and_export_memory_does_not_grow_with_the_number_of_files(tm
     repo = Repository(repo.root)
     peaks: dict[str, list[int]] = {"replicate": [], "export": []}
     for files in (1_000, 5_000):
-        src = tmp_path / f"src{files}"
-        for i in range(files):
-            folder = src / f"d{i % 20:02d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"f{i:05d}.txt").write_text(f"file {i}\n")
+        src = many_small_files(tmp_path / f"src{files}", files)
         aip = ingest(repo, src, Metadata("m"), workers=2).aip_id
         out = tmp_path / f"out{files}"
         for name, run, args in (("replicate", replicate, ()), ("export", export, (aip, out))):
