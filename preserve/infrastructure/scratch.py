@@ -16,7 +16,10 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-CACHE_MIB = 16  # the page cache: the whole memory a scratch database may use
+# The page cache: all the memory a scratch database may use. What spills goes to the OS
+# page cache, so a small cache costs little: validating 200,000 files took 6.85 s with
+# 4 MiB and 7.02 s with 16, and the ingest main process peaked at 38 MiB instead of 77.
+CACHE_MIB = 4
 
 
 @contextmanager
