@@ -123,7 +123,8 @@ CREATE TABLE IF NOT EXISTS audit_problems (
 );
 """
 
-FILE_COLUMNS = ("path", "size", "sha256", "sha512", "xxh3_128", "puid", "format",
+DIGEST_COLUMNS = ("sha256", "sha512", "xxh3_128")
+FILE_COLUMNS = ("path", "size", *DIGEST_COLUMNS, "puid", "format",
                 "format_version", "mime", "basis", "warning", "confidence", "magic_mime",
                 "magic_description")
 
@@ -410,14 +411,13 @@ class Catalog:
         statement stays open while results are committed)."""
         last = 0
         while True:
-            rows = self.db.execute("SELECT seq, path, size, sha256, sha512, xxh3_128 FROM "
+            rows = self.db.execute(f"SELECT seq, path, size, {', '.join(DIGEST_COLUMNS)} FROM "
                                    "temp.tocheck WHERE seq > ? ORDER BY seq LIMIT ?",
                                    (last, chunk)).fetchall()
             if not rows:
                 return
             for _seq, path, size, *digests in rows:
-                yield path, size, {a: d for a, d in zip(("sha256", "sha512", "xxh3_128"),
-                                                        digests, strict=True) if d}
+                yield path, size, _digests(digests)
             last = rows[-1][0]
 
     def discard_aip(self, aip_id: str) -> None:
@@ -480,18 +480,13 @@ class Catalog:
                               (aip_id, version))
         for row in cur:
             d = dict(zip(FILE_COLUMNS, row, strict=True))
-            digests = {k: d.pop(k) for k in ("sha256", "sha512", "xxh3_128") if d.get(k)}
-            for k in ("sha256", "sha512", "xxh3_128"):
-                d.pop(k, None)
-            yield FileRecord(digests=digests, **d)
+            yield FileRecord(digests=_digests([d.pop(k) for k in DIGEST_COLUMNS]), **d)
 
     def file_digests(self, aip_id: str, version: int, path: str) -> dict[str, str] | None:
         """The digests recorded at ingest for one payload file (bag path), or None."""
-        row = self.db.execute("SELECT sha256, sha512, xxh3_128 FROM files WHERE aip_id = ? "
+        row = self.db.execute(f"SELECT {', '.join(DIGEST_COLUMNS)} FROM files WHERE aip_id = ? "
                               "AND version = ? AND path = ?", (aip_id, version, path)).fetchone()
-        if row is None:
-            return None
-        return {k: v for k, v in zip(("sha256", "sha512", "xxh3_128"), row, strict=True) if v}
+        return None if row is None else _digests(row)
 
     def file_paths(self, aip_id: str, version: int) -> Iterator[str]:
         """The payload paths of a version, in order, streamed."""
@@ -565,3 +560,9 @@ def _insert_events(db: sqlite3.Connection, events: list[EventRecord]) -> None:
 
 def _like_prefix(ref: str) -> str:
     return ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _digests(values) -> dict[str, str]:
+    """The recorded digests of a file row, DIGEST_COLUMNS in order; an algorithm not
+    recorded (NULL or empty) is left out."""
+    return {a: d for a, d in zip(DIGEST_COLUMNS, values, strict=True) if d}
