@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
 from pathlib import Path
+from typing import BinaryIO
 
 from preserve.domain import bag as bagfmt
 from preserve.domain.fixity import DIGEST_HEX_LENGTH, hash_batch, is_supported
@@ -189,20 +190,35 @@ def _check_contents(root, tree, encoding, report, out, check_fixity, workers, pr
         _check_fixity(root, db, report, out, workers, progress, on_totals)
 
 
-def _read_text(root: Path, name: str, encoding: str, out: _Collector) -> str | None:
+def _open_tag_file(root: Path, name: str, out: _Collector) -> BinaryIO | None:
+    """A tag file opened for reading, past a byte-order mark (warned about: tag files should
+    not start with one); None, with the error reported, if it cannot be opened."""
     try:
-        raw = (root / name).read_bytes()
+        raw = open(root / name, "rb")  # noqa: SIM115 (the callers close it)
     except OSError as e:
         out.error("E091", f"cannot read: {e.strerror}", name)
         return None
-    if raw.startswith(codecs.BOM_UTF8):
+    if raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
         out.warning("W012", "starts with a byte-order mark; tag files should not", name)
-        raw = raw[len(codecs.BOM_UTF8):]
-    try:
-        return raw.decode(encoding)
-    except UnicodeDecodeError as e:
-        out.error("E012", f"not valid {encoding} at byte {e.start}", name)
+    else:
+        raw.seek(0)
+    return raw
+
+
+def _read_text(root: Path, name: str, encoding: str, out: _Collector) -> str | None:
+    """A small tag file (bag-info.txt) whole."""
+    raw = _open_tag_file(root, name, out)
+    if raw is None:
         return None
+    with raw:
+        try:
+            return raw.read().decode(encoding)
+        except UnicodeDecodeError as e:
+            out.error("E012", f"not valid {encoding} at byte {e.start}", name)
+            return None
+        except OSError as e:
+            out.error("E091", f"cannot read: {e.strerror}", name)
+            return None
 
 
 def _check_declaration(root: Path, report: ValidationReport, out: _Collector) -> str | None:
@@ -396,17 +412,11 @@ def _stream_lines(root: Path, name: str, encoding: str,
                   out: _Collector) -> Iterator[tuple[int, str]]:
     """(line number, text) of a tag file, read as a stream (a manifest of millions of files
     is never held whole). CR, LF and CRLF all end a line, as in bagfmt.split_lines."""
-    try:
-        raw = open(root / name, "rb")  # noqa: SIM115 (closed below; a generator cannot `with` it early)
-    except OSError as e:
-        out.error("E091", f"cannot read: {e.strerror}", name)
+    raw = _open_tag_file(root, name, out)
+    if raw is None:
         return
     number = 0
     with raw:
-        if raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
-            out.warning("W012", "starts with a byte-order mark; tag files should not", name)
-        else:
-            raw.seek(0)
         text = io.TextIOWrapper(raw, encoding=encoding, newline=None)
         try:
             for number, line in enumerate(text, start=1):
