@@ -201,8 +201,8 @@ class _Job:
         self.repo, self.source, self.scan, self.meta = repo, source, scan, meta
         self.aip_id, self.workers, self.progress = aip_id, workers, progress
         self.algorithms = list(repo.policy.manifest_algorithms)
-        self.expected = scan.expected_algorithms()  # a source bag's manifests, checked on copy
-        extra = sorted(set(self.expected) - set(self.algorithms))
+        self.bag_algorithms = scan.expected_algorithms()  # a source bag's, checked on copy
+        extra = sorted(set(self.bag_algorithms) - set(self.algorithms))
         self.compute = tuple(self.algorithms + extra + [FAST_ALGORITHM])
         self.staged = repo.staging / aip_id
         self.version = 1
@@ -331,7 +331,7 @@ class _Job:
         if r.error:
             self.failures.append(f"{display(r.path)}: {r.error}")
             return None
-        expected = self.scan.expected(r.path) if self.expected else {}
+        expected = self.scan.expected(r.path) if self.bag_algorithms else {}
         for algorithm, digest in expected.items():
             if r.digests.get(algorithm) != digest:
                 self.mismatches.append(f"{display(r.path)}: {algorithm} in the source bag's "
@@ -477,7 +477,7 @@ class _Job:
                    (f"libmagic-{magic_version}", "executing program")]),
         ]
         if self.source.kind == "bag":
-            checked = self.expected
+            checked = self.bag_algorithms
             events.append(Event("validation", when, "success",
                                 f"source bag validated (RFC 8493) and its {', '.join(checked)} "
                                 "manifest digests compared with the bytes read",

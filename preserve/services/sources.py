@@ -146,22 +146,21 @@ class Scan:
         return [a for (a,) in self._done().execute(
             "SELECT DISTINCT algorithm FROM expected ORDER BY 1")]
 
+    def holding_folders(self) -> Iterator[str]:
+        """Every folder something is in, each of its ancestors too (repeats possible)."""
+        for (parent,) in self._done().execute("SELECT DISTINCT parent FROM entries "
+                                              "WHERE parent != ''"):
+            yield from _ancestors(parent + "/x")
+
     def collisions(self) -> tuple[list[list[str]], list[list[str]]]:
         """names.find_collisions over every name (files, empty folders, every folder on the
         way), asked only about the few names whose normalised or folded form is shared."""
         db = self._done()
         db.create_function("nfc", 1, nfc, deterministic=True)
         db.create_function("fold", 1, fold, deterministic=True)
-
-        def prefixes():
-            for (parent,) in db.execute("SELECT DISTINCT parent FROM entries "
-                                        "WHERE parent != ''"):
-                parts = parent.split("/")
-                for i in range(1, len(parts) + 1):
-                    yield ("/".join(parts[:i]),)
-
         db.execute("DELETE FROM names")
-        db.executemany("INSERT OR IGNORE INTO names VALUES (?)", prefixes())
+        db.executemany("INSERT OR IGNORE INTO names VALUES (?)",
+                       ((folder,) for folder in self.holding_folders()))
         db.execute("INSERT OR IGNORE INTO names SELECT path FROM entries")
         shared = [name for (name,) in db.execute(
             "SELECT name FROM names WHERE nfc(name) IN (SELECT nfc(name) FROM names "
@@ -364,7 +363,6 @@ class ZipSource(Source):
                 raise SourceRefused(f"{self.path} has {len(infos)} members, more than "
                                     f"{MAX_MEMBERS}: refused as a possible zip bomb")
             dirs: set[str] = set()
-            parents: set[str] = set()
             for info in infos:
                 name = info.filename
                 is_dir = name.endswith("/")
@@ -390,10 +388,8 @@ class ZipSource(Source):
                     scan.problems.append(f"{where} expands {info.file_size} bytes from "
                                          f"{info.compress_size}: refused as a possible zip bomb")
                     continue
-                parts = rel.split("/")
-                parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
                 scan.add_file(rel, info.file_size, info.filename)
-            _add_empty_dirs(scan, dirs, parents)
+            _add_empty_dirs(scan, dirs)
 
 
 def _new_member(rel: str, where: str, scan: Scan) -> bool:
@@ -406,13 +402,20 @@ def _new_member(rel: str, where: str, scan: Scan) -> bool:
     return True
 
 
-def _add_empty_dirs(scan: Scan, dirs: set[str], parents: set[str]) -> None:
+def _add_empty_dirs(scan: Scan, dirs: set[str]) -> None:
     """Directory members of an archive that contain neither files nor other directories."""
+    holding = set(scan.holding_folders())
     for d in dirs:
-        parts = d.split("/")
-        parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    for d in sorted(dirs - parents):
+        holding.update(_ancestors(d))
+    for d in sorted(dirs - holding):
         scan.add_empty_dir(d)
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    """"a/b/c" -> "a", "a/b"."""
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        yield "/".join(parts[:i])
 
 
 class TarSource(Source):
@@ -424,7 +427,6 @@ class TarSource(Source):
 
     def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
         dirs: set[str] = set()
-        parents: set[str] = set()
         try:
             with tarfile.open(self.path, mode="r:*") as tf:
                 for count, member in enumerate(_members(tf), start=1):
@@ -457,12 +459,10 @@ class TarSource(Source):
                         else:
                             scan.problems.append(f"{note}: refused")
                         continue
-                    parts = rel.split("/")
-                    parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
                     scan.add_file(rel, member.size, member.name)
         except (tarfile.TarError, OSError, EOFError) as e:
             raise SourceRefused(f"{self.path} cannot be read as a tar file: {e}") from e
-        _add_empty_dirs(scan, dirs, parents)
+        _add_empty_dirs(scan, dirs)
 
     def members(self):
         """Yield (member name, stream) for regular files, in archive order."""
