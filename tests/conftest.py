@@ -127,3 +127,16 @@ def collection(tmp_path) -> Path:
     deep.mkdir(parents=True)
     (deep / "bottom.txt").write_text("deep\n")
     return src
+
+
+def memory_probe(kind: str, root: Path) -> dict:
+    """Run tests/memory_probe.py's `kind` in a fresh interpreter; its JSON result."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "tests.memory_probe", kind, str(root)],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)

@@ -1,6 +1,6 @@
-"""Replication and export of 1,000 and then 5,000 small files, with the peak of Python
-memory each takes, in a fresh interpreter: `python -m tests.memory_probe DIR` prints the
-peaks as JSON.
+"""Ingest, replication and export of 1,000 and then 5,000 small files, with the peak of
+Python memory each takes, in a fresh interpreter: `python -m tests.memory_probe
+ingest|replicate-export DIR` prints the peaks as JSON.
 
 A fresh interpreter because tracemalloc counts every allocation of the process: in a
 test process that has already imported moto, boto3 and the rest, a one-off resize of the
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from preserve.domain.validate import validate_bag
 from preserve.infrastructure.repository import Repository
 from preserve.services.export import export
 from preserve.services.ingest import Metadata, ingest
@@ -24,7 +25,28 @@ from preserve.services.replicate import replicate
 from tests.conftest import many_small_files
 
 
-def probe(root: Path) -> dict:
+def _peak(run, *args, **kw) -> tuple[object, int]:
+    tracemalloc.start()
+    try:
+        return run(*args, **kw), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def ingest_probe(root: Path) -> dict:
+    repo, _ = Repository.init(root / "repo")
+    result: dict = {"ingest": [], "files": [], "valid": []}
+    for files in (1_000, 5_000):
+        done, peak = _peak(ingest, repo, many_small_files(root / f"src{files}", files),
+                           Metadata("m"), workers=2)
+        result["ingest"].append(peak)
+        result["files"].append(done.files)
+        bag = repo.locations["local"].bag_path(f"{done.aip_id[:2]}/{done.aip_id}/v1/")
+        result["valid"].append(validate_bag(bag, check_fixity=False).valid)
+    return result
+
+
+def replication_probe(root: Path) -> dict:
     repo, _ = Repository.init(root / "repo")
     (root / "disk2").mkdir()
     (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
@@ -35,16 +57,14 @@ def probe(root: Path) -> dict:
         aip = ingest(repo, many_small_files(root / f"src{files}", files), Metadata("m"),
                      workers=2).aip_id
         out = root / f"out{files}"
-        for name, run, args, kw in (("replicate", replicate, (), {"to": "disk2"}),
-                                    ("export", export, (aip, out), {})):
-            tracemalloc.start()
-            run(repo, *args, **kw)
-            result[name].append(tracemalloc.get_traced_memory()[1])
-            tracemalloc.stop()
+        result["replicate"].append(_peak(replicate, repo, to="disk2")[1])
+        result["export"].append(_peak(export, repo, aip, out)[1])
         result["exported"].append(sum(1 for _ in (out / "data").rglob("*.txt")))
         result["replicas"].append(sorted(repo.catalog.replica_locations(aip, 1)))
     return result
 
 
+PROBES = {"ingest": ingest_probe, "replicate-export": replication_probe}
+
 if __name__ == "__main__":
-    print(json.dumps(probe(Path(sys.argv[1]))))
+    print(json.dumps(PROBES[sys.argv[1]](Path(sys.argv[2]))))

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -15,6 +14,7 @@ from preserve.infrastructure.repository import Repository
 from preserve.services.audit import audit
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.repair import repair
+from tests.conftest import memory_probe
 from tests.s3server import S3Server
 
 
@@ -117,11 +117,7 @@ def test_replication_and_export_memory_does_not_grow_with_the_number_of_files(tm
     5x the files must not mean more Python memory (the digest map alone took ~660 B a
     file, export's listing and 'seen' set as much again). Measured in a fresh interpreter
     (tests/memory_probe.py says why)."""
-    done = subprocess.run([sys.executable, "-m", "tests.memory_probe", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parent.parent)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout)
+    result = memory_probe("replicate-export", tmp_path)
     assert result["exported"] == [1_000, 5_000]
     assert result["replicas"] == [["disk2", "local"]] * 2
     for name in ("replicate", "export"):
