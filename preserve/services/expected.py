@@ -64,7 +64,7 @@ def expected_digests(catalog: Catalog, aip_id: str, version: int, storage, key: 
     tags: dict[str, dict[str, str]] = {
         e.path: {algorithm: e.digest}
         for e in bagfmt.parse_manifest(tm_bytes.decode("utf-8")).entries}
-    tags[tagmanifest] = {"sha256": hashlib.sha256(tm_bytes).hexdigest()}
+    tags[tagmanifest] = {"sha256": info["tagmanifest_sha256"]}  # just checked equal
     # tag files listed with another algorithm only: add sha256 from the sha256 tag manifest,
     # which the first tag manifest protects
     if algorithm != "sha256":
