@@ -150,7 +150,7 @@ def test_fetch_items_not_present_make_the_bag_incomplete(good_bag):
 def test_duplicate_entries_and_directories_in_manifests(good_bag):
     with open(good_bag / "manifest-sha256.txt", "a") as f:
         line = (good_bag / "manifest-sha256.txt").read_text().splitlines()[0]
-        f.write(line + "\n")
+        f.write("0" * 64 + line[64:] + "\n")  # the same path again, another digest
         f.write("0" * 64 + "  data/sub\n")
     report = validate_bag(good_bag)
     assert {"E045", "E046"} <= set(codes(report))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from preserve.domain.names import decode_manifest_path, encode_manifest_path
 
@@ -100,28 +101,50 @@ def format_bag_info(fields: list[tuple[str, str]]) -> str:
     return "".join(out)
 
 
-def parse_bag_info(text: str) -> tuple[list[BagInfoLine], list[tuple[int, str]]]:
-    """Parse bag-info.txt; continuation lines (leading whitespace) join the previous value."""
+class BagInfoProblem(NamedTuple):
+    """Something wrong on one line of bag-info.txt. `kind` says how bad: "error" breaks
+    every version's grammar; "blank" (an empty line) and "spaced-label" (whitespace
+    around the label) are what common producers write and a reader can interpret without
+    doubt, so the validator decides by the bag's declared version."""
+
+    line: int
+    message: str
+    kind: str = "error"
+
+
+def parse_bag_info(text: str) -> tuple[list[BagInfoLine], list[BagInfoProblem]]:
+    """Parse bag-info.txt; continuation lines (leading whitespace) join the previous value.
+
+    Linear in the size of the text, however many continuation lines a value has."""
     items: list[BagInfoLine] = []
-    errors: list[tuple[int, str]] = []
+    parts: list[list[str]] = []  # each item's value, line by line (joined once, at the end)
+    problems: list[BagInfoProblem] = []
     for number, line in enumerate(split_lines(text), start=1):
+        if not line:
+            problems.append(BagInfoProblem(number, "empty line", "blank"))
+            continue
         if line[:1] in (" ", "\t"):
             if not items:
-                errors.append((number, "continuation line before any label"))
+                problems.append(BagInfoProblem(number, "continuation line before any label"))
             else:
-                items[-1].value += "\n" + line.strip()
+                parts[-1].append(line.strip())
             continue
         if ":" not in line:
-            errors.append((number, f"no ':' separating label and value: {line[:80]!r}"))
+            problems.append(BagInfoProblem(
+                number, f"no ':' separating label and value: {line[:80]!r}"))
             continue
         label, _, value = line.partition(":")
         if not label.strip():
-            errors.append((number, "empty label"))
+            problems.append(BagInfoProblem(number, "empty label"))
             continue
         if label != label.strip():
-            errors.append((number, f"label {label!r} has surrounding whitespace"))
-        items.append(BagInfoLine(number, label.strip(), value.strip()))
-    return items, errors
+            problems.append(BagInfoProblem(
+                number, f"label {label!r} has surrounding whitespace", "spaced-label"))
+        items.append(BagInfoLine(number, label.strip(), ""))
+        parts.append([value.strip()])
+    for item, value in zip(items, parts, strict=True):
+        item.value = "\n".join(value)
+    return items, problems
 
 
 def payload_oxum(total_bytes: int, file_count: int) -> str:

@@ -10,6 +10,7 @@ S3 gateways) would merge are found before anything is written.
 from __future__ import annotations
 
 import re
+import stat
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
@@ -86,6 +87,19 @@ def display(path: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def special_kind(mode: int) -> str:
+    """What a file that is neither regular nor a folder is, for messages."""
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    return "special file"
 
 
 def nfc(path: str) -> str:

@@ -33,7 +33,9 @@ from preserve.domain.names import (
 from preserve.infrastructure.scratch import scratch_database
 from preserve.parallel import batched, run_batches
 
-SUPPORTED_VERSIONS = ("0.97", "1.0")
+# Every published BagIt version. A bag is judged by the rules of the version it declares:
+# what a later version made a MUST is only a warning in a bag that declares an earlier one.
+SUPPORTED_VERSIONS = ("0.93", "0.94", "0.95", "0.96", "0.97", "1.0")
 
 
 @dataclass
@@ -72,6 +74,11 @@ class ValidationReport:
     @property
     def valid(self) -> bool:
         return not self.errors
+
+    @property
+    def before_1_0(self) -> bool:
+        """Declares a draft version (0.93 to 0.97), whose rules are more lenient."""
+        return self.version in SUPPORTED_VERSIONS and self.version != "1.0"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -128,8 +135,15 @@ def validate_bag(
     workers: int = 1,
     progress: ProgressFn | None = None,
     on_totals: Callable[[int, int], None] | None = None,
+    on_lines: Callable[[Iterator[tuple[str, str, str, int]]], None] | None = None,
 ) -> ValidationReport:
-    """Validate the bag at `path`. Never raises for a bad bag: everything becomes a finding."""
+    """Validate the bag at `path`. Never raises for a bad bag: everything becomes a finding.
+
+    `on_lines`, if given, is handed every usable manifest line once the lines are resolved:
+    (path as on disk, algorithm, digest, TAG or PAYLOAD), in path order. Ingest takes a
+    source bag's digests from here, so that it compares exactly what validation resolved
+    (a name spelled in another Unicode form, './data/...') and reads each manifest once, in
+    the bag's declared encoding."""
     root = Path(path)
     report = ValidationReport(bag=str(root))
     out = _Collector(report)
@@ -146,26 +160,28 @@ def validate_bag(
         report.payload_files, report.payload_bytes = tree.payload_files, tree.payload_bytes
         if encoding is not None:
             _check_contents(root, tree, encoding, report, out, check_fixity, workers, progress,
-                            on_totals)
+                            on_totals, on_lines)
     report.findings.sort(key=lambda f: (f.severity != "error", f.file or "", f.line or 0, f.code))
     return report
 
 
 def _check_contents(root, tree, encoding, report, out, check_fixity, workers, progress,
-                    on_totals) -> None:
+                    on_totals, on_lines) -> None:
     db = tree.db
     manifests, tagmanifests = _find_manifests(root, tree, report, out)
     _check_fetch(root, tree, encoding, out)
     _check_bag_info(root, tree, encoding, report, out)
     for name, algorithm in manifests:
-        _read_manifest(root, name, algorithm, encoding, db, out, tag=False)
+        _read_manifest(root, name, algorithm, encoding, db, out, tag=False, tags=tree.tags)
     for name, algorithm in tagmanifests:
-        _read_manifest(root, name, algorithm, encoding, db, out, tag=True)
+        _read_manifest(root, name, algorithm, encoding, db, out, tag=True, tags=tree.tags)
     # Built once all lines are in (a sort, much faster than keeping it up to date), and
     # covering: every later query reads the lines in path order from it alone.
     db.execute("CREATE INDEX lines_by_path ON lines(path, manifest, line, tag, algorithm, "
                "digest)")
-    _resolve_lines(db, out)
+    _resolve_lines(db, out, report.before_1_0)
+    if on_lines is not None:
+        on_lines(db.execute("SELECT path, algorithm, digest, tag FROM lines ORDER BY path"))
 
     if manifests:
         _check_completeness(db, manifests, report, out)
@@ -245,12 +261,11 @@ def _check_declaration(root: Path, report: ValidationReport, out: _Collector) ->
         out.error("E014", f"first line must be 'BagIt-Version: M.N', found {version_line[:60]!r}",
                   "bagit.txt", 1)
     else:
-        report.version = f"{int(m.group(1))}.{int(m.group(2))}"
-        if report.version == "0.97" or m.group(0).endswith("0.97"):
-            report.version = "0.97"
+        report.version = f"{int(m.group(1))}.{m.group(2)}"
         if report.version not in SUPPORTED_VERSIONS:
             out.warning("W010", f"BagIt version {report.version} is not one preserve knows "
-                        "(0.97, 1.0); validated by the 1.0 rules", "bagit.txt", 1)
+                        f"({', '.join(SUPPORTED_VERSIONS)}); validated by the 1.0 rules",
+                        "bagit.txt", 1)
     enc_line = lines[1] if len(lines) > 1 else ""
     m = re.fullmatch(r"Tag-File-Character-Encoding: (\S+)", enc_line)
     if not m:
@@ -271,44 +286,57 @@ def _check_declaration(root: Path, report: ValidationReport, out: _Collector) ->
 
 def _walk(root: Path, db: sqlite3.Connection, out: _Collector) -> _Tree:
     """Every regular file, classified as payload (under data/) or tag; links and specials
-    reported. Rows stream into the scratch table as the walk goes."""
+    reported. Rows stream into the scratch table as the walk goes. The walk keeps its own
+    stack of folders (no depth of nesting exhausts the interpreter's recursion) and reads
+    each folder as a stream, unsorted (a folder of a million files costs no memory)."""
     tree = _Tree(db)
 
     def rows():
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            rel_dir = os.path.relpath(dirpath, root)
-            for name in sorted(dirnames + filenames):
-                rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                rel = rel.replace(os.sep, "/")
-                try:
-                    rel.encode("utf-8")
-                except UnicodeEncodeError:
-                    out.error("E033", "name is not valid UTF-8 and cannot appear in a manifest",
-                              display(rel))
-                    continue
-                try:
-                    st = os.lstat(os.path.join(dirpath, name))
-                except OSError as e:
-                    out.error("E091", f"cannot stat: {e.strerror}", rel)
-                    continue
-                if stat.S_ISLNK(st.st_mode):
-                    target = os.readlink(os.path.join(dirpath, name))
-                    out.error("E030", f"symbolic link to {display(target)!r}; preserve never "
-                              "follows links in a bag (the bytes could be anywhere)", rel)
-                    if name in dirnames:
-                        dirnames.remove(name)
-                elif stat.S_ISDIR(st.st_mode):
-                    yield rel, 0, DIRECTORY
-                elif stat.S_ISREG(st.st_mode):
-                    if rel.startswith("data/"):
-                        tree.payload_files += 1
-                        tree.payload_bytes += st.st_size
-                        yield rel, st.st_size, PAYLOAD
-                    else:
-                        tree.tags[rel] = st.st_size
-                        yield rel, st.st_size, TAG
-                else:
-                    out.error("E032", "not a regular file (device, FIFO or socket)", rel)
+        stack = [""]
+        while stack:
+            rel_dir = stack.pop()
+            try:
+                children = os.scandir(os.path.join(root, rel_dir) if rel_dir else root)
+            except OSError as e:
+                out.error("E091", f"cannot read folder: {e.strerror}", rel_dir or ".")
+                continue
+            with children:
+                for child in children:
+                    rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
+                    row = _classify(child, rel)
+                    if row is not None:
+                        if row[2] == DIRECTORY:
+                            stack.append(rel)
+                        yield row
+
+    def _classify(child: os.DirEntry, rel: str) -> tuple[str, int, int] | None:
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            out.error("E033", "name is not valid UTF-8 and cannot appear in a manifest",
+                      display(rel))
+            return None
+        try:
+            st = child.stat(follow_symlinks=False)
+        except OSError as e:
+            out.error("E091", f"cannot stat: {e.strerror}", rel)
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(child.path)
+            out.error("E030", f"symbolic link to {display(target)!r}; preserve never follows "
+                      "links in a bag (the bytes could be anywhere)", rel)
+        elif stat.S_ISDIR(st.st_mode):
+            return rel, 0, DIRECTORY
+        elif stat.S_ISREG(st.st_mode):
+            if rel.startswith("data/"):
+                tree.payload_files += 1
+                tree.payload_bytes += st.st_size
+                return rel, st.st_size, PAYLOAD
+            tree.tags[rel] = st.st_size
+            return rel, st.st_size, TAG
+        else:
+            out.error("E032", "not a regular file (device, FIFO or socket)", rel)
+        return None
 
     db.executemany("INSERT INTO files VALUES (?, ?, ?)", rows())
     return tree
@@ -383,9 +411,16 @@ def _check_bag_info(root: Path, tree: _Tree, encoding: str, report: ValidationRe
     text = _read_text(root, "bag-info.txt", encoding, out)
     if text is None:
         return
-    items, errors = bagfmt.parse_bag_info(text)
-    for number, message in errors:
-        out.error("E070", message, "bag-info.txt", number)
+    items, problems = bagfmt.parse_bag_info(text)
+    for number, message, kind in problems:
+        if kind == "blank":
+            out.warning("W070", f"{message}: ignored (bag-info.txt has no blank lines, but the "
+                        "meaning is clear)", "bag-info.txt", number)
+        elif kind == "spaced-label" and report.before_1_0:
+            out.warning("W076", f"{message}: tolerated in BagIt {report.version}, an error "
+                        "from 1.0 on", "bag-info.txt", number)
+        else:
+            out.error("E070", message, "bag-info.txt", number)
     seen: dict[str, int] = {}
     for item in items:
         lower = item.label.lower()
@@ -411,23 +446,68 @@ def _check_bag_info(root: Path, tree: _Tree, encoding: str, report: ValidationRe
 def _stream_lines(root: Path, name: str, encoding: str,
                   out: _Collector) -> Iterator[tuple[int, str]]:
     """(line number, text) of a tag file, read as a stream (a manifest of millions of files
-    is never held whole). CR, LF and CRLF all end a line, as in bagfmt.split_lines."""
+    is never held whole). CR, LF and CRLF all end a line, as in bagfmt.split_lines.
+
+    In an encoding that spells line ends as ASCII does (UTF-8, ISO-8859-1, ...) each line
+    is decoded on its own: a line that does not decode is reported at its own number and
+    the lines after it are still read. UTF-16 and UTF-32 are decoded as a stream."""
     raw = _open_tag_file(root, name, out)
     if raw is None:
         return
     number = 0
     with raw:
-        text = io.TextIOWrapper(raw, encoding=encoding, newline=None)
         try:
-            for number, line in enumerate(text, start=1):
-                yield number, line[:-1] if line.endswith("\n") else line
-        except UnicodeDecodeError:
-            out.error("E012", f"not valid {encoding} after line {number}", name, number + 1)
+            if not _ascii_compatible(encoding):
+                text = io.TextIOWrapper(raw, encoding=encoding, newline=None)
+                try:
+                    for number, line in enumerate(text, start=1):
+                        yield number, line[:-1] if line.endswith("\n") else line
+                except UnicodeDecodeError:
+                    out.error("E012", f"not valid {encoding} after line {number}", name,
+                              number + 1)
+                return
+            for number, line in enumerate(_raw_lines(raw), start=1):
+                try:
+                    yield number, line.decode(encoding)
+                except UnicodeDecodeError as e:
+                    out.error("E012", f"not valid {encoding} at byte {e.start} of the line",
+                              name, number)
         except OSError as e:
             out.error("E091", f"cannot read: {e.strerror}", name, number + 1)
 
 
-def _read_manifest(root, name, algorithm, encoding, db, out, *, tag: bool) -> None:
+def _ascii_compatible(encoding: str) -> bool:
+    return "\r\n:% ".encode(encoding, errors="replace") == b"\r\n:% "
+
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def _raw_lines(raw: BinaryIO, chunk: int = 1 << 16) -> Iterator[bytes]:
+    """The lines of a binary stream without their ends (CR, LF or CRLF), in time linear in
+    its length however long a line is."""
+    buf = bytearray()
+    scanned = 0  # bytes of buf already searched for a line end
+    while True:
+        data = raw.read(chunk)
+        eof = not data
+        buf += data
+        start = 0
+        for m in _EOL.finditer(buf, scanned):
+            if m.end() == len(buf) and m.group() == b"\r" and not eof:
+                break  # a CR at the end may be the first half of a CRLF
+            yield bytes(buf[start:m.start()])
+            start = m.end()
+        del buf[:start]
+        scanned = max(0, len(buf) - 1)
+        if eof:
+            if buf:
+                yield bytes(buf)
+            return
+
+
+def _read_manifest(root, name, algorithm, encoding, db, out, *, tag: bool,
+                   tags: dict[str, int]) -> None:
     """Check each line on its own as it streams by; what needs the whole bag (repeats,
     missing files, completeness) is asked of the scratch tables afterwards."""
     want_len = DIGEST_HEX_LENGTH.get(algorithm)
@@ -440,6 +520,7 @@ def _read_manifest(root, name, algorithm, encoding, db, out, *, tag: bool) -> No
                 out.error("E041", entry, name, number)
                 continue
             digest, path = entry
+            path = _tolerated_spelling(path, tag, tags, name, number, out)
             try:
                 check_relative(path)
             except UnsafePath as e:
@@ -461,22 +542,52 @@ def _read_manifest(root, name, algorithm, encoding, db, out, *, tag: bool) -> No
     db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?)", rows())
 
 
+def _tolerated_spelling(path: str, tag: bool, tags: dict[str, int], manifest: str, number: int,
+                        out: _Collector) -> str:
+    """Spellings that common producers write and that name one file without doubt, read as
+    that file with a warning: a leading "./" (find and sha256sum write it), and md5sum's
+    binary-mode marker ("<digest> *data/file"). A payload path must start with data/, so
+    "*data/..." can mean nothing else; in a tag manifest the marker is dropped only where
+    the name without it is a tag file and the name with it is not."""
+    if path.startswith("*"):
+        rest = path[1:]
+        bare = rest[2:] if rest.startswith("./") else rest
+        if (bare.startswith("data/") if not tag else bare in tags and path not in tags):
+            out.warning("W044", "'*' before the path is md5sum's binary-mode marker, not part "
+                        "of the name: read as " + repr(display(bare)), manifest, number)
+            return bare
+    if path.startswith("./") and not path.startswith("./."):
+        out.warning("W043", "path starts with './': read as " + repr(display(path[2:])),
+                    manifest, number)
+        return path[2:]
+    return path
+
+
 _UNMATCHED = ("NOT EXISTS (SELECT 1 FROM files WHERE files.path = lines.path "
               "AND files.kind = lines.tag)")
 BIG_FILE = 4 << 20  # hashed first, biggest first, so that the workers finish together
 
 
-def _resolve_lines(db: sqlite3.Connection, out: _Collector) -> None:
+def _resolve_lines(db: sqlite3.Connection, out: _Collector, before_1_0: bool) -> None:
     """Make each manifest line name the file on disk it vouches for: report (and drop)
     repeats and directories; report files spelled in another Unicode form (and point the
     line at the file on disk) and missing files. Each query is one pass in path order."""
     repeats = db.execute("SELECT path, manifest FROM lines GROUP BY path, manifest "
                          "HAVING count(*) > 1").fetchall()
     for path, manifest in repeats:
-        later = db.execute("SELECT line FROM lines WHERE path = ? AND manifest = ? "
-                           "ORDER BY line LIMIT -1 OFFSET 1", (path, manifest)).fetchall()
-        for (line,) in later:
-            out.error("E045", f"{display(path)!r} is listed more than once", manifest, line)
+        first, *later = db.execute("SELECT line, digest FROM lines WHERE path = ? AND "
+                                   "manifest = ? ORDER BY line", (path, manifest)).fetchall()
+        for line, digest in later:
+            if digest != first[1]:
+                out.error("E045", f"{display(path)!r} is listed again with another digest "
+                          f"(first on line {first[0]})", manifest, line)
+            elif before_1_0:
+                out.warning("W045", f"{display(path)!r} is listed again with the same digest "
+                            f"(first on line {first[0]}); an error from BagIt 1.0 on",
+                            manifest, line)
+            else:
+                out.error("E045", f"{display(path)!r} is listed more than once (first on "
+                          f"line {first[0]})", manifest, line)
             db.execute("DELETE FROM lines WHERE path = ? AND manifest = ? AND line = ?",
                        (path, manifest, line))
     directories = db.execute(

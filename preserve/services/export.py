@@ -10,7 +10,6 @@ sibling "DEST.partial-<pid>" folder and renamed at the end.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from preserve.domain import bag as bagfmt
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.domain.names import check_relative, decode_manifest_path, display
 from preserve.errors import ConfigError, FixityMismatch, NotFound, StorageUnreachable
+from preserve.infrastructure import fstree
 from preserve.infrastructure.repository import Repository
 from preserve.services.common import Progress, Silent
 from preserve.services.expected import Expected, expected_digests
@@ -61,7 +61,7 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
         raise ConfigError(f"{dest} already exists and is not empty; choose a new destination")
     partial = dest.parent / f"{dest.name}.partial-{os.getpid()}"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(partial, ignore_errors=True)
+    fstree.rmtree(partial, ignore_errors=True)
 
     expected = expected_digests(catalog, aip_id, version, storage, key)
     try:
@@ -70,7 +70,7 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
             dest.rmdir()
         os.rename(partial, dest)
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        fstree.rmtree(partial, ignore_errors=True)
         raise
     return ExportResult(aip_id, version, str(dest), files, nbytes, name)
 
@@ -91,7 +91,7 @@ def _copy_verified(storage, key, expected: Expected, partial: Path, progress) ->
             problems.append(f"unexpected file {display(rel)!r} (in no manifest)")
             continue
         target = partial / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        fstree.makedirs(target.parent)
         with storage.open(obj.key) as src, open(target, "xb") as out:
             size, digests, _ = hash_stream(src, list(want), sink=write_all(out.write))
         nbytes += size
@@ -114,5 +114,5 @@ def _copy_verified(storage, key, expected: Expected, partial: Path, progress) ->
         for line in bagfmt.split_lines(empty.read_text(encoding="utf-8")):
             rel = decode_manifest_path(line)
             check_relative(rel)
-            (partial / rel).mkdir(parents=True, exist_ok=True)
+            fstree.makedirs(partial / rel)
     return files, nbytes

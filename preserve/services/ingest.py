@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -41,6 +40,7 @@ from preserve.domain.policy import IngestPolicy
 from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
 from preserve.domain.validate import validate_bag
 from preserve.errors import BagInvalid, FixityMismatch, PreserveError, SourceRefused
+from preserve.infrastructure import fstree
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage.base import aip_prefix
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
@@ -109,7 +109,7 @@ def recover(repo: Repository) -> list[str]:
         if _alive(lock):
             continue
         aip_id = lock.stem
-        shutil.rmtree(repo.staging / aip_id, ignore_errors=True)
+        fstree.rmtree(repo.staging / aip_id, ignore_errors=True)
         lock.unlink(missing_ok=True)
         actions.append(f"removed the staging folder of interrupted ingest {aip_id}")
     for aip_id in repo.catalog.pending():
@@ -227,9 +227,9 @@ class _Job:
         (self.staged / "data").mkdir()
         (self.staged / "metadata").mkdir()
         for d in self.scan.folders():
-            (self.staged / "data" / d).mkdir(parents=True, exist_ok=True)
+            fstree.makedirs(self.staged / "data" / d)
         for d in self.scan.empty_dirs():
-            (self.staged / "data" / d).mkdir(parents=True, exist_ok=True)
+            fstree.makedirs(self.staged / "data" / d)
 
         self.repo.catalog.begin_aip(self.aip_id, self.meta.collection, self.meta.title,
                                     self.created, str(self.source.path.resolve()),
@@ -516,7 +516,7 @@ class _Job:
 
     def abandon(self) -> None:
         """Undo a failed or interrupted ingest: no staging folder, no catalog rows."""
-        shutil.rmtree(self.staged, ignore_errors=True)
+        fstree.rmtree(self.staged, ignore_errors=True)
         if self.catalog_started:
             with suppress(Exception):  # if this fails too, recover() resolves it next run
                 self.repo.catalog.discard_aip(self.aip_id)

@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from preserve.domain import bag as bagfmt
-from preserve.domain.names import UnsafePath, check_relative, display, find_collisions, fold, nfc
+from preserve.domain.names import (
+    UnsafePath,
+    check_relative,
+    display,
+    find_collisions,
+    fold,
+    nfc,
+    special_kind,
+)
 from preserve.domain.policy import IngestPolicy
 from preserve.errors import BagInvalid, SourceRefused
 from preserve.infrastructure.scratch import scratch_database
@@ -220,10 +228,18 @@ def detect(path: Path) -> Source:
         raise SourceRefused(f"{path} does not exist")
     if path.is_symlink():
         raise SourceRefused(f"{path} is a symbolic link; give the real folder or file")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        raise SourceRefused(f"{path} cannot be read: {e.strerror}") from e
+    if stat.S_ISDIR(mode):
         if (path / "bagit.txt").is_file():
             return BagSource(path)
         return FolderSource(path)
+    if not stat.S_ISREG(mode):  # checked before opening: a FIFO or a device never ends
+        raise SourceRefused(f"{path} is a {special_kind(mode)}, not a folder or a file; "
+                            "nothing was read", hint="ingest a folder, a BagIt bag, a .zip or "
+                            "a .tar/.tar.gz")
     if zipfile.is_zipfile(path):
         return ZipSource(path)
     try:
@@ -276,7 +292,7 @@ class FolderSource(Source):
             elif stat.S_ISREG(st.st_mode):
                 scan.add_file(rel, st.st_size, child.path)
             else:
-                what = _special_kind(st.st_mode)
+                what = special_kind(st.st_mode)
                 if policy.special_files == "skip":
                     scan.skipped.append(f"{what} {display(rel)}")
                 else:
@@ -301,16 +317,6 @@ class FolderSource(Source):
                                  "are followed)")
             return
         scan.problems.append(f"{note} (links are refused: choose --links skip or follow-inside)")
-
-
-def _special_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "FIFO"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    return "special file"
 
 
 class BagSource(Source):

@@ -9,7 +9,6 @@ mistakes a partial upload for an AIP.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import BinaryIO, Protocol
 
 from preserve.domain.names import UnsafePath, check_relative
 from preserve.errors import ConfigError
+from preserve.infrastructure import fstree
 
 
 @dataclass
@@ -30,7 +30,7 @@ DigestOf = Callable[[str], "str | None"]  # bag path -> recorded sha256, asked f
 
 def bag_files(source: Path) -> Iterator[Path]:
     """Every file of a bag folder, streamed (never a list of a million paths)."""
-    for dirpath, dirnames, filenames in os.walk(source):
+    for dirpath, dirnames, filenames in fstree.walk(source):
         dirnames.sort()
         for name in sorted(filenames):
             yield Path(dirpath) / name

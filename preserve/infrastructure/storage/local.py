@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
+from preserve.infrastructure import fstree
 from preserve.infrastructure.storage.base import DigestOf, ObjectInfo, checked_key
 
 
@@ -88,7 +89,7 @@ class LocalStorage:
         if not (move and os.stat(source).st_dev == os.stat(target.parent).st_dev):
             copied = self._copy_verified(source, target.name, digests or (lambda _: None))
             if move:
-                shutil.rmtree(source)
+                fstree.rmtree(source)
             source = copied
         sync_filesystem(source)
         os.rename(source, target)
@@ -96,10 +97,10 @@ class LocalStorage:
 
     def _copy_verified(self, source: Path, name: str, digests: DigestOf) -> Path:
         dest = self.staging_dir() / f"{name}.{os.getpid()}"
-        shutil.rmtree(dest, ignore_errors=True)
-        for dirpath, dirnames, filenames in os.walk(source):
+        fstree.rmtree(dest, ignore_errors=True)
+        for dirpath, dirnames, filenames in fstree.walk(source):
             rel_dir = Path(dirpath).relative_to(source)
-            (dest / rel_dir).mkdir(parents=True, exist_ok=True)
+            fstree.makedirs(dest / rel_dir)
             for d in dirnames:
                 (dest / rel_dir / d).mkdir(exist_ok=True)
             for fn in filenames:
@@ -108,7 +109,7 @@ class LocalStorage:
                     _, written, _ = hash_stream(fi, ["sha256"], sink=write_all(fo.write))
                 want = digests(rel)
                 if want and written["sha256"] != want:
-                    shutil.rmtree(dest, ignore_errors=True)
+                    fstree.rmtree(dest, ignore_errors=True)
                     raise FixityMismatch(f"{rel} read from {source} does not match its recorded "
                                          f"digest; it was not copied to '{self.name}'",
                                          hint="audit the source copy; replicate from a good one")
@@ -209,7 +210,7 @@ class LocalStorage:
     def empty_dirs(self, prefix: str) -> list[str]:
         base = self._path(prefix)
         out = []
-        for dirpath, dirnames, filenames in os.walk(base):
+        for dirpath, dirnames, filenames in fstree.walk(base):
             if not dirnames and not filenames:
                 out.append(Path(dirpath).relative_to(self.root).as_posix())
         return out
@@ -217,4 +218,4 @@ class LocalStorage:
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix)
         if path.exists():
-            shutil.rmtree(path)
+            fstree.rmtree(path)
