@@ -96,6 +96,11 @@ def ingest(
         help="Devices, FIFOs, sockets: refuse or skip (default: policy).")] = None,
     case_collisions: Annotated[str | None, typer.Option(
         help="Names equal but for case: refuse or allow (default: policy).")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Refuse a bag that validates only with warnings.")] = False,
+    as_folder: Annotated[bool, typer.Option(
+        "--as-folder", help="Ingest a bag (even an invalid one) as a plain folder: its "
+        "manifests kept as payload, its digests checked and reported.")] = False,
     workers: WorkersOpt = None,
     json_out: JsonOpt = False,
 ):
@@ -118,7 +123,8 @@ def ingest(
                      case_collisions=case_collisions or policy.case_collisions)
     meta = Metadata(collection, title, creator or [], identifier or [], rights)
     with render.progress_bar(_show_progress()) as progress:
-        result = run_ingest(repo, source, meta, policy=policy, workers=workers, progress=progress)
+        result = run_ingest(repo, source, meta, policy=policy, workers=workers, progress=progress,
+                            strict=strict, as_folder=as_folder)
     render.report(result, json_out, render.ingest_summary)
     if result.replication_problems:
         render.failure(f"AIP {result.aip_id} is stored at {', '.join(result.replicas)}, but "
@@ -420,9 +426,13 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_INTERRUPTED
     except Exception as e:
         # typer vendors its own copy of click, so its exceptions are recognised by shape
-        if type(e).__name__ == "Abort":
+        if type(e).__name__ == "Abort" and isinstance(e.__cause__, KeyboardInterrupt | None):
             _interrupted()
             code = EXIT_INTERRUPTED
+        elif type(e).__name__ == "Abort" and e.__cause__ is not None:
+            # click turns any EOFError into Abort, which would read as Ctrl-C (exit 130)
+            _internal_error(e.__cause__)
+            code = EXIT_UNREACHABLE
         elif type(e).__name__ == "Exit" and hasattr(e, "exit_code"):
             code = e.exit_code
         elif hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors

@@ -17,6 +17,8 @@ from rich.table import Table
 from preserve.domain.bag import human_size
 from preserve.domain.names import display
 
+LISTED = 50  # findings, warnings and problems shown in a table; the rest are counted
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -106,6 +108,12 @@ def ingest_summary(result) -> None:
         out.print(f"[yellow]Left out by policy ({len(result.skipped)}):[/]")
         for s in result.skipped:
             out.print(f"  {text(s)}")
+    if result.warnings:
+        out.print(f"[yellow]Warnings, recorded in the AIP's PREMIS ({len(result.warnings)}):[/]")
+        for w in result.warnings[:LISTED]:
+            out.print(f"  {text(w)}")
+        if len(result.warnings) > LISTED:
+            out.print(f"  ... and {len(result.warnings) - LISTED} more (--json lists them all)")
 
 
 def formats_table(rows, title: str) -> Table:

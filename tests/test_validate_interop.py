@@ -9,13 +9,13 @@ issue 12).
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 
 import pytest
 
 from preserve.domain.validate import SUPPORTED_VERSIONS, validate_bag
+from preserve.infrastructure import fstree
 
 PAYLOAD = {"a.txt": b"alpha\n", "sub/b.txt": b"beta\n"}
 
@@ -158,11 +158,14 @@ def test_a_tree_deeper_than_the_recursion_limit_validates(tmp_path):
     """Red-team case 92: 1,100 nested folders crashed validate (RecursionError, exit 3)."""
     bag = make_bag(tmp_path / "b", files={})
     deep = "/".join(["d"] * 1100)
-    os.makedirs(bag / "data" / deep)
-    (bag / "data" / deep / "leaf.txt").write_bytes(b"x")
-    (bag / "manifest-sha256.txt").write_text(f"{sha(b'x')}  data/{deep}/leaf.txt\n")
-    report = validate_bag(bag)
-    assert report.valid and report.files_hashed == 1
+    fstree.makedirs(bag / "data" / deep)
+    try:
+        (bag / "data" / deep / "leaf.txt").write_bytes(b"x")
+        (bag / "manifest-sha256.txt").write_text(f"{sha(b'x')}  data/{deep}/leaf.txt\n")
+        report = validate_bag(bag)
+        assert report.valid and report.files_hashed == 1
+    finally:  # pytest's own clean-up recurses
+        fstree.rmtree(bag / "data")
 
 
 @pytest.mark.parametrize("encoding,codec", [("ISO-8859-1", "latin-1"), ("UTF-16", "utf-16")])

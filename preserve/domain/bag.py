@@ -23,6 +23,15 @@ NON_REPEATABLE = (
 )
 
 
+def decode_tag_text(raw: bytes, encoding: str) -> str:
+    """A tag file's bytes as text in its declared encoding, past a UTF-8 byte-order mark
+    (the validator warns of one; the text is unaffected)."""
+    if raw.startswith(b"\xef\xbb\xbf") and encoding.lower().replace("_", "-") in ("utf-8",
+                                                                                   "utf8"):
+        raw = raw[3:]
+    return raw.decode(encoding)
+
+
 def split_lines(text: str) -> list[str]:
     """Split on LF, CR or CRLF (all three are allowed line endings in tag files)."""
     lines = re.split(r"\r\n|\r|\n", text)

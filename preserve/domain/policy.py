@@ -25,6 +25,11 @@ class IngestPolicy:
     links: str = "refuse"
     special_files: str = "refuse"
     case_collisions: str = "refuse"
+    # What an archive may expand to: its members' declared sizes together, and each zip
+    # member, at most this many times the bytes they take in the archive. Deflate cannot
+    # pass about 1032:1; beyond it lie bombs (bzip2, xz, sparse tar members, overlapping
+    # zip members).
+    archive_max_ratio: int = 1000
 
 
 AUDIT_KINDS = ("quick", "full")
@@ -124,7 +129,11 @@ def load_policy(path: Path) -> Policy:
         special_files=_choice(ingest, "special_files", SPECIAL_CHOICES, "refuse", path, "ingest"),
         case_collisions=_choice(ingest, "case_collisions", COLLISION_CHOICES, "refuse", path,
                                 "ingest"),
+        archive_max_ratio=ingest.get("archive_max_ratio", IngestPolicy.archive_max_ratio),
     )
+    _need(isinstance(policy.ingest.archive_max_ratio, int)
+          and policy.ingest.archive_max_ratio >= 1, path, "ingest.archive_max_ratio",
+          "must be a whole number of at least 1")
     return policy
 
 

@@ -56,6 +56,7 @@ class Finding:
 class ValidationReport:
     bag: str
     version: str | None = None
+    encoding: str | None = None  # the declared tag-file encoding, once it is known to work
     findings: list[Finding] = field(default_factory=list)
     payload_files: int = 0
     payload_bytes: int = 0
@@ -151,7 +152,7 @@ def validate_bag(
         out.error("E001", "not a directory: a bag is a directory", str(root))
         return report
 
-    encoding = _check_declaration(root, report, out)
+    encoding = report.encoding = _check_declaration(root, report, out)
     if not (root / "data").is_dir() or (root / "data").is_symlink():
         out.error("E020", "the payload directory data/ is missing", "data/")
     with scratch_database(_SCHEMA) as db:

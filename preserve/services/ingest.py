@@ -51,11 +51,13 @@ from preserve.services.copying import (
     copy_one,
     identify_batch,
 )
-from preserve.services.sources import Scan, Source, detect
+from preserve.services.sources import ARCHIVE_ERRORS, Scan, Source, archive_error, detect
 
 PREMIS_FILE = "metadata/premis.xml"
 FAST_LIST = "metadata/fixity-xxh3_128.txt"
 EMPTY_DIRS_FILE = "metadata/empty-directories.txt"
+SOURCE_BAG_DIR = "metadata/source-bag"  # a source bag's own tag files, kept as they were
+WARNINGS_RECORDED = 100  # warnings written out one by one in PREMIS; the rest are counted
 CATALOG_BATCH = 1000  # file rows per catalog transaction (and the most held in memory)
 REGENERATED = {"bagging-date", "payload-oxum", "bag-size", "bag-software-agent"}
 AGENT_PRESERVE = f"{AGENT_NAME}-{__version__}"
@@ -85,6 +87,7 @@ class IngestResult:
     skipped: list[str]
     seconds: float
     location: str
+    warnings: list[str] = field(default_factory=list)
     replicas: list[str] = field(default_factory=list)
     replication_problems: list[str] = field(default_factory=list)
 
@@ -93,6 +96,12 @@ class IngestResult:
         d["formats"] = [{"puid": p, "format": f, "files": n} for p, f, n in self.formats]
         d["throughput_bytes_per_second"] = int(self.bytes / self.seconds) if self.seconds else 0
         return d
+
+
+def recorded(items: list[str], limit: int = WARNINGS_RECORDED) -> str:
+    """Items for a PREMIS note: the first `limit` one by one, the rest counted."""
+    shown = "; ".join(items[:limit])
+    return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def recover(repo: Repository) -> list[str]:
@@ -149,12 +158,17 @@ def _alive(lock: Path) -> bool:
 
 def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
            policy: IngestPolicy | None = None, workers: int | None = None,
-           progress: Progress | None = None) -> IngestResult:
-    """Ingest `source_path`; return what was stored. Raises a PreserveError on refusal."""
+           progress: Progress | None = None, strict: bool = False,
+           as_folder: bool = False) -> IngestResult:
+    """Ingest `source_path`; return what was stored. Raises a PreserveError on refusal.
+
+    A source bag that validates with warnings is ingested, each warning recorded;
+    `strict` refuses it instead. `as_folder` ingests a bag (valid or not) as a plain
+    folder: its manifests become payload too, and their digests are checked and reported."""
     progress = progress or Silent()
     policy = policy or repo.policy.ingest
     started = time.monotonic()
-    source = detect(Path(source_path))
+    source = detect(Path(source_path), strict=strict, as_folder=as_folder)
     with source.scan(policy) as scan:
         _refuse_problems(source, scan, policy)
         recover(repo)
@@ -177,6 +191,9 @@ def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
 
 def _refuse_problems(source: Source, scan: Scan, policy: IngestPolicy) -> None:
     problems = list(scan.problems)
+    for path in scan.files_that_are_folders():
+        problems.append(f"{display(path)!r} is both a file and a folder holding other members "
+                        "(no filesystem can keep both)")
     unicode_groups, case_groups = scan.collisions()
     for group in unicode_groups:
         problems.append("names equal after Unicode normalisation (they would merge on macOS and "
@@ -210,8 +227,12 @@ class _Job:
         self.file_count, self.total_bytes, self.empty_dir_count = scan.totals()
         self.formats: Counter = Counter()
         self.confidence: Counter = Counter()
-        self.mismatches: list[str] = []
+        self.mismatches: list[str] = []  # refuse the source
         self.failures: list[str] = []
+        self.differences: list[str] = []  # --as-folder: the bag's digests, reported only
+        self.bag_checked = 0  # payload files compared with a source bag's manifests
+        self.source_bag_info: list[tuple[str, str]] = []
+        self.kept_tags: list[str] = []
         self.catalog_started = False
         self.tagmanifest_sha256 = ""
         self.location = repo.primary_location()
@@ -235,6 +256,8 @@ class _Job:
                                     self.created, str(self.source.path.resolve()),
                                     self.source.kind)
         self.catalog_started = True
+        if self.source.kind == "bag":
+            self._keep_source_tag_files()
         with ExitStack() as files:
             def create(name: str):
                 return files.enter_context(open(self.staged / name, "w", encoding="utf-8",
@@ -245,6 +268,33 @@ class _Job:
                                   PremisWriter(create(PREMIS_FILE), self.aip_id))
         self._write_tag_files()
         self._check_structure()
+
+    def _keep_source_tag_files(self) -> None:
+        """Copy every tag file of the source bag into metadata/source-bag/, named as in the
+        source, each checked against the source's tag manifests as it is copied (a
+        tampered bag-info.txt is refused, red-team case 24; nothing is dropped, case 25).
+        The AIP's bag-info carries over the source's fields as read from these copies."""
+        kept = self.staged / SOURCE_BAG_DIR
+        for rel, _ in self.scan.bag.tag_files:
+            expected = self.scan.expected(rel, tag=True)
+            dest = kept / rel
+            fstree.makedirs(dest.parent)
+            try:
+                with open(self.source.path / rel, "rb", buffering=0) as stream:
+                    _, digests, _ = copy_one(stream, str(dest), tuple(expected) or ("sha256",))
+            except OSError as e:
+                self.failures.append(f"{display(rel)}: cannot read: {e.strerror}")
+                continue
+            for algorithm, digest in expected.items():
+                if digests[algorithm] != digest:
+                    self.mismatches.append(f"{display(rel)}: {algorithm} in the source bag's "
+                                           f"tag manifest is {digest}, the bytes read give "
+                                           f"{digests[algorithm]}")
+            self.kept_tags.append(rel)
+        if "bag-info.txt" in self.kept_tags:
+            raw = (kept / "bag-info.txt").read_bytes()
+            text = bagfmt.decode_tag_text(raw, self.scan.bag.encoding)
+            self.source_bag_info = [(i.label, i.value) for i in bagfmt.parse_bag_info(text)[0]]
 
     def _copy_and_record(self, manifests, fast, premis) -> None:
         pending: list[FileRecord] = []
@@ -309,20 +359,32 @@ class _Job:
                            deadline=lambda t: 300 + sum(x[3] for x in t[2]) / 20e6)
 
     def _copy_sequential(self):
-        """Tar members arrive in archive order: copy each here as it comes, in batches."""
+        """Tar members arrive in archive order: copy each here as it comes, in batches. The
+        archive is read to its end (its compressed stream's checksum verified) before the
+        last batch is handed on; a damaged archive is refused, nothing kept."""
         data = str(self.staged / "data")
         batch: list[CopyResult] = []
-        for name, stream in self.source.members():
-            entry = self.scan.file_by_ref(name)
-            if entry is None:
-                continue
-            dest = os.path.join(data, entry.path)
-            size, digests, head = copy_one(stream, dest, self.compute)
-            batch.append(CopyResult(entry.path, size, digests, None, dest=dest,
-                                    magic=sniff(head, size)))
-            if len(batch) >= 200:
-                yield batch
-                batch = []
+        try:
+            for name, stream in self.source.members():
+                entry = self.scan.file_by_ref(name)
+                if entry is None:
+                    continue
+                dest = os.path.join(data, entry.path)
+                size, digests, head = copy_one(stream, dest, self.compute)
+                if size != entry.size:
+                    batch.append(CopyResult(entry.path, size, digests, None,
+                                            f"changed while being read ({entry.size} bytes "
+                                            f"when scanned, {size} when copied)"))
+                else:
+                    batch.append(CopyResult(entry.path, size, digests, None, dest=dest,
+                                            magic=sniff(head, size)))
+                if len(batch) >= 200:
+                    yield batch
+                    batch = []
+        except ARCHIVE_ERRORS as e:
+            raise SourceRefused(f"{self.source.path} is damaged: {archive_error(e)}; nothing "
+                                "was ingested", hint="get a good copy of the archive from its "
+                                "producer and re-run") from e
         if batch:
             yield batch
 
@@ -331,12 +393,7 @@ class _Job:
         if r.error:
             self.failures.append(f"{display(r.path)}: {r.error}")
             return None
-        expected = self.scan.expected(r.path) if self.bag_algorithms else {}
-        for algorithm, digest in expected.items():
-            if r.digests.get(algorithm) != digest:
-                self.mismatches.append(f"{display(r.path)}: {algorithm} in the source bag's "
-                                       f"manifest is {digest}, the bytes read give "
-                                       f"{r.digests.get(algorithm)}")
+        self._compare_with_source_bag(r)
         encoded = encode_manifest_path(path)
         for algorithm, f in manifests.items():
             f.write(f"{r.digests[algorithm]}  {encoded}\n")
@@ -358,20 +415,43 @@ class _Job:
                           ident.mime, ident.basis, ident.warning, ident.confidence,
                           ident.magic_mime, ident.magic_description)
 
+    def _compare_with_source_bag(self, r: CopyResult) -> None:
+        """A source bag's manifests against the bytes read. For a bag, every payload file
+        must have been compared with at least one digest (the validator resolved every name
+        the manifests spell, in whatever Unicode form: case 23) and every digest must match,
+        or the source is refused. For a bag taken --as-folder, differences are reported."""
+        if self.scan.bag is None:
+            return
+        expected = self.scan.expected(r.path)
+        wrong = [f"{display(r.path)}: {algorithm} in the source bag's manifest is {digest}, "
+                 f"the bytes read give {r.digests.get(algorithm)}"
+                 for algorithm, digest in expected.items() if r.digests.get(algorithm) != digest]
+        if self.source.kind == "bag":
+            if not expected:
+                wrong.append(f"{display(r.path)}: listed in no manifest preserve can verify, "
+                             "so its bytes could not be checked")
+            self.mismatches += wrong
+        else:
+            self.differences += wrong
+        self.bag_checked += bool(expected)
+
     def _fail(self) -> None:
         if self.mismatches:
             raise FixityMismatch(
                 f"{len(self.mismatches)} file(s) of the bag {self.source.path} do not match its "
                 "manifests; nothing was ingested:\n  " + "\n  ".join(self.mismatches[:50]),
                 hint="the source bag is damaged: repair it from another copy, then re-run")
+        damaged = self.source.kind in ("zip", "tar")
         raise SourceRefused(f"{len(self.failures)} file(s) could not be read from "
                             f"{self.source.path}; nothing was ingested", self.failures,
-                            hint="make them readable (or stop whatever is changing them) and "
+                            hint="the archive is damaged: get a good copy from its producer "
+                                 "and re-run" if damaged else
+                                 "make them readable (or stop whatever is changing them) and "
                                  "re-run")
 
     def _bag_info(self) -> list[tuple[str, str]]:
         fields: list[tuple[str, str]] = []
-        for label, value in self.scan.bag_info:
+        for label, value in self.source_bag_info:
             if label.lower() == "bagging-date":
                 fields.append(("Source-Bagging-Date", value))
             elif label.lower() not in REGENERATED and not label.lower().startswith("preserve-"):
@@ -458,11 +538,15 @@ class _Job:
         skipped = ("; left out by policy: " + "; ".join(self.scan.skipped)) if self.scan.skipped \
             else ""
         empty = f"; {self.empty_dir_count} empty folder(s) kept" if self.empty_dir_count else ""
+        kept = (f"; the source bag's tag files kept in {SOURCE_BAG_DIR}/: "
+                + ", ".join(display(t) for t in self.kept_tags)) if self.kept_tags else ""
+        notes = ("; " + recorded(self.scan.notes)) if self.scan.notes else ""
         events = [
-            Event("ingestion", when, "success",
+            Event("ingestion", when, "warning" if self.warnings() else "success",
                   f"ingested {self.source.kind} {self.source.path} into collection "
                   f"{self.meta.collection!r}",
-                  f"{n} file(s), {self.total_bytes} bytes{empty}{skipped}", preserve_role),
+                  f"{n} file(s), {self.total_bytes} bytes{empty}{skipped}{kept}{notes}",
+                  preserve_role),
             Event("message digest calculation", when, "success",
                   f"{', '.join(self.algorithms)} (manifests) and {FAST_ALGORITHM} (fast audits) "
                   "computed in one pass over each file while it was copied",
@@ -476,18 +560,46 @@ class _Job:
                   [(f"siegfried-{sf['version']}", "executing program"),
                    (f"libmagic-{magic_version}", "executing program")]),
         ]
-        if self.source.kind == "bag":
-            checked = self.bag_algorithms
-            events.append(Event("validation", when, "success",
-                                f"source bag validated (RFC 8493) and its {', '.join(checked)} "
-                                "manifest digests compared with the bytes read",
-                                f"all {n} file(s) matched", preserve_role))
+        bag = self.scan.bag
+        if bag is not None and self.source.kind == "bag":
+            tags = sum(1 for t in self.kept_tags if self.scan.expected(t, tag=True))
+            warned = (f"; {len(bag.warnings)} warning(s): " + recorded(bag.warnings)
+                      if bag.warnings else "; no warnings")
+            events.append(Event(
+                "validation", when, "warning" if bag.warnings else "success",
+                f"source bag validated by the rules of BagIt {bag.version}; its "
+                f"{', '.join(self.bag_algorithms)} manifest digests compared with the bytes "
+                "read, its tag files with its tag manifests",
+                f"all {self.bag_checked} file(s) and {tags} tag file(s) matched{warned}",
+                preserve_role))
+        elif bag is not None:
+            problems = bag.errors + self.differences
+            events.append(Event(
+                "validation", when, "failure" if problems else "success",
+                f"ingested as a plain folder at the archivist's request (--as-folder); the bag "
+                f"(BagIt {bag.version}) validated and its manifest digests compared with the "
+                "bytes read, for the record only",
+                f"{self.bag_checked} file(s) compared, {len(self.differences)} differ; "
+                f"{len(bag.errors)} validation error(s), {len(bag.warnings)} warning(s)"
+                + (": " + recorded(problems + bag.warnings) if problems or bag.warnings
+                   else ""), preserve_role))
         events.append(Event("validation", when, "success",
                             "AIP bag structure validated against RFC 8493 by preserve before "
                             "storage", f"BagIt {bagfmt.BAGIT_VERSION}", preserve_role))
         self.events = [EventRecord(e.identifier, self.aip_id, e.type, e.datetime, e.outcome,
                                    e.detail, e.outcome_detail, e.agents[0][0]) for e in events]
         return events
+
+    def warnings(self) -> list[str]:
+        """What the archivist must read although the ingest succeeded."""
+        bag = self.scan.bag
+        if bag is None:
+            return list(self.scan.notes)
+        if self.source.kind == "bag":
+            return bag.warnings + self.scan.notes
+        return (bag.errors + self.differences + bag.warnings + self.scan.notes
+                + [f"ingested as a folder: {self.bag_checked} file(s) compared with the bag's "
+                   f"manifests, {len(self.differences)} differ"])
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -530,5 +642,5 @@ class _Job:
                             self.file_count - self.confidence[SIGNATURE]
                             - self.confidence[EXTENSION_ONLY],
                             self.confidence[EXTENSION_ONLY], list(self.scan.skipped), seconds,
-                            self.location.name, list(self.replicas),
+                            self.location.name, self.warnings(), list(self.replicas),
                             list(self.replication_problems))
