@@ -8,9 +8,11 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # libmagic (MIME sniffing) and a Python with venv; siegfried comes as a wheel (pygfried).
+# Info-ZIP (zip) makes the real-producer archives some tests ingest.
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends libmagic1 python3 python3-venv python3-pip \
+    zip \
     ca-certificates >/dev/null
 
 PYTHON="${PYTHON:-python3}"

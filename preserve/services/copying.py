@@ -20,7 +20,7 @@ from preserve.domain.identify import (
     sniff,
     tool_versions,
 )
-from preserve.services.sources import open_entry
+from preserve.services.sources import ARCHIVE_ERRORS, archive_error, open_entry
 
 
 @dataclass
@@ -55,6 +55,9 @@ def copy_batch(task: tuple) -> list[CopyResult]:
                 size, digests, head = copy_one(stream, dest, algorithms)
         except OSError as e:
             results.append(CopyResult(path, 0, {}, None, f"cannot read: {e.strerror or e}"))
+            continue
+        except ARCHIVE_ERRORS as e:  # a zip member with a bad CRC, a bad name, ... (case 35)
+            results.append(CopyResult(path, 0, {}, None, f"damaged: {archive_error(e)}"))
             continue
         if size != expected_size:
             results.append(CopyResult(path, size, digests, None,
