@@ -29,6 +29,10 @@ class ConfigError(PreserveError):
     """A repository, location or policy file is missing or malformed."""
 
 
+class BadArgument(PreserveError):
+    """A value given on the command line cannot be used as it is."""
+
+
 class SourceRefused(PreserveError):
     """The submitted source cannot be ingested as it is (links, collisions, unsafe archive)."""
 

@@ -9,9 +9,10 @@ the catalog.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
-from preserve.domain.fixity import hash_stream, write_all
+from preserve.domain.fixity import FAST_ALGORITHM, hash_stream, write_all
 from preserve.domain.identify import (
     HEAD_BYTES,
     Identification,
@@ -20,7 +21,7 @@ from preserve.domain.identify import (
     sniff,
     tool_versions,
 )
-from preserve.services.sources import ARCHIVE_ERRORS, archive_error, open_entry
+from preserve.services.sources import ARCHIVE_ERRORS, archive_error, file_stamp, open_entry
 
 
 @dataclass
@@ -41,6 +42,42 @@ def copy_one(stream, dest: str, algorithms: tuple[str, ...]) -> tuple[int, dict[
         return hash_stream(stream, algorithms, sink=write_all(out.write), head_size=HEAD_BYTES)
 
 
+class SourceChanged(Exception):
+    """A source file changed every time it was read."""
+
+
+ATTEMPTS = 3
+RECENT_NS = 1_000_000_000  # a change within the same clock tick as the last can hide
+
+
+def copy_unchanging(ref: str, dest: str, algorithms: tuple[str, ...]):
+    """copy_one for a file on disk, proven unchanged while it was read: its size, mtime,
+    ctime and inode the same before and after (red-team case 61: a same-size rewrite in
+    place during ingest was stored torn, blocks of ten generations mixed). A file changed
+    within the last second could have changed within one tick of the filesystem's clock,
+    invisibly; its bytes are read a second time and must hash the same. A file that keeps
+    changing is read again, up to ATTEMPTS times, then refused."""
+    for _ in range(ATTEMPTS):
+        with open(ref, "rb", buffering=0) as stream:
+            before = os.fstat(stream.fileno())
+            started = time.time_ns()
+            size, digests, head = copy_one(stream, dest, algorithms)
+            after = os.fstat(stream.fileno())
+            steady = file_stamp(before) == file_stamp(after)
+            if steady and started - before.st_ctime_ns < RECENT_NS:
+                stream.seek(0)
+                check = FAST_ALGORITHM if FAST_ALGORITHM in algorithms else algorithms[0]
+                again = hash_stream(stream, (check,))[1]
+                steady = (again[check] == digests[check]
+                          and file_stamp(os.fstat(stream.fileno())) == file_stamp(before))
+        if steady:
+            return size, digests, head
+        os.unlink(dest)
+        time.sleep(0.05)
+    raise SourceChanged(f"changed while being read, {ATTEMPTS} times in a row (its size, "
+                        "times or content differed before and after each read)")
+
+
 def copy_batch(task: tuple) -> list[CopyResult]:
     """Worker entry point: task = (source spec, algorithms, [(path, ref, dest, size)...]).
 
@@ -51,8 +88,14 @@ def copy_batch(task: tuple) -> list[CopyResult]:
     results: list[CopyResult] = []
     for path, ref, dest, expected_size in items:
         try:
-            with open_entry(spec, ref) as stream:
-                size, digests, head = copy_one(stream, dest, algorithms)
+            if spec[0] in ("folder", "bag", "bag-as-folder"):
+                size, digests, head = copy_unchanging(ref, dest, algorithms)
+            else:
+                with open_entry(spec, ref) as stream:
+                    size, digests, head = copy_one(stream, dest, algorithms)
+        except SourceChanged as e:
+            results.append(CopyResult(path, 0, {}, None, str(e)))
+            continue
         except OSError as e:
             results.append(CopyResult(path, 0, {}, None, f"cannot read: {e.strerror or e}"))
             continue

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import unicodedata
 import uuid
 from collections import Counter
 from contextlib import ExitStack, suppress
@@ -39,7 +40,13 @@ from preserve.domain.names import display, encode_manifest_path
 from preserve.domain.policy import IngestPolicy
 from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
 from preserve.domain.validate import validate_bag
-from preserve.errors import BagInvalid, FixityMismatch, PreserveError, SourceRefused
+from preserve.errors import (
+    BadArgument,
+    BagInvalid,
+    FixityMismatch,
+    PreserveError,
+    SourceRefused,
+)
 from preserve.infrastructure import fstree
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage.base import aip_prefix
@@ -70,6 +77,34 @@ class Metadata:
     creators: list[str] = field(default_factory=list)
     identifiers: list[str] = field(default_factory=list)
     rights: str | None = None
+
+
+def check_metadata(meta: Metadata) -> None:
+    """Refuse descriptive values that bag-info.txt and the catalog would keep differently
+    (red-team case 72: a CR in a collection name became a continuation line, so bag and
+    catalog disagreed; blank names were accepted): control characters anywhere (line
+    breaks and tabs are allowed in free text), and for the collection, which names a
+    group on every report, a blank name, surrounding spaces or any line break."""
+    name = meta.collection
+    if not name.strip():
+        raise BadArgument("the collection name is empty or blank",
+                          hint="give a name with --collection")
+    if name != name.strip() or _controls(name, allowed=""):
+        raise BadArgument(f"the collection name {display(name)!r} has surrounding spaces or "
+                          "control characters (line breaks included)",
+                          hint="give a plain one-line name with --collection")
+    values = [("--title", meta.title), ("--rights", meta.rights)]
+    values += [("--creator", c) for c in meta.creators]
+    values += [("--identifier", i) for i in meta.identifiers]
+    for option, value in values:
+        if value is not None and _controls(value, allowed="\n\t"):
+            raise BadArgument(f"{option} {display(value)!r} holds control characters",
+                              hint="only line breaks and tabs are kept in descriptive text")
+
+
+def _controls(text: str, allowed: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch not in allowed
+               for ch in text)
 
 
 @dataclass
@@ -165,6 +200,7 @@ def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
     A source bag that validates with warnings is ingested, each warning recorded;
     `strict` refuses it instead. `as_folder` ingests a bag (valid or not) as a plain
     folder: its manifests become payload too, and their digests are checked and reported."""
+    check_metadata(meta)
     progress = progress or Silent()
     policy = policy or repo.policy.ingest
     started = time.monotonic()
@@ -311,6 +347,9 @@ class _Job:
                 pending = []
         if pending:
             self.repo.catalog.add_files(self.aip_id, self.version, pending)
+        if self.source.changed():
+            self.failures.append(f"{self.source.path}: the archive changed while it was being "
+                                 "read")
         if self.failures or self.mismatches:
             self._fail()
         premis.finish(self._premis_events(), self._agents())

@@ -275,9 +275,11 @@ class Source(ABC):
 
     def __init__(self, path: Path):
         self.path = path
+        self.stamp: tuple | None = None
 
     def scan(self, policy: IngestPolicy) -> Scan:
         """Every entry and every problem, without writing anything. The caller closes it."""
+        self.stamp = file_stamp(self.path.stat()) if self.path.is_file() else None
         scan = Scan()
         try:
             self._scan(scan, policy)
@@ -290,9 +292,19 @@ class Source(ABC):
     def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
         """Fill `scan`."""
 
+    def changed(self) -> bool:
+        """An archive changed since its scan (a rewrite in place while it was read)."""
+        return self.stamp is not None and file_stamp(self.path.stat()) != self.stamp
+
     def spec(self) -> tuple:
         """A picklable description that a worker process turns back into an opener."""
         return (self.kind, str(self.path))
+
+
+def file_stamp(st: os.stat_result) -> tuple:
+    """What changes when a file's content may have: size, modification and change times
+    (ns), and which file it is."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
 
 
 def open_entry(spec: tuple, ref: object) -> BinaryIO:
@@ -363,38 +375,43 @@ class FolderSource(Source):
     def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
         self._walk(self.path, "", scan, policy)
 
-    def _walk(self, directory: Path, prefix: str, scan: Scan, policy: IngestPolicy) -> bool:
-        """Scan one directory; return True if it holds anything (so empty ones are recorded)."""
-        try:
-            with os.scandir(directory) as it:
-                children = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            scan.problems.append(f"cannot read folder {directory}: {e.strerror}")
-            return True
-        for child in children:
-            rel = prefix + os.fsdecode(child.name)
-            where = str(Path(child.path))
-            if not _check_name(rel, scan, "unusable name"):
-                continue
+    def _walk(self, directory: Path, prefix: str, scan: Scan, policy: IngestPolicy) -> None:
+        """Scan a folder tree; a folder with nothing in it is recorded as an empty folder.
+        Its own stack, not recursion: no depth of nesting exhausts the interpreter's
+        (red-team case 92)."""
+        stack = [(directory, prefix)]
+        while stack:
+            folder, rel_folder = stack.pop()
             try:
-                st = child.stat(follow_symlinks=False)
+                with os.scandir(folder) as it:
+                    children = sorted(it, key=lambda e: e.name)
             except OSError as e:
-                scan.problems.append(f"cannot read {where}: {e.strerror}")
+                scan.problems.append(f"cannot read folder {folder}: {e.strerror}")
                 continue
-            if stat.S_ISLNK(st.st_mode):
-                self._link(child, rel, scan, policy)
-            elif stat.S_ISDIR(st.st_mode):
-                if not self._walk(Path(child.path), rel + "/", scan, policy):
-                    scan.add_empty_dir(rel)
-            elif stat.S_ISREG(st.st_mode):
-                scan.add_file(rel, st.st_size, child.path)
-            else:
-                what = special_kind(st.st_mode)
-                if policy.special_files == "skip":
-                    scan.skipped.append(f"{what} {display(rel)}")
+            if not children and rel_folder != prefix:
+                scan.add_empty_dir(rel_folder[:-1])
+            for child in children:
+                rel = rel_folder + os.fsdecode(child.name)
+                where = str(Path(child.path))
+                if not _check_name(rel, scan, "unusable name"):
+                    continue
+                try:
+                    st = child.stat(follow_symlinks=False)
+                except OSError as e:
+                    scan.problems.append(f"cannot read {where}: {e.strerror}")
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    self._link(child, rel, scan, policy)
+                elif stat.S_ISDIR(st.st_mode):
+                    stack.append((Path(child.path), rel + "/"))
+                elif stat.S_ISREG(st.st_mode):
+                    scan.add_file(rel, st.st_size, child.path)
                 else:
-                    scan.problems.append(f"{what}: {where}")
-        return bool(children)
+                    what = special_kind(st.st_mode)
+                    if policy.special_files == "skip":
+                        scan.skipped.append(f"{what} {display(rel)}")
+                    else:
+                        scan.problems.append(f"{what}: {where}")
 
     def _link(self, child: os.DirEntry, rel: str, scan: Scan, policy: IngestPolicy) -> None:
         target = os.readlink(child.path)
