@@ -150,7 +150,8 @@ def validate(
         report = validate_bag(bag, check_fixity=not fast, workers=workers or default_workers(),
                               progress=progress.advance,
                               on_totals=lambda n, b: progress.start("validate", n, b))
-    render.report(report, json_out, render.validation)
+    (render.validation_json if json_out else render.validation)(report)
+    report.findings.close()
     raise typer.Exit(EXIT_OK if report.valid else EXIT_PROBLEMS)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from itertools import islice
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,7 +18,8 @@ from rich.table import Table
 from preserve.domain.bag import human_size
 from preserve.domain.names import display
 
-LISTED = 50  # findings, warnings and problems shown in a table; the rest are counted
+LISTED = 50  # warnings and problems shown in a table; the rest are counted
+FINDINGS_LISTED = 200  # a validation's findings shown in its table
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -25,6 +27,19 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def emit_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def emit_json_stream(head: dict, key: str, items) -> None:
+    """A JSON object whose `key` is a list written item by item as `items` yields them
+    (a validation may have millions of findings: never one string of all of them)."""
+    write = sys.stdout.write
+    write("{\n")
+    for name, value in head.items():
+        write(f"  {json.dumps(name)}: {json.dumps(value, ensure_ascii=False, default=str)},\n")
+    write(f"  {json.dumps(key)}: [")
+    for n, item in enumerate(items):
+        write(("," if n else "") + "\n    " + json.dumps(item, ensure_ascii=False, default=str))
+    write("\n  ]\n}\n")
 
 
 def report(result, json_out: bool, show) -> None:
@@ -176,16 +191,26 @@ def validation(report) -> None:
               f"{report.payload_files} payload files, {human_size(report.payload_bytes)}, "
               f"{report.files_hashed} files hashed, algorithms: "
               f"{', '.join(report.algorithms) or '-'})")
-    if not report.findings:
+    findings = report.findings
+    if not len(findings):
         return
-    table = Table(title=f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)",
+    count = findings.count
+    table = Table(title=f"{count['error']} error(s), {count['warning']} warning(s)",
                   title_justify="left")
     for col in ("", "code", "where", "finding"):
         table.add_column(col)
-    for f in report.findings:
+    for f in islice(findings, FINDINGS_LISTED):
         mark = "[red]error[/]" if f.severity == "error" else "[yellow]warning[/]"
         table.add_row(mark, f.code, text(f.location()), text(f.message))
     out.print(table)
+    if len(findings) > FINDINGS_LISTED:
+        codes = ", ".join(f"{code} ×{n}" for code, n in sorted(findings.by_code.items()))
+        out.print(f"… and {len(findings) - FINDINGS_LISTED} more finding(s) not listed "
+                  f"(all of them: {codes}); --json lists every one")
+
+
+def validation_json(report) -> None:
+    emit_json_stream(report.summary(), "findings", (f.to_dict() for f in report.findings))
 
 
 def identifications(rows) -> None:

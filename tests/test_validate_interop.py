@@ -178,3 +178,46 @@ def test_bags_in_a_declared_non_utf8_encoding(tmp_path, encoding, codec):
     report = validate_bag(bag)
     assert report.valid and report.files_hashed == 1
     assert "W016" in codes(report, "warning")
+
+
+def _bag_naming_missing_files(root: Path, missing: int) -> Path:
+    digest = sha(b"alpha\n")
+    manifest = f"{digest}  data/a.txt\n" + "".join(
+        f"{digest}  data/missing/{i:07d}.txt\n" for i in range(missing))
+    return make_bag(root, manifest=manifest, files={"a.txt": b"alpha\n"})
+
+
+def test_findings_past_a_few_thousand_cost_disk_not_memory(tmp_path):
+    """Case 13: a manifest of a million lines naming missing files took 1.8 GB (a Finding
+    object per line, sorted in memory, then one JSON string)."""
+    import tracemalloc
+
+    peaks = []
+    for missing in (20_000, 100_000):
+        bag = _bag_naming_missing_files(tmp_path / f"b{missing}", missing)
+        tracemalloc.start()
+        report = validate_bag(bag, check_fixity=False)
+        streamed = sum(1 for _ in report.findings)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert streamed == missing + 1 and report.findings.by_code["E047"] == missing
+        assert not report.valid
+        report.findings.close()
+    assert peaks[1] - peaks[0] < 5 << 20, peaks  # 80,000 more findings held: ~40 MB
+
+
+def test_validate_lists_a_capped_table_and_streams_every_finding_as_json(tmp_path):
+    from tests.test_cli import run
+
+    bag = _bag_naming_missing_files(tmp_path / "b", 1000)
+    table = run(tmp_path / "unused", "validate", "--fast", bag, check_code=1).stdout
+    assert "1000 error(s)" in table and "E047 ×1000" in table
+    assert "… and 801 more finding(s) not listed" in table
+    import json
+
+    document = json.loads(run(tmp_path / "unused", "validate", "--fast", "--json", bag,
+                              check_code=1).stdout)
+    assert len(document["findings"]) == 1001 and document["errors"] == 1000
+    assert document["findings"][0]["code"] == "E047" and document["valid"] is False
+    lines = [f["line"] for f in document["findings"] if f["code"] == "E047"]
+    assert lines == sorted(lines)  # report order: by file, then line

@@ -46,6 +46,9 @@ def decode_object_key(key: str) -> str:
     return _KEY_ESCAPE.sub(lambda m: bytes.fromhex(m.group(0).replace("%", "")).decode(), key)
 
 
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
+
+
 class UnsafePath(ValueError):
     """A relative path that could leave its root or cannot be represented."""
 
@@ -61,7 +64,7 @@ def check_relative(path: str) -> str:
         raise UnsafePath("empty path")
     if "\x00" in path:
         raise UnsafePath("NUL byte in name")
-    if path.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", path) or path.startswith("\\\\"):
+    if path.startswith("/") or _DRIVE.match(path) or path.startswith("\\\\"):
         raise UnsafePath("absolute path")
     parts = path.split("/")
     for part in parts:
@@ -74,8 +77,13 @@ def check_relative(path: str) -> str:
     return path
 
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # categories Cc and Cs
+
+
 def display(path: str) -> str:
     """A one-line, printable rendering of a name for messages (escapes controls)."""
+    if not _UNPRINTABLE.search(path):  # nearly every name: no copy, no per-character work
+        return path
     out = []
     for ch in path:
         if ch == "\n":

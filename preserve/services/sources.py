@@ -40,6 +40,7 @@ from preserve.infrastructure.scratch import scratch_database
 # Archive safety limit: far above any real collection, far below a bomb. What archives may
 # expand to is the policy's (IngestPolicy.archive_max_ratio).
 MAX_MEMBERS = 5_000_000
+FINDINGS_KEPT = 1000  # a source bag's validation findings kept to report and record
 
 # What reading a damaged archive raises, besides OSError (gzip's CRC failure and bzip2's
 # bad streams are OSErrors): each is a damaged source, never a bug in preserve.
@@ -229,7 +230,7 @@ class BagFacts:
     tag_files: list[tuple[str, int]]   # (path in the bag, size)
 
 
-def _bag_facts(path: Path, policy: IngestPolicy, scan: Scan, *, strip_data: bool,
+def _bag_facts(path: Path, scan: Scan, *, strip_data: bool,
                strict: bool) -> BagFacts:
     """Validate the bag's structure (no payload hashing: ingest hashes each byte once, as it
     copies) and take its resolved manifest lines as the digests the copies must have."""
@@ -238,20 +239,33 @@ def _bag_facts(path: Path, policy: IngestPolicy, scan: Scan, *, strip_data: bool
     report = validate_bag(path, check_fixity=False,
                           on_lines=lambda lines: scan.take_manifest_lines(
                               lines, strip_data=strip_data))
-    facts = BagFacts(report.version, report.encoding or "utf-8",
-                     [f"{f.code} {f.location()}: {f.message}" for f in report.warnings],
-                     [f"{f.code} {f.location()}: {f.message}" for f in report.errors],
-                     _tag_files(path))
-    if strip_data and not report.valid:
-        raise BagInvalid(f"the bag {path} is not valid; nothing was ingested", report.errors,
-                         hint=f"'preserve validate {path}' shows every finding; "
-                              "--as-folder ingests it as a plain folder, its manifests kept "
-                              "and its digests checked and reported")
-    if strip_data and strict and report.warnings:
-        raise BagInvalid(f"the bag {path} is valid but has {len(report.warnings)} warning(s), "
-                         "and --strict refuses those; nothing was ingested", report.warnings,
-                         hint="ingest without --strict to accept it, each warning recorded")
-    return facts
+    findings = report.findings
+    count = findings.count
+
+    def described(severity: str) -> list[str]:
+        kept = [f"{f.code} {f.location()}: {f.message}"
+                for f in findings.first(severity, FINDINGS_KEPT)]
+        if count[severity] > FINDINGS_KEPT:
+            kept.append(f"and {count[severity] - FINDINGS_KEPT} more {severity}(s)")
+        return kept
+
+    try:
+        if strip_data and not report.valid:
+            raise BagInvalid(f"the bag {path} is not valid ({count['error']} error(s)); "
+                             "nothing was ingested", findings.first("error", FINDINGS_KEPT),
+                             hint=f"'preserve validate {path}' shows every finding; "
+                                  "--as-folder ingests it as a plain folder, its manifests "
+                                  "kept and its digests checked and reported")
+        if strip_data and strict and count["warning"]:
+            raise BagInvalid(f"the bag {path} is valid but has {count['warning']} warning(s), "
+                             "and --strict refuses those; nothing was ingested",
+                             findings.first("warning", FINDINGS_KEPT),
+                             hint="ingest without --strict to accept it, each warning "
+                                  "recorded")
+        return BagFacts(report.version, report.encoding or "utf-8", described("warning"),
+                        described("error"), _tag_files(path))
+    finally:
+        findings.close()
 
 
 def _tag_files(bag: Path) -> list[tuple[str, int]]:
@@ -444,7 +458,7 @@ class BagSource(Source):
         self.strict = strict
 
     def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
-        scan.bag = _bag_facts(self.path, policy, scan, strip_data=True, strict=self.strict)
+        scan.bag = _bag_facts(self.path, scan, strip_data=True, strict=self.strict)
         payload = self.path / "data"
         FolderSource(payload)._walk(payload, "", scan, policy)
 
@@ -459,7 +473,7 @@ class BagAsFolderSource(FolderSource):
 
     def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
         if (self.path / "bagit.txt").is_file():
-            scan.bag = _bag_facts(self.path, policy, scan, strip_data=False, strict=False)
+            scan.bag = _bag_facts(self.path, scan, strip_data=False, strict=False)
         super()._scan(scan, policy)
 
 
