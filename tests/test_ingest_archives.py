@@ -259,3 +259,15 @@ def test_zip_names_of_no_declared_encoding_are_kept_and_noted(repo, tmp_path):
     assert ingestion.outcome_detail.count("declare no encoding") == 2
     assert "IBM code page 437" in ingestion.outcome_detail
     assert sum("declare no encoding" in w for w in result.warnings) == 2
+
+
+def test_a_member_giving_more_than_it_declares_is_stopped_before_writing(tmp_path):
+    """The per-member cap as bytes arrive (zipfile and tarfile already stop at the declared
+    size; this guard does not depend on them)."""
+    from preserve.services.copying import Overflow, copy_one
+
+    dest = tmp_path / "out.bin"
+    with pytest.raises(Overflow):
+        copy_one(io.BytesIO(b"x" * (3 << 20)), str(dest), ("sha256",), limit=1 << 20)
+    assert dest.stat().st_size <= 1 << 20
+    assert copy_one(io.BytesIO(b"y" * 10), str(tmp_path / "ok"), ("sha256",), limit=10)[0] == 10

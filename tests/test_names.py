@@ -11,6 +11,7 @@ from preserve.domain.names import (
     check_relative,
     decode_manifest_path,
     decode_object_key,
+    display,
     encode_manifest_path,
     encode_object_key,
     find_collisions,
@@ -87,3 +88,11 @@ def test_object_keys_round_trip_and_carry_no_control_characters(name):
     key = encode_object_key(name)
     assert decode_object_key(key) == name
     assert not any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in key)
+
+
+@given(st.text())
+def test_display_escapes_exactly_controls_and_surrogates(name):
+    shown = display(name)
+    assert not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in shown)
+    if not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
+        assert shown == name  # the fast path returns the name itself

@@ -35,11 +35,30 @@ class CopyResult:
     magic: tuple[str | None, str | None] = (None, None)
 
 
-def copy_one(stream, dest: str, algorithms: tuple[str, ...]) -> tuple[int, dict[str, str], bytes]:
-    """Copy `stream` to a new file `dest` (never overwriting), hashing on the way."""
+class Overflow(Exception):
+    """An archive member gave more bytes than it declared."""
+
+
+def copy_one(stream, dest: str, algorithms: tuple[str, ...],
+             limit: int | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Copy `stream` to a new file `dest` (never overwriting), hashing on the way. With a
+    `limit` (an archive member's declared size), more bytes than that stop the copy as
+    they arrive, before they are written."""
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(fd, "wb", buffering=0) as out:
-        return hash_stream(stream, algorithms, sink=write_all(out.write), head_size=HEAD_BYTES)
+        sink = write_all(out.write)
+        if limit is not None:
+            written = 0
+            plain_sink = sink
+
+            def sink(chunk):
+                nonlocal written
+                written += len(chunk)
+                if written > limit:
+                    raise Overflow(f"gives more than the {limit} bytes it declares")
+                plain_sink(chunk)
+
+        return hash_stream(stream, algorithms, sink=sink, head_size=HEAD_BYTES)
 
 
 class SourceChanged(Exception):
@@ -92,8 +111,8 @@ def copy_batch(task: tuple) -> list[CopyResult]:
                 size, digests, head = copy_unchanging(ref, dest, algorithms)
             else:
                 with open_entry(spec, ref) as stream:
-                    size, digests, head = copy_one(stream, dest, algorithms)
-        except SourceChanged as e:
+                    size, digests, head = copy_one(stream, dest, algorithms, expected_size)
+        except (SourceChanged, Overflow) as e:
             results.append(CopyResult(path, 0, {}, None, str(e)))
             continue
         except OSError as e:

@@ -54,6 +54,7 @@ from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.copying import (
     CopyResult,
+    Overflow,
     copy_batch,
     copy_one,
     identify_batch,
@@ -409,7 +410,11 @@ class _Job:
                 if entry is None:
                     continue
                 dest = os.path.join(data, entry.path)
-                size, digests, head = copy_one(stream, dest, self.compute)
+                try:
+                    size, digests, head = copy_one(stream, dest, self.compute, entry.size)
+                except Overflow as e:
+                    batch.append(CopyResult(entry.path, 0, {}, None, str(e)))
+                    continue
                 if size != entry.size:
                     batch.append(CopyResult(entry.path, size, digests, None,
                                             f"changed while being read ({entry.size} bytes "

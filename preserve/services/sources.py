@@ -642,9 +642,12 @@ class TarSource(Source):
                     rel = member.name.rstrip("/")
                     if rel.startswith("./"):
                         rel = rel[2:]
-                    if rel in ("", "."):
-                        continue
                     where = f"tar member {display(member.name)!r}"
+                    if rel in ("", "."):
+                        if not member.isdir():  # '.' is the archive's root; a file, never
+                            scan.problems.append(f"{where} is not a folder, and no file can "
+                                                 "have that name")
+                        continue
                     if not _new_member(rel, where, scan):
                         continue
                     if member.issym() or member.islnk():
