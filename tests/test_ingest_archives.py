@@ -175,15 +175,20 @@ def test_an_overlapping_member_zip_bomb_is_refused(repo, tmp_path):
     assert _nothing_kept(repo)
 
 
-def test_a_bzip2_tar_bomb_is_refused(repo, tmp_path):
-    """Case 42: 893 bytes of .tar.bz2 went in as 1 GiB."""
+def _zeros_tar_bz2(path: Path, size: int) -> Path:
+    """A .tar.bz2 of one member of `size` zero bytes (bzip2 packs zeros about 1:1,000,000)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as t:
         info = tarfile.TarInfo("zero.bin")
-        info.size = 256 << 20
-        t.addfile(info, io.BytesIO(bytes(info.size)))
-    bomb = tmp_path / "bomb.tar.bz2"
-    bomb.write_bytes(bz2.compress(raw.getvalue(), 9))
+        info.size = size
+        t.addfile(info, io.BytesIO(bytes(size)))
+    path.write_bytes(bz2.compress(raw.getvalue(), 9))
+    return path
+
+
+def test_a_bzip2_tar_bomb_is_refused(repo, tmp_path):
+    """Case 42: 893 bytes of .tar.bz2 went in as 1 GiB."""
+    bomb = _zeros_tar_bz2(tmp_path / "bomb.tar.bz2", 256 << 20)
     assert bomb.stat().st_size < 10_000
     with pytest.raises(SourceRefused) as refused:
         _ingest(repo, bomb)
@@ -207,13 +212,7 @@ def test_a_sparse_tar_bomb_is_refused(repo, tmp_path):
 
 
 def test_the_expansion_cap_is_the_policy_s(repo, tmp_path):
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as t:
-        info = tarfile.TarInfo("zero.bin")
-        info.size = 4 << 20
-        t.addfile(info, io.BytesIO(bytes(info.size)))
-    archive = tmp_path / "zeros.tar.bz2"
-    archive.write_bytes(bz2.compress(raw.getvalue(), 9))
+    archive = _zeros_tar_bz2(tmp_path / "zeros.tar.bz2", 4 << 20)
     with pytest.raises(SourceRefused):
         _ingest(repo, archive)
     from dataclasses import replace
