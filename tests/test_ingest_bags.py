@@ -146,6 +146,7 @@ def test_a_bag_that_other_producers_write_is_ingested_with_its_warnings_recorded
     ingestion = _events(repo, result, "ingestion")[0]
     validation = _events(repo, result, "validation")[0]
     assert ingestion.outcome == "warning" and validation.outcome == "warning"
+    assert "W043" in ingestion.outcome_detail and "W070" in ingestion.outcome_detail
     assert "W043" in validation.outcome_detail and "all 2 file(s)" in validation.outcome_detail
 
 

@@ -156,3 +156,17 @@ def test_a_tree_nested_past_the_recursion_limit_is_ingested_and_exported(tmp_pat
     run(repo_root, "audit", "--full")
     run(repo_root, "export", aip, tmp_path / "out")
     run(repo_root, "validate", tmp_path / "out")
+
+
+def test_a_fifo_put_where_a_scanned_file_was_is_never_opened_for_reading(tmp_path):
+    """The sibling of case 44: a file replaced by a FIFO between the scan and the copy
+    would block the copier for ever; it is refused as not a regular file."""
+    from preserve.services.copying import copy_batch
+
+    fifo = tmp_path / "was-a-file"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    [result] = copy_batch((("folder", str(tmp_path)), ("sha256",),
+                           [("was-a-file", str(fifo), str(tmp_path / "copy"), 0)]))
+    assert time.monotonic() - started < 5
+    assert result.error and "not a regular file" in result.error

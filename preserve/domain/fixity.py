@@ -7,8 +7,10 @@ BagIt manifest and never counts as fixity of record.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
@@ -116,10 +118,27 @@ def write_all(fd_write: Callable[[memoryview], int | None]) -> Callable[[memoryv
     return sink
 
 
+def open_regular(path, *, follow: bool = False) -> BinaryIO:
+    """Open a file for reading only if it is a regular file, checked on the open file
+    itself: a FIFO or a device put where a file was (after a scan, before the read) would
+    block a reader for ever. A symbolic link is refused (ELOOP) unless `follow`."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or folder is "
+                          "never read)")
+        os.set_blocking(fd, True)
+        return open(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def hash_file(path, algorithms: Iterable[str]) -> tuple[int, dict[str, str]]:
-    """Digests of a file; a symbolic link is refused (ELOOP), never followed."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with open(fd, "rb", buffering=0) as f:
+    """Digests of a regular file; a symbolic link is refused (ELOOP), never followed."""
+    with open_regular(path) as f:
         size, digests, _ = hash_stream(f, algorithms)
     return size, digests
 

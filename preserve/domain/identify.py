@@ -16,6 +16,8 @@ import os
 from dataclasses import asdict, dataclass
 from functools import cache
 
+from preserve.domain.fixity import open_regular
+
 HEAD_BYTES = 8192  # what libmagic needs to sniff nearly every format
 
 # confidence levels, strongest first
@@ -176,7 +178,7 @@ def identify_paths(paths: list[str]) -> list[Identification]:
     files = []
     for p in paths:
         try:
-            with open(p, "rb") as f:
+            with open_regular(p, follow=True) as f:
                 head = f.read(HEAD_BYTES)
             size = os.stat(p).st_size
         except OSError:

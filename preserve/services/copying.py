@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from preserve.domain.fixity import FAST_ALGORITHM, hash_stream, write_all
+from preserve.domain.fixity import FAST_ALGORITHM, hash_stream, open_regular, write_all
 from preserve.domain.identify import (
     HEAD_BYTES,
     Identification,
@@ -77,7 +77,7 @@ def copy_unchanging(ref: str, dest: str, algorithms: tuple[str, ...]):
     invisibly; its bytes are read a second time and must hash the same. A file that keeps
     changing is read again, up to ATTEMPTS times, then refused."""
     for _ in range(ATTEMPTS):
-        with open(ref, "rb", buffering=0) as stream:
+        with open_regular(ref, follow=True) as stream:  # follow-inside refs are real paths
             before = os.fstat(stream.fileno())
             started = time.time_ns()
             size, digests, head = copy_one(stream, dest, algorithms)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from preserve import AGENT_NAME, __version__
 from preserve.domain import bag as bagfmt
-from preserve.domain.fixity import FAST_ALGORITHM, hash_file
+from preserve.domain.fixity import FAST_ALGORITHM, hash_file, open_regular
 from preserve.domain.identify import (
     EXTENSION_ONLY,
     SIGNATURE,
@@ -317,7 +317,7 @@ class _Job:
             dest = kept / rel
             fstree.makedirs(dest.parent)
             try:
-                with open(self.source.path / rel, "rb", buffering=0) as stream:
+                with open_regular(self.source.path / rel) as stream:
                     _, digests, _ = copy_one(stream, str(dest), tuple(expected) or ("sha256",))
             except OSError as e:
                 self.failures.append(f"{display(rel)}: cannot read: {e.strerror}")
@@ -584,7 +584,9 @@ class _Job:
         empty = f"; {self.empty_dir_count} empty folder(s) kept" if self.empty_dir_count else ""
         kept = (f"; the source bag's tag files kept in {SOURCE_BAG_DIR}/: "
                 + ", ".join(display(t) for t in self.kept_tags)) if self.kept_tags else ""
-        notes = ("; " + recorded(self.scan.notes)) if self.scan.notes else ""
+        bag = self.scan.bag
+        warned = self.scan.notes + (bag.warnings if bag is not None else [])
+        notes = (f"; {len(warned)} warning(s): " + recorded(warned)) if warned else ""
         events = [
             Event("ingestion", when, "warning" if self.warnings() else "success",
                   f"ingested {self.source.kind} {self.source.path} into collection "
@@ -604,7 +606,6 @@ class _Job:
                   [(f"siegfried-{sf['version']}", "executing program"),
                    (f"libmagic-{magic_version}", "executing program")]),
         ]
-        bag = self.scan.bag
         if bag is not None and self.source.kind == "bag":
             tags = sum(1 for t in self.kept_tags if self.scan.expected(t, tag=True))
             warned = (f"; {len(bag.warnings)} warning(s): " + recorded(bag.warnings)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from preserve.domain.fixity import open_regular
 from preserve.domain.names import (
     UnsafePath,
     check_relative,
@@ -325,7 +326,7 @@ def open_entry(spec: tuple, ref: object) -> BinaryIO:
     """Open one entry's bytes in whichever process runs the copy."""
     kind, path = spec
     if kind in ("folder", "bag", "bag-as-folder"):
-        return open(ref, "rb", buffering=0)
+        return open_regular(ref, follow=True)
     if kind == "zip":  # by index: two members may carry one name
         handle = _zip_handle(path)
         return handle.open(handle.infolist()[int(ref)])
