@@ -123,3 +123,17 @@ def test_replication_and_export_memory_does_not_grow_with_the_number_of_files(tm
     for name in ("replicate", "export"):
         small, big = result[name]
         assert big - small < 1 << 20, (name, result)
+
+
+def test_repair_with_an_unreachable_location_exits_3(two_disks, tmp_path):
+    """Red-team case 86: 'NOT REPAIRED unreachable' and exit 0, while audit said 3."""
+    from tests.test_cli import run
+
+    repo, aip, bag1, bag2 = two_disks
+    (tmp_path / "disk2").rename(tmp_path / "disk2-unplugged")
+    assert repair(repo).status == "unreachable"
+    for args in (["repair"], ["audit", "--repair"]):
+        result = run(repo.root, *args, "--json", check_code=3)
+        assert json.loads(result.stdout)["status"] == "unreachable"
+    (bag1 / "data" / "docs" / "notes.txt").write_text("damaged")  # damage outranks it
+    assert repair(repo).exit_code == 1

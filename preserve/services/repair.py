@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from preserve import AGENT_NAME, __version__
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.domain.model import EventRecord
-from preserve.errors import EXIT_OK, EXIT_PROBLEMS, PreserveError
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
 from preserve.infrastructure.repository import Repository
 from preserve.services.audit import Problem, audit
 from preserve.services.common import Progress, Silent, now_utc
@@ -49,12 +49,21 @@ class RepairResult:
     untouched: list[Problem] = field(default_factory=list)  # unexpected files, unreachable
 
     @property
+    def status(self) -> str:
+        """As an audit's: damage not repaired outranks an unreachable location, which is
+        never 'ok' (red-team case 86: exit 0 while a location could not be reached)."""
+        if any(r.outcome != "repaired" for r in self.repairs) or any(
+                p.kind != "unreachable" for p in self.untouched):
+            return "problems"
+        return "unreachable" if self.untouched else "ok"
+
+    @property
     def exit_code(self) -> int:
-        return EXIT_OK if all(r.outcome == "repaired" for r in self.repairs) and not any(
-            p.kind != "unreachable" for p in self.untouched) else EXIT_PROBLEMS
+        return {"ok": EXIT_OK, "problems": EXIT_PROBLEMS,
+                "unreachable": EXIT_UNREACHABLE}[self.status]
 
     def to_dict(self) -> dict:
-        return {"status": "ok" if self.exit_code == EXIT_OK else "problems",
+        return {"status": self.status,
                 "repairs": [r.to_dict() for r in self.repairs],
                 "not_repaired": [p.to_dict() for p in self.untouched]}
 
