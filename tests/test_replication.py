@@ -155,3 +155,42 @@ def test_storage_add_and_check_round_trip(tmp_path, server):
     proc = subprocess.run(run + ["storage", "add", "offsite", "/tmp/x"], env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "already exists" in proc.stderr
+
+
+def _spawn(repo_root, *args) -> subprocess.Popen:
+    env = dict(os.environ, PRESERVE_REPO=str(repo_root), PRESERVE_NO_PROGRESS="1")
+    return subprocess.Popen([sys.executable, "-m", "preserve", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("kill_after", [0.3, 0.8, 1.5])
+def test_two_replicates_at_once_one_killed_never_leave_a_partial_replica_recorded(
+        tmp_path, server, kill_after):
+    """Case 56: the survivor said 'copied (verified)' and exited 0 with 158 of 311 objects
+    gone: the other run's clean-up had deleted them. Writers now take the (AIP, location)
+    lock, and what is there at the end is checked before the replica is recorded."""
+    import time
+
+    from tests.conftest import many_small_files
+
+    repo = _two_copy_repo(tmp_path, server, copies=1)
+    source = many_small_files(tmp_path / "src", 300)
+    aip = ingest(repo, source, Metadata("c")).aip_id
+    policy = repo.root / "policies" / "default.yaml"
+    data = yaml.safe_load(policy.read_text())
+    data["replication"]["copies"] = 2
+    policy.write_text(yaml.safe_dump(data))
+    first = _spawn(repo.root, "replicate")
+    time.sleep(kill_after / 2)
+    second = _spawn(repo.root, "replicate")
+    time.sleep(kill_after)
+    second.kill()
+    second.wait()
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    audit = subprocess.run([sys.executable, "-m", "preserve", "audit", "--full", "--location",
+                            "cloud", "--json"], capture_output=True, text=True,
+                           env=dict(os.environ, PRESERVE_REPO=str(repo.root)))
+    report = json.loads(audit.stdout)
+    assert audit.returncode == 0 and report["problems"] == [], report["problems"][:3]
+    assert Repository(repo.root).catalog.replica_locations(aip, 1) == ["cloud", "local"]

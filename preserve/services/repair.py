@@ -20,6 +20,7 @@ from preserve import AGENT_NAME, __version__
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.domain.model import EventRecord
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
+from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
 from preserve.services.audit import Problem, audit
 from preserve.services.common import Progress, Silent, now_utc
@@ -102,7 +103,8 @@ def _repair_one(repo: Repository, problem: Problem) -> Repair:
             if good is None:
                 continue
             try:
-                target.replace_file(key + problem.path, good)
+                with writer_lock(repo.root, target.name, problem.aip):
+                    target.replace_file(key + problem.path, good)
                 if not _verify_in_place(repo, target, key, problem):
                     return Repair(problem.aip, problem.version, problem.location, problem.path,
                                   problem.kind, "failed", source_name,

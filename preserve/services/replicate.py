@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from preserve.errors import PreserveError, StorageUnreachable
+from preserve.domain.names import display
+from preserve.errors import FixityMismatch, PreserveError, StorageUnreachable
+from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
 from preserve.infrastructure.storage.base import aip_prefix
@@ -42,15 +44,43 @@ class ReplicationResult:
         }
 
 
-def copy_version(repo: Repository, aip_id: str, version: int, target) -> None:
-    """Write one AIP version to `target` from a verified local replica, then record it."""
-    source = _local_source(repo, aip_id, version)
-    key = aip_prefix(aip_id, version)
-    expected = expected_digests(repo.catalog, aip_id, version, source, key)
-    if not isinstance(target, LocalStorage) or target.stat(key + expected.tagmanifest) is None:
-        target.delete_prefix(key)  # leftovers of an interrupted upload: never a replica
-    target.publish_bag(source.bag_path(key), key, expected.sha256)
-    repo.catalog.add_replica(aip_id, version, target.name, key, now_utc())
+def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
+    """Write one AIP version to `target` from a verified local replica, check that all of
+    it is there, then record it. Under the (AIP, location) writer lock: a run that waited
+    for another finds the replica made and returns False; leftovers it deletes are an
+    interrupted run's, never a running one's."""
+    with writer_lock(repo.root, target.name, aip_id):
+        if target.name in repo.catalog.replica_locations(aip_id, version):
+            return False  # made by the run we waited for
+        source = _local_source(repo, aip_id, version)
+        key = aip_prefix(aip_id, version)
+        expected = expected_digests(repo.catalog, aip_id, version, source, key)
+        if not isinstance(target, LocalStorage) or \
+                target.stat(key + expected.tagmanifest) is None:
+            target.delete_prefix(key)  # leftovers of an interrupted upload: never a replica
+        target.publish_bag(source.bag_path(key), key, expected.sha256)
+        _verify_complete(repo, aip_id, version, target, key, expected)
+        repo.catalog.add_replica(aip_id, version, target.name, key, now_utc())
+        return True
+
+
+def _verify_complete(repo: Repository, aip_id: str, version: int, target, key: str,
+                     expected) -> None:
+    """Every file of the version is at `target` at the end, at its recorded size: each was
+    verified as it was uploaded, and this listing proves none went missing since."""
+    catalog = repo.catalog
+    catalog.load_listing((o.key[len(key):], o.size) for o in target.list(key))
+    wrong = [f"{display(rel)}: " + ("missing" if listed is None else
+                                    f"{listed} bytes, {recorded} recorded")
+             for rel, recorded, listed in catalog.payload_not_listed_as_recorded(aip_id,
+                                                                                version)]
+    wrong += [f"{display(rel)}: missing" for rel in expected.tags
+              if catalog.listed_size(rel) is None]
+    if wrong:
+        raise FixityMismatch(f"the copy of AIP {aip_id} v{version} at '{target.name}' is "
+                             f"incomplete after upload ({len(wrong)} file(s)); it was not "
+                             "recorded:\n  " + "\n  ".join(wrong[:20]),
+                             hint="run 'preserve replicate' again")
 
 
 def _local_source(repo: Repository, aip_id: str, version: int) -> LocalStorage:
@@ -83,8 +113,10 @@ def replicate(repo: Repository, *, to: str | None = None,
         if target.name in result.unreachable:
             continue
         try:
-            copy_version(repo, aip_id, version, target)
-            result.copied.append((aip_id, version, target.name))
+            if copy_version(repo, aip_id, version, target):
+                result.copied.append((aip_id, version, target.name))
+            else:
+                result.already += 1
         except StorageUnreachable:
             result.unreachable.append(target.name)
         except PreserveError as e:
