@@ -95,6 +95,7 @@ class Repository:
             else:
                 raise ConfigError(f"{file}: storage kind {cfg.kind!r} is not one preserve "
                                   "knows (local, s3)")
+        _refuse_shared_places(out, folder)
         return out
 
     def primary_location(self) -> LocalStorage:
@@ -151,6 +152,21 @@ class Repository:
                 (root / sub).mkdir()
                 created.append(str(root / sub))
         return cls(root), created
+
+
+def _refuse_shared_places(locations: dict[str, Storage], folder: Path) -> None:
+    """Two locations on the same bucket and prefix, the same folder, or one inside the
+    other would count one copy twice (red-team case 84: the catalog claimed 3 copies where
+    2 existed, and replicating to the second deleted the first's objects)."""
+    placed = sorted((location.place(), name) for name, location in locations.items())
+    for ((store, prefix), name), ((other_store, other_prefix), other) in zip(
+            placed, placed[1:], strict=False):
+        if store == other_store and other_prefix.startswith(prefix):
+            how = "the same place" if prefix == other_prefix else f"a place inside '{name}'"
+            raise ConfigError(f"locations '{name}' and '{other}' are {how} "
+                              f"({locations[other].describe()}): one copy would count as two",
+                              hint=f"remove {folder / (other + '.yaml')} or point it "
+                                   "elsewhere: each location must be a separate copy")
 
 
 def _read_location(file: Path) -> LocationConfig:
