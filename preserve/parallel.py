@@ -22,23 +22,29 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Ask Linux to kill this worker when its parent dies (kill -9 included), so no
-    orphan keeps writing into a staging folder that recovery is removing."""
+    orphan keeps writing into a staging folder that recovery is removing. The parent may
+    have died while this worker was starting, before the request: then the worker's parent
+    is no longer `parent`, and it leaves at once (red-team case 46: workers killed at that
+    moment lived on and wrote 200 files into staging)."""
+    import signal
+
     try:
         import ctypes
-        import signal
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        # Ctrl-C reaches the whole process group; only the parent decides what it means.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:
+        os._exit(1)
+    # Ctrl-C reaches the whole process group; only the parent decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _start_worker(initializer, initargs) -> None:
-    _die_with_parent()
+def _start_worker(parent, initializer, initargs) -> None:
+    _die_with_parent(parent)
     if initializer is not None:
         initializer(*initargs)
 
@@ -77,7 +83,7 @@ class WorkerPool:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker, initargs=self._init)
+                initializer=_start_worker, initargs=(os.getpid(), *self._init))
             for _ in range(self.workers):  # each submit boots one more worker
                 self._executor.submit(os.getpid)
         return self._executor

@@ -121,3 +121,42 @@ def test_a_crash_after_publishing_is_completed_by_recovery(repo, tmp_path, monke
     actions = recover(repo)
     assert any("completed the catalog record" in a for a in actions)
     assert len(repo.catalog.list_aips()) == 1
+
+
+def _processes_of(repo_root: Path) -> list[int]:
+    """Live processes whose environment names this repository (workers included)."""
+    marker = f"PRESERVE_REPO={repo_root}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    with open(f"/proc/{entry}/stat", "rb") as s:
+                        if s.read().split(b") ")[-1][:1] != b"Z":
+                            found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.2, 0.25, 0.3, 0.4])
+def test_no_worker_outlives_a_killed_ingest(tmp_path, delay):
+    """Case 46: kills at about 0.2-0.28 s (workers starting) left 2 workers and the
+    resource tracker alive for good, writing 200 files into staging after the kill."""
+    from tests.conftest import many_small_files
+
+    src = many_small_files(tmp_path / "src", 400)
+    repo, _ = Repository.init(tmp_path / "repo")
+    proc = _start(repo.root, src)
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+    killed = time.time()
+    deadline = time.monotonic() + 10
+    while _processes_of(repo.root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_of(repo.root) == []
+    late = [p for p in repo.staging.rglob("*") if p.is_file() and p.stat().st_mtime > killed + 0.5]
+    assert late == []

@@ -194,3 +194,65 @@ def test_two_replicates_at_once_one_killed_never_leave_a_partial_replica_recorde
     report = json.loads(audit.stdout)
     assert audit.returncode == 0 and report["problems"] == [], report["problems"][:3]
     assert Repository(repo.root).catalog.replica_locations(aip, 1) == ["cloud", "local"]
+
+
+@pytest.mark.parametrize("url", ["s3://archive/preserve", "s3://archive/preserve/", "s3://archive",
+                                 "s3://archive/preserve/inner"])
+def test_a_second_location_on_the_same_bucket_and_prefix_is_refused(tmp_path, server, url):
+    """Case 84: it counted as a third copy where two existed."""
+    from tests.test_cli import run
+
+    repo = _two_copy_repo(tmp_path, server)
+    result = run(repo.root, "storage", "add", "cloud2", url, "--endpoint-url", server.url,
+                 "--region", "us-east-1", check_code=2)
+    assert "one copy would count as two" in result.stderr
+    assert not (repo.root / "locations" / "cloud2.yaml").exists()
+    run(repo.root, "storage", "add", "cloud3", "s3://archive/elsewhere", "--endpoint-url",
+        server.url, "--region", "us-east-1")
+
+
+def test_a_second_local_location_on_the_same_or_an_inner_folder_is_refused(tmp_path):
+    from tests.test_cli import run
+
+    repo, _ = Repository.init(tmp_path / "repo")
+    disk = tmp_path / "disk2"
+    disk.mkdir()
+    (tmp_path / "alias").symlink_to(disk)
+    run(repo.root, "storage", "add", "disk2", disk)
+    for i, path in enumerate([tmp_path / "alias", disk / "inner", repo.root / "aips" / "x"]):
+        result = run(repo.root, "storage", "add", f"again{i}", path, check_code=2)
+        assert "one copy would count as two" in result.stderr
+
+
+def _replace_by_multipart(server, key: str, body: bytes, bucket="archive") -> None:
+    client = server.client()
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256")
+    part = client.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1,
+                              Body=body, ChecksumAlgorithm="SHA256")
+    client.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"],
+                                    "ChecksumSHA256": part["ChecksumSHA256"]}]})
+
+
+def test_the_quick_audit_catches_an_object_replaced_by_a_same_size_upload(tmp_path, server):
+    """Case 83: a same-size multipart upload over an object preserve wrote passed the quick
+    S3 audit (any composite checksum was taken as good)."""
+    import random
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "small.txt").write_bytes(b"0123456789")
+    big = random.Random(5).randbytes(9 << 20)  # over 8 MiB: uploaded in parts
+    (source / "big.bin").write_bytes(big)
+    repo = _two_copy_repo(tmp_path, server)
+    aip = ingest(repo, source, Metadata("c")).aip_id
+    quick = __import__("preserve.services.audit", fromlist=["audit"]).audit
+    assert quick(repo, location="cloud").problems == []  # the recorded composite matches
+    prefix = f"preserve/{aip[:2]}/{aip}/v1/data/"
+    _replace_by_multipart(server, prefix + "small.txt", b"X" * 10)
+    _replace_by_multipart(server, prefix + "big.bin", big[:-1] + b"\0")
+    found = quick(repo, location="cloud")
+    assert sorted((p.path, p.kind) for p in found.problems) == [
+        ("data/big.bin", "corrupt"), ("data/small.txt", "corrupt")]
+    assert found.exit_code == 1

@@ -112,6 +112,14 @@ CREATE TABLE IF NOT EXISTS file_checks (
     checked TEXT NOT NULL,
     PRIMARY KEY (aip_id, version, location, path)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS composite_checksums (
+    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    location TEXT NOT NULL,
+    path TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    PRIMARY KEY (aip_id, version, location, path)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit_problems (
     run_id TEXT NOT NULL REFERENCES audit_runs (id) ON DELETE CASCADE,
     aip_id TEXT NOT NULL,
@@ -216,11 +224,35 @@ class Catalog:
                        (aip_id, version, location, key, when))
             db.execute("UPDATE aips SET state = 'stored' WHERE id = ?", (aip_id,))
 
-    def add_replica(self, aip_id: str, version: int, location: str, key: str, when: str) -> None:
-        """Record a copy that has been written and verified (never before)."""
+    def add_replica(self, aip_id: str, version: int, location: str, key: str, when: str,
+                    composites: dict[str, str] | None = None) -> None:
+        """Record a copy that has been written and verified (never before), with the
+        store's composite checksums of the files it took in parts."""
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO replicas VALUES (?, ?, ?, ?, 'verified', ?, NULL)",
                        (aip_id, version, location, key, when))
+            db.execute("DELETE FROM composite_checksums WHERE aip_id = ? AND version = ? AND "
+                       "location = ?", (aip_id, version, location))
+            db.executemany("INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)",
+                           ((aip_id, version, location, path, checksum)
+                            for path, checksum in (composites or {}).items()))
+
+    def set_composite_checksum(self, aip_id: str, version: int, location: str, path: str,
+                               checksum: str | None) -> None:
+        """After a file was written again (repair): its composite checksum, or none."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM composite_checksums WHERE aip_id = ? AND version = ? AND "
+                       "location = ? AND path = ?", (aip_id, version, location, path))
+            if checksum:
+                db.execute("INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)",
+                           (aip_id, version, location, path, checksum))
+
+    def composite_checksum(self, aip_id: str, version: int, location: str,
+                           path: str) -> str | None:
+        row = self.db.execute("SELECT checksum FROM composite_checksums WHERE aip_id = ? AND "
+                              "version = ? AND location = ? AND path = ?",
+                              (aip_id, version, location, path)).fetchone()
+        return row[0] if row else None
 
     def versions_without_replica(self, location: str) -> list[tuple[str, int]]:
         """Stored AIP versions that have no verified copy at `location`, oldest first."""
@@ -367,7 +399,7 @@ class Catalog:
                         "size INTEGER NOT NULL) WITHOUT ROWID")
         self.db.execute("DELETE FROM temp.listing")
         it = iter(objects)
-        while chunk := list(islice(it, 10_000)):
+        while chunk := list(islice(it, 1000)):  # a constant few hundred KB
             self.db.executemany("INSERT OR REPLACE INTO temp.listing VALUES (?, ?)", chunk)
 
     def listed_size(self, path: str) -> int | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 
 def walk(top: str | os.PathLike) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -34,19 +33,21 @@ def walk(top: str | os.PathLike) -> Iterator[tuple[str, list[str], list[str]]]:
 
 
 def makedirs(path: str | os.PathLike) -> None:
-    """mkdir -p: every missing folder on the way to `path`, at any depth."""
-    path = Path(path)
+    """mkdir -p: every missing folder on the way to `path`, at any depth. Strings, not
+    pathlib (which interns every name it parses: this is called once per file)."""
+    path = os.fspath(path)
     missing = []
-    while not path.is_dir():
+    while not os.path.isdir(path):
         missing.append(path)
-        if path.parent == path:
+        parent = os.path.dirname(path)
+        if parent == path:
             break
-        path = path.parent
+        path = parent
     for folder in reversed(missing):
         try:
-            folder.mkdir()
+            os.mkdir(folder)
         except FileExistsError:
-            if not folder.is_dir():
+            if not os.path.isdir(folder):
                 raise
 
 

@@ -49,7 +49,7 @@ from preserve.errors import (
 from preserve.infrastructure.catalog import RECHECK
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
-from preserve.infrastructure.storage.s3 import S3Storage
+from preserve.infrastructure.storage.s3 import S3Storage, uploaded_in_parts
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc, parse_utc
 from preserve.services.expected import expected_digests
@@ -428,7 +428,8 @@ def _audit_replica(repo, storage, visit: _Visit, pool, recorder: _Recorder, prog
     checks = chain(((rel, want, size) for rel, size, want in catalog.staged_payload_checks()
                     if chosen(rel)), tag_checks)  # big files first, the small tag files last
     if isinstance(storage, S3Storage) and visit.kind != "full":
-        _quick_s3(storage, key, checks, recorder, progress, stop)
+        _quick_s3(storage, key, checks, recorder, progress, stop,
+                  lambda rel: catalog.composite_checksum(aip_id, version, storage.name, rel))
     elif isinstance(storage, LocalStorage):
         many = count > 64 or nbytes > (64 << 20)
         _hash_local(storage, key, checks, visit.kind == "full",
@@ -485,15 +486,30 @@ def _hash_remote(storage, key, checks, full, recorder, progress, stop) -> None:
         _checked(recorder, progress, 1, size)
 
 
-def _quick_s3(storage, key, checks, recorder, progress, stop) -> None:
-    for rel, want, _size in checks:
+def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite) -> None:
+    """The store's own checksum of each object against what was recorded, nothing read.
+    An object preserve wrote in one part must carry the SHA-256 of its bytes; one written
+    in parts, the composite checksum the store gave at upload. A composite where preserve
+    wrote one part, or another composite, means the object was replaced (red-team case 83:
+    a same-size multipart upload passed)."""
+    for rel, want, size in checks:
         if stop():
             return
         stored = storage.stored_checksum(key + rel)
         if stored is None:
             recorder.problem(rel, "missing", "not at this location")
-        elif stored[2] or "sha256" not in want:
-            # a multipart composite can only be checked by a full audit; size matched
+        elif stored[2]:
+            recorded = recorded_composite(rel)
+            if recorded is not None and stored[1] == recorded.split("-")[0]:
+                recorder.good(rel)
+            elif recorded is None and uploaded_in_parts(size):
+                recorder.good(rel)  # written before composites were recorded: a full audit
+            else:                   # reads it
+                recorder.problem(rel, "corrupt", "the object was replaced: the store holds "
+                                 f"a multipart upload (checksum {stored[1]}) where preserve "
+                                 + ("wrote one part" if recorded is None else
+                                    f"recorded {recorded}"))
+        elif "sha256" not in want:
             recorder.good(rel)
         else:
             ours = base64.b64encode(bytes.fromhex(want["sha256"])).decode()

@@ -90,8 +90,8 @@ def _copy_verified(storage, key, expected: Expected, partial: Path, progress) ->
         if want is None:
             problems.append(f"unexpected file {display(rel)!r} (in no manifest)")
             continue
-        target = partial / rel
-        fstree.makedirs(target.parent)
+        target = os.path.join(partial, rel)  # a string: pathlib would intern every name
+        fstree.makedirs(os.path.dirname(target))
         with storage.open(obj.key) as src, open(target, "xb") as out:
             size, digests, _ = hash_stream(src, list(want), sink=write_all(out.write))
         nbytes += size
@@ -101,7 +101,7 @@ def _copy_verified(storage, key, expected: Expected, partial: Path, progress) ->
                 problems.append(f"{display(rel)!r}: {algorithm} is {digests[algorithm]}, "
                                 f"expected {digest}")
     for rel in expected.paths():  # whatever was listed and expected has been written
-        if not (partial / rel).is_file():
+        if not os.path.isfile(os.path.join(partial, rel)):
             problems.append(f"{display(rel)!r} is missing from storage")
             if len(problems) > 1000:
                 break

@@ -104,7 +104,10 @@ def _repair_one(repo: Repository, problem: Problem) -> Repair:
                 continue
             try:
                 with writer_lock(repo.root, target.name, problem.aip):
-                    target.replace_file(key + problem.path, good)
+                    composite = target.replace_file(key + problem.path, good)
+                    repo.catalog.set_composite_checksum(problem.aip, problem.version,
+                                                        problem.location, problem.path,
+                                                        composite)
                 if not _verify_in_place(repo, target, key, problem):
                     return Repair(problem.aip, problem.version, problem.location, problem.path,
                                   problem.kind, "failed", source_name,

@@ -58,9 +58,9 @@ def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
         if not isinstance(target, LocalStorage) or \
                 target.stat(key + expected.tagmanifest) is None:
             target.delete_prefix(key)  # leftovers of an interrupted upload: never a replica
-        target.publish_bag(source.bag_path(key), key, expected.sha256)
+        composites = target.publish_bag(source.bag_path(key), key, expected.sha256)
         _verify_complete(repo, aip_id, version, target, key, expected)
-        repo.catalog.add_replica(aip_id, version, target.name, key, now_utc())
+        repo.catalog.add_replica(aip_id, version, target.name, key, now_utc(), composites)
         return True
 
 

@@ -40,9 +40,10 @@ class Storage(Protocol):
     name: str
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
-                    *, move: bool = False) -> None:
+                    *, move: bool = False) -> dict[str, str]:
         """Store the finished bag folder `source` under `prefix`, verified against
-        `digests` (the sha256 each bag path must have); visible only once complete."""
+        `digests` (the sha256 each bag path must have); visible only once complete. Returns
+        the store's composite checksums of files uploaded in parts, by bag path."""
 
     def check_reachable(self) -> None:
         """Raise StorageUnreachable unless the location answers."""

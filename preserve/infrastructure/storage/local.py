@@ -52,6 +52,11 @@ class LocalStorage:
     def describe(self) -> str:
         return str(self.root)
 
+    def place(self) -> tuple[str, str]:
+        """(store, path prefix) of this location's files (see S3Storage.place): the real
+        path, links resolved, so that two spellings of one folder are one place."""
+        return "local", os.path.realpath(self.root).rstrip("/") + "/"
+
     def bag_path(self, prefix: str) -> Path:
         """Where a stored bag is on disk (a local copy to replicate from)."""
         return self._path(prefix)
@@ -63,7 +68,13 @@ class LocalStorage:
                 hint="mount the disk, or fix the path in its location file")
 
     def _path(self, key: str) -> Path:
-        path = self.root / checked_key(key)
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        """Where `key` is, checked to stay inside the location; a string, for the calls
+        made once per file (pathlib interns every name it parses: millions of files would
+        grow the interpreter's table of interned strings by as many)."""
+        path = os.path.join(self.root, checked_key(key))
         root = os.path.realpath(self.root)
         if os.path.commonpath([root, os.path.realpath(path)]) != root:
             raise ConfigError(f"refusing storage key {key!r}: it resolves outside {self.root}")
@@ -73,7 +84,7 @@ class LocalStorage:
         return self.root / ".staging"
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
-                    *, move: bool = False) -> None:
+                    *, move: bool = False) -> dict[str, str]:
         """Store the finished bag `source` under `prefix`, all at once.
 
         With move=True (a staging folder on this filesystem) the folder is renamed into
@@ -94,18 +105,26 @@ class LocalStorage:
         sync_filesystem(source)
         os.rename(source, target)
         fsync_dir(target.parent)
+        return {}  # files on a disk have no composite checksums
 
     def _copy_verified(self, source: Path, name: str, digests: DigestOf) -> Path:
+        """Copy the bag folder into this location's staging area, hashing on the way.
+        Names are handled as strings, never pathlib objects: pathlib interns every name it
+        parses, so a bag of millions of files would grow the interpreter's table of
+        interned strings by as many."""
         dest = self.staging_dir() / f"{name}.{os.getpid()}"
         fstree.rmtree(dest, ignore_errors=True)
-        for dirpath, dirnames, filenames in fstree.walk(source):
-            rel_dir = Path(dirpath).relative_to(source)
-            fstree.makedirs(dest / rel_dir)
+        top, out = str(source), str(dest)
+        for dirpath, dirnames, filenames in fstree.walk(top):
+            rel_dir = os.path.relpath(dirpath, top)
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            fstree.makedirs(os.path.join(out, rel_dir))
             for d in dirnames:
-                (dest / rel_dir / d).mkdir(exist_ok=True)
+                os.makedirs(os.path.join(out, rel_dir, d), exist_ok=True)
             for fn in filenames:
-                rel = (rel_dir / fn).as_posix()
-                with open(Path(dirpath) / fn, "rb") as fi, open(dest / rel, "xb") as fo:
+                rel = rel_dir + fn
+                with open(os.path.join(dirpath, fn), "rb") as fi, \
+                        open(os.path.join(out, rel), "xb") as fo:
                     _, written, _ = hash_stream(fi, ["sha256"], sink=write_all(fo.write))
                 want = digests(rel)
                 if want and written["sha256"] != want:
@@ -137,7 +156,7 @@ class LocalStorage:
         os.rename(tmp, path)
         fsync_dir(path.parent)
 
-    def replace_file(self, key: str, good: Path) -> None:
+    def replace_file(self, key: str, good: Path) -> str | None:
         """Put the verified file `good` at `key`, atomically (copy beside it, sync, rename):
         a damaged file is replaced whole or not at all."""
         path = self._path(key)
@@ -148,6 +167,7 @@ class LocalStorage:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+        return None
 
     def round_trip(self) -> list[tuple[str, bool, str]]:
         """Write, read back and delete a small file: what works, step by step."""
@@ -176,7 +196,7 @@ class LocalStorage:
 
     def open(self, key: str) -> BinaryIO:
         try:
-            return open(self._path(key), "rb")
+            return open(self._file(key), "rb")
         except FileNotFoundError:
             raise
         except OSError as e:
@@ -184,7 +204,7 @@ class LocalStorage:
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
-            st = os.lstat(self._path(key))
+            st = os.lstat(self._file(key))
         except FileNotFoundError:
             return None
         return ObjectInfo(key, st.st_size)

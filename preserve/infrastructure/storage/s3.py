@@ -31,6 +31,11 @@ from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageU
 from preserve.infrastructure.storage.base import DigestOf, ObjectInfo, bag_files, checked_key
 
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
+
+
+def uploaded_in_parts(size: int) -> bool:
+    """Whether preserve uploads a file of `size` bytes in parts (see put_file)."""
+    return size > max(PART_SIZE, -(-size // 9000))
 UPLOAD_THREADS = 8            # small objects in flight at once: latency, not bandwidth, bounds them
 MULTIPART_AT_ONCE = 2         # large uploads in flight at once: memory is this x one part
 CHECKSUM_BEHAVIOURS = ("when_supported", "when_required")
@@ -67,6 +72,13 @@ class S3Storage:
         self.prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
         self._client_instance = client
         self._multipart_slots = threading.BoundedSemaphore(MULTIPART_AT_ONCE)
+
+    def place(self) -> tuple[str, str]:
+        """(store, key prefix) where this location's objects live, for telling whether two
+        locations are really one: AWS bucket names are global; elsewhere the endpoint
+        (scheme, host and port, lower-case) names the store."""
+        endpoint = (self.settings.endpoint_url or "").rstrip("/").lower()
+        return f"{endpoint or 'aws'} {self.settings.bucket}", self.prefix
 
     @property
     def client(self):
@@ -153,10 +165,12 @@ class S3Storage:
                 dt.datetime.now(dt.UTC) + dt.timedelta(days=self.settings.object_lock_days))
         return extra
 
-    def put_file(self, key: str, path: Path, sha256_hex: str, size: int) -> None:
-        """Upload a local file and verify what the store holds; raises FixityMismatch if not."""
+    def put_file(self, key: str, path: Path, sha256_hex: str, size: int) -> str | None:
+        """Upload a local file and verify what the store holds; raises FixityMismatch if not.
+        Returns the composite checksum of a multipart upload (None for one part): a quick
+        audit compares it with what the store reports later, without reading anything."""
         part_size = max(PART_SIZE, -(-size // 9000))
-        if size <= part_size:
+        if not uploaded_in_parts(size):
             # By default the SDK computes the checksum from the bytes it actually sends and
             # the store checks it; we then compare the store's value with the digest taken
             # at ingest. Where the SDK may not add checksums (when_required), we send ours.
@@ -167,10 +181,11 @@ class S3Storage:
                            Key=self._key(key), Body=body, ContentLength=size,
                            ChecksumAlgorithm="SHA256", **checksum, **self._extra())
             self.verify(key, sha256_hex, size)
-        else:
-            with self._multipart_slots:
-                composite = self._put_multipart(key, path, part_size)
-            self.verify(key, sha256_hex, size, composite=composite)
+            return None
+        with self._multipart_slots:
+            composite = self._put_multipart(key, path, part_size)
+        self.verify(key, sha256_hex, size, composite=composite)
+        return composite
 
     def _put_multipart(self, key: str, path: Path, part_size: int) -> str:
         bucket, full = self.settings.bucket, self._key(key)
@@ -221,19 +236,22 @@ class S3Storage:
                                  f"is {stored}, ours {expected}")
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
-                    *, move: bool = False) -> None:
+                    *, move: bool = False) -> dict[str, str]:
         """Upload every file of the bag, tag manifests last, each verified against
         `digests` (the sha256 recorded at ingest) or, failing that, against a digest taken
         here. The files stream from the folder, a few uploads in flight at a time, so that
         memory does not grow with the number of files. `move` means nothing here."""
         digests = digests or (lambda _: None)
+        composites: dict[str, str] = {}
 
         def upload(path: Path, digest: str | None) -> None:
             rel = rel_of(path)
             if digest is None:
                 with open(path, "rb") as f:
                     digest = hashlib.file_digest(f, "sha256").hexdigest()
-            self.put_file(prefix + rel, path, digest, path.stat().st_size)
+            composite = self.put_file(prefix + rel, path, digest, path.stat().st_size)
+            if composite:
+                composites[rel] = composite
 
         def rel_of(path: Path) -> str:
             return path.relative_to(source).as_posix()
@@ -263,12 +281,14 @@ class S3Storage:
                 raise
         for path in sorted(p for p in source.iterdir() if p.is_file() and last(p)):
             upload(path, digests(rel_of(path)))  # only now is the bag complete
+        return composites
 
-    def replace_file(self, key: str, good: Path) -> None:
-        """Upload the verified file `good` over `key` (a new version where versioning is on)."""
+    def replace_file(self, key: str, good: Path) -> str | None:
+        """Upload the verified file `good` over `key` (a new version where versioning is on);
+        its composite checksum if it went in parts."""
         with open(good, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
-        self.put_file(key, good, digest, good.stat().st_size)
+        return self.put_file(key, good, digest, good.stat().st_size)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """A small new object (an event record), checksummed and verified."""
