@@ -155,3 +155,25 @@ def test_a_link_planted_in_storage_is_reported_and_never_followed(stored, tmp_pa
     result = audit(repo, full=True)
     assert [(p.kind, p.path) for p in result.problems] in (
         [("truncated", "data/docs/notes.txt")], [("read-error", "data/docs/notes.txt")])
+
+
+def test_a_stray_file_with_a_non_utf8_name_is_reported_not_fatal(repo, tmp_path):
+    """Case 81: one such name in a stored AIP crashed the whole audit (exit 3, no report)."""
+    import os
+
+    from preserve.services.audit import audit
+    from preserve.services.ingest import Metadata, ingest
+    from tests.conftest import stored_bag
+
+    src = tmp_path / "s"
+    src.mkdir()
+    (src / "a.txt").write_text("a")
+    aip = ingest(repo, src, Metadata("c")).aip_id
+    stray = os.path.join(os.fsencode(stored_bag(repo, aip) / "data"), b"bad\xffname")
+    with open(stray, "wb") as f:
+        f.write(b"x")
+    for full in (False, True):
+        found = audit(repo, full=full)
+        assert [(p.path, p.kind) for p in found.problems] == [("data/bad\\udcffname",
+                                                               "unexpected")]
+        assert found.exit_code == 1

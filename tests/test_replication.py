@@ -256,3 +256,22 @@ def test_the_quick_audit_catches_an_object_replaced_by_a_same_size_upload(tmp_pa
     assert sorted((p.path, p.kind) for p in found.problems) == [
         ("data/big.bin", "corrupt"), ("data/small.txt", "corrupt")]
     assert found.exit_code == 1
+
+
+def test_a_foreign_key_escaping_bytes_that_are_not_utf8_is_reported_not_fatal(tmp_path, server):
+    """Case 82: an object '.../v1/data/evil%FF.txt' written by something else crashed audit
+    and repair for every AIP."""
+    from preserve.services.audit import audit
+    from preserve.services.repair import repair
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    repo = _two_copy_repo(tmp_path, server)
+    aip = ingest(repo, source, Metadata("c")).aip_id
+    server.client().put_object(Bucket="archive", Body=b"x",
+                               Key=f"preserve/{aip[:2]}/{aip}/v1/data/evil%FF.txt")
+    for found in (audit(repo, location="cloud"), audit(repo, location="cloud", full=True)):
+        assert [(p.path, p.kind) for p in found.problems] == [("data/evil\\udcff.txt",
+                                                               "unexpected")]
+    assert repair(repo).exit_code == 1  # reported, not repaired, nothing crashed

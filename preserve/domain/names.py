@@ -43,7 +43,21 @@ def encode_object_key(path: str) -> str:
 
 
 def decode_object_key(key: str) -> str:
-    return _KEY_ESCAPE.sub(lambda m: bytes.fromhex(m.group(0).replace("%", "")).decode(), key)
+    """Inverse of encode_object_key. A key preserve did not write may escape bytes that are
+    not UTF-8 ('evil%FF.txt'): they decode to surrogates, as os.fsdecode does for such a
+    file name, so the key is reported by name (red-team case 82), never a crash."""
+    return _KEY_ESCAPE.sub(
+        lambda m: bytes.fromhex(m.group(0).replace("%", "")).decode("utf-8", "surrogateescape"),
+        key)
+
+
+def is_utf8(name: str) -> bool:
+    """A name that can be written to a manifest, a catalog or a report as it is."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 _DRIVE = re.compile(r"[A-Za-z]:[\\/]")

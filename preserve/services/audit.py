@@ -37,6 +37,7 @@ from itertools import chain
 from preserve import AGENT_NAME, __version__
 from preserve.domain.fixity import FAST_ALGORITHM, hash_batch, hash_stream
 from preserve.domain.model import EventRecord, ReplicaAuditState
+from preserve.domain.names import display, is_utf8
 from preserve.domain.premis import Event, PremisWriter
 from preserve.errors import (
     EXIT_OK,
@@ -396,8 +397,17 @@ def _audit_replica(repo, storage, visit: _Visit, pool, recorder: _Recorder, prog
         tagmanifest = catalog.version_info(aip_id, version)["tagmanifest"]
         problem(tagmanifest, "missing" if "missing" in e.message else "corrupt", e.message)
         tags = _tags_elsewhere(repo, storage, aip_id, version) or {}
+    def listing():
+        for o in storage.list(key):
+            rel = o.key[len(key):]
+            if is_utf8(rel):
+                yield rel, o.size
+            else:  # no manifest can list it, no catalog can hold it: report it and go on
+                problem(display(rel), "unexpected", "a file whose name is not valid UTF-8 "
+                        "(no manifest can list it)")
+
     try:
-        catalog.load_listing((o.key[len(key):], o.size) for o in storage.list(key))
+        catalog.load_listing(listing())
     except PreserveError as e:
         problem(None, "unreachable", e.message)
         return
