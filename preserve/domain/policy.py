@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from preserve.domain.schema import POLICY as POLICY_KEYS
+from preserve.domain.schema import check_keys
 from preserve.errors import ConfigError
 
 MANIFEST_ALGORITHMS = ("sha512", "sha256")
@@ -87,17 +89,15 @@ def _choice(section: dict, key: str, choices: tuple, default: str, file: Path, w
 
 def load_policy(path: Path) -> Policy:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
     except FileNotFoundError:
         raise ConfigError(f"policy file {path} is missing",
                           hint="run 'preserve init' to install the default policies") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     _need(isinstance(data, dict), path, "(top)", "must be a mapping of sections")
-    known = {"name", "description", "fixity", "replication", "ingest"}
-    unknown = set(data) - known
-    _need(not unknown, path, ", ".join(sorted(map(str, unknown))),
-          f"is not a known section (known: {', '.join(sorted(known))})")
+    check_keys(text, POLICY_KEYS, path)  # every key, at every level, with its line
     policy = Policy(source=str(path))
 
     fixity = data.get("fixity") or {}

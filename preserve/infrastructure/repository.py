@@ -13,16 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from preserve.domain.policy import Policy, load_policy
+from preserve.domain.schema import LOCATION as LOCATION_KEYS
+from preserve.domain.schema import check_keys
 from preserve.errors import ConfigError
 from preserve.infrastructure.catalog import Catalog
 from preserve.infrastructure.storage import LocalStorage, Storage
-from preserve.infrastructure.storage.s3 import S3Storage, settings_from_yaml
+from preserve.infrastructure.storage.s3 import SECRET_KEYS, S3Storage, settings_from_yaml
 
 CONFIG_NAME = "preserve.yaml"
 REPOSITORY_FORMAT = 1
@@ -84,6 +87,9 @@ class Repository:
         folder = self.root / "locations"
         for file in sorted(folder.glob("*.yaml")):
             cfg = _read_location(file)
+            if cfg.kind in LOCATION_KEYS:
+                check_keys(file.read_text(encoding="utf-8"), LOCATION_KEYS[cfg.kind], file,
+                           ignore=SECRET_KEYS)
             if cfg.kind == "local":
                 path = Path(cfg.settings.get("path", cfg.name))
                 if not path.is_absolute():
@@ -116,9 +122,20 @@ class Repository:
 
     @classmethod
     def init(cls, root: Path) -> tuple[Repository, list[str]]:
-        """Create what is missing of a repository at `root`; never overwrite anything."""
+        """Create what is missing of a repository at `root`; never overwrite anything. A
+        place where no repository can be made (under a file, in /proc, read-only) is a
+        configuration error naming it (red-team case 65), never an internal error."""
+        try:
+            return cls._init(Path(root))
+        except (OSError, sqlite3.Error) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise ConfigError(f"cannot create a repository at {root}: {reason}",
+                              hint="choose a folder you can write to with --repo or "
+                                   "PRESERVE_REPO") from e
+
+    @classmethod
+    def _init(cls, root: Path) -> tuple[Repository, list[str]]:
         created: list[str] = []
-        root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         config = root / CONFIG_NAME
         if not config.exists():

@@ -10,7 +10,7 @@ import yaml
 
 from preserve.errors import ConfigError, PreserveError
 from preserve.infrastructure.repository import Repository
-from preserve.infrastructure.storage.s3 import CHECKSUM_BEHAVIOURS
+from preserve.infrastructure.storage.s3 import CHECKSUM_BEHAVIOURS, check_endpoint
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -51,6 +51,8 @@ def add_location(repo: Repository, name: str, url: str, *, endpoint_url: str | N
         bucket, _, prefix = url[5:].partition("/")
         if not bucket:
             raise ConfigError(f"{url!r}: an s3 URL is s3://BUCKET[/PREFIX]")
+        if endpoint_url:
+            check_endpoint(endpoint_url, "--endpoint-url")  # before anything is written
         data.update({"kind": "s3", "bucket": bucket, "prefix": prefix.strip("/")})
         for key, value in (("endpoint_url", endpoint_url), ("region", region),
                            ("addressing_style", addressing_style),

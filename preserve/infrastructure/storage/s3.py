@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
@@ -22,6 +23,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 from preserve.domain.names import (
     decode_object_key,
@@ -113,23 +115,25 @@ class S3Storage:
         return self.prefix + encode_object_key(key)
 
     def _call(self, what: str, fn, **kwargs):
-        """One S3 call; connection failures become StorageUnreachable (never 'missing')."""
-        from botocore.exceptions import (
-            ClientError,
-            ConnectionClosedError,
-            EndpointConnectionError,
-            ReadTimeoutError,
-        )
+        """One S3 call; connection failures (TLS against a plain-http server included: red-
+        team case 88) become StorageUnreachable, never 'missing'; a request the store
+        refuses (Object Lock on a bucket without it: case 87) is named with the store's
+        reason. Only 'no such key' comes back as a ClientError, for the caller to read."""
+        from botocore.exceptions import ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         try:
             return fn(**kwargs)
-        except (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError) as e:
+        except (BotoConnectionError, HTTPClientError) as e:
             raise StorageUnreachable(
                 f"storage location '{self.name}' is unreachable ({what}): "
-                f"{type(e).__name__}", hint="check the endpoint and the network, then re-run"
-            ) from None
+                f"{type(e).__name__}", hint="check the endpoint (http or https?) and the "
+                "network, then re-run") from None
         except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "?")
+            error = e.response.get("Error", {})
+            code = error.get("Code", "?")
+            if code in NOT_FOUND:
+                raise
             if code in ("NoSuchBucket", "AccessDenied", "InvalidAccessKeyId",
                         "SignatureDoesNotMatch", "AllAccessDisabled"):
                 raise StorageUnreachable(
@@ -137,7 +141,11 @@ class S3Storage:
                     f"{self.settings.bucket!r})",
                     hint="check the bucket name and the credentials in your environment or "
                          "AWS profile") from None
-            raise
+            raise StorageUnreachable(
+                f"storage location '{self.name}' refused {what}: {code}: "
+                f"{error.get('Message', '')}".rstrip(": "),
+                hint="check the location's settings against what the bucket allows "
+                     "('preserve storage check' tries them)") from None
 
     def check_reachable(self) -> None:
         from botocore.exceptions import ClientError
@@ -398,17 +406,56 @@ class S3Storage:
                        Bucket=self.settings.bucket, Delete={"Objects": keys[i:i + 1000]})
 
 
+NOT_FOUND = ("NoSuchKey", "404", "NotFound", "NoSuchUpload", "NoSuchVersion")
+SECRET_KEYS = ("aws_secret_access_key", "secret_access_key", "secret", "password",
+               "aws_access_key_id", "access_key")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+# S3 bucket naming rules: 3-63 characters, lower-case letters, digits, dots and hyphens,
+# starting and ending with a letter or digit.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def check_endpoint(url: str, where: str) -> None:
+    """An endpoint is http(s)://host[:port][/path], and never carries credentials: they
+    would be written in the location file and printed (red-team case 90)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: endpoint_url {url!r} must be http(s)://HOST[:PORT]")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{where}: endpoint_url must not carry credentials (user:secret@); "
+                          "nothing was written with them",
+                          hint="give credentials through the environment "
+                               "(AWS_ACCESS_KEY_ID...) or an AWS profile ('profile:')")
+
+
 def settings_from_yaml(name: str, data: dict, file: Path) -> S3Settings:
-    """Build S3Settings from a location file, refusing anything that looks like a secret."""
-    for secret in ("aws_secret_access_key", "secret_access_key", "secret", "password",
-                   "aws_access_key_id", "access_key"):
+    """Build S3Settings from a location file, refusing anything that looks like a secret
+    and any value the store would refuse later, when every command lists locations
+    (red-team case 70: a bad addressing style broke 'storage list' for every location)."""
+    for secret in SECRET_KEYS:
         if secret in data:
             raise ConfigError(f"{file}: '{secret}' must not be written in a location file",
                               hint="give credentials through the environment "
                                    "(AWS_ACCESS_KEY_ID...) or an AWS profile ('profile:')")
     if not data.get("bucket"):
         raise ConfigError(f"{file}: an s3 location needs 'bucket'")
+    if not _BUCKET.fullmatch(str(data["bucket"])) or ".." in str(data["bucket"]):
+        raise ConfigError(f"{file}: {data['bucket']!r} is not a valid bucket name (3-63 "
+                          "lower-case letters, digits, '.' and '-')")
+    if data.get("endpoint_url") is not None:
+        check_endpoint(str(data["endpoint_url"]), str(file))
+    if data.get("addressing_style", "auto") not in ADDRESSING_STYLES:
+        raise ConfigError(f"{file}: addressing_style must be one of "
+                          f"{', '.join(ADDRESSING_STYLES)}, not {data['addressing_style']!r}")
     lock = data.get("object_lock") or {}
+    if lock and (lock.get("mode") not in LOCK_MODES or not isinstance(lock.get("days"), int)
+                 or isinstance(lock.get("days"), bool) or lock["days"] < 1):
+        raise ConfigError(f"{file}: object_lock needs mode {' or '.join(LOCK_MODES)} and a "
+                          f"whole number of days of at least 1, not {lock!r}")
+    attempts = data.get("max_attempts", 8)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+        raise ConfigError(f"{file}: max_attempts must be a whole number of at least 1")
     return S3Settings(
         bucket=str(data["bucket"]), prefix=str(data.get("prefix", "")),
         endpoint_url=data.get("endpoint_url"), region=data.get("region"),

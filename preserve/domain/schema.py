@@ -1,0 +1,75 @@
+"""Which keys a policy or location file may hold, checked with the file and line.
+
+A misspelled key was silently ignored and its default used (red-team case 68: an
+`interval_day: 1` audited every 90 days; case 69: an `endpont_url` typo sent a
+location to AWS with the caller's credentials). Every key is now checked against
+what preserve reads, and an unknown one is refused with its line and the nearest
+valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import yaml
+
+from preserve.errors import ConfigError
+
+# A schema maps each key to the schema of its value: None for a plain value, a dict for a
+# mapping, a one-item list for a list of mappings.
+Schema = dict
+
+_AUDIT_RULE = {"interval_days": None, "kind": None}
+POLICY: Schema = {
+    "name": None,
+    "description": None,
+    "fixity": {
+        "manifest_algorithms": None,
+        "audit": {**_AUDIT_RULE, "sample": None, "budget_bytes": None, "budget_seconds": None,
+                  "overrides": [{**_AUDIT_RULE, "collection": None, "location": None}]},
+    },
+    "replication": {"copies": None, "locations": None},
+    "ingest": {"links": None, "special_files": None, "case_collisions": None,
+               "archive_max_ratio": None},
+}
+_LOCATION = {"name": None, "kind": None, "media": None, "commissioned": None,
+             "expected_lifetime_years": None}
+LOCATION: dict[str, Schema] = {
+    "local": {**_LOCATION, "path": None},
+    "s3": {**_LOCATION, "bucket": None, "prefix": None, "endpoint_url": None, "region": None,
+           "addressing_style": None, "storage_class": None, "checksum": None, "profile": None,
+           "max_attempts": None, "object_lock": {"mode": None, "days": None}},
+}
+
+
+def check_keys(text: str, schema: Schema, file: Path, *, ignore: tuple[str, ...] = ()) -> None:
+    """Raise ConfigError at the first key `schema` does not know (`ignore`: keys another
+    check reports better, such as secrets)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{file} is not valid YAML: {e}") from e
+    if node is not None:
+        _check(node, schema, file, "", ignore)
+
+
+def _check(node, schema, file: Path, where: str, ignore: tuple[str, ...]) -> None:
+    if isinstance(schema, list) and isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check(item, schema[0], file, f"{where.rstrip('.')}[{i}].", ignore)
+        return
+    if not isinstance(schema, dict) or not isinstance(node, yaml.MappingNode):
+        return  # a value of the wrong shape is reported by the loader, with its meaning
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        if key in ignore:
+            continue
+        if key not in schema:
+            nearest = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
+            raise ConfigError(
+                f"{file}:{key_node.start_mark.line + 1}: unknown key '{where}{key}'"
+                + (f"; did you mean '{where}{nearest[0]}'?" if nearest else ""),
+                hint=f"the keys known here are: {', '.join(schema)}")
+        if schema[key] is not None:
+            _check(value_node, schema[key], file, f"{where}{key}.", ignore)
