@@ -251,7 +251,7 @@ def replicate(
     with render.progress_bar(_show_progress()) as progress:
         result = run_replicate(repo, to=to, progress=progress)
     render.report(result, json_out, render.replication)
-    if result.unreachable:
+    if result.unreachable or result.full:
         raise typer.Exit(EXIT_UNREACHABLE)
     if result.failed:
         raise typer.Exit(EXIT_PROBLEMS)
@@ -446,9 +446,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _internal_error(e: Exception) -> None:
-    """A bug: never exit 0, never a bare traceback (unless PRESERVE_DEBUG asks for it)."""
+    """A bug: never exit 0, never a bare traceback (unless PRESERVE_DEBUG asks for it). A
+    full disk met where no writer named it is still said as what it is."""
     if os.environ.get("PRESERVE_DEBUG"):
         raise e
+    if isinstance(e, OSError) and e.errno in (28, 122):  # ENOSPC, EDQUOT
+        place = e.filename or "a file preserve was writing"
+        render.failure(f"no space left on the device of {place}", "free some space and run "
+                       "the command again; what was half-written is removed by the next run")
+        return
     render.failure(f"internal error: {type(e).__name__}: {e}",
                    "this is a bug in preserve; re-run with PRESERVE_DEBUG=1 for details "
                    "and report it")

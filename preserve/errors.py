@@ -71,6 +71,10 @@ class StorageUnreachable(PreserveError):
     exit_code = EXIT_UNREACHABLE
 
 
+class NoSpace(StorageUnreachable):
+    """A disk filled up (or a quota ran out): nothing half-written was kept."""
+
+
 class ToolFailure(PreserveError):
     """An external tool (identification, conversion) crashed or timed out."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,3 +34,21 @@ def writer_lock(repo_root: Path, location: str, aip_id: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (the owner of a staging folder, say)."""
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def owner_gone(name: str) -> bool:
+    """For leftovers named '<anything>.<pid>' or '<prefix>-<pid>-<anything>': whether the
+    process that made it has ended (and what it left is debris)."""
+    match = re.search(r"(?:\.|^repair-)(\d+)(?:-|$)", name)
+    return match is not None and not pid_alive(int(match.group(1)))

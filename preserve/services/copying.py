@@ -21,6 +21,7 @@ from preserve.domain.identify import (
     sniff,
     tool_versions,
 )
+from preserve.infrastructure.space import FULL
 from preserve.services.sources import ARCHIVE_ERRORS, archive_error, file_stamp, open_entry
 
 
@@ -116,6 +117,8 @@ def copy_batch(task: tuple) -> list[CopyResult]:
             results.append(CopyResult(path, 0, {}, None, str(e)))
             continue
         except OSError as e:
+            if e.errno in FULL:
+                raise  # the staging disk is full: not this file's fault, stop the ingest
             results.append(CopyResult(path, 0, {}, None, f"cannot read: {e.strerror or e}"))
             continue
         except ARCHIVE_ERRORS as e:  # a zip member with a bad CRC, a bad name, ... (case 35)

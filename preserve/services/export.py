@@ -19,9 +19,11 @@ from preserve.domain.names import check_relative, decode_manifest_path, display
 from preserve.errors import ConfigError, FixityMismatch, NotFound, StorageUnreachable
 from preserve.infrastructure import fstree
 from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.space import full_disk_named, require_space
 from preserve.services.common import Progress, Silent
 from preserve.services.expected import Expected, expected_digests
 from preserve.services.ingest import EMPTY_DIRS_FILE
+from preserve.services.tidy import remove_partial_exports
 
 
 @dataclass
@@ -59,13 +61,18 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ConfigError(f"{dest} already exists and is not empty; choose a new destination")
+    remove_partial_exports(dest)  # what a killed export to DEST left
     partial = dest.parent / f"{dest.name}.partial-{os.getpid()}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     fstree.rmtree(partial, ignore_errors=True)
 
     expected = expected_digests(catalog, aip_id, version, storage, key)
+    needed = catalog.version_info(aip_id, version)["bytes"]
+    where = f"the disk of {dest.parent}"
+    require_space(dest.parent, needed, where)
     try:
-        files, nbytes = _copy_verified(storage, key, expected, partial, progress)
+        with full_disk_named(where, needed):
+            files, nbytes = _copy_verified(storage, key, expected, partial, progress)
         if dest.exists():
             dest.rmdir()
         os.rename(partial, dest)

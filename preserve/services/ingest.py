@@ -48,7 +48,9 @@ from preserve.errors import (
     SourceRefused,
 )
 from preserve.infrastructure import fstree
+from preserve.infrastructure.locks import pid_alive
 from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.space import full_disk_named, require_space
 from preserve.infrastructure.storage.base import aip_prefix
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc
@@ -177,19 +179,16 @@ def recover(repo: Repository) -> list[str]:
                                "already stored)")
                 continue
         repo.catalog.discard_aip(aip_id)
+        location.remove_empty_folders(key)  # a kill between mkdir and rename (case 47)
         actions.append(f"discarded the unfinished catalog record of AIP {aip_id}")
     return actions
 
 
 def _alive(lock: Path) -> bool:
     try:
-        pid = int(lock.read_text().split()[0])
-        os.kill(pid, 0)
-        return True
-    except (ValueError, IndexError, ProcessLookupError, FileNotFoundError):
+        return pid_alive(int(lock.read_text().split()[0]))
+    except (ValueError, IndexError, FileNotFoundError):
         return False
-    except PermissionError:
-        return True
 
 
 def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
@@ -208,15 +207,21 @@ def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
     source = detect(Path(source_path), strict=strict, as_folder=as_folder)
     with source.scan(policy) as scan:
         _refuse_problems(source, scan, policy)
-        recover(repo)
+        from preserve.services.tidy import tidy
+
+        tidy(repo)
 
         aip_id = str(uuid.uuid4())
         job = _Job(repo, source, scan, meta, aip_id, workers or default_workers(), progress)
+        where = f"the repository's disk ({repo.staging})"
+        needed = job.total_bytes + 1024 * job.file_count  # payload, manifests, PREMIS
+        require_space(repo.staging, needed, where)
         lock = repo.staging / f"{aip_id}.lock"
         lock.write_text(f"{os.getpid()} {now_utc()}\n")
         try:
-            job.build()
-            job.publish()
+            with full_disk_named(where, needed):
+                job.build()
+                job.publish()
         except BaseException:
             job.abandon()
             raise
@@ -672,8 +677,11 @@ class _Job:
                 self.replication_problems.append(f"{target.name}: {e.message}")
 
     def abandon(self) -> None:
-        """Undo a failed or interrupted ingest: no staging folder, no catalog rows."""
+        """Undo a failed or interrupted ingest: no staging folder, no catalog rows, no
+        empty folder where the AIP was about to be published."""
         fstree.rmtree(self.staged, ignore_errors=True)
+        with suppress(OSError):
+            self.location.remove_empty_folders(aip_prefix(self.aip_id, self.version))
         if self.catalog_started:
             with suppress(Exception):  # if this fails too, recover() resolves it next run
                 self.repo.catalog.discard_aip(self.aip_id)

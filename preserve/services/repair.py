@@ -12,6 +12,7 @@ what they are is for an archivist to decide.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from preserve.infrastructure.repository import Repository
 from preserve.services.audit import Problem, audit
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.expected import expected_digests
+from preserve.services.tidy import REPAIR_STAGING, tidy
 
 REPAIRABLE = ("corrupt", "truncated", "missing")
 
@@ -71,6 +73,7 @@ class RepairResult:
 
 def repair(repo: Repository, *, aips: list[str] | None = None,
            progress: Progress | None = None) -> RepairResult:
+    tidy(repo)
     found = audit(repo, aips=aips, full=True, progress=progress or Silent())
     result = RepairResult()
     for problem in found.problems:
@@ -79,20 +82,20 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
             continue
         done = _repair_one(repo, problem)
         result.repairs.append(done)
+        # recorded at once: a kill later in the run must not leave a restoration without
+        # its PREMIS event (red-team case 51)
+        repo.catalog.add_events(_events(done))
         if done.outcome == "repaired" and done.path.startswith("data/"):
             # read back and verified: no longer due for the next audit
             repo.catalog.mark_verified((done.aip, done.version, done.location), [done.path],
                                        now_utc(precise=True))
-    events = [e for r in result.repairs for e in _events(r)]
-    if events:
-        repo.catalog.add_events(events)
     return result
 
 
 def _repair_one(repo: Repository, problem: Problem) -> Repair:
     target = repo.locations[problem.location]
     key = repo.catalog.replica_key(problem.aip, problem.version, problem.location)
-    staging = repo.staging / f"repair-{uuid.uuid4()}"
+    staging = repo.staging / f"{REPAIR_STAGING}{os.getpid()}-{uuid.uuid4()}"  # see tidy
     staging.mkdir(parents=True)
     try:
         for source_name in repo.catalog.replica_locations(problem.aip, problem.version):

@@ -14,13 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from preserve.domain.names import display
-from preserve.errors import FixityMismatch, PreserveError, StorageUnreachable
+from preserve.errors import FixityMismatch, NoSpace, PreserveError, StorageUnreachable
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.space import full_disk_named, require_space
 from preserve.infrastructure.storage import LocalStorage
 from preserve.infrastructure.storage.base import aip_prefix
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.expected import expected_digests
+from preserve.services.tidy import tidy
 
 
 @dataclass
@@ -28,11 +30,12 @@ class ReplicationResult:
     copied: list[tuple[str, int, str]] = field(default_factory=list)  # (aip, version, location)
     failed: list[tuple[str, int, str, str]] = field(default_factory=list)  # ... + reason
     unreachable: list[str] = field(default_factory=list)
+    full: list[str] = field(default_factory=list)  # locations out of space (message in failed)
     already: int = 0
 
     @property
     def complete(self) -> bool:
-        return not self.failed and not self.unreachable
+        return not self.failed and not self.unreachable and not self.full
 
     def to_dict(self) -> dict:
         return {
@@ -40,7 +43,8 @@ class ReplicationResult:
             "copied": [{"aip": a, "version": v, "location": loc} for a, v, loc in self.copied],
             "failed": [{"aip": a, "version": v, "location": loc, "reason": r}
                        for a, v, loc, r in self.failed],
-            "unreachable": self.unreachable, "already_replicated": self.already,
+            "unreachable": self.unreachable, "full": self.full,
+            "already_replicated": self.already,
         }
 
 
@@ -58,7 +62,13 @@ def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
         if not isinstance(target, LocalStorage) or \
                 target.stat(key + expected.tagmanifest) is None:
             target.delete_prefix(key)  # leftovers of an interrupted upload: never a replica
-        composites = target.publish_bag(source.bag_path(key), key, expected.sha256)
+            target.abort_uploads(key)  # and its unfinished multipart uploads (case 50)
+        where = f"location '{target.name}'"
+        needed = repo.catalog.version_info(aip_id, version)["bytes"]
+        if isinstance(target, LocalStorage):
+            require_space(target.root, needed, where)
+        with full_disk_named(where, needed):
+            composites = target.publish_bag(source.bag_path(key), key, expected.sha256)
         _verify_complete(repo, aip_id, version, target, key, expected)
         repo.catalog.add_replica(aip_id, version, target.name, key, now_utc(), composites)
         return True
@@ -95,6 +105,7 @@ def replicate(repo: Repository, *, to: str | None = None,
               progress: Progress | None = None) -> ReplicationResult:
     """Copy every AIP version that lacks a replica at a policy location (or at `to`)."""
     progress = progress or Silent()
+    tidy(repo)
     result = ReplicationResult()
     targets = [repo.locations[to]] if to else repo.replica_locations()
     work: list[tuple[str, int, object]] = []
@@ -110,13 +121,16 @@ def replicate(repo: Repository, *, to: str | None = None,
     total = {(a, v): repo.catalog.version_info(a, v)["bytes"] for a, v, _ in work}
     progress.start("replicate", len(work), sum(total[(a, v)] for a, v, _ in work))
     for aip_id, version, target in work:
-        if target.name in result.unreachable:
+        if target.name in result.unreachable or target.name in result.full:
             continue
         try:
             if copy_version(repo, aip_id, version, target):
                 result.copied.append((aip_id, version, target.name))
             else:
                 result.already += 1
+        except NoSpace as e:  # the next AIPs would not fit either
+            result.full.append(target.name)
+            result.failed.append((aip_id, version, target.name, e.message))
         except StorageUnreachable:
             result.unreachable.append(target.name)
         except PreserveError as e:

@@ -18,6 +18,7 @@ from typing import BinaryIO
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
 from preserve.infrastructure import fstree
+from preserve.infrastructure.locks import owner_gone
 from preserve.infrastructure.storage.base import DigestOf, ObjectInfo, checked_key
 
 
@@ -83,6 +84,32 @@ class LocalStorage:
     def staging_dir(self) -> Path:
         return self.root / ".staging"
 
+    def remove_empty_folders(self, prefix: str) -> None:
+        """The folders of `prefix` (an AIP version's, then the AIP's and its fan-out
+        folder) where they are empty: never anything that holds a file."""
+        path = self._file(prefix.rstrip("/"))
+        while os.path.realpath(path) != os.path.realpath(self.root):
+            try:
+                os.rmdir(path)
+            except OSError:  # not empty, or gone
+                if os.path.exists(path):
+                    return
+            path = os.path.dirname(path)
+
+    def abort_uploads(self, prefix: str) -> None:
+        """Nothing to do: a disk has no multipart uploads (see S3Storage.abort_uploads)."""
+
+    def remove_leftovers(self) -> list[str]:
+        """Copies into .staging/ whose process has ended (a kill, a full disk: case 59)."""
+        removed = []
+        staging = self.staging_dir()
+        for entry in (os.listdir(staging) if staging.is_dir() else []):
+            if owner_gone(entry):
+                fstree.rmtree(staging / entry, ignore_errors=True)
+                removed.append(f"removed {staging / entry}, left by an interrupted copy to "
+                               f"'{self.name}'")
+        return removed
+
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
                     *, move: bool = False) -> dict[str, str]:
         """Store the finished bag `source` under `prefix`, all at once.
@@ -114,6 +141,14 @@ class LocalStorage:
         interned strings by as many."""
         dest = self.staging_dir() / f"{name}.{os.getpid()}"
         fstree.rmtree(dest, ignore_errors=True)
+        try:
+            self._copy_into(source, dest, digests)
+        except BaseException:  # a full disk, a mismatch, Ctrl-C: nothing stays behind
+            fstree.rmtree(dest, ignore_errors=True)
+            raise
+        return dest
+
+    def _copy_into(self, source: Path, dest: Path, digests: DigestOf) -> None:
         top, out = str(source), str(dest)
         for dirpath, dirnames, filenames in fstree.walk(top):
             rel_dir = os.path.relpath(dirpath, top)
@@ -128,11 +163,9 @@ class LocalStorage:
                     _, written, _ = hash_stream(fi, ["sha256"], sink=write_all(fo.write))
                 want = digests(rel)
                 if want and written["sha256"] != want:
-                    fstree.rmtree(dest, ignore_errors=True)
                     raise FixityMismatch(f"{rel} read from {source} does not match its recorded "
                                          f"digest; it was not copied to '{self.name}'",
                                          hint="audit the source copy; replicate from a good one")
-        return dest
 
     def local_path(self, key: str) -> Path:
         return self._path(key)

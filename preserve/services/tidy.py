@@ -1,0 +1,48 @@
+"""What interrupted runs left behind, found and removed by the next run of any writer.
+
+A kill, a power cut or a full disk can stop ingest, replicate, repair or export at any
+instant. Each of them writes first where nothing counts yet (a staging folder named by
+its process id, a location's .staging area) and makes its work visible in one last
+step, so what such a run leaves is debris, never data: this module removes it, only
+once the process that made it has ended, and says what it removed (red-team cases 47,
+51, 59). Unfinished AIP records are resolved by ingest.recover.
+"""
+
+from __future__ import annotations
+
+import os
+
+from preserve.infrastructure import fstree
+from preserve.infrastructure.locks import owner_gone
+from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.storage import LocalStorage
+from preserve.services.ingest import recover
+
+REPAIR_STAGING = "repair-"
+
+
+def tidy(repo: Repository) -> list[str]:
+    """Remove what earlier, ended runs left; a line per thing removed or resolved."""
+    actions = recover(repo)
+    for entry in sorted(os.listdir(repo.staging)):
+        if entry.startswith(REPAIR_STAGING) and owner_gone(entry):
+            fstree.rmtree(repo.staging / entry, ignore_errors=True)
+            actions.append(f"removed {repo.staging / entry}, left by an interrupted repair")
+    for location in repo.locations.values():
+        if isinstance(location, LocalStorage) and location.root.is_dir():
+            actions += location.remove_leftovers()
+    return actions
+
+
+def remove_partial_exports(dest) -> list[str]:
+    """'DEST.partial-<pid>' folders of exports to DEST whose process has ended (case 52)."""
+    parent, name = os.path.split(os.path.abspath(dest))
+    removed = []
+    for entry in (os.listdir(parent) if os.path.isdir(parent) else []):
+        rest = entry[len(name):]
+        if entry.startswith(name) and rest.startswith(".partial-") and \
+                owner_gone(rest.replace("-", ".", 1)):
+            fstree.rmtree(os.path.join(parent, entry), ignore_errors=True)
+            removed.append(f"removed {os.path.join(parent, entry)}, left by an interrupted "
+                           "export")
+    return removed
