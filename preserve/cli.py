@@ -316,6 +316,22 @@ def repair(
 
 
 @app.command()
+def check(
+    fix: Annotated[bool, typer.Option(
+        "--fix", help="Remove what is provably debris of interrupted runs.")] = False,
+    json_out: JsonOpt = False,
+):
+    """Compare the catalog with every location: copies missing or incomplete, copies not
+    recorded, leftovers of interrupted runs. Exit 0 consistent, 1 not, 3 unreachable."""
+    from preserve.services.check import check as run_check
+
+    repo = _open_repo()
+    result = run_check(repo, fix=fix)
+    render.report(result, json_out, render.check_report)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
 def schedule(
     cron: Annotated[bool, typer.Option("--cron", help="Print a crontab line.")] = False,
     systemd: Annotated[bool, typer.Option(

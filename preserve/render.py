@@ -288,6 +288,24 @@ def repair_report(result) -> None:
                   f"{text(p.location)}: {text(p.detail)}")
 
 
+def check_report(result) -> None:
+    if not result.findings:
+        out.print(f"[bold green]consistent[/]: {result.replicas} recorded cop(ies) of "
+                  f"{result.aips} AIP(s) are where the catalog says, whole; nothing else is "
+                  "at the locations, and no interrupted run left anything")
+        return
+    table = Table(title=f"{len(result.findings)} finding(s): {result.status}",
+                  title_justify="left")
+    for col in ("kind", "where", "what", "detail", "fixed"):
+        table.add_column(col)
+    for f in result.findings[:LISTED]:
+        fixed = "[green]yes[/]" if f.fixed else ("--fix" if f.fixable else "no")
+        table.add_row(f.kind, text(f.where), text(f.what), text(f.detail), fixed)
+    out.print(table)
+    if len(result.findings) > LISTED:
+        out.print(f"… and {len(result.findings) - LISTED} more (--json lists them all)")
+
+
 def schedule(rows, sample: float | None, coverage: int | None) -> None:
     table = Table(title=f"{len(rows)} replica(s)", title_justify="left")
     for col in ("AIP", "collection", "location", "kind", "every", "files",

@@ -542,6 +542,12 @@ class Catalog:
                                "ORDER BY datetime, rowid", (aip_id,))
         return [EventRecord(*r) for r in rows]
 
+    def replicas(self) -> list[tuple[str, int, str, str]]:
+        """(AIP, version, location, key) of every recorded replica (one row per copy)."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT aip_id, version, location, key FROM replicas ORDER BY location, aip_id, "
+            "version")]
+
     def replica_locations(self, aip_id: str, version: int) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT location FROM replicas WHERE aip_id = ? AND version = ? ORDER BY location",

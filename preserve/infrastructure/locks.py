@@ -20,17 +20,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from preserve.errors import Busy
 from preserve.infrastructure import fstree
 
 
 @contextmanager
-def writer_lock(repo_root: Path, location: str, aip_id: str) -> Iterator[None]:
-    """Hold the lock of (location, AIP), waiting for another holder to finish."""
+def writer_lock(repo_root: Path, location: str, aip_id: str, *,
+                wait: bool = True) -> Iterator[None]:
+    """Hold the lock of (location, AIP), waiting for another holder to finish (or, with
+    wait=False, raising Busy at once)."""
     folder = Path(repo_root) / "locks" / location
     fstree.makedirs(folder)
     fd = os.open(folder / f"{aip_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Busy(f"another run is writing AIP {aip_id} at location '{location}'",
+                       hint="wait for it to finish") from None
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from preserve.domain import bag as bagfmt
+from preserve.domain.names import display
 from preserve.errors import FixityMismatch
 from preserve.infrastructure.catalog import Catalog
 
@@ -80,3 +81,16 @@ def expected_digests(catalog: Catalog, aip_id: str, version: int, storage, key: 
                 for e in bagfmt.parse_manifest(data.decode("utf-8")).entries:
                     tags.setdefault(e.path, {})["sha256"] = e.digest
     return Expected(tagmanifest, tm_bytes, tags, catalog, aip_id, version)
+
+
+def replica_gaps(catalog: Catalog, aip_id: str, version: int, storage, key: str,
+                 tags: dict[str, dict[str, str]]) -> list[str]:
+    """What the replica at `storage` lacks, from one listing, no byte read: payload files
+    missing or of another size than recorded, tag files missing. The listing is compared
+    in the catalog's temporary tables, so memory does not grow with the number of files."""
+    catalog.load_listing((o.key[len(key):], o.size) for o in storage.list(key))
+    gaps = [f"{display(rel)}: " + ("missing" if listed is None else
+                                   f"{listed} bytes, {recorded} recorded")
+            for rel, recorded, listed in catalog.payload_not_listed_as_recorded(aip_id, version)]
+    return gaps + [f"{display(rel)}: missing" for rel in tags
+                   if catalog.listed_size(rel) is None]

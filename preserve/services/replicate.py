@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from preserve.domain.names import display
 from preserve.errors import FixityMismatch, NoSpace, PreserveError, StorageUnreachable
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
@@ -21,7 +20,7 @@ from preserve.infrastructure.space import full_disk_named, require_space
 from preserve.infrastructure.storage import LocalStorage
 from preserve.infrastructure.storage.base import aip_prefix
 from preserve.services.common import Progress, Silent, now_utc
-from preserve.services.expected import expected_digests
+from preserve.services.expected import expected_digests, replica_gaps
 from preserve.services.tidy import tidy
 
 
@@ -78,14 +77,7 @@ def _verify_complete(repo: Repository, aip_id: str, version: int, target, key: s
                      expected) -> None:
     """Every file of the version is at `target` at the end, at its recorded size: each was
     verified as it was uploaded, and this listing proves none went missing since."""
-    catalog = repo.catalog
-    catalog.load_listing((o.key[len(key):], o.size) for o in target.list(key))
-    wrong = [f"{display(rel)}: " + ("missing" if listed is None else
-                                    f"{listed} bytes, {recorded} recorded")
-             for rel, recorded, listed in catalog.payload_not_listed_as_recorded(aip_id,
-                                                                                version)]
-    wrong += [f"{display(rel)}: missing" for rel in expected.tags
-              if catalog.listed_size(rel) is None]
+    wrong = replica_gaps(repo.catalog, aip_id, version, target, key, expected.tags)
     if wrong:
         raise FixityMismatch(f"the copy of AIP {aip_id} v{version} at '{target.name}' is "
                              f"incomplete after upload ({len(wrong)} file(s)); it was not "

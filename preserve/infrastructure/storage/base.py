@@ -9,6 +9,7 @@ mistakes a partial upload for an AIP.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,3 +81,15 @@ def checked_key(key: str) -> str:
 
 def aip_prefix(aip_id: str, version: int) -> str:
     return f"{aip_id[:2]}/{aip_id}/v{version}/"
+
+
+_VERSION = re.compile(r"v([1-9][0-9]*)")
+
+
+def parse_aip_prefix(fanout: str, aip_id: str, version: str) -> tuple[str, int] | None:
+    """(AIP id, version) of a stored layout's three levels, or None where they are not
+    what aip_prefix writes (something else lives there)."""
+    m = _VERSION.fullmatch(version)
+    if not m or fanout != aip_id[:2] or len(aip_id) < 4:
+        return None
+    return aip_id, int(m.group(1))

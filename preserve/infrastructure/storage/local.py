@@ -19,7 +19,12 @@ from preserve.domain.fixity import hash_stream, write_all
 from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
 from preserve.infrastructure import fstree
 from preserve.infrastructure.locks import owner_gone
-from preserve.infrastructure.storage.base import DigestOf, ObjectInfo, checked_key
+from preserve.infrastructure.storage.base import (
+    DigestOf,
+    ObjectInfo,
+    checked_key,
+    parse_aip_prefix,
+)
 
 
 def sync_filesystem(path: Path) -> None:
@@ -41,6 +46,14 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _subfolders(path: str) -> list[str]:
+    try:
+        with os.scandir(path) as entries:
+            return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 class LocalStorage:
@@ -95,6 +108,21 @@ class LocalStorage:
                 if os.path.exists(path):
                     return
             path = os.path.dirname(path)
+
+    def stored_versions(self) -> Iterator[tuple[str, str, int | None]]:
+        """(key, AIP id, version) of every AIP version folder here, and (key, id, None) for an
+        AIP folder holding no version (debris), read from the layout alone."""
+        for fanout in _subfolders(str(self.root)):
+            if fanout.startswith("."):
+                continue  # .staging
+            for aip_id in _subfolders(os.path.join(self.root, fanout)):
+                versions = _subfolders(os.path.join(self.root, fanout, aip_id))
+                if not versions:
+                    yield f"{fanout}/{aip_id}/", aip_id, None
+                for version in versions:
+                    parsed = parse_aip_prefix(fanout, aip_id, version)
+                    if parsed:
+                        yield f"{fanout}/{aip_id}/{version}/", *parsed
 
     def abort_uploads(self, prefix: str) -> None:
         """Nothing to do: a disk has no multipart uploads (see S3Storage.abort_uploads)."""

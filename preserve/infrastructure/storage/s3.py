@@ -30,7 +30,13 @@ from preserve.domain.names import (
     encode_object_key,
 )
 from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
-from preserve.infrastructure.storage.base import DigestOf, ObjectInfo, bag_files, checked_key
+from preserve.infrastructure.storage.base import (
+    DigestOf,
+    ObjectInfo,
+    bag_files,
+    checked_key,
+    parse_aip_prefix,
+)
 
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
 
@@ -394,6 +400,33 @@ class S3Storage:
 
     def empty_dirs(self, prefix: str) -> list[str]:
         return []  # object stores have no folders: metadata/empty-directories.txt keeps them
+
+    def stored_versions(self) -> Iterator[tuple[str, str, int | None]]:
+        """(key, AIP id, version) of every AIP version under this location's prefix, read
+        from the keys alone, one listing level at a time."""
+        for fanout in self._folders(""):
+            for aip_id in self._folders(fanout + "/"):
+                for version in self._folders(f"{fanout}/{aip_id}/"):
+                    parsed = parse_aip_prefix(fanout, aip_id, version)
+                    if parsed:
+                        yield f"{fanout}/{aip_id}/{version}/", *parsed
+
+    def _folders(self, prefix: str) -> Iterator[str]:
+        kwargs = {"Bucket": self.settings.bucket, "Prefix": self.prefix + prefix,
+                  "Delimiter": "/"}
+        while True:
+            page = self._call(f"list {prefix or '/'}", self.client.list_objects_v2, **kwargs)
+            for common in page.get("CommonPrefixes", []):
+                yield common["Prefix"][len(self.prefix + prefix):].rstrip("/")
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def open_uploads(self) -> list[str]:
+        """Keys of multipart uploads left open under this location (a killed upload)."""
+        page = self._call("list uploads", self.client.list_multipart_uploads,
+                          Bucket=self.settings.bucket, Prefix=self.prefix)
+        return [u["Key"][len(self.prefix):] for u in page.get("Uploads", [])]
 
     def abort_uploads(self, prefix: str) -> None:
         """Abort the multipart uploads under `prefix` that a killed run left open: the store

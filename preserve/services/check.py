@@ -1,0 +1,182 @@
+"""`preserve check`: the catalog and every storage location compared, nothing read twice.
+
+An audit asks whether the bytes of each recorded copy are still the ones ingested. This
+asks whether the repository is *consistent*: is every copy the catalog records there,
+whole (its tag manifest the one recorded at ingest, every file listed at its size), is
+there anything at a location the catalog does not know, and what did interrupted runs
+leave (unfinished ingest records, staging folders, copies in a location's .staging,
+empty AIP folders, open multipart uploads, locks of ended processes). `--fix` removes
+only what is provably debris (its process has ended, nothing records it); copies that
+are missing or unrecorded are reported with the command that resolves them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, Busy, PreserveError
+from preserve.infrastructure import fstree
+from preserve.infrastructure.locks import owner_gone, writer_lock
+from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.storage import LocalStorage
+from preserve.services.expected import expected_digests, replica_gaps
+from preserve.services.ingest import _alive, recover
+
+KINDS = ("half-aip", "replica-absent", "unrecorded", "leftover", "stale-lock", "unreachable")
+
+
+@dataclass
+class Inconsistency:
+    kind: str          # one of KINDS
+    where: str         # a location's name, or "repository"
+    what: str          # the AIP, key or path concerned
+    detail: str
+    fixable: bool = False
+    fixed: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CheckResult:
+    findings: list[Inconsistency] = field(default_factory=list)
+    aips: int = 0
+    replicas: int = 0
+
+    @property
+    def status(self) -> str:
+        open_ = [f for f in self.findings if not f.fixed]
+        if any(f.kind == "unreachable" for f in open_):
+            return "unreachable"
+        return "inconsistent" if open_ else "consistent"
+
+    @property
+    def exit_code(self) -> int:
+        return {"consistent": EXIT_OK, "inconsistent": EXIT_PROBLEMS,
+                "unreachable": EXIT_UNREACHABLE}[self.status]
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "aips": self.aips, "replicas": self.replicas,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+def check(repo: Repository, *, fix: bool = False) -> CheckResult:
+    result = CheckResult()
+    found = result.findings.append
+    running = _running_ingests(repo)
+    _check_staging(repo, running, found)
+    for aip_id in repo.catalog.pending():
+        if aip_id not in running:
+            found(Inconsistency("half-aip", "repository", aip_id, "the catalog record of an "
+                                "ingest that did not finish (it is either stored or not: "
+                                "--fix resolves which)", fixable=True))
+    recorded: dict[str, dict[str, tuple[str, int]]] = {}
+    for aip_id, version, location, key in repo.catalog.replicas():
+        recorded.setdefault(location, {})[key] = (aip_id, version)
+    result.replicas = sum(len(r) for r in recorded.values())
+    result.aips = len({a for r in recorded.values() for a, _ in r.values()})
+    for name, location in repo.locations.items():
+        try:
+            location.check_reachable()
+        except PreserveError as e:
+            found(Inconsistency("unreachable", name, location.describe(), e.message))
+            continue
+        try:
+            _check_location(repo, location, recorded.get(name, {}), running, found)
+        except PreserveError as e:
+            found(Inconsistency("unreachable", name, location.describe(), e.message))
+    if fix:
+        _fix(repo, result)
+    return result
+
+
+def _running_ingests(repo: Repository) -> set[str]:
+    return {lock.stem for lock in repo.staging.glob("*.lock") if _alive(lock)}
+
+
+def _check_staging(repo: Repository, running: set[str], found) -> None:
+    for entry in sorted(os.listdir(repo.staging)) if repo.staging.is_dir() else []:
+        path = repo.staging / entry
+        if entry.endswith(".lock"):
+            if entry[:-5] not in running:
+                found(Inconsistency("stale-lock", "repository", str(path), "the lock of an "
+                                    "ingest whose process has ended", fixable=True))
+        elif entry.startswith("repair-"):
+            if owner_gone(entry):
+                found(Inconsistency("leftover", "repository", str(path), "the staging folder "
+                                    "of a repair whose process has ended", fixable=True))
+        elif entry not in running:
+            found(Inconsistency("leftover", "repository", str(path), "the staging folder of "
+                                "an ingest whose process has ended", fixable=True))
+
+
+def _check_location(repo, location, recorded: dict[str, tuple[str, int]], running,
+                    found) -> None:
+    name = location.name
+    if isinstance(location, LocalStorage):
+        staging = location.staging_dir()
+        for entry in sorted(os.listdir(staging)) if staging.is_dir() else []:
+            if owner_gone(entry):
+                found(Inconsistency("leftover", name, str(staging / entry), "a copy into the "
+                                    "location's staging area by a process that has ended",
+                                    fixable=True))
+    else:
+        for key in location.open_uploads():
+            found(Inconsistency("leftover", name, key, "a multipart upload left open by an "
+                                "interrupted copy", fixable=True))
+    for key, aip_id, version in location.stored_versions():
+        if version is None:
+            found(Inconsistency("leftover", name, key, "an AIP folder holding no version",
+                                fixable=True))
+        elif key not in recorded and aip_id not in running:
+            found(Inconsistency("unrecorded", name, key, f"AIP {aip_id} v{version} is here "
+                                "but the catalog records no copy of it at this location "
+                                "(an upload interrupted before it was recorded, or something "
+                                "another tool put there): 'preserve replicate' replaces an "
+                                "interrupted copy; anything else, look at it"))
+    for key, (aip_id, version) in sorted(recorded.items()):
+        try:
+            tags = expected_digests(repo.catalog, aip_id, version, location, key).tags
+        except PreserveError as e:
+            found(Inconsistency("replica-absent", name, key, e.message))
+            continue
+        gaps = replica_gaps(repo.catalog, aip_id, version, location, key, tags)
+        if gaps:
+            found(Inconsistency("replica-absent", name, key,
+                                f"recorded as a copy of AIP {aip_id} v{version}, but "
+                                f"{len(gaps)} file(s) are not there as recorded: "
+                                + "; ".join(gaps[:5]) + " ('preserve repair' restores them)"))
+
+
+def _fix(repo: Repository, result: CheckResult) -> None:
+    """Remove what is provably debris; every other finding stays reported."""
+    fixable = [f for f in result.findings if f.fixable]
+    if any(f.kind == "half-aip" for f in fixable):
+        recover(repo)
+    pending = set(repo.catalog.pending())
+    for finding in fixable:
+        finding.fixed = _fix_one(repo, finding, pending)
+
+
+def _fix_one(repo: Repository, finding: Inconsistency, pending: set[str]) -> bool:
+    if finding.kind == "half-aip":
+        return finding.what not in pending
+    if finding.where == "repository":  # a stale lock, a staging folder of an ended run
+        fstree.rmtree(finding.what, ignore_errors=True)
+        return not os.path.lexists(finding.what)
+    location = repo.locations[finding.where]
+    if isinstance(location, LocalStorage):
+        if finding.what.startswith(str(location.staging_dir())):
+            fstree.rmtree(finding.what, ignore_errors=True)
+            return not os.path.lexists(finding.what)
+        location.remove_empty_folders(finding.what)
+        return not os.path.lexists(location.local_path(finding.what.rstrip("/")))
+    aip_id = finding.what.split("/")[1] if finding.what.count("/") >= 2 else ""
+    try:  # an upload whose writer still runs is not debris: never wait for it
+        with writer_lock(repo.root, location.name, aip_id, wait=False):
+            location.abort_uploads("/".join(finding.what.split("/")[:3]) + "/")
+    except Busy:
+        return False
+    return finding.what not in location.open_uploads()
