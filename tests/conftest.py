@@ -140,3 +140,21 @@ def memory_probe(kind: str, root: Path) -> dict:
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
+
+
+def processes_of(repo_root: Path) -> list[int]:
+    """Live processes whose environment names this repository (workers included)."""
+    marker = f"PRESERVE_REPO={repo_root}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    with open(f"/proc/{entry}/stat", "rb") as s:
+                        if s.read().split(b") ")[-1][:1] != b"Z":
+                            found.append(int(entry))
+        except OSError:
+            continue
+    return found

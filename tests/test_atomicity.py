@@ -16,6 +16,7 @@ import pytest
 from preserve.domain.validate import validate_bag
 from preserve.infrastructure.repository import Repository
 from preserve.services.ingest import Metadata, ingest, recover
+from tests.conftest import processes_of
 
 
 @pytest.fixture
@@ -123,24 +124,6 @@ def test_a_crash_after_publishing_is_completed_by_recovery(repo, tmp_path, monke
     assert len(repo.catalog.list_aips()) == 1
 
 
-def _processes_of(repo_root: Path) -> list[int]:
-    """Live processes whose environment names this repository (workers included)."""
-    marker = f"PRESERVE_REPO={repo_root}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if marker in f.read().split(b"\0"):
-                    with open(f"/proc/{entry}/stat", "rb") as s:
-                        if s.read().split(b") ")[-1][:1] != b"Z":
-                            found.append(int(entry))
-        except OSError:
-            continue
-    return found
-
-
 @pytest.mark.parametrize("delay", [0.15, 0.2, 0.25, 0.3, 0.4])
 def test_no_worker_outlives_a_killed_ingest(tmp_path, delay):
     """Case 46: kills at about 0.2-0.28 s (workers starting) left 2 workers and the
@@ -155,8 +138,8 @@ def test_no_worker_outlives_a_killed_ingest(tmp_path, delay):
     proc.wait()
     killed = time.time()
     deadline = time.monotonic() + 10
-    while _processes_of(repo.root) and time.monotonic() < deadline:
+    while processes_of(repo.root) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _processes_of(repo.root) == []
+    assert processes_of(repo.root) == []
     late = [p for p in repo.staging.rglob("*") if p.is_file() and p.stat().st_mtime > killed + 0.5]
     assert late == []

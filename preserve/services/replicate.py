@@ -58,10 +58,12 @@ def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
         source = _local_source(repo, aip_id, version)
         key = aip_prefix(aip_id, version)
         expected = expected_digests(repo.catalog, aip_id, version, source, key)
-        if not isinstance(target, LocalStorage) or \
-                target.stat(key + expected.tagmanifest) is None:
-            target.delete_prefix(key)  # leftovers of an interrupted upload: never a replica
-            target.abort_uploads(key)  # and its unfinished multipart uploads (case 50)
+        # Whatever is at the key is not a copy the catalog records: an interrupted run's
+        # upload, or a whole bag whose run was killed before recording it (the harness
+        # found a re-run then refused to overwrite it, for good). Under the lock, with the
+        # locations proven distinct (Repository), it is removed and copied again.
+        target.delete_prefix(key)
+        target.abort_uploads(key)  # and its unfinished multipart uploads (case 50)
         where = f"location '{target.name}'"
         needed = repo.catalog.version_info(aip_id, version)["bytes"]
         if isinstance(target, LocalStorage):

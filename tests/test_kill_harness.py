@@ -1,0 +1,182 @@
+"""The kill harness: every writing command killed with SIGKILL at many exact moments, on a
+local disk and on a loopback S3 server. After each kill:
+
+- no process of the killed run is left (workers included);
+- `preserve check` finds no copy recorded that is not whole (what it may find is debris
+  and unrecorded uploads, which the next run resolves);
+- the command run again exits 0, after which `check` says the repository is consistent
+  (nothing left behind) and the state is the one an uninterrupted run gives (a full audit
+  is clean; the copies, repairs and exports are all there).
+
+The moments are the Nth call of functions the command passes through once per file or
+once per phase (tests/killer.py). Each command has 30 or more; the suite runs an evenly
+spread share of them (PRESERVE_KILL_MOMENTS, default 4 per command), and
+`PRESERVE_KILL_MOMENTS=all` runs every one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from preserve.infrastructure.repository import Repository
+from tests.conftest import assert_bagit_python_valid, many_small_files, processes_of
+from tests.s3server import S3Server
+
+FILES = 30
+LOCAL = "preserve.infrastructure.storage.local"
+S3 = "preserve.infrastructure.storage.s3"
+CATALOG = "preserve.infrastructure.catalog:Catalog"
+
+MOMENTS = {
+    "ingest": [("preserve.services.ingest:_Job._record", n) for n in range(1, FILES + 1)]
+    + [("preserve.services.ingest:_Job._write_tag_files", 1),
+       (f"{CATALOG}.stage_version", 1), (f"{LOCAL}:sync_filesystem", 1),
+       (f"{LOCAL}:fsync_dir", 1), (f"{CATALOG}.mark_stored", 1)],
+    "replicate": [(f"{LOCAL}:hash_stream", n) for n in range(1, FILES + 6)]
+    + [("preserve.services.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1),
+       (f"{LOCAL}:sync_filesystem", 1)],
+    "replicate-s3": [(f"{S3}:S3Storage.put_file", n) for n in range(1, FILES + 6)]
+    + [("preserve.services.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1),
+       (f"{S3}:S3Storage.delete_prefix", 1)],
+    "repair": [("preserve.services.repair:_fetch_good_copy", n) for n in range(1, 11)]
+    + [(f"{LOCAL}:LocalStorage.replace_file", n) for n in range(1, 11)]
+    + [(f"{CATALOG}.add_events", n) for n in range(1, 11)]
+    + [("preserve.services.audit:_hash_local", n) for n in range(1, 3)],
+    "audit-repair": [("preserve.services.repair:_fetch_good_copy", n) for n in range(1, 11)]
+    + [(f"{LOCAL}:LocalStorage.replace_file", n) for n in range(1, 11)]
+    + [(f"{CATALOG}.mark_verified", n) for n in range(1, 11)]
+    + [(f"{CATALOG}.record_checks", n) for n in range(1, 3)],
+    "repair-s3": [("preserve.services.repair:_fetch_good_copy", n) for n in range(1, 11)]
+    + [(f"{S3}:S3Storage.replace_file", n) for n in range(1, 11)]
+    + [(f"{CATALOG}.add_events", n) for n in range(1, 11)],
+    "export": [("preserve.services.export:hash_stream", n) for n in range(1, FILES + 8)]
+    + [("os:rename", 1)],
+}
+
+
+def _chosen(moments: list) -> list:
+    share = os.environ.get("PRESERVE_KILL_MOMENTS", "4")
+    if share == "all":
+        return moments
+    step = max(1, len(moments) // int(share))
+    return moments[::step]
+
+
+def _env(repo_root: Path) -> dict:
+    return dict(os.environ, PRESERVE_REPO=str(repo_root), PRESERVE_NO_PROGRESS="1")
+
+
+def _preserve(repo_root: Path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "preserve", *map(str, args)],
+                          env=_env(repo_root), capture_output=True, text=True, timeout=120)
+
+
+def _with_two_copies(repo: Repository, second: dict, copies: int) -> Repository:
+    (repo.root / "locations" / f"{second['name']}.yaml").write_text(yaml.safe_dump(second))
+    policy = repo.root / "policies" / "default.yaml"
+    data = yaml.safe_load(policy.read_text())
+    data["replication"] = {"copies": copies, "locations": ["local", second["name"]]}
+    policy.write_text(yaml.safe_dump(data))
+    return Repository(repo.root)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = S3Server()
+    yield s
+    s.stop()
+
+
+def _second(kind: str, tmp_path: Path, server) -> dict:
+    if kind == "s3":
+        bucket = f"b{abs(hash(str(tmp_path))) % 10**9}"
+        server.client().create_bucket(Bucket=bucket)
+        return {"name": "second", "kind": "s3", "bucket": bucket, "prefix": "p",
+                "endpoint_url": server.url, "region": "us-east-1",
+                "addressing_style": "path", "max_attempts": 2}
+    (tmp_path / "disk2").mkdir()
+    return {"name": "second", "kind": "local", "path": str(tmp_path / "disk2")}
+
+
+def _prepare(command: str, tmp_path: Path, server):
+    """A repository in the state the command starts from, and the command's arguments."""
+    repo, _ = Repository.init(tmp_path / "repo")
+    source = many_small_files(tmp_path / "src", FILES)
+    kind = "s3" if command.endswith("-s3") else "local"
+    if command == "ingest":
+        return repo, ["ingest", source, "-c", "k"]
+    if command == "export":
+        aip = _ingest(repo, source)
+        return repo, ["export", aip, tmp_path / "out"]
+    repo = _with_two_copies(repo, _second(kind, tmp_path, server), copies=1)
+    aip = _ingest(repo, source)
+    repo = _with_two_copies(repo, yaml.safe_load(
+        (repo.root / "locations" / "second.yaml").read_text()), copies=2)
+    if command.startswith("replicate"):
+        return repo, ["replicate"]
+    assert _preserve(repo.root, "replicate").returncode == 0
+    bag = repo.locations["local"].bag_path(f"{aip[:2]}/{aip}/v1/")
+    for path in sorted((bag / "data").rglob("*.txt"))[:10]:
+        path.write_text("rot")  # ten damaged files to restore from the second copy
+    return repo, (["audit", "--repair"] if command == "audit-repair" else ["repair"])
+
+
+def _ingest(repo: Repository, source: Path) -> str:
+    done = _preserve(repo.root, "ingest", source, "-c", "k", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["id"]
+
+
+def _check(repo_root: Path) -> dict:
+    done = _preserve(repo_root, "check", "--json")
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("command,target,nth", [
+    pytest.param(command, target, nth, id=f"{command}-{target.rsplit(':', 1)[-1]}-{nth}")
+    for command, moments in MOMENTS.items() for target, nth in _chosen(moments)])
+def test_killed_at_this_moment_then_run_again(tmp_path, server, command, target, nth):
+    repo, args = _prepare(command, tmp_path, server)
+    damaged = {(f["where"], f["what"]) for f in _check(repo.root)["findings"]
+               if f["kind"] == "replica-absent"}  # what a repair scenario broke on purpose
+    killed = subprocess.run([sys.executable, "-m", "tests.killer", target, str(nth),
+                             *map(str, args)], env=_env(repo.root), capture_output=True,
+                            text=True, timeout=120)
+    assert killed.returncode in (-9, 0), killed.stderr  # 0: it finished before that moment
+    deadline = time.monotonic() + 10
+    while processes_of(repo.root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_of(repo.root) == [], "a process of the killed run lives on"
+
+    after_kill = _check(repo.root)
+    lying = [f for f in after_kill["findings"] if f["kind"] == "replica-absent"
+             and (f["where"], f["what"]) not in damaged]
+    assert lying == [], "a copy is recorded that is not whole"
+
+    rerun = _preserve(repo.root, *args)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    final = _check(repo.root)
+    assert final["status"] == "consistent", final["findings"]
+    audit = _preserve(repo.root, "audit", "--full", "--json")
+    assert audit.returncode == 0 and json.loads(audit.stdout)["problems"] == []
+
+    repo = Repository(repo.root)
+    aips = repo.catalog.list_aips()
+    assert aips and all(a.files == FILES for a in aips)
+    if command != "ingest":
+        assert len(aips) == 1
+    if command.startswith(("replicate", "repair", "audit")):
+        assert repo.catalog.replica_locations(aips[0].id, 1) == ["local", "second"]
+    if command == "export":
+        out = tmp_path / "out"
+        assert_bagit_python_valid(out)
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out"]
