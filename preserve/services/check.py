@@ -23,7 +23,8 @@ from preserve.infrastructure.storage import LocalStorage
 from preserve.services.expected import expected_digests, replica_gaps
 from preserve.services.ingest import _alive, recover
 
-KINDS = ("half-aip", "replica-absent", "unrecorded", "leftover", "stale-lock", "unreachable")
+KINDS = ("half-aip", "replica-absent", "missing-copy", "unrecorded", "leftover", "stale-lock",
+         "unreachable")
 
 
 @dataclass
@@ -77,6 +78,11 @@ def check(repo: Repository, *, fix: bool = False) -> CheckResult:
         recorded.setdefault(location, {})[key] = (aip_id, version)
     result.replicas = sum(len(r) for r in recorded.values())
     result.aips = len({a for r in recorded.values() for a, _ in r.values()})
+    for location in repo.replica_locations():
+        for aip_id, version in repo.catalog.versions_without_replica(location.name):
+            found(Inconsistency("missing-copy", location.name, f"{aip_id} v{version}",
+                                "the replication policy asks for a copy here and none is "
+                                "recorded ('preserve replicate' makes it)"))
     for name, location in repo.locations.items():
         try:
             location.check_reachable()

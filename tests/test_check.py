@@ -1,0 +1,90 @@
+"""`preserve check`: each kind of inconsistency between catalog and storage is found, named
+and, where it is provably debris, removed by --fix (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import yaml
+
+from preserve.infrastructure.repository import Repository
+from preserve.services.check import check
+from preserve.services.ingest import Metadata, ingest
+from tests.conftest import many_small_files, stored_bag
+from tests.test_cli import run
+
+
+def _kinds(result) -> list[tuple[str, str]]:
+    return sorted((f.kind, f.where) for f in result.findings)
+
+
+def test_a_fresh_repository_and_one_with_an_aip_are_consistent(repo, tmp_path):
+    assert check(repo).status == "consistent"
+    ingest(repo, many_small_files(tmp_path / "s", 10), Metadata("c"))
+    result = check(repo)
+    assert result.status == "consistent" and result.replicas == 1 and result.exit_code == 0
+
+
+def test_a_recorded_copy_that_is_not_whole_is_named(repo, tmp_path):
+    aip = ingest(repo, many_small_files(tmp_path / "s", 10), Metadata("c")).aip_id
+    bag = stored_bag(repo, aip)
+    next((bag / "data").rglob("*.txt")).unlink()
+    result = check(repo)
+    assert _kinds(result) == [("replica-absent", "local")]
+    assert "missing" in result.findings[0].detail and result.exit_code == 1
+    (bag / "tagmanifest-sha512.txt").write_text("tampered\n")
+    assert "package digest" in check(repo).findings[0].detail
+
+
+def test_copies_nothing_records_and_copies_policy_lacks_are_named(repo, tmp_path):
+    aip = ingest(repo, many_small_files(tmp_path / "s", 10), Metadata("c")).aip_id
+    disk2 = tmp_path / "disk2"
+    shutil.copytree(stored_bag(repo, aip), disk2 / aip[:2] / aip / "v1")
+    run(repo.root, "storage", "add", "disk2", disk2)
+    policy = repo.root / "policies" / "default.yaml"
+    data = yaml.safe_load(policy.read_text())
+    data["replication"] = {"copies": 2, "locations": ["local", "disk2"]}
+    policy.write_text(yaml.safe_dump(data))
+    repo = Repository(repo.root)
+    assert _kinds(check(repo)) == [("missing-copy", "disk2"), ("unrecorded", "disk2")]
+    assert run(repo.root, "replicate").returncode == 0
+    assert check(Repository(repo.root)).status == "consistent"
+
+
+def test_debris_of_ended_runs_is_found_and_only_debris_is_fixed(repo, tmp_path):
+    ingest(repo, many_small_files(tmp_path / "s", 10), Metadata("c"))
+    (repo.staging / "0badc0de").mkdir()
+    (repo.staging / "0badc0de.lock").write_text("999999 then\n")
+    (repo.staging / "repair-999999-x").mkdir()
+    live = repo.staging / f"repair-{os.getpid()}-running"  # this process runs: not debris
+    live.mkdir()
+    location = repo.locations["local"]
+    (location.staging_dir() / "v1.999999").mkdir(parents=True)
+    (location.root / "ab" / "abcdef-empty").mkdir(parents=True)
+    result = run(repo.root, "check", "--json", check_code=1)
+    found = json.loads(result.stdout)["findings"]
+    assert sorted(f["kind"] for f in found) == ["leftover"] * 4 + ["stale-lock"]
+    fixed = json.loads(run(repo.root, "check", "--fix", "--json").stdout)
+    assert fixed["status"] == "consistent" and all(f["fixed"] for f in fixed["findings"])
+    assert live.is_dir() and not (location.root / "ab").exists()
+    assert sorted(p.name for p in repo.staging.iterdir()) == [live.name]
+
+
+def test_open_multipart_uploads_on_s3_are_found_and_aborted(tmp_path):
+    from tests.s3server import S3Server
+    from tests.test_replication import _two_copy_repo
+
+    server = S3Server()
+    try:
+        repo = _two_copy_repo(tmp_path, server)
+        aip = ingest(repo, many_small_files(tmp_path / "s", 5), Metadata("m")).aip_id
+        server.client().create_multipart_upload(
+            Bucket="archive", Key=f"preserve/{aip[:2]}/{aip}/v1/data/extra.bin")
+        result = check(repo)
+        assert _kinds(result) == [("leftover", "cloud")]
+        assert check(repo, fix=True).findings[0].fixed
+        assert check(repo).status == "consistent"
+    finally:
+        server.stop()
