@@ -80,3 +80,48 @@ def test_two_repairs_at_once_and_a_replicate_beside_an_audit(tmp_path):
                                     ["ingest", tmp_path / "t", "-c", "t"])
     assert (ra, rb) == (0, 0), err  # the audit sees only copies recorded whole
     _consistent(repo.root)
+
+
+def test_two_exports_to_one_destination_at_once(tmp_path):
+    repo, _ = Repository.init(tmp_path / "repo")
+    done = subprocess.run([sys.executable, "-m", "preserve", "ingest",
+                           many_small_files(tmp_path / "s", 300), "-c", "e", "--json"],
+                          capture_output=True, text=True,
+                          env=dict(os.environ, PRESERVE_REPO=str(repo.root)))
+    aip = json.loads(done.stdout)["id"]
+    out = tmp_path / "out"
+    (ra, (_, err_a)), (rb, (_, err_b)) = _both(repo.root, ["export", aip, out],
+                                               ["export", aip, out])
+    # one writes DEST; the other finds it taken and says so (exit 2), nothing else left
+    assert sorted((ra, rb)) == [0, 2], err_a + err_b
+    assert ("already exists" in err_a + err_b or "was filled while this export ran" in
+            err_a + err_b) and "internal error" not in err_a + err_b
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out"]
+
+
+def test_an_export_whose_destination_is_filled_meanwhile_keeps_nothing(repo, tmp_path,
+                                                                      monkeypatch):
+    """The race of the test above, made certain: the other export wins while this one
+    copies."""
+    import pytest
+
+    from preserve.errors import ConfigError
+    from preserve.services import export as export_module
+    from preserve.services.ingest import Metadata, ingest
+
+    aip = ingest(repo, many_small_files(tmp_path / "s", 5), Metadata("e")).aip_id
+    out = tmp_path / "out"
+    copy = export_module._copy_verified
+
+    def copy_then_lose_the_race(*args):
+        done = copy(*args)
+        out.mkdir()
+        (out / "theirs.txt").write_text("the other export")
+        return done
+
+    monkeypatch.setattr(export_module, "_copy_verified", copy_then_lose_the_race)
+    with pytest.raises(ConfigError) as lost:
+        export_module.export(repo, aip, out)
+    assert "filled while this export ran" in lost.value.message
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out"]
+    assert [p.name for p in out.iterdir()] == ["theirs.txt"]

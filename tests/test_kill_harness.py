@@ -54,6 +54,9 @@ MOMENTS = {
     + [(f"{LOCAL}:LocalStorage.replace_file", n) for n in range(1, 11)]
     + [(f"{CATALOG}.mark_verified", n) for n in range(1, 11)]
     + [(f"{CATALOG}.record_checks", n) for n in range(1, 3)],
+    "audit-repair-s3": [("preserve.services.repair:_fetch_good_copy", n) for n in range(1, 11)]
+    + [(f"{S3}:S3Storage.open", n) for n in range(1, 11)]
+    + [(f"{CATALOG}.mark_verified", n) for n in range(1, 11)],
     "repair-s3": [("preserve.services.repair:_fetch_good_copy", n) for n in range(1, 11)]
     + [(f"{S3}:S3Storage.replace_file", n) for n in range(1, 11)]
     + [(f"{CATALOG}.add_events", n) for n in range(1, 11)],
@@ -137,7 +140,7 @@ def _prepare(command: str, tmp_path: Path, server):
     bag = repo.locations["local"].bag_path(f"{aip[:2]}/{aip}/v1/")
     for path in sorted((bag / "data").rglob("*.txt"))[:10]:
         path.write_text("rot")  # ten damaged files to restore from the second copy
-    return repo, (["audit", "--repair"] if command == "audit-repair" else ["repair"])
+    return repo, (["audit", "--repair"] if command.startswith("audit") else ["repair"])
 
 
 def _ingest(repo: Repository, source: Path) -> str:

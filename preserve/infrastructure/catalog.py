@@ -112,6 +112,9 @@ CREATE TABLE IF NOT EXISTS file_checks (
     checked TEXT NOT NULL,
     PRIMARY KEY (aip_id, version, location, path)
 ) WITHOUT ROWID;
+-- The store's composite checksum of each file uploaded in parts (a few large files per AIP),
+-- as it reported it at upload: quick S3 audits compare it, so a replaced object is caught
+-- without reading it.
 CREATE TABLE IF NOT EXISTS composite_checksums (
     aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
     version INTEGER NOT NULL,

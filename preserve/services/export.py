@@ -9,6 +9,7 @@ sibling "DEST.partial-<pid>" folder and renamed at the end.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +74,16 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
     try:
         with full_disk_named(where, needed):
             files, nbytes = _copy_verified(storage, key, expected, partial, progress)
-        if dest.exists():
-            dest.rmdir()
-        os.rename(partial, dest)
+        try:
+            if dest.exists():
+                dest.rmdir()  # the empty folder given as DEST
+            os.rename(partial, dest)
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise ConfigError(f"{dest} was filled while this export ran (another export to "
+                              "it finished first); nothing of this one was kept",
+                              hint="choose a new destination") from e
     except BaseException:
         fstree.rmtree(partial, ignore_errors=True)
         raise
