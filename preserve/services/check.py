@@ -21,7 +21,7 @@ from preserve.infrastructure.locks import owner_gone, writer_lock
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
 from preserve.services.expected import expected_digests, replica_gaps
-from preserve.services.ingest import _alive, recover
+from preserve.services.ingest import lock_alive, recover
 
 KINDS = ("half-aip", "replica-absent", "missing-copy", "unrecorded", "leftover", "stale-lock",
          "unreachable")
@@ -99,7 +99,7 @@ def check(repo: Repository, *, fix: bool = False) -> CheckResult:
 
 
 def _running_ingests(repo: Repository) -> set[str]:
-    return {lock.stem for lock in repo.staging.glob("*.lock") if _alive(lock)}
+    return {lock.stem for lock in repo.staging.glob("*.lock") if lock_alive(lock)}
 
 
 def _check_staging(repo: Repository, running: set[str], found) -> None:

@@ -153,7 +153,7 @@ def recover(repo: Repository) -> list[str]:
     actions = []
     repo.staging.mkdir(exist_ok=True)
     for lock in repo.staging.glob("*.lock"):
-        if _alive(lock):
+        if lock_alive(lock):
             continue
         aip_id = lock.stem
         fstree.rmtree(repo.staging / aip_id, ignore_errors=True)
@@ -184,7 +184,8 @@ def recover(repo: Repository) -> list[str]:
     return actions
 
 
-def _alive(lock: Path) -> bool:
+def lock_alive(lock: Path) -> bool:
+    """Whether the ingest that wrote this staging lock (its pid first) still runs."""
     try:
         return pid_alive(int(lock.read_text().split()[0]))
     except (ValueError, IndexError, FileNotFoundError):
