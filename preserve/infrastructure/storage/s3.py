@@ -470,10 +470,16 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 def check_endpoint(url: str, where: str) -> None:
     """An endpoint is http(s)://host[:port][/path], and never carries credentials: they
     would be written in the location file and printed (red-team case 90)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        credentials = parts.username is not None or parts.password is not None
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        credentials, valid = "@" in url, False
+    if not valid and not credentials:  # the URL is echoed only when it holds no secret
         raise ConfigError(f"{where}: endpoint_url {url!r} must be http(s)://HOST[:PORT]")
-    if parts.username is not None or parts.password is not None:
+    if credentials:
         raise ConfigError(f"{where}: endpoint_url must not carry credentials (user:secret@); "
                           "nothing was written with them",
                           hint="give credentials through the environment "
