@@ -43,10 +43,18 @@ from preserve.infrastructure.scratch import scratch_database
 MAX_MEMBERS = 5_000_000
 FINDINGS_KEPT = 1000  # a source bag's validation findings kept to report and record
 
-# What reading a damaged archive raises, besides OSError (gzip's CRC failure and bzip2's
-# bad streams are OSErrors): each is a damaged source, never a bug in preserve.
-ARCHIVE_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, zlib.error,
-                  lzma.LZMAError, NotImplementedError, RuntimeError)
+# What reading a damaged or unreadable archive raises: each is a fault of the source,
+# never a bug in preserve.
+ARCHIVE_ERRORS = (
+    OSError,              # gzip's CRC and length checks, bzip2's bad streams, read errors
+    EOFError,             # a compressed stream that ends early (truncated)
+    zipfile.BadZipFile,   # a bad CRC, a header name that differs from the directory's
+    tarfile.TarError,     # a damaged tar header
+    zlib.error,           # corrupt deflate data inside a zip member
+    lzma.LZMAError,       # corrupt xz data
+    NotImplementedError,  # zipfile: a member compressed with a method it cannot read
+    RuntimeError,         # zipfile: an encrypted member (refused at scan; a changed zip)
+)
 
 
 @dataclass
