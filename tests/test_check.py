@@ -88,3 +88,12 @@ def test_open_multipart_uploads_on_s3_are_found_and_aborted(tmp_path):
         assert check(repo).status == "consistent"
     finally:
         server.stop()
+
+
+def test_a_stray_file_with_a_non_utf8_name_does_not_stop_check_or_replicate(repo, tmp_path):
+    """The listing that audits filter (cases 81, 82) is the one check and replicate use."""
+    aip = ingest(repo, many_small_files(tmp_path / "s", 5), Metadata("c")).aip_id
+    stray = os.path.join(os.fsencode(stored_bag(repo, aip) / "data"), b"bad\xffname")
+    with open(stray, "wb") as f:
+        f.write(b"x")
+    assert check(repo).status == "consistent"  # what it lacks, not what else is there

@@ -37,7 +37,7 @@ from itertools import chain
 from preserve import AGENT_NAME, __version__
 from preserve.domain.fixity import FAST_ALGORITHM, hash_batch, hash_stream
 from preserve.domain.model import EventRecord, ReplicaAuditState
-from preserve.domain.names import display, is_utf8
+from preserve.domain.names import display
 from preserve.domain.premis import Event, PremisWriter
 from preserve.errors import (
     EXIT_OK,
@@ -53,7 +53,7 @@ from preserve.infrastructure.storage import LocalStorage
 from preserve.infrastructure.storage.s3 import S3Storage, uploaded_in_parts
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc, parse_utc
-from preserve.services.expected import expected_digests
+from preserve.services.expected import expected_digests, listing
 
 KINDS = ("corrupt", "truncated", "missing", "unexpected", "unreachable", "read-error", "stale")
 
@@ -397,17 +397,12 @@ def _audit_replica(repo, storage, visit: _Visit, pool, recorder: _Recorder, prog
         tagmanifest = catalog.version_info(aip_id, version)["tagmanifest"]
         problem(tagmanifest, "missing" if "missing" in e.message else "corrupt", e.message)
         tags = _tags_elsewhere(repo, storage, aip_id, version) or {}
-    def listing():
-        for o in storage.list(key):
-            rel = o.key[len(key):]
-            if is_utf8(rel):
-                yield rel, o.size
-            else:  # no manifest can list it, no catalog can hold it: report it and go on
-                problem(display(rel), "unexpected", "a file whose name is not valid UTF-8 "
-                        "(no manifest can list it)")
+    def unreadable(rel: str) -> None:
+        problem(display(rel), "unexpected", "a file whose name is not valid UTF-8 (no "
+                "manifest can list it)")
 
     try:
-        catalog.load_listing(listing())
+        catalog.load_listing(listing(storage, key, unreadable))
     except PreserveError as e:
         problem(None, "unreachable", e.message)
         return

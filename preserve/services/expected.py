@@ -10,11 +10,11 @@ audits all start from this one answer.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from preserve.domain import bag as bagfmt
-from preserve.domain.names import display
+from preserve.domain.names import display, is_utf8
 from preserve.errors import FixityMismatch
 from preserve.infrastructure.catalog import Catalog
 
@@ -83,12 +83,26 @@ def expected_digests(catalog: Catalog, aip_id: str, version: int, storage, key: 
     return Expected(tagmanifest, tm_bytes, tags, catalog, aip_id, version)
 
 
+def listing(storage, key: str,
+            unreadable: Callable[[str], None] = lambda rel: None) -> Iterator[tuple[str, int]]:
+    """(path in the bag, size) of every object of the replica at `key`, for
+    Catalog.load_listing. A name that is not UTF-8 (a stray file, a foreign key escaping
+    such bytes) can be in no manifest and no catalog: it goes to `unreadable` instead,
+    never into the catalog, where it would stop the whole run (red-team cases 81, 82)."""
+    for o in storage.list(key):
+        rel = o.key[len(key):]
+        if is_utf8(rel):
+            yield rel, o.size
+        else:
+            unreadable(rel)
+
+
 def replica_gaps(catalog: Catalog, aip_id: str, version: int, storage, key: str,
                  tags: dict[str, dict[str, str]]) -> list[str]:
     """What the replica at `storage` lacks, from one listing, no byte read: payload files
     missing or of another size than recorded, tag files missing. The listing is compared
     in the catalog's temporary tables, so memory does not grow with the number of files."""
-    catalog.load_listing((o.key[len(key):], o.size) for o in storage.list(key))
+    catalog.load_listing(listing(storage, key))
     gaps = [f"{display(rel)}: " + ("missing" if listed is None else
                                    f"{listed} bytes, {recorded} recorded")
             for rel, recorded, listed in catalog.payload_not_listed_as_recorded(aip_id, version)]
