@@ -41,9 +41,15 @@ from preserve.infrastructure.storage.base import (
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
 
 
+def part_size(size: int) -> int:
+    """The part size of a file of `size` bytes: PART_SIZE, more for files that would need
+    more than 9,000 parts (stores allow 10,000)."""
+    return max(PART_SIZE, -(-size // 9000))
+
+
 def uploaded_in_parts(size: int) -> bool:
     """Whether preserve uploads a file of `size` bytes in parts (see put_file)."""
-    return size > max(PART_SIZE, -(-size // 9000))
+    return size > part_size(size)
 UPLOAD_THREADS = 8            # small objects in flight at once: latency, not bandwidth, bounds them
 MULTIPART_AT_ONCE = 2         # large uploads in flight at once: memory is this x one part
 CHECKSUM_BEHAVIOURS = ("when_supported", "when_required")
@@ -183,7 +189,6 @@ class S3Storage:
         """Upload a local file and verify what the store holds; raises FixityMismatch if not.
         Returns the composite checksum of a multipart upload (None for one part): a quick
         audit compares it with what the store reports later, without reading anything."""
-        part_size = max(PART_SIZE, -(-size // 9000))
         if not uploaded_in_parts(size):
             # By default the SDK computes the checksum from the bytes it actually sends and
             # the store checks it; we then compare the store's value with the digest taken
@@ -197,11 +202,11 @@ class S3Storage:
             self.verify(key, sha256_hex, size)
             return None
         with self._multipart_slots:
-            composite = self._put_multipart(key, path, part_size)
+            composite = self._put_multipart(key, path, part_size(size))
         self.verify(key, sha256_hex, size, composite=composite)
         return composite
 
-    def _put_multipart(self, key: str, path: Path, part_size: int) -> str:
+    def _put_multipart(self, key: str, path: Path, part_bytes: int) -> str:
         bucket, full = self.settings.bucket, self._key(key)
         upload = self._call(f"start upload of {key}", self.client.create_multipart_upload,
                             Bucket=bucket, Key=full, ChecksumAlgorithm="SHA256", **self._extra())
@@ -210,7 +215,7 @@ class S3Storage:
         try:
             with open(path, "rb") as f:
                 number = 0
-                while chunk := f.read(part_size):
+                while chunk := f.read(part_bytes):
                     number += 1
                     digest = hashlib.sha256(chunk).digest()
                     digests.append(digest)
@@ -424,23 +429,27 @@ class S3Storage:
 
     def open_uploads(self) -> list[str]:
         """Keys of multipart uploads left open under this location (a killed upload)."""
-        page = self._call("list uploads", self.client.list_multipart_uploads,
-                          Bucket=self.settings.bucket, Prefix=self.prefix)
-        return [u["Key"][len(self.prefix):] for u in page.get("Uploads", [])]
+        return [key for key, _ in self._uploads("")]
 
     def abort_uploads(self, prefix: str) -> None:
         """Abort the multipart uploads under `prefix` that a killed run left open: the store
         keeps (and bills) their parts until then (red-team case 50). Called under the
         (AIP, location) writer lock, so none of them belongs to a running upload."""
-        kwargs = {"Bucket": self.settings.bucket, "Prefix": self._key(prefix)}
+        for key, upload_id in list(self._uploads(prefix)):
+            with suppress(Exception):  # gone meanwhile: nothing to abort
+                self._call(f"abort upload of {key}", self.client.abort_multipart_upload,
+                           Bucket=self.settings.bucket, Key=self.prefix + key,
+                           UploadId=upload_id)
+
+    def _uploads(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(key below this location's prefix, upload id) of every open multipart upload
+        under `prefix`, a page at a time."""
+        kwargs = {"Bucket": self.settings.bucket, "Prefix": self.prefix + prefix}
         while True:
-            page = self._call(f"list uploads under {prefix}",
+            page = self._call(f"list uploads under {prefix or '/'}",
                               self.client.list_multipart_uploads, **kwargs)
             for upload in page.get("Uploads", []):
-                with suppress(Exception):  # gone meanwhile: nothing to abort
-                    self._call(f"abort upload of {upload['Key']}",
-                               self.client.abort_multipart_upload, Bucket=self.settings.bucket,
-                               Key=upload["Key"], UploadId=upload["UploadId"])
+                yield upload["Key"][len(self.prefix):], upload["UploadId"]
             if not page.get("IsTruncated"):
                 return
             kwargs["KeyMarker"] = page["NextKeyMarker"]
