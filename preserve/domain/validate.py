@@ -122,6 +122,7 @@ class ValidationReport:
     version: str | None = None
     encoding: str | None = None  # the declared tag-file encoding, once it is known to work
     findings: Findings = field(default_factory=Findings)
+    tag_files: list[tuple[str, int]] = field(default_factory=list)  # (path, size), sorted
     payload_files: int = 0
     payload_bytes: int = 0
     files_hashed: int = 0
@@ -148,7 +149,7 @@ class ValidationReport:
 
     def summary(self) -> dict:
         """Everything but the findings themselves (which may be millions: stream them)."""
-        d = {k: v for k, v in self.__dict__.items() if k != "findings"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("findings", "tag_files")}
         d["valid"] = self.valid
         d["errors"] = self.findings.count["error"]
         d["warnings"] = self.findings.count["warning"]
@@ -231,6 +232,7 @@ def validate_bag(
         db.create_function("nfc", 1, nfc, deterministic=True)
         tree = _walk(root, db, out)
         report.payload_files, report.payload_bytes = tree.payload_files, tree.payload_bytes
+        report.tag_files = sorted(tree.tags.items())
         if encoding is not None:
             _check_contents(root, tree, encoding, report, out, check_fixity, workers, progress,
                             on_totals, on_lines)

@@ -35,7 +35,6 @@ from preserve.domain.names import (
 )
 from preserve.domain.policy import IngestPolicy
 from preserve.errors import BagInvalid, SourceRefused
-from preserve.infrastructure import fstree
 from preserve.infrastructure.scratch import scratch_database
 
 # Archive safety limit: far above any real collection, far below a bomb. What archives may
@@ -272,24 +271,9 @@ def _bag_facts(path: Path, scan: Scan, *, strip_data: bool,
                              hint="ingest without --strict to accept it, each warning "
                                   "recorded")
         return BagFacts(report.version, report.encoding or "utf-8", described("warning"),
-                        described("error"), _tag_files(path))
+                        described("error"), report.tag_files)
     finally:
         findings.close()
-
-
-def _tag_files(bag: Path) -> list[tuple[str, int]]:
-    """Every regular file of the bag outside data/ (the validator refused links and
-    special files among them)."""
-    found = []
-    for dirpath, dirnames, filenames in fstree.walk(bag):
-        if dirpath == str(bag):
-            dirnames[:] = [d for d in dirnames if d != "data"]
-        dirnames.sort()
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            found.append((os.path.relpath(full, bag).replace(os.sep, "/"),
-                          os.lstat(full).st_size))
-    return found
 
 
 class Source(ABC):
