@@ -22,7 +22,13 @@ from preserve.domain.identify import (
     tool_versions,
 )
 from preserve.infrastructure.space import FULL
-from preserve.services.sources import ARCHIVE_ERRORS, archive_error, file_stamp, open_entry
+from preserve.services.sources import (
+    ARCHIVE_ERRORS,
+    ON_DISK,
+    archive_error,
+    file_stamp,
+    open_entry,
+)
 
 
 @dataclass
@@ -108,7 +114,7 @@ def copy_batch(task: tuple) -> list[CopyResult]:
     results: list[CopyResult] = []
     for path, ref, dest, expected_size in items:
         try:
-            if spec[0] in ("folder", "bag", "bag-as-folder"):
+            if spec[0] in ON_DISK:
                 size, digests, head = copy_unchanging(ref, dest, algorithms)
             else:
                 with open_entry(spec, ref) as stream:
@@ -124,14 +130,18 @@ def copy_batch(task: tuple) -> list[CopyResult]:
         except ARCHIVE_ERRORS as e:  # a zip member with a bad CRC, a bad name, ... (case 35)
             results.append(CopyResult(path, 0, {}, None, f"damaged: {archive_error(e)}"))
             continue
-        if size != expected_size:
-            results.append(CopyResult(path, size, digests, None,
-                                      f"changed while being read ({expected_size} bytes when "
-                                      f"scanned, {size} when copied)"))
-            continue
-        results.append(CopyResult(path, size, digests, None, dest=dest,
-                                  magic=sniff(head, size)))
+        results.append(copied(path, expected_size, dest, size, digests, head))
     return results
+
+
+def copied(path: str, expected_size: int, dest: str, size: int, digests: dict[str, str],
+           head: bytes) -> CopyResult:
+    """The result of one finished copy: refused if it is not the size the scan saw, else
+    with libmagic's answer from the bytes already read (every source kind comes here)."""
+    if size != expected_size:
+        return CopyResult(path, size, digests, None, f"changed while being read "
+                          f"({expected_size} bytes when scanned, {size} when copied)")
+    return CopyResult(path, size, digests, None, dest=dest, magic=sniff(head, size))
 
 
 def identify_batch(results: list[CopyResult], workers: int = 1) -> tuple[list[CopyResult], dict]:

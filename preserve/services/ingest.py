@@ -32,7 +32,6 @@ from preserve.domain.identify import (
     EXTENSION_ONLY,
     SIGNATURE,
     siegfried_environment,
-    sniff,
     tool_versions,
 )
 from preserve.domain.model import EventRecord, FileRecord
@@ -57,6 +56,7 @@ from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.copying import (
     CopyResult,
     Overflow,
+    copied,
     copy_batch,
     copy_one,
     identify_batch,
@@ -421,13 +421,7 @@ class _Job:
                 except Overflow as e:
                     batch.append(CopyResult(entry.path, 0, {}, None, str(e)))
                     continue
-                if size != entry.size:
-                    batch.append(CopyResult(entry.path, size, digests, None,
-                                            f"changed while being read ({entry.size} bytes "
-                                            f"when scanned, {size} when copied)"))
-                else:
-                    batch.append(CopyResult(entry.path, size, digests, None, dest=dest,
-                                            magic=sniff(head, size)))
+                batch.append(copied(entry.path, entry.size, dest, size, digests, head))
                 if len(batch) >= 200:
                     yield batch
                     batch = []

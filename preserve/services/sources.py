@@ -308,6 +308,9 @@ class Source(ABC):
         return (self.kind, str(self.path))
 
 
+ON_DISK = ("folder", "bag", "bag-as-folder")  # source kinds whose entries are files
+
+
 def file_stamp(st: os.stat_result) -> tuple:
     """What changes when a file's content may have: size, modification and change times
     (ns), and which file it is."""
@@ -317,7 +320,7 @@ def file_stamp(st: os.stat_result) -> tuple:
 def open_entry(spec: tuple, ref: object) -> BinaryIO:
     """Open one entry's bytes in whichever process runs the copy."""
     kind, path = spec
-    if kind in ("folder", "bag", "bag-as-folder"):
+    if kind in ON_DISK:
         return open_regular(ref, follow=True)
     if kind == "zip":  # by index: two members may carry one name
         handle = _zip_handle(path)
