@@ -466,7 +466,9 @@ def _internal_error(e: Exception) -> None:
     full disk met where no writer named it is still said as what it is."""
     if os.environ.get("PRESERVE_DEBUG"):
         raise e
-    if isinstance(e, OSError) and e.errno in (28, 122):  # ENOSPC, EDQUOT
+    from preserve.infrastructure.space import FULL
+
+    if isinstance(e, OSError) and e.errno in FULL:
         place = e.filename or "a file preserve was writing"
         render.failure(f"no space left on the device of {place}", "free some space and run "
                        "the command again; what was half-written is removed by the next run")

@@ -8,7 +8,7 @@ the copies ingest makes, repair) now holds the lock of each AIP it writes there.
 The locks are `flock`s on files under <repo>/locks/: the kernel releases them when
 their process ends, however it ends (kill -9 included), so a lock is never stale. The
 files themselves stay (unlinking one would let a third process lock a new file while
-a second waits on the old one); they are empty, and `preserve check` will list them.
+a second waits on the old one); they are empty, one per AIP and location written.
 """
 
 from __future__ import annotations

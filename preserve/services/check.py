@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass, field
 
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, Busy, PreserveError
 from preserve.infrastructure import fstree
-from preserve.infrastructure.locks import owner_gone, writer_lock
+from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
 from preserve.services.expected import expected_digests, replica_gaps
 from preserve.services.ingest import lock_alive, recover
+from preserve.services.tidy import REPAIR_STAGING, ended_repairs
 
 KINDS = ("half-aip", "replica-absent", "missing-copy", "unrecorded", "leftover", "stale-lock",
          "unreachable")
@@ -103,16 +104,17 @@ def _running_ingests(repo: Repository) -> set[str]:
 
 
 def _check_staging(repo: Repository, running: set[str], found) -> None:
+    for path in ended_repairs(repo):  # what tidy removes, found the same way
+        found(Inconsistency("leftover", "repository", str(path), "the staging folder of a "
+                            "repair whose process has ended", fixable=True))
     for entry in sorted(os.listdir(repo.staging)) if repo.staging.is_dir() else []:
         path = repo.staging / entry
+        if entry.startswith(REPAIR_STAGING):
+            continue
         if entry.endswith(".lock"):
             if entry[:-5] not in running:
                 found(Inconsistency("stale-lock", "repository", str(path), "the lock of an "
                                     "ingest whose process has ended", fixable=True))
-        elif entry.startswith("repair-"):
-            if owner_gone(entry):
-                found(Inconsistency("leftover", "repository", str(path), "the staging folder "
-                                    "of a repair whose process has ended", fixable=True))
         elif entry not in running:
             found(Inconsistency("leftover", "repository", str(path), "the staging folder of "
                                 "an ingest whose process has ended", fixable=True))
@@ -122,12 +124,9 @@ def _check_location(repo, location, recorded: dict[str, tuple[str, int]], runnin
                     found) -> None:
     name = location.name
     if isinstance(location, LocalStorage):
-        staging = location.staging_dir()
-        for entry in sorted(os.listdir(staging)) if staging.is_dir() else []:
-            if owner_gone(entry):
-                found(Inconsistency("leftover", name, str(staging / entry), "a copy into the "
-                                    "location's staging area by a process that has ended",
-                                    fixable=True))
+        for path in location.leftovers():
+            found(Inconsistency("leftover", name, str(path), "a copy into the location's "
+                                "staging area by a process that has ended", fixable=True))
     else:
         for key in location.open_uploads():
             found(Inconsistency("leftover", name, key, "a multipart upload left open by an "

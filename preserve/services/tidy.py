@@ -24,14 +24,19 @@ REPAIR_STAGING = "repair-"
 def tidy(repo: Repository) -> list[str]:
     """Remove what earlier, ended runs left; a line per thing removed or resolved."""
     actions = recover(repo)
-    for entry in sorted(os.listdir(repo.staging)):
-        if entry.startswith(REPAIR_STAGING) and owner_gone(entry):
-            fstree.rmtree(repo.staging / entry, ignore_errors=True)
-            actions.append(f"removed {repo.staging / entry}, left by an interrupted repair")
+    for path in ended_repairs(repo):
+        fstree.rmtree(path, ignore_errors=True)
+        actions.append(f"removed {path}, left by an interrupted repair")
     for location in repo.locations.values():
         if isinstance(location, LocalStorage) and location.root.is_dir():
             actions += location.remove_leftovers()
     return actions
+
+
+def ended_repairs(repo: Repository) -> list:
+    """Staging folders of repairs whose process has ended."""
+    return [repo.staging / entry for entry in sorted(os.listdir(repo.staging))
+            if entry.startswith(REPAIR_STAGING) and owner_gone(entry)]
 
 
 def remove_partial_exports(dest) -> list[str]:

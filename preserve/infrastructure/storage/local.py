@@ -127,15 +127,17 @@ class LocalStorage:
     def abort_uploads(self, prefix: str) -> None:
         """Nothing to do: a disk has no multipart uploads (see S3Storage.abort_uploads)."""
 
-    def remove_leftovers(self) -> list[str]:
+    def leftovers(self) -> list[Path]:
         """Copies into .staging/ whose process has ended (a kill, a full disk: case 59)."""
-        removed = []
         staging = self.staging_dir()
-        for entry in (os.listdir(staging) if staging.is_dir() else []):
-            if owner_gone(entry):
-                fstree.rmtree(staging / entry, ignore_errors=True)
-                removed.append(f"removed {staging / entry}, left by an interrupted copy to "
-                               f"'{self.name}'")
+        return [staging / entry for entry in sorted(os.listdir(staging) if staging.is_dir()
+                                                    else []) if owner_gone(entry)]
+
+    def remove_leftovers(self) -> list[str]:
+        removed = []
+        for path in self.leftovers():
+            fstree.rmtree(path, ignore_errors=True)
+            removed.append(f"removed {path}, left by an interrupted copy to '{self.name}'")
         return removed
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
