@@ -199,13 +199,47 @@ def show(
     files = list(repo.catalog.files(aip_id, summary.version))
     formats = repo.catalog.format_counts(aip_id)
     events = repo.catalog.events(aip_id)
+    versions = repo.catalog.versions_of(aip_id)
     if json_out:
-        render.emit_json({**summary.to_dict(), "files_list": [f.to_dict() for f in files],
+        render.emit_json({**summary.to_dict(), "versions": versions,
+                          "files_list": [f.to_dict() for f in files],
                           "formats": [{"puid": p, "format": f, "files": n, "bytes": b}
                                       for p, f, n, b in formats],
                           "events": [e.to_dict() for e in events]})
     else:
-        render.aip_show(summary, files, formats, events, max_files=max_files)
+        render.aip_show(summary, files, formats, events, versions, max_files=max_files)
+
+
+@app.command()
+def describe(
+    aip: Annotated[str, typer.Argument(help="AIP id (or a unique prefix of 4+ characters).")],
+    title: Annotated[str | None, typer.Option(help="The corrected title.")] = None,
+    creator: Annotated[list[str] | None, typer.Option(
+        help="Creator (repeatable; replaces every creator).")] = None,
+    identifier: Annotated[list[str] | None, typer.Option(
+        help="External identifier (repeatable; replaces every one).")] = None,
+    rights: Annotated[str | None, typer.Option(help="The corrected rights statement.")] = None,
+    note: Annotated[str | None, typer.Option(help="Why: kept in the version and PREMIS.")] = None,
+    json_out: JsonOpt = False,
+):
+    """Correct an AIP's description: a new version (bag-info and PREMIS), payload untouched."""
+    from preserve.services.describe import Description
+    from preserve.services.describe import describe as run_describe
+
+    repo = _open_repo()
+    result = run_describe(repo, aip, Description(title, creator, identifier, rights, note))
+    if json_out:
+        render.emit_json(result.to_dict())
+    else:
+        render.out.print(f"[bold green]Described[/] AIP {result.aip_id}: version "
+                         f"{result.version} corrects {', '.join(result.changed)} (stored at "
+                         f"{', '.join(result.replicas)})")
+    if result.replication_problems:
+        render.failure(f"AIP {result.aip_id} v{result.version} is stored at "
+                       f"{', '.join(result.replicas)}, but not every copy policy asks for "
+                       "could be made", "run 'preserve replicate' once the location is back",
+                       result.replication_problems)
+        raise typer.Exit(EXIT_UNREACHABLE)
 
 
 @app.command()

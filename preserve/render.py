@@ -154,7 +154,7 @@ def aip_list(aips) -> None:
     out.print(table)
 
 
-def aip_show(summary, files, formats, events, *, max_files: int) -> None:
+def aip_show(summary, files, formats, events, versions, *, max_files: int) -> None:
     out.print(f"[bold]AIP {summary.id}[/] (version {summary.version})")
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("collection", text(summary.collection))
@@ -165,6 +165,13 @@ def aip_show(summary, files, formats, events, *, max_files: int) -> None:
     table.add_row("replicas", ", ".join(summary.locations))
     table.add_row("package digest", f"sha256 {summary.package_digest}")
     out.print(table)
+    vt = Table(title="Versions (OCFL)", title_justify="left")
+    for col in ("version", "created", "agent", "message", "files added"):
+        vt.add_column(col, justify="right" if col in ("version", "files added") else "left")
+    for v in versions:
+        vt.add_row(f"v{v['version']}", v["created"], text(v["user"]), text(v["message"]),
+                   f"{v['files_added']} ({human_size(v['bytes_added'])})")
+    out.print(vt)
     out.print(formats_table([(p, f, n) for p, f, n, _ in formats], "Formats"))
     ft = Table(title=f"Files ({len(files)}" + (f", first {max_files} shown" if
                                                 len(files) > max_files else "") + ")",

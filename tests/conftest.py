@@ -12,6 +12,7 @@ from pathlib import Path
 import bagit
 import pytest
 
+from preserve.domain import ocfl
 from preserve.infrastructure.repository import Repository
 
 
@@ -70,8 +71,31 @@ def many_small_files(root: Path, files: int) -> Path:
     return root
 
 
+def object_key(aip_id: str) -> str:
+    """The AIP's OCFL object root in a location (see domain/ocfl.py)."""
+    return ocfl.object_root(aip_id)
+
+
+def content_key(aip_id: str, version: int = 1) -> str:
+    """The content folder of a version of the AIP's object: for v1, the whole bag."""
+    return f"{ocfl.version_key(ocfl.object_root(aip_id), version)}{ocfl.CONTENT}/"
+
+
 def stored_bag(repo: Repository, aip_id: str) -> Path:
-    return repo.primary_location().root / aip_id[:2] / aip_id / "v1"
+    """The bag of v1 as stored on the primary disk (v1's content/ folder holds it all)."""
+    return repo.primary_location().root / content_key(aip_id)
+
+
+def assert_ocfl_valid(*roots: Path) -> None:
+    """Every storage root given, and every object in it, validates with ocfl-py (the
+    independent check the issue asks for); warnings allowed, errors named."""
+    from ocfl.storage_root import StorageRoot
+
+    for root in roots:
+        storage_root = StorageRoot(root=str(root))
+        valid = storage_root.validate(log_warnings=False)
+        assert valid and storage_root.good_objects == storage_root.num_objects, \
+            f"{root}: not a valid OCFL storage root: {storage_root.errors or storage_root.log}"
 
 
 def png_bytes(width: int = 4, height: int = 3) -> bytes:

@@ -22,7 +22,7 @@ from preserve.infrastructure.repository import Repository
 from preserve.services.export import export
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.replicate import replicate
-from tests.conftest import many_small_files
+from tests.conftest import content_key, many_small_files
 
 
 def _peak(run, *args, **kw) -> tuple[object, int]:
@@ -41,7 +41,7 @@ def ingest_probe(root: Path) -> dict:
                            Metadata("m"), workers=2)
         result["ingest"].append(peak)
         result["files"].append(done.files)
-        bag = repo.locations["local"].bag_path(f"{done.aip_id[:2]}/{done.aip_id}/v1/")
+        bag = repo.locations["local"].bag_path(f"{content_key(done.aip_id)}")
         result["valid"].append(validate_bag(bag, check_fixity=False).valid)
     return result
 

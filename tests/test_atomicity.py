@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from preserve.domain import ocfl
 from preserve.domain.validate import validate_bag
 from preserve.infrastructure.repository import Repository
 from preserve.services.ingest import Metadata, ingest, recover
-from tests.conftest import processes_of
+from tests.conftest import assert_ocfl_valid, processes_of, stored_bag
 
 
 @pytest.fixture
@@ -52,14 +53,19 @@ def _wait_for_staging(repo: Repository, proc: subprocess.Popen) -> None:
 
 
 def _stored_bags(repo: Repository) -> list[Path]:
-    return sorted(repo.primary_location().root.glob("*/*/v1"))
+    """The bag of v1 (its content/ folder) of every object on the primary disk."""
+    return sorted(repo.primary_location().root.glob("*/*/*/*/v1/content"))
+
+
+def _aip_of(bag: Path) -> str:
+    return ocfl.id_of_root(bag.parent.parent.relative_to(bag.parents[5]).as_posix())
 
 
 def _assert_consistent(repo: Repository) -> None:
     """Every bag in storage is complete; every catalogued AIP is in storage."""
     for bag in _stored_bags(repo):
         assert validate_bag(bag, check_fixity=False).valid, bag
-    stored = {b.parent.name for b in _stored_bags(repo)}
+    stored = {_aip_of(b) for b in _stored_bags(repo)}
     assert {a.id for a in repo.catalog.list_aips()} <= stored
 
 
@@ -78,13 +84,13 @@ def test_kill_9_at_any_moment_then_rerun(repo, big_source, delay):
     assert list(repo.staging.iterdir()) == []
     assert repo.catalog.pending() == []
     # every bag that reached storage is now catalogued, nothing else is
-    assert {a.id for a in repo.catalog.list_aips()} == {b.parent.name for b in _stored_bags(repo)}
+    assert {a.id for a in repo.catalog.list_aips()} == {_aip_of(b) for b in _stored_bags(repo)}
     assert isinstance(actions, list)
+    assert_ocfl_valid(repo.primary_location().root)
 
     result = ingest(repo, big_source, Metadata("crash"), workers=2)
-    assert validate_bag(_stored_bags(repo)[-1] if len(_stored_bags(repo)) == 1 else
-                        repo.primary_location().root / result.aip_id[:2] / result.aip_id / "v1",
-                        check_fixity=False).valid
+    assert validate_bag(stored_bag(repo, result.aip_id), check_fixity=False).valid
+    assert_ocfl_valid(repo.primary_location().root)
     assert list(repo.staging.iterdir()) == []
 
 

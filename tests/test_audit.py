@@ -14,13 +14,14 @@ import yaml
 from preserve.infrastructure.repository import Repository
 from preserve.services.audit import audit
 from preserve.services.ingest import Metadata, ingest
+from tests.conftest import content_key
 from tests.s3server import S3Server
 
 
 @pytest.fixture
 def stored(repo, collection):
     result = ingest(repo, collection, Metadata("audit"))
-    bag = repo.primary_location().bag_path(f"{result.aip_id[:2]}/{result.aip_id}/v1/")
+    bag = repo.primary_location().bag_path(f"{content_key(result.aip_id)}")
     return repo, result.aip_id, bag
 
 
@@ -84,7 +85,7 @@ def test_a_bag_replaced_wholesale_is_caught_by_the_package_digest(stored, tmp_pa
     (other / "x.txt").write_text("an impostor")
     impostor = ingest(repo, other, Metadata("x"))
     impostor_bag = repo.primary_location().bag_path(
-        f"{impostor.aip_id[:2]}/{impostor.aip_id}/v1/")
+        f"{content_key(impostor.aip_id)}")
     shutil.rmtree(bag)
     shutil.copytree(impostor_bag, bag)  # self-consistent bag, wrong content
     result = audit(repo, aips=[aip])
@@ -110,7 +111,7 @@ def test_damage_on_an_s3_replica_is_named_on_that_replica(tmp_path, collection):
     try:
         repo = _cloud_repo(tmp_path, server)
         aip = ingest(repo, collection, Metadata("c")).aip_id
-        key = f"{aip[:2]}/{aip}/v1/"
+        key = f"{content_key(aip)}"
         client = server.client()
         client.put_object(Bucket="audit", Key=key + "data/docs/notes.txt",
                           Body=b"Field notes, 1924.\n", ChecksumAlgorithm="SHA256")

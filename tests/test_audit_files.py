@@ -11,6 +11,7 @@ from preserve.infrastructure.catalog import RECHECK, SCHEMA_VERSION, Catalog
 from preserve.services.audit import audit
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.repair import repair
+from tests.conftest import content_key
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def many(repo, tmp_path):
         for i in range(100):
             (src / f"d{d}" / f"f{i:03}.txt").write_text(f"file {d}/{i}\n")
     aip = ingest(repo, src, Metadata("many")).aip_id
-    bag = repo.primary_location().bag_path(f"{aip[:2]}/{aip}/v1/")
+    bag = repo.primary_location().bag_path(f"{content_key(aip)}")
     return repo, aip, bag
 
 

@@ -12,7 +12,7 @@ import yaml
 from preserve.infrastructure.repository import Repository
 from preserve.services.check import check
 from preserve.services.ingest import Metadata, ingest
-from tests.conftest import many_small_files, stored_bag
+from tests.conftest import content_key, many_small_files, stored_bag
 from tests.test_cli import run
 
 
@@ -81,7 +81,7 @@ def test_open_multipart_uploads_on_s3_are_found_and_aborted(tmp_path):
         repo = _two_copy_repo(tmp_path, server)
         aip = ingest(repo, many_small_files(tmp_path / "s", 5), Metadata("m")).aip_id
         server.client().create_multipart_upload(
-            Bucket="archive", Key=f"preserve/{aip[:2]}/{aip}/v1/data/extra.bin")
+            Bucket="archive", Key=f"preserve/{content_key(aip)}data/extra.bin")
         result = check(repo)
         assert _kinds(result) == [("leftover", "cloud")]
         assert check(repo, fix=True).findings[0].fixed

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from preserve.infrastructure.repository import Repository
-from tests.conftest import many_small_files
+from tests.conftest import content_key, many_small_files
 
 
 def _start(repo_root: Path, *args) -> subprocess.Popen:
@@ -67,7 +67,7 @@ def test_two_repairs_at_once_and_a_replicate_beside_an_audit(tmp_path):
                           capture_output=True, text=True,
                           env=dict(os.environ, PRESERVE_REPO=str(repo.root)))
     aip = json.loads(done.stdout)["id"]
-    bag = repo.locations["local"].bag_path(f"{aip[:2]}/{aip}/v1/")
+    bag = repo.locations["local"].bag_path(f"{content_key(aip)}")
     for path in sorted((bag / "data").rglob("*.txt"))[:20]:
         path.write_text("rot")
     (ra, (_, err_a)), (rb, (_, err_b)) = _both(repo.root, ["repair"], ["repair"])

@@ -22,7 +22,7 @@ from preserve.services.audit import audit
 from preserve.services.export import export
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.replicate import replicate
-from tests.conftest import many_small_files
+from tests.conftest import content_key, many_small_files
 from tests.test_cli import run
 
 
@@ -65,7 +65,7 @@ def test_a_killed_repair_keeps_the_events_of_what_it_restored_and_its_leftovers_
     kill had no PREMIS event."""
     repo = _two_disks(tmp_path)
     aip = ingest(repo, many_small_files(tmp_path / "src", 30), Metadata("r")).aip_id
-    bag = repo.locations["local"].bag_path(f"{aip[:2]}/{aip}/v1/")
+    bag = repo.locations["local"].bag_path(f"{content_key(aip)}")
     damaged = sorted((bag / "data").rglob("*.txt"))[:6]
     for path in damaged:
         path.write_text("rot")
@@ -123,7 +123,7 @@ def test_multipart_uploads_a_killed_run_left_are_aborted(tmp_path):
         client = server.client()
         for name in ("data/big.bin", "tagmanifest-sha512.txt"):
             client.create_multipart_upload(Bucket="archive",
-                                           Key=f"preserve/{aip[:2]}/{aip}/v1/{name}")
+                                           Key=f"preserve/{content_key(aip)}{name}")
         assert len(client.list_multipart_uploads(Bucket="archive").get("Uploads", [])) == 2
         policy = repo.root / "policies" / "default.yaml"
         data = yaml.safe_load(policy.read_text())

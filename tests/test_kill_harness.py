@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from preserve.infrastructure.repository import Repository
-from tests.conftest import assert_bagit_python_valid, many_small_files, processes_of
+from tests.conftest import assert_bagit_python_valid, content_key, many_small_files, processes_of
 from tests.s3server import S3Server
 
 FILES = 30
@@ -137,7 +137,7 @@ def _prepare(command: str, tmp_path: Path, server):
         assert _preserve(repo.root, "replicate").returncode == 0
         return repo, ["export", aip, tmp_path / "out", "--location", "second"]
     assert _preserve(repo.root, "replicate").returncode == 0
-    bag = repo.locations["local"].bag_path(f"{aip[:2]}/{aip}/v1/")
+    bag = repo.locations["local"].bag_path(f"{content_key(aip)}")
     for path in sorted((bag / "data").rglob("*.txt"))[:10]:
         path.write_text("rot")  # ten damaged files to restore from the second copy
     return repo, (["audit", "--repair"] if command.startswith("audit") else ["repair"])

@@ -14,7 +14,7 @@ from preserve.infrastructure.repository import Repository
 from preserve.services.audit import audit
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.repair import repair
-from tests.conftest import memory_probe
+from tests.conftest import content_key, memory_probe
 from tests.s3server import S3Server
 
 
@@ -34,7 +34,7 @@ def _second_disk_repo(tmp_path) -> Repository:
 def two_disks(tmp_path, collection):
     repo = _second_disk_repo(tmp_path)
     aip = ingest(repo, collection, Metadata("r")).aip_id
-    key = f"{aip[:2]}/{aip}/v1/"
+    key = f"{content_key(aip)}"
     return repo, aip, repo.locations["local"].bag_path(key), repo.locations["disk2"].bag_path(key)
 
 
@@ -97,7 +97,7 @@ def test_an_s3_replica_is_repaired_from_the_local_disk(tmp_path, collection):
         policy.write_text(yaml.safe_dump(data))
         repo = Repository(repo.root)
         aip = ingest(repo, collection, Metadata("r")).aip_id
-        key = f"{aip[:2]}/{aip}/v1/data/docs/report.pdf"
+        key = f"{content_key(aip)}data/docs/report.pdf"
         server.client().put_object(Bucket="repairs", Key=key, Body=b"%PDF-garbage",
                                    ChecksumAlgorithm="SHA256")
         env = dict(os.environ, PRESERVE_REPO=str(repo.root), PRESERVE_NO_PROGRESS="1")

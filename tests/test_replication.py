@@ -16,7 +16,7 @@ from preserve.infrastructure.storage.s3 import S3Storage
 from preserve.services.export import export
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.replicate import replicate
-from tests.conftest import assert_bagit_python_valid
+from tests.conftest import assert_bagit_python_valid, content_key
 from tests.s3server import S3Server
 
 
@@ -52,7 +52,7 @@ def test_ingest_writes_every_replica_and_each_is_verified(tmp_path, server, coll
     assert result.replicas == ["local", "cloud"] and result.replication_problems == []
     assert repo.catalog.replica_locations(result.aip_id, 1) == ["cloud", "local"]
     keys = _keys(server)
-    prefix = f"preserve/{result.aip_id[:2]}/{result.aip_id}/v1/"
+    prefix = f"preserve/{content_key(result.aip_id)}"
     assert f"{prefix}tagmanifest-sha512.txt" in keys
     assert f"{prefix}data/images/photo.png" in keys
     # the cloud copy exports as a valid bag, verified byte for byte
@@ -95,7 +95,7 @@ def test_an_outage_mid_replication_registers_nothing_and_replicate_finishes(
 def test_replicate_clears_a_partial_upload_before_copying(tmp_path, server, collection):
     repo = _two_copy_repo(tmp_path, server, copies=1)  # "cloud" defined, not yet in use
     result = ingest(repo, collection, Metadata("c"))
-    prefix = f"preserve/{result.aip_id[:2]}/{result.aip_id}/v1/"
+    prefix = f"preserve/{content_key(result.aip_id)}"
     server.client().put_object(Bucket="archive", Key=prefix + "data/stray-partial", Body=b"x")
     done = replicate(repo, to="cloud")
     assert done.complete
@@ -105,7 +105,7 @@ def test_replicate_clears_a_partial_upload_before_copying(tmp_path, server, coll
 def test_a_corrupt_local_source_is_not_replicated(tmp_path, server, collection):
     repo = _two_copy_repo(tmp_path, server, copies=1)  # "cloud" defined, not yet in use
     result = ingest(repo, collection, Metadata("c"))
-    bag = repo.primary_location().bag_path(f"{result.aip_id[:2]}/{result.aip_id}/v1/")
+    bag = repo.primary_location().bag_path(f"{content_key(result.aip_id)}")
     (bag / "data" / "docs" / "notes.txt").write_text("Field notes, 1924.\n")  # bit rot
     done = replicate(repo, to="cloud")
     assert not done.complete and "notes.txt" in done.failed[0][3]
@@ -249,7 +249,7 @@ def test_the_quick_audit_catches_an_object_replaced_by_a_same_size_upload(tmp_pa
     aip = ingest(repo, source, Metadata("c")).aip_id
     quick = __import__("preserve.services.audit", fromlist=["audit"]).audit
     assert quick(repo, location="cloud").problems == []  # the recorded composite matches
-    prefix = f"preserve/{aip[:2]}/{aip}/v1/data/"
+    prefix = f"preserve/{content_key(aip)}data/"
     _replace_by_multipart(server, prefix + "small.txt", b"X" * 10)
     _replace_by_multipart(server, prefix + "big.bin", big[:-1] + b"\0")
     found = quick(repo, location="cloud")
@@ -270,7 +270,7 @@ def test_a_foreign_key_escaping_bytes_that_are_not_utf8_is_reported_not_fatal(tm
     repo = _two_copy_repo(tmp_path, server)
     aip = ingest(repo, source, Metadata("c")).aip_id
     server.client().put_object(Bucket="archive", Body=b"x",
-                               Key=f"preserve/{aip[:2]}/{aip}/v1/data/evil%FF.txt")
+                               Key=f"preserve/{content_key(aip)}data/evil%FF.txt")
     for found in (audit(repo, location="cloud"), audit(repo, location="cloud", full=True)):
         assert [(p.path, p.kind) for p in found.problems] == [("data/evil\\udcff.txt",
                                                                "unexpected")]

@@ -14,6 +14,7 @@ from preserve.errors import ConfigError
 from preserve.services.audit import audit
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.schedule import due_table, parse_budget
+from tests.conftest import content_key
 
 
 def _age(repo, days: float, *, audited: bool) -> None:
@@ -92,7 +93,7 @@ def test_a_byte_budget_stops_the_run_and_the_next_run_resumes(three_aips):
 def test_a_nightly_run_never_repeats_findings_repaired_since(three_aips):
     repo, ids = three_aips
     _age(repo, 100, audited=True)
-    files = [repo.primary_location().bag_path(f"{a[:2]}/{a}/v1/") / "data" / "f.bin"
+    files = [repo.primary_location().bag_path(f"{content_key(a)}") / "data" / "f.bin"
              for a in ids]
     originals = [f.read_bytes() for f in files]
     for f, data in zip(files, originals, strict=True):

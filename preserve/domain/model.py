@@ -51,6 +51,7 @@ class EventRecord:
     detail: str
     outcome_detail: str | None
     agent: str | None
+    version: int | None = None  # the AIP version it made (ingest, describe, migration)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -128,6 +128,11 @@ class PremisWriter:
           '  </premis:object>\n')
 
     def finish(self, events: list[Event], agents: list[Agent]) -> None:
+        self.write_events(events)
+        self.write_agents(agents)
+        self.out.write('</premis:premis>\n')
+
+    def write_events(self, events: list[Event]) -> None:
         w = self.out.write
         for ev in events:
             w('  <premis:event>\n'
@@ -161,6 +166,9 @@ class PremisWriter:
               '</premis:linkingObjectIdentifierValue>\n'
               '    </premis:linkingObjectIdentifier>\n'
               '  </premis:event>\n')
+
+    def write_agents(self, agents: list[Agent]) -> None:
+        w = self.out.write
         for ag in agents:
             w('  <premis:agent>\n'
               '    <premis:agentIdentifier>\n'
@@ -174,5 +182,31 @@ class PremisWriter:
             if ag.note:
                 w(f'    <premis:agentNote>{_t(ag.note)}</premis:agentNote>\n')
             w('  </premis:agent>\n')
-        w('</premis:premis>\n')
+
+
+def add_events(source: TextIO, out: TextIO, aip_id: str, events: list[Event],
+               agents: list[Agent]) -> None:
+    """Copy a PREMIS document preserve wrote, line by line, with `events` after its
+    events and those of `agents` it does not name yet after its agents: the record of a
+    new version is the old record and what happened since (never a rewrite of it)."""
+    writer = PremisWriter.__new__(PremisWriter)
+    writer.out, writer.aip_id = out, aip_id
+    lines = iter(source)
+    named: set[str] = set()
+    for line in lines:
+        stripped = line.strip()
+        if stripped in ("<premis:agent>", "</premis:premis>"):
+            writer.write_events(events)
+            tail = [line, *lines]
+            named = {m.group(1) for m in map(_AGENT_ID.search, tail) if m}
+            for kept in tail[:-1]:
+                out.write(kept)
+            writer.write_agents([a for a in agents if _t(a.identifier) not in named])
+            out.write(tail[-1])
+            return
+        out.write(line)
+    raise ValueError("not a PREMIS document written by preserve (no closing element)")
+
+
+_AGENT_ID = re.compile(r"<premis:agentIdentifierValue>(.*)</premis:agentIdentifierValue>")
 

@@ -1,10 +1,18 @@
 """The catalog: an SQLite index of AIPs, versions, files, replicas and events.
 
 It is an index, not the record: everything in it can be rebuilt from the
-AIPs in storage. An AIP row is inserted in state "staging" before its bag is
-published and turned "stored" after; recovery (Catalog.pending) resolves
-rows left behind by a crash against what storage really holds. Paths are
-stored exactly as named (TEXT, no normalisation) and compared exactly.
+OCFL objects in storage. An AIP row is inserted in state "staging" before its
+object is published and turned "stored" after, and so is each later version;
+recovery (Catalog.pending, pending_versions) resolves rows left behind by a
+crash against what storage really holds. Paths are stored exactly as named
+(TEXT, no normalisation) and compared exactly.
+
+`files` holds one row per content file of an object: the version whose content/
+folder holds it, its bag path there (payload under data/ and tag files alike), its
+size, digests and (payload) identification. The logical state of version k is, for
+each path, its row of the highest version up to k: payload is never removed or
+rewritten (DESIGN principle 4), so this is every file of the version's bag, and
+each OCFL inventory is written from these rows (ocfl.write_inventory).
 """
 
 from __future__ import annotations
@@ -16,12 +24,16 @@ from itertools import islice
 from pathlib import Path
 
 from preserve.domain.model import AipSummary, EventRecord, FileRecord, ReplicaAuditState
+from preserve.domain.ocfl import VersionRecord, content_path
 from preserve.errors import ConfigError, NotFound
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # What each older schema needs to become the current one (tables added since are
 # created by SCHEMA itself, which only adds what is missing).
-MIGRATIONS = {1: ["ALTER TABLE audit_runs ADD COLUMN scope TEXT"]}
+MIGRATIONS: dict[int, list[str]] = {}
+# Schemas of the storage layout before OCFL (a full bag per version): never released, so
+# never converted; a repository made with them is named as such.
+BEFORE_OCFL = (1, 2)
 # file_checks.checked (and replicas.last_audit) value of a file or replica whose last audit
 # found damage: it sorts before every date, so it is audited again at every run until repaired.
 RECHECK = ""
@@ -46,6 +58,12 @@ CREATE TABLE IF NOT EXISTS versions (
     payload_oxum TEXT NOT NULL,
     tagmanifest TEXT NOT NULL,
     tagmanifest_sha256 TEXT NOT NULL,
+    inventory_sha512 TEXT NOT NULL,
+    message TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    user_address TEXT,
+    title TEXT,
+    state TEXT NOT NULL CHECK (state IN ('staging', 'stored')),
     PRIMARY KEY (aip_id, version)
 );
 CREATE TABLE IF NOT EXISTS files (
@@ -69,6 +87,7 @@ CREATE TABLE IF NOT EXISTS files (
     FOREIGN KEY (aip_id) REFERENCES aips (id) ON DELETE CASCADE
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS files_puid ON files (puid);
+CREATE INDEX IF NOT EXISTS files_by_path ON files (aip_id, path, version);
 CREATE TABLE IF NOT EXISTS replicas (
     aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
     version INTEGER NOT NULL,
@@ -87,7 +106,8 @@ CREATE TABLE IF NOT EXISTS events (
     outcome TEXT NOT NULL,
     detail TEXT NOT NULL,
     outcome_detail TEXT,
-    agent TEXT
+    agent TEXT,
+    version INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_aip ON events (aip_id);
 CREATE TABLE IF NOT EXISTS audit_runs (
@@ -156,6 +176,13 @@ class Catalog:
             raise ConfigError(f"the catalog {self.path} cannot be read: {e}",
                               hint="restore it from backup or rebuild it from storage") from e
         found = int(version[0]) if version is not None else None
+        if found in BEFORE_OCFL:
+            raise ConfigError(f"the repository of {self.path} was made by an earlier preserve, "
+                              "which kept one full bag per AIP version; this one keeps AIPs "
+                              "as OCFL 1.1 objects and does not read that layout",
+                              hint="nothing was released in that layout: create a new "
+                                   "repository with 'preserve init' and ingest again (export "
+                                   "the old AIPs with the preserve that made them first)")
         if found is None or not (found == SCHEMA_VERSION or found in MIGRATIONS):
             raise ConfigError(f"the catalog {self.path} has schema {found}, this preserve "
                               f"reads schemas {', '.join(map(str, sorted(MIGRATIONS)))} and "
@@ -211,21 +238,113 @@ class Catalog:
         with self.transaction() as db:
             db.executemany(f"INSERT INTO files VALUES ({', '.join('?' * 16)})", rows)
 
-    def stage_version(self, aip_id: str, version: int, created: str, files: int, nbytes: int,
-                      oxum: str, tagmanifest: str, tagmanifest_sha256: str,
-                      events: list[EventRecord]) -> None:
-        """Record a finished bag before it is published; it stays invisible until mark_stored."""
+    def stage_version(self, aip_id: str, version: int, record: VersionRecord, files: int,
+                      nbytes: int, oxum: str, tagmanifest: str, tagmanifest_sha256: str,
+                      inventory_sha512: str, events: list[EventRecord], *,
+                      title: str | None = None) -> None:
+        """Record a finished version before it is published; it stays invisible until
+        mark_stored. `title`: the bag's Title, as of this version."""
         with self.transaction() as db:
-            db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (aip_id, version, created, files, nbytes, oxum, tagmanifest,
-                        tagmanifest_sha256))
+            db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                       "'staging')",
+                       (aip_id, version, record.created, files, nbytes, oxum, tagmanifest,
+                        tagmanifest_sha256, inventory_sha512, record.message,
+                        record.user_name, record.user_address, title))
             _insert_events(db, events)
 
     def mark_stored(self, aip_id: str, version: int, location: str, key: str, when: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT INTO replicas VALUES (?, ?, ?, ?, 'verified', ?, NULL)",
                        (aip_id, version, location, key, when))
+            db.execute("UPDATE versions SET state = 'stored' WHERE aip_id = ? AND version = ?",
+                       (aip_id, version))
             db.execute("UPDATE aips SET state = 'stored' WHERE id = ?", (aip_id,))
+
+    def pending_versions(self) -> list[tuple[str, int]]:
+        """Versions after the first whose writing did not finish (crash, kill)."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT v.aip_id, v.version FROM versions v JOIN aips a ON a.id = v.aip_id "
+            "WHERE a.state = 'stored' AND v.state = 'staging' ORDER BY v.aip_id, v.version")]
+
+    def discard_version(self, aip_id: str, version: int) -> None:
+        """Forget a version that never reached storage whole (its rows only)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT state FROM versions WHERE aip_id = ? AND version = ?",
+                             (aip_id, version)).fetchone()
+            if row is None or row[0] != "staging":
+                return
+            for table in ("files", "events", "replicas", "file_checks", "composite_checksums"):
+                db.execute(f"DELETE FROM {table} WHERE aip_id = ? AND version = ?",
+                           (aip_id, version))
+            db.execute("DELETE FROM versions WHERE aip_id = ? AND version = ?",
+                       (aip_id, version))
+
+    # --- OCFL inventories, written from the rows (see the module's docstring) -------------
+
+    def version_records(self, aip_id: str, head: int) -> list[VersionRecord]:
+        return [VersionRecord(*r) for r in self.db.execute(
+            "SELECT version, created, message, user_name, user_address FROM versions "
+            "WHERE aip_id = ? AND version <= ? ORDER BY version", (aip_id, head))]
+
+    def manifest_rows(self, aip_id: str, head: int,
+                      algorithm: str = "sha512") -> Iterator[tuple[str, str]]:
+        """(digest, content path) of every content file up to `head`, by digest."""
+        column = {"sha512": "sha512", "sha256": "sha256"}[algorithm]
+        for digest, version, path in self.db.execute(
+                f"SELECT {column}, version, path FROM files WHERE aip_id = ? AND version <= ? "
+                f"ORDER BY {column}, version, path", (aip_id, head)):
+            yield digest, content_path(version, path)
+
+    def state_rows(self, aip_id: str, version: int) -> Iterator[tuple[str, str]]:
+        """(sha512, bag path) of every file of the bag of `version`, by digest."""
+        yield from self.db.execute(
+            "SELECT f.sha512, f.path FROM files f WHERE f.aip_id = ? AND f.version = (SELECT "
+            "MAX(g.version) FROM files g WHERE g.aip_id = f.aip_id AND g.path = f.path AND "
+            "g.version <= ?) ORDER BY f.sha512, f.path", (aip_id, version))
+
+    def state_file(self, aip_id: str, version: int, path: str) -> tuple[int, dict] | None:
+        """(version holding its content, digests) of one file of the bag of `version`."""
+        row = self.db.execute(
+            f"SELECT version, {', '.join(DIGEST_COLUMNS)} FROM files WHERE aip_id = ? AND "
+            "path = ? AND version <= ? ORDER BY version DESC LIMIT 1",
+            (aip_id, path, version)).fetchone()
+        return None if row is None else (row[0], _digests(row[1:]))
+
+    def discard_orphan_rows(self) -> int:
+        """Content rows of a stored AIP's version that was never staged (a run killed
+        between recording a version's files and the version itself)."""
+        with self.transaction() as db:
+            return db.execute(
+                "DELETE FROM files WHERE aip_id IN (SELECT id FROM aips WHERE state = "
+                "'stored') AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.aip_id = "
+                "files.aip_id AND v.version = files.version)").rowcount
+
+    def state_files(self, aip_id: str, version: int) -> Iterator[tuple[str, int, int, dict]]:
+        """(bag path, version holding its content, size, digests) of every file of the bag
+        of `version`, by path: what export writes out."""
+        for path, held_in, size, *digests in self.db.execute(
+                f"SELECT f.path, f.version, f.size, {', '.join('f.' + c for c in DIGEST_COLUMNS)} "
+                "FROM files f WHERE f.aip_id = ? AND f.version = (SELECT MAX(g.version) FROM "
+                "files g WHERE g.aip_id = f.aip_id AND g.path = f.path AND g.version <= ?) "
+                "ORDER BY f.path", (aip_id, version)):
+            yield path, held_in, size, _digests(digests)
+
+    def versions_of(self, aip_id: str) -> list[dict]:
+        """Every stored version: number, date, agent, message, and what it added."""
+        rows = self.db.execute(
+            "SELECT v.version, v.created, v.user_name, v.user_address, v.message, v.files, "
+            "v.bytes, (SELECT COUNT(*) FROM files f WHERE f.aip_id = v.aip_id AND "
+            "f.version = v.version), (SELECT COALESCE(SUM(size), 0) FROM files f WHERE "
+            "f.aip_id = v.aip_id AND f.version = v.version), v.inventory_sha512 FROM versions v "
+            "WHERE v.aip_id = ? AND v.state = 'stored' ORDER BY v.version", (aip_id,))
+        keys = ("version", "created", "user", "address", "message", "files", "bytes",
+                "files_added", "bytes_added", "inventory_sha512")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def head_at(self, aip_id: str, location: str) -> int:
+        """The highest version of the AIP recorded at `location` (0: none)."""
+        return self.db.execute("SELECT COALESCE(MAX(version), 0) FROM replicas WHERE "
+                               "aip_id = ? AND location = ?", (aip_id, location)).fetchone()[0]
 
     def add_replica(self, aip_id: str, version: int, location: str, key: str, when: str,
                     composites: dict[str, str] | None = None) -> None:
@@ -258,17 +377,18 @@ class Catalog:
         return row[0] if row else None
 
     def versions_without_replica(self, location: str) -> list[tuple[str, int]]:
-        """Stored AIP versions that have no verified copy at `location`, oldest first."""
+        """Stored AIP versions that have no verified copy at `location`, oldest first (an
+        AIP's versions in order: each is written on the one before)."""
         rows = self.db.execute(
             "SELECT v.aip_id, v.version FROM versions v JOIN aips a ON a.id = v.aip_id "
-            "WHERE a.state = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
+            "WHERE a.state = 'stored' AND v.state = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
             "r.aip_id = v.aip_id AND r.version = v.version AND r.location = ? "
-            "AND r.state = 'verified') ORDER BY v.created, v.aip_id", (location,))
+            "AND r.state = 'verified') ORDER BY a.created, v.aip_id, v.version", (location,))
         return [(r[0], r[1]) for r in rows]
 
     def count_versions(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM versions v JOIN aips a ON a.id = v.aip_id "
-                               "WHERE a.state = 'stored'").fetchone()[0]
+                               "WHERE a.state = 'stored' AND v.state = 'stored'").fetchone()[0]
 
     def replica_summary(self) -> dict[str, tuple[int, int]]:
         """Per location: (AIP versions held, bytes held)."""
@@ -460,7 +580,8 @@ class Catalog:
             row = db.execute("SELECT state FROM aips WHERE id = ?", (aip_id,)).fetchone()
             if row is None or row[0] != "staging":
                 return
-            for table in ("files", "versions", "events", "replicas", "file_checks"):
+            for table in ("files", "versions", "events", "replicas", "file_checks",
+                          "composite_checksums"):
                 db.execute(f"DELETE FROM {table} WHERE aip_id = ?", (aip_id,))
             db.execute("DELETE FROM aips WHERE id = ?", (aip_id,))
 
@@ -472,9 +593,10 @@ class Catalog:
 
     def list_aips(self, collection: str | None = None,
                   aip_id: str | None = None) -> list[AipSummary]:
-        sql = ("SELECT a.id, a.collection, a.title, a.created, v.version, v.files, v.bytes, "
+        sql = ("SELECT a.id, a.collection, v.title, a.created, v.version, v.files, v.bytes, "
                "a.source, v.tagmanifest_sha256 FROM aips a JOIN versions v ON v.aip_id = a.id "
-               "AND v.version = (SELECT MAX(version) FROM versions WHERE aip_id = a.id) "
+               "AND v.version = (SELECT MAX(version) FROM versions WHERE aip_id = a.id AND "
+               "state = 'stored') "
                "WHERE a.state = 'stored'")
         args: tuple = ()
         if collection:
@@ -510,28 +632,25 @@ class Catalog:
         return found[0]
 
     def files(self, aip_id: str, version: int) -> Iterator[FileRecord]:
-        cur = self.db.execute(f"SELECT {', '.join(FILE_COLUMNS)} FROM files "
-                              "WHERE aip_id = ? AND version = ? ORDER BY path",
+        """The payload files of the bag of `version` (whichever version holds each)."""
+        cur = self.db.execute(f"SELECT {', '.join('f.' + c for c in FILE_COLUMNS)} FROM files f "
+                              "WHERE f.aip_id = ? AND substr(f.path, 1, 5) = 'data/' AND f.version = "
+                              "(SELECT MAX(g.version) FROM files g WHERE g.aip_id = f.aip_id AND "
+                              "g.path = f.path AND g.version <= ?) ORDER BY f.path",
                               (aip_id, version))
         for row in cur:
             d = dict(zip(FILE_COLUMNS, row, strict=True))
             yield FileRecord(digests=_digests([d.pop(k) for k in DIGEST_COLUMNS]), **d)
 
     def file_digests(self, aip_id: str, version: int, path: str) -> dict[str, str] | None:
-        """The digests recorded at ingest for one payload file (bag path), or None."""
+        """The digests recorded for one content file of `version` (bag path), or None."""
         row = self.db.execute(f"SELECT {', '.join(DIGEST_COLUMNS)} FROM files WHERE aip_id = ? "
                               "AND version = ? AND path = ?", (aip_id, version, path)).fetchone()
         return None if row is None else _digests(row)
 
-    def file_paths(self, aip_id: str, version: int) -> Iterator[str]:
-        """The payload paths of a version, in order, streamed."""
-        for (path,) in self.db.execute("SELECT path FROM files WHERE aip_id = ? AND "
-                                       "version = ? ORDER BY path", (aip_id, version)):
-            yield path
-
     def format_counts(self, aip_id: str | None = None) -> list[tuple[str | None, str | None, int, int]]:
         sql = ("SELECT f.puid, f.format, COUNT(*), SUM(f.size) FROM files f JOIN aips a "
-               "ON a.id = f.aip_id WHERE a.state = 'stored'")
+               "ON a.id = f.aip_id WHERE a.state = 'stored' AND substr(f.path, 1, 5) = 'data/'")
         args: tuple = ()
         if aip_id:
             sql += " AND f.aip_id = ?"
@@ -541,7 +660,7 @@ class Catalog:
 
     def events(self, aip_id: str) -> list[EventRecord]:
         rows = self.db.execute("SELECT id, aip_id, type, datetime, outcome, detail, "
-                               "outcome_detail, agent FROM events WHERE aip_id = ? "
+                               "outcome_detail, agent, version FROM events WHERE aip_id = ? "
                                "ORDER BY datetime, rowid", (aip_id,))
         return [EventRecord(*r) for r in rows]
 
@@ -564,13 +683,13 @@ class Catalog:
         return row[0]
 
     def version_info(self, aip_id: str, version: int) -> dict:
-        row = self.db.execute("SELECT files, bytes, payload_oxum, tagmanifest, tagmanifest_sha256 "
-                              "FROM versions WHERE aip_id = ? AND version = ?",
-                              (aip_id, version)).fetchone()
+        row = self.db.execute("SELECT files, bytes, payload_oxum, tagmanifest, tagmanifest_sha256, "
+                              "inventory_sha512, state FROM versions WHERE aip_id = ? AND "
+                              "version = ?", (aip_id, version)).fetchone()
         if row is None:
             raise NotFound(f"AIP {aip_id} has no version {version}")
         return dict(zip(("files", "bytes", "payload_oxum", "tagmanifest",
-                         "tagmanifest_sha256"), row, strict=True))
+                         "tagmanifest_sha256", "inventory_sha512", "state"), row, strict=True))
 
 
 # When a replica file was last verified: its own row, else its replica's last whole audit,
@@ -594,9 +713,9 @@ def _set_checked(db: sqlite3.Connection, replica: tuple[str, int, str],
 
 
 def _insert_events(db: sqlite3.Connection, events: list[EventRecord]) -> None:
-    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail, e.outcome_detail,
-                     e.agent) for e in events])
+                     e.agent, e.version) for e in events])
 
 
 def _like_prefix(ref: str) -> str:

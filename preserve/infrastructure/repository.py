@@ -25,6 +25,7 @@ from preserve.domain.schema import check_keys
 from preserve.errors import ConfigError
 from preserve.infrastructure.catalog import Catalog
 from preserve.infrastructure.storage import LocalStorage, Storage
+from preserve.infrastructure.storage.base import ensure_ocfl_root
 from preserve.infrastructure.storage.s3 import SECRET_KEYS, S3Storage, settings_from_yaml
 
 CONFIG_NAME = "preserve.yaml"
@@ -168,7 +169,11 @@ class Repository:
             if not (root / sub).exists():
                 (root / sub).mkdir()
                 created.append(str(root / sub))
-        return cls(root), created
+        repo = cls(root)
+        local = repo.locations.get("local")
+        if isinstance(local, LocalStorage) and local.root.is_dir():
+            ensure_ocfl_root(local)  # an OCFL storage root from the start
+        return repo, created
 
 
 def _refuse_shared_places(locations: dict[str, Storage], folder: Path) -> None:

@@ -1,9 +1,10 @@
 """Fixity audits: is every copy of every file still what was ingested?
 
-For each replica (an AIP version at one location) the audit compares what
-the location holds with what we trust (services/expected.py: catalog digests
-for payload, the tag manifest checked against the package digest for tag
-files) and names each problem with its kind:
+For each replica (an AIP version at one location: the folder vN/ of its OCFL
+object, with the object root's files where vN is the head there) the audit
+compares what the location holds with what we trust (services/expected.py: the
+catalog's digests of every content file and inventory) and names each problem
+with its kind:
 
     corrupt      the bytes (or the store's checksum) differ from the record
     truncated    the size differs from the record
@@ -11,13 +12,14 @@ files) and names each problem with its kind:
     unexpected   a file no manifest lists is there
     unreachable  the location cannot be reached (never reported as missing)
     read-error   the file is there but cannot be read
+    inventory    an OCFL inventory or its sidecar is missing or altered
 
 A *quick* audit checks sizes and the fast xxh3 digests on local disks, and on
 object stores the store's own SHA-256 and size, downloading nothing. A *full*
 audit re-reads every byte and re-hashes it with the manifest algorithms, on
 both cores. Every run is recorded in the catalog, and each replica checked
 gets a PREMIS "fixity check" event, in the catalog and as a new event record
-stored beside the bag (the bag itself is never rewritten).
+stored in the object's logs/ folder (the object's versions are never rewritten).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import chain
 
 from preserve import AGENT_NAME, __version__
+from preserve.domain import ocfl
 from preserve.domain.fixity import FAST_ALGORITHM, hash_batch, hash_stream
 from preserve.domain.model import EventRecord, ReplicaAuditState
 from preserve.domain.names import display
@@ -44,7 +47,6 @@ from preserve.errors import (
     EXIT_PROBLEMS,
     EXIT_UNREACHABLE,
     Busy,
-    FixityMismatch,
     PreserveError,
 )
 from preserve.infrastructure.catalog import RECHECK
@@ -53,9 +55,12 @@ from preserve.infrastructure.storage import LocalStorage
 from preserve.infrastructure.storage.s3 import S3Storage, uploaded_in_parts
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc, parse_utc
-from preserve.services.expected import expected_digests, listing
+from preserve.services.expected import expected_digests, is_head, listing
 
-KINDS = ("corrupt", "truncated", "missing", "unexpected", "unreachable", "read-error", "stale")
+KINDS = ("corrupt", "truncated", "missing", "unexpected", "unreachable", "read-error", "stale",
+         "inventory")
+# Damage a good copy from another replica mends (an inventory's is reported as "inventory").
+REPLACEABLE = ("corrupt", "truncated", "missing")
 
 
 @dataclass
@@ -296,8 +301,10 @@ def _stale(repo, scope) -> list[Problem]:
 
 
 def _payload(path: str | None) -> bool:
-    """Payload of a bag lives under data/ (RFC 8493 §2.1.2); tag files never do."""
-    return path is not None and path.startswith("data/")
+    """Whether `path` is a content file with a catalog row (payload or tag file, whose
+    checks are recorded file by file), not an inventory, a root file or a stray."""
+    return path is not None and not path.startswith(("/", ocfl.STRAY)) and \
+        path not in ocfl.VERSION_FILES
 
 
 def _row(p: Problem) -> tuple:
@@ -326,6 +333,8 @@ class _Recorder:
         if path in self.named:
             return
         self.named.add(path)
+        if path is not None and ocfl.is_inventory(path) and kind in REPLACEABLE:
+            detail, kind = f"{kind}: {detail}", "inventory"  # its own kind (issue 9)
         s = self.visit.state
         p = Problem(s.aip, s.version, s.location, path, kind, detail)
         self.new.append(p)
@@ -357,21 +366,6 @@ class _Recorder:
                                                self.structure_damaged, [event])
 
 
-def _tags_elsewhere(repo, damaged, aip_id, version) -> dict | None:
-    """When a replica's own tag manifest is damaged: what its tag files should be, according
-    to another replica whose tag manifest still matches the package digest."""
-    for name in repo.catalog.replica_locations(aip_id, version):
-        other = repo.locations.get(name)
-        if other is None or name == damaged.name:
-            continue
-        try:
-            key = repo.catalog.replica_key(aip_id, version, name)
-            return expected_digests(repo.catalog, aip_id, version, other, key).tags
-        except PreserveError:
-            continue
-    return None
-
-
 def _reachable(storage, cache: dict[str, bool]) -> bool:
     if storage.name not in cache:
         try:
@@ -391,24 +385,21 @@ def _audit_replica(repo, storage, visit: _Visit, pool, recorder: _Recorder, prog
     aip_id, version, key = visit.state.aip, visit.state.version, visit.state.key
     catalog = repo.catalog
     problem = recorder.problem
-    try:
-        tags = expected_digests(catalog, aip_id, version, storage, key).tags
-    except FixityMismatch as e:
-        tagmanifest = catalog.version_info(aip_id, version)["tagmanifest"]
-        problem(tagmanifest, "missing" if "missing" in e.message else "corrupt", e.message)
-        tags = _tags_elsewhere(repo, storage, aip_id, version) or {}
+    root = is_head(catalog, aip_id, version, storage.name)
+    tags = expected_digests(catalog, aip_id, version, root=root).tags
+
     def unreadable(rel: str) -> None:
         problem(display(rel), "unexpected", "a file whose name is not valid UTF-8 (no "
                 "manifest can list it)")
 
     try:
-        catalog.load_listing(listing(storage, key, unreadable))
+        catalog.load_listing(listing(storage, key, unreadable, root=root))
     except PreserveError as e:
         problem(None, "unreachable", e.message)
         return
     for rel, _size in catalog.listed_not_catalogued(aip_id, version):
-        if rel not in tags and (rel.startswith("data/") or tags):
-            problem(rel, "unexpected", "a file no manifest lists")
+        if rel not in tags:
+            problem(rel, "unexpected", "a file no inventory lists")
     tag_checks = []
     for rel, want in sorted(tags.items()):
         size = catalog.listed_size(rel)
@@ -454,8 +445,9 @@ def _choose(want: dict[str, str], full: bool) -> dict[str, str]:
 def _hash_local(storage, key, checks, full, pool, recorder, progress, stop) -> None:
     """Re-hash (rel, recorded digests, size) items on disk, on the pool's workers (or here
     when `pool` is None): each job carries what its file must hash to."""
-    path_of = storage.local_files(key)
-    jobs = (((rel, chosen, size), path_of(rel), tuple(chosen))
+    path_of = storage.local_files(ocfl.object_of(key))
+    in_object = f"v{ocfl.version_of(key)}/"
+    jobs = (((rel, chosen, size), path_of(ocfl.key_of(in_object, rel)), tuple(chosen))
             for rel, want, size in checks for chosen in (_choose(want, full),))
     batches = batched(jobs, 256, 32 << 20, size=lambda j: j[0][2])
     results = run_batches(hash_batch, batches, workers=pool.workers if pool else 1, pool=pool)
@@ -481,7 +473,7 @@ def _hash_remote(storage, key, checks, full, recorder, progress, stop) -> None:
             return
         chosen = _choose(want, full)
         try:
-            with storage.open(key + rel) as f:
+            with storage.open(ocfl.key_of(key, rel)) as f:
                 size, digests, _ = hash_stream(f, list(chosen))
         except (OSError, PreserveError) as e:
             recorder.problem(rel, "read-error", str(e))
@@ -500,7 +492,7 @@ def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite
     for rel, want, size in checks:
         if stop():
             return
-        stored = storage.stored_checksum(key + rel)
+        stored = storage.stored_checksum(ocfl.key_of(key, rel))
         if stored is None:
             recorder.problem(rel, "missing", "not at this location")
         elif stored[2]:
@@ -561,7 +553,7 @@ def _event(repo, storage, visit: _Visit, found: list[Problem], checked: int) -> 
     writer = PremisWriter(buffer, aip_id)
     writer.finish([event], [])
     stamp = event.datetime.replace(":", "").replace("-", "")
-    record_key = (f"{key.rstrip('/').rsplit('/', 1)[0]}/events/{stamp}-{storage.name}-"
+    record_key = (f"{ocfl.object_of(key)}{ocfl.LOGS}/{stamp}-{storage.name}-v{version}-"
                   f"{event.identifier}.xml")
     with suppress(PreserveError):  # the catalog keeps the event whatever happens here
         storage.put_bytes(record_key, buffer.getvalue().encode("utf-8"))

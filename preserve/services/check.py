@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
+from preserve.domain import ocfl
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, Busy, PreserveError
 from preserve.infrastructure import fstree
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
-from preserve.services.expected import expected_digests, replica_gaps
+from preserve.services.expected import expected_digests, is_head, replica_gaps
 from preserve.services.ingest import lock_alive, recover
 from preserve.services.tidy import REPAIR_STAGING, ended_repairs
 
@@ -142,12 +143,13 @@ def _check_location(repo, location, recorded: dict[str, tuple[str, int]], runnin
                                 "another tool put there): 'preserve replicate' replaces an "
                                 "interrupted copy; anything else, look at it"))
     for key, (aip_id, version) in sorted(recorded.items()):
+        tags = expected_digests(repo.catalog, aip_id, version,
+                                root=is_head(repo.catalog, aip_id, version, name)).tags
         try:
-            tags = expected_digests(repo.catalog, aip_id, version, location, key).tags
+            gaps = replica_gaps(repo.catalog, aip_id, version, location, key, tags)
         except PreserveError as e:
             found(Inconsistency("replica-absent", name, key, e.message))
             continue
-        gaps = replica_gaps(repo.catalog, aip_id, version, location, key, tags)
         if gaps:
             found(Inconsistency("replica-absent", name, key,
                                 f"recorded as a copy of AIP {aip_id} v{version}, but "
@@ -178,10 +180,11 @@ def _fix_one(repo: Repository, finding: Inconsistency, pending: set[str]) -> boo
             return not os.path.lexists(finding.what)
         location.remove_empty_folders(finding.what)
         return not os.path.lexists(location.local_path(finding.what.rstrip("/")))
-    aip_id = finding.what.split("/")[1] if finding.what.count("/") >= 2 else ""
+    root = "/".join(finding.what.split("/")[:4]) + "/"  # the object an upload was for
+    aip_id = ocfl.id_of_root(root) or ""
     try:  # an upload whose writer still runs is not debris: never wait for it
         with writer_lock(repo.root, location.name, aip_id, wait=False):
-            location.abort_uploads("/".join(finding.what.split("/")[:3]) + "/")
+            location.abort_uploads(root)
     except Busy:
         return False
     return finding.what not in location.open_uploads()

@@ -1,8 +1,9 @@
 """Export: write an AIP version out of storage as a BagIt bag, verified on the way out.
 
-Every byte is hashed as it is copied and compared with the catalog (payload)
-and the tag manifest (tag files); the tag manifest itself must match the
-package digest recorded at ingest, so a bag swapped wholesale is caught.
+The bag of version N is the OCFL version's logical state: each of its files is read
+from the version whose content/ holds it, every byte hashed as it is copied and
+compared with the digests the catalog recorded for it (payload and tag files alike),
+so a file swapped in storage, its inventory rewritten to match, is still caught.
 The bag appears at DEST only when all of it verified: it is written to a
 sibling "DEST.partial-<pid>" folder and renamed at the end.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from preserve.domain import bag as bagfmt
+from preserve.domain import ocfl
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.domain.names import check_relative, decode_manifest_path, display
 from preserve.errors import ConfigError, FixityMismatch, NotFound, StorageUnreachable
@@ -22,7 +24,6 @@ from preserve.infrastructure import fstree
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.space import full_disk_named, require_space
 from preserve.services.common import Progress, Silent
-from preserve.services.expected import Expected, expected_digests
 from preserve.services.ingest import EMPTY_DIRS_FILE
 from preserve.services.tidy import remove_partial_exports
 
@@ -57,7 +58,7 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
                                  f"({', '.join(locations)}) is configured here")
     storage = repo.locations[name]
     storage.check_reachable()
-    key = catalog.replica_key(aip_id, version, name)
+    root = ocfl.object_of(catalog.replica_key(aip_id, version, name))
 
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -67,13 +68,13 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
     dest.parent.mkdir(parents=True, exist_ok=True)
     fstree.rmtree(partial, ignore_errors=True)
 
-    expected = expected_digests(catalog, aip_id, version, storage, key)
     needed = catalog.version_info(aip_id, version)["bytes"]
     where = f"the disk of {dest.parent}"
     require_space(dest.parent, needed, where)
     try:
         with full_disk_named(where, needed):
-            files, nbytes = _copy_verified(storage, key, expected, partial, progress)
+            files, nbytes = _copy_verified(catalog, storage, root, aip_id, version, partial,
+                                           progress)
         try:
             if dest.exists():
                 dest.rmdir()  # the empty folder given as DEST
@@ -90,36 +91,36 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
     return ExportResult(aip_id, version, str(dest), files, nbytes, name)
 
 
-def _copy_verified(storage, key, expected: Expected, partial: Path, progress) -> tuple[int, int]:
-    """Copy every object of the replica into `partial`, hashing on the way, listing and
-    looking up digests file by file: memory does not grow with the number of files."""
-    info = expected.catalog.version_info(expected.aip_id, expected.version)
-    progress.start("export", info["files"] + len(expected.tags), info["bytes"])
+def _copy_verified(catalog, storage, root: str, aip_id: str, version: int, partial: Path,
+                   progress) -> tuple[int, int]:
+    """Write every file of the bag of `version` into `partial`, each read from the version
+    whose content holds it and hashed on the way against the catalog's digests. The
+    files are streamed from the catalog: memory does not grow with their number."""
+    info = catalog.version_info(aip_id, version)
+    progress.start("export", info["files"], info["bytes"])
     problems: list[str] = []
     files = nbytes = 0
-    for obj in storage.list(key):
-        rel = obj.key[len(key):]
+    for rel, held_in, _size, want in catalog.state_files(aip_id, version):
         check_relative(rel)
-        files += 1
-        want = expected.digests(rel)
-        if want is None:
-            problems.append(f"unexpected file {display(rel)!r} (in no manifest)")
-            continue
         target = os.path.join(partial, rel)  # a string: pathlib would intern every name
         fstree.makedirs(os.path.dirname(target))
-        with storage.open(obj.key) as src, open(target, "xb") as out:
-            size, digests, _ = hash_stream(src, list(want), sink=write_all(out.write))
+        key = ocfl.key_of(ocfl.version_key(root, held_in), rel)
+        try:
+            with storage.open(key) as src, open(target, "xb") as out:
+                size, digests, _ = hash_stream(src, list(want), sink=write_all(out.write))
+        except FileNotFoundError:
+            problems.append(f"{display(rel)!r} is missing from storage (v{held_in})")
+            continue
+        files += 1
         nbytes += size
         progress.advance(1, size)
         for algorithm, digest in want.items():
             if digests[algorithm] != digest:
-                problems.append(f"{display(rel)!r}: {algorithm} is {digests[algorithm]}, "
-                                f"expected {digest}")
-    for rel in expected.paths():  # whatever was listed and expected has been written
-        if not os.path.isfile(os.path.join(partial, rel)):
-            problems.append(f"{display(rel)!r} is missing from storage")
-            if len(problems) > 1000:
+                problems.append(f"{display(rel)!r} (v{held_in}): {algorithm} is "
+                                f"{digests[algorithm]}, expected {digest}")
                 break
+        if len(problems) > 1000:
+            break
     if problems:
         raise FixityMismatch("the stored AIP did not verify; nothing was exported:\n  "
                              + "\n  ".join(problems[:50]),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 import unicodedata
 import uuid
@@ -27,7 +28,8 @@ from pathlib import Path
 
 from preserve import AGENT_NAME, __version__
 from preserve.domain import bag as bagfmt
-from preserve.domain.fixity import FAST_ALGORITHM, hash_file, open_regular
+from preserve.domain import ocfl
+from preserve.domain.fixity import FAST_ALGORITHM, open_regular
 from preserve.domain.identify import (
     EXTENSION_ONLY,
     SIGNATURE,
@@ -50,7 +52,7 @@ from preserve.infrastructure import fstree
 from preserve.infrastructure.locks import pid_alive
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.space import full_disk_named, require_space
-from preserve.infrastructure.storage.base import aip_prefix
+from preserve.infrastructure.storage.base import ensure_ocfl_root
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.copying import (
@@ -62,6 +64,13 @@ from preserve.services.copying import (
     identify_batch,
 )
 from preserve.services.sources import ARCHIVE_ERRORS, Scan, Source, archive_error, detect
+from preserve.services.versions import (
+    INVENTORY_ALGORITHMS,
+    new_record,
+    tag_records,
+    write_inventory,
+    write_tag_manifests,
+)
 
 PREMIS_FILE = "metadata/premis.xml"
 FAST_LIST = "metadata/fixity-xxh3_128.txt"
@@ -168,19 +177,55 @@ def recover(repo: Repository) -> list[str]:
             info = repo.catalog.version_info(aip_id, version)
         except Exception:
             info = None
-        key = aip_prefix(aip_id, version)
-        published = info is not None and location.stat(key + info["tagmanifest"]) is not None
-        if published:
-            with location.open(key + info["tagmanifest"]) as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
-            if digest == info["tagmanifest_sha256"]:
+        root = ocfl.object_root(aip_id)
+        key = ocfl.version_key(root, version)
+        inventory = root + ocfl.INVENTORY
+        if info is not None and location.stat(inventory) is not None:
+            with location.open(inventory) as f:
+                digest = hashlib.file_digest(f, "sha512").hexdigest()
+            if digest == info["inventory_sha512"]:
                 repo.catalog.mark_stored(aip_id, version, location.name, key, now_utc())
                 actions.append(f"completed the catalog record of AIP {aip_id} (its bag was "
                                "already stored)")
                 continue
         repo.catalog.discard_aip(aip_id)
-        location.remove_empty_folders(key)  # a kill between mkdir and rename (case 47)
+        location.remove_empty_folders(root)  # a kill between mkdir and rename (case 47)
         actions.append(f"discarded the unfinished catalog record of AIP {aip_id}")
+    return actions + resolve_versions(repo)
+
+
+def resolve_versions(repo: Repository) -> list[str]:
+    """Finish or undo later versions (describe, migration) whose run ended before
+    recording them stored. The object root's inventory decides: naming the new version,
+    it was published (the catalog is completed); naming the one before, it was not (its
+    folder, which nothing references, is removed with its rows)."""
+    actions = []
+    catalog = repo.catalog
+    for aip_id, version in catalog.pending_versions():
+        if lock_alive(repo.staging / f"{aip_id}.v{version}.lock"):
+            continue  # its run is still going
+        location = repo.primary_location()
+        root = ocfl.object_root(aip_id)
+        key = ocfl.version_key(root, version)
+        try:
+            with location.open(root + ocfl.INVENTORY) as f:
+                digest = hashlib.file_digest(f, "sha512").hexdigest()
+        except FileNotFoundError:
+            digest = None
+        if digest == catalog.version_info(aip_id, version)["inventory_sha512"]:
+            catalog.mark_stored(aip_id, version, location.name, key, now_utc())
+            actions.append(f"completed the catalog record of AIP {aip_id} v{version} (it was "
+                           "already stored)")
+        elif digest == catalog.version_info(aip_id, version - 1)["inventory_sha512"]:
+            location.delete_prefix(key)
+            catalog.discard_version(aip_id, version)
+            actions.append(f"removed the unfinished version {version} of AIP {aip_id}")
+        else:
+            actions.append(f"AIP {aip_id} v{version} is unfinished and its object's root "
+                           "inventory names neither it nor the version before: left for "
+                           "'preserve audit' and 'preserve repair'")
+    if catalog.discard_orphan_rows():
+        actions.append("removed the file records of versions never staged")
     return actions
 
 
@@ -263,8 +308,13 @@ class _Job:
         self.algorithms = list(repo.policy.manifest_algorithms)
         self.bag_algorithms = scan.expected_algorithms()  # a source bag's, checked on copy
         extra = sorted(set(self.bag_algorithms) - set(self.algorithms))
-        self.compute = tuple(self.algorithms + extra + [FAST_ALGORITHM])
-        self.staged = repo.staging / aip_id
+        inventory = [a for a in INVENTORY_ALGORITHMS if a not in self.algorithms + extra]
+        self.compute = tuple(self.algorithms + extra + inventory + [FAST_ALGORITHM])
+        self.recorded = (*dict.fromkeys((*self.algorithms, *INVENTORY_ALGORITHMS)),
+                         FAST_ALGORITHM)  # the digests kept in the catalog
+        self.staged = repo.staging / aip_id  # the OCFL object, whole
+        self.bag = self.staged / "v1" / ocfl.CONTENT  # the bag of its first version
+        self.object_root = ocfl.object_root(aip_id)
         self.version = 1
         self.created = now_utc()
         self.file_count, self.total_bytes, self.empty_dir_count = scan.totals()
@@ -288,12 +338,10 @@ class _Job:
 
     def build(self) -> None:
         self.staged.mkdir(parents=True)
-        (self.staged / "data").mkdir()
-        (self.staged / "metadata").mkdir()
+        (self.bag / "data").mkdir(parents=True)
+        (self.bag / "metadata").mkdir()
         for d in self.scan.folders():
-            fstree.makedirs(self.staged / "data" / d)
-        for d in self.scan.empty_dirs():
-            fstree.makedirs(self.staged / "data" / d)
+            fstree.makedirs(self.bag / "data" / d)
 
         self.repo.catalog.begin_aip(self.aip_id, self.meta.collection, self.meta.title,
                                     self.created, str(self.source.path.resolve()),
@@ -303,7 +351,7 @@ class _Job:
             self._keep_source_tag_files()
         with ExitStack() as files:
             def create(name: str):
-                return files.enter_context(open(self.staged / name, "w", encoding="utf-8",
+                return files.enter_context(open(self.bag / name, "w", encoding="utf-8",
                                                 newline="\n"))
 
             manifests = {a: create(f"manifest-{a}.txt") for a in self.algorithms}
@@ -311,13 +359,14 @@ class _Job:
                                   PremisWriter(create(PREMIS_FILE), self.aip_id))
         self._write_tag_files()
         self._check_structure()
+        self._write_object()
 
     def _keep_source_tag_files(self) -> None:
         """Copy every tag file of the source bag into metadata/source-bag/, named as in the
         source, each checked against the source's tag manifests as it is copied (a
         tampered bag-info.txt is refused, red-team case 24; nothing is dropped, case 25).
         The AIP's bag-info carries over the source's fields as read from these copies."""
-        kept = self.staged / SOURCE_BAG_DIR
+        kept = self.bag / SOURCE_BAG_DIR
         for rel, _ in self.scan.bag.tag_files:
             expected = self.scan.expected(rel, tag=True)
             dest = kept / rel
@@ -394,7 +443,7 @@ class _Job:
 
     def _copy_parallel(self, pool: WorkerPool | None):
         """Copy in `pool`'s worker processes (in this process when None)."""
-        data = str(self.staged / "data")
+        data = str(self.bag / "data")
         # Big files first so the copiers end together; small files in big batches.
         spec = self.source.spec()
         tasks = ((spec, self.compute, [(e.path, e.ref, os.path.join(data, e.path), e.size)
@@ -408,7 +457,7 @@ class _Job:
         """Tar members arrive in archive order: copy each here as it comes, in batches. The
         archive is read to its end (its compressed stream's checksum verified) before the
         last batch is handed on; a damaged archive is refused, nothing kept."""
-        data = str(self.staged / "data")
+        data = str(self.bag / "data")
         batch: list[CopyResult] = []
         try:
             for name, stream in self.source.members():
@@ -443,7 +492,7 @@ class _Job:
             f.write(f"{r.digests[algorithm]}  {encoded}\n")
         fast.write(f"{r.digests[FAST_ALGORITHM]}  {encoded}\n")
         ident = r.identification
-        digests = {a: r.digests[a] for a in (*self.algorithms, FAST_ALGORITHM)}
+        digests = {a: r.digests[a] for a in self.recorded}
         self.formats[(ident.puid, ident.format)] += 1
         self.confidence[ident.confidence] += 1
         notes = []
@@ -519,38 +568,32 @@ class _Job:
         return fields
 
     def _write_tag_files(self) -> None:
-        (self.staged / "bagit.txt").write_text(bagfmt.DECLARATION, encoding="utf-8")
-        (self.staged / "bag-info.txt").write_text(bagfmt.format_bag_info(self._bag_info()),
-                                                  encoding="utf-8", newline="\n")
+        (self.bag / "bagit.txt").write_text(bagfmt.DECLARATION, encoding="utf-8")
+        (self.bag / "bag-info.txt").write_text(bagfmt.format_bag_info(self._bag_info()),
+                                               encoding="utf-8", newline="\n")
         if self.empty_dir_count:
-            with open(self.staged / EMPTY_DIRS_FILE, "w", encoding="utf-8", newline="\n") as f:
+            with open(self.bag / EMPTY_DIRS_FILE, "w", encoding="utf-8", newline="\n") as f:
                 f.writelines(encode_manifest_path("data/" + d) + "\n"
                              for d in self.scan.empty_dirs())
-        # Not staged.rglob: it would walk the payload too, and remember every path it saw.
-        tag_files = sorted(p.relative_to(self.staged).as_posix()
-                           for top in self.staged.iterdir() if top.name != "data"
-                           for p in ([top] if top.is_file() else top.rglob("*"))
-                           if p.is_file())
-        digests = {t: hash_file(self.staged / t, self.algorithms)[1] for t in tag_files}
-        # Tag manifests come last: a bag without them is not finished. The first algorithm's
-        # is written very last and lists the others too, so that its digest, kept in the
-        # catalog as the package digest, vouches for every file of the bag.
-        for algorithm in self.algorithms[1:]:
-            name = f"tagmanifest-{algorithm}.txt"
-            text = bagfmt.format_manifest([(t, digests[t][algorithm]) for t in tag_files])
-            (self.staged / name).write_text(text, encoding="utf-8", newline="\n")
-            tag_files.append(name)
-            digests[name] = hash_file(self.staged / name, self.algorithms)[1]
-        first = self.algorithms[0]
-        (self.staged / f"tagmanifest-{first}.txt").write_text(
-            bagfmt.format_manifest([(t, digests[t][first]) for t in sorted(tag_files)]),
-            encoding="utf-8", newline="\n")
-        self.tagmanifest = f"tagmanifest-{self.algorithms[0]}.txt"
-        self.tagmanifest_sha256 = hash_file(self.staged / self.tagmanifest, ["sha256"])[1]["sha256"]
+        self.tagmanifest, self.tagmanifest_sha256 = write_tag_manifests(self.bag,
+                                                                        self.algorithms)
+
+    def _write_object(self) -> None:
+        """Make the staged bag the first version of an OCFL object: the tag files' rows
+        beside the payload's, the inventory written from them, the object's declaration."""
+        self.repo.catalog.add_files(self.aip_id, self.version, tag_records(self.bag))
+        self.record = new_record(self.version, self.version_created, self.version_message)
+        version_dir = self.staged / "v1"
+        self.inventory_sha512 = write_inventory(self.repo.catalog, self.aip_id, [self.record],
+                                                version_dir)
+        for name in ocfl.VERSION_FILES:
+            shutil.copyfile(version_dir / name, self.staged / name)
+        (self.staged / ocfl.OBJECT_DECLARATION).write_bytes(
+            ocfl.declaration(ocfl.OBJECT_DECLARATION))
 
     def _check_structure(self) -> None:
         """Completeness and well-formedness of what we wrote (no re-reading of payload)."""
-        report = validate_bag(self.staged, check_fixity=False)
+        report = validate_bag(self.bag, check_fixity=False)
         if not report.valid:
             raise BagInvalid("the bag preserve built does not pass its own validator; this is a "
                              "bug in preserve, nothing was stored", report.errors)
@@ -632,7 +675,10 @@ class _Job:
                             "AIP bag structure validated against RFC 8493 by preserve before "
                             "storage", f"BagIt {bagfmt.BAGIT_VERSION}", preserve_role))
         self.events = [EventRecord(e.identifier, self.aip_id, e.type, e.datetime, e.outcome,
-                                   e.detail, e.outcome_detail, e.agents[0][0]) for e in events]
+                                   e.detail, e.outcome_detail, e.agents[0][0], self.version)
+                       for e in events]
+        # the OCFL version says when and why as the ingestion event does
+        self.version_created, self.version_message = when, events[0].detail
         return events
 
     def warnings(self) -> list[str]:
@@ -649,12 +695,13 @@ class _Job:
     # -- publishing ----------------------------------------------------------------------
 
     def publish(self) -> None:
-        key = aip_prefix(self.aip_id, self.version)
+        key = ocfl.version_key(self.object_root, self.version)
         self.repo.catalog.stage_version(
-            self.aip_id, self.version, self.created, self.file_count, self.total_bytes,
+            self.aip_id, self.version, self.record, self.file_count, self.total_bytes,
             bagfmt.payload_oxum(self.total_bytes, self.file_count), self.tagmanifest,
-            self.tagmanifest_sha256, self.events)
-        self.location.publish_bag(self.staged, key, move=True)
+            self.tagmanifest_sha256, self.inventory_sha512, self.events, title=self.meta.title)
+        ensure_ocfl_root(self.location)
+        self.location.publish_bag(self.staged, self.object_root, move=True)
         self.repo.catalog.mark_stored(self.aip_id, self.version, self.location.name, key,
                                       now_utc())
         self.replicas = [self.location.name]
@@ -676,7 +723,7 @@ class _Job:
         empty folder where the AIP was about to be published."""
         fstree.rmtree(self.staged, ignore_errors=True)
         with suppress(OSError):
-            self.location.remove_empty_folders(aip_prefix(self.aip_id, self.version))
+            self.location.remove_empty_folders(self.object_root)
         if self.catalog_started:
             with suppress(Exception):  # if this fails too, recover() resolves it next run
                 self.repo.catalog.discard_aip(self.aip_id)

@@ -18,17 +18,18 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from preserve import AGENT_NAME, __version__
+from preserve.domain import ocfl
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.domain.model import EventRecord
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
-from preserve.services.audit import Problem, audit
+from preserve.services.audit import Problem, _payload, audit
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.expected import expected_digests
 from preserve.services.tidy import REPAIR_STAGING, tidy
 
-REPAIRABLE = ("corrupt", "truncated", "missing")
+REPAIRABLE = ("corrupt", "truncated", "missing", "inventory")
 
 
 @dataclass
@@ -85,7 +86,7 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
         # recorded at once: a kill later in the run must not leave a restoration without
         # its PREMIS event (red-team case 51)
         repo.catalog.add_events(_events(done))
-        if done.outcome == "repaired" and done.path.startswith("data/"):
+        if done.outcome == "repaired" and _payload(done.path):
             # read back and verified: no longer due for the next audit
             repo.catalog.mark_verified((done.aip, done.version, done.location), [done.path],
                                        now_utc(precise=True))
@@ -94,24 +95,20 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
 
 def _repair_one(repo: Repository, problem: Problem) -> Repair:
     target = repo.locations[problem.location]
-    key = repo.catalog.replica_key(problem.aip, problem.version, problem.location)
+    key = ocfl.key_of(repo.catalog.replica_key(problem.aip, problem.version, problem.location),
+                      problem.path)
+    want = _want(repo, problem)
     staging = repo.staging / f"{REPAIR_STAGING}{os.getpid()}-{uuid.uuid4()}"  # see tidy
     staging.mkdir(parents=True)
     try:
-        for source_name in repo.catalog.replica_locations(problem.aip, problem.version):
-            if source_name == problem.location or source_name not in repo.locations:
-                continue
-            source = repo.locations[source_name]
-            good = _fetch_good_copy(repo, source, problem, staging)
-            if good is None:
-                continue
+        for source_name, good in _good_copies(repo, problem, want, staging):
             try:
                 with writer_lock(repo.root, target.name, problem.aip):
-                    composite = target.replace_file(key + problem.path, good)
+                    composite = target.replace_file(key, good)
                     repo.catalog.set_composite_checksum(problem.aip, problem.version,
                                                         problem.location, problem.path,
                                                         composite)
-                if not _verify_in_place(repo, target, key, problem):
+                if not _verify_in_place(target, key, want):
                     return Repair(problem.aip, problem.version, problem.location, problem.path,
                                   problem.kind, "failed", source_name,
                                   "written, but reading it back did not verify")
@@ -128,39 +125,52 @@ def _repair_one(repo: Repository, problem: Problem) -> Repair:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _want(repo, storage, problem) -> dict[str, str] | None:
-    """The recorded digests of the problem's file, trusted through `storage`'s tag manifest
-    (checked against the package digest) or, for payload, the catalog alone."""
-    key = repo.catalog.replica_key(problem.aip, problem.version, storage.name)
-    try:
-        want = expected_digests(repo.catalog, problem.aip, problem.version, storage,
-                                key).digests(problem.path)
-    except PreserveError:
-        want = repo.catalog.file_digests(problem.aip, problem.version, problem.path)
-    return dict(want) if want else None
+def _want(repo, problem) -> dict[str, str]:
+    """What the file must hash to: the catalog's record (content files, inventories, and
+    the object root's files of the version that is the head where the damage is)."""
+    return dict(expected_digests(repo.catalog, problem.aip, problem.version, root=True)
+                .digests(problem.path) or {})
 
 
-def _fetch_good_copy(repo, source, problem, staging):
-    """The file from `source`, staged locally, if every recorded digest matches."""
-    want = _want(repo, source, problem)
+def _good_copies(repo, problem, want, staging):
+    """(where from, staged file) of each copy found to match `want`, tried in turn. An
+    object root's inventory is the head version's inventory, so that version's own copy
+    serves, at the damaged location too; an object declaration is the spec's constant."""
     if not want:
-        return None
-    key = repo.catalog.replica_key(problem.aip, problem.version, source.name)
+        return
+    if problem.path == "/" + ocfl.OBJECT_DECLARATION:
+        good = staging / "good"
+        good.write_bytes(ocfl.declaration(ocfl.OBJECT_DECLARATION))
+        yield "the OCFL specification", good
+        return
+    from_version = ocfl.is_inventory(problem.path) and problem.path.startswith("/")
+    rel = problem.path.lstrip("/") if from_version else problem.path
+    for name in repo.catalog.replica_locations(problem.aip, problem.version):
+        if (name == problem.location and not from_version) or name not in repo.locations:
+            continue
+        source = repo.locations[name]
+        vkey = repo.catalog.replica_key(problem.aip, problem.version, name)
+        good = _fetch(source, ocfl.key_of(vkey, rel), want, staging)
+        if good is not None:
+            yield name, good
+
+
+def _fetch(source, key: str, want: dict[str, str], staging):
+    """The file at `key`, staged locally, if every recorded digest matches."""
     path = staging / "good"
     try:
-        with source.open(key + problem.path) as src, open(path, "wb") as out:
+        with source.open(key) as src, open(path, "wb") as out:
             _, digests, _ = hash_stream(src, list(want), sink=write_all(out.write))
     except (OSError, PreserveError):
         return None
     return path if all(digests[a] == d for a, d in want.items()) else None
 
 
-def _verify_in_place(repo, target, key, problem) -> bool:
-    want = _want(repo, target, problem) or {}
+def _verify_in_place(target, key: str, want: dict[str, str]) -> bool:
     if not want:
         return False
     try:
-        with target.open(key + problem.path) as f:
+        with target.open(key) as f:
             _, digests, _ = hash_stream(f, list(want))
     except (OSError, PreserveError):
         return False

@@ -11,14 +11,16 @@ leave every other location's work done.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
+from preserve.domain import ocfl
 from preserve.errors import FixityMismatch, NoSpace, PreserveError, StorageUnreachable
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.space import full_disk_named, require_space
 from preserve.infrastructure.storage import LocalStorage
-from preserve.infrastructure.storage.base import aip_prefix
+from preserve.infrastructure.storage.base import ensure_ocfl_root
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.expected import expected_digests, replica_gaps
 from preserve.services.tidy import tidy
@@ -49,30 +51,66 @@ class ReplicationResult:
 
 def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
     """Write one AIP version to `target` from a verified local replica, check that all of
-    it is there, then record it. Under the (AIP, location) writer lock: a run that waited
-    for another finds the replica made and returns False; leftovers it deletes are an
-    interrupted run's, never a running one's."""
+    it is there, then record it. The version folder goes first, the object root's
+    inventory (naming the new head) last, as ingest and describe write them. Under the
+    (AIP, location) writer lock: a run that waited for another finds the replica made and
+    returns False; leftovers it deletes are an interrupted run's, never a running one's."""
+    catalog = repo.catalog
     with writer_lock(repo.root, target.name, aip_id):
-        if target.name in repo.catalog.replica_locations(aip_id, version):
+        if target.name in catalog.replica_locations(aip_id, version):
             return False  # made by the run we waited for
+        held = catalog.head_at(aip_id, target.name)
+        if held != version - 1:
+            raise PreserveError(f"AIP {aip_id} v{version} cannot be copied to '{target.name}' "
+                                f"before v{version - 1}: each version is written on the one "
+                                "before it", hint="run 'preserve replicate', which copies "
+                                "versions in order")
         source = _local_source(repo, aip_id, version)
-        key = aip_prefix(aip_id, version)
-        expected = expected_digests(repo.catalog, aip_id, version, source, key)
+        root = ocfl.object_root(aip_id)
+        key = ocfl.version_key(root, version)
+        expected = expected_digests(catalog, aip_id, version, root=True)
+        inventory = _verified_inventory(source, key, expected)
+        ensure_ocfl_root(target)
         # Whatever is at the key is not a copy the catalog records: an interrupted run's
-        # upload, or a whole bag whose run was killed before recording it (the harness
+        # upload, or a whole version whose run was killed before recording it (the harness
         # found a re-run then refused to overwrite it, for good). Under the lock, with the
-        # locations proven distinct (Repository), it is removed and copied again.
-        target.delete_prefix(key)
-        target.abort_uploads(key)  # and its unfinished multipart uploads (case 50)
+        # locations proven distinct (Repository), it is removed and copied again; for a
+        # first version, so is all of the object's folder (nothing of it is recorded).
+        clear = root if version == 1 else key
+        target.delete_prefix(clear)
+        target.abort_uploads(clear)  # and its unfinished multipart uploads (case 50)
         where = f"location '{target.name}'"
-        needed = repo.catalog.version_info(aip_id, version)["bytes"]
+        needed = catalog.version_info(aip_id, version)["bytes"]
         if isinstance(target, LocalStorage):
             require_space(target.root, needed, where)
         with full_disk_named(where, needed):
-            composites = target.publish_bag(source.bag_path(key), key, expected.sha256)
+            if version == 1:
+                target.put_bytes(root + ocfl.OBJECT_DECLARATION,
+                                 ocfl.declaration(ocfl.OBJECT_DECLARATION))
+            composites = target.publish_bag(
+                source.bag_path(key), key, lambda rel: expected.sha256(ocfl.rel_in_version(rel)))
+            target.put_bytes(root + ocfl.INVENTORY, inventory)  # the version is visible
+            target.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(
+                expected.tags[ocfl.INVENTORY]["sha512"]))
         _verify_complete(repo, aip_id, version, target, key, expected)
-        repo.catalog.add_replica(aip_id, version, target.name, key, now_utc(), composites)
+        catalog.add_replica(aip_id, version, target.name, key, now_utc(),
+                            {ocfl.rel_in_version(rel): c for rel, c in composites.items()})
         return True
+
+
+def _verified_inventory(source, key: str, expected) -> bytes:
+    """The version's inventory, read from the local replica and checked against the
+    digest recorded when the version was made: it becomes the target's root inventory."""
+    try:
+        with source.open(key + ocfl.INVENTORY) as f:
+            data = f.read()
+    except FileNotFoundError:
+        data = b""
+    if hashlib.sha512(data).hexdigest() != expected.tags[ocfl.INVENTORY]["sha512"]:
+        raise FixityMismatch(f"the inventory of {key} at '{source.name}' is missing or does not "
+                             "match its recorded digest; nothing was copied",
+                             hint="run 'preserve repair' to restore it, then replicate")
+    return data
 
 
 def _verify_complete(repo: Repository, aip_id: str, version: int, target, key: str,

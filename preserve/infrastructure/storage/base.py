@@ -1,20 +1,22 @@
 """The storage interface, in the spirit of restic's backends.
 
-An AIP is stored unpacked, one object per file, under a key prefix
-"<aa>/<aip-id>/v<n>/". A bag counts as present only once its last file,
-the tag manifest, is there: publish_bag writes it last (or, on a local
-disk, renames the whole finished directory into place), so a reader never
-mistakes a partial upload for an AIP.
+Every location is an OCFL 1.1 storage root (domain/ocfl.py); an AIP is an OCFL
+object stored unpacked, one stored object per file, under the key prefix the
+layout gives its id. A version counts as present only once the object's root
+inventory names it, and that inventory is written last: publish_bag puts a
+version folder's inventory after its content (or, on a local disk, renames the
+whole finished folder into place), so a reader never mistakes a partial upload
+for a version.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from preserve.domain import ocfl
 from preserve.domain.names import UnsafePath, check_relative
 from preserve.errors import ConfigError
 from preserve.infrastructure import fstree
@@ -79,17 +81,19 @@ def checked_key(key: str) -> str:
     return rel
 
 
-def aip_prefix(aip_id: str, version: int) -> str:
-    return f"{aip_id[:2]}/{aip_id}/v{version}/"
-
-
-_VERSION = re.compile(r"v([1-9][0-9]*)")
-
-
-def parse_aip_prefix(fanout: str, aip_id: str, version: str) -> tuple[str, int] | None:
-    """(AIP id, version) of a stored layout's three levels, or None where they are not
-    what aip_prefix writes (something else lives there)."""
-    m = _VERSION.fullmatch(version)
-    if not m or fanout != aip_id[:2] or len(aip_id) < 4:
-        return None
-    return aip_id, int(m.group(1))
+def ensure_ocfl_root(storage) -> None:
+    """Make the location an OCFL storage root if it is not one yet (its declaration, the
+    layout file and the layout's configuration); refuse a location that already holds
+    something else, such as AIPs in the layout of preserve before OCFL."""
+    if storage.stat(ocfl.ROOT_DECLARATION) is not None:
+        return
+    if any(True for _ in storage.list("")):
+        raise ConfigError(f"location '{storage.name}' ({storage.describe()}) holds files but is "
+                          f"not an OCFL storage root (no {ocfl.ROOT_DECLARATION}): it was "
+                          "written by an earlier preserve or another tool",
+                          hint="point the location at an empty folder or bucket prefix; "
+                               "nothing was written")
+    for key, data in ocfl.root_files().items():
+        if key != ocfl.ROOT_DECLARATION:
+            storage.put_bytes(key, data)
+    storage.put_bytes(ocfl.ROOT_DECLARATION, ocfl.declaration(ocfl.ROOT_DECLARATION))

@@ -15,16 +15,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from preserve.domain import ocfl
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
 from preserve.infrastructure import fstree
 from preserve.infrastructure.locks import owner_gone
-from preserve.infrastructure.storage.base import (
-    DigestOf,
-    ObjectInfo,
-    checked_key,
-    parse_aip_prefix,
-)
+from preserve.infrastructure.storage.base import DigestOf, ObjectInfo, checked_key
+
+# Where copies into a location are assembled before their rename into place: inside the
+# storage root (one filesystem), in a folder of extensions/, which OCFL leaves to local
+# extensions, so the storage root stays valid while a copy is under way.
+STAGING = "extensions/preserve-staging"
 
 
 def sync_filesystem(path: Path) -> None:
@@ -46,6 +47,15 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _layout_folders(root: str) -> Iterator[str]:
+    """The folders at the depth of the layout's object roots (three tuple levels down)."""
+    levels = [root]
+    for _ in range(ocfl.LAYOUT_CONFIG["numberOfTuples"] + 1):
+        levels = [os.path.join(parent, name) for parent in levels
+                  for name in _subfolders(parent) if name != "extensions" or parent != root]
+    yield from levels
 
 
 def _subfolders(path: str) -> list[str]:
@@ -88,6 +98,8 @@ class LocalStorage:
         """Where `key` is, checked to stay inside the location; a string, for the calls
         made once per file (pathlib interns every name it parses: millions of files would
         grow the interpreter's table of interned strings by as many)."""
+        if not key.strip("/"):
+            return str(self.root)  # the location's root itself (listing it whole)
         path = os.path.join(self.root, checked_key(key))
         root = os.path.realpath(self.root)
         if os.path.commonpath([root, os.path.realpath(path)]) != root:
@@ -95,7 +107,7 @@ class LocalStorage:
         return path
 
     def staging_dir(self) -> Path:
-        return self.root / ".staging"
+        return self.root / STAGING
 
     def remove_empty_folders(self, prefix: str) -> None:
         """The folders of `prefix` (an AIP version's, then the AIP's and its fan-out
@@ -110,19 +122,19 @@ class LocalStorage:
             path = os.path.dirname(path)
 
     def stored_versions(self) -> Iterator[tuple[str, str, int | None]]:
-        """(key, AIP id, version) of every AIP version folder here, and (key, id, None) for an
-        AIP folder holding no version (debris), read from the layout alone."""
-        for fanout in _subfolders(str(self.root)):
-            if fanout.startswith("."):
-                continue  # .staging
-            for aip_id in _subfolders(os.path.join(self.root, fanout)):
-                versions = _subfolders(os.path.join(self.root, fanout, aip_id))
-                if not versions:
-                    yield f"{fanout}/{aip_id}/", aip_id, None
-                for version in versions:
-                    parsed = parse_aip_prefix(fanout, aip_id, version)
-                    if parsed:
-                        yield f"{fanout}/{aip_id}/{version}/", *parsed
+        """(version folder key, AIP id, version) of every version folder of every object
+        here, and (object key, id, None) for an object folder holding no version (debris),
+        read from the layout alone."""
+        for path in _layout_folders(str(self.root)):
+            rel = os.path.relpath(path, self.root) + "/"
+            aip_id = ocfl.id_of_root(rel)
+            if aip_id is None:
+                continue
+            versions = sorted(ocfl.version_numbers(_subfolders(path)))
+            if not versions:
+                yield rel, aip_id, None
+            for version in versions:
+                yield ocfl.version_key(rel, version), aip_id, version
 
     def abort_uploads(self, prefix: str) -> None:
         """Nothing to do: a disk has no multipart uploads (see S3Storage.abort_uploads)."""
@@ -275,7 +287,7 @@ class LocalStorage:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every file under `prefix` (links included, as what they are: never followed)."""
         base = self._path(prefix)
-        start = prefix.rstrip("/") + "/"
+        start = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
         stack = [(str(base), start)]
         while stack:
             directory, key_prefix = stack.pop()

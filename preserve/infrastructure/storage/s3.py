@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
+from preserve.domain import ocfl
 from preserve.domain.names import (
     decode_object_key,
     encode_object_key,
@@ -35,7 +36,6 @@ from preserve.infrastructure.storage.base import (
     ObjectInfo,
     bag_files,
     checked_key,
-    parse_aip_prefix,
 )
 
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
@@ -123,6 +123,8 @@ class S3Storage:
     # -- keys --------------------------------------------------------------------------
 
     def _key(self, key: str) -> str:
+        if not key.strip("/"):
+            return self.prefix  # the location's root itself (listing it whole)
         checked_key(key)
         return self.prefix + encode_object_key(key)
 
@@ -256,7 +258,7 @@ class S3Storage:
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
                     *, move: bool = False) -> dict[str, str]:
-        """Upload every file of the bag, tag manifests last, each verified against
+        """Upload every file of the version folder, its inventory last, each verified against
         `digests` (the sha256 recorded at ingest) or, failing that, against a digest taken
         here. The files stream from the folder, a few uploads in flight at a time, so that
         memory does not grow with the number of files. `move` means nothing here."""
@@ -275,8 +277,8 @@ class S3Storage:
         def rel_of(path: Path) -> str:
             return path.relative_to(source).as_posix()
 
-        def last(path: Path) -> bool:
-            return path.parent == source and path.name.startswith("tagmanifest-")
+        def last(path: Path) -> bool:  # a version's inventory, after its content
+            return path.parent == source and path.name in ocfl.VERSION_FILES
 
         self.client  # create the client once, before the threads share it  # noqa: B018
         in_flight: set[Future] = set()
@@ -407,14 +409,22 @@ class S3Storage:
         return []  # object stores have no folders: metadata/empty-directories.txt keeps them
 
     def stored_versions(self) -> Iterator[tuple[str, str, int | None]]:
-        """(key, AIP id, version) of every AIP version under this location's prefix, read
-        from the keys alone, one listing level at a time."""
-        for fanout in self._folders(""):
-            for aip_id in self._folders(fanout + "/"):
-                for version in self._folders(f"{fanout}/{aip_id}/"):
-                    parsed = parse_aip_prefix(fanout, aip_id, version)
-                    if parsed:
-                        yield f"{fanout}/{aip_id}/{version}/", *parsed
+        """(version folder key, AIP id, version) of every version folder of every object
+        under this location's prefix (an object holding none: version None), read from the
+        keys alone, one listing level at a time."""
+        levels = [""]
+        for _ in range(ocfl.LAYOUT_CONFIG["numberOfTuples"] + 1):
+            levels = [f"{parent}{name}/" for parent in levels for name in self._folders(parent)
+                      if parent or name != "extensions"]
+        for rel in levels:
+            aip_id = ocfl.id_of_root(rel)
+            if aip_id is None:
+                continue
+            versions = sorted(ocfl.version_numbers(self._folders(rel)))
+            if not versions:
+                yield rel, aip_id, None
+            for version in versions:
+                yield ocfl.version_key(rel, version), aip_id, version
 
     def _folders(self, prefix: str) -> Iterator[str]:
         kwargs = {"Bucket": self.settings.bucket, "Prefix": self.prefix + prefix,
