@@ -86,6 +86,16 @@ def stored_bag(repo: Repository, aip_id: str) -> Path:
     return repo.primary_location().root / content_key(aip_id)
 
 
+def holds_no_aip(root: Path) -> bool:
+    """A location root that is an OCFL storage root and holds nothing else: no object, no
+    folder of one begun (what a refused or undone ingest must leave)."""
+    names = {p.name for p in root.iterdir()}
+    layout = {p.name for p in (root / "extensions").iterdir()} - {"preserve-staging"}
+    staging = root / "extensions" / "preserve-staging"
+    return names <= {ocfl.ROOT_DECLARATION, "ocfl_layout.json", "extensions"} and \
+        layout == {ocfl.LAYOUT} and (not staging.exists() or not any(staging.iterdir()))
+
+
 def assert_ocfl_valid(*roots: Path) -> None:
     """Every storage root given, and every object in it, validates with ocfl-py (the
     independent check the issue asks for); warnings allowed, errors named."""

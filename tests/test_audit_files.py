@@ -7,11 +7,13 @@ import sqlite3
 
 import pytest
 
-from preserve.infrastructure.catalog import RECHECK, SCHEMA_VERSION, Catalog
+from preserve.errors import ConfigError
+from preserve.infrastructure.catalog import RECHECK, Catalog
 from preserve.services.audit import audit
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.repair import repair
 from tests.conftest import content_key
+from tests.test_cli import run
 
 
 @pytest.fixture
@@ -33,14 +35,17 @@ def _checks(repo) -> dict[str, str]:
 
 def test_sampling_verifies_a_share_of_files_per_run_least_recent_first(many):
     repo, aip, _ = many
+    # 600 payload files and the 8 tag files of the bag: every content file is sampled
+    paths = {p for (p,) in repo.catalog.db.execute("SELECT path FROM files")}
+    assert len(paths) == 608
     runs = []
     for _ in range(4):
         before = set(_checks(repo))
         result = audit(repo, sample=0.25, workers=1)
-        assert result.status == "ok" and result.selected_files == 150
+        assert result.status == "ok" and result.selected_files == 152
         runs.append(set(_checks(repo)) - before)
-    assert [len(r) for r in runs] == [150] * 4
-    assert set.union(*runs) == {f"data/d{d}/f{i:03}.txt" for d in range(6) for i in range(100)}
+    assert [len(r) for r in runs] == [152] * 4
+    assert set.union(*runs) == paths
     # then a whole audit folds the per-file rows back into the replica's record
     assert audit(repo, workers=1).status == "ok"
     assert _checks(repo) == {}
@@ -74,11 +79,11 @@ def test_an_interrupted_audit_resumes_inside_the_replica(many):
     assert status == [("interrupted",)]
     resumed = audit(repo, full=True, workers=1)
     assert resumed.resumed_from is not None
-    assert resumed.selected_files == 600 - len(verified)  # only what was left
+    assert resumed.selected_files == 608 - len(verified)  # only what was left (8 tag files)
     assert [(p.kind, p.path) for p in resumed.problems] == [("corrupt", "data/d0/f000.txt")]
     assert resumed.exit_code == 1
     fresh = audit(repo, full=True, workers=1)  # the resumed run finished: start afresh
-    assert fresh.resumed_from is None and fresh.selected_files == 600
+    assert fresh.resumed_from is None and fresh.selected_files == 608
 
 
 def test_a_resumed_audit_does_not_report_what_was_repaired_meanwhile(many):
@@ -151,17 +156,18 @@ def test_a_second_audit_at_the_same_time_is_refused(many):
             audit(repo)
 
 
-def test_a_catalog_of_the_previous_schema_is_migrated(many):
+def test_a_catalog_of_the_layout_before_ocfl_is_named_not_opened(many):
+    """Repositories of the layout before OCFL need no conversion (nothing was released),
+    but opening one gives a clear message, never a traceback (issue 9)."""
     repo, aip, _ = many
     path = repo.catalog.path
     repo.catalog.close()
     db = sqlite3.connect(path)
-    db.execute("DROP TABLE file_checks")
-    db.execute("ALTER TABLE audit_runs DROP COLUMN scope")
-    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
     db.commit()
     db.close()
-    catalog = Catalog(path)
-    assert catalog.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == \
-        str(SCHEMA_VERSION)
-    assert [s.aip for s in catalog.replica_audit_states()] == [aip]
+    with pytest.raises(ConfigError, match="one full bag per AIP version") as e:
+        Catalog(path)
+    assert "preserve init" in e.value.hint
+    out = run(repo.root, "list", check_code=2)
+    assert "OCFL" in out.stderr and "preserve init" in out.stderr

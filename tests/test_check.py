@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 
 import yaml
 
 from preserve.infrastructure.repository import Repository
 from preserve.services.check import check
 from preserve.services.ingest import Metadata, ingest
-from tests.conftest import content_key, many_small_files, stored_bag
+from tests.conftest import content_key, many_small_files, object_key, stored_bag
 from tests.test_cli import run
 
 
@@ -35,13 +36,15 @@ def test_a_recorded_copy_that_is_not_whole_is_named(repo, tmp_path):
     assert _kinds(result) == [("replica-absent", "local")]
     assert "missing" in result.findings[0].detail and result.exit_code == 1
     (bag / "tagmanifest-sha512.txt").write_text("tampered\n")
-    assert "package digest" in check(repo).findings[0].detail
+    assert "tagmanifest-sha512.txt: 9 bytes" in check(repo).findings[0].detail
+    (bag.parents[1] / "inventory.json").unlink()  # the object root's: its version vanishes
+    assert "/inventory.json: missing" in check(repo).findings[0].detail
 
 
 def test_copies_nothing_records_and_copies_policy_lacks_are_named(repo, tmp_path):
-    aip = ingest(repo, many_small_files(tmp_path / "s", 10), Metadata("c")).aip_id
+    ingest(repo, many_small_files(tmp_path / "s", 10), Metadata("c"))
     disk2 = tmp_path / "disk2"
-    shutil.copytree(stored_bag(repo, aip), disk2 / aip[:2] / aip / "v1")
+    shutil.copytree(repo.primary_location().root, disk2)  # an OCFL root, its object whole
     run(repo.root, "storage", "add", "disk2", disk2)
     policy = repo.root / "policies" / "default.yaml"
     data = yaml.safe_load(policy.read_text())
@@ -62,13 +65,14 @@ def test_debris_of_ended_runs_is_found_and_only_debris_is_fixed(repo, tmp_path):
     live.mkdir()
     location = repo.locations["local"]
     (location.staging_dir() / "v1.999999").mkdir(parents=True)
-    (location.root / "ab" / "abcdef-empty").mkdir(parents=True)
+    empty_object = location.root / object_key(str(uuid.uuid4()))
+    empty_object.mkdir(parents=True)
     result = run(repo.root, "check", "--json", check_code=1)
     found = json.loads(result.stdout)["findings"]
     assert sorted(f["kind"] for f in found) == ["leftover"] * 4 + ["stale-lock"]
     fixed = json.loads(run(repo.root, "check", "--fix", "--json").stdout)
     assert fixed["status"] == "consistent" and all(f["fixed"] for f in fixed["findings"])
-    assert live.is_dir() and not (location.root / "ab").exists()
+    assert live.is_dir() and not empty_object.parents[2].exists()
     assert sorted(p.name for p in repo.staging.iterdir()) == [live.name]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_bagit_python_valid
+from tests.conftest import assert_bagit_python_valid, content_key
 
 
 def run(repo: Path, *args, check_code: int | None = 0) -> subprocess.CompletedProcess:
@@ -67,7 +67,7 @@ def test_ingest_list_show_export_round_trip(cli_repo, collection, tmp_path):
 
 def test_export_refuses_a_tampered_replica_and_writes_nothing(cli_repo, collection, tmp_path):
     aip = json.loads(run(cli_repo, "ingest", collection, "-c", "x", "--json").stdout)["aip_id"]
-    bag = cli_repo / "aips" / aip[:2] / aip / "v1"
+    bag = cli_repo / "aips" / content_key(aip)
     target = bag / "data" / "docs" / "notes.txt"
     target.write_text("Field notes, 1924.\n")  # same length, different bytes
     dest = tmp_path / "out"

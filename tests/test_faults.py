@@ -22,7 +22,7 @@ from preserve.services.audit import audit
 from preserve.services.export import export
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.replicate import replicate
-from tests.conftest import content_key, many_small_files
+from tests.conftest import assert_ocfl_valid, content_key, many_small_files, object_key
 from tests.test_cli import run
 
 
@@ -47,7 +47,7 @@ def _two_disks(tmp_path) -> Repository:
 
 
 def test_a_kill_between_the_aip_folder_and_its_rename_leaves_no_empty_folder(tmp_path):
-    """Case 47: a kill during publish left an empty aips/<xx>/<id>/ for good."""
+    """Case 47: a kill during publish left an empty object folder for good."""
     repo, _ = Repository.init(tmp_path / "repo")
     src = many_small_files(tmp_path / "src", 20)
     _killed(repo.root, "preserve.infrastructure.storage.local:sync_filesystem", 1,
@@ -56,8 +56,10 @@ def test_a_kill_between_the_aip_folder_and_its_rename_leaves_no_empty_folder(tmp
     assert any(p.is_dir() for p in aips.rglob("*"))  # the empty folder the kill left
     run(repo.root, "ingest", src, "-c", "k")  # the next run tidies, then ingests
     [aip] = json.loads(run(repo.root, "list", "--json").stdout)
-    assert sorted(p.name for p in aips.iterdir()) == [aip["id"][:2]]
-    assert [p.name for p in (aips / aip["id"][:2]).iterdir()] == [aip["id"]]
+    objects = [p for p in aips.glob("*/*/*/*") if p.parts[-4] != "extensions"]
+    assert [p.relative_to(aips).as_posix() + "/" for p in objects] == [object_key(aip["id"])]
+    assert len([p for p in aips.iterdir() if p.is_dir()]) == 2  # extensions/ and the object's
+    assert_ocfl_valid(aips)
 
 
 def test_a_killed_repair_keeps_the_events_of_what_it_restored_and_its_leftovers_go(tmp_path):
@@ -70,7 +72,7 @@ def test_a_killed_repair_keeps_the_events_of_what_it_restored_and_its_leftovers_
     for path in damaged:
         path.write_text("rot")
     # the 4th repair is killed with its good copy being staged
-    _killed(repo.root, "preserve.services.repair:_fetch_good_copy", 4, "repair")
+    _killed(repo.root, "preserve.services.repair:_fetch", 4, "repair")
     repo = Repository(repo.root)
     repairs = [e for e in repo.catalog.events(aip) if e.type == "replication"]
     assert len(repairs) == 3 and all(e.outcome == "success" for e in repairs)
@@ -104,7 +106,7 @@ def test_a_killed_local_replication_leaves_nothing_the_next_run_keeps(tmp_path):
     data["replication"]["copies"] = 2
     policy.write_text(yaml.safe_dump(data))
     _killed(repo.root, "preserve.infrastructure.storage.local:hash_stream", 10, "replicate")
-    staging = tmp_path / "disk2" / ".staging"
+    staging = Repository(repo.root).locations["disk2"].staging_dir()
     assert any(staging.iterdir())
     run(repo.root, "replicate")
     assert not any(staging.iterdir())
@@ -228,4 +230,4 @@ def test_enospc_met_while_writing_is_named_and_nothing_is_kept(tmp_path, monkeyp
     result = replicate(home, to="second")
     assert result.full == ["second"] and "no space left on location 'second'" in \
         result.failed[0][3]
-    assert list((tmp_path / "second" / ".staging").iterdir()) == []
+    assert list(home.locations["second"].staging_dir().iterdir()) == []

@@ -12,8 +12,16 @@ import pytest
 from preserve.domain.policy import IngestPolicy
 from preserve.domain.validate import validate_bag
 from preserve.errors import SourceRefused
+from preserve.services.export import export
 from preserve.services.ingest import Metadata, ingest
-from tests.conftest import assert_bagit_python_valid, memory_probe, stored_bag, tree_fingerprint
+from tests.conftest import (
+    assert_bagit_python_valid,
+    assert_ocfl_valid,
+    holds_no_aip,
+    memory_probe,
+    stored_bag,
+    tree_fingerprint,
+)
 
 P = "{http://www.loc.gov/premis/v3}"
 
@@ -64,8 +72,12 @@ def test_empty_files_and_folders_are_recorded_not_dropped(repo, collection):
     result = _ingest(repo, collection)
     bag = stored_bag(repo, result.aip_id)
     assert (bag / "data" / "empty-file.dat").stat().st_size == 0
-    assert (bag / "data" / "empty-folder").is_dir()
+    # OCFL keeps no empty folder in content (E024): the bag lists it, export makes it
+    assert not (bag / "data" / "empty-folder").exists()
     assert (bag / "metadata" / "empty-directories.txt").read_text() == "data/empty-folder\n"
+    assert_ocfl_valid(repo.primary_location().root)
+    export(repo, result.aip_id, bag.parents[5] / "out")
+    assert (bag.parents[5] / "out" / "data" / "empty-folder").is_dir()
     files = {f.path: f for f in repo.catalog.files(result.aip_id, 1)}
     zero = files["data/empty-file.dat"]
     assert zero.size == 0 and zero.puid is None and zero.warning == "zero-byte file"
@@ -131,7 +143,7 @@ def test_symlinks_are_refused_by_default_naming_each(repo, tmp_path):
     text = "\n".join(refused.value.items)
     assert "inside -> real.txt" in text and "outside -> /etc/passwd" in text
     assert repo.catalog.list_aips() == []
-    assert list(repo.primary_location().root.iterdir()) == []
+    assert holds_no_aip(repo.primary_location().root)
 
 
 def test_links_can_be_skipped_or_followed_only_inside(repo, tmp_path):
@@ -179,7 +191,7 @@ def test_colliding_names_are_reported_before_anything_is_written(repo, tmp_path)
     text = "\n".join(refused.value.items)
     assert "Unicode normalisation" in text and "letter case" in text
     assert list(repo.staging.iterdir()) == []
-    assert list(repo.primary_location().root.iterdir()) == []
+    assert holds_no_aip(repo.primary_location().root)
     # case-only collisions may be allowed; Unicode ones never
     (src / unicodedata.normalize("NFD", "é.txt")).unlink()
     result = _ingest(repo, src, policy=IngestPolicy(case_collisions="allow"))

@@ -59,8 +59,9 @@ def test_due_sampling_adds_the_least_recently_verified_files_until_all_are_cover
     _age(repo, 10, audited=True)  # nothing is due yet: the share alone decides
     seen = []
     for _ in range(4):
-        result = audit(repo, due=True, sample=0.33)  # a third of the 3 files: one per run
-        assert result.replicas == 1 and result.selected_files == 1
+        # a third of the 27 content files (each AIP: 1 payload and 8 tag files): one AIP's
+        result = audit(repo, due=True, sample=0.33)
+        assert result.replicas == 1 and result.selected_files == 9
         seen.append(_verified_last(repo))
     assert sorted(seen[:3]) == sorted(ids)  # three runs covered all three, none twice
     assert seen[3] == seen[0]  # then the least recently verified comes round again

@@ -12,7 +12,7 @@ from preserve.infrastructure.storage.s3 import S3Settings, S3Storage
 from tests.s3server import S3Server
 
 NAMES = ["bagit.txt", "data/a b.txt", "data/100%.txt", "data/line\nfeed.txt", "data/é/deep.bin",
-         "manifest-sha256.txt", "tagmanifest-sha256.txt"]
+         "manifest-sha256.txt", "tagmanifest-sha256.txt", "inventory.json"]
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +66,8 @@ def test_a_source_that_does_not_match_its_digests_is_not_stored(storage, bag):
     wrong["data/a b.txt"] = "0" * 64
     with pytest.raises(FixityMismatch):
         storage.publish_bag(bag, "ab/id/v1/", wrong.get)
-    # nothing that looks like a finished bag: no tag manifest at the prefix
-    assert storage.stat("ab/id/v1/tagmanifest-sha256.txt") is None
+    # nothing that looks like a finished version: no inventory at the prefix
+    assert storage.stat("ab/id/v1/inventory.json") is None
 
 
 def test_delete_prefix_clears_only_that_prefix(storage, bag):

@@ -90,24 +90,23 @@ def test_a_wrong_local_digest_is_never_accepted(s3_server, bucket, tmp_path):
         store.put_file("k/f", path, "00" * 32, 100)
 
 
-def test_publish_bag_writes_the_tag_manifest_last(s3_server, bucket, tmp_path, monkeypatch):
+def test_publish_bag_writes_the_version_inventory_last(s3_server, bucket, tmp_path, monkeypatch):
     _, name = bucket
     store = _storage(s3_server, name)
     bag = tmp_path / "bag"
     (bag / "data").mkdir(parents=True)
-    for rel in ("bagit.txt", "data/a.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt",
-                "tagmanifest-sha512.txt"):
+    names = ("bagit.txt", "data/a.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt",
+             "inventory.json", "inventory.json.sha512")
+    for rel in names:
         (bag / rel).write_text(rel)
     order = []
     real = S3Storage.put_file
     monkeypatch.setattr(S3Storage, "put_file",
                         lambda self, key, *a: (order.append(key), real(self, key, *a)))
     store.publish_bag(bag, "ab/id/v1/")
-    assert [k.rsplit("/", 1)[-1] for k in order[-2:]] == ["tagmanifest-sha256.txt",
-                                                          "tagmanifest-sha512.txt"]
-    assert {o.key for o in store.list("ab/id/v1/")} == {"ab/id/v1/" + r for r in (
-        "bagit.txt", "data/a.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt",
-        "tagmanifest-sha512.txt")}
+    assert [k.rsplit("/", 1)[-1] for k in order[-2:]] == ["inventory.json",
+                                                          "inventory.json.sha512"]
+    assert {o.key for o in store.list("ab/id/v1/")} == {"ab/id/v1/" + r for r in names}
 
 
 def test_unreachable_store_is_unreachable_not_missing(tmp_path):

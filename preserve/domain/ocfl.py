@@ -1,9 +1,9 @@
 """OCFL 1.1 (https://ocfl.io/1.1/spec/): how an AIP's versions are kept at rest.
 
 Every storage location is an OCFL storage root; every AIP is an OCFL object whose id
-is the AIP id as a URI (urn:uuid:<id>), placed by the 0003-hash-and-id-n-tuple storage
-layout (sha256 of the id in three tuples of three, then the id itself, percent-encoded:
-the folder of an AIP can be found by its id, by a person, without preserve). The logical state
+is the AIP id, placed by the 0003-hash-and-id-n-tuple storage layout (sha256 of the id
+in three tuples of three, then the id itself: the folder of an AIP can be found by
+its id, by a person, without preserve). The logical state
 of every version is a complete BagIt bag; a version's content/ folder holds only the
 files new or changed in it. What a version adds is never rewritten:
 
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import TextIO
 
 SPEC_VERSION = "1.1"
-URN = "urn:uuid:"
 ROOT_DECLARATION = "0=ocfl_1.1"
 OBJECT_DECLARATION = "0=ocfl_object_1.1"
 INVENTORY = "inventory.json"
@@ -77,8 +76,12 @@ def _encapsulation(object_id: str, digest: str) -> str:
 
 
 def object_id(aip_id: str) -> str:
-    """The OCFL id of an AIP: its UUID as a URI (OCFL asks for a URI, W005)."""
-    return f"{URN}{aip_id}"
+    """The OCFL id of an AIP: the AIP id itself. OCFL would rather have a URI (W005, a
+    SHOULD); "urn:uuid:<id>" was tried and dropped: its ':' becomes "%3a" in the layout's
+    folder name, and object stores spell "%" as "%25" in keys (names.encode_object_key,
+    so that every name round-trips), which would make the folder differ between a disk
+    and a bucket. A bare UUID is the same everywhere and found by a person at a glance."""
+    return aip_id
 
 
 def object_root(aip_id: str) -> str:
@@ -105,10 +108,7 @@ def id_of_root(path: str) -> str | None:
                            encoded)
     except UnicodeDecodeError:
         return None
-    if not oid.startswith(URN):
-        return None
-    aip_id = oid[len(URN):]
-    return aip_id if object_root(aip_id) == path.strip("/") + "/" else None
+    return oid if object_root(oid) == path.strip("/") + "/" else None
 
 
 def version_key(root: str, version: int) -> str:

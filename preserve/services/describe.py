@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 
 from preserve import AGENT_NAME, __version__
 from preserve.domain import bag as bagfmt
 from preserve.domain import ocfl
+from preserve.domain.fixity import hash_file
 from preserve.domain.model import EventRecord
 from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event, add_events
@@ -156,9 +158,10 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged,
     (bag / BAG_INFO).write_text(
         bagfmt.format_bag_info(_corrected([(f.label, f.value) for f in fields], changes,
                                           version, when)), encoding="utf-8", newline="\n")
-    premis = _read_verified(catalog, location, aip_id, head, PREMIS_FILE).decode("utf-8")
-    with open(bag / PREMIS_FILE, "w", encoding="utf-8", newline="\n") as out:
-        add_events(premis.splitlines(keepends=True), out, aip_id, [event], agents)
+    premis = _verified_path(catalog, location, aip_id, head, PREMIS_FILE)  # streamed: it
+    with open(premis, encoding="utf-8", newline="") as source, \
+            open(bag / PREMIS_FILE, "w", encoding="utf-8", newline="") as out:  # can be large
+        add_events(source, out, aip_id, [event], agents)
 
     algorithms = _tag_manifest_algorithms(catalog, aip_id, head)
     unchanged = {path: digests for path, _held, _size, digests in
@@ -180,9 +183,10 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged,
                           info["payload_oxum"], tagmanifest, tagmanifest_sha256,
                           inventory_sha512, events, title=title)
     key = ocfl.version_key(root, version)
+    head_inventory = staged / ocfl.INVENTORY
+    shutil.copyfile(version_dir / ocfl.INVENTORY, head_inventory)
     location.publish_bag(version_dir, key, move=True)
-    location.put_bytes(root + ocfl.INVENTORY, _read_back(location, key + ocfl.INVENTORY,
-                                                         inventory_sha512))
+    location.replace_file(root + ocfl.INVENTORY, head_inventory)  # the version is visible
     location.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(inventory_sha512))
     catalog.mark_stored(aip_id, version, location.name, key, now_utc())
 
@@ -233,6 +237,23 @@ def _read_verified(catalog, location, aip_id: str, version: int, rel: str) -> by
     held_in, digests = found
     key = ocfl.key_of(ocfl.version_key(ocfl.object_root(aip_id), held_in), rel)
     return _read_back(location, key, digests["sha512"])
+
+
+def _verified_path(catalog, location, aip_id: str, version: int, rel: str):
+    """Where a tag file of the bag of `version` is on the primary disk, once its bytes
+    have been checked against the recorded sha512 (read as a stream)."""
+    held_in, digests = catalog.state_file(aip_id, version, rel)
+    path = location.local_path(ocfl.key_of(ocfl.version_key(ocfl.object_root(aip_id),
+                                                             held_in), rel))
+    try:
+        digest = hash_file(path, ["sha512"])[1]["sha512"]
+    except FileNotFoundError:
+        digest = None
+    if digest != digests["sha512"]:
+        raise FixityMismatch(f"{path} is missing or does not match its recorded digest; "
+                             "nothing was changed",
+                             hint="run 'preserve repair', then describe again")
+    return path
 
 
 def _read_back(location, key: str, sha512: str) -> bytes:

@@ -68,7 +68,7 @@ def listing(storage, key: str, unreadable: Callable[[str], None] = lambda rel: N
         if is_utf8(rel):
             yield ocfl.rel_in_version(rel), o.size
         else:
-            unreadable(rel)
+            unreadable(ocfl.rel_in_version(rel))
     if root:
         for name in ocfl.ROOT_FILES:
             found = storage.stat(ocfl.key_of(key, name))

@@ -11,10 +11,11 @@ leave every other location's work done.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from preserve.domain import ocfl
+from preserve.domain.fixity import hash_file
 from preserve.errors import FixityMismatch, NoSpace, PreserveError, StorageUnreachable
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
@@ -69,7 +70,7 @@ def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
         root = ocfl.object_root(aip_id)
         key = ocfl.version_key(root, version)
         expected = expected_digests(catalog, aip_id, version, root=True)
-        inventory = _verified_inventory(source, key, expected)
+        inventory = _verified_inventory(source, key, expected)  # a path: it can be large
         ensure_ocfl_root(target)
         # Whatever is at the key is not a copy the catalog records: an interrupted run's
         # upload, or a whole version whose run was killed before recording it (the harness
@@ -89,28 +90,32 @@ def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
                                  ocfl.declaration(ocfl.OBJECT_DECLARATION))
             composites = target.publish_bag(
                 source.bag_path(key), key, lambda rel: expected.sha256(ocfl.rel_in_version(rel)))
-            target.put_bytes(root + ocfl.INVENTORY, inventory)  # the version is visible
+            named = {ocfl.rel_in_version(rel): c for rel, c in composites.items()}
+            composite = target.replace_file(root + ocfl.INVENTORY, inventory)  # now visible
+            if composite:  # the store's checksum of a large inventory, for quick audits
+                named["/" + ocfl.INVENTORY] = composite
             target.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(
                 expected.tags[ocfl.INVENTORY]["sha512"]))
         _verify_complete(repo, aip_id, version, target, key, expected)
         catalog.add_replica(aip_id, version, target.name, key, now_utc(),
-                            {ocfl.rel_in_version(rel): c for rel, c in composites.items()})
+                            named)
         return True
 
 
-def _verified_inventory(source, key: str, expected) -> bytes:
-    """The version's inventory, read from the local replica and checked against the
-    digest recorded when the version was made: it becomes the target's root inventory."""
+def _verified_inventory(source, key: str, expected) -> Path:
+    """The version's inventory in the local replica, checked against the digest recorded
+    when the version was made: it becomes the target's root inventory. Hashed as a
+    stream (an inventory of a million files is hundreds of megabytes)."""
+    path = source.local_path(key + ocfl.INVENTORY)
     try:
-        with source.open(key + ocfl.INVENTORY) as f:
-            data = f.read()
+        digest = hash_file(path, ["sha512"])[1]["sha512"]
     except FileNotFoundError:
-        data = b""
-    if hashlib.sha512(data).hexdigest() != expected.tags[ocfl.INVENTORY]["sha512"]:
-        raise FixityMismatch(f"the inventory of {key} at '{source.name}' is missing or does not "
-                             "match its recorded digest; nothing was copied",
+        digest = None
+    if digest != expected.tags[ocfl.INVENTORY]["sha512"]:
+        raise FixityMismatch(f"the inventory of {key} at '{source.name}' is missing or does "
+                             "not match its recorded digest; nothing was copied",
                              hint="run 'preserve repair' to restore it, then replicate")
-    return data
+    return path
 
 
 def _verify_complete(repo: Repository, aip_id: str, version: int, target, key: str,
