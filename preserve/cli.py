@@ -227,13 +227,14 @@ def describe(
     from preserve.services.describe import describe as run_describe
 
     repo = _open_repo()
-    result = run_describe(repo, aip, Description(title, creator, identifier, rights, note))
+    description = Description(title, creator, identifier, rights, note)
+    result = run_describe(repo, aip, description)
     if json_out:
-        render.emit_json(result.to_dict())
+        render.emit_json({**result.to_dict(), "changed": sorted(description.changed())})
     else:
         render.out.print(f"[bold green]Described[/] AIP {result.aip_id}: version "
-                         f"{result.version} corrects {', '.join(result.changed)} (stored at "
-                         f"{', '.join(result.replicas)})")
+                         f"{result.version} corrects {', '.join(sorted(description.changed()))}"
+                         f" (stored at {', '.join(result.replicas)})")
     if result.replication_problems:
         render.failure(f"AIP {result.aip_id} v{result.version} is stored at "
                        f"{', '.join(result.replicas)}, but not every copy policy asks for "

@@ -185,16 +185,21 @@ class PremisWriter:
 
 
 def add_events(source: TextIO, out: TextIO, aip_id: str, events: list[Event],
-               agents: list[Agent]) -> None:
-    """Copy a PREMIS document preserve wrote, line by line, with `events` after its
-    events and those of `agents` it does not name yet after its agents: the record of a
-    new version is the old record and what happened since (never a rewrite of it)."""
+               agents: list[Agent], objects: list[FileObject] = ()) -> None:
+    """Copy a PREMIS document preserve wrote, line by line, with `objects` after its
+    objects, `events` after its events and those of `agents` it does not name yet after
+    its agents (the order PREMIS 3 requires): the record of a new version is the old
+    record and what happened since, never a rewrite of it."""
     writer = PremisWriter.__new__(PremisWriter)
     writer.out, writer.aip_id = out, aip_id
     lines = iter(source)
     named: set[str] = set()
     for line in lines:
         stripped = line.strip()
+        if objects and stripped in ("<premis:event>", "<premis:agent>", "</premis:premis>"):
+            for obj in objects:
+                writer.write_object(obj)
+            objects = ()
         if stripped in ("<premis:agent>", "</premis:premis>"):
             writer.write_events(events)
             tail = [line, *lines]

@@ -75,6 +75,11 @@ def check(repo: Repository, *, fix: bool = False) -> CheckResult:
             found(Inconsistency("half-aip", "repository", aip_id, "the catalog record of an "
                                 "ingest that did not finish (it is either stored or not: "
                                 "--fix resolves which)", fixable=True))
+    for aip_id, version in repo.catalog.pending_versions():
+        if f"{aip_id}.v{version}" not in running:
+            found(Inconsistency("half-aip", "repository", f"{aip_id} v{version}", "a version "
+                                "whose writing did not finish (it is either stored or not: "
+                                "--fix resolves which)", fixable=True))
     recorded: dict[str, dict[str, tuple[str, int]]] = {}
     for aip_id, version, location, key in repo.catalog.replicas():
         recorded.setdefault(location, {})[key] = (aip_id, version)
@@ -124,6 +129,7 @@ def _check_staging(repo: Repository, running: set[str], found) -> None:
 def _check_location(repo, location, recorded: dict[str, tuple[str, int]], running,
                     found) -> None:
     name = location.name
+    pending = set(repo.catalog.pending_versions())  # reported as half-aip
     if isinstance(location, LocalStorage):
         for path in location.leftovers():
             found(Inconsistency("leftover", name, str(path), "a copy into the location's "
@@ -134,9 +140,11 @@ def _check_location(repo, location, recorded: dict[str, tuple[str, int]], runnin
                                 "interrupted copy", fixable=True))
     for key, aip_id, version in location.stored_versions():
         if version is None:
-            found(Inconsistency("leftover", name, key, "an AIP folder holding no version",
+            found(Inconsistency("leftover", name, key, "an object folder holding no version "
+                                "(a first copy interrupted before its version)",
                                 fixable=True))
-        elif key not in recorded and aip_id not in running:
+        elif key not in recorded and aip_id not in running and \
+                f"{aip_id}.v{version}" not in running and (aip_id, version) not in pending:
             found(Inconsistency("unrecorded", name, key, f"AIP {aip_id} v{version} is here "
                                 "but the catalog records no copy of it at this location "
                                 "(an upload interrupted before it was recorded, or something "
@@ -162,7 +170,8 @@ def _fix(repo: Repository, result: CheckResult) -> None:
     fixable = [f for f in result.findings if f.fixable]
     if any(f.kind == "half-aip" for f in fixable):
         recover(repo)
-    pending = set(repo.catalog.pending())
+    pending = set(repo.catalog.pending()) | {
+        f"{aip_id} v{version}" for aip_id, version in repo.catalog.pending_versions()}
     for finding in fixable:
         finding.fixed = _fix_one(repo, finding, pending)
 
@@ -174,12 +183,22 @@ def _fix_one(repo: Repository, finding: Inconsistency, pending: set[str]) -> boo
         fstree.rmtree(finding.what, ignore_errors=True)
         return not os.path.lexists(finding.what)
     location = repo.locations[finding.where]
-    if isinstance(location, LocalStorage):
-        if finding.what.startswith(str(location.staging_dir())):
-            fstree.rmtree(finding.what, ignore_errors=True)
-            return not os.path.lexists(finding.what)
-        location.remove_empty_folders(finding.what)
-        return not os.path.lexists(location.local_path(finding.what.rstrip("/")))
+    if isinstance(location, LocalStorage) and \
+            finding.what.startswith(str(location.staging_dir())):
+        fstree.rmtree(finding.what, ignore_errors=True)
+        return not os.path.lexists(finding.what)
+    aip_id = ocfl.id_of_root(finding.what)
+    if aip_id is not None:  # an object folder holding no version: an interrupted first copy
+        try:
+            with writer_lock(repo.root, location.name, aip_id, wait=False):
+                if repo.catalog.head_at(aip_id, location.name) == 0:  # nothing recorded
+                    location.delete_prefix(finding.what)
+                    location.abort_uploads(finding.what)
+                    if isinstance(location, LocalStorage):
+                        location.remove_empty_folders(finding.what)
+        except Busy:
+            return False
+        return not any(True for _ in location.list(finding.what))
     root = "/".join(finding.what.split("/")[:4]) + "/"  # the object an upload was for
     aip_id = ocfl.id_of_root(root) or ""
     try:  # an upload whose writer still runs is not debris: never wait for it

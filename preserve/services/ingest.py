@@ -213,6 +213,7 @@ def resolve_versions(repo: Repository) -> list[str]:
         except FileNotFoundError:
             digest = None
         if digest == catalog.version_info(aip_id, version)["inventory_sha512"]:
+            location.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(digest))  # if not yet
             catalog.mark_stored(aip_id, version, location.name, key, now_utc())
             actions.append(f"completed the catalog record of AIP {aip_id} v{version} (it was "
                            "already stored)")

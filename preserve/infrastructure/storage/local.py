@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -220,34 +221,39 @@ class LocalStorage:
         return lambda rel: os.path.join(base, checked_key(rel))
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        """A small new object (an event record): written aside, synced, renamed into place."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        """A small object (an event record, an inventory's sidecar): written in the staging
+        area, synced, renamed into place (replacing what was there, whole or not at all)."""
+        tmp = self._aside()
         with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.rename(tmp, path)
-        fsync_dir(path.parent)
+        self._into_place(tmp, key)
 
     def replace_file(self, key: str, good: Path) -> str | None:
-        """Put the verified file `good` at `key`, atomically (copy beside it, sync, rename):
-        a damaged file is replaced whole or not at all."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.repair")
+        """Put the verified file `good` at `key`, atomically (copied into the staging area,
+        synced, renamed): a damaged file is replaced whole or not at all."""
+        tmp = self._aside()
         shutil.copyfile(good, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        self._into_place(tmp, key)
+        return None
+
+    def _aside(self) -> Path:
+        """A new file's name in the staging area, by this process (a kill leaves it to
+        remove_leftovers, never a stray file inside an OCFL object)."""
+        self.staging_dir().mkdir(parents=True, exist_ok=True)
+        return self.staging_dir() / f"file-{uuid.uuid4().hex}.{os.getpid()}"
+
+    def _into_place(self, tmp: Path, key: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, path)
         fsync_dir(path.parent)
-        return None
 
     def round_trip(self) -> list[tuple[str, bool, str]]:
         """Write, read back and delete a small file: what works, step by step."""
-        import uuid
-
         steps: list[tuple[str, bool, str]] = []
         probe = self.staging_dir() / f"check-{uuid.uuid4()}"
         data = os.urandom(4096)

@@ -1,0 +1,294 @@
+"""A new version of an AIP: what a correction (describe) or a migration writes.
+
+Preservation never rewrites what it holds: a change is a new OCFL version whose bag
+is the last one's plus the change. Only what changes is written to the version's
+content/: payload added (never replaced), bag-info.txt, the PREMIS record (the last
+one with the new objects and the event), the payload manifests and the fast-digest
+list when payload is added, and the tag manifests. Everything else is referenced by
+the new inventory, never copied.
+
+The version is assembled in staging (`staging/<aip>.v<n>/`, beside a lock naming this
+process, as ingest does), its rows and inventory recorded in the catalog, then
+published on the primary disk: its folder renamed into the object, then the object's
+root inventory replaced, last. A crash before that leaves the previous head intact;
+ingest.resolve_versions (run by every writer first) finishes or removes what a
+killed run left. The other locations of the policy get the version by replication.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from preserve.domain import bag as bagfmt
+from preserve.domain import ocfl
+from preserve.domain.fixity import FAST_ALGORITHM, hash_file, open_regular
+from preserve.domain.identify import identify_paths, siegfried_environment
+from preserve.domain.model import EventRecord, FileRecord
+from preserve.domain.names import UnsafePath, check_relative, display, encode_manifest_path
+from preserve.domain.premis import Agent, Event, FileObject, add_events
+from preserve.errors import BadArgument, FixityMismatch, PreserveError, StorageUnreachable
+from preserve.infrastructure import fstree
+from preserve.infrastructure.locks import writer_lock
+from preserve.infrastructure.repository import Repository
+from preserve.services.common import now_utc
+from preserve.services.copying import copy_one
+from preserve.services.ingest import FAST_LIST, PREMIS_FILE, resolve_versions
+from preserve.services.tidy import tidy
+from preserve.services.versions import (
+    INVENTORY_ALGORITHMS,
+    new_record,
+    tag_records,
+    write_inventory,
+    write_tag_manifests,
+)
+
+BAG_INFO = "bag-info.txt"
+HASHED = (*INVENTORY_ALGORITHMS, FAST_ALGORITHM)
+
+
+@dataclass
+class VersionChange:
+    """What a new version changes. `bag_info`: labels whose values are replaced (every
+    line of a repeatable label); `added`: new payload, (bag path under data/, the file
+    to copy in); `event`: the PREMIS event that says what happened (its time is the
+    version's), naming `agents`."""
+    message: str
+    event: Event
+    agents: list[Agent]
+    bag_info: dict[str, list[str]] = field(default_factory=dict)
+    added: list[tuple[str, Path]] = field(default_factory=list)
+
+
+@dataclass
+class VersionResult:
+    aip_id: str
+    version: int
+    location: str
+    files_added: int
+    bytes_added: int
+    replicas: list[str] = field(default_factory=list)
+    replication_problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def add_version(repo: Repository, aip_id: str, change: VersionChange) -> VersionResult:
+    """Write the change as the AIP's next version, on the primary disk, then on the
+    policy's other locations (each failure there reported, `replicate` finishes it)."""
+    _check_added(change.added)
+    tidy(repo)
+    catalog = repo.catalog
+    location = repo.primary_location()
+    with writer_lock(repo.root, location.name, aip_id):
+        head = catalog.get_aip(aip_id).version  # read again: another run may have added one
+        if location.name not in catalog.replica_locations(aip_id, head):
+            raise StorageUnreachable(f"the primary location '{location.name}' holds no copy of "
+                                     f"AIP {aip_id} v{head}", hint="run 'preserve replicate'")
+        taken = [rel for rel, _ in change.added if catalog.state_file(aip_id, head, rel)]
+        if taken:
+            raise BadArgument(f"AIP {aip_id} v{head} already holds {display(taken[0])}: payload "
+                              "is never replaced", hint="add the new file under another name")
+        version = head + 1
+        name = f"{aip_id}.v{version}"
+        lock = repo.staging / f"{name}.lock"
+        staged = repo.staging / name
+        lock.write_text(f"{os.getpid()} {now_utc()}\n")
+        try:
+            try:
+                added = _write_version(repo, location, aip_id, head, version, staged, change)
+            finally:
+                fstree.rmtree(staged, ignore_errors=True)
+                lock.unlink(missing_ok=True)
+        except BaseException:
+            with suppress(Exception):  # else the next writer's tidy does it
+                resolve_versions(repo)
+            raise
+    result = VersionResult(aip_id, version, location.name, len(added),
+                           sum(r.size for r in added), [location.name])
+    from preserve.services.replicate import copy_version
+
+    for target in repo.replica_locations()[1:]:
+        try:  # with any version an interrupted run did not copy there, in order
+            for missing in range(catalog.head_at(aip_id, target.name) + 1, version + 1):
+                copy_version(repo, aip_id, missing, target)
+            result.replicas.append(target.name)
+        except PreserveError as e:
+            result.replication_problems.append(f"{target.name}: {e.message}")
+    return result
+
+
+def _check_added(added: list[tuple[str, Path]]) -> None:
+    seen = set()
+    for rel, source in added:
+        try:
+            check_relative(rel)
+        except UnsafePath as e:
+            raise BadArgument(f"{display(rel)!r} cannot be a bag path: {e}") from None
+        if not rel.startswith("data/") or rel in seen:
+            raise BadArgument(f"{display(rel)!r}: new payload goes under data/, once")
+        seen.add(rel)
+        if not Path(source).is_file():
+            raise BadArgument(f"{source} is not a file to add")
+
+
+def _write_version(repo, location, aip_id: str, head: int, version: int, staged: Path,
+                   change: VersionChange) -> list[FileRecord]:
+    catalog = repo.catalog
+    root = ocfl.object_root(aip_id)
+    version_dir = staged / f"v{version}"
+    bag = version_dir / ocfl.CONTENT
+    fstree.makedirs(bag / "metadata")
+    added = _copy_added(bag, change.added)
+    info = catalog.version_info(aip_id, head)
+    files = info["files"] + len(added)
+    nbytes = info["bytes"] + sum(r.size for r in added)
+
+    fields, _ = bagfmt.parse_bag_info(_verified(catalog, location, aip_id, head, BAG_INFO)
+                                      .read_text(encoding="utf-8"))
+    (bag / BAG_INFO).write_text(bagfmt.format_bag_info(_bag_info(
+        [(f.label, f.value) for f in fields], change.bag_info, version,
+        change.event.datetime, nbytes, files)), encoding="utf-8", newline="\n")
+    with open(_verified(catalog, location, aip_id, head, PREMIS_FILE), encoding="utf-8",
+              newline="") as source, \
+            open(bag / PREMIS_FILE, "w", encoding="utf-8", newline="") as out:
+        add_events(source, out, aip_id, [change.event], change.agents,
+                   objects=[_premis_object(r) for r in added])
+    if added:
+        _extend_manifests(catalog, location, aip_id, head, bag, added)
+
+    algorithms = _tag_manifest_algorithms(catalog, aip_id, head)
+    unchanged = {path: digests for path, _held, _size, digests in
+                 catalog.state_files(aip_id, head)
+                 if not path.startswith("data/") and not (bag / path).exists()}
+    tagmanifest, tagmanifest_sha256 = write_tag_manifests(bag, algorithms, unchanged)
+    catalog.add_files(aip_id, version, added + tag_records(bag))
+    record = new_record(version, change.event.datetime, change.message)
+    inventory_sha512 = write_inventory(catalog, aip_id,
+                                       [*catalog.version_records(aip_id, head), record],
+                                       version_dir)
+    title = change.bag_info.get("Title", [catalog.get_aip(aip_id).title])[0]
+    event = change.event
+    catalog.stage_version(
+        aip_id, version, record, files, nbytes, bagfmt.payload_oxum(nbytes, files),
+        tagmanifest, tagmanifest_sha256, inventory_sha512,
+        [EventRecord(event.identifier, aip_id, event.type, event.datetime, event.outcome,
+                     event.detail, event.outcome_detail,
+                     event.agents[0][0] if event.agents else None, version)], title=title)
+    key = ocfl.version_key(root, version)
+    head_inventory = staged / ocfl.INVENTORY
+    shutil.copyfile(version_dir / ocfl.INVENTORY, head_inventory)
+    location.publish_bag(version_dir, key, move=True)
+    location.replace_file(root + ocfl.INVENTORY, head_inventory)  # the version is visible
+    location.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(inventory_sha512))
+    catalog.mark_stored(aip_id, version, location.name, key, now_utc())
+    return added
+
+
+def _copy_added(bag: Path, added: list[tuple[str, Path]]) -> list[FileRecord]:
+    """Copy the new payload into the version's content, hashing on the way, then identify
+    the copies as ingest does (siegfried and libmagic)."""
+    copies = []
+    for rel, source in added:
+        dest = bag / rel
+        fstree.makedirs(dest.parent)
+        with open_regular(source) as stream:
+            size, digests, _ = copy_one(stream, str(dest), HASHED)
+        copies.append((rel, dest, size, digests))
+    if not copies:
+        return []
+    siegfried_environment()
+    found = identify_paths([str(dest) for _, dest, _, _ in copies])
+    return [FileRecord(rel, size, digests, i.puid, i.format, i.version, i.mime, i.basis,
+                       i.warning, i.confidence, i.magic_mime, i.magic_description)
+            for (rel, _, size, digests), i in zip(copies, found, strict=True)]
+
+
+def _premis_object(r: FileRecord) -> FileObject:
+    notes = [f"siegfried basis: {r.basis}"] if r.basis else []
+    if r.magic_mime or r.magic_description:
+        notes.append(f"libmagic: {r.magic_mime}; {r.magic_description}")
+    return FileObject(r.path, r.path[len("data/"):], r.size, r.digests, r.puid, r.format,
+                      r.format_version, notes)
+
+
+def _extend_manifests(catalog, location, aip_id: str, head: int, bag: Path,
+                      added: list[FileRecord]) -> None:
+    """The payload manifests and the fast-digest list of the new bag: the last version's,
+    verified, with a line per new file (streamed: a manifest lists every payload file)."""
+    lines = {}
+    for path, *_ in catalog.state_files(aip_id, head):
+        m = bagfmt.MANIFEST_RE.match(path)
+        if (m and not m.group(1)) or path == FAST_LIST:
+            algorithm = FAST_ALGORITHM if path == FAST_LIST else m.group(2)
+            lines[path] = [f"{r.digests[algorithm]}  {encode_manifest_path(r.path)}\n"
+                           for r in added]
+    for path, new_lines in lines.items():
+        fstree.makedirs((bag / path).parent)
+        with open(_verified(catalog, location, aip_id, head, path), "rb") as old, \
+                open(bag / path, "xb") as out:
+            shutil.copyfileobj(old, out)
+            out.write("".join(new_lines).encode("utf-8"))
+
+
+def _bag_info(fields: list[tuple[str, str]], changes: dict[str, list[str]], version: int,
+              when: str, nbytes: int, files: int) -> list[tuple[str, str]]:
+    """bag-info fields with the changed labels' values replaced where they stood (or
+    added before preserve's own fields); version, date, Payload-Oxum and Bag-Size
+    brought up to date."""
+    derived = {"Preserve-AIP-Version": str(version), "Bagging-Date": when[:10],
+               "Payload-Oxum": bagfmt.payload_oxum(nbytes, files),
+               "Bag-Size": bagfmt.human_size(nbytes)}
+    out: list[tuple[str, str]] = []
+    placed: set[str] = set()
+
+    def place(labels) -> None:
+        for label in labels:
+            if label not in placed:
+                out.extend((label, v) for v in changes[label])
+                placed.add(label)
+
+    for label, value in fields:
+        if label in changes:
+            place([label])
+            continue
+        if label == "Preserve-AIP-Identifier":
+            place(changes)
+        out.append((label, derived.get(label, value)))
+    place(changes)
+    return out
+
+
+def _tag_manifest_algorithms(catalog, aip_id: str, head: int) -> list[str]:
+    """The algorithms of the bag's tag manifests, the package digest's first, as ingest
+    wrote them (a later version keeps its bag's algorithms, whatever the policy says now)."""
+    lead = bagfmt.MANIFEST_RE.match(catalog.version_info(aip_id, head)["tagmanifest"]).group(2)
+    others = sorted(bagfmt.MANIFEST_RE.match(path).group(2)
+                    for path, *_ in catalog.state_files(aip_id, head)
+                    if path.startswith("tagmanifest-") and bagfmt.MANIFEST_RE.match(path))
+    return [lead] + [a for a in others if a != lead]
+
+
+def _verified(catalog, location, aip_id: str, version: int, rel: str) -> Path:
+    """Where a file of the bag of `version` is on the primary disk, once its bytes have
+    been checked against the recorded sha512 (read as a stream): a new version is never
+    built on damaged bytes."""
+    found = catalog.state_file(aip_id, version, rel)
+    if found is None:
+        raise FixityMismatch(f"AIP {aip_id} v{version} has no {rel} on record")
+    held_in, digests = found
+    path = location.local_path(ocfl.key_of(ocfl.version_key(ocfl.object_root(aip_id),
+                                                             held_in), rel))
+    try:
+        digest = hash_file(path, ["sha512"])[1]["sha512"]
+    except FileNotFoundError:
+        digest = None
+    if digest != digests["sha512"]:
+        raise FixityMismatch(f"{path} is missing or does not match its recorded digest; "
+                             "nothing was changed",
+                             hint="run 'preserve repair', then try again")
+    return path
