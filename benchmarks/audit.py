@@ -65,7 +65,8 @@ def run(kind: str, reps: int) -> None:
                        stdout=subprocess.DEVNULL)
         subprocess.run([PY, "-m", "preserve", "ingest", str(corpus), "-c", "bench"], env=env,
                        check=True, stdout=subprocess.DEVNULL)
-        bag = next((out / "repo" / "aips").glob("*/*/v1"))
+        aips = out / "repo" / "aips"  # an OCFL object's v1/content/, or the earlier layout's
+        bag = next(aips.glob("*/*/*/*/v1/content"), None) or next(aips.glob("*/*/v1"))
         limit = out / "limit.py"
         limit.write_text(LIMIT)
         nbytes = sum(p.stat().st_size for p in (bag / "data").rglob("*") if p.is_file())

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set everything up, then run the main job on the embedded default repository
-# (./storage): create it, ingest the bundled sample collection, list, show,
-# validate the stored AIP, export it as a verified bag, audit every replica in full,
-# check that catalog and storage agree, and show when the next audits are due.
+# (./storage): create it, ingest the bundled sample collection, list, validate the
+# stored AIP, correct its description (a second OCFL version), show it, export both
+# versions as verified bags, audit every replica in full, check that catalog and
+# storage agree, and show when the next audits are due.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,10 +15,16 @@ $P ingest samples/collection --collection "Town archive" --title "Sample collect
    --creator "preserve demo" --rights "CC0 1.0"
 $P list
 AIP=$($P list --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+# the AIP is an OCFL object; the bag of its first version is v1/content/ inside it
+OBJECT=$(.venv/bin/python -c 'import sys; from preserve.domain.ocfl import object_root; print(object_root(sys.argv[1]))' "$AIP")
+$P validate "$PRESERVE_REPO/aips/${OBJECT}v1/content"
+# a correction is a new version: bag-info and PREMIS change, the payload is not copied
+$P describe "$AIP" --title "Sample collection of the town archive" \
+   --note "title completed after review"
 $P show "$AIP"
-$P validate "$PRESERVE_REPO/aips/${AIP:0:2}/$AIP/v1"
-rm -rf "/tmp/preserve-demo-export-$AIP"
+rm -rf "/tmp/preserve-demo-export-$AIP" "/tmp/preserve-demo-export-$AIP-v1"
 $P export "$AIP" "/tmp/preserve-demo-export-$AIP"
+$P export "$AIP" "/tmp/preserve-demo-export-$AIP-v1" --version 1
 $P audit --full
 $P check
 $P schedule

@@ -160,7 +160,7 @@ def test_a_version_adding_a_file_stores_only_that_file_and_its_tag_files(repo, t
 def test_s3_objects_read_back_are_valid_ocfl(tmp_path, server, collection):
     from tests.test_replication import _two_copy_repo
 
-    repo = _two_copy_repo(tmp_path, server)
+    repo = _two_copy_repo(tmp_path, server, bucket="readback")  # a bucket of its own
     aip = ingest(repo, collection, Metadata("c")).aip_id
     result = describe(repo, aip, Description(rights="Public domain"))
     assert result.replicas == ["local", "cloud"] and not result.replication_problems
