@@ -105,7 +105,7 @@ def run(kind: str, url: str, s3, env: dict) -> None:
             "region": "us-east-1", "addressing_style": "path"}))
         files = [p for p in source.rglob("*") if p.is_file()]
         nbytes = sum(p.stat().st_size for p in files)
-        secs, peak, anon = timed([PY, "-m", "preserve", "replicate", "--to", "bench"], env)
+        secs, peak, anon, _pss = timed([PY, "-m", "preserve", "replicate", "--to", "bench"], env)
         loop = (f"import boto3,sys\ns3=boto3.client('s3',endpoint_url='{url}',"
                 "region_name='us-east-1')\nfor p in sys.stdin.read().split('\\n'):\n"
                 f"    p and s3.upload_file(p,'loop-{kind}',p)\n")

@@ -16,6 +16,36 @@ from preserve.domain import ocfl
 from preserve.infrastructure.repository import Repository
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "storage_left_damaged: the test leaves stored objects damaged on purpose "
+        "(the OCFL check after each test is skipped)")
+
+
+@pytest.fixture(autouse=True)
+def every_stored_object_is_valid_ocfl(request, tmp_path):
+    """After each test, every OCFL storage root the test made on disk, and every object in
+    it, must validate with ocfl-py (issue 9: an independent check of everything stored),
+    unless the test leaves damage on purpose (marked storage_left_damaged)."""
+    yield
+    if request.node.get_closest_marker("storage_left_damaged"):
+        return
+    report = getattr(request.node, "rep_call", None)
+    if report is None or not report.passed:
+        return  # the test's own failure says what went wrong
+    roots = [p.parent for p in tmp_path.glob("**/" + ocfl.ROOT_DECLARATION)]
+    if roots:
+        assert_ocfl_valid(*roots)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.rep_call = report
+    return report
+
+
 @pytest.fixture
 def repo(tmp_path) -> Repository:
     r, _ = Repository.init(tmp_path / "repo")

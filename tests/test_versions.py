@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from preserve.domain import ocfl
 from preserve.domain.premis import Agent, Event
-from preserve.errors import ConfigError
+from preserve.errors import ConfigError, NotFound
 from preserve.infrastructure.repository import Repository
 from preserve.services.audit import audit
 from preserve.services.describe import Description, describe
@@ -89,8 +89,8 @@ def test_describe_writes_version_2_with_only_what_changed(repo, collection, tmp_
     root = repo.primary_location().root
     obj = root / object_key(aip)
     assert _files_under(obj / "v2" / "content") == {
-        "bag-info.txt", "metadata/premis.xml", "tagmanifest-sha256.txt",
-        "tagmanifest-sha512.txt"}  # no payload: v1's is referenced, never copied
+        "bag-info.txt", "metadata/premis-v2.xml", "tagmanifest-sha256.txt",
+        "tagmanifest-sha512.txt"}  # no payload, no earlier record: referenced, never copied
     assert_ocfl_valid(root)
     inventory = _inventory(root, aip)
     assert inventory["head"] == "v2" and inventory == _inventory(root, aip, 2)
@@ -109,11 +109,14 @@ def test_describe_writes_version_2_with_only_what_changed(repo, collection, tmp_
         info = (out / "bag-info.txt").read_text()
         assert f"Title: {title}\n" in info and f"Preserve-AIP-Version: {version}\n" in info
     assert (tmp_path / "v2" / "bag-info.txt").read_text().count("Creator:") == 2
-    premis = (tmp_path / "v2" / "metadata" / "premis.xml").read_text()
+    with pytest.raises(NotFound, match="versions 1 to 2, not 3"):
+        export(repo, aip, tmp_path / "v3", version=3)
+    assert not (tmp_path / "v3").exists()
+    premis = (tmp_path / "v2" / "metadata" / "premis-v2.xml").read_text()
     assert "metadata modification" in premis and "title misspelt at ingest" in premis
-    assert premis.count("<premis:event>") == (tmp_path / "v1" / "metadata" /
-                                               "premis.xml").read_text().count(
-        "<premis:event>") + 1
+    assert premis.count("<premis:event>") == 1 and aip in premis
+    assert (tmp_path / "v2" / "metadata" / "premis.xml").read_bytes() == \
+        (tmp_path / "v1" / "metadata" / "premis.xml").read_bytes()  # the record, kept
     [summary] = repo.catalog.list_aips()
     assert (summary.version, summary.title) == (2, "Harbour records")
     shown = json.loads(run(repo.root, "show", aip, "--json").stdout)
@@ -140,7 +143,7 @@ def test_a_version_adding_a_file_stores_only_that_file_and_its_tag_files(repo, t
     v2 = root / object_key(aip) / "v2" / "content"
     assert _files_under(v2) == {
         "data/transcripts/letter-12.txt", "bag-info.txt", "manifest-sha256.txt",
-        "manifest-sha512.txt", "metadata/fixity-xxh3_128.txt", "metadata/premis.xml",
+        "manifest-sha512.txt", "metadata/fixity-xxh3_128.txt", "metadata/premis-v2.xml",
         "tagmanifest-sha256.txt", "tagmanifest-sha512.txt"}
     v2_payload = sum(p.stat().st_size for p in (v2 / "data").rglob("*") if p.is_file())
     assert v2_payload == new.stat().st_size  # none of v1's payload is written again
@@ -173,7 +176,7 @@ def test_s3_objects_read_back_are_valid_ocfl(tmp_path, server, collection):
             target.write_bytes(f.read())
     assert_ocfl_valid(copy)
     assert _files_under(copy / object_key(aip) / "v2" / "content") == {
-        "bag-info.txt", "metadata/premis.xml", "tagmanifest-sha256.txt",
+        "bag-info.txt", "metadata/premis-v2.xml", "tagmanifest-sha256.txt",
         "tagmanifest-sha512.txt"}  # no server-side copy of v1's payload either
     assert audit(repo, full=True).status == "ok"
 

@@ -183,35 +183,3 @@ class PremisWriter:
                 w(f'    <premis:agentNote>{_t(ag.note)}</premis:agentNote>\n')
             w('  </premis:agent>\n')
 
-
-def add_events(source: TextIO, out: TextIO, aip_id: str, events: list[Event],
-               agents: list[Agent], objects: list[FileObject] = ()) -> None:
-    """Copy a PREMIS document preserve wrote, line by line, with `objects` after its
-    objects, `events` after its events and those of `agents` it does not name yet after
-    its agents (the order PREMIS 3 requires): the record of a new version is the old
-    record and what happened since, never a rewrite of it."""
-    writer = PremisWriter.__new__(PremisWriter)
-    writer.out, writer.aip_id = out, aip_id
-    lines = iter(source)
-    named: set[str] = set()
-    for line in lines:
-        stripped = line.strip()
-        if objects and stripped in ("<premis:event>", "<premis:agent>", "</premis:premis>"):
-            for obj in objects:
-                writer.write_object(obj)
-            objects = ()
-        if stripped in ("<premis:agent>", "</premis:premis>"):
-            writer.write_events(events)
-            tail = [line, *lines]
-            named = {m.group(1) for m in map(_AGENT_ID.search, tail) if m}
-            for kept in tail[:-1]:
-                out.write(kept)
-            writer.write_agents([a for a in agents if _t(a.identifier) not in named])
-            out.write(tail[-1])
-            return
-        out.write(line)
-    raise ValueError("not a PREMIS document written by preserve (no closing element)")
-
-
-_AGENT_ID = re.compile(r"<premis:agentIdentifierValue>(.*)</premis:agentIdentifierValue>")
-

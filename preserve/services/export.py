@@ -48,6 +48,9 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
     aip_id = catalog.resolve(ref)
     summary = catalog.get_aip(aip_id)
     version = version or summary.version
+    if not 1 <= version <= summary.version:
+        raise NotFound(f"AIP {aip_id} has version{'s 1 to' if summary.version > 1 else ''} "
+                       f"{summary.version}, not {version}", hint="'preserve show' lists them")
     locations = catalog.replica_locations(aip_id, version)
     if location and location not in locations:
         raise NotFound(f"AIP {aip_id} v{version} has no replica at location '{location}'",

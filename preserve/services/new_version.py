@@ -2,10 +2,12 @@
 
 Preservation never rewrites what it holds: a change is a new OCFL version whose bag
 is the last one's plus the change. Only what changes is written to the version's
-content/: payload added (never replaced), bag-info.txt, the PREMIS record (the last
-one with the new objects and the event), the payload manifests and the fast-digest
-list when payload is added, and the tag manifests. Everything else is referenced by
-the new inventory, never copied.
+content/: payload added (never replaced), bag-info.txt, the version's own PREMIS
+document (metadata/premis-v<n>.xml: its new objects, its event and agents; the
+earlier documents stay as they were, so the AIP's record is all of them, in version
+order), the payload manifests and the fast-digest list when payload is added, and
+the tag manifests. Everything else is referenced by the new inventory, never copied:
+a 20,000-file AIP's premis.xml is 30 MB, which a correction no longer writes again.
 
 The version is assembled in staging (`staging/<aip>.v<n>/`, beside a lock naming this
 process, as ingest does), its rows and inventory recorded in the catalog, then
@@ -29,14 +31,14 @@ from preserve.domain.fixity import FAST_ALGORITHM, hash_file, open_regular
 from preserve.domain.identify import identify_paths, siegfried_environment
 from preserve.domain.model import EventRecord, FileRecord
 from preserve.domain.names import UnsafePath, check_relative, display, encode_manifest_path
-from preserve.domain.premis import Agent, Event, FileObject, add_events
+from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
 from preserve.errors import BadArgument, FixityMismatch, PreserveError, StorageUnreachable
 from preserve.infrastructure import fstree
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
 from preserve.services.common import now_utc
 from preserve.services.copying import copy_one
-from preserve.services.ingest import FAST_LIST, PREMIS_FILE, resolve_versions
+from preserve.services.ingest import FAST_LIST, resolve_versions
 from preserve.services.tidy import tidy
 from preserve.services.versions import (
     INVENTORY_ALGORITHMS,
@@ -153,11 +155,11 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
     (bag / BAG_INFO).write_text(bagfmt.format_bag_info(_bag_info(
         [(f.label, f.value) for f in fields], change.bag_info, version,
         change.event.datetime, nbytes, files)), encoding="utf-8", newline="\n")
-    with open(_verified(catalog, location, aip_id, head, PREMIS_FILE), encoding="utf-8",
-              newline="") as source, \
-            open(bag / PREMIS_FILE, "w", encoding="utf-8", newline="") as out:
-        add_events(source, out, aip_id, [change.event], change.agents,
-                   objects=[_premis_object(r) for r in added])
+    with open(bag / premis_file(version), "x", encoding="utf-8", newline="\n") as out:
+        premis = PremisWriter(out, aip_id)  # this version's record, beside the earlier ones
+        for record in added:
+            premis.write_object(_premis_object(record))
+        premis.finish([change.event], change.agents)
     if added:
         _extend_manifests(catalog, location, aip_id, head, bag, added)
 
@@ -206,6 +208,11 @@ def _copy_added(bag: Path, added: list[tuple[str, Path]]) -> list[FileRecord]:
     return [FileRecord(rel, size, digests, i.puid, i.format, i.version, i.mime, i.basis,
                        i.warning, i.confidence, i.magic_mime, i.magic_description)
             for (rel, _, size, digests), i in zip(copies, found, strict=True)]
+
+
+def premis_file(version: int) -> str:
+    """The PREMIS document a version adds (v1's is metadata/premis.xml, from ingest)."""
+    return f"metadata/premis-v{version}.xml"
 
 
 def _premis_object(r: FileRecord) -> FileObject:

@@ -84,8 +84,12 @@ def checked_key(key: str) -> str:
 def ensure_ocfl_root(storage) -> None:
     """Make the location an OCFL storage root if it is not one yet (its declaration, the
     layout file and the layout's configuration); refuse a location that already holds
-    something else, such as AIPs in the layout of preserve before OCFL."""
+    something else, such as AIPs in the layout of preserve before OCFL. Asked once per
+    location per process (a request per copy to an object store otherwise)."""
+    if getattr(storage, "ocfl_root_known", False):
+        return
     if storage.stat(ocfl.ROOT_DECLARATION) is not None:
+        storage.ocfl_root_known = True
         return
     if any(True for _ in storage.list("")):
         raise ConfigError(f"location '{storage.name}' ({storage.describe()}) holds files but is "
@@ -97,3 +101,4 @@ def ensure_ocfl_root(storage) -> None:
         if key != ocfl.ROOT_DECLARATION:
             storage.put_bytes(key, data)
     storage.put_bytes(ocfl.ROOT_DECLARATION, ocfl.declaration(ocfl.ROOT_DECLARATION))
+    storage.ocfl_root_known = True
