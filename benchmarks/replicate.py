@@ -5,7 +5,7 @@ own process), then, on the same data in the same run:
   small  an AIP of 5,000 files of 1-64 KiB
   large  an AIP of 8 files of 128 MiB
   preserve  `preserve replicate --to bench` (SHA-256 checksummed uploads, each
-            verified against the digests recorded at ingest, tag manifest last)
+            verified against the digests recorded at ingest, inventories last)
   loop      for each file: s3.upload_file(path, bucket, key) (boto3 defaults)
 Peak memory is the summed RSS of preserve's process tree (the server excluded).
 

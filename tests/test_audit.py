@@ -41,6 +41,7 @@ def test_a_healthy_repository_audits_clean_and_is_recorded(stored):
     assert audit(repo).status == "ok"  # event records are not "unexpected" files
 
 
+@pytest.mark.storage_left_damaged
 def test_flipped_bit_is_corrupt_and_found_by_both_audit_kinds(stored):
     repo, aip, bag = stored
     target = bag / "data" / "images" / "photo.png"
@@ -53,6 +54,7 @@ def test_flipped_bit_is_corrupt_and_found_by_both_audit_kinds(stored):
         assert result.exit_code == 1 and result.problems[0].location == "local"
 
 
+@pytest.mark.storage_left_damaged
 def test_truncated_missing_and_unexpected(stored):
     repo, aip, bag = stored
     with open(bag / "data" / "docs" / "report.pdf", "r+b") as f:
@@ -65,6 +67,7 @@ def test_truncated_missing_and_unexpected(stored):
                              ("unexpected", "data/intruder.exe")]
 
 
+@pytest.mark.storage_left_damaged
 def test_tampered_manifest_and_tag_manifest(stored):
     repo, aip, bag = stored
     manifest = bag / "manifest-sha256.txt"
@@ -78,6 +81,7 @@ def test_tampered_manifest_and_tag_manifest(stored):
     assert ("truncated", "tagmanifest-sha512.txt") in kinds(result)  # a size other than recorded
 
 
+@pytest.mark.storage_left_damaged
 def test_a_bag_replaced_wholesale_is_caught_by_the_package_digest(stored, tmp_path):
     repo, aip, bag = stored
     other = tmp_path / "other"
@@ -131,6 +135,7 @@ def test_damage_on_an_s3_replica_is_named_on_that_replica(tmp_path, collection):
         server.stop()
 
 
+@pytest.mark.storage_left_damaged
 def test_cli_json_contract_and_exit_codes(stored):
     repo, aip, bag = stored
     env = dict(os.environ, PRESERVE_REPO=str(repo.root), PRESERVE_NO_PROGRESS="1")
@@ -158,6 +163,7 @@ def test_a_link_planted_in_storage_is_reported_and_never_followed(stored, tmp_pa
         [("truncated", "data/docs/notes.txt")], [("read-error", "data/docs/notes.txt")])
 
 
+@pytest.mark.storage_left_damaged
 def test_a_stray_file_with_a_non_utf8_name_is_reported_not_fatal(repo, tmp_path):
     """Case 81: one such name in a stored AIP crashed the whole audit (exit 3, no report)."""
     import os

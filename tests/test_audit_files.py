@@ -68,6 +68,7 @@ class _CtrlCAfter:
             raise KeyboardInterrupt
 
 
+@pytest.mark.storage_left_damaged
 def test_an_interrupted_audit_resumes_inside_the_replica(many):
     repo, aip, bag = many
     (bag / "data" / "d0" / "f000.txt").write_text("file 0/9\n")  # same size, other bytes

@@ -8,6 +8,7 @@ import os
 import shutil
 import uuid
 
+import pytest
 import yaml
 
 from preserve.infrastructure.repository import Repository
@@ -28,6 +29,7 @@ def test_a_fresh_repository_and_one_with_an_aip_are_consistent(repo, tmp_path):
     assert result.status == "consistent" and result.replicas == 1 and result.exit_code == 0
 
 
+@pytest.mark.storage_left_damaged
 def test_a_recorded_copy_that_is_not_whole_is_named(repo, tmp_path):
     aip = ingest(repo, many_small_files(tmp_path / "s", 10), Metadata("c")).aip_id
     bag = stored_bag(repo, aip)
@@ -82,10 +84,11 @@ def test_open_multipart_uploads_on_s3_are_found_and_aborted(tmp_path):
 
     server = S3Server()
     try:
-        repo = _two_copy_repo(tmp_path, server)
+        # a bucket of its own: moto keeps every bucket of the test session in one process
+        repo = _two_copy_repo(tmp_path, server, bucket="check-uploads")
         aip = ingest(repo, many_small_files(tmp_path / "s", 5), Metadata("m")).aip_id
         server.client().create_multipart_upload(
-            Bucket="archive", Key=f"preserve/{content_key(aip)}data/extra.bin")
+            Bucket="check-uploads", Key=f"preserve/{content_key(aip)}data/extra.bin")
         result = check(repo)
         assert _kinds(result) == [("leftover", "cloud")]
         assert check(repo, fix=True).findings[0].fixed
@@ -94,6 +97,7 @@ def test_open_multipart_uploads_on_s3_are_found_and_aborted(tmp_path):
         server.stop()
 
 
+@pytest.mark.storage_left_damaged
 def test_a_stray_file_with_a_non_utf8_name_does_not_stop_check_or_replicate(repo, tmp_path):
     """The listing that audits filter (cases 81, 82) is the one check and replicate use."""
     aip = ingest(repo, many_small_files(tmp_path / "s", 5), Metadata("c")).aip_id

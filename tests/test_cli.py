@@ -65,6 +65,7 @@ def test_ingest_list_show_export_round_trip(cli_repo, collection, tmp_path):
     assert "Events" in human and "fmt/11" in human
 
 
+@pytest.mark.storage_left_damaged
 def test_export_refuses_a_tampered_replica_and_writes_nothing(cli_repo, collection, tmp_path):
     aip = json.loads(run(cli_repo, "ingest", collection, "-c", "x", "--json").stdout)["aip_id"]
     bag = cli_repo / "aips" / content_key(aip)

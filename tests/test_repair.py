@@ -63,6 +63,7 @@ def test_damage_is_repaired_from_the_other_replica_with_events(two_disks):
     assert types[-1] == ("fixity check", "success")
 
 
+@pytest.mark.storage_left_damaged
 def test_no_good_copy_is_said_loudly_and_nothing_changes(two_disks):
     repo, aip, bag1, bag2 = two_disks
     for bag in (bag1, bag2):
@@ -74,6 +75,7 @@ def test_no_good_copy_is_said_loudly_and_nothing_changes(two_disks):
     assert [(b / "data" / "docs" / "table.csv").read_bytes() for b in (bag1, bag2)] == before
 
 
+@pytest.mark.storage_left_damaged
 def test_unexpected_files_are_reported_not_deleted(two_disks):
     repo, aip, bag1, _ = two_disks
     (bag1 / "data" / "stray.txt").write_text("who put this here?")
@@ -124,6 +126,7 @@ def test_replication_and_export_memory_does_not_grow_with_the_number_of_files(tm
         assert big - small < 1 << 20, (name, result)
 
 
+@pytest.mark.storage_left_damaged
 def test_repair_with_an_unreachable_location_exits_3(two_disks, tmp_path):
     """Red-team case 86: 'NOT REPAIRED unreachable' and exit 0, while audit said 3."""
     from tests.test_cli import run

@@ -102,6 +102,7 @@ def test_replicate_clears_a_partial_upload_before_copying(tmp_path, server, coll
     assert prefix + "data/stray-partial" not in _keys(server)
 
 
+@pytest.mark.storage_left_damaged
 def test_a_corrupt_local_source_is_not_replicated(tmp_path, server, collection):
     repo = _two_copy_repo(tmp_path, server, copies=1)  # "cloud" defined, not yet in use
     result = ingest(repo, collection, Metadata("c"))

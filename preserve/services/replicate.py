@@ -11,6 +11,7 @@ leave every other location's work done.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,22 +85,48 @@ def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
         needed = catalog.version_info(aip_id, version)["bytes"]
         if isinstance(target, LocalStorage):
             require_space(target.root, needed, where)
-        with full_disk_named(where, needed):
-            if version == 1:
-                target.put_bytes(root + ocfl.OBJECT_DECLARATION,
-                                 ocfl.declaration(ocfl.OBJECT_DECLARATION))
-            composites = target.publish_bag(
-                source.bag_path(key), key, lambda rel: expected.sha256(ocfl.rel_in_version(rel)))
-            named = {ocfl.rel_in_version(rel): c for rel, c in composites.items()}
-            composite = target.replace_file(root + ocfl.INVENTORY, inventory)  # now visible
-            if composite:  # the store's checksum of a large inventory, for quick audits
-                named["/" + ocfl.INVENTORY] = composite
-            target.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(
-                expected.tags[ocfl.INVENTORY]["sha512"]))
-        _verify_complete(repo, aip_id, version, target, key, expected)
+        try:
+            with full_disk_named(where, needed):
+                if version == 1:
+                    target.put_bytes(root + ocfl.OBJECT_DECLARATION,
+                                     ocfl.declaration(ocfl.OBJECT_DECLARATION))
+                composites = target.publish_bag(
+                    source.bag_path(key), key,
+                    lambda rel: expected.sha256(ocfl.rel_in_version(rel)))
+                named = {ocfl.rel_in_version(rel): c for rel, c in composites.items()}
+                composite = target.replace_file(root + ocfl.INVENTORY, inventory)  # visible
+                if composite:  # the store's checksum of a large inventory, for quick audits
+                    named["/" + ocfl.INVENTORY] = composite
+                target.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(
+                    expected.tags[ocfl.INVENTORY]["sha512"]))
+            _verify_complete(repo, aip_id, version, target, key, expected)
+        except BaseException:  # a full disk, a mismatch, Ctrl-C: the object as it was
+            with suppress(Exception):  # else the next run clears it (see above)
+                _undo(repo, source, target, aip_id, version)
+            raise
         catalog.add_replica(aip_id, version, target.name, key, now_utc(),
                             named)
         return True
+
+
+def _undo(repo: Repository, source, target, aip_id: str, version: int) -> None:
+    """Take back what a failed copy of `version` wrote to `target`: a first version's
+    whole object folder; a later one's folder, and the root inventory put back to the
+    version before (read from the local replica, checked against its record)."""
+    root = ocfl.object_root(aip_id)
+    if version == 1:
+        target.delete_prefix(root)
+        target.abort_uploads(root)
+        if isinstance(target, LocalStorage):
+            target.remove_empty_folders(root)
+        return
+    key = ocfl.version_key(root, version)
+    target.delete_prefix(key)
+    target.abort_uploads(key)
+    previous = expected_digests(repo.catalog, aip_id, version - 1, root=True)
+    target.replace_file(root + ocfl.INVENTORY, _verified_inventory(
+        source, ocfl.version_key(root, version - 1), previous))
+    target.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(previous.tags[ocfl.INVENTORY]["sha512"]))
 
 
 def _verified_inventory(source, key: str, expected) -> Path:
