@@ -126,12 +126,7 @@ def ingest(
         result = run_ingest(repo, source, meta, policy=policy, workers=workers, progress=progress,
                             strict=strict, as_folder=as_folder)
     render.report(result, json_out, render.ingest_summary)
-    if result.replication_problems:
-        render.failure(f"AIP {result.aip_id} is stored at {', '.join(result.replicas)}, but "
-                       f"{len(result.replication_problems)} of the copies policy asks for could "
-                       "not be made", "run 'preserve replicate' once the location is back",
-                       result.replication_problems)
-        raise typer.Exit(EXIT_UNREACHABLE)
+    _copies_missing(f"AIP {result.aip_id}", result)
 
 
 @app.command()
@@ -235,10 +230,16 @@ def describe(
         render.out.print(f"[bold green]Described[/] AIP {result.aip_id}: version "
                          f"{result.version} corrects {', '.join(sorted(description.changed()))}"
                          f" (stored at {', '.join(result.replicas)})")
+    _copies_missing(f"AIP {result.aip_id} v{result.version}", result)
+
+
+def _copies_missing(what: str, result) -> None:
+    """Exit 3 naming the locations an ingest or a new version could not be copied to: it is
+    stored (at result.replicas), and `preserve replicate` makes the rest."""
     if result.replication_problems:
-        render.failure(f"AIP {result.aip_id} v{result.version} is stored at "
-                       f"{', '.join(result.replicas)}, but not every copy policy asks for "
-                       "could be made", "run 'preserve replicate' once the location is back",
+        render.failure(f"{what} is stored at {', '.join(result.replicas)}, but "
+                       f"{len(result.replication_problems)} of the copies policy asks for could "
+                       "not be made", "run 'preserve replicate' once the location is back",
                        result.replication_problems)
         raise typer.Exit(EXIT_UNREACHABLE)
 
