@@ -281,3 +281,16 @@ def test_sidecars_and_declarations_are_what_the_spec_says():
     assert ocfl.rel_in_version("junk") == "./junk" and ocfl.key_of("a/v1/", "./junk") == \
         "a/v1/junk"
     assert shutil.which("sha512sum")
+
+
+def test_describe_refuses_what_it_cannot_record_with_exit_2(repo, collection):
+    aip = ingest(repo, collection, Metadata("c")).aip_id
+    nothing = run(repo.root, "describe", aip, check_code=2)
+    assert "nothing to correct" in nothing.stderr
+    blank = run(repo.root, "describe", aip, "--title", "T", "--note", "  ", check_code=2)
+    assert "note is blank" in blank.stderr
+    broken = run(repo.root, "describe", aip, "--title", "a\x07b", check_code=2)
+    assert "control characters" in broken.stderr
+    assert [v["version"] for v in repo.catalog.versions_of(aip)] == [1]  # nothing written
+    done = json.loads(run(repo.root, "describe", aip, "--rights", "CC0", "--json").stdout)
+    assert (done["version"], done["changed"], done["replicas"]) == (2, ["Rights"], ["local"])
