@@ -214,15 +214,6 @@ def _digest_map(out: TextIO, rows: Iterable[tuple[str, str]], indent: str) -> No
     out.write(f"\n{indent}}}" if not first else "}")
 
 
-def read_inventory(data: bytes) -> dict:
-    """An inventory's JSON, with the few fields preserve relies on checked."""
-    inventory = json.loads(data.decode("utf-8"))
-    if not isinstance(inventory, dict) or inventory.get("type") != INVENTORY_TYPE or \
-            not isinstance(inventory.get("versions"), dict) or "head" not in inventory:
-        raise ValueError("not an OCFL 1.1 inventory")
-    return inventory
-
-
 def version_numbers(names: Iterable[str]) -> Iterator[int]:
     """The version numbers among folder names ("v1", "v2"; never zero-padded here)."""
     for name in names:

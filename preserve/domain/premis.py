@@ -128,11 +128,6 @@ class PremisWriter:
           '  </premis:object>\n')
 
     def finish(self, events: list[Event], agents: list[Agent]) -> None:
-        self.write_events(events)
-        self.write_agents(agents)
-        self.out.write('</premis:premis>\n')
-
-    def write_events(self, events: list[Event]) -> None:
         w = self.out.write
         for ev in events:
             w('  <premis:event>\n'
@@ -166,9 +161,6 @@ class PremisWriter:
               '</premis:linkingObjectIdentifierValue>\n'
               '    </premis:linkingObjectIdentifier>\n'
               '  </premis:event>\n')
-
-    def write_agents(self, agents: list[Agent]) -> None:
-        w = self.out.write
         for ag in agents:
             w('  <premis:agent>\n'
               '    <premis:agentIdentifier>\n'
@@ -182,4 +174,4 @@ class PremisWriter:
             if ag.note:
                 w(f'    <premis:agentNote>{_t(ag.note)}</premis:agentNote>\n')
             w('  </premis:agent>\n')
-
+        w('</premis:premis>\n')

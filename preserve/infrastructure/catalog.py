@@ -297,18 +297,14 @@ class Catalog:
 
     def state_rows(self, aip_id: str, version: int) -> Iterator[tuple[str, str]]:
         """(sha512, bag path) of every file of the bag of `version`, by digest."""
-        yield from self.db.execute(
-            "SELECT f.sha512, f.path FROM files f WHERE f.aip_id = ? AND f.version = (SELECT "
-            "MAX(g.version) FROM files g WHERE g.aip_id = f.aip_id AND g.path = f.path AND "
-            "g.version <= ?) ORDER BY f.sha512, f.path", (aip_id, version))
+        yield from self.db.execute(f"SELECT f.sha512, f.path FROM files f WHERE {_IN_STATE} "
+                                   "ORDER BY f.sha512, f.path", (aip_id, version))
 
-    def state_file(self, aip_id: str, version: int, path: str) -> tuple[int, dict] | None:
-        """(version holding its content, digests) of one file of the bag of `version`."""
-        row = self.db.execute(
-            f"SELECT version, {', '.join(DIGEST_COLUMNS)} FROM files WHERE aip_id = ? AND "
-            "path = ? AND version <= ? ORDER BY version DESC LIMIT 1",
-            (aip_id, path, version)).fetchone()
-        return None if row is None else (row[0], _digests(row[1:]))
+    def holds(self, aip_id: str, version: int, path: str) -> bool:
+        """Whether the bag of `version` has a file at `path` (nothing is ever removed)."""
+        return self.db.execute("SELECT 1 FROM files WHERE aip_id = ? AND path = ? AND "
+                               "version <= ? LIMIT 1", (aip_id, path, version)).fetchone() \
+            is not None
 
     def discard_orphan_rows(self) -> int:
         """Content rows of a stored AIP's version that was never staged (a run killed
@@ -319,14 +315,14 @@ class Catalog:
                 "'stored') AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.aip_id = "
                 "files.aip_id AND v.version = files.version)").rowcount
 
-    def state_files(self, aip_id: str, version: int) -> Iterator[tuple[str, int, int, dict]]:
+    def state_files(self, aip_id: str, version: int, *,
+                    tags_only: bool = False) -> Iterator[tuple[str, int, int, dict]]:
         """(bag path, version holding its content, size, digests) of every file of the bag
-        of `version`, by path: what export writes out."""
+        of `version` (or of its tag files only), by path: what export writes out."""
+        tags = f" AND NOT {_PAYLOAD}" if tags_only else ""
         for path, held_in, size, *digests in self.db.execute(
                 f"SELECT f.path, f.version, f.size, {', '.join('f.' + c for c in DIGEST_COLUMNS)} "
-                "FROM files f WHERE f.aip_id = ? AND f.version = (SELECT MAX(g.version) FROM "
-                "files g WHERE g.aip_id = f.aip_id AND g.path = f.path AND g.version <= ?) "
-                "ORDER BY f.path", (aip_id, version)):
+                f"FROM files f WHERE {_IN_STATE}{tags} ORDER BY f.path", (aip_id, version)):
             yield path, held_in, size, _digests(digests)
 
     def versions_of(self, aip_id: str) -> list[dict]:
@@ -634,9 +630,7 @@ class Catalog:
     def files(self, aip_id: str, version: int) -> Iterator[FileRecord]:
         """The payload files of the bag of `version` (whichever version holds each)."""
         cur = self.db.execute(f"SELECT {', '.join('f.' + c for c in FILE_COLUMNS)} FROM files f "
-                              "WHERE f.aip_id = ? AND substr(f.path, 1, 5) = 'data/' AND f.version = "
-                              "(SELECT MAX(g.version) FROM files g WHERE g.aip_id = f.aip_id AND "
-                              "g.path = f.path AND g.version <= ?) ORDER BY f.path",
+                              f"WHERE {_IN_STATE} AND {_PAYLOAD} ORDER BY f.path",
                               (aip_id, version))
         for row in cur:
             d = dict(zip(FILE_COLUMNS, row, strict=True))
@@ -650,7 +644,7 @@ class Catalog:
 
     def format_counts(self, aip_id: str | None = None) -> list[tuple[str | None, str | None, int, int]]:
         sql = ("SELECT f.puid, f.format, COUNT(*), SUM(f.size) FROM files f JOIN aips a "
-               "ON a.id = f.aip_id WHERE a.state = 'stored' AND substr(f.path, 1, 5) = 'data/'")
+               f"ON a.id = f.aip_id WHERE a.state = 'stored' AND {_PAYLOAD}")
         args: tuple = ()
         if aip_id:
             sql += " AND f.aip_id = ?"
@@ -692,6 +686,12 @@ class Catalog:
                          "tagmanifest_sha256", "inventory_sha512", "state"), row, strict=True))
 
 
+# The rows of the bag of version k of an AIP (parameters: AIP id, k): for each path, its
+# row of the highest version up to k (payload is never removed; see the module docstring).
+_IN_STATE = ("f.aip_id = ? AND f.version = (SELECT MAX(g.version) FROM files g WHERE "
+             "g.aip_id = f.aip_id AND g.path = f.path AND g.version <= ?)")
+# A payload row (LIKE would fold case: 'DATA/x' is a tag file).
+_PAYLOAD = "substr(f.path, 1, 5) = 'data/'"
 # When a replica file was last verified: its own row, else its replica's last whole audit,
 # else never (the replica's storing, which verified it; written to the second, so padded to
 # the microsecond form audits use, which it must sort before within the same second).

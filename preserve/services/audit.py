@@ -300,7 +300,7 @@ def _stale(repo, scope) -> list[Problem]:
     return stale
 
 
-def _payload(path: str | None) -> bool:
+def has_record(path: str | None) -> bool:
     """Whether `path` is a content file with a catalog row (payload or tag file, whose
     checks are recorded file by file), not an inventory, a root file or a stray."""
     return path is not None and not path.startswith(("/", ocfl.STRAY)) and \
@@ -339,13 +339,13 @@ class _Recorder:
         p = Problem(s.aip, s.version, s.location, path, kind, detail)
         self.new.append(p)
         self.found.append(p)
-        if _payload(path) and kind != "unexpected":
+        if has_record(path) and kind != "unexpected":
             self.failed.append(path)
         elif kind != "unreachable":
             self.structure_damaged = True
 
     def good(self, path) -> None:
-        if _payload(path):
+        if has_record(path):
             self.verified.append(path)
 
     def checked_batch(self, files: int) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from preserve.domain import bag as bagfmt
 from preserve.domain import ocfl
-from preserve.domain.fixity import FAST_ALGORITHM, hash_file, open_regular
+from preserve.domain.fixity import FAST_ALGORITHM, hash_stream, open_regular, write_all
 from preserve.domain.identify import identify_paths, siegfried_environment
 from preserve.domain.model import EventRecord, FileRecord
 from preserve.domain.names import UnsafePath, check_relative, display, encode_manifest_path
@@ -44,6 +44,7 @@ from preserve.services.versions import (
     INVENTORY_ALGORITHMS,
     new_record,
     tag_records,
+    verified_local,
     write_inventory,
     write_tag_manifests,
 )
@@ -91,7 +92,7 @@ def add_version(repo: Repository, aip_id: str, change: VersionChange) -> Version
         if location.name not in catalog.replica_locations(aip_id, head):
             raise StorageUnreachable(f"the primary location '{location.name}' holds no copy of "
                                      f"AIP {aip_id} v{head}", hint="run 'preserve replicate'")
-        taken = [rel for rel, _ in change.added if catalog.state_file(aip_id, head, rel)]
+        taken = [rel for rel, _ in change.added if catalog.holds(aip_id, head, rel)]
         if taken:
             raise BadArgument(f"AIP {aip_id} v{head} already holds {display(taken[0])}: payload "
                               "is never replaced", hint="add the new file under another name")
@@ -150,7 +151,9 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
     files = info["files"] + len(added)
     nbytes = info["bytes"] + sum(r.size for r in added)
 
-    fields, _ = bagfmt.parse_bag_info(_verified(catalog, location, aip_id, head, BAG_INFO)
+    tags = {path: (held_in, digests) for path, held_in, _size, digests in
+            catalog.state_files(aip_id, head, tags_only=True)}  # the last bag's tag files
+    fields, _ = bagfmt.parse_bag_info(_verified(location, aip_id, tags, BAG_INFO)
                                       .read_text(encoding="utf-8"))
     (bag / BAG_INFO).write_text(bagfmt.format_bag_info(_bag_info(
         [(f.label, f.value) for f in fields], change.bag_info, version,
@@ -161,12 +164,11 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
             premis.write_object(_premis_object(record))
         premis.finish([change.event], change.agents)
     if added:
-        _extend_manifests(catalog, location, aip_id, head, bag, added)
+        _extend_manifests(location, aip_id, tags, bag, added)
 
-    algorithms = _tag_manifest_algorithms(catalog, aip_id, head)
-    unchanged = {path: digests for path, _held, _size, digests in
-                 catalog.state_files(aip_id, head)
-                 if not path.startswith("data/") and not (bag / path).exists()}
+    algorithms = _tag_manifest_algorithms(info["tagmanifest"], tags)
+    unchanged = {path: digests for path, (_held, digests) in tags.items()
+                 if not (bag / path).exists()}
     tagmanifest, tagmanifest_sha256 = write_tag_manifests(bag, algorithms, unchanged)
     catalog.add_files(aip_id, version, added + tag_records(bag))
     record = new_record(version, change.event.datetime, change.message)
@@ -223,12 +225,12 @@ def _premis_object(r: FileRecord) -> FileObject:
                       r.format_version, notes)
 
 
-def _extend_manifests(catalog, location, aip_id: str, head: int, bag: Path,
+def _extend_manifests(location, aip_id: str, tags: dict, bag: Path,
                       added: list[FileRecord]) -> None:
     """The payload manifests and the fast-digest list of the new bag: the last version's,
     verified, with a line per new file (streamed: a manifest lists every payload file)."""
     lines = {}
-    for path, *_ in catalog.state_files(aip_id, head):
+    for path in tags:
         m = bagfmt.MANIFEST_RE.match(path)
         if (m and not m.group(1)) or path == FAST_LIST:
             algorithm = FAST_ALGORITHM if path == FAST_LIST else m.group(2)
@@ -236,10 +238,13 @@ def _extend_manifests(catalog, location, aip_id: str, head: int, bag: Path,
                            for r in added]
     for path, new_lines in lines.items():
         fstree.makedirs((bag / path).parent)
-        with open(_verified(catalog, location, aip_id, head, path), "rb") as old, \
-                open(bag / path, "xb") as out:
-            shutil.copyfileobj(old, out)
-            out.write("".join(new_lines).encode("utf-8"))
+        stored = _stored(location, aip_id, tags, path)
+        with open(stored, "rb") as old, open(bag / path, "xb") as out:  # read once: copied
+            _, digests, _ = hash_stream(old, ["sha512"], sink=write_all(out.write))  # and
+            out.write("".join(new_lines).encode("utf-8"))                         # checked
+        if digests["sha512"] != tags[path][1]["sha512"]:
+            raise FixityMismatch(f"{stored} does not match its recorded digest; nothing was "
+                                 "changed", hint="run 'preserve repair', then try again")
 
 
 def _bag_info(fields: list[tuple[str, str]], changes: dict[str, list[str]], version: int,
@@ -270,32 +275,27 @@ def _bag_info(fields: list[tuple[str, str]], changes: dict[str, list[str]], vers
     return out
 
 
-def _tag_manifest_algorithms(catalog, aip_id: str, head: int) -> list[str]:
-    """The algorithms of the bag's tag manifests, the package digest's first, as ingest
-    wrote them (a later version keeps its bag's algorithms, whatever the policy says now)."""
-    lead = bagfmt.MANIFEST_RE.match(catalog.version_info(aip_id, head)["tagmanifest"]).group(2)
-    others = sorted(bagfmt.MANIFEST_RE.match(path).group(2)
-                    for path, *_ in catalog.state_files(aip_id, head)
+def _tag_manifest_algorithms(tagmanifest: str, tags: dict) -> list[str]:
+    """The algorithms of the bag's tag manifests, the package digest's (`tagmanifest`)
+    first, as ingest wrote them (a later version keeps its bag's algorithms, whatever the
+    policy says now)."""
+    lead = bagfmt.MANIFEST_RE.match(tagmanifest).group(2)
+    others = sorted(bagfmt.MANIFEST_RE.match(path).group(2) for path in tags
                     if path.startswith("tagmanifest-") and bagfmt.MANIFEST_RE.match(path))
     return [lead] + [a for a in others if a != lead]
 
 
-def _verified(catalog, location, aip_id: str, version: int, rel: str) -> Path:
-    """Where a file of the bag of `version` is on the primary disk, once its bytes have
-    been checked against the recorded sha512 (read as a stream): a new version is never
+def _stored(location, aip_id: str, tags: dict, rel: str) -> Path:
+    """Where a tag file of the last bag is on the primary disk."""
+    if rel not in tags:
+        raise FixityMismatch(f"AIP {aip_id} has no {rel} on record")
+    return location.local_path(ocfl.key_of(ocfl.version_key(ocfl.object_root(aip_id),
+                                                             tags[rel][0]), rel))
+
+
+def _verified(location, aip_id: str, tags: dict, rel: str) -> Path:
+    """The same, once its bytes are found to be the recorded ones: a new version is never
     built on damaged bytes."""
-    found = catalog.state_file(aip_id, version, rel)
-    if found is None:
-        raise FixityMismatch(f"AIP {aip_id} v{version} has no {rel} on record")
-    held_in, digests = found
-    path = location.local_path(ocfl.key_of(ocfl.version_key(ocfl.object_root(aip_id),
-                                                             held_in), rel))
-    try:
-        digest = hash_file(path, ["sha512"])[1]["sha512"]
-    except FileNotFoundError:
-        digest = None
-    if digest != digests["sha512"]:
-        raise FixityMismatch(f"{path} is missing or does not match its recorded digest; "
-                             "nothing was changed",
-                             hint="run 'preserve repair', then try again")
-    return path
+    path = _stored(location, aip_id, tags, rel)
+    return verified_local(path, tags[rel][1]["sha512"], f"{path} (nothing was changed)",
+                          "run 'preserve repair', then try again")

@@ -24,7 +24,7 @@ from preserve.domain.model import EventRecord
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
-from preserve.services.audit import Problem, _payload, audit
+from preserve.services.audit import Problem, audit, has_record
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.expected import expected_digests
 from preserve.services.tidy import REPAIR_STAGING, tidy
@@ -86,7 +86,7 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
         # recorded at once: a kill later in the run must not leave a restoration without
         # its PREMIS event (red-team case 51)
         repo.catalog.add_events(_events(done))
-        if done.outcome == "repaired" and _payload(done.path):
+        if done.outcome == "repaired" and has_record(done.path):
             # read back and verified: no longer due for the next audit
             repo.catalog.mark_verified((done.aip, done.version, done.location), [done.path],
                                        now_utc(precise=True))

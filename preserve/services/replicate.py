@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from preserve.domain import ocfl
-from preserve.domain.fixity import hash_file
 from preserve.errors import FixityMismatch, NoSpace, PreserveError, StorageUnreachable
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
@@ -26,6 +25,7 @@ from preserve.infrastructure.storage.base import ensure_ocfl_root
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.expected import expected_digests, replica_gaps
 from preserve.services.tidy import tidy
+from preserve.services.versions import verified_local
 
 
 @dataclass
@@ -133,16 +133,10 @@ def _verified_inventory(source, key: str, expected) -> Path:
     """The version's inventory in the local replica, checked against the digest recorded
     when the version was made: it becomes the target's root inventory. Hashed as a
     stream (an inventory of a million files is hundreds of megabytes)."""
-    path = source.local_path(key + ocfl.INVENTORY)
-    try:
-        digest = hash_file(path, ["sha512"])[1]["sha512"]
-    except FileNotFoundError:
-        digest = None
-    if digest != expected.tags[ocfl.INVENTORY]["sha512"]:
-        raise FixityMismatch(f"the inventory of {key} at '{source.name}' is missing or does "
-                             "not match its recorded digest; nothing was copied",
-                             hint="run 'preserve repair' to restore it, then replicate")
-    return path
+    return verified_local(source.local_path(key + ocfl.INVENTORY),
+                          expected.tags[ocfl.INVENTORY]["sha512"],
+                          f"the inventory of {key} at '{source.name}' (nothing was copied)",
+                          "run 'preserve repair' to restore it, then replicate")
 
 
 def _verify_complete(repo: Repository, aip_id: str, version: int, target, key: str,

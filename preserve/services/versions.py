@@ -20,6 +20,7 @@ from preserve.domain import ocfl
 from preserve.domain.fixity import FAST_ALGORITHM, hash_file
 from preserve.domain.model import FileRecord
 from preserve.domain.ocfl import VersionRecord
+from preserve.errors import FixityMismatch
 from preserve.infrastructure.catalog import Catalog
 
 # What an inventory and the bag of every version need whatever the policy's manifests:
@@ -79,6 +80,20 @@ def expected_version_files(catalog: Catalog, aip_id: str,
     digest = catalog.version_info(aip_id, version)["inventory_sha512"]
     return {ocfl.INVENTORY: {"sha512": digest},
             ocfl.SIDECAR: {"sha512": _sha512(ocfl.sidecar(digest))}}
+
+
+def verified_local(path: Path, sha512: str, what: str, hint: str) -> Path:
+    """`path` (a file on a local disk), once its bytes, read as a stream, are found to
+    have the recorded sha512; else FixityMismatch naming `what`. Nothing is built on, or
+    copied from, bytes that changed since they were recorded."""
+    try:
+        digest = hash_file(path, [ocfl.DIGEST_ALGORITHM])[1][ocfl.DIGEST_ALGORITHM]
+    except FileNotFoundError:
+        digest = None
+    if digest != sha512:
+        raise FixityMismatch(f"{what} is missing or does not match its recorded digest",
+                             hint=hint)
+    return path
 
 
 def _sha512(data: bytes) -> str:

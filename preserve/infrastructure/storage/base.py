@@ -11,7 +11,7 @@ for a version.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -102,3 +102,24 @@ def ensure_ocfl_root(storage) -> None:
             storage.put_bytes(key, data)
     storage.put_bytes(ocfl.ROOT_DECLARATION, ocfl.declaration(ocfl.ROOT_DECLARATION))
     storage.ocfl_root_known = True
+
+
+def layout_versions(folders: Callable[[str], Iterable[str]]) -> Iterator[tuple[str, str, int | None]]:
+    """(version folder key, AIP id, version) of every version folder of every object of a
+    storage root, and (object key, id, None) for an object folder holding no version
+    (debris), read from the layout alone. `folders(prefix)` names the folders directly
+    under a key prefix ("" for the root): a disk's subfolders, a bucket's common prefixes,
+    asked one level at a time."""
+    levels = [""]
+    for _ in range(ocfl.LAYOUT_CONFIG["numberOfTuples"] + 1):
+        levels = [f"{parent}{name}/" for parent in levels for name in folders(parent)
+                  if parent or name != "extensions"]
+    for rel in levels:
+        aip_id = ocfl.id_of_root(rel)
+        if aip_id is None:
+            continue
+        versions = sorted(ocfl.version_numbers(folders(rel)))
+        if not versions:
+            yield rel, aip_id, None
+        for version in versions:
+            yield ocfl.version_key(rel, version), aip_id, version

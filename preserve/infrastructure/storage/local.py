@@ -16,12 +16,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from preserve.domain import ocfl
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
 from preserve.infrastructure import fstree
 from preserve.infrastructure.locks import owner_gone
-from preserve.infrastructure.storage.base import DigestOf, ObjectInfo, checked_key
+from preserve.infrastructure.storage.base import (
+    DigestOf,
+    ObjectInfo,
+    checked_key,
+    layout_versions,
+)
 
 # Where copies into a location are assembled before their rename into place: inside the
 # storage root (one filesystem), in a folder of extensions/, which OCFL leaves to local
@@ -48,15 +52,6 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _layout_folders(root: str) -> Iterator[str]:
-    """The folders at the depth of the layout's object roots (three tuple levels down)."""
-    levels = [root]
-    for _ in range(ocfl.LAYOUT_CONFIG["numberOfTuples"] + 1):
-        levels = [os.path.join(parent, name) for parent in levels
-                  for name in _subfolders(parent) if name != "extensions" or parent != root]
-    yield from levels
 
 
 def _subfolders(path: str) -> list[str]:
@@ -123,19 +118,8 @@ class LocalStorage:
             path = os.path.dirname(path)
 
     def stored_versions(self) -> Iterator[tuple[str, str, int | None]]:
-        """(version folder key, AIP id, version) of every version folder of every object
-        here, and (object key, id, None) for an object folder holding no version (debris),
-        read from the layout alone."""
-        for path in _layout_folders(str(self.root)):
-            rel = os.path.relpath(path, self.root) + "/"
-            aip_id = ocfl.id_of_root(rel)
-            if aip_id is None:
-                continue
-            versions = sorted(ocfl.version_numbers(_subfolders(path)))
-            if not versions:
-                yield rel, aip_id, None
-            for version in versions:
-                yield ocfl.version_key(rel, version), aip_id, version
+        """Every version folder of every object here (see base.layout_versions)."""
+        return layout_versions(lambda prefix: _subfolders(os.path.join(self.root, prefix)))
 
     def abort_uploads(self, prefix: str) -> None:
         """Nothing to do: a disk has no multipart uploads (see S3Storage.abort_uploads)."""

@@ -36,6 +36,7 @@ from preserve.infrastructure.storage.base import (
     ObjectInfo,
     bag_files,
     checked_key,
+    layout_versions,
 )
 
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
@@ -409,22 +410,9 @@ class S3Storage:
         return []  # object stores have no folders: metadata/empty-directories.txt keeps them
 
     def stored_versions(self) -> Iterator[tuple[str, str, int | None]]:
-        """(version folder key, AIP id, version) of every version folder of every object
-        under this location's prefix (an object holding none: version None), read from the
-        keys alone, one listing level at a time."""
-        levels = [""]
-        for _ in range(ocfl.LAYOUT_CONFIG["numberOfTuples"] + 1):
-            levels = [f"{parent}{name}/" for parent in levels for name in self._folders(parent)
-                      if parent or name != "extensions"]
-        for rel in levels:
-            aip_id = ocfl.id_of_root(rel)
-            if aip_id is None:
-                continue
-            versions = sorted(ocfl.version_numbers(self._folders(rel)))
-            if not versions:
-                yield rel, aip_id, None
-            for version in versions:
-                yield ocfl.version_key(rel, version), aip_id, version
+        """Every version folder of every object under this location's prefix, from the
+        keys alone (see base.layout_versions)."""
+        return layout_versions(self._folders)
 
     def _folders(self, prefix: str) -> Iterator[str]:
         kwargs = {"Bucket": self.settings.bucket, "Prefix": self.prefix + prefix,
