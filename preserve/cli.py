@@ -352,6 +352,75 @@ def repair(
 
 
 @app.command()
+def formats(
+    aips: Annotated[list[str] | None, typer.Argument(help="AIPs (default: all).")] = None,
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    json_out: JsonOpt = False,
+):
+    """Risk report: every format held, its risk and action by the format policy, files
+    awaiting migration, and whether the pathway's tools work on this machine."""
+    from preserve.services.formats import report
+
+    rows = report(_open_repo(), aips, collection)
+    if json_out:
+        render.emit_json([r.to_dict() for r in rows])
+    else:
+        render.formats_report(rows)
+
+
+@app.command()
+def migrate(
+    aips: Annotated[list[str] | None, typer.Argument(help="AIPs (default: all).")] = None,
+    do_plan: Annotated[bool, typer.Option("--plan", help="Show what would be done (the "
+                                          "default).")] = False,
+    do_apply: Annotated[bool, typer.Option("--apply", help="Do it: convert, prove, and add "
+                                           "a version to each AIP changed.")] = False,
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    puid: Annotated[str | None, typer.Option(help="Only files of this PRONOM PUID.")] = None,
+    workers: WorkersOpt = None,
+    json_out: JsonOpt = False,
+):
+    """Format migration by policy: derivatives beside the originals, each proven (re-
+    identified, decoded content compared) before it is kept. Exit 0 all migrated, 1 some
+    rejected, 3 a tool missing."""
+    from preserve.services.migrate import apply, plan
+
+    if do_plan and do_apply:
+        raise typer.BadParameter("give --plan or --apply, not both", param_hint="--apply")
+    repo = _open_repo()
+    candidates = plan(repo, aips, collection, puid)
+    if not do_apply:
+        if json_out:
+            render.emit_json([c.to_dict() for c in candidates])
+        else:
+            render.migration_plan(candidates)
+        return
+    with render.progress_bar(_show_progress()) as progress:
+        result = apply(repo, candidates, workers=workers, progress=progress)
+    render.report(result, json_out, render.migration_report)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def reidentify(
+    aips: Annotated[list[str] | None, typer.Argument(help="AIPs (default: all).")] = None,
+    all_aips: Annotated[bool, typer.Option("--all", help="Every AIP.")] = False,
+    json_out: JsonOpt = False,
+):
+    """Identify the stored files again (after a PRONOM update): changed PUIDs reported and
+    recorded (PREMIS), the format policy applied to the new answer."""
+    from preserve.services.formats import reidentify as run_reidentify
+
+    if not aips and not all_aips:
+        raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
+    repo = _open_repo()
+    with render.progress_bar(_show_progress()) as progress:
+        result = run_reidentify(repo, None if all_aips else aips, progress=progress)
+    render.report(result, json_out, render.reidentify_report)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
 def check(
     fix: Annotated[bool, typer.Option(
         "--fix", help="Remove what is provably debris of interrupted runs.")] = False,

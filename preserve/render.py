@@ -330,6 +330,68 @@ def schedule(rows, sample: float | None, coverage: int | None) -> None:
                   f"{coverage} days.")
 
 
+def formats_report(rows) -> None:
+    table = Table(title=f"{len(rows)} format(s) held", title_justify="left")
+    for col, just in (("PUID", "left"), ("format", "left"), ("files", "right"),
+                      ("size", "right"), ("risk", "left"), ("action", "left"),
+                      ("to do", "right"), ("pathway on this machine", "left")):
+        table.add_column(col, justify=just)
+    colours = {"high": "red", "medium": "yellow", "low": "green"}
+    for r in rows:
+        risk = f"[{colours[r.risk]}]{r.risk}[/]" if r.risk else "[dim]no rule[/]"
+        if r.pathway is None:
+            works = ""
+        else:
+            tools = ", ".join(f"{t} {v}" if v else f"[red]{t} missing[/]"
+                              for t, v in r.tools.items())
+            works = f"{text(r.pathway)}: {tools}"
+        table.add_row(text(r.puid or r.mime or "-"), text(r.name or "(not identified)"),
+                      str(r.files), human_size(r.bytes), risk, r.action or "",
+                      str(r.pending) if r.action == "migrate" else "", works)
+    out.print(table)
+
+
+def migration_plan(candidates) -> None:
+    if not candidates:
+        out.print("Nothing to migrate: no stored file awaits migration by the format policy.")
+        return
+    table = Table(title=f"{len(candidates)} file(s) to migrate (run with --apply to do it)",
+                  title_justify="left")
+    for col in ("AIP", "source", "PUID", "rule", "derivative", "checks"):
+        table.add_column(col)
+    for c in candidates[:500]:
+        table.add_row(c.aip_id[:8], text(c.source), text(c.puid or "-"), text(c.rule.name),
+                      text(c.derivative), ", ".join(c.rule.checks))
+    out.print(table)
+    if len(candidates) > 500:
+        out.print(f"... and {len(candidates) - 500} more (--json lists them all)")
+
+
+def migration_report(result) -> None:
+    out.print(f"[bold]{len(result.migrated)}[/] of {result.planned} file(s) migrated and "
+              f"proven, in {len(result.versions)} new AIP version(s)")
+    for v in result.versions:
+        out.print(f"  AIP {v['aip']} v{v['version']}: {v['files_added']} derivative(s) "
+                  f"(stored at {', '.join(v['replicas'])})")
+    if result.rejected:
+        out.print(f"[bold red]{len(result.rejected)} derivative(s) rejected[/] (recorded as "
+                  "failed migration events; nothing else changed):")
+        for r in result.rejected[:LISTED]:
+            out.print(f"  {text(r['source'])} (AIP {r['aip'][:8]}): {text(r['reason'])}")
+    for p in result.problems:
+        out.print(f"[bold red]problem:[/] {text(p)}")
+
+
+def reidentify_report(result) -> None:
+    out.print(f"{result.files} file(s) identified again; {len(result.changed)} changed PUID")
+    for c in result.changed[:LISTED]:
+        due = " [yellow](now due for migration)[/]" if c.now_due else ""
+        out.print(f"  AIP {c.aip[:8]} {text(c.path)}: {c.old_puid or 'none'} -> "
+                  f"{c.new_puid or 'none'} ({text(c.new_format or '')}){due}")
+    for u in result.unreadable[:LISTED]:
+        out.print(f"[bold red]not read:[/] {text(u)}")
+
+
 def failure(message: str, hint: str | None = None, items: list | None = None) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}")
     for item in (items or [])[:200]:

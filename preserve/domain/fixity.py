@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
@@ -57,17 +58,19 @@ class MultiHasher:
         return {a: h.hexdigest() for a, h in zip(self.algorithms, self._hashers, strict=True)}
 
 
-_BUFFER: tuple[bytearray, memoryview] | None = None
+_BUFFERS = threading.local()
 
 
 def _buffer() -> tuple[bytearray, memoryview]:
-    """One read buffer per process, reused: allocating 1 MiB per file costs more than
-    hashing a small file (hash_stream is not re-entrant; nothing here needs it to be)."""
-    global _BUFFER
-    if _BUFFER is None:
+    """One read buffer per thread, reused: allocating 1 MiB per file costs more than
+    hashing a small file. Per thread, not per process: migration fetches sources on
+    several threads at once, and a shared buffer mixed their bytes (hash_stream is not
+    re-entrant within a thread; nothing needs it to be)."""
+    found = getattr(_BUFFERS, "buffer", None)
+    if found is None:
         buf = bytearray(CHUNK)
-        _BUFFER = (buf, memoryview(buf))
-    return _BUFFER
+        found = _BUFFERS.buffer = (buf, memoryview(buf))
+    return found
 
 
 def hash_stream(

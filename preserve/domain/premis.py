@@ -59,6 +59,7 @@ class Event:
     outcome_detail: str | None = None
     agents: list[tuple[str, str]] = field(default_factory=list)  # (agent identifier, role)
     identifier: str = field(default_factory=lambda: str(uuid.uuid4()))
+    objects: list[tuple[str, str]] = field(default_factory=list)  # (bag path, role) it links
 
 
 @dataclass
@@ -71,6 +72,8 @@ class FileObject:
     format_name: str | None
     format_version: str | None
     notes: list[str] = field(default_factory=list)
+    # a migration's derivative: (bag path of its source, identifier of the migration event)
+    derived_from: tuple[str, str] | None = None
 
 
 class PremisWriter:
@@ -124,8 +127,25 @@ class PremisWriter:
             w(f'        <premis:formatNote>{_t(note)}</premis:formatNote>\n')
         w('      </premis:format>\n'
           '    </premis:objectCharacteristics>\n'
-          f'    <premis:originalName>{_t(obj.original_name)}</premis:originalName>\n'
-          '  </premis:object>\n')
+          f'    <premis:originalName>{_t(obj.original_name)}</premis:originalName>\n')
+        if obj.derived_from:
+            source, event_id = obj.derived_from
+            w('    <premis:relationship>\n'
+              '      <premis:relationshipType>derivation</premis:relationshipType>\n'
+              '      <premis:relationshipSubType>has source</premis:relationshipSubType>\n'
+              '      <premis:relatedObjectIdentifier>\n'
+              '        <premis:relatedObjectIdentifierType>bag path'
+              '</premis:relatedObjectIdentifierType>\n'
+              f'        <premis:relatedObjectIdentifierValue>{_t(source)}'
+              '</premis:relatedObjectIdentifierValue>\n'
+              '      </premis:relatedObjectIdentifier>\n'
+              '      <premis:relatedEventIdentifier>\n'
+              '        <premis:relatedEventIdentifierType>UUID</premis:relatedEventIdentifierType>\n'
+              f'        <premis:relatedEventIdentifierValue>{_t(event_id)}'
+              '</premis:relatedEventIdentifierValue>\n'
+              '      </premis:relatedEventIdentifier>\n'
+              '    </premis:relationship>\n')
+        w('  </premis:object>\n')
 
     def finish(self, events: list[Event], agents: list[Agent]) -> None:
         w = self.out.write
@@ -159,8 +179,16 @@ class PremisWriter:
               '      <premis:linkingObjectIdentifierType>UUID</premis:linkingObjectIdentifierType>\n'
               f'      <premis:linkingObjectIdentifierValue>{_t(self.aip_id)}'
               '</premis:linkingObjectIdentifierValue>\n'
-              '    </premis:linkingObjectIdentifier>\n'
-              '  </premis:event>\n')
+              '    </premis:linkingObjectIdentifier>\n')
+            for path, role in ev.objects:
+                w('    <premis:linkingObjectIdentifier>\n'
+                  '      <premis:linkingObjectIdentifierType>bag path'
+                  '</premis:linkingObjectIdentifierType>\n'
+                  f'      <premis:linkingObjectIdentifierValue>{_t(path)}'
+                  '</premis:linkingObjectIdentifierValue>\n'
+                  f'      <premis:linkingObjectRole>{_t(role)}</premis:linkingObjectRole>\n'
+                  '    </premis:linkingObjectIdentifier>\n')
+            w('  </premis:event>\n')
         for ag in agents:
             w('  <premis:agent>\n'
               '    <premis:agentIdentifier>\n'

@@ -33,6 +33,15 @@ POLICY: Schema = {
     "ingest": {"links": None, "special_files": None, "case_collisions": None,
                "archive_max_ratio": None},
 }
+_PATHWAY = {"tool": None, "args": None, "timeout_seconds": None, "memory_mb": None,
+            "then": None, "description": None}
+FORMATS: Schema = {
+    "pathways": {"*": _PATHWAY},
+    "rules": [{"name": None, "puids": None, "mime": None, "risk": None, "action": None,
+               "target": {"puids": None, "extension": None, "pdfa": None}, "pathway": None,
+               "checks": None, "text_similarity": None, "render_tolerance": None,
+               "note": None}],
+}
 _LOCATION = {"name": None, "kind": None, "media": None, "commissioned": None,
              "expected_lifetime_years": None}
 LOCATION: dict[str, Schema] = {
@@ -65,11 +74,12 @@ def _check(node, schema, file: Path, where: str, ignore: tuple[str, ...]) -> Non
         key = str(key_node.value)
         if key in ignore:
             continue
-        if key not in schema:
+        if key not in schema and "*" not in schema:  # "*": names of the user's choosing
             nearest = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.6)
             raise ConfigError(
                 f"{file}:{key_node.start_mark.line + 1}: unknown key '{where}{key}'"
                 + (f"; did you mean '{where}{nearest[0]}'?" if nearest else ""),
                 hint=f"the keys known here are: {', '.join(schema)}")
-        if schema[key] is not None:
-            _check(value_node, schema[key], file, f"{where}{key}.", ignore)
+        value_schema = schema.get(key, schema.get("*"))
+        if value_schema is not None:
+            _check(value_node, value_schema, file, f"{where}{key}.", ignore)

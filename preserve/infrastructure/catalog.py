@@ -27,10 +27,10 @@ from preserve.domain.model import AipSummary, EventRecord, FileRecord, ReplicaAu
 from preserve.domain.ocfl import VersionRecord, content_path
 from preserve.errors import ConfigError, NotFound
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # What each older schema needs to become the current one (tables added since are
-# created by SCHEMA itself, which only adds what is missing).
-MIGRATIONS: dict[int, list[str]] = {}
+# created by SCHEMA itself, which only adds what is missing): 4 added derivations.
+MIGRATIONS: dict[int, list[str]] = {3: []}
 # Schemas of the storage layout before OCFL (a full bag per version): never released, so
 # never converted; a repository made with them is named as such.
 BEFORE_OCFL = (1, 2)
@@ -110,6 +110,18 @@ CREATE TABLE IF NOT EXISTS events (
     version INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_aip ON events (aip_id);
+-- Which payload file a migration derived from which (PREMIS: the derivative's derivation
+-- relationship and the migration event in the version's premis-v<n>.xml say the same).
+CREATE TABLE IF NOT EXISTS derivations (
+    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    derivative TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (aip_id, derivative)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS derivations_source ON derivations (aip_id, source);
 CREATE TABLE IF NOT EXISTS audit_runs (
     id TEXT PRIMARY KEY,
     started TEXT NOT NULL,
@@ -241,9 +253,11 @@ class Catalog:
     def stage_version(self, aip_id: str, version: int, record: VersionRecord, files: int,
                       nbytes: int, oxum: str, tagmanifest: str, tagmanifest_sha256: str,
                       inventory_sha512: str, events: list[EventRecord], *,
-                      title: str | None = None) -> None:
+                      title: str | None = None,
+                      derivations: Iterable[tuple[str, str, str, str]] = ()) -> None:
         """Record a finished version before it is published; it stays invisible until
-        mark_stored. `title`: the bag's Title, as of this version."""
+        mark_stored. `title`: the bag's Title, as of this version; `derivations`: (source,
+        derivative, rule, event id) of each file a migration added."""
         with self.transaction() as db:
             db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                        "'staging')",
@@ -251,6 +265,8 @@ class Catalog:
                         tagmanifest_sha256, inventory_sha512, record.message,
                         record.user_name, record.user_address, title))
             _insert_events(db, events)
+            db.executemany("INSERT INTO derivations VALUES (?, ?, ?, ?, ?, ?)",
+                           [(aip_id, version, *d) for d in derivations])
 
     def mark_stored(self, aip_id: str, version: int, location: str, key: str, when: str) -> None:
         with self.transaction() as db:
@@ -273,7 +289,8 @@ class Catalog:
                              (aip_id, version)).fetchone()
             if row is None or row[0] != "staging":
                 return
-            for table in ("files", "events", "replicas", "file_checks", "composite_checksums"):
+            for table in ("files", "events", "replicas", "file_checks", "composite_checksums",
+                          "derivations"):
                 db.execute(f"DELETE FROM {table} WHERE aip_id = ? AND version = ?",
                            (aip_id, version))
             db.execute("DELETE FROM versions WHERE aip_id = ? AND version = ?",
@@ -651,6 +668,42 @@ class Catalog:
             args = (aip_id,)
         sql += " GROUP BY f.puid, f.format ORDER BY COUNT(*) DESC, f.puid"
         return [tuple(r) for r in self.db.execute(sql, args)]
+
+    def payload_for_policy(self, aip_ids: list[str] | None = None,
+                           collection: str | None = None) -> Iterator[tuple]:
+        """(AIP, collection, path, version holding it, size, sha512, puid, mime, format, the
+        derivative made from it or None) of every stored payload file, by AIP and path."""
+        sql = ("SELECT f.aip_id, a.collection, f.path, f.version, f.size, f.sha512, f.puid, "
+               "f.mime, f.format, (SELECT d.derivative FROM derivations d JOIN versions w ON "
+               "w.aip_id = d.aip_id AND w.version = d.version AND w.state = 'stored' "
+               "WHERE d.aip_id = f.aip_id AND d.source = f.path ORDER BY d.version LIMIT 1) "
+               "FROM files f JOIN aips a ON a.id = f.aip_id JOIN versions v ON "
+               "v.aip_id = f.aip_id AND v.version = f.version AND v.state = 'stored' "
+               f"WHERE a.state = 'stored' AND {_PAYLOAD}")
+        args: list = []
+        if aip_ids is not None:
+            sql += f" AND f.aip_id IN ({', '.join('?' * len(aip_ids))})"
+            args += aip_ids
+        if collection is not None:
+            sql += " AND a.collection = ?"
+            args.append(collection)
+        yield from self.db.execute(sql + " ORDER BY f.aip_id, f.path", args)
+
+    def derivations(self, aip_id: str) -> list[tuple[int, str, str, str]]:
+        """(version, source, derivative, rule) of each migration of a stored version."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT d.version, d.source, d.derivative, d.rule FROM derivations d JOIN versions v "
+            "ON v.aip_id = d.aip_id AND v.version = d.version AND v.state = 'stored' "
+            "WHERE d.aip_id = ? ORDER BY d.version, d.source", (aip_id,))]
+
+    def set_identification(self, aip_id: str, version: int, path: str, puid, format_name,
+                           format_version, mime, basis, warning, confidence) -> None:
+        """A payload file identified again (reidentify): its row takes the new answer."""
+        with self.transaction() as db:
+            db.execute("UPDATE files SET puid = ?, format = ?, format_version = ?, mime = ?, "
+                       "basis = ?, warning = ?, confidence = ? WHERE aip_id = ? AND version = ? "
+                       "AND path = ?", (puid, format_name, format_version, mime, basis, warning,
+                                        confidence, aip_id, version, path))
 
     def events(self, aip_id: str) -> list[EventRecord]:
         rows = self.db.execute("SELECT id, aip_id, type, datetime, outcome, detail, "

@@ -37,7 +37,7 @@ def makedirs(path: str | os.PathLike) -> None:
     pathlib (which interns every name it parses: this is called once per file)."""
     path = os.fspath(path)
     missing = []
-    while not os.path.isdir(path):
+    while path and not os.path.isdir(path):  # "": the working folder, which exists
         missing.append(path)
         parent = os.path.dirname(path)
         if parent == path:

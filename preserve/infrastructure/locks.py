@@ -57,5 +57,5 @@ def pid_alive(pid: int) -> bool:
 def owner_gone(name: str) -> bool:
     """For leftovers named '<anything>.<pid>' or '<prefix>-<pid>-<anything>': whether the
     process that made it has ended (and what it left is debris)."""
-    match = re.search(r"(?:\.|^repair-)(\d+)(?:-|$)", name)
+    match = re.search(r"(?:\.|^repair-|^migrate-)(\d+)(?:-|$)", name)
     return match is not None and not pid_alive(int(match.group(1)))

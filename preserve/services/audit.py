@@ -27,12 +27,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import fcntl
-import io
 import json
 import math
 import time
 import uuid
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import chain
 
@@ -41,7 +40,7 @@ from preserve.domain import ocfl
 from preserve.domain.fixity import FAST_ALGORITHM, hash_batch, hash_stream
 from preserve.domain.model import EventRecord, ReplicaAuditState
 from preserve.domain.names import display
-from preserve.domain.premis import Event, PremisWriter
+from preserve.domain.premis import Event
 from preserve.errors import (
     EXIT_OK,
     EXIT_PROBLEMS,
@@ -54,7 +53,7 @@ from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
 from preserve.infrastructure.storage.s3 import S3Storage, uploaded_in_parts
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
-from preserve.services.common import Progress, Silent, now_utc, parse_utc
+from preserve.services.common import Progress, Silent, now_utc, parse_utc, store_log_event
 from preserve.services.expected import expected_digests, is_head, listing
 
 KINDS = ("corrupt", "truncated", "missing", "unexpected", "unreachable", "read-error", "stale",
@@ -549,13 +548,6 @@ def _event(repo, storage, visit: _Visit, found: list[Problem], checked: int) -> 
     agent = f"{AGENT_NAME}-{__version__}"
     event = Event("fixity check", now_utc(), outcome, detail, summary,
                   [(agent, "executing program")])
-    buffer = io.StringIO()
-    writer = PremisWriter(buffer, aip_id)
-    writer.finish([event], [])
-    stamp = event.datetime.replace(":", "").replace("-", "")
-    record_key = (f"{ocfl.object_of(key)}{ocfl.LOGS}/{stamp}-{storage.name}-v{version}-"
-                  f"{event.identifier}.xml")
-    with suppress(PreserveError):  # the catalog keeps the event whatever happens here
-        storage.put_bytes(record_key, buffer.getvalue().encode("utf-8"))
+    store_log_event(storage, ocfl.object_of(key), aip_id, event, f"{storage.name}-v{version}")
     return EventRecord(event.identifier, aip_id, event.type, event.datetime, outcome, detail,
                        summary, agent)

@@ -1,9 +1,16 @@
-"""Small things every service shares: the clock and the progress protocol."""
+"""Small things every service shares: the clock, the progress protocol, and the object's
+log of events that make no version."""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
+from contextlib import suppress
 from typing import Protocol
+
+from preserve.domain import ocfl
+from preserve.domain.premis import Agent, Event, PremisWriter
+from preserve.errors import PreserveError
 
 
 def now_utc(precise: bool = False) -> str:
@@ -32,3 +39,17 @@ class Silent:
 
     def advance(self, files, nbytes):
         pass
+
+
+def store_log_event(storage, object_root: str, aip_id: str, event: Event, label: str,
+                    agents: list[Agent] | None = None) -> None:
+    """Keep an event that changes no version (an audit, a rejected migration, a new
+    identification) as a PREMIS document in the object's logs/, where OCFL puts what is
+    not content: `<time>-<label>-<event id>.xml`. A store that cannot be written to
+    loses only this copy: the catalog keeps the event whatever happens here."""
+    buffer = io.StringIO()
+    PremisWriter(buffer, aip_id).finish([event], agents or [])
+    stamp = event.datetime.replace(":", "").replace("-", "")
+    key = f"{object_root}{ocfl.LOGS}/{stamp}-{label}-{event.identifier}.xml"
+    with suppress(PreserveError):
+        storage.put_bytes(key, buffer.getvalue().encode("utf-8"))

@@ -58,12 +58,16 @@ class VersionChange:
     """What a new version changes. `bag_info`: labels whose values are replaced (every
     line of a repeatable label); `added`: new payload, (bag path under data/, the file
     to copy in); `event`: the PREMIS event that says what happened (its time is the
-    version's), naming `agents`."""
+    version's), naming `agents`; `events`: more events of the version (a migration's, one
+    per file); `derived`: for an added file made from another, (its source's bag path,
+    the migration event's identifier, the rule's name)."""
     message: str
     event: Event
     agents: list[Agent]
     bag_info: dict[str, list[str]] = field(default_factory=dict)
     added: list[tuple[str, Path]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    derived: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,8 +165,9 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
     with open(bag / premis_file(version), "x", encoding="utf-8", newline="\n") as out:
         premis = PremisWriter(out, aip_id)  # this version's record, beside the earlier ones
         for record in added:
-            premis.write_object(_premis_object(record))
-        premis.finish([change.event], change.agents)
+            source = change.derived.get(record.path)
+            premis.write_object(_premis_object(record, source[:2] if source else None))
+        premis.finish([change.event, *change.events], change.agents)
     if added:
         _extend_manifests(location, aip_id, tags, bag, added)
 
@@ -176,13 +181,12 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
                                        [*catalog.version_records(aip_id, head), record],
                                        version_dir)
     title = change.bag_info.get("Title", [catalog.get_aip(aip_id).title])[0]
-    event = change.event
     catalog.stage_version(
         aip_id, version, record, files, nbytes, bagfmt.payload_oxum(nbytes, files),
         tagmanifest, tagmanifest_sha256, inventory_sha512,
-        [EventRecord(event.identifier, aip_id, event.type, event.datetime, event.outcome,
-                     event.detail, event.outcome_detail,
-                     event.agents[0][0] if event.agents else None, version)], title=title)
+        [event_record(aip_id, event, version) for event in [change.event, *change.events]],
+        title=title, derivations=[(source, rel, rule, event_id) for rel, (source, event_id, rule)
+                                  in change.derived.items()])
     key = ocfl.version_key(root, version)
     head_inventory = staged / ocfl.INVENTORY
     shutil.copyfile(version_dir / ocfl.INVENTORY, head_inventory)
@@ -217,12 +221,19 @@ def premis_file(version: int) -> str:
     return f"metadata/premis-v{version}.xml"
 
 
-def _premis_object(r: FileRecord) -> FileObject:
+def event_record(aip_id: str, event: Event, version: int | None) -> EventRecord:
+    """The catalog's row of a PREMIS event (its first agent named)."""
+    return EventRecord(event.identifier, aip_id, event.type, event.datetime, event.outcome,
+                       event.detail, event.outcome_detail,
+                       event.agents[0][0] if event.agents else None, version)
+
+
+def _premis_object(r: FileRecord, derived_from: tuple[str, str] | None) -> FileObject:
     notes = [f"siegfried basis: {r.basis}"] if r.basis else []
     if r.magic_mime or r.magic_description:
         notes.append(f"libmagic: {r.magic_mime}; {r.magic_description}")
     return FileObject(r.path, r.path[len("data/"):], r.size, r.digests, r.puid, r.format,
-                      r.format_version, notes)
+                      r.format_version, notes, derived_from)
 
 
 def _extend_manifests(location, aip_id: str, tags: dict, bag: Path,

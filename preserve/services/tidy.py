@@ -19,24 +19,27 @@ from preserve.infrastructure.storage import LocalStorage
 from preserve.services.ingest import recover
 
 REPAIR_STAGING = "repair-"
+MIGRATE_STAGING = "migrate-"  # a migration's working folders (see services/migrate.py)
+WORK_STAGING = (REPAIR_STAGING, MIGRATE_STAGING)
 
 
 def tidy(repo: Repository) -> list[str]:
     """Remove what earlier, ended runs left; a line per thing removed or resolved."""
     actions = recover(repo)
-    for path in ended_repairs(repo):
+    for path in ended_work(repo):
         fstree.rmtree(path, ignore_errors=True)
-        actions.append(f"removed {path}, left by an interrupted repair")
+        what = "repair" if path.name.startswith(REPAIR_STAGING) else "migration"
+        actions.append(f"removed {path}, left by an interrupted {what}")
     for location in repo.locations.values():
         if isinstance(location, LocalStorage) and location.root.is_dir():
             actions += location.remove_leftovers()
     return actions
 
 
-def ended_repairs(repo: Repository) -> list:
-    """Staging folders of repairs whose process has ended."""
+def ended_work(repo: Repository) -> list:
+    """Working folders of repairs and migrations whose process has ended."""
     return [repo.staging / entry for entry in sorted(os.listdir(repo.staging))
-            if entry.startswith(REPAIR_STAGING) and owner_gone(entry)]
+            if entry.startswith(WORK_STAGING) and owner_gone(entry)]
 
 
 def remove_partial_exports(dest) -> list[str]:

@@ -1,0 +1,244 @@
+"""External tools (ImageMagick, ffmpeg, Ghostscript, LibreOffice, poppler): found, named
+by version, and run under a timeout and a memory limit with their output captured.
+
+Every conversion and every check that decodes content runs a program preserve did
+not write, on files preserve did not choose. Each run is therefore bounded: a
+memory limit (`prlimit --as`, util-linux, so no Python code runs between fork and
+exec in a process that holds Go and thread state), a wall-clock timeout after
+which the whole process group is killed (LibreOffice starts children), and its
+messages kept (the last 4 KiB of each stream) for the PREMIS event that says why
+it failed. Large outputs (decoded pixels, samples) are read as a stream, never
+held whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import cache
+
+from preserve.errors import ToolFailure
+
+KEEP_BYTES = 4096  # of each captured stream: enough for a message, bounded for a log
+CHUNK = 1 << 20
+# How each known tool says its version (the first line matching, first group).
+VERSION_ARGS = {
+    "convert": (["-version"], r"Version: ImageMagick ([^ ]+)"),
+    "identify": (["-version"], r"Version: ImageMagick ([^ ]+)"),
+    "ffmpeg": (["-version"], r"ffmpeg version ([^ ]+)"),
+    "ffprobe": (["-version"], r"ffprobe version ([^ ]+)"),
+    "gs": (["--version"], r"([0-9][^ \n]*)"),
+    "soffice": (["--version"], r"LibreOffice ([^ ]+)"),
+    "pdftoppm": (["-v"], r"pdftoppm version ([^ \n]+)"),
+    "pdftotext": (["-v"], r"pdftotext version ([^ \n]+)"),
+}
+
+
+_LIVE: set[subprocess.Popen] = set()  # every tool running now, to stop on Ctrl-C
+_LIVE_LOCK = threading.Lock()
+
+
+def kill_all() -> None:
+    """Stop every tool this process started that still runs (an interrupted migration:
+    tools run in sessions of their own, so the terminal's Ctrl-C does not reach them)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        _kill_group(proc)
+
+
+@contextmanager
+def _tracked(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    try:
+        yield proc
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+
+
+class ToolTimeout(ToolFailure):
+    """The tool ran past its time and was killed (with every process it started)."""
+
+
+@dataclass
+class ToolRun:
+    argv: list[str]
+    returncode: int
+    seconds: float
+    stdout: str  # the last KEEP_BYTES, decoded leniently
+    stderr: str
+
+    def summary(self) -> str:
+        said = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return f"exit {self.returncode}" + (f": {said[-1][:300]}" if said else "")
+
+
+def find_tool(name: str) -> str | None:
+    return shutil.which(name)
+
+
+@cache
+def tool_version(name: str) -> str | None:
+    """The version a tool reports, or None when it is not installed (or says nothing)."""
+    path = find_tool(name)
+    if path is None:
+        return None
+    args, pattern = VERSION_ARGS.get(name, (["--version"], r"([0-9][^ \n]*)"))
+    try:
+        done = subprocess.run([path, *args], capture_output=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = (done.stdout + done.stderr).decode("utf-8", "replace")
+    m = re.search(pattern, text)
+    return m.group(1) if m else (text.strip().splitlines() or ["unknown"])[0][:80]
+
+
+def _limited(argv: list[str], memory_mb: int | None) -> list[str]:
+    path = find_tool(argv[0])
+    if path is None:
+        raise ToolFailure(f"the program '{argv[0]}' is not installed on this machine",
+                          hint="install it (scripts/setup.sh installs the default tools), "
+                               "or change the pathway in policies/formats.yaml")
+    argv = [path, *argv[1:]]
+    prlimit = find_tool("prlimit")
+    if memory_mb and prlimit:
+        argv = [prlimit, f"--as={memory_mb * 1024 * 1024}", "--", *argv]
+    return argv
+
+
+def run_tool(argv: list[str], *, timeout: float, memory_mb: int | None = None,
+             cwd: str | None = None, env: dict | None = None) -> ToolRun:
+    """Run a tool to the end; its exit status is the caller's to judge. Raises ToolTimeout
+    when it runs past `timeout` (its process group killed), ToolFailure when it cannot
+    start."""
+    full = _limited(argv, memory_mb)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                    cwd=cwd, env=env, start_new_session=True)
+        except OSError as e:
+            raise ToolFailure(f"cannot start {argv[0]}: {e.strerror or e}") from e
+        try:
+            with _tracked(proc):
+                code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise ToolTimeout(f"{argv[0]} ran longer than {timeout:g} s and was stopped",
+                              hint="raise timeout_seconds of the pathway in "
+                                   "policies/formats.yaml if the file is that large") from None
+        except BaseException:
+            _kill_group(proc)  # Ctrl-C: no tool is left running behind us
+            raise
+        finally:
+            seconds = time.monotonic() - started
+        return ToolRun(full, code, seconds, _tail(out), _tail(err))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with suppress(Exception):
+        proc.wait(timeout=10)
+
+
+def _tail(f) -> str:
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(max(0, size - KEEP_BYTES))
+    return f.read().decode("utf-8", "replace")
+
+
+@contextmanager
+def streamed(argv: list[str], *, timeout: float, memory_mb: int | None = None
+             ) -> Iterator[Iterator[bytes]]:
+    """A tool's standard output as chunks, for decoded content too large to hold. The tool
+    must end well (exit 0) within `timeout`, or ToolFailure is raised when the block ends."""
+    full = _limited(argv, memory_mb)
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=err,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        timer = _Watchdog(proc, deadline)
+        with _LIVE_LOCK:
+            _LIVE.add(proc)
+
+        def chunks() -> Iterator[bytes]:
+            while chunk := proc.stdout.read(CHUNK):
+                yield chunk
+
+        try:
+            yield chunks()
+            proc.stdout.read()  # drain what the caller left
+            code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            code = None
+        except BaseException:
+            _kill_group(proc)
+            raise
+        finally:
+            timer.cancel()
+            proc.stdout.close()
+            with _LIVE_LOCK:
+                _LIVE.discard(proc)
+        if code is None or timer.fired:
+            _kill_group(proc)
+            raise ToolTimeout(f"{argv[0]} ran longer than {timeout:g} s and was stopped")
+        if code != 0:
+            said = _tail(err).strip().splitlines()
+            raise ToolFailure(f"{argv[0]} failed (exit {code})"
+                              + (f": {said[-1][:300]}" if said else ""))
+
+
+class _Watchdog:
+    """Kills a streaming tool's process group at its deadline (a read may block forever)."""
+
+    def __init__(self, proc: subprocess.Popen, deadline: float):
+        self.fired = False
+        self._proc = proc
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        _kill_group(self._proc)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def hash_output(argv: list[str], *, timeout: float, memory_mb: int | None = None
+                ) -> tuple[str, int]:
+    """sha256 and length of a tool's standard output, read as a stream."""
+    digest, length = hashlib.sha256(), 0
+    with streamed(argv, timeout=timeout, memory_mb=memory_mb) as chunks:
+        for chunk in chunks:
+            digest.update(chunk)
+            length += len(chunk)
+    return digest.hexdigest(), length
+
+
+def output_text(argv: list[str], *, timeout: float, memory_mb: int | None = None,
+                limit: int = 64 << 20) -> str:
+    """A tool's standard output as text (at most `limit` bytes: a report, not content)."""
+    parts, size = [], 0
+    with streamed(argv, timeout=timeout, memory_mb=memory_mb) as chunks:
+        for chunk in chunks:
+            if size < limit:
+                parts.append(chunk[: limit - size])
+            size += len(chunk)
+    return b"".join(parts).decode("utf-8", "replace")
