@@ -195,14 +195,18 @@ def show(
     formats = repo.catalog.format_counts(aip_id)
     events = repo.catalog.events(aip_id)
     versions = repo.catalog.versions_of(aip_id)
+    derivations = repo.catalog.derivations(aip_id)
     if json_out:
         render.emit_json({**summary.to_dict(), "versions": versions,
+                          "derivations": [{"version": v, "source": s, "derivative": d,
+                                           "rule": r} for v, s, d, r in derivations],
                           "files_list": [f.to_dict() for f in files],
                           "formats": [{"puid": p, "format": f, "files": n, "bytes": b}
                                       for p, f, n, b in formats],
                           "events": [e.to_dict() for e in events]})
     else:
-        render.aip_show(summary, files, formats, events, versions, max_files=max_files)
+        render.aip_show(summary, files, formats, events, versions, derivations,
+                        max_files=max_files)
 
 
 @app.command()

@@ -154,7 +154,8 @@ def aip_list(aips) -> None:
     out.print(table)
 
 
-def aip_show(summary, files, formats, events, versions, *, max_files: int) -> None:
+def aip_show(summary, files, formats, events, versions, derivations, *,
+             max_files: int) -> None:
     out.print(f"[bold]AIP {summary.id}[/] (version {summary.version})")
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("collection", text(summary.collection))
@@ -172,6 +173,13 @@ def aip_show(summary, files, formats, events, versions, *, max_files: int) -> No
         vt.add_row(f"v{v['version']}", v["created"], text(v["user"]), text(v["message"]),
                    f"{v['files_added']} ({human_size(v['bytes_added'])})")
     out.print(vt)
+    if derivations:
+        dt = Table(title="Migrations (originals kept)", title_justify="left")
+        for col in ("version", "source", "derivative", "rule"):
+            dt.add_column(col)
+        for version, source, derivative, rule in derivations[:max_files]:
+            dt.add_row(f"v{version}", text(source), text(derivative), text(rule))
+        out.print(dt)
     out.print(formats_table([(p, f, n) for p, f, n, _ in formats], "Formats"))
     ft = Table(title=f"Files ({len(files)}" + (f", first {max_files} shown" if
                                                 len(files) > max_files else "") + ")",

@@ -1,0 +1,319 @@
+"""Format policy, risk report and migration that proves the content survived (issue 10).
+
+Everything runs the real tools (ImageMagick, ffmpeg, Ghostscript, LibreOffice, poppler,
+pikepdf's PDF/A validator) on real files; the derivatives are checked again here with
+tools of their own where it matters (ffprobe for FLAC's depth, bagit-python for the
+exported versions, ocfl-py for what is stored)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from preserve.domain.formats import load_format_policy
+from preserve.errors import ConfigError
+from preserve.infrastructure.repository import Repository, bundled_policies
+from preserve.services.migrate import derivative_name
+from tests import media
+from tests.conftest import assert_bagit_python_valid, content_key, object_key
+from tests.test_cli import run
+
+POLICY = bundled_policies() / "formats.yaml"
+
+
+# -- the policy ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("puid,action,target", [
+    ("fmt/119", "migrate", "fmt/13"), ("fmt/90", "migrate", "fmt/13"),        # BMP, PCX
+    ("x-fmt/367", "migrate", "fmt/13"), ("fmt/4", "migrate", "fmt/13"),       # TGA, GIF
+    ("fmt/353", "keep", None), ("fmt/11", "keep", None), ("fmt/43", "keep", None),
+    ("x-fmt/392", "keep", None),                                              # TIFF...JP2
+    ("fmt/143", "migrate", "fmt/279"), ("fmt/414", "migrate", "fmt/279"),    # WAV, AIFF
+    ("fmt/20", "migrate", "fmt/477"), ("fmt/276", "migrate", "fmt/477"),     # PDF 1.6, 1.7
+    ("fmt/477", "keep", None),                                                # PDF/A-2b
+    ("fmt/40", "migrate", "fmt/477"), ("fmt/412", "migrate", "fmt/477"),     # DOC, DOCX
+    ("fmt/45", "migrate", "fmt/477"), ("fmt/1756", "migrate", "fmt/477"),    # RTF, ODT
+    ("x-fmt/394", "migrate", "fmt/477"),                                      # WordPerfect
+    ("fmt/5", "migrate", "fmt/569"), ("fmt/133", "migrate", "fmt/569"),      # AVI, WMV
+    ("x-fmt/384", "migrate", "fmt/569"), ("x-fmt/385", "migrate", "fmt/569"),  # MOV, MPEG-1
+    ("x-fmt/386", "migrate", "fmt/569"), ("x-fmt/382", "migrate", "fmt/569"),  # MPEG-2, FLV
+    ("fmt/134", "keep", None), ("fmt/132", "keep", None),                    # MP3, WMA
+])
+def test_the_default_policy_has_the_rules_the_archive_expects(puid, action, target):
+    policy = load_format_policy(POLICY)
+    rule = policy.rule_for(puid, None)
+    assert rule is not None and rule.action == action
+    if target:
+        assert target in rule.target.puids and rule.checks
+
+
+def test_mime_is_the_fallback_only_where_siegfried_named_nothing():
+    policy = load_format_policy(POLICY)
+    assert policy.rule_for(None, "image/bmp").name == "Windows Bitmap"
+    assert policy.rule_for("fmt/11", "image/bmp").name == "PNG"  # the PUID decides
+
+
+@pytest.mark.parametrize("change,named", [
+    (("rules[0]", "risk", "hihg"), "'rules[0].risk' must be one of low, medium, high"),
+    (("rules[0]", "pathway", "imagemagik-png"), "'rules[0].pathway' must name a pathway"),
+    (("rules[0]", "checks", ["pixel"]), "'rules[0].checks' must list what proves"),
+    (("rules[0]", "pathwya", "x"), "unknown key 'rules[0].pathwya'; did you mean "
+                                   "'rules[0].pathway'?"),
+    (("pathways.imagemagick-png", "args", ["{input}", "{outptu}"]), "names {outptu}"),
+    (("pathways.imagemagick-png", "then", "imagemagick-png"), "without coming back"),
+    (("rules[1]", "puids", ["fmt/119"]), "lists fmt/119, which rule 'Windows Bitmap'"),
+])
+def test_a_mistake_in_the_policy_is_named_with_its_line(tmp_path, change, named):
+    data = yaml.safe_load(POLICY.read_text())
+    where, key, value = change
+    node = data["pathways"][where.split(".", 1)[1]] if where.startswith("pathways") \
+        else data["rules"][int(where[6:-1])]
+    node[key] = value
+    path = tmp_path / "formats.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError) as e:
+        load_format_policy(path)
+    assert named in e.value.message
+    assert e.value.message.startswith(f"{path}:")  # with the line: file:line: ...
+    assert int(e.value.message.split(":")[1]) > 0
+
+
+@given(st.lists(st.sampled_from(["a", "b.bmp", "c.tar.gz", ".hidden", "d.PNG", "e.png"]),
+                min_size=1, max_size=6, unique=True),
+       st.sampled_from(["png", "pdf", "flac"]))
+def test_a_derivative_name_is_new_beside_its_source(names, extension):
+    taken = {f"data/x/{n}" for n in names}
+    for source in sorted(taken):
+        name = derivative_name(source, extension, taken)
+        assert name not in taken and name != source
+        assert name.rsplit("/", 1)[0] == "data/x" and name.endswith(f".{extension}")
+        taken.add(name)
+
+
+# -- migration end to end ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> Path:
+    """One of each kind the issue names, made by hand or by the real tools."""
+    root = tmp_path_factory.mktemp("media")
+    src = root / "collection"
+    for sub in ("images", "audio", "documents", "video"):
+        (src / sub).mkdir(parents=True)
+    media.bmp(src / "images" / "scan.bmp")
+    media.image(src / "images" / "map.gif", "-colors", "16")                 # palette
+    media.image(src / "images" / "plate.bmp", "-colorspace", "Gray", "-type", "Grayscale")
+    media.image(src / "images" / "logo.tga", "-alpha", "set", "-channel", "A",
+                "-evaluate", "set", "60%", "+channel")                        # RGBA
+    media.wav(src / "audio" / "interview-16.wav", bits=16, seed=2)
+    media.wav(src / "audio" / "interview-24.wav", bits=24, seed=3)
+    media.aiff(src / "audio" / "song-24.aif", media.wav(root / "song.wav", bits=24, seed=4))
+    made = media.office(root / "office", "Minutes of the parish council\nThe harbour wall "
+                        "is to be repaired before winter.\nSigned: the clerk\n")
+    for kind, path in made.items():
+        (src / "documents" / f"minutes.{kind}").write_bytes(path.read_bytes())
+    media.video(src / "video" / "reel.avi")
+    return src
+
+
+def _repo_with(tmp_path: Path, sources: Path) -> tuple[Path, str]:
+    root = tmp_path / "repo"
+    assert run(root, "init").returncode == 0
+    done = run(root, "ingest", sources, "-c", "Parish", "--json")
+    assert done.returncode == 0, done.stderr
+    return root, json.loads(done.stdout)["id"]
+
+
+def test_migration_adds_one_proven_version_and_keeps_every_original(tmp_path, sources):
+    root, aip = _repo_with(tmp_path, sources)
+    report = json.loads(run(root, "formats", "--json").stdout)
+    due = [r for r in report if r["action"] == "migrate"]
+    assert {r["rule"] for r in due} == {
+        "Windows Bitmap", "GIF", "Truevision TGA", "WAVE audio", "AIFF audio",
+        "Word processing documents", "PDF (not PDF/A)", "Legacy video"}
+    assert all(r["pathway_works"] and r["pending"] == r["files"] for r in due)
+    assert sum(r["files"] for r in due) == 11
+    plan = json.loads(run(root, "migrate", "--plan", "--json").stdout)
+    assert len(plan) == 11
+
+    started = time.monotonic()
+    done = run(root, "migrate", "--apply", "--workers", "2", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert len(result["migrated"]) == 11 and result["rejected"] == []
+    assert [v["version"] for v in result["versions"]] == [2]
+    assert time.monotonic() - started < 120
+    proofs = {m["source"]: m["proof"] for m in result["migrated"]}
+    assert "pixels identical" in proofs["data/images/scan.bmp"]
+    assert "samples identical as pcm_s24le" in proofs["data/audio/song-24.aif"]
+    assert "samples identical as pcm_s16le" in proofs["data/audio/interview-16.wav"]
+    assert "PDF/A-2b conformance approved" in proofs["data/documents/minutes.docx"]
+    assert "rendered" in proofs["data/documents/minutes.pdf"]
+    assert "frames" in proofs["data/video/reel.avi"]
+
+    # nothing more to do; the same command again changes nothing
+    assert json.loads(run(root, "migrate", "--plan", "--json").stdout) == []
+    again = run(root, "migrate", "--apply", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["versions"] == []
+
+    # v2 is a complete, valid bag holding originals and derivatives; v1 is as ingested
+    v2, v1 = tmp_path / "v2", tmp_path / "v1"
+    assert run(root, "export", aip, v2).returncode == 0
+    assert run(root, "export", aip, v1, "--version", "1").returncode == 0
+    assert_bagit_python_valid(v2)
+    assert_bagit_python_valid(v1)
+    for original in sources.rglob("*"):
+        if original.is_file():
+            rel = original.relative_to(sources)
+            assert (v2 / "data" / rel).read_bytes() == original.read_bytes()
+            assert (v1 / "data" / rel).read_bytes() == original.read_bytes()
+    assert len(list((v1 / "data").rglob("*.*"))) == 11
+    flac = v2 / "data" / "audio" / "song-24.flac"
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                            "stream=bits_per_raw_sample", "-of", "csv=p=0", flac],
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "24"  # what Archivematica's AIFF command loses
+
+    # PREMIS: each derivative has its source; each migration event links both
+    premis = (v2 / "metadata" / "premis-v2.xml").read_text()
+    assert premis.count("<premis:relationshipSubType>has source<") == 11
+    assert premis.count("<premis:eventType>migration</premis:eventType>") == 11
+    assert "<premis:linkingObjectRole>outcome</premis:linkingObjectRole>" in premis
+    assert "<premis:agentName>ffmpeg</premis:agentName>" in premis
+    assert "<premis:agentName>soffice</premis:agentName>" in premis
+    shown = json.loads(run(root, "show", aip, "--json").stdout)
+    assert len(shown["derivations"]) == 11 and shown["version"] == 2
+    assert "format migration" in shown["versions"][-1]["message"]
+    assert run(root, "check").returncode == 0
+
+
+def _policy(root: Path, edit) -> None:
+    path = root / "policies" / "formats.yaml"
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _rule(data: dict, name: str) -> dict:
+    return next(r for r in data["rules"] if r["name"] == name)
+
+
+def test_a_lossy_pathway_for_a_lossless_rule_is_rejected_and_nothing_changes(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    media.wav(src / "master.wav", bits=24, seed=5)
+    media.image(src / "plate.tif", "-depth", "16")
+    root, aip = _repo_with(tmp_path, src)
+
+    def lossy(data):
+        data["pathways"]["ffmpeg-flac"]["args"][-1:-1] = ["-sample_fmt", "s16"]
+        data["pathways"]["tiff-to-8bit-png"] = {
+            "tool": "convert", "args": ["{input}", "-depth", "8", "{output}"]}
+        tiff = _rule(data, "TIFF")
+        tiff.update(action="migrate", pathway="tiff-to-8bit-png", checks=["pixels"],
+                    target={"puids": ["fmt/11", "fmt/12", "fmt/13"], "extension": "png"})
+
+    _policy(root, lossy)
+    before = (root / "catalog.sqlite").stat().st_size, sorted(
+        p.relative_to(root) for p in (root / "aips").rglob("v*"))
+    done = run(root, "migrate", "--apply", "--json", check_code=1)
+    result = json.loads(done.stdout)
+    assert result["migrated"] == [] and result["versions"] == []
+    reasons = {r["source"]: r["reason"] for r in result["rejected"]}
+    assert "16 bits per sample in the derivative, 24 in the source" in reasons["data/master.wav"]
+    assert "bit depth is 8 in the derivative, 16 in the source" in reasons["data/plate.tif"]
+    assert sorted(p.relative_to(root) for p in (root / "aips").rglob("v*")) == before[1]
+    shown = json.loads(run(root, "show", aip, "--json").stdout)
+    assert shown["version"] == 1
+    failed = [e for e in shown["events"] if e["type"] == "migration"]
+    assert len(failed) == 2 and all(e["outcome"] == "failure" for e in failed)
+    logs = list((root / "aips" / object_key(aip) / "logs").glob("*-migration-*.xml"))
+    assert len(logs) == 2 and "derivative rejected" in logs[0].read_text()
+    assert not list((root / "staging").iterdir())  # working folders gone
+
+
+def test_a_tool_that_hangs_is_stopped_at_its_timeout(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    media.bmp(src / "scan.bmp")
+    root, aip = _repo_with(tmp_path, src)
+
+    def hang(data):
+        data["pathways"]["imagemagick-png"] = {
+            "tool": "python3", "timeout_seconds": 1,
+            "args": ["-c", "import time; time.sleep(120)", "{input}", "{output}"]}
+
+    _policy(root, hang)
+    started = time.monotonic()
+    done = run(root, "migrate", "--apply", "--json", check_code=1)
+    assert time.monotonic() - started < 30
+    [rejected] = json.loads(done.stdout)["rejected"]
+    assert "ran longer than 1 s and was stopped" in rejected["reason"]
+    left = subprocess.run(["pgrep", "-f", "time.sleep\\(120\\)"], capture_output=True)
+    assert left.stdout == b""
+    assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 1
+
+
+def test_a_missing_tool_is_said_before_anything_starts(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    media.bmp(src / "scan.bmp")
+    root, aip = _repo_with(tmp_path, src)
+    _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(tool="no-such-converter"))
+    [bmp] = [r for r in json.loads(run(root, "formats", "--json").stdout)
+             if r["rule"] == "Windows Bitmap"]
+    assert bmp["pathway_works"] is False and bmp["tools"] == {"no-such-converter": None}
+    done = run(root, "migrate", "--apply", check_code=3)
+    assert "'no-such-converter', which is not installed" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads(run(root, "show", aip, "--json").stdout)["events"][-1]["type"] != \
+        "migration"
+
+
+@pytest.mark.storage_left_damaged
+def test_a_damaged_source_is_never_migrated(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    media.bmp(src / "scan.bmp")
+    root, aip = _repo_with(tmp_path, src)
+    stored = root / "aips" / content_key(aip) / "data" / "scan.bmp"
+    data = bytearray(stored.read_bytes())
+    data[-1] ^= 1
+    stored.write_bytes(bytes(data))
+    done = run(root, "migrate", "--apply", "--json", check_code=1)
+    [rejected] = json.loads(done.stdout)["rejected"]
+    assert "does not match its recorded sha512" in rejected["reason"]
+    assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 1
+
+
+def test_reidentify_reports_a_changed_puid_and_the_policy_follows(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    media.bmp(src / "scan.bmp")
+    (src / "notes.txt").write_text("notes\n")
+    root, aip = _repo_with(tmp_path, src)
+    repo = Repository(root)  # the catalog as an older signature file left it: "a PNG"
+    with repo.catalog.transaction() as db:
+        db.execute("UPDATE files SET puid = 'fmt/11' WHERE path = 'data/scan.bmp'")
+    repo.close()
+    assert json.loads(run(root, "migrate", "--plan", "--json").stdout) == []
+    assert "give --all" in run(root, "reidentify", check_code=2).stderr
+    done = run(root, "reidentify", "--all", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["files"] == 2
+    assert result["changed"] == [{"aip": aip, "path": "data/scan.bmp", "old_puid": "fmt/11",
+                                  "new_puid": "fmt/116", "new_format": "Windows Bitmap",
+                                  "now_due": True}]
+    [planned] = json.loads(run(root, "migrate", "--plan", "--json").stdout)
+    assert planned["source"] == "data/scan.bmp" and planned["derivative"] == "data/scan.png"
+    events = json.loads(run(root, "show", aip, "--json").stdout)["events"]
+    assert events[-1]["type"] == "format identification"
+    assert "fmt/11 -> fmt/116" in events[-1]["outcome_detail"]
+    assert run(root, "reidentify", aip, "--json").returncode == 0  # nothing changes now
