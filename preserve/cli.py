@@ -392,15 +392,15 @@ def migrate(
     if do_plan and do_apply:
         raise typer.BadParameter("give --plan or --apply, not both", param_hint="--apply")
     repo = _open_repo()
-    candidates = plan(repo, aips, collection, puid)
     if not do_apply:
+        candidates = plan(repo, aips, collection, puid)
         if json_out:
             render.emit_json([c.to_dict() for c in candidates])
         else:
             render.migration_plan(candidates)
         return
     with render.progress_bar(_show_progress()) as progress:
-        result = apply(repo, candidates, workers=workers, progress=progress)
+        result = apply(repo, aips, collection, puid, workers=workers, progress=progress)
     render.report(result, json_out, render.migration_report)
     raise typer.Exit(result.exit_code)
 

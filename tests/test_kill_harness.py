@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from preserve.infrastructure.repository import Repository
+from tests import media
 from tests.conftest import (
     assert_bagit_python_valid,
     assert_ocfl_valid,
@@ -79,6 +80,14 @@ MOMENTS = {
     "describe-s3": [(f"{S3}:S3Storage.put_file", n) for n in range(1, 8)]
     + [(f"{S3}:S3Storage.put_bytes", 1), (f"{S3}:S3Storage.replace_file", 1),
        ("preserve.services.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1)],
+    # a migration of two files (a BMP and a 24-bit WAV) with two copies: killed while a
+    # source is fetched, a tool runs, a derivative is proven, or its version is written
+    "migrate": [("preserve.services.migrate:_fetch", n) for n in (1, 2)]
+    + [("preserve.services.migrate:_run_pathway", n) for n in (1, 2)]
+    + [("preserve.services.migrate:verify", n) for n in (1, 2)]
+    + [("preserve.services.migrate:_record", 1), ("preserve.services.new_version:_copy_added", 1),
+       (f"{CATALOG}.stage_version", 1), (f"{LOCAL}:LocalStorage.replace_file", 1),
+       (f"{CATALOG}.mark_stored", 1), (f"{CATALOG}.add_replica", 1)],
     "export": [("preserve.services.export:hash_stream", n) for n in range(1, FILES + 8)]
     + [("os:rename", 1)],
     "export-s3": [("preserve.services.export:hash_stream", n) for n in range(1, FILES + 8)]
@@ -134,6 +143,9 @@ def _prepare(command: str, tmp_path: Path, server):
     """A repository in the state the command starts from, and the command's arguments."""
     repo, _ = Repository.init(tmp_path / "repo")
     source = many_small_files(tmp_path / "src", FILES)
+    if command == "migrate":
+        media.bmp(source / "scan.bmp")
+        media.wav(source / "interview.wav", bits=24)
     kind = "s3" if command.endswith("-s3") else "local"
     if command == "ingest":
         return repo, ["ingest", source, "-c", "k"]
@@ -152,6 +164,9 @@ def _prepare(command: str, tmp_path: Path, server):
     if command.startswith("describe"):
         assert _preserve(repo.root, "replicate").returncode == 0
         return repo, ["describe", aip, "--title", "Corrected", "--note", "kill harness"]
+    if command == "migrate":
+        assert _preserve(repo.root, "replicate").returncode == 0
+        return repo, ["migrate", "--apply", "--workers", "2"]
     if command == "export-s3":
         assert _preserve(repo.root, "replicate").returncode == 0
         return repo, ["export", aip, tmp_path / "out", "--location", "second"]
@@ -210,7 +225,7 @@ def test_killed_at_this_moment_then_run_again(tmp_path, server, command, target,
 
     repo = Repository(repo.root)
     aips = repo.catalog.list_aips()
-    assert aips and all(a.files == FILES for a in aips)
+    assert aips and all(a.files == FILES + (4 if command == "migrate" else 0) for a in aips)
     if not command.startswith("ingest"):
         assert len(aips) == 1  # a re-run ingest may add a second AIP, each one whole
     if command.startswith(("replicate", "repair", "audit", "ingest-s3", "export-s3")):
@@ -221,6 +236,11 @@ def test_killed_at_this_moment_then_run_again(tmp_path, server, command, target,
         assert aip.title == "Corrected" and aip.version in (2, 3)
         assert all(repo.catalog.replica_locations(aip.id, v) == ["local", "second"]
                    for v in range(1, aip.version + 1))
+    if command == "migrate":  # one version with both derivatives, whatever the kill hit
+        [aip] = aips
+        assert aip.version == 2 and len(repo.catalog.derivations(aip.id)) == 2
+        assert all(repo.catalog.replica_locations(aip.id, v) == ["local", "second"]
+                   for v in (1, 2))
     assert_ocfl_valid(*(location.root for location in repo.locations.values()
                         if hasattr(location, "root")))
     if command.startswith("export"):

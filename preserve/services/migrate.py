@@ -55,7 +55,12 @@ from preserve.services.common import Progress, Silent, now_utc, store_log_event
 from preserve.services.copying import copy_one
 from preserve.services.equivalence import CheckFailed, verify
 from preserve.services.ingest import AGENT_PRESERVE
-from preserve.services.new_version import VersionChange, add_version, event_record
+from preserve.services.new_version import (
+    VersionChange,
+    add_version,
+    copy_missing_versions,
+    event_record,
+)
 from preserve.services.tidy import MIGRATE_STAGING, tidy
 
 FORMAT_POLICY = "formats.yaml"
@@ -171,16 +176,22 @@ def derivative_name(source: str, extension: str, taken: set[str]) -> str:
 
 # -- apply -----------------------------------------------------------------------------------
 
-def apply(repo: Repository, candidates: list[Candidate], *, workers: int | None = None,
+def apply(repo: Repository, refs: list[str] | None = None, collection: str | None = None,
+          puid: str | None = None, *, workers: int | None = None,
           progress: Progress | None = None) -> MigrationResult:
-    """Migrate the planned files: convert and prove them on `workers` threads (each runs
-    tools, so both cores are busy), then add each AIP's accepted derivatives as its next
-    version as soon as that AIP's files are done."""
+    """Migrate what `plan` names for the same selection: convert and prove files on
+    `workers` threads (each runs tools, so both cores are busy), then add each AIP's
+    accepted derivatives as its next version as soon as that AIP's files are done. The
+    plan is made after what an interrupted run left is resolved (its version may have
+    been published: then its files are not planned again)."""
     progress = progress or Silent()
-    result = MigrationResult(planned=len(candidates))
+    tidy(repo)
+    result = MigrationResult()
+    _finish_copies(repo, refs, result)
+    candidates = plan(repo, refs, collection, puid)
+    result.planned = len(candidates)
     if not candidates:
         return result
-    tidy(repo)
     policy = format_policy(repo)
     _check_tools(policy, candidates)
     siegfried_environment()
@@ -203,6 +214,19 @@ def apply(repo: Repository, candidates: list[Candidate], *, workers: int | None 
     finally:
         fstree.rmtree(workroot, ignore_errors=True)
     return result
+
+
+def _finish_copies(repo: Repository, refs: list[str] | None, result: MigrationResult) -> None:
+    """Migration versions an interrupted run published but did not copy to every
+    location are copied first: a re-run finishes the job it was given."""
+    catalog = repo.catalog
+    ids = [catalog.resolve(r) for r in refs] if refs else [a.id for a in catalog.list_aips()]
+    for aip_id in ids:
+        if not catalog.derivations(aip_id):
+            continue
+        head = catalog.get_aip(aip_id).version
+        _, problems = copy_missing_versions(repo, aip_id, head)
+        result.problems += [f"AIP {aip_id} v{head} not copied to {p}" for p in problems]
 
 
 def _check_tools(policy: FormatPolicy, candidates: list[Candidate]) -> None:

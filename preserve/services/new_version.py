@@ -117,16 +117,28 @@ def add_version(repo: Repository, aip_id: str, change: VersionChange) -> Version
             raise
     result = VersionResult(aip_id, version, location.name, len(added),
                            sum(r.size for r in added), [location.name])
+    copied, problems = copy_missing_versions(repo, aip_id, version)
+    result.replicas += copied
+    result.replication_problems += problems
+    return result
+
+
+def copy_missing_versions(repo: Repository, aip_id: str, version: int
+                          ) -> tuple[list[str], list[str]]:
+    """Copy to each other location of the policy the versions up to `version` it lacks,
+    in order (a version an interrupted run did not copy comes first); the locations
+    brought up to date, and a line per location that could not be."""
     from preserve.services.replicate import copy_version
 
+    copied, problems = [], []
     for target in repo.replica_locations()[1:]:
-        try:  # with any version an interrupted run did not copy there, in order
-            for missing in range(catalog.head_at(aip_id, target.name) + 1, version + 1):
+        try:
+            for missing in range(repo.catalog.head_at(aip_id, target.name) + 1, version + 1):
                 copy_version(repo, aip_id, missing, target)
-            result.replicas.append(target.name)
+            copied.append(target.name)
         except PreserveError as e:
-            result.replication_problems.append(f"{target.name}: {e.message}")
-    return result
+            problems.append(f"{target.name}: {e.message}")
+    return copied, problems
 
 
 def _check_added(added: list[tuple[str, Path]]) -> None:
