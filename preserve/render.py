@@ -342,7 +342,7 @@ def formats_report(rows) -> None:
     table = Table(title=f"{len(rows)} format(s) held", title_justify="left")
     for col, just in (("PUID", "left"), ("format", "left"), ("files", "right"),
                       ("size", "right"), ("risk", "left"), ("action", "left"),
-                      ("to do", "right"), ("pathway on this machine", "left")):
+                      ("to do", "right"), ("tools here", "left")):
         table.add_column(col, justify=just)
     colours = {"high": "red", "medium": "yellow", "low": "green"}
     for r in rows:
@@ -350,9 +350,8 @@ def formats_report(rows) -> None:
         if r.pathway is None:
             works = ""
         else:
-            tools = ", ".join(f"{t} {v}" if v else f"[red]{t} missing[/]"
-                              for t, v in r.tools.items())
-            works = f"{text(r.pathway)}: {tools}"
+            works = ", ".join(f"{t} {v.split('-')[0].split('+')[0]}" if v
+                              else f"[red]{t} missing[/]" for t, v in r.tools.items())
         table.add_row(text(r.puid or r.mime or "-"), text(r.name or "(not identified)"),
                       str(r.files), human_size(r.bytes), risk, r.action or "",
                       str(r.pending) if r.action == "migrate" else "", works)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Set everything up, then run the main job on the embedded default repository
 # (./storage): create it, ingest the bundled sample collection, list, validate the
-# stored AIP, correct its description (a second OCFL version), show it, export both
-# versions as verified bags, audit every replica in full, check that catalog and
-# storage agree, and show when the next audits are due.
+# stored AIP, correct its description (a second OCFL version), report the formats held
+# and their risks, migrate those at risk (a third version: PNG from the BMP scan, FLAC
+# from the WAV, PDF/A-2b from the letter, each proven before it is kept), show it,
+# export every version as a verified bag, audit every replica in full, check that
+# catalog and storage agree, and show when the next audits are due.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,6 +23,11 @@ $P validate "$PRESERVE_REPO/aips/${OBJECT}v1/content"
 # a correction is a new version: bag-info and PREMIS change, the payload is not copied
 $P describe "$AIP" --title "Sample collection of the town archive" \
    --note "title completed after review"
+# formats held, their risk by policies/formats.yaml, and whether this machine can migrate
+$P formats
+$P migrate --plan
+# each derivative re-identified and its content proven equal before a version keeps it
+$P migrate --apply
 $P show "$AIP"
 rm -rf "/tmp/preserve-demo-export-$AIP" "/tmp/preserve-demo-export-$AIP-v1"
 $P export "$AIP" "/tmp/preserve-demo-export-$AIP"
