@@ -16,8 +16,8 @@ def bmp(path: Path, width: int = 37, height: int = 23, seed: int = 1) -> Path:
     """A 24-bit Windows bitmap of random pixels (rows padded to 4 bytes, bottom-up)."""
     rng = random.Random(seed)
     stride = (width * 3 + 3) & ~3
-    rows = b"".join(bytes(rng.randrange(256) for _ in range(width * 3)) +
-                    b"\0" * (stride - width * 3) for _ in range(height))
+    rows = b"".join(rng.randbytes(width * 3) + b"\0" * (stride - width * 3)
+                    for _ in range(height))
     header = struct.pack("<2sIHHI", b"BM", 54 + len(rows), 0, 0, 54)
     info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(rows), 2835, 2835, 0, 0)
     path.write_bytes(header + info + rows)
