@@ -317,3 +317,72 @@ def test_reidentify_reports_a_changed_puid_and_the_policy_follows(tmp_path):
     assert events[-1]["type"] == "format identification"
     assert "fmt/11 -> fmt/116" in events[-1]["outcome_detail"]
     assert run(root, "reidentify", aip, "--json").returncode == 0  # nothing changes now
+
+
+def test_sixteen_bit_images_keep_every_bit_in_every_mode(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    media.image(src / "rgb16.tif", "-depth", "16", seed=6)
+    media.image(src / "grey16.tif", "-colorspace", "Gray", "-depth", "16", seed=7)
+    media.image(src / "rgba16.tif", "-depth", "16", "-alpha", "set", "-channel", "A",
+                "-evaluate", "set", "40%", "+channel", seed=8)
+    media.image(src / "palette8.tif", "-colors", "12", "-type", "Palette", seed=9)
+    root, _ = _repo_with(tmp_path, src)
+
+    def tiff_to_png(data):  # as a lossless rule: every TIFF to PNG
+        _rule(data, "TIFF").update(
+            action="migrate", pathway="imagemagick-png", checks=["pixels"],
+            target={"puids": ["fmt/11", "fmt/12", "fmt/13"], "extension": "png"})
+
+    _policy(root, tiff_to_png)
+    result = json.loads(run(root, "migrate", "--apply", "--json").stdout)
+    proofs = {m["source"]: m["proof"] for m in result["migrated"]}
+    assert len(proofs) == 4, result["rejected"]
+    assert "16 bits, srgb" in proofs["data/rgb16.tif"]
+    assert "16 bits, gray" in proofs["data/grey16.tif"]
+    assert "16 bits, srgba" in proofs["data/rgba16.tif"]
+    assert "8 bits" in proofs["data/palette8.tif"]
+
+
+def test_archivematicas_default_commands_are_caught(tmp_path):
+    """The three commands of Archivematica's rules that lose content silently
+    (research/migration.md §3.1, §4.2, §4.3), configured here as pathways: each
+    derivative is rejected, with the loss named, where Archivematica checks only that
+    the output is not empty."""
+    src = tmp_path / "src"
+    src.mkdir()
+    tif = media.image(tmp_path / "plate16.tif", "-resize", "200x150!", "-depth", "16")
+    media.run("ffmpeg", "-nostdin", "-v", "error", "-y", "-i", tif, "-c:v", "libopenjpeg",
+              "-pix_fmt", "rgb48le", src / "plate16.jp2")
+    media.aiff(src / "song-24.aif", media.wav(tmp_path / "song.wav", bits=24, seed=9))
+    pdf = media.office(tmp_path / "office", "A plain PDF letter\n", ("pdf",))["pdf"]
+    (src / "letter.pdf").write_bytes(pdf.read_bytes())
+    root, aip = _repo_with(tmp_path, src)
+
+    def archivematica(data):
+        data["pathways"].update({
+            "am-jp2-tif": {"tool": "ffmpeg", "args": [
+                "-nostdin", "-v", "error", "-vcodec", "libopenjpeg", "-i", "{input}",
+                "-compression_algo", "raw", "-pix_fmt", "rgb24", "{output}"]},
+            "am-aif-wav": {"tool": "ffmpeg", "args": ["-nostdin", "-v", "error", "-i",
+                                                      "{input}", "{output}"]},
+            "am-pdfa": {"tool": "gs", "args": [
+                "-dPDFA", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pdfwrite",
+                "-dPDFACompatibilityPolicy=1", "-sOutputFile={output}", "{input}"]}})
+        _rule(data, "JPEG 2000").update(
+            action="migrate", pathway="am-jp2-tif", checks=["pixels"],
+            target={"puids": ["fmt/353"], "extension": "tif"})
+        _rule(data, "AIFF audio").update(
+            pathway="am-aif-wav", target={"puids": ["fmt/1", "fmt/141", "fmt/142", "fmt/143"],
+                                          "extension": "wav"})
+        _rule(data, "PDF (not PDF/A)").update(
+            pathway="am-pdfa", target={"puids": ["fmt/354"], "extension": "pdf", "pdfa": "1b"})
+
+    _policy(root, archivematica)
+    result = json.loads(run(root, "migrate", "--apply", "--json", check_code=1).stdout)
+    assert result["migrated"] == [] and result["versions"] == []
+    reasons = {r["source"]: r["reason"] for r in result["rejected"]}
+    assert "bit depth is 8 in the derivative, 16 in the source" in reasons["data/plate16.jp2"]
+    assert "16 bits per sample in the derivative, 24 in the source" in reasons["data/song-24.aif"]
+    assert "not PDF/A-1b (fail)" in reasons["data/letter.pdf"]  # though it claims to be
+    assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 1

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from preserve.domain.schema import FORMATS as FORMATS_KEYS
-from preserve.domain.schema import check_keys
+from preserve.domain.schema import check_keys, read_yaml
 from preserve.errors import ConfigError
 
 RISKS = ("low", "medium", "high")
@@ -91,14 +91,7 @@ class FormatPolicy:
 
 
 def load_format_policy(path: Path) -> FormatPolicy:
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"the format policy {path} is missing",
-                          hint="run 'preserve init' to install the default one") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    text, data = read_yaml(path, "the format policy")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping with 'pathways' and 'rules'")
     check_keys(text, FORMATS_KEYS, path)

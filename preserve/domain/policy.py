@@ -10,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from preserve.domain.schema import POLICY as POLICY_KEYS
-from preserve.domain.schema import check_keys
+from preserve.domain.schema import check_keys, read_yaml
 from preserve.errors import ConfigError
 
 MANIFEST_ALGORITHMS = ("sha512", "sha256")
@@ -88,14 +86,7 @@ def _choice(section: dict, key: str, choices: tuple, default: str, file: Path, w
 
 
 def load_policy(path: Path) -> Policy:
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"policy file {path} is missing",
-                          hint="run 'preserve init' to install the default policies") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    text, data = read_yaml(path, "policy file")
     _need(isinstance(data, dict), path, "(top)", "must be a mapping of sections")
     check_keys(text, POLICY_KEYS, path)  # every key, at every level, with its line
     policy = Policy(source=str(path))

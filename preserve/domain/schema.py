@@ -52,6 +52,19 @@ LOCATION: dict[str, Schema] = {
 }
 
 
+def read_yaml(path: Path, what: str) -> tuple[str, object]:
+    """A configuration file's text and data; a missing file or bad YAML said with its
+    name (`what`: how the message names it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return text, yaml.safe_load(text) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} is missing",
+                          hint="run 'preserve init' to install the default policies") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+
+
 def check_keys(text: str, schema: Schema, file: Path, *, ignore: tuple[str, ...] = ()) -> None:
     """Raise ConfigError at the first key `schema` does not know (`ignore`: keys another
     check reports better, such as secrets)."""
