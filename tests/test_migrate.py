@@ -8,7 +8,10 @@ exported versions, ocfl-py for what is stored)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -386,3 +389,68 @@ def test_archivematicas_default_commands_are_caught(tmp_path):
     assert "16 bits per sample in the derivative, 24 in the source" in reasons["data/song-24.aif"]
     assert "not PDF/A-1b (fail)" in reasons["data/letter.pdf"]  # though it claims to be
     assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 1
+
+
+def test_ctrl_c_stops_the_tools_and_a_rerun_migrates(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    media.bmp(src / "scan.bmp")
+    root, aip = _repo_with(tmp_path, src)
+    policy = root / "policies" / "formats.yaml"
+    default = policy.read_text()
+    _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(
+        tool="python3", args=["-c", "import time; time.sleep(90)", "{input}", "{output}"]))
+    env = dict(os.environ, PRESERVE_REPO=str(root), PRESERVE_NO_PROGRESS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "preserve", "migrate", "--apply"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not subprocess.run(["pgrep", "-f", "time.sleep\\(90\\)"],
+                             capture_output=True).stdout:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert subprocess.run(["pgrep", "-f", "time.sleep\\(90\\)"], capture_output=True).stdout \
+        == b""
+    assert list((root / "staging").iterdir()) == []
+    assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 1
+
+    policy.write_text(default)
+    assert len(json.loads(run(root, "migrate", "--apply", "--json").stdout)["migrated"]) == 1
+    assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 2
+
+
+def test_a_tool_past_its_memory_limit_fails_and_is_said(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    media.bmp(src / "scan.bmp")
+    root, _ = _repo_with(tmp_path, src)
+    _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(
+        tool="python3", memory_mb=200,
+        args=["-c", "b = bytearray(1 << 30)", "{input}", "{output}"]))
+    [rejected] = json.loads(run(root, "migrate", "--apply", "--json", check_code=1).stdout)[
+        "rejected"]
+    assert "python3 failed (exit 1: MemoryError)" in rejected["reason"]
+
+
+def test_a_migration_reaches_every_replica_location(tmp_path):
+    from preserve.services.audit import audit
+    from preserve.services.ingest import Metadata, ingest
+    from preserve.services.migrate import apply
+    from tests.s3server import S3Server
+    from tests.test_replication import _two_copy_repo
+
+    server = S3Server()
+    try:
+        repo = _two_copy_repo(tmp_path, server, bucket="migration")  # a bucket of its own
+        src = tmp_path / "src"
+        src.mkdir()
+        media.wav(src / "tape.wav", bits=24)
+        aip = ingest(repo, src, Metadata("c")).aip_id
+        result = apply(repo)
+        assert [v["replicas"] for v in result.versions] == [["local", "cloud"]]
+        assert repo.catalog.replica_locations(aip, 2) == ["cloud", "local"]
+        assert audit(repo, full=True).status == "ok"
+    finally:
+        server.stop()
