@@ -333,8 +333,9 @@ def test_sixteen_bit_images_keep_every_bit_in_every_mode(tmp_path):
     root, _ = _repo_with(tmp_path, src)
 
     def tiff_to_png(data):  # as a lossless rule: every TIFF to PNG
+        data["pathways"]["tiff-png"] = {"tool": "convert", "args": ["{input}[0]", "{output}"]}
         _rule(data, "TIFF").update(
-            action="migrate", pathway="imagemagick-png", checks=["pixels"],
+            action="migrate", pathway="tiff-png", checks=["pixels"],
             target={"puids": ["fmt/11", "fmt/12", "fmt/13"], "extension": "png"})
 
     _policy(root, tiff_to_png)

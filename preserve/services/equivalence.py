@@ -324,13 +324,24 @@ def _share(value: float) -> str:
     return f"{value * 100:.2f} per cent"
 
 
-def _render(path: Path, out: Path, timeout: float) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    run = run_tool(["pdftoppm", "-r", str(RENDER_DPI), "-gray", str(path), str(out / "p")],
+RENDER_PAGES = 20  # pages rendered at a time: disk use bounded whatever the page count
+
+
+def _render(path: Path, out: Path, first: int, last: int, timeout: float) -> list[Path]:
+    fstree_reset(out)
+    run = run_tool(["pdftoppm", "-r", str(RENDER_DPI), "-gray", "-f", str(first), "-l",
+                    str(last), str(path), str(out / "p")],
                    timeout=timeout, memory_mb=DECODE_MEMORY_MB)
     if run.returncode != 0:
         raise CheckFailed(f"pdftoppm could not render {path.name}: {run.summary()}")
     return sorted(out.glob("p*.pgm"))
+
+
+def fstree_reset(folder: Path) -> None:
+    """An empty folder (the renders of the last pages removed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
 
 
 def _pgm(path: Path) -> tuple[bytes, bytes]:
@@ -344,26 +355,31 @@ def _pgm(path: Path) -> tuple[bytes, bytes]:
 
 
 def check_render(rule, source: Path, derivative: Path, workdir: Path, timeout: float) -> str:
-    before = _render(source, workdir / "render-source", timeout)
-    after = _render(derivative, workdir / "render-derivative", timeout)
-    if len(before) != len(after):
-        raise CheckFailed(f"{len(after)} page(s) render from the derivative, {len(before)} from "
-                          "the source")
+    pages = _pages(source)
+    if _pages(derivative) != pages:
+        raise CheckFailed(f"{_pages(derivative)} page(s) in the derivative, {pages} in the "
+                          "source")
     worst = 0.0
-    for page, (b, a) in enumerate(zip(before, after, strict=True), 1):
-        (bsize, bpix), (asize, apix) = _pgm(b), _pgm(a)
-        if bsize != asize:
-            raise CheckFailed(f"page {page} renders at {asize.decode()} in the derivative, "
-                              f"{bsize.decode()} in the source")
-        differ = sum(1 for x, y in zip(bpix, apix, strict=False) if abs(x - y) > RENDER_FUZZ)
-        share = differ / max(1, len(bpix))
-        worst = max(worst, share)
-        if share > rule.render_tolerance:
-            raise CheckFailed(f"page {page} renders differently: {_share(share)} of its "
-                              f"pixels differ (the rule allows {_share(rule.render_tolerance)})")
-        b.unlink()
-        a.unlink()
-    return (f"{len(before)} page(s) rendered at {RENDER_DPI} dpi alike "
+    for first in range(1, pages + 1, RENDER_PAGES):
+        last = min(pages, first + RENDER_PAGES - 1)
+        before = _render(source, workdir / "render-source", first, last, timeout)
+        after = _render(derivative, workdir / "render-derivative", first, last, timeout)
+        if len(before) != len(after) or len(before) != last - first + 1:
+            raise CheckFailed(f"pages {first}-{last}: {len(after)} rendered from the "
+                              f"derivative, {len(before)} from the source")
+        for page, (b, a) in enumerate(zip(before, after, strict=True), first):
+            (bsize, bpix), (asize, apix) = _pgm(b), _pgm(a)
+            if bsize != asize:
+                raise CheckFailed(f"page {page} renders at {asize.decode()} in the derivative, "
+                                  f"{bsize.decode()} in the source")
+            differ = sum(1 for x, y in zip(bpix, apix, strict=False) if abs(x - y) > RENDER_FUZZ)
+            share = differ / max(1, len(bpix))
+            worst = max(worst, share)
+            if share > rule.render_tolerance:
+                raise CheckFailed(f"page {page} renders differently: {_share(share)} of its "
+                                  f"pixels differ (the rule allows "
+                                  f"{_share(rule.render_tolerance)})")
+    return (f"{pages} page(s) rendered at {RENDER_DPI} dpi alike "
             f"(at most {_share(worst)} of a page's pixels differ)")
 
 

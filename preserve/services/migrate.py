@@ -297,6 +297,8 @@ def _convert(repo: Repository, policy: FormatPolicy, c: Candidate, workdir: Path
         outcome.reason = e.message if isinstance(e, PreserveError) else str(e)
     except OSError as e:
         outcome.reason = f"{e.strerror or e} ({e.filename or 'working folder'})"
+    except Exception as e:  # a check that broke on this file: rejected, never accepted
+        outcome.reason = f"the checks could not be completed ({type(e).__name__}: {e})"
     return outcome
 
 
