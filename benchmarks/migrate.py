@@ -111,7 +111,9 @@ def timed_migrate(repo: Path, workers: int) -> dict:
             while stack:
                 p = stack.pop()
                 name = _name(p)
-                if name != "prlimit":
+                # prlimit execs the tool; a "python" child is preserve itself between fork
+                # and exec of a tool (its pages shared with preserve, counted there)
+                if name != "prlimit" and not name.startswith("python"):
                     tools[name] = max(tools.get(name, 0), _field(p, "status", "VmRSS:"))
                 stack += _children(p)
             time.sleep(0.02)
