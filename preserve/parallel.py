@@ -114,6 +114,7 @@ def run_batches(
     initializer: Callable[..., Any] | None = None,
     initargs: tuple = (),
     pool: WorkerPool | None = None,
+    ahead: int = 3,
 ) -> Iterator[R]:
     """Apply `func` to each batch in worker processes; yield results as they complete.
 
@@ -124,6 +125,8 @@ def run_batches(
     waited for. With workers <= 1 everything runs in this process. Closing the
     generator early (an exception, Ctrl-C) kills the workers. A given `pool`
     is used (and left running) instead of starting one, whatever `workers` says.
+    At most `ahead` batches per worker are in flight (what bounds the memory a stage
+    holds when the next one is slower).
     """
     if pool is None and workers <= 1:
         if initializer:
@@ -140,7 +143,7 @@ def run_batches(
         source = iter(batches)
         exhausted = False
         while True:
-            while not exhausted and len(pending) < pool.workers * 3:
+            while not exhausted and len(pending) < pool.workers * ahead:
                 try:
                     batch = next(source)
                 except StopIteration:

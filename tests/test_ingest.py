@@ -88,12 +88,18 @@ def test_formats_are_identified_with_pronom_and_libmagic(repo, collection):
     files = {f.path: f for f in repo.catalog.files(result.aip_id, 1)}
     png = files["data/images/photo.png"]
     assert (png.puid, png.mime, png.confidence) == ("fmt/11", "image/png", "signature")
-    assert png.magic_mime == "image/png" and "PNG image data" in png.magic_description
+    # siegfried matched a signature and PRONOM gives the MIME type: libmagic would repeat
+    # it (issue 11), so it is not asked
+    assert png.magic_mime is None and png.magic_description is None
     pdf = files["data/docs/report.pdf"]
     assert pdf.puid == "fmt/18" and pdf.mime == "application/pdf"
     assert files["data/docs/notes.txt"].puid == "x-fmt/111"
     csv = files["data/docs/table.csv"]
     assert csv.confidence == "extension" and "extension only" in csv.warning
+    # an extension-only match: libmagic is asked, and its answer kept beside siegfried's
+    assert csv.magic_mime in ("text/csv", "text/plain") and csv.magic_description
+    empty = files["data/empty-file.dat"]
+    assert empty.magic_mime in ("application/x-empty", "inode/x-empty")
 
 
 def test_premis_records_objects_events_and_agents(repo, collection):
@@ -231,11 +237,11 @@ def test_two_worker_processes_give_the_same_digests_as_one(repo, tmp_path):
 
 _COPY_WORKER = """
 import json, sys
-from preserve.services.copying import copy_batch, identify_batch
+from preserve.services.copying import copy_batch, identify_batch, magic_batch
 src, dst = sys.argv[1], sys.argv[2]
 results = copy_batch((("folder", src), ("sha256",), [(0, src + "/a.png", dst + "/a.png", int(sys.argv[3]))]))
 loaded = "pygfried" in sys.modules
-results, tools = identify_batch(results)
+results, tools = magic_batch(identify_batch(results))
 r = results[0]
 print(json.dumps([loaded, r.magic[0], r.identification.puid, tools["siegfried"]["version"] != ""]))
 """
@@ -243,7 +249,7 @@ print(json.dumps([loaded, r.magic[0], r.identification.puid, tools["siegfried"][
 
 def test_copy_workers_never_load_siegfried_one_process_identifies(tmp_path):
     """siegfried's signatures take about 100 MB a process: only the identifying process
-    loads them; copy workers ask libmagic only."""
+    loads them; copy workers copy and hash (and ask libmagic what siegfried left it)."""
     import json
     import subprocess
     import sys
@@ -260,7 +266,7 @@ def test_copy_workers_never_load_siegfried_one_process_identifies(tmp_path):
                           str(len(png_bytes()))], capture_output=True, text=True, check=True,
                          cwd=os.getcwd())
     loaded, magic_mime, puid, named = json.loads(out.stdout)
-    assert loaded is False and magic_mime == "image/png"
+    assert loaded is False and magic_mime is None  # a PNG: siegfried's answer suffices
     assert puid in ("fmt/11", "fmt/12", "fmt/13") and named  # PNG, by the identifier
 
 

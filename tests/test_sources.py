@@ -155,7 +155,7 @@ def test_a_large_tar_is_identified_by_the_siegfried_process(repo, tmp_path):
     files = {f.path: f for f in repo.catalog.files(result.aip_id, 1)}
     assert files["data/dir/sub/photo.png"].puid == "fmt/11"
     assert files["data/notes/n42.txt"].puid == "x-fmt/111"  # plain text
-    assert files["data/notes/n42.txt"].magic_mime == "text/plain"
+    assert files["data/notes/n42.txt"].mime == "text/plain"
     assert_bagit_python_valid(stored_bag(repo, result.aip_id))
 
 

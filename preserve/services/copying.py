@@ -1,9 +1,10 @@
 """The single pass: read a source file once, write its copy, compute every digest.
 
 Runs inside worker processes (see preserve.parallel): each batch of files is
-copied and hashed, and libmagic reads the first bytes already read; then one
-siegfried process identifies the copies of every batch. Nothing here touches
-the catalog.
+copied and hashed; then one siegfried process identifies the copies of every batch;
+then libmagic, back in the copy workers, is asked about the files siegfried could
+not fully answer for (needs_libmagic): on real collections few, on random bytes all.
+Nothing here touches the catalog.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from preserve.domain.identify import (
     HEAD_BYTES,
     Identification,
     combine,
+    needs_libmagic,
     siegfried_entries,
     sniff,
     tool_versions,
@@ -40,6 +42,7 @@ class CopyResult:
     error: str | None = None
     dest: str = ""
     magic: tuple[str | None, str | None] = (None, None)
+    entry: dict | None = None  # siegfried's, kept until libmagic has been asked
 
 
 class Overflow(Exception):
@@ -107,9 +110,8 @@ def copy_unchanging(ref: str, dest: str, algorithms: tuple[str, ...]):
 def copy_batch(task: tuple) -> list[CopyResult]:
     """Worker entry point: task = (source spec, algorithms, [(path, ref, dest, size)...]).
 
-    Copies, hashes and asks libmagic about the first bytes already read. These
-    workers never load siegfried: its signatures take about 100 MB a process, so
-    one process identifies for all of them (identify_batch)."""
+    Copies and hashes. These workers never load siegfried: its signatures take about
+    100 MB a process, so one process identifies for all of them (identify_batch)."""
     spec, algorithms, items = task
     results: list[CopyResult] = []
     for path, ref, dest, expected_size in items:
@@ -136,20 +138,44 @@ def copy_batch(task: tuple) -> list[CopyResult]:
 
 def copied(path: str, expected_size: int, dest: str, size: int, digests: dict[str, str],
            head: bytes) -> CopyResult:
-    """The result of one finished copy: refused if it is not the size the scan saw, else
-    with libmagic's answer from the bytes already read (every source kind comes here)."""
+    """The result of one finished copy: refused if it is not the size the scan saw (every
+    source kind comes here)."""
     if size != expected_size:
         return CopyResult(path, size, digests, None, f"changed while being read "
                           f"({expected_size} bytes when scanned, {size} when copied)")
-    return CopyResult(path, size, digests, None, dest=dest, magic=sniff(head, size))
+    return CopyResult(path, size, digests, None, dest=dest)
 
 
 def identify_batch(results: list[CopyResult], workers: int = 1) -> tuple[list[CopyResult], dict]:
-    """siegfried for the finished copies of a batch (`workers` goroutines), joined with
-    libmagic's answers; returns the tools' versions too, so that the main process never
-    loads siegfried just to name it."""
+    """siegfried for the finished copies of a batch (`workers` goroutines). A file it
+    matched by signature, with a MIME type, is identified; the others keep siegfried's
+    entry for libmagic (magic_batch). Returns the tools' versions too, so that the main
+    process never loads siegfried just to name it."""
     done = [r for r in results if r.error is None]
     entries = siegfried_entries([r.dest for r in done], workers)
     for r, entry in zip(done, entries, strict=True):
-        r.identification = combine(entry, r.size, r.magic)
+        found = combine(entry, r.size, (None, None))
+        if needs_libmagic(found):
+            r.entry = entry
+        else:
+            r.identification = found
     return results, tool_versions()
+
+
+def magic_batch(item: tuple[list[CopyResult], dict]) -> tuple[list[CopyResult], dict]:
+    """libmagic for the files of an identified batch that siegfried left it (its MIME type
+    and description from the copy's first bytes, still in the page cache), joined with
+    siegfried's answer."""
+    results, tools = item
+    for r in results:
+        if r.entry is None:
+            continue
+        try:
+            with open(r.dest, "rb") as f:
+                head = f.read(HEAD_BYTES)
+        except OSError:
+            head = b""
+        r.magic = sniff(head, r.size)
+        r.identification = combine(r.entry, r.size, r.magic)
+        r.entry = None
+    return results, tools

@@ -62,6 +62,7 @@ from preserve.services.copying import (
     copy_batch,
     copy_one,
     identify_batch,
+    magic_batch,
 )
 from preserve.services.sources import ARCHIVE_ERRORS, Scan, Source, archive_error, detect
 from preserve.services.versions import (
@@ -413,32 +414,35 @@ class _Job:
 
     def _copy_all(self):
         """Batches of finished copies, identified: copying and hashing in worker processes
-        (or, for a tar, here in archive order), then one siegfried process for them all."""
+        (or, for a tar, here in archive order), then one siegfried process for them all,
+        then libmagic in the copy workers for what siegfried left it.
+
+        Every stage gets every core it can use: `workers` copy processes and a siegfried
+        process with `workers` goroutines run at once, and the kernel gives the CPU to
+        whichever has work (each stage holds at most 3 batches per worker in flight, so
+        a fast stage waits for a slow one instead of filling memory). The copier count
+        was once chosen from the mean file size, on the idea that siegfried is the work
+        between 8 KiB and 1 MiB: on real formats that left one core hashing while
+        siegfried's waited (issue 11)."""
         few = self.file_count <= 50 and self.total_bytes <= (64 << 20)
-        # siegfried's CPU per file is about 0.2 ms plus 25 us per KiB (it scans every byte
-        # of a file it cannot match); a copier's, about 0.35 ms (libmagic, file creation,
-        # digests) plus 1 us per KiB. Between 8 KiB and 1 MiB on average siegfried is most
-        # of the work, so it gets a core and the copies one core fewer; on tiny files (20,000
-        # of 100 bytes: 7.9 s against 10.1 s) and on big ones copying is the work and gets
-        # every core.
-        mean = self.total_bytes / max(1, self.file_count)
-        copiers = max(1, self.workers - 1) if (8 << 10) <= mean < (1 << 20) else self.workers
-        with WorkerPool(copiers) as copy_pool:  # started only if used
+        with WorkerPool(self.workers) as copy_pool:  # started only if used
             copies = (self._copy_parallel(None if few else copy_pool) if self.source.parallel
                       else self._copy_sequential())
             try:
                 if few:  # not worth starting a process for
                     for results in copies:
-                        yield identify_batch(results)
+                        yield magic_batch(identify_batch(results))
                     return
                 # One siegfried process identifies for every copier (its signatures take
                 # about 100 MB each time they are loaded); its Go runtime runs `workers`
                 # threads.
                 siegfried_environment()
                 with WorkerPool(1) as siegfried:
-                    yield from run_batches(
+                    identified = run_batches(
                         partial(identify_batch, workers=self.workers), copies, workers=1,
                         pool=siegfried, deadline=lambda b: 300 + sum(r.size for r in b) / 20e6)
+                    yield from run_batches(magic_batch, identified, workers=self.workers,
+                                           pool=copy_pool, deadline=lambda b: 300, ahead=1)
             finally:
                 copies.close()
 
