@@ -196,6 +196,14 @@ def test_migration_adds_one_proven_version_and_keeps_every_original(tmp_path, so
     assert run(root, "check").returncode == 0
 
 
+def _one_bmp_repo(tmp_path: Path) -> tuple[Path, str]:
+    """A repository holding one AIP of one BMP scan (what the default policy migrates)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    media.bmp(src / "scan.bmp")
+    return _repo_with(tmp_path, src)
+
+
 def _policy(root: Path, edit) -> None:
     path = root / "policies" / "formats.yaml"
     data = yaml.safe_load(path.read_text())
@@ -242,10 +250,7 @@ def test_a_lossy_pathway_for_a_lossless_rule_is_rejected_and_nothing_changes(tmp
 
 
 def test_a_tool_that_hangs_is_stopped_at_its_timeout(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    media.bmp(src / "scan.bmp")
-    root, aip = _repo_with(tmp_path, src)
+    root, aip = _one_bmp_repo(tmp_path)
 
     def hang(data):
         data["pathways"]["imagemagick-png"] = {
@@ -264,10 +269,7 @@ def test_a_tool_that_hangs_is_stopped_at_its_timeout(tmp_path):
 
 
 def test_a_missing_tool_is_said_before_anything_starts(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    media.bmp(src / "scan.bmp")
-    root, aip = _repo_with(tmp_path, src)
+    root, aip = _one_bmp_repo(tmp_path)
     _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(tool="no-such-converter"))
     [bmp] = [r for r in json.loads(run(root, "formats", "--json").stdout)
              if r["rule"] == "Windows Bitmap"]
@@ -281,10 +283,7 @@ def test_a_missing_tool_is_said_before_anything_starts(tmp_path):
 
 @pytest.mark.storage_left_damaged
 def test_a_damaged_source_is_never_migrated(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    media.bmp(src / "scan.bmp")
-    root, aip = _repo_with(tmp_path, src)
+    root, aip = _one_bmp_repo(tmp_path)
     stored = root / "aips" / content_key(aip) / "data" / "scan.bmp"
     data = bytearray(stored.read_bytes())
     data[-1] ^= 1
@@ -393,10 +392,7 @@ def test_archivematicas_default_commands_are_caught(tmp_path):
 
 
 def test_ctrl_c_stops_the_tools_and_a_rerun_migrates(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    media.bmp(src / "scan.bmp")
-    root, aip = _repo_with(tmp_path, src)
+    root, aip = _one_bmp_repo(tmp_path)
     policy = root / "policies" / "formats.yaml"
     default = policy.read_text()
     _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(
@@ -423,10 +419,7 @@ def test_ctrl_c_stops_the_tools_and_a_rerun_migrates(tmp_path):
 
 
 def test_a_tool_past_its_memory_limit_fails_and_is_said(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    media.bmp(src / "scan.bmp")
-    root, _ = _repo_with(tmp_path, src)
+    root, _ = _one_bmp_repo(tmp_path)
     _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(
         tool="python3", memory_mb=200,
         args=["-c", "b = bytearray(1 << 30)", "{input}", "{output}"]))
