@@ -46,15 +46,23 @@ VERSION_ARGS = {
 
 _LIVE: set[subprocess.Popen] = set()  # every tool running now, to stop on Ctrl-C
 _LIVE_LOCK = threading.Lock()
+_STOPPED = threading.Event()  # set by kill_all: no new tool starts until allow_tools()
 
 
 def kill_all() -> None:
-    """Stop every tool this process started that still runs (an interrupted migration:
-    tools run in sessions of their own, so the terminal's Ctrl-C does not reach them)."""
+    """Stop every tool this process started that still runs, and start no more (an
+    interrupted migration: tools run in sessions of their own, so the terminal's Ctrl-C
+    does not reach them, and the threads that ran them must not start the next step)."""
+    _STOPPED.set()
     with _LIVE_LOCK:
         live = list(_LIVE)
     for proc in live:
         _kill_group(proc)
+
+
+def allow_tools() -> None:
+    """Tools may run again (a new run after an interrupted one, in the same process)."""
+    _STOPPED.clear()
 
 
 @contextmanager
@@ -107,6 +115,8 @@ def tool_version(name: str) -> str | None:
 
 
 def _limited(argv: list[str], memory_mb: int | None) -> list[str]:
+    if _STOPPED.is_set():
+        raise ToolFailure(f"{argv[0]} was not started: the run is being stopped")
     path = find_tool(argv[0])
     if path is None:
         raise ToolFailure(f"the program '{argv[0]}' is not installed on this machine",

@@ -49,7 +49,7 @@ from preserve.domain.premis import Agent, Event
 from preserve.errors import FixityMismatch, PreserveError, ToolFailure
 from preserve.infrastructure import fstree
 from preserve.infrastructure.repository import Repository
-from preserve.infrastructure.tools import kill_all, run_tool, tool_version
+from preserve.infrastructure.tools import allow_tools, kill_all, run_tool, tool_version
 from preserve.parallel import default_workers
 from preserve.services.common import Progress, Silent, now_utc, store_log_event
 from preserve.services.copying import copy_one
@@ -194,6 +194,7 @@ def apply(repo: Repository, refs: list[str] | None = None, collection: str | Non
         return result
     policy = format_policy(repo)
     _check_tools(policy, candidates)
+    allow_tools()
     siegfried_environment()
     workers = workers or default_workers()
     workroot = repo.staging / f"{MIGRATE_STAGING}{os.getpid()}-{uuid.uuid4().hex[:8]}"
