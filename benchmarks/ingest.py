@@ -125,6 +125,30 @@ def warm(path: Path) -> None:
                    check=True)
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (of every thread of it)."""
+    out: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+    return out
+
+
+def proc_field(pid: int, field: str = "VmRSS:", source: str = "status") -> int:
+    """A memory figure of one process, in bytes (0 once it has ended)."""
+    try:
+        with open(f"/proc/{pid}/{source}") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+    return 0
+
+
 def _tree_rss(pid: int, field: str = "VmRSS:", source: str = "status") -> int:
     """Summed resident memory of a process tree: VmRSS; RssAnon (private memory only,
     without the file pages a tool maps while it reads); or, from smaps_rollup, Pss (each
@@ -132,16 +156,8 @@ def _tree_rss(pid: int, field: str = "VmRSS:", source: str = "status") -> int:
     total, stack = 0, [pid]
     while stack:
         p = stack.pop()
-        try:
-            with open(f"/proc/{p}/{source}") as f:
-                for line in f:
-                    if line.startswith(field):
-                        total += int(line.split()[1]) * 1024
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    stack.extend(int(c) for c in f.read().split())
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            continue
+        total += proc_field(p, field, source)
+        stack.extend(children(p))
     return total
 
 

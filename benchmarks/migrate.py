@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ingest import PY, WORK  # noqa: E402
+from ingest import PY, WORK, children, proc_field  # noqa: E402
 
 from tests import media  # noqa: E402
 
@@ -63,28 +63,6 @@ def make_batch() -> Path:
     return root
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                out += [int(c) for c in f.read().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return out
-
-
-def _field(pid: int, source: str, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/{source}") as f:
-            for line in f:
-                if line.startswith(field):
-                    return int(line.split()[1]) * 1024
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
 def _name(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/comm") as f:
@@ -106,16 +84,16 @@ def timed_migrate(repo: Path, workers: int) -> dict:
     def sample():
         nonlocal own_pss
         while not stop.is_set():
-            own_pss = max(own_pss, _field(proc.pid, "smaps_rollup", "Pss:"))
-            stack = _children(proc.pid)
+            own_pss = max(own_pss, proc_field(proc.pid, "Pss:", "smaps_rollup"))
+            stack = children(proc.pid)
             while stack:
                 p = stack.pop()
                 name = _name(p)
                 # prlimit execs the tool; a "python" child is preserve itself between fork
                 # and exec of a tool (its pages shared with preserve, counted there)
                 if name != "prlimit" and not name.startswith("python"):
-                    tools[name] = max(tools.get(name, 0), _field(p, "status", "VmRSS:"))
-                stack += _children(p)
+                    tools[name] = max(tools.get(name, 0), proc_field(p))
+                stack += children(p)
             time.sleep(0.02)
 
     t = threading.Thread(target=sample, daemon=True)

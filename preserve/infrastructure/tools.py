@@ -183,17 +183,16 @@ def streamed(argv: list[str], *, timeout: float, memory_mb: int | None = None
         proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=err,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         timer = _Watchdog(proc, deadline)
-        with _LIVE_LOCK:
-            _LIVE.add(proc)
 
         def chunks() -> Iterator[bytes]:
             while chunk := proc.stdout.read(CHUNK):
                 yield chunk
 
         try:
-            yield chunks()
-            proc.stdout.read()  # drain what the caller left
-            code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            with _tracked(proc):
+                yield chunks()
+                proc.stdout.read()  # drain what the caller left
+                code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             code = None
         except BaseException:
@@ -202,8 +201,6 @@ def streamed(argv: list[str], *, timeout: float, memory_mb: int | None = None
         finally:
             timer.cancel()
             proc.stdout.close()
-            with _LIVE_LOCK:
-                _LIVE.discard(proc)
         if code is None or timer.fired:
             _kill_group(proc)
             raise ToolTimeout(f"{argv[0]} ran longer than {timeout:g} s and was stopped")

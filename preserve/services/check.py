@@ -23,7 +23,7 @@ from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
 from preserve.services.expected import expected_digests, is_head, replica_gaps
 from preserve.services.ingest import lock_alive, recover
-from preserve.services.tidy import REPAIR_STAGING, WORK_STAGING, ended_work
+from preserve.services.tidy import WORK_STAGING, ended_work, work_kind
 
 KINDS = ("half-aip", "replica-absent", "missing-copy", "unrecorded", "leftover", "stale-lock",
          "unreachable")
@@ -111,9 +111,8 @@ def _running_ingests(repo: Repository) -> set[str]:
 
 def _check_staging(repo: Repository, running: set[str], found) -> None:
     for path in ended_work(repo):  # what tidy removes, found the same way
-        what = "repair" if path.name.startswith(REPAIR_STAGING) else "migration"
         found(Inconsistency("leftover", "repository", str(path), "the staging folder of a "
-                            f"{what} whose process has ended", fixable=True))
+                            f"{work_kind(path)} whose process has ended", fixable=True))
     for entry in sorted(os.listdir(repo.staging)) if repo.staging.is_dir() else []:
         path = repo.staging / entry
         if entry.startswith(WORK_STAGING):

@@ -8,9 +8,10 @@ default commands lose content that such a test cannot see (research/migration.md
 §1.4, §4). Each check returns what it proved, or raises CheckFailed saying what
 differs.
 
-- pixels: ImageMagick decodes both at the source's depth (`-depth 16` keeps
-  16-bit images; Pillow would read them as 8-bit) and the raw RGBA bytes are
-  hashed; dimensions, depth, channels and frame count are compared first.
+- pixels: ImageMagick decodes both at the deeper of their two depths (`-depth 16`
+  keeps 16-bit images; Pillow would read them as 8-bit) and the raw RGBA bytes are
+  hashed; dimensions, depth, channels, colour space and type and frame count are
+  compared first.
 - samples: ffmpeg decodes each audio stream to PCM of the source's own sample
   format (`-c:a pcm_s24le` for 24 bits: the md5 muxer's default is 16-bit and
   would miss the loss); rate and channels are compared first.
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from preserve.domain.formats import FormatRule
+from preserve.infrastructure import fstree
 from preserve.infrastructure.tools import find_tool, hash_output, output_text, run_tool
 
 # pikepdf's PDF/A validator reads fonts with fontTools, which logs what it finds odd in a
@@ -145,12 +147,13 @@ def _audio_md5(path: Path, index: int, codec: str, timeout: float) -> str:
 
 
 def _paired_streams(source: Path, derivative: Path, kind: str, same: tuple[str, ...],
-                    timeout: float) -> list[tuple[dict, dict]]:
+                    timeout: float, *, required: bool = True) -> list[tuple[dict, dict]]:
     """The source's and the derivative's streams of a kind ("a", "v"), paired in order,
-    once their number and the properties `same` are found equal."""
+    once their number and the properties `same` are found equal (none in either is a
+    failure only where `required`)."""
     name = {"a": "audio", "v": "video"}[kind]
     before, after = _streams(source, kind, timeout), _streams(derivative, kind, timeout)
-    if not before:
+    if not before and required:
         raise CheckFailed(f"the source has no {name} stream to compare")
     if len(before) != len(after):
         raise CheckFailed(f"the source has {len(before)} {name} stream(s), the derivative "
@@ -163,10 +166,18 @@ def _paired_streams(source: Path, derivative: Path, kind: str, same: tuple[str, 
     return list(zip(before, after, strict=True))
 
 
+AUDIO_SAME = ("sample_rate", "channels")
+
+
 def check_samples(rule, source: Path, derivative: Path, workdir: Path, timeout: float) -> str:
+    return _same_samples(_paired_streams(source, derivative, "a", AUDIO_SAME, timeout),
+                         source, derivative, timeout)
+
+
+def _same_samples(pairs: list[tuple[dict, dict]], source: Path, derivative: Path,
+                  timeout: float) -> str:
     proved = []
-    for i, (b, a) in enumerate(_paired_streams(source, derivative, "a",
-                                               ("sample_rate", "channels"), timeout)):
+    for i, (b, a) in enumerate(pairs):
         if _bits(a) < _bits(b):
             raise CheckFailed(f"audio stream {i}: {_bits(a)} bits per sample in the derivative, "
                               f"{_bits(b)} in the source")
@@ -213,8 +224,9 @@ def check_frames(rule, source: Path, derivative: Path, workdir: Path, timeout: f
             raise CheckFailed(f"video stream {i}: decoded frames differ (framemd5)")
         proved.append(f"video stream {i}: {n} frames of {b['width']}x{b['height']} "
                       f"{b['pix_fmt']} identical (framemd5)")
-    if _streams(source, "a", timeout) or _streams(derivative, "a", timeout):
-        proved.append(check_samples(rule, source, derivative, workdir, timeout))
+    audio = _paired_streams(source, derivative, "a", AUDIO_SAME, timeout, required=False)
+    if audio:
+        proved.append(_same_samples(audio, source, derivative, timeout))
     return "; ".join(proved)
 
 
@@ -245,11 +257,15 @@ def _pages(path: Path) -> int:
         raise CheckFailed(f"{path.name} is not a readable PDF: {e}") from e
 
 
-def check_pages(rule, source: Path, derivative: Path, workdir: Path, timeout: float) -> str:
+def _same_page_count(source: Path, derivative: Path) -> int:
     want, got = _pages(source), _pages(derivative)
     if want != got:
         raise CheckFailed(f"{got} page(s) in the derivative, {want} in the source")
-    return f"{want} page(s) in both"
+    return want
+
+
+def check_pages(rule, source: Path, derivative: Path, workdir: Path, timeout: float) -> str:
+    return f"{_same_page_count(source, derivative)} page(s) in both"
 
 
 def _is_pdf(path: Path) -> bool:
@@ -328,7 +344,8 @@ RENDER_PAGES = 20  # pages rendered at a time: disk use bounded whatever the pag
 
 
 def _render(path: Path, out: Path, first: int, last: int, timeout: float) -> list[Path]:
-    fstree_reset(out)
+    fstree.rmtree(out, ignore_errors=True)  # the renders of the last pages
+    fstree.makedirs(out)
     run = run_tool(["pdftoppm", "-r", str(RENDER_DPI), "-gray", "-f", str(first), "-l",
                     str(last), str(path), str(out / "p")],
                    timeout=timeout, memory_mb=DECODE_MEMORY_MB)
@@ -337,28 +354,21 @@ def _render(path: Path, out: Path, first: int, last: int, timeout: float) -> lis
     return sorted(out.glob("p*.pgm"))
 
 
-def fstree_reset(folder: Path) -> None:
-    """An empty folder (the renders of the last pages removed)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.iterdir():
-        old.unlink()
+_PGM_FIELD = re.compile(rb"\s*(\S+)")
 
 
 def _pgm(path: Path) -> tuple[bytes, bytes]:
     data = path.read_bytes()
     fields, at = [], 0
     while len(fields) < 4:  # P5 width height maxval, then one whitespace byte
-        m = re.compile(rb"\s*(\S+)").match(data, at)
+        m = _PGM_FIELD.match(data, at)
         fields.append(m.group(1))
         at = m.end()
     return b" ".join(fields[1:3]), data[at + 1:]
 
 
 def check_render(rule, source: Path, derivative: Path, workdir: Path, timeout: float) -> str:
-    pages = _pages(source)
-    if _pages(derivative) != pages:
-        raise CheckFailed(f"{_pages(derivative)} page(s) in the derivative, {pages} in the "
-                          "source")
+    pages = _same_page_count(source, derivative)
     worst = 0.0
     for first in range(1, pages + 1, RENDER_PAGES):
         last = min(pages, first + RENDER_PAGES - 1)

@@ -21,6 +21,7 @@ from preserve.domain import ocfl
 from preserve.domain.identify import identify_paths, siegfried_environment, siegfried_info
 from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
+from preserve.errors import FixityMismatch
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.tools import tool_version
 from preserve.services.common import Progress, Silent, now_utc, store_log_event
@@ -128,9 +129,8 @@ def reidentify(repo: Repository, refs: list[str] | None = None,
                 ocfl.version_key(ocfl.object_root(aip_id), version), path))
             try:
                 verified_local(stored, sha512, str(stored), "run 'preserve repair'")
-            except Exception as e:  # a damaged or missing copy: named, never identified
-                result.unreadable.append(f"AIP {aip_id} {display(path)}: "
-                                         f"{getattr(e, 'message', e)}")
+            except FixityMismatch as e:  # a damaged or missing copy: named, never identified
+                result.unreadable.append(f"AIP {aip_id} {display(path)}: {e.message}")
                 continue
             batch.append(row)
             paths.append(str(stored))

@@ -43,7 +43,12 @@ from preserve.domain.formats import (
     Pathway,
     load_format_policy,
 )
-from preserve.domain.identify import identify_paths, siegfried_environment, siegfried_info
+from preserve.domain.identify import (
+    Identification,
+    identify_paths,
+    siegfried_environment,
+    siegfried_info,
+)
 from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
 from preserve.errors import FixityMismatch, PreserveError, ToolFailure
@@ -100,7 +105,8 @@ class Outcome:
     detail: str                      # what was run
     reason: str = ""                 # why it was rejected
     proof: str = ""                  # what was proved
-    puid: str | None = None          # the derivative's identification
+    puid: str | None = None          # the derivative's PRONOM id
+    identification: Identification | None = None
     file: Path | None = None
     tools: list[tuple[str, str]] = field(default_factory=list)  # (tool, version)
     seconds: float = 0.0
@@ -285,7 +291,7 @@ def _convert(repo: Repository, policy: FormatPolicy, c: Candidate, workdir: Path
             outcome.seconds += seconds
         with _IDENTIFY:
             found = identify_paths([str(made)])[0]
-        outcome.puid = found.puid
+        outcome.puid, outcome.identification = found.puid, found
         if found.puid not in rule.target.puids:
             raise CheckFailed(f"the derivative is identified as {found.puid or 'unknown'} "
                               f"({found.format or 'no format'}), not as the target "
@@ -413,7 +419,8 @@ def _record(repo: Repository, aip_id: str, outcomes: list[Outcome],
         message, events[0], _agents(accepted), events=events[1:],
         added=[(o.candidate.derivative, o.file) for o in accepted],
         derived={o.candidate.derivative: (o.candidate.source, e.identifier, o.candidate.rule.name)
-                 for o, e in zip(accepted, events, strict=True)})
+                 for o, e in zip(accepted, events, strict=True)},
+        identified={o.candidate.derivative: o.identification for o in accepted})
     try:
         done = add_version(repo, aip_id, change)
     except PreserveError as e:

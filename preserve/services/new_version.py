@@ -28,7 +28,7 @@ from pathlib import Path
 from preserve.domain import bag as bagfmt
 from preserve.domain import ocfl
 from preserve.domain.fixity import FAST_ALGORITHM, hash_stream, open_regular, write_all
-from preserve.domain.identify import identify_paths, siegfried_environment
+from preserve.domain.identify import Identification, identify_paths, siegfried_environment
 from preserve.domain.model import EventRecord, FileRecord
 from preserve.domain.names import UnsafePath, check_relative, display, encode_manifest_path
 from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
@@ -60,7 +60,9 @@ class VersionChange:
     to copy in); `event`: the PREMIS event that says what happened (its time is the
     version's), naming `agents`; `events`: more events of the version (a migration's, one
     per file); `derived`: for an added file made from another, (its source's bag path,
-    the migration event's identifier, the rule's name)."""
+    the migration event's identifier, the rule's name); `identified`: added files
+    already identified (a migration identifies each derivative to accept it), which
+    are not identified again."""
     message: str
     event: Event
     agents: list[Agent]
@@ -68,6 +70,7 @@ class VersionChange:
     added: list[tuple[str, Path]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     derived: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    identified: dict[str, Identification] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,7 +165,7 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
     version_dir = staged / f"v{version}"
     bag = version_dir / ocfl.CONTENT
     fstree.makedirs(bag / "metadata")
-    added = _copy_added(bag, change.added)
+    added = _copy_added(bag, change.added, change.identified)
     info = catalog.version_info(aip_id, head)
     files = info["files"] + len(added)
     nbytes = info["bytes"] + sum(r.size for r in added)
@@ -209,9 +212,10 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
     return added
 
 
-def _copy_added(bag: Path, added: list[tuple[str, Path]]) -> list[FileRecord]:
+def _copy_added(bag: Path, added: list[tuple[str, Path]],
+                identified: dict[str, Identification]) -> list[FileRecord]:
     """Copy the new payload into the version's content, hashing on the way, then identify
-    the copies as ingest does (siegfried and libmagic)."""
+    the copies as ingest does (siegfried and libmagic), unless they come identified."""
     copies = []
     for rel, source in added:
         dest = bag / rel
@@ -219,13 +223,18 @@ def _copy_added(bag: Path, added: list[tuple[str, Path]]) -> list[FileRecord]:
         with open_regular(source) as stream:
             size, digests, _ = copy_one(stream, str(dest), HASHED)
         copies.append((rel, dest, size, digests))
-    if not copies:
-        return []
-    siegfried_environment()
-    found = identify_paths([str(dest) for _, dest, _, _ in copies])
-    return [FileRecord(rel, size, digests, i.puid, i.format, i.version, i.mime, i.basis,
-                       i.warning, i.confidence, i.magic_mime, i.magic_description)
-            for (rel, _, size, digests), i in zip(copies, found, strict=True)]
+    unknown = [c for c in copies if c[0] not in identified]
+    if unknown:
+        siegfried_environment()
+        found = identify_paths([str(dest) for _, dest, _, _ in unknown])
+        identified = {**identified, **{c[0]: i for c, i in zip(unknown, found, strict=True)}}
+    records = []
+    for rel, _, size, digests in copies:
+        i = identified[rel]
+        records.append(FileRecord(rel, size, digests, i.puid, i.format, i.version, i.mime,
+                                  i.basis, i.warning, i.confidence, i.magic_mime,
+                                  i.magic_description))
+    return records
 
 
 def premis_file(version: int) -> str:

@@ -28,12 +28,16 @@ def tidy(repo: Repository) -> list[str]:
     actions = recover(repo)
     for path in ended_work(repo):
         fstree.rmtree(path, ignore_errors=True)
-        what = "repair" if path.name.startswith(REPAIR_STAGING) else "migration"
-        actions.append(f"removed {path}, left by an interrupted {what}")
+        actions.append(f"removed {path}, left by an interrupted {work_kind(path)}")
     for location in repo.locations.values():
         if isinstance(location, LocalStorage) and location.root.is_dir():
             actions += location.remove_leftovers()
     return actions
+
+
+def work_kind(path) -> str:
+    """What left a working folder: "repair" or "migration"."""
+    return "repair" if path.name.startswith(REPAIR_STAGING) else "migration"
 
 
 def ended_work(repo: Repository) -> list:
