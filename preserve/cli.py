@@ -66,11 +66,17 @@ def _global(
 
 
 @app.command()
-def init(json_out: JsonOpt = False):
+def init(
+    catalog: Annotated[str | None, typer.Option(
+        help="A PostgreSQL catalog shared by many machines (postgresql://user@host/db; the "
+             "password from PGPASSWORD or ~/.pgpass). Default: PRESERVE_CATALOG, else SQLite "
+             "in the repository.")] = None,
+    json_out: JsonOpt = False,
+):
     """Create a repository (configuration, catalog, default local location, policies)."""
     from preserve.infrastructure.repository import Repository
 
-    repo, created = Repository.init(_repo_root())
+    repo, created = Repository.init(_repo_root(), catalog or os.environ.get("PRESERVE_CATALOG"))
     if json_out:
         render.emit_json({"repository": str(repo.root), "created": created})
     else:

@@ -12,13 +12,15 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # The migration tools of policies/formats.yaml, and what checks their output: ImageMagick
 # (images), ffmpeg and flac (audio, video), Ghostscript with its sRGB profile (PDF/A),
 # LibreOffice Writer (office documents), poppler (text and page renders of PDFs); fonts
-# so that documents render with real glyphs.
+# so that documents render with real glyphs. PostgreSQL: the shared catalog and job queue
+# of a repository on many machines (the tests start throwaway servers of their own).
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends libmagic1 python3 python3-venv python3-pip \
     zip \
     imagemagick ffmpeg flac ghostscript libreoffice-writer-nogui poppler-utils qpdf \
     fonts-dejavu-core fonts-liberation2 \
+    postgresql \
     ca-certificates >/dev/null
 
 PYTHON="${PYTHON:-python3}"
@@ -33,6 +35,6 @@ fi
 # happens where PYTHONDONTWRITEBYTECODE is set: each start (and each worker) would compile
 # the package again. Compile it once here, as a regular install would.
 .venv/bin/python -m compileall -q preserve >/dev/null
-.venv/bin/python -c "import preserve, pygfried, magic, bagit, xxhash, pikepdf.pdfa" \
+.venv/bin/python -c "import preserve, pygfried, magic, bagit, xxhash, pikepdf.pdfa, sqlalchemy, psycopg, procrastinate" \
   || { echo "setup failed: preserve's dependencies do not import" >&2; exit 1; }
 echo "preserve is installed in .venv (run .venv/bin/preserve --help)"

@@ -30,13 +30,13 @@ def many(repo, tmp_path):
 
 
 def _checks(repo) -> dict[str, str]:
-    return dict(repo.catalog.db.execute("SELECT path, checked FROM file_checks"))
+    return dict(repo.catalog.execute("SELECT path, checked FROM file_checks").all())
 
 
 def test_sampling_verifies_a_share_of_files_per_run_least_recent_first(many):
     repo, aip, _ = many
     # 600 payload files and the 8 tag files of the bag: every content file is sampled
-    paths = {p for (p,) in repo.catalog.db.execute("SELECT path FROM files")}
+    paths = {p for (p,) in repo.catalog.execute("SELECT path FROM files")}
     assert len(paths) == 608
     runs = []
     for _ in range(4):
@@ -76,7 +76,7 @@ def test_an_interrupted_audit_resumes_inside_the_replica(many):
         audit(repo, full=True, workers=1, progress=_CtrlCAfter(256))
     verified = {p for p, when in _checks(repo).items() if when != RECHECK}
     assert len(verified) > 200  # what was verified before Ctrl-C is kept (with tag files)
-    status = repo.catalog.db.execute("SELECT status FROM audit_runs").fetchall()
+    status = repo.catalog.execute("SELECT status FROM audit_runs").fetchall()
     assert status == [("interrupted",)]
     resumed = audit(repo, full=True, workers=1)
     assert resumed.resumed_from is not None
@@ -106,7 +106,7 @@ def test_an_audit_killed_mid_replica_is_resumed(many):
     with pytest.raises(KeyboardInterrupt):
         audit(repo, workers=1, progress=_CtrlCAfter(300))
     # a kill -9 leaves the run as it was while running: what was committed, status "running"
-    repo.catalog.db.execute("UPDATE audit_runs SET status = 'running', finished = NULL")
+    repo.catalog.execute("UPDATE audit_runs SET status = 'running', finished = NULL")
     resumed = audit(repo, workers=1)
     assert resumed.resumed_from is not None and resumed.selected_files < 600
 

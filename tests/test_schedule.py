@@ -76,8 +76,8 @@ def test_due_files_are_all_audited_whatever_the_share(three_aips):
 
 def _verified_last(repo) -> str:
     """The AIP whose replica was audited most recently (by its fixity check event)."""
-    row = repo.catalog.db.execute("SELECT aip_id FROM events WHERE type = 'fixity check' "
-                                  "ORDER BY datetime DESC, rowid DESC LIMIT 1").fetchone()
+    row = repo.catalog.execute("SELECT aip_id FROM events WHERE type = 'fixity check' "
+                               "ORDER BY datetime DESC, seq DESC LIMIT 1").fetchone()
     return row[0]
 
 

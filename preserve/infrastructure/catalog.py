@@ -1,11 +1,11 @@
-"""The catalog: an SQLite index of AIPs, versions, files, replicas and events.
+"""The catalog: an index of AIPs, versions, files, replicas and events, in SQLite (one
+machine, the default) or PostgreSQL (shared by many workers; issue 13).
 
-It is an index, not the record: everything in it can be rebuilt from the
-OCFL objects in storage. An AIP row is inserted in state "staging" before its
-object is published and turned "stored" after, and so is each later version;
-recovery (Catalog.pending, pending_versions) resolves rows left behind by a
-crash against what storage really holds. Paths are stored exactly as named
-(TEXT, no normalisation) and compared exactly.
+It is an index, not the record: everything in it can be rebuilt from the OCFL objects in
+storage. An AIP row is inserted in state "staging" before its object is published and turned
+"stored" after, and so is each later version; recovery (Catalog.pending, pending_versions)
+resolves rows left behind by a crash against what storage really holds. Paths are stored
+exactly as named (text, no normalisation) and compared exactly.
 
 `files` holds one row per content file of an object: the version whose content/
 folder holds it, its bag path there (payload under data/ and tag files alike), its
@@ -13,226 +13,238 @@ size, digests and (payload) identification. The logical state of version k is, f
 each path, its row of the highest version up to k: payload is never removed or
 rewritten (DESIGN principle 4), so this is every file of the version's bag, and
 each OCFL inventory is written from these rows (ocfl.write_inventory).
+
+One text of SQL for both databases, through SQLAlchemy Core: the tables are declared in
+catalog_tables (a new catalog is made from them), changes to them are Alembic migrations
+(catalog_migrations), and the statements here are written in the SQL both speak (upserts
+as ON CONFLICT, no rowid, sums cast to 64 bits). Statements are written with `?`
+placeholders, bound by position. The connection is in autocommit mode; `transaction()`
+opens real transactions itself, so that on SQLite a writer takes the write lock at once
+(BEGIN IMMEDIATE: two processes never deadlock upgrading a read lock) and readers never
+hold one.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import functools
+import os
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+
 from preserve.domain.model import AipSummary, EventRecord, FileRecord, ReplicaAuditState
 from preserve.domain.ocfl import VersionRecord, content_path
 from preserve.errors import ConfigError, NotFound
+from preserve.infrastructure import catalog_tables
+from preserve.infrastructure.catalog_tables import HEAD, REVISIONS
 
-SCHEMA_VERSION = 4
-# What each older schema needs to become the current one (tables added since are
-# created by SCHEMA itself, which only adds what is missing): 4 added derivations.
-MIGRATIONS: dict[int, list[str]] = {3: []}
+# What the `meta` table says of the schema, for the preserve releases before Alembic (which
+# read only that): they refuse a catalog past the schema they know.
+SCHEMA_VERSION = 5
 # Schemas of the storage layout before OCFL (a full bag per version): never released, so
 # never converted; a repository made with them is named as such.
 BEFORE_OCFL = (1, 2)
+# Schemas written before Alembic that its migrations bring to HEAD.
+BEFORE_ALEMBIC = (3, 4)
 # file_checks.checked (and replicas.last_audit) value of a file or replica whose last audit
 # found damage: it sorts before every date, so it is audited again at every run until repaired.
 RECHECK = ""
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS aips (
-    id TEXT PRIMARY KEY,
-    collection TEXT NOT NULL,
-    title TEXT,
-    state TEXT NOT NULL CHECK (state IN ('staging', 'stored')),
-    created TEXT NOT NULL,
-    source TEXT,
-    source_kind TEXT
-);
-CREATE INDEX IF NOT EXISTS aips_collection ON aips (collection);
-CREATE TABLE IF NOT EXISTS versions (
-    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    created TEXT NOT NULL,
-    files INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    payload_oxum TEXT NOT NULL,
-    tagmanifest TEXT NOT NULL,
-    tagmanifest_sha256 TEXT NOT NULL,
-    inventory_sha512 TEXT NOT NULL,
-    message TEXT NOT NULL,
-    user_name TEXT NOT NULL,
-    user_address TEXT,
-    title TEXT,
-    state TEXT NOT NULL CHECK (state IN ('staging', 'stored')),
-    PRIMARY KEY (aip_id, version)
-);
-CREATE TABLE IF NOT EXISTS files (
-    aip_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    sha256 TEXT,
-    sha512 TEXT,
-    xxh3_128 TEXT,
-    puid TEXT,
-    format TEXT,
-    format_version TEXT,
-    mime TEXT,
-    basis TEXT,
-    warning TEXT,
-    confidence TEXT,
-    magic_mime TEXT,
-    magic_description TEXT,
-    PRIMARY KEY (aip_id, version, path),
-    FOREIGN KEY (aip_id) REFERENCES aips (id) ON DELETE CASCADE
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS files_puid ON files (puid);
-CREATE INDEX IF NOT EXISTS files_by_path ON files (aip_id, path, version);
-CREATE TABLE IF NOT EXISTS replicas (
-    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    location TEXT NOT NULL,
-    key TEXT NOT NULL,
-    state TEXT NOT NULL,
-    stored TEXT NOT NULL,
-    last_audit TEXT,
-    PRIMARY KEY (aip_id, version, location)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
-    type TEXT NOT NULL,
-    datetime TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    outcome_detail TEXT,
-    agent TEXT,
-    version INTEGER
-);
-CREATE INDEX IF NOT EXISTS events_aip ON events (aip_id);
--- Which payload file a migration derived from which (PREMIS: the derivative's derivation
--- relationship and the migration event in the version's premis-v<n>.xml say the same).
-CREATE TABLE IF NOT EXISTS derivations (
-    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    derivative TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    PRIMARY KEY (aip_id, derivative)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS derivations_source ON derivations (aip_id, source);
-CREATE TABLE IF NOT EXISTS audit_runs (
-    id TEXT PRIMARY KEY,
-    started TEXT NOT NULL,
-    finished TEXT,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL,
-    replicas INTEGER NOT NULL DEFAULT 0,
-    files INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0,
-    scope TEXT
-);
--- When each replica file was last verified, for files audited apart from the rest of their
--- replica (sampling, an interrupted run, damage). A file without a row was last verified
--- with its whole replica (replicas.last_audit), or never (replicas.stored).
-CREATE TABLE IF NOT EXISTS file_checks (
-    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    location TEXT NOT NULL,
-    path TEXT NOT NULL,
-    checked TEXT NOT NULL,
-    PRIMARY KEY (aip_id, version, location, path)
-) WITHOUT ROWID;
--- The store's composite checksum of each file uploaded in parts (a few large files per AIP),
--- as it reported it at upload: quick S3 audits compare it, so a replaced object is caught
--- without reading it.
-CREATE TABLE IF NOT EXISTS composite_checksums (
-    aip_id TEXT NOT NULL REFERENCES aips (id) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    location TEXT NOT NULL,
-    path TEXT NOT NULL,
-    checksum TEXT NOT NULL,
-    PRIMARY KEY (aip_id, version, location, path)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit_problems (
-    run_id TEXT NOT NULL REFERENCES audit_runs (id) ON DELETE CASCADE,
-    aip_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    location TEXT NOT NULL,
-    path TEXT,
-    kind TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-"""
-
 DIGEST_COLUMNS = ("sha256", "sha512", "xxh3_128")
 FILE_COLUMNS = ("path", "size", *DIGEST_COLUMNS, "puid", "format",
                 "format_version", "mime", "basis", "warning", "confidence", "magic_mime",
                 "magic_description")
+# Rows a streamed query fetches at a time from PostgreSQL (a server-side cursor).
+STREAM_ROWS = 5_000
+
+
+def is_server_url(where: str | os.PathLike) -> bool:
+    """Whether a catalog address names a PostgreSQL server (else it is an SQLite file)."""
+    return str(where).startswith(("postgresql://", "postgresql+psycopg://", "postgres://"))
+
+
+def safe_url(url: str) -> str:
+    """A PostgreSQL URL fit to write in a file or a message: never a password (libpq reads
+    it from PGPASSWORD or ~/.pgpass), refused rather than dropped so the user knows."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.password:
+        raise ConfigError("the catalog address has a password in it, and preserve writes "
+                          "that address into the repository's configuration",
+                          hint="give it without the password and set PGPASSWORD or a "
+                               "~/.pgpass file (https://www.postgresql.org/docs/current/"
+                               "libpq-pgpass.html)")
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@functools.lru_cache(maxsize=512)
+def _statement(sql: str) -> sa.TextClause:
+    """A statement written with `?` placeholders as SQLAlchemy text with named ones (:p0,
+    :p1...). No statement of the catalog has a `?` inside a literal."""
+    count = iter(range(sql.count("?")))
+    return text(re.sub(r"\?", lambda _m: f":p{next(count)}", sql))
+
+
+def _bind(args: Iterable) -> dict:
+    return {f"p{i}": a for i, a in enumerate(args)}
+
+
+def _engine(where: str | Path) -> sa.Engine:
+    if is_server_url(where):
+        url = make_url(str(where).replace("postgres://", "postgresql://", 1))
+        url = url.set(drivername="postgresql+psycopg")
+        return sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True,
+                                connect_args={"application_name": "preserve",
+                                              "connect_timeout": 10})
+    engine = sa.create_engine(f"sqlite:///{where}", isolation_level="AUTOCOMMIT",
+                              connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        dbapi_connection.execute("PRAGMA synchronous = FULL")
+
+    return engine
 
 
 class Catalog:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        if not self.path.exists():
+    """The catalog at `where`: an SQLite file, or a postgresql:// URL."""
+
+    def __init__(self, where: str | Path):
+        self.server = is_server_url(where)
+        self.where = str(where) if self.server else Path(where)
+        self.path = None if self.server else self.where  # the SQLite file
+        if not self.server and not self.path.exists():
             raise ConfigError(f"no catalog at {self.path}",
                               hint="run 'preserve init' to create the repository")
+        self.engine = _engine(self.where)
+        self._begin = "BEGIN" if self.server else "BEGIN IMMEDIATE"
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
-            version = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        except sqlite3.DatabaseError as e:
-            raise ConfigError(f"the catalog {self.path} cannot be read: {e}",
+            self.conn: Connection = self.engine.connect()
+            self._check_schema()
+        except sa.exc.OperationalError as e:
+            self.engine.dispose()
+            raise ConfigError(f"cannot reach the catalog {self.describe()}: "
+                              f"{_first_line(e)}",
+                              hint="check that the database server is running and that "
+                                   "PGUSER/PGPASSWORD or ~/.pgpass let you in" if self.server
+                              else "restore it from backup or rebuild it from storage") from e
+        except sa.exc.DatabaseError as e:
+            self.engine.dispose()
+            raise ConfigError(f"the catalog {self.describe()} cannot be read: {_first_line(e)}",
                               hint="restore it from backup or rebuild it from storage") from e
-        found = int(version[0]) if version is not None else None
+
+    def describe(self) -> str:
+        return safe_url(self.where) if self.server else str(self.path)
+
+    def _check_schema(self) -> None:
+        tables = set(sa.inspect(self.conn).get_table_names())
+        if "meta" not in tables:
+            raise ConfigError(f"{self.describe()} holds no preserve catalog",
+                              hint="create one with 'preserve init'")
+        row = self._execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        found = int(row[0]) if row is not None else None
         if found in BEFORE_OCFL:
-            raise ConfigError(f"the repository of {self.path} was made by an earlier preserve, "
-                              "which kept one full bag per AIP version; this one keeps AIPs "
-                              "as OCFL 1.1 objects and does not read that layout",
+            raise ConfigError(f"the repository of {self.describe()} was made by an earlier "
+                              "preserve, which kept one full bag per AIP version; this one "
+                              "keeps AIPs as OCFL 1.1 objects and does not read that layout",
                               hint="nothing was released in that layout: create a new "
                                    "repository with 'preserve init' and ingest again (export "
                                    "the old AIPs with the preserve that made them first)")
-        if found is None or not (found == SCHEMA_VERSION or found in MIGRATIONS):
-            raise ConfigError(f"the catalog {self.path} has schema {found}, this preserve "
-                              f"reads schemas {', '.join(map(str, sorted(MIGRATIONS)))} and "
-                              f"{SCHEMA_VERSION}", hint="use the preserve release that wrote it, "
-                              "or rebuild the catalog from storage")
-        if found != SCHEMA_VERSION:
-            self._migrate(found)
-        self.db.executescript(SCHEMA)  # tables added since the catalog was created
+        revision = None
+        if "alembic_version" in tables:
+            revision = self._execute("SELECT version_num FROM alembic_version").scalar()
+        if revision == HEAD:
+            return
+        if revision in REVISIONS or (revision is None and found in BEFORE_ALEMBIC):
+            self._migrate()
+            return
+        raise ConfigError(f"the catalog {self.describe()} is at schema "
+                          f"{revision or found}, which this preserve does not know (it "
+                          f"reads {', '.join(map(str, BEFORE_ALEMBIC))} and "
+                          f"{', '.join(REVISIONS)})",
+                          hint="use the preserve release that wrote it, or rebuild the "
+                               "catalog from storage")
 
-    def _migrate(self, found: int) -> None:
-        """Bring an older catalog to the current schema, in one transaction."""
-        with self.transaction() as db:
-            for step in range(found, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
-                    db.execute(statement)
-            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+    def _migrate(self) -> None:
+        """Bring an older catalog to HEAD with Alembic, in one transaction."""
+        from alembic import command
+        from alembic.config import Config
 
-    @classmethod
-    def create(cls, path: Path) -> Catalog:
-        db = sqlite3.connect(path, isolation_level=None)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.executescript(SCHEMA)
-        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        db.close()
-        return cls(path)
+        config = Config()
+        config.set_main_option("script_location",
+                               str(Path(__file__).with_name("catalog_migrations")))
+        config.attributes["connection"] = self.conn
+        with self.transaction():
+            command.upgrade(config, HEAD)
+            self._execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+    @staticmethod
+    def create_if_missing(where: str | Path) -> bool:
+        """Make a new catalog from catalog_tables, stamped with HEAD, unless the database
+        already holds one (left as it is); whether it made one. A PostgreSQL database must
+        exist (its owner makes it: deployment.md); an SQLite file is made here."""
+        engine = _engine(where)
+        try:
+            with engine.connect() as conn:
+                if "meta" in sa.inspect(conn).get_table_names():
+                    return False
+                conn.exec_driver_sql("BEGIN")
+                catalog_tables.metadata.create_all(conn)
+                conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) "
+                                  "NOT NULL PRIMARY KEY)"))
+                conn.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": HEAD})
+                conn.execute(text("INSERT INTO meta VALUES ('schema', :v)"),
+                             {"v": str(SCHEMA_VERSION)})
+                conn.exec_driver_sql("COMMIT")
+                return True
+        finally:
+            engine.dispose()
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
+        self.engine.dispose()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+    def transaction(self) -> Iterator[Catalog]:
+        self.conn.exec_driver_sql(self._begin)
         try:
-            yield self.db
+            yield self
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.conn.exec_driver_sql("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        self.conn.exec_driver_sql("COMMIT")
+
+    def execute(self, sql: str, args: Iterable = ()) -> sa.CursorResult:
+        """One statement with `?` placeholders (inside a transaction() or on its own)."""
+        return self.conn.execute(_statement(sql), _bind(args))
+
+    _execute = execute
+
+    def executemany(self, sql: str, rows: Iterable[Iterable]) -> None:
+        """One statement for many rows, a bounded batch at a time."""
+        it = iter(rows)
+        while batch := [_bind(r) for r in islice(it, 1000)]:
+            self.conn.execute(_statement(sql), batch)
+
+    _executemany = executemany
+
+    def _stream(self, sql: str, args: Iterable = ()) -> Iterator[tuple]:
+        """The rows of a long query without holding them all: SQLite's cursor reads as it
+        goes; on PostgreSQL, a server-side cursor on a connection of its own, in a
+        read-only snapshot (the catalog's connection stays free for writes meanwhile)."""
+        if not self.server:
+            yield from self.conn.execute(_statement(sql), _bind(args))
+            return
+        with self.engine.connect().execution_options(
+                isolation_level="REPEATABLE READ", stream_results=True,
+                yield_per=STREAM_ROWS) as conn, conn.begin():
+            yield from conn.execute(_statement(sql), _bind(args))
 
     # --- ingest protocol: staging rows, then stored ---------------------------------------
 
@@ -243,10 +255,10 @@ class Catalog:
                        (aip_id, collection, title, created, source, source_kind))
 
     def add_files(self, aip_id: str, version: int, files: Iterable[FileRecord]) -> None:
-        rows = [(aip_id, version, f.path, f.size, f.digests.get("sha256"),
+        rows = ((aip_id, version, f.path, f.size, f.digests.get("sha256"),
                  f.digests.get("sha512"), f.digests.get("xxh3_128"), f.puid, f.format,
                  f.format_version, f.mime, f.basis, f.warning, f.confidence, f.magic_mime,
-                 f.magic_description) for f in files]
+                 f.magic_description) for f in files)
         with self.transaction() as db:
             db.executemany(f"INSERT INTO files VALUES ({', '.join('?' * 16)})", rows)
 
@@ -278,7 +290,7 @@ class Catalog:
 
     def pending_versions(self) -> list[tuple[str, int]]:
         """Versions after the first whose writing did not finish (crash, kill)."""
-        return [tuple(r) for r in self.db.execute(
+        return [tuple(r) for r in self._execute(
             "SELECT v.aip_id, v.version FROM versions v JOIN aips a ON a.id = v.aip_id "
             "WHERE a.state = 'stored' AND v.state = 'staging' ORDER BY v.aip_id, v.version")]
 
@@ -299,7 +311,7 @@ class Catalog:
     # --- OCFL inventories, written from the rows (see the module's docstring) -------------
 
     def version_records(self, aip_id: str, head: int) -> list[VersionRecord]:
-        return [VersionRecord(*r) for r in self.db.execute(
+        return [VersionRecord(*r) for r in self._execute(
             "SELECT version, created, message, user_name, user_address FROM versions "
             "WHERE aip_id = ? AND version <= ? ORDER BY version", (aip_id, head))]
 
@@ -307,19 +319,19 @@ class Catalog:
                       algorithm: str = "sha512") -> Iterator[tuple[str, str]]:
         """(digest, content path) of every content file up to `head`, by digest."""
         column = {"sha512": "sha512", "sha256": "sha256"}[algorithm]
-        for digest, version, path in self.db.execute(
+        for digest, version, path in self._stream(
                 f"SELECT {column}, version, path FROM files WHERE aip_id = ? AND version <= ? "
                 f"ORDER BY {column}, version, path", (aip_id, head)):
             yield digest, content_path(version, path)
 
     def state_rows(self, aip_id: str, version: int) -> Iterator[tuple[str, str]]:
         """(sha512, bag path) of every file of the bag of `version`, by digest."""
-        yield from self.db.execute(f"SELECT f.sha512, f.path FROM files f WHERE {_IN_STATE} "
+        yield from self._stream(f"SELECT f.sha512, f.path FROM files f WHERE {_IN_STATE} "
                                    "ORDER BY f.sha512, f.path", (aip_id, version))
 
     def holds(self, aip_id: str, version: int, path: str) -> bool:
         """Whether the bag of `version` has a file at `path` (nothing is ever removed)."""
-        return self.db.execute("SELECT 1 FROM files WHERE aip_id = ? AND path = ? AND "
+        return self._execute("SELECT 1 FROM files WHERE aip_id = ? AND path = ? AND "
                                "version <= ? LIMIT 1", (aip_id, path, version)).fetchone() \
             is not None
 
@@ -337,17 +349,17 @@ class Catalog:
         """(bag path, version holding its content, size, digests) of every file of the bag
         of `version` (or of its tag files only), by path: what export writes out."""
         tags = f" AND NOT {_PAYLOAD}" if tags_only else ""
-        for path, held_in, size, *digests in self.db.execute(
+        for path, held_in, size, *digests in self._stream(
                 f"SELECT f.path, f.version, f.size, {', '.join('f.' + c for c in DIGEST_COLUMNS)} "
                 f"FROM files f WHERE {_IN_STATE}{tags} ORDER BY f.path", (aip_id, version)):
             yield path, held_in, size, _digests(digests)
 
     def versions_of(self, aip_id: str) -> list[dict]:
         """Every stored version: number, date, agent, message, and what it added."""
-        rows = self.db.execute(
+        rows = self._execute(
             "SELECT v.version, v.created, v.user_name, v.user_address, v.message, v.files, "
             "v.bytes, (SELECT COUNT(*) FROM files f WHERE f.aip_id = v.aip_id AND "
-            "f.version = v.version), (SELECT COALESCE(SUM(size), 0) FROM files f WHERE "
+            "f.version = v.version), (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files f WHERE "
             "f.aip_id = v.aip_id AND f.version = v.version), v.inventory_sha512 FROM versions v "
             "WHERE v.aip_id = ? AND v.state = 'stored' ORDER BY v.version", (aip_id,))
         keys = ("version", "created", "user", "address", "message", "files", "bytes",
@@ -356,7 +368,7 @@ class Catalog:
 
     def head_at(self, aip_id: str, location: str) -> int:
         """The highest version of the AIP recorded at `location` (0: none)."""
-        return self.db.execute("SELECT COALESCE(MAX(version), 0) FROM replicas WHERE "
+        return self._execute("SELECT COALESCE(MAX(version), 0) FROM replicas WHERE "
                                "aip_id = ? AND location = ?", (aip_id, location)).fetchone()[0]
 
     def add_replica(self, aip_id: str, version: int, location: str, key: str, when: str,
@@ -364,7 +376,9 @@ class Catalog:
         """Record a copy that has been written and verified (never before), with the
         store's composite checksums of the files it took in parts."""
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO replicas VALUES (?, ?, ?, ?, 'verified', ?, NULL)",
+            db.execute("INSERT INTO replicas VALUES (?, ?, ?, ?, 'verified', ?, NULL) ON CONFLICT "
+                       "(aip_id, version, location) DO UPDATE SET key = excluded.key, state = "
+                       "excluded.state, stored = excluded.stored, last_audit = NULL",
                        (aip_id, version, location, key, when))
             db.execute("DELETE FROM composite_checksums WHERE aip_id = ? AND version = ? AND "
                        "location = ?", (aip_id, version, location))
@@ -384,7 +398,7 @@ class Catalog:
 
     def composite_checksum(self, aip_id: str, version: int, location: str,
                            path: str) -> str | None:
-        row = self.db.execute("SELECT checksum FROM composite_checksums WHERE aip_id = ? AND "
+        row = self._execute("SELECT checksum FROM composite_checksums WHERE aip_id = ? AND "
                               "version = ? AND location = ? AND path = ?",
                               (aip_id, version, location, path)).fetchone()
         return row[0] if row else None
@@ -392,7 +406,7 @@ class Catalog:
     def versions_without_replica(self, location: str) -> list[tuple[str, int]]:
         """Stored AIP versions that have no verified copy at `location`, oldest first (an
         AIP's versions in order: each is written on the one before)."""
-        rows = self.db.execute(
+        rows = self._execute(
             "SELECT v.aip_id, v.version FROM versions v JOIN aips a ON a.id = v.aip_id "
             "WHERE a.state = 'stored' AND v.state = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
             "r.aip_id = v.aip_id AND r.version = v.version AND r.location = ? "
@@ -400,13 +414,13 @@ class Catalog:
         return [(r[0], r[1]) for r in rows]
 
     def count_versions(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM versions v JOIN aips a ON a.id = v.aip_id "
+        return self._execute("SELECT COUNT(*) FROM versions v JOIN aips a ON a.id = v.aip_id "
                                "WHERE a.state = 'stored' AND v.state = 'stored'").fetchone()[0]
 
     def replica_summary(self) -> dict[str, tuple[int, int]]:
         """Per location: (AIP versions held, bytes held)."""
-        rows = self.db.execute(
-            "SELECT r.location, COUNT(*), COALESCE(SUM(v.bytes), 0) FROM replicas r JOIN "
+        rows = self._execute(
+            "SELECT r.location, COUNT(*), CAST(COALESCE(SUM(v.bytes), 0) AS BIGINT) FROM replicas r JOIN "
             "versions v ON v.aip_id = r.aip_id AND v.version = r.version GROUP BY r.location")
         return {r[0]: (r[1], r[2]) for r in rows}
 
@@ -420,9 +434,9 @@ class Catalog:
     def unfinished_audit(self, scope: str) -> tuple[str, str] | None:
         """(run id, start) of the latest audit with this scope that never finished (Ctrl-C,
         a kill, a crash, a budget spent), if nothing with the same scope finished since."""
-        row = self.db.execute(
+        row = self._execute(
             "SELECT id, started, status FROM audit_runs WHERE scope = ? "
-            "ORDER BY started DESC, rowid DESC LIMIT 1", (scope,)).fetchone()
+            "ORDER BY started DESC, id DESC LIMIT 1", (scope,)).fetchone()
         return (row[0], row[1]) if row and row[2] in ("running", "interrupted") else None
 
     def record_checks(self, run_id: str, replica: tuple[str, int, str], when: str,
@@ -481,7 +495,7 @@ class Catalog:
         """Every problem a run recorded (a resumed run included), each once; a payload file
         found damaged counts only while it still awaits a good check (RECHECK): one repaired
         or verified good since is not reported again."""
-        return [tuple(r) for r in self.db.execute(
+        return [tuple(r) for r in self._execute(
             "SELECT p.aip_id, p.version, p.location, p.path, p.kind, MIN(p.detail) "
             "FROM audit_problems p WHERE p.run_id = ? AND (p.path IS NULL OR NOT EXISTS "
             "(SELECT 1 FROM files f WHERE f.aip_id = p.aip_id AND f.version = p.version AND "
@@ -493,14 +507,16 @@ class Catalog:
     def replica_audit_states(self, since: str = "~") -> list[ReplicaAuditState]:
         """Every verified replica of a stored AIP: its files, bytes, when its least recently
         verified file was last verified, and how many files were verified since `since`."""
-        rows = self.db.execute(
+        rows = self._execute(
             "SELECT r.aip_id, r.version, r.location, r.key, a.collection, r.stored, "
-            f"r.last_audit, COUNT(f.path), COALESCE(SUM(f.size), 0), MIN({_LAST_CHECK}), "
-            f"COALESCE(SUM({_VERIFIED} >= ?), 0) FROM replicas r JOIN aips a ON "
+            f"r.last_audit, COUNT(f.path), CAST(COALESCE(SUM(f.size), 0) AS BIGINT), "
+            f"MIN({_LAST_CHECK}), CAST(COALESCE(SUM(CASE WHEN {_VERIFIED} >= ? THEN 1 ELSE 0 "
+            "END), 0) AS BIGINT) FROM replicas r JOIN aips a ON "
             "a.id = r.aip_id LEFT JOIN files f ON f.aip_id = r.aip_id AND f.version = r.version "
             "LEFT JOIN file_checks c ON c.aip_id = r.aip_id AND c.version = r.version AND "
             "c.location = r.location AND c.path = f.path WHERE a.state = 'stored' "
-            "GROUP BY r.aip_id, r.version, r.location ORDER BY 10, r.aip_id, r.location",
+            "GROUP BY r.aip_id, r.version, r.location, r.key, a.collection, r.stored, r.last_audit "
+            "ORDER BY 10, r.aip_id, r.location",
             (since,))
         return [ReplicaAuditState(*r) for r in rows]
 
@@ -508,7 +524,7 @@ class Catalog:
                             before: str) -> Iterator[tuple[str, int, str]]:
         """(path, size, last verified) of a replica's files not verified since `before`,
         least recently verified first."""
-        yield from self.db.execute(
+        yield from self._stream(
             f"SELECT f.path, f.size, {_LAST_CHECK} AS last FROM replicas r JOIN files f ON "
             "f.aip_id = r.aip_id AND f.version = r.version LEFT JOIN file_checks c ON "
             "c.aip_id = r.aip_id AND c.version = r.version AND c.location = r.location AND "
@@ -518,7 +534,7 @@ class Catalog:
     def all_file_checks(self, before: str) -> Iterator[tuple[str, int, str, str, int, str]]:
         """(aip, version, location, path, size, last verified) of every replica file not
         verified since `before`, least recently verified first: the order sampling takes."""
-        yield from self.db.execute(
+        yield from self._stream(
             f"SELECT r.aip_id, r.version, r.location, f.path, f.size, {_LAST_CHECK} AS last "
             "FROM replicas r JOIN aips a ON a.id = r.aip_id JOIN files f ON "
             "f.aip_id = r.aip_id AND f.version = r.version LEFT JOIN file_checks c ON "
@@ -531,22 +547,23 @@ class Catalog:
     def load_listing(self, objects: Iterable[tuple[str, int]]) -> None:
         """Keep a replica's listing (path in the bag, size) for the comparisons below, so
         that auditing an AIP of millions of files holds none of them in memory."""
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS listing (path TEXT PRIMARY KEY, "
-                        "size INTEGER NOT NULL) WITHOUT ROWID")
-        self.db.execute("DELETE FROM temp.listing")
+        self._execute("CREATE TEMP TABLE IF NOT EXISTS listing (path TEXT PRIMARY KEY, "
+                      "size BIGINT NOT NULL)")
+        self._execute("DELETE FROM listing")
         it = iter(objects)
         while chunk := list(islice(it, 1000)):  # a constant few hundred KB
-            self.db.executemany("INSERT OR REPLACE INTO temp.listing VALUES (?, ?)", chunk)
+            self._executemany("INSERT INTO listing VALUES (?, ?) ON CONFLICT (path) DO UPDATE "
+                              "SET size = excluded.size", chunk)
 
     def listed_size(self, path: str) -> int | None:
-        row = self.db.execute("SELECT size FROM temp.listing WHERE path = ?", (path,)).fetchone()
+        row = self._execute("SELECT size FROM listing WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None
 
     def listed_not_catalogued(self, aip_id: str, version: int) -> list[tuple[str, int]]:
         """Listed files that are not payload of record: the tag files, and anything
         unexpected (few, unless that is the damage)."""
-        return [tuple(r) for r in self.db.execute(
-            "SELECT l.path, l.size FROM temp.listing l WHERE NOT EXISTS (SELECT 1 FROM files f "
+        return [tuple(r) for r in self._execute(
+            "SELECT l.path, l.size FROM listing l WHERE NOT EXISTS (SELECT 1 FROM files f "
             "WHERE f.aip_id = ? AND f.version = ? AND f.path = l.path) ORDER BY l.path",
             (aip_id, version))]
 
@@ -554,24 +571,25 @@ class Catalog:
                                        version: int) -> list[tuple[str, int, int | None]]:
         """(path, recorded size, listed size or None) of payload files missing or of
         another size at the replica."""
-        return [tuple(r) for r in self.db.execute(
-            "SELECT f.path, f.size, l.size FROM files f LEFT JOIN temp.listing l ON "
+        return [tuple(r) for r in self._execute(
+            "SELECT f.path, f.size, l.size FROM files f LEFT JOIN listing l ON "
             "l.path = f.path WHERE f.aip_id = ? AND f.version = ? AND "
             "(l.size IS NULL OR l.size != f.size) ORDER BY f.path", (aip_id, version))]
 
     def stage_payload_checks(self, aip_id: str, version: int) -> tuple[int, int]:
         """Queue the payload files listed with their recorded size, biggest first (so both
         cores finish together); returns (files, bytes)."""
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS tocheck (seq INTEGER PRIMARY KEY, "
-                        "path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT, sha512 TEXT, "
-                        "xxh3_128 TEXT)")
-        self.db.execute("DELETE FROM temp.tocheck")
-        self.db.execute(
-            "INSERT INTO temp.tocheck (path, size, sha256, sha512, xxh3_128) SELECT f.path, "
-            "f.size, f.sha256, f.sha512, f.xxh3_128 FROM files f JOIN temp.listing l ON "
+        self._execute("CREATE TEMP TABLE IF NOT EXISTS tocheck (seq BIGINT PRIMARY KEY, "
+                      "path TEXT NOT NULL, size BIGINT NOT NULL, sha256 TEXT, sha512 TEXT, "
+                      "xxh3_128 TEXT)")
+        self._execute("DELETE FROM tocheck")
+        self._execute(
+            "INSERT INTO tocheck (seq, path, size, sha256, sha512, xxh3_128) SELECT "
+            "ROW_NUMBER() OVER (ORDER BY f.size DESC, f.path), f.path, "
+            "f.size, f.sha256, f.sha512, f.xxh3_128 FROM files f JOIN listing l ON "
             "l.path = f.path AND l.size = f.size WHERE f.aip_id = ? AND f.version = ? "
             "ORDER BY f.size DESC, f.path", (aip_id, version))
-        return tuple(self.db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM temp.tocheck")
+        return tuple(self._execute("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM tocheck")
                      .fetchone())
 
     def staged_payload_checks(self, chunk: int = 5_000) -> Iterator[tuple[str, int, dict]]:
@@ -579,8 +597,8 @@ class Catalog:
         statement stays open while results are committed)."""
         last = 0
         while True:
-            rows = self.db.execute(f"SELECT seq, path, size, {', '.join(DIGEST_COLUMNS)} FROM "
-                                   "temp.tocheck WHERE seq > ? ORDER BY seq LIMIT ?",
+            rows = self._execute(f"SELECT seq, path, size, {', '.join(DIGEST_COLUMNS)} FROM "
+                                   "tocheck WHERE seq > ? ORDER BY seq LIMIT ?",
                                    (last, chunk)).fetchall()
             if not rows:
                 return
@@ -600,7 +618,7 @@ class Catalog:
 
     def pending(self) -> list[str]:
         """AIPs whose ingest did not finish (crash, kill): to be resolved against storage."""
-        return [r[0] for r in self.db.execute("SELECT id FROM aips WHERE state = 'staging'")]
+        return [r[0] for r in self._execute("SELECT id FROM aips WHERE state = 'staging'")]
 
     # --- reading ------------------------------------------------------------------------
 
@@ -619,18 +637,24 @@ class Catalog:
             sql += " AND a.id = ?"
             args += (aip_id,)
         sql += " ORDER BY a.created, a.id"
-        out = []
-        for row in self.db.execute(sql, args).fetchall():
-            summary = AipSummary(*row[:8], package_digest=row[8])
-            summary.locations = self.replica_locations(summary.id, summary.version)
-            out.append(summary)
+        out = [AipSummary(*row[:8], package_digest=row[8])
+               for row in self._execute(sql, args).fetchall()]
+        if len(out) == 1:
+            out[0].locations = self.replica_locations(out[0].id, out[0].version)
+        elif out:  # one query for all, not one per AIP
+            held: dict[tuple[str, int], list[str]] = {}
+            for aip, version, location in self._execute(
+                    "SELECT aip_id, version, location FROM replicas ORDER BY location"):
+                held.setdefault((aip, version), []).append(location)
+            for summary in out:
+                summary.locations = held.get((summary.id, summary.version), [])
         return out
 
     def resolve(self, ref: str) -> str:
         """An AIP id from a full id or a unique prefix of at least 4 characters."""
         if len(ref) < 4:
             raise NotFound(f"AIP reference {ref!r} is too short", hint="give at least 4 characters")
-        rows = self.db.execute("SELECT id FROM aips WHERE state = 'stored' AND id LIKE ? "
+        rows = self._execute("SELECT id FROM aips WHERE state = 'stored' AND lower(id) LIKE lower(?) "
                                "ESCAPE '\\'", (_like_prefix(ref),)).fetchall()
         if not rows:
             raise NotFound(f"no AIP {ref!r} in this repository", hint="'preserve list' shows them")
@@ -646,7 +670,7 @@ class Catalog:
 
     def files(self, aip_id: str, version: int) -> Iterator[FileRecord]:
         """The payload files of the bag of `version` (whichever version holds each)."""
-        cur = self.db.execute(f"SELECT {', '.join('f.' + c for c in FILE_COLUMNS)} FROM files f "
+        cur = self._stream(f"SELECT {', '.join('f.' + c for c in FILE_COLUMNS)} FROM files f "
                               f"WHERE {_IN_STATE} AND {_PAYLOAD} ORDER BY f.path",
                               (aip_id, version))
         for row in cur:
@@ -655,19 +679,19 @@ class Catalog:
 
     def file_digests(self, aip_id: str, version: int, path: str) -> dict[str, str] | None:
         """The digests recorded for one content file of `version` (bag path), or None."""
-        row = self.db.execute(f"SELECT {', '.join(DIGEST_COLUMNS)} FROM files WHERE aip_id = ? "
+        row = self._execute(f"SELECT {', '.join(DIGEST_COLUMNS)} FROM files WHERE aip_id = ? "
                               "AND version = ? AND path = ?", (aip_id, version, path)).fetchone()
         return None if row is None else _digests(row)
 
     def format_counts(self, aip_id: str | None = None) -> list[tuple[str | None, str | None, int, int]]:
-        sql = ("SELECT f.puid, f.format, COUNT(*), SUM(f.size) FROM files f JOIN aips a "
+        sql = ("SELECT f.puid, f.format, COUNT(*), CAST(SUM(f.size) AS BIGINT) FROM files f JOIN aips a "
                f"ON a.id = f.aip_id WHERE a.state = 'stored' AND {_PAYLOAD}")
         args: tuple = ()
         if aip_id:
             sql += " AND f.aip_id = ?"
             args = (aip_id,)
         sql += " GROUP BY f.puid, f.format ORDER BY COUNT(*) DESC, f.puid"
-        return [tuple(r) for r in self.db.execute(sql, args)]
+        return [tuple(r) for r in self._execute(sql, args)]
 
     def payload_for_policy(self, aip_ids: list[str] | None = None,
                            collection: str | None = None) -> Iterator[tuple]:
@@ -687,11 +711,11 @@ class Catalog:
         if collection is not None:
             sql += " AND a.collection = ?"
             args.append(collection)
-        yield from self.db.execute(sql + " ORDER BY f.aip_id, f.path", args)
+        yield from self._execute(sql + " ORDER BY f.aip_id, f.path", args)
 
     def derivations(self, aip_id: str) -> list[tuple[int, str, str, str]]:
         """(version, source, derivative, rule) of each migration of a stored version."""
-        return [tuple(r) for r in self.db.execute(
+        return [tuple(r) for r in self._execute(
             "SELECT d.version, d.source, d.derivative, d.rule FROM derivations d JOIN versions v "
             "ON v.aip_id = d.aip_id AND v.version = d.version AND v.state = 'stored' "
             "WHERE d.aip_id = ? ORDER BY d.version, d.source", (aip_id,))]
@@ -706,31 +730,31 @@ class Catalog:
                                         confidence, aip_id, version, path))
 
     def events(self, aip_id: str) -> list[EventRecord]:
-        rows = self.db.execute("SELECT id, aip_id, type, datetime, outcome, detail, "
+        rows = self._execute("SELECT id, aip_id, type, datetime, outcome, detail, "
                                "outcome_detail, agent, version FROM events WHERE aip_id = ? "
-                               "ORDER BY datetime, rowid", (aip_id,))
+                               "ORDER BY datetime, seq", (aip_id,))
         return [EventRecord(*r) for r in rows]
 
     def replicas(self) -> list[tuple[str, int, str, str]]:
         """(AIP, version, location, key) of every recorded replica (one row per copy)."""
-        return [tuple(r) for r in self.db.execute(
+        return [tuple(r) for r in self._execute(
             "SELECT aip_id, version, location, key FROM replicas ORDER BY location, aip_id, "
             "version")]
 
     def replica_locations(self, aip_id: str, version: int) -> list[str]:
-        return [r[0] for r in self.db.execute(
+        return [r[0] for r in self._execute(
             "SELECT location FROM replicas WHERE aip_id = ? AND version = ? ORDER BY location",
             (aip_id, version))]
 
     def replica_key(self, aip_id: str, version: int, location: str) -> str:
-        row = self.db.execute("SELECT key FROM replicas WHERE aip_id = ? AND version = ? AND "
+        row = self._execute("SELECT key FROM replicas WHERE aip_id = ? AND version = ? AND "
                               "location = ?", (aip_id, version, location)).fetchone()
         if row is None:
             raise NotFound(f"AIP {aip_id} v{version} has no replica at {location}")
         return row[0]
 
     def version_info(self, aip_id: str, version: int) -> dict:
-        row = self.db.execute("SELECT files, bytes, payload_oxum, tagmanifest, tagmanifest_sha256, "
+        row = self._execute("SELECT files, bytes, payload_oxum, tagmanifest, tagmanifest_sha256, "
                               "inventory_sha512, state FROM versions WHERE aip_id = ? AND "
                               "version = ?", (aip_id, version)).fetchone()
         if row is None:
@@ -753,22 +777,26 @@ _LAST_CHECK = "COALESCE(c.checked, r.last_audit, substr(r.stored, 1, 19) || '.00
 _VERIFIED = "COALESCE(c.checked, r.last_audit, '')"
 
 
-def _insert_problems(db: sqlite3.Connection, run_id: str, problems: list[tuple]) -> None:
+def _insert_problems(db: Catalog, run_id: str, problems: list[tuple]) -> None:
     db.executemany("INSERT INTO audit_problems VALUES (?, ?, ?, ?, ?, ?, ?)",
                    [(run_id, *p) for p in problems])
 
 
-def _set_checked(db: sqlite3.Connection, replica: tuple[str, int, str],
+def _set_checked(db: Catalog, replica: tuple[str, int, str],
                  checks: list[tuple[str, str]]) -> None:
     """(path, when verified, or RECHECK) rows of one replica's files."""
-    db.executemany("INSERT OR REPLACE INTO file_checks VALUES (?, ?, ?, ?, ?)",
+    db.executemany("INSERT INTO file_checks VALUES (?, ?, ?, ?, ?) ON CONFLICT (aip_id, "
+                   "version, location, path) DO UPDATE SET checked = excluded.checked",
                    [(*replica, path, when) for path, when in checks])
 
 
-def _insert_events(db: sqlite3.Connection, events: list[EventRecord]) -> None:
-    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+def _insert_events(db: Catalog, events: list[EventRecord]) -> None:
+    """Numbered after the last event recorded (SQLite has one writer at a time; two
+    PostgreSQL writers may number two events alike, of two AIPs: each AIP has one writer)."""
+    last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").scalar()
+    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail, e.outcome_detail,
-                     e.agent, e.version) for e in events])
+                     e.agent, e.version, last + n) for n, e in enumerate(events, 1)])
 
 
 def _like_prefix(ref: str) -> str:
@@ -779,3 +807,9 @@ def _digests(values) -> dict[str, str]:
     """The recorded digests of a file row, DIGEST_COLUMNS in order; an algorithm not
     recorded (NULL or empty) is left out."""
     return {a: d for a, d in zip(DIGEST_COLUMNS, values, strict=True) if d}
+
+
+def _first_line(error: Exception) -> str:
+    """A database error's own message, without SQLAlchemy's statement and link."""
+    message = str(getattr(error, "orig", None) or error).strip()
+    return message.splitlines()[0] if message else type(error).__name__

@@ -1,7 +1,8 @@
 """A repository: configuration, catalog, storage locations and policies in one folder.
 
-    <repo>/preserve.yaml       configuration (format version, default policy)
-    <repo>/catalog.sqlite      the catalog
+    <repo>/preserve.yaml       configuration (format version, default policy, and the
+                               catalog's PostgreSQL address where it is shared)
+    <repo>/catalog.sqlite      the catalog, unless it is on PostgreSQL
     <repo>/locations/*.yaml    storage locations ("local" is created by init)
     <repo>/policies/*.yaml     this repository's policies (copied from policies/ by init)
     <repo>/aips/               the default local location's store
@@ -18,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from sqlalchemy.exc import SQLAlchemyError
 
 from preserve.domain.policy import Policy, load_policy
 from preserve.domain.schema import LOCATION as LOCATION_KEYS
 from preserve.domain.schema import check_keys
 from preserve.errors import ConfigError
-from preserve.infrastructure.catalog import Catalog
+from preserve.infrastructure.catalog import Catalog, is_server_url, safe_url
 from preserve.infrastructure.storage import LocalStorage, Storage
 from preserve.infrastructure.storage.base import ensure_ocfl_root
 from preserve.infrastructure.storage.s3 import SECRET_KEYS, S3Storage, settings_from_yaml
@@ -31,6 +33,7 @@ from preserve.infrastructure.storage.s3 import SECRET_KEYS, S3Storage, settings_
 CONFIG_NAME = "preserve.yaml"
 REPOSITORY_FORMAT = 1
 DEFAULT_POLICY = "default"
+CATALOG_FILE = "catalog.sqlite"
 
 
 def default_root() -> Path:
@@ -70,7 +73,7 @@ class Repository:
         if self.config.get("format") != REPOSITORY_FORMAT:
             raise ConfigError(f"{config_path}: repository format {self.config.get('format')!r} "
                               f"is not {REPOSITORY_FORMAT}, the one this preserve reads")
-        self.catalog = Catalog(self.root / "catalog.sqlite")
+        self.catalog = Catalog(self.catalog_address)
         self.policy: Policy = load_policy(
             self.root / "policies" / f"{self.config.get('policy', DEFAULT_POLICY)}.yaml")
         self.locations = self._load_locations()
@@ -78,6 +81,17 @@ class Repository:
             if name not in self.locations:
                 raise ConfigError(f"policy {self.policy.source} names location '{name}', "
                                   f"which has no file {self.root / 'locations' / (name + '.yaml')}")
+
+    @property
+    def catalog_address(self) -> str | Path:
+        """The PostgreSQL URL recorded by `init --catalog` (shared mode), else the SQLite
+        file beside the configuration."""
+        return self.config.get("catalog") or self.root / CATALOG_FILE
+
+    @property
+    def shared(self) -> bool:
+        """Whether the catalog is on PostgreSQL, which the job queue needs."""
+        return self.catalog.server
 
     @property
     def staging(self) -> Path:
@@ -122,34 +136,51 @@ class Repository:
         self.catalog.close()
 
     @classmethod
-    def init(cls, root: Path) -> tuple[Repository, list[str]]:
+    def init(cls, root: Path, catalog: str | None = None) -> tuple[Repository, list[str]]:
         """Create what is missing of a repository at `root`; never overwrite anything. A
         place where no repository can be made (under a file, in /proc, read-only) is a
-        configuration error naming it (red-team case 65), never an internal error."""
+        configuration error naming it (red-team case 65), never an internal error.
+
+        `catalog`: a postgresql:// URL (without its password) for a catalog shared by many
+        machines; None keeps it in SQLite beside the configuration."""
+        if catalog is not None and not is_server_url(catalog):
+            raise ConfigError(f"--catalog {catalog!r} is not a postgresql:// address",
+                              hint="leave it out for the SQLite catalog of one machine")
+        address = safe_url(catalog) if catalog else None
         try:
-            return cls._init(Path(root))
-        except (OSError, sqlite3.Error) as e:
+            return cls._init(Path(root), address)
+        except (OSError, sqlite3.Error, SQLAlchemyError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise ConfigError(f"cannot create a repository at {root}: {reason}",
                               hint="choose a folder you can write to with --repo or "
                                    "PRESERVE_REPO") from e
 
     @classmethod
-    def _init(cls, root: Path) -> tuple[Repository, list[str]]:
+    def _init(cls, root: Path, address: str | None) -> tuple[Repository, list[str]]:
         created: list[str] = []
         root.mkdir(parents=True, exist_ok=True)
         config = root / CONFIG_NAME
         if not config.exists():
-            config.write_text(yaml.safe_dump({
+            settings = {
                 "format": REPOSITORY_FORMAT,
                 "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
                 "policy": DEFAULT_POLICY,
-            }, sort_keys=False), encoding="utf-8")
+            }
+            if address:
+                settings["catalog"] = address
+            config.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
             created.append(str(config))
-        catalog = root / "catalog.sqlite"
-        if not catalog.exists():
-            Catalog.create(catalog).close()
-            created.append(str(catalog))
+        recorded = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("catalog")
+        if address and recorded != address:
+            raise ConfigError(f"{config} already names the catalog {recorded or CATALOG_FILE}",
+                              hint="a repository has one catalog: leave --catalog out, or "
+                                   "init another folder")
+        if recorded:
+            if Catalog.create_if_missing(recorded):
+                created.append(f"catalog tables in {recorded}")
+        elif not (root / CATALOG_FILE).exists():
+            Catalog.create_if_missing(root / CATALOG_FILE)
+            created.append(str(root / CATALOG_FILE))
         policies = root / "policies"
         policies.mkdir(exist_ok=True)
         for file in sorted(bundled_policies().glob("*.yaml")):
