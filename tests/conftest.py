@@ -46,9 +46,41 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server for the whole run (Debian's packages; see pgserver.py)."""
+    from tests.pgserver import PostgresServer
+
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def fresh_database(postgres) -> str:
+    """The URL of a new, empty PostgreSQL database (one per test)."""
+    return postgres.new_database(f"t{next(_databases)}")
+
+
+# PRESERVE_TEST_CATALOG=postgresql runs the whole suite with the `repo` fixture's catalog
+# (and every `preserve init` of the tests) on PostgreSQL: a wider net than test_catalog.py,
+# which runs on both databases in every run.
+SUITE_ON_POSTGRES = os.environ.get("PRESERVE_TEST_CATALOG") == "postgresql"
+
+
+@pytest.fixture(autouse=SUITE_ON_POSTGRES)
+def _catalog_on_postgres(request, monkeypatch):
+    url = request.getfixturevalue("fresh_database")
+    monkeypatch.setenv("PRESERVE_CATALOG", url)
+    return url
+
+
 @pytest.fixture
 def repo(tmp_path) -> Repository:
-    r, _ = Repository.init(tmp_path / "repo")
+    r, _ = Repository.init(tmp_path / "repo", os.environ.get("PRESERVE_CATALOG"))
     yield r
     r.close()
 

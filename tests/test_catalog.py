@@ -1,0 +1,204 @@
+"""The catalog on both of its databases (issue 13): every test here runs on SQLite and on a
+real PostgreSQL server, through the services a user runs, so each catalog statement is
+exercised on each dialect. The schema's migrations are checked against its declaration."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from preserve.errors import ConfigError
+from preserve.infrastructure.catalog import Catalog, safe_url
+from preserve.infrastructure.catalog_tables import HEAD, REVISIONS, metadata
+from preserve.infrastructure.repository import Repository
+from preserve.services.audit import audit
+from preserve.services.check import check
+from preserve.services.describe import Description, describe
+from preserve.services.export import export
+from preserve.services.ingest import Metadata, ingest
+from preserve.services.repair import repair
+from tests.conftest import assert_bagit_python_valid, content_key, many_small_files
+
+SCHEMA4 = Path(__file__).with_name("data") / "catalog-schema4.sql"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request) -> str | None:
+    """None for SQLite (the default), else the URL of a new PostgreSQL database."""
+    return None if request.param == "sqlite" else request.getfixturevalue("fresh_database")
+
+
+def _two_disks(tmp_path: Path, catalog: str | None) -> Repository:
+    repo, _ = Repository.init(tmp_path / "repo", catalog)
+    (tmp_path / "disk2").mkdir()
+    (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
+        {"name": "disk2", "kind": "local", "path": str(tmp_path / "disk2")}))
+    policy = repo.root / "policies" / "default.yaml"
+    data = yaml.safe_load(policy.read_text())
+    data["replication"] = {"copies": 2, "locations": ["local", "disk2"]}
+    policy.write_text(yaml.safe_dump(data))
+    repo.close()
+    return Repository(repo.root)
+
+
+@pytest.mark.storage_left_damaged  # repaired below, but the second copy keeps its old bytes
+def test_a_repository_lives_its_whole_life_on_either_catalog(tmp_path, backend, collection):
+    """Ingest, two copies, a new version, listing and showing, an audit that finds a
+    flipped bit once, its repair, a clean audit, the consistency check and an export: the
+    same answers on both databases."""
+    repo = _two_disks(tmp_path, backend)
+    assert repo.shared is (backend is not None)
+    aip = ingest(repo, collection, Metadata("Letters", title="Letters")).aip_id
+    other = ingest(repo, many_small_files(tmp_path / "many", 300), Metadata("Bulk")).aip_id
+    describe(repo, aip[:8], Description(title="Letters, corrected", note="title fixed"))
+
+    listed = {a.id: a for a in repo.catalog.list_aips()}
+    assert set(listed) == {aip, other}
+    assert listed[aip].version == 2 and listed[aip].title == "Letters, corrected"
+    assert listed[aip].locations == ["disk2", "local"] == listed[other].locations
+    assert listed[other].files == 300 and repo.catalog.list_aips("Bulk")[0].id == other
+    assert repo.catalog.resolve(aip[:6].upper()) == aip  # a prefix, in either case
+    assert [v["version"] for v in repo.catalog.versions_of(aip)] == [1, 2]
+    types = [e.type for e in repo.catalog.events(aip)]
+    assert types[0] == "ingestion" and types[-1] == "metadata modification"
+    assert repo.catalog.replica_summary()["disk2"][0] == 3  # 2 versions + 1
+    assert sum(n for _p, _f, n, _b in repo.catalog.format_counts()) == \
+        sum(a.files for a in listed.values())
+
+    bag = repo.locations["local"].bag_path(content_key(other))
+    target = sorted((bag / "data").rglob("*.txt"))[17]
+    target.write_bytes(b"bit rot\n")
+    found = audit(repo, full=True)
+    assert [(p.kind, p.location, p.aip) for p in found.problems] == [
+        ("corrupt", "local", other)]
+    assert found.exit_code == 1
+    assert audit(repo, due=True).problems[0].path == found.problems[0].path  # still due
+
+    assert [r.outcome for r in repair(repo).repairs] == ["repaired"]
+    assert audit(repo, full=True).status == "ok"
+    assert check(repo).exit_code == 0
+    out = tmp_path / "export"
+    export(repo, aip, out)
+    assert_bagit_python_valid(out)
+    repo.close()
+
+
+def test_a_crash_after_publishing_is_completed_on_either_catalog(tmp_path, backend,
+                                                                  collection, monkeypatch):
+    """The staging rows of an ingest that died after publishing, before the catalog said
+    "stored", are completed by recovery, on both databases (the catalog's half of crash
+    recovery)."""
+    from preserve.services.tidy import recover
+
+    repo, _ = Repository.init(tmp_path / "repo", backend)
+
+    def crash(*_a, **_k):
+        raise SystemExit("power cut")
+
+    monkeypatch.setattr(Catalog, "mark_stored", crash)
+    monkeypatch.setattr("preserve.services.ingest._Job.abandon", lambda self: None)
+    with pytest.raises(SystemExit):
+        ingest(repo, collection, Metadata("c"))
+    monkeypatch.undo()
+    pending = repo.catalog.pending()
+    assert len(pending) == 1 and repo.catalog.list_aips() == []
+    (repo.staging / f"{pending[0]}.lock").unlink(missing_ok=True)
+    assert any("completed the catalog record" in a for a in recover(repo))
+    assert [a.id for a in repo.catalog.list_aips()] == pending
+    assert check(repo).exit_code == 0
+    repo.close()
+
+
+def _shape(catalog: Catalog) -> dict:
+    """Every table's columns (SQLite type affinity, nullability), key, indexes and foreign
+    keys, as the database itself reports them."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(catalog.conn)
+    shape = {}
+    for table in inspector.get_table_names():
+        key = inspector.get_pk_constraint(table)["constrained_columns"]
+        shape[table] = (
+            [(c["name"], "INT" if "INT" in str(c["type"]) else str(c["type"]),
+              c["nullable"] or c["name"] in key) for c in inspector.get_columns(table)],
+            key,
+            sorted((i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(table)),
+            sorted((f["referred_table"], tuple(f["constrained_columns"]))
+                   for f in inspector.get_foreign_keys(table)))
+    return shape
+
+
+def test_the_migrations_lead_to_the_declared_schema(tmp_path):
+    """A catalog of the last schema before Alembic (schema 4, as preserve wrote it with
+    sqlite3), with rows in it, is migrated to HEAD: its events keep their order, and its
+    tables are those a new catalog is made with; the migrations are the ones REVISIONS
+    names, in order."""
+    from alembic.script import ScriptDirectory
+
+    path = tmp_path / "catalog.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA4.read_text())
+    db.execute("INSERT INTO aips VALUES ('a1', 'c', NULL, 'stored', '2026', 's', 'folder')")
+    for n, kind in enumerate(["ingestion", "validation", "fixity check"]):
+        db.execute("INSERT INTO events VALUES (?, 'a1', ?, '2026-01-01T00:00:00Z', "
+                   "'success', 'd', NULL, NULL, NULL)", (f"e{9 - n}", kind))
+    db.commit()
+    db.close()
+    migrated = Catalog(path)
+    assert [e.type for e in migrated.events("a1")] == ["ingestion", "validation", "fixity check"]
+    assert migrated.execute("SELECT version_num FROM alembic_version").scalar() == HEAD
+    assert migrated.execute("SELECT value FROM meta").scalar() == "5"  # older preserve: no
+    Catalog.create_if_missing(tmp_path / "new.sqlite")
+    new = Catalog(tmp_path / "new.sqlite")
+    assert _shape(migrated) == _shape(new)
+    migrated.close()
+    new.close()
+    folder = Path(sys.modules[Catalog.__module__].__file__).with_name("catalog_migrations")
+    walked = [s.revision for s in ScriptDirectory(str(folder)).walk_revisions()]
+    assert list(reversed(walked)) == list(REVISIONS)
+
+
+def test_a_new_catalog_matches_its_declaration_on_postgresql(fresh_database):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    Catalog.create_if_missing(fresh_database)
+    catalog = Catalog(fresh_database)
+    assert compare_metadata(MigrationContext.configure(catalog.conn), metadata) == []
+    assert Catalog.create_if_missing(fresh_database) is False  # never made twice
+    catalog.close()
+
+
+def test_a_password_is_never_written(tmp_path, postgres):
+    with pytest.raises(ConfigError, match="password") as e:
+        Repository.init(tmp_path / "repo", "postgresql://preserve:s3cret@db.example.org/p")
+    assert "PGPASSWORD" in e.value.hint and "s3cret" not in str(e.value)
+    assert not (tmp_path / "repo").exists()
+    assert safe_url("postgres://u@h:5/d") == "postgresql://u@h:5/d"
+
+
+def test_init_from_the_environment_and_an_unreachable_server(tmp_path, fresh_database):
+    """PRESERVE_CATALOG selects PostgreSQL at init; a server that is gone later is a
+    clear message (exit 2) naming the address, not a traceback."""
+    env = dict(os.environ, PRESERVE_REPO=str(tmp_path / "repo"), PRESERVE_CATALOG=fresh_database,
+               PRESERVE_NO_PROGRESS="1")
+    done = subprocess.run([sys.executable, "-m", "preserve", "init"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load((tmp_path / "repo" / "preserve.yaml").read_text())
+    assert config["catalog"] == fresh_database
+    assert not (tmp_path / "repo" / "catalog.sqlite").exists()
+    gone = fresh_database.rsplit(":", 1)[0] + ":1/nowhere"
+    config["catalog"] = gone
+    (tmp_path / "repo" / "preserve.yaml").write_text(yaml.safe_dump(config))
+    failed = subprocess.run([sys.executable, "-m", "preserve", "list"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 2
+    assert "cannot reach the catalog postgresql://postgres@127.0.0.1:1/nowhere" in failed.stderr
+    assert "Traceback" not in failed.stderr
