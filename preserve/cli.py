@@ -30,6 +30,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of tables.")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1,
                                                 help="Worker processes (default: all cores).")]
+QueueOpt = Annotated[bool, typer.Option(
+    "--queue", help="Enqueue jobs for 'preserve worker' instead of running here (a "
+    "PostgreSQL catalog); prints the job ids.")]
 
 
 class State:
@@ -108,6 +111,7 @@ def ingest(
         "--as-folder", help="Ingest a bag (even an invalid one) as a plain folder: its "
         "manifests kept as payload, its digests checked and reported.")] = False,
     workers: WorkersOpt = None,
+    queued: QueueOpt = False,
     json_out: JsonOpt = False,
 ):
     """Ingest SOURCE as a new AIP; print its id and a summary."""
@@ -128,6 +132,12 @@ def ingest(
                      special_files=special or policy.special_files,
                      case_collisions=case_collisions or policy.case_collisions)
     meta = Metadata(collection, title, creator or [], identifier or [], rights)
+    if queued:
+        from preserve.services.tasks import enqueue_ingest
+
+        job, aip = enqueue_ingest(repo, source, meta)
+        _enqueued("ingest", [job], json_out, aip=aip)
+        return
     with render.progress_bar(_show_progress()) as progress:
         result = run_ingest(repo, source, meta, policy=policy, workers=workers, progress=progress,
                             strict=strict, as_folder=as_folder)
@@ -285,6 +295,7 @@ def _interrupted() -> None:
 @app.command()
 def replicate(
     to: Annotated[str | None, typer.Option("--to", help="Only this location.")] = None,
+    queued: QueueOpt = False,
     json_out: JsonOpt = False,
 ):
     """Bring every AIP up to the copies policy asks for; verified, resumable."""
@@ -294,6 +305,18 @@ def replicate(
     if to and to not in repo.locations:
         raise typer.BadParameter(f"no location '{to}' (see 'preserve storage list')",
                                  param_hint="--to")
+    if queued:
+        from preserve.services.tasks import enqueue_per_aip
+
+        targets = [to] if to else [loc.name for loc in repo.replica_locations()]
+        lacking = {}
+        for name in targets:
+            for aip_id, _version in repo.catalog.versions_without_replica(name):
+                lacking.setdefault(aip_id, set()).add(name)
+        jobs = [j for aip_id, names in sorted(lacking.items())
+                for j in enqueue_per_aip(repo, "replicate", [aip_id], locations=sorted(names))]
+        _enqueued("replicate", jobs, json_out)
+        return
     with render.progress_bar(_show_progress()) as progress:
         result = run_replicate(repo, to=to, progress=progress)
     render.report(result, json_out, render.replication)
@@ -321,10 +344,11 @@ def audit(
     budget: Annotated[str | None, typer.Option(
         help="Stop after this much reading or time: e.g. 500GB, 2h, 30m.")] = None,
     workers: WorkersOpt = None,
+    queued: QueueOpt = False,
     json_out: JsonOpt = False,
 ):
     """Fixity audit of every replica: exit 0 all good, 1 damage found (or audits overdue),
-    3 unreachable."""
+    3 unreachable. With --queue, one job per AIP copy."""
     from preserve.services.audit import audit as run_audit
     from preserve.services.schedule import parse_budget
 
@@ -337,6 +361,16 @@ def audit(
     if sample is not None and not 0 < sample <= 1:
         raise typer.BadParameter("must be above 0 and at most 1", param_hint="--sample")
     budget_bytes, budget_seconds = parse_budget(budget) if budget else (None, None)
+    if queued:
+        from preserve.services.tasks import audit_copies, enqueue_audits
+
+        if sample is not None or budget:
+            raise typer.BadParameter("a queued audit is of whole AIP copies: use --full, "
+                                     "--due or neither", param_hint="--queue")
+        copies = audit_copies(repo, None if all_aips else aips, location)
+        mode = "full" if full else ("due" if due else "quick")
+        _enqueued("audit", enqueue_audits(repo, copies, mode), json_out)
+        return
     with render.progress_bar(_show_progress()) as progress:
         result = run_audit(repo, aips=None if all_aips else aips, location=location, full=full,
                            due=due, sample=sample, budget_bytes=budget_bytes,
@@ -349,12 +383,20 @@ def audit(
 @app.command()
 def repair(
     aips: Annotated[list[str] | None, typer.Argument(help="AIPs (default: all).")] = None,
+    queued: QueueOpt = False,
     json_out: JsonOpt = False,
 ):
     """Full audit, then restore damaged replica files from verified good copies."""
     from preserve.services.repair import repair as run_repair
 
     repo = _open_repo()
+    if queued:
+        from preserve.services.tasks import enqueue_per_aip
+
+        chosen = [repo.catalog.resolve(a) for a in aips] if aips else \
+            [a.id for a in repo.catalog.list_aips()]
+        _enqueued("repair", enqueue_per_aip(repo, "repair", chosen), json_out)
+        return
     with render.progress_bar(_show_progress()) as progress:
         result = run_repair(repo, aips=aips, progress=progress)
     render.report(result, json_out, render.repair_report)
@@ -388,6 +430,7 @@ def migrate(
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
     puid: Annotated[str | None, typer.Option(help="Only files of this PRONOM PUID.")] = None,
     workers: WorkersOpt = None,
+    queued: QueueOpt = False,
     json_out: JsonOpt = False,
 ):
     """Format migration by policy: derivatives beside the originals, each proven (re-
@@ -404,6 +447,12 @@ def migrate(
             render.emit_json([c.to_dict() for c in candidates])
         else:
             render.migration_plan(candidates)
+        return
+    if queued:
+        from preserve.services.tasks import enqueue_per_aip
+
+        due = sorted({c.aip for c in plan(repo, aips, collection, puid)})
+        _enqueued("migrate", enqueue_per_aip(repo, "migrate", due), json_out)
         return
     with render.progress_bar(_show_progress()) as progress:
         result = apply(repo, aips, collection, puid, workers=workers, progress=progress)
@@ -469,6 +518,63 @@ def schedule(
     else:
         share = repo.policy.audit.sample
         render.schedule(rows, share, sched.coverage_days(share))
+
+
+def _enqueued(task: str, jobs: list[int], json_out: bool, **extra) -> None:
+    """What --queue did: the job ids (none: each was already waiting)."""
+    if json_out:
+        render.emit_json({"task": task, "jobs": jobs, **extra})
+        return
+    if not jobs:
+        render.out.print(f"nothing enqueued: no {task} job is due that is not already waiting")
+        return
+    render.out.print(f"enqueued {len(jobs)} {task} job(s): {', '.join(map(str, jobs))}"
+                     + "".join(f"\n{k}: {v}" for k, v in extra.items()))
+    render.out.print("  'preserve jobs' follows them; 'preserve worker' runs them")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", "-c", min=1, help="Jobs this process runs at once.")] = 1,
+    queues: Annotated[list[str] | None, typer.Option(
+        "--queues", "-q", help="Only these queues (repeatable; default: all): at-<location> "
+        "for a local disk this host mounts, object-stores for S3 audits.")] = None,
+    heartbeat: Annotated[float, typer.Option(
+        min=0.5, help="Seconds between heartbeats; a worker silent for 3 is presumed dead "
+        "and its jobs are retried.")] = 10.0,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Stop when the queues are empty (instead of waiting for work).")] = False,
+):
+    """Run queued jobs (a PostgreSQL catalog) until stopped: SIGTERM or Ctrl-C lets the
+    running jobs finish, then exits."""
+    import logging
+
+    from preserve.services.tasks import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_worker(_repo_root(), concurrency=concurrency, queues=queues, heartbeat=heartbeat,
+               wait=not once)
+
+
+@app.command()
+def jobs(
+    status: Annotated[str | None, typer.Option(
+        help="Only jobs queued, running, succeeded, failed or cancelled.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="The newest this many.")] = 200,
+    json_out: JsonOpt = False,
+):
+    """Queued, running, failed and finished jobs, newest first, with their results and
+    errors. Exit 1 if any shown failed."""
+    from preserve.infrastructure.queue import list_jobs
+
+    repo = _open_repo()
+    rows = list_jobs(repo.catalog, status=status, limit=limit)
+    if json_out:
+        render.emit_json([r.to_dict() for r in rows])
+    else:
+        render.job_table(rows)
+    raise typer.Exit(EXIT_PROBLEMS if any(r.status == "failed" for r in rows) else EXIT_OK)
 
 
 storage_app = typer.Typer(no_args_is_help=True, help="Storage locations: add, list, check.")

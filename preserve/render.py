@@ -410,3 +410,30 @@ def failure(message: str, hint: str | None = None, items: list | None = None) ->
         err.print(f"  … and {len(items) - 200} more")
     if hint:
         err.print(f"[dim]hint: {escape(hint)}[/]")
+
+
+def _job_outcome(job) -> str:
+    """One line of what a job did: its error, or the gist of its result."""
+    if job.error:
+        return f"[red]{text(job.error)}[/]"
+    result = job.result or {}
+    if job.task == "audit" and result:
+        problems = result.get("problems") or []
+        return f"{result.get('status')}: {result.get('files', 0)} file(s), " \
+               f"{len(problems)} problem(s)"
+    return text(result.get("status", "")) if isinstance(result, dict) else ""
+
+
+def job_table(jobs) -> None:
+    colour = {"queued": "cyan", "running": "yellow", "succeeded": "green", "failed": "red",
+              "cancelled": "dim"}
+    table = Table(title=f"{len(jobs)} job(s), newest first", title_justify="left")
+    for col in ("id", "task", "AIP", "where", "status", "attempts", "worker", "finished",
+                "outcome"):
+        table.add_column(col)
+    for j in jobs:
+        table.add_row(str(j.id), j.task, text((j.aip or "-")[:13]),
+                      text(j.args.get("location") or j.queue), f"[{colour[j.status]}]"
+                      f"{j.status}[/]", str(j.attempts), text(j.worker or "-"),
+                      j.finished or "-", _job_outcome(j))
+    out.print(table)

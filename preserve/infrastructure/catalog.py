@@ -46,7 +46,7 @@ from preserve.infrastructure.catalog_tables import HEAD, REVISIONS
 
 # What the `meta` table says of the schema, for the preserve releases before Alembic (which
 # read only that): they refuse a catalog past the schema they know.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 5  # 5 is every Alembic revision: they read alembic_version
 # Schemas of the storage layout before OCFL (a full bag per version): never released, so
 # never converted; a repository made with them is named as such.
 BEFORE_OCFL = (1, 2)
@@ -619,6 +619,23 @@ class Catalog:
     def pending(self) -> list[str]:
         """AIPs whose ingest did not finish (crash, kill): to be resolved against storage."""
         return [r[0] for r in self._execute("SELECT id FROM aips WHERE state = 'staging'")]
+
+    # --- jobs of the queue (a PostgreSQL catalog's) --------------------------------------
+
+    def job_result(self, job_id: int) -> tuple[str, str | None] | None:
+        """(status, result JSON) a job recorded when it finished, or None."""
+        row = self._execute("SELECT status, result FROM job_results WHERE job_id = ?",
+                            (job_id,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def record_job(self, job_id: int, task: str, aip_id: str | None, status: str,
+                   result: str | None, error: str | None, finished: str, worker: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO job_results VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+                       "(job_id) DO UPDATE SET status = excluded.status, result = "
+                       "excluded.result, error = excluded.error, finished = excluded.finished, "
+                       "worker = excluded.worker",
+                       (job_id, task, aip_id, status, result, error, finished, worker))
 
     # --- reading ------------------------------------------------------------------------
 

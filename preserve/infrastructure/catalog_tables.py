@@ -25,10 +25,10 @@ from sqlalchemy import (
 )
 
 # The newest migration: what a catalog made from these tables is stamped with.
-HEAD = "0002_event_order"
+HEAD = "0003_job_results"
 
 # Every revision, oldest first: a catalog stamped with one of them can be brought to HEAD.
-REVISIONS = ("0001_schema4", HEAD)
+REVISIONS = ("0001_schema4", "0002_event_order", HEAD)
 
 metadata = MetaData()
 NO_ROWID = {"sqlite_with_rowid": False}
@@ -194,4 +194,19 @@ audit_problems = Table(
     Column("kind", Text, nullable=False),
     Column("detail", Text, nullable=False),
     Index("audit_problems_run", "run_id"),
+)
+
+# What each job of the queue (a PostgreSQL catalog's) did: its result as JSON (an audit's
+# as `audit --json` gives it) or its error. A job delivered again after it finished finds
+# its result here and does nothing twice (queue delivery is at least once).
+job_results = Table(
+    "job_results", metadata,
+    Column("job_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("task", Text, nullable=False),
+    Column("aip_id", Text),
+    Column("status", Text, nullable=False),
+    Column("result", Text),
+    Column("error", Text),
+    Column("finished", Text, nullable=False),
+    Column("worker", Text),
 )

@@ -242,8 +242,10 @@ def lock_alive(lock: Path) -> bool:
 def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
            policy: IngestPolicy | None = None, workers: int | None = None,
            progress: Progress | None = None, strict: bool = False,
-           as_folder: bool = False) -> IngestResult:
+           as_folder: bool = False, aip_id: str | None = None) -> IngestResult:
     """Ingest `source_path`; return what was stored. Raises a PreserveError on refusal.
+    `aip_id`: the new AIP's id, chosen beforehand (a queued ingest names it in its job, so
+    that a job delivered twice makes one AIP); a new UUID by default.
 
     A source bag that validates with warnings is ingested, each warning recorded;
     `strict` refuses it instead. `as_folder` ingests a bag (valid or not) as a plain
@@ -259,7 +261,7 @@ def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
 
         tidy(repo)
 
-        aip_id = str(uuid.uuid4())
+        aip_id = aip_id or str(uuid.uuid4())
         job = _Job(repo, source, scan, meta, aip_id, workers or default_workers(), progress)
         where = f"the repository's disk ({repo.staging})"
         needed = job.total_bytes + 1024 * job.file_count  # payload, manifests, PREMIS

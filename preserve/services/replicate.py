@@ -159,9 +159,10 @@ def _local_source(repo: Repository, aip_id: str, version: int) -> LocalStorage:
     raise StorageUnreachable(f"AIP {aip_id} v{version} has no local copy to replicate from")
 
 
-def replicate(repo: Repository, *, to: str | None = None,
+def replicate(repo: Repository, *, to: str | None = None, aips: list[str] | None = None,
               progress: Progress | None = None) -> ReplicationResult:
-    """Copy every AIP version that lacks a replica at a policy location (or at `to`)."""
+    """Copy every AIP version (of `aips`, or all) that lacks a replica at a policy location
+    (or at `to`)."""
     progress = progress or Silent()
     tidy(repo)
     result = ReplicationResult()
@@ -175,6 +176,9 @@ def replicate(repo: Repository, *, to: str | None = None,
             continue
         missing = repo.catalog.versions_without_replica(target.name)
         result.already += repo.catalog.count_versions() - len(missing)
+        if aips is not None:
+            wanted = {repo.catalog.resolve(a) for a in aips}
+            missing = [(a, v) for a, v in missing if a in wanted]
         work.extend((aip_id, version, target) for aip_id, version in missing)
     total = {(a, v): repo.catalog.version_info(a, v)["bytes"] for a, v, _ in work}
     progress.start("replicate", len(work), sum(total[(a, v)] for a, v, _ in work))

@@ -1,0 +1,313 @@
+"""preserve's long work as jobs of the queue of a shared (PostgreSQL) catalog (issue 13).
+
+One job is one unit an archivist would name: the ingest of one SIP, the copy of one AIP to
+one location, the audit of one AIP copy, the repair of one AIP, the migration of one AIP.
+A job carries ids, never state: the worker that takes it opens its own repository folder
+(the same catalog, its own view of the locations) and runs the same service functions the
+commands run inline on one machine.
+
+Delivery is at least once, so every task is idempotent twice over: the services are (a
+re-run copies, repairs or migrates nothing already done; a queued ingest names its AIP id in
+advance), and a job that finished records its result in the catalog (job_results), so that
+a delivery after that returns the result and does nothing again. Jobs that write an AIP
+hold the lock "aip:<id>": no two workers write one AIP. Jobs that touch a local disk go to
+that disk's queue (queue.location_queue), served only by the hosts that mount it; audits of
+an object store go to a queue every worker may serve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+
+from preserve.errors import ConfigError, PreserveError, StorageUnreachable
+from preserve.infrastructure import queue
+from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.storage import LocalStorage
+from preserve.services.common import now_utc
+
+log = logging.getLogger("preserve.worker")
+blueprint = procrastinate.Blueprint()
+# Transient failures (a store or the database briefly away) are retried, a few times, later
+# each time; a refusal (damaged input, a policy) is not: it would fail the same way.
+RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=5,
+                                    retry_exceptions={StorageUnreachable, OSError})
+# Audits the periodic scheduler leaves waiting at most (back-pressure: what is not queued
+# now is still due at its next round).
+AUDIT_QUEUE_CAP = 10_000
+_ROOT: dict[str, Path] = {}
+
+
+def serve(root: Path) -> None:
+    """The repository folder this process's jobs open (the worker's --repo)."""
+    _ROOT["repo"] = Path(root)
+
+
+def _job(context, task: str, aip: str | None, work: Callable[[Repository], dict]) -> dict:
+    """Run one job's work on the worker's repository; record its result or error. A job
+    already recorded as succeeded (a second delivery) returns that result."""
+    job_id = context.job.id
+    repo = Repository(_ROOT["repo"])
+    try:
+        done = repo.catalog.job_result(job_id)
+        if done is not None and done[0] == "succeeded":
+            log.info("job %s (%s) had finished: nothing to do again", job_id, task)
+            return json.loads(done[1])
+        try:
+            result = work(repo)
+        except PreserveError as e:
+            error = e.message + (f" ({e.hint})" if e.hint else "")
+            repo.catalog.record_job(job_id, task, aip, "failed", None, error, now_utc(),
+                                    context.worker_name)
+            raise
+        repo.catalog.record_job(job_id, task, aip, "succeeded", json.dumps(result), None,
+                                now_utc(), context.worker_name)
+        return result
+    finally:
+        repo.close()
+
+
+@blueprint.task(name="ingest", pass_context=True, retry=RETRY)
+def ingest_sip(context, *, aip: str, source: str, collection: str, title: str | None = None,
+               creators: list[str] | None = None, identifiers: list[str] | None = None,
+               rights: str | None = None) -> dict:
+    from preserve.services.ingest import Metadata, ingest
+
+    def work(repo: Repository) -> dict:
+        if repo.catalog.list_aips(aip_id=aip):
+            return {"id": aip, "status": "already ingested"}
+        meta = Metadata(collection, title, creators or [], identifiers or [], rights)
+        return ingest(repo, Path(source), meta, aip_id=aip, workers=1).to_dict()
+
+    return _job(context, "ingest", aip, work)
+
+
+@blueprint.task(name="replicate", pass_context=True, retry=RETRY)
+def replicate_copy(context, *, aip: str, location: str) -> dict:
+    from preserve.services.replicate import replicate
+
+    def work(repo: Repository) -> dict:
+        result = replicate(repo, to=location, aips=[aip])
+        if result.unreachable:
+            raise StorageUnreachable(f"location {location} is unreachable")
+        return result.to_dict()
+
+    return _job(context, "replicate", aip, work)
+
+
+@blueprint.task(name="audit", pass_context=True, retry=RETRY)
+def audit_copy(context, *, aip: str, location: str, mode: str = "due") -> dict:
+    from preserve.services.audit import audit
+
+    def work(repo: Repository) -> dict:
+        return audit(repo, aips=[aip], location=location, full=mode == "full",
+                     due=mode == "due", workers=1).to_dict()
+
+    return _job(context, "audit", aip, work)
+
+
+@blueprint.task(name="repair", pass_context=True, retry=RETRY)
+def repair_aip(context, *, aip: str) -> dict:
+    from preserve.services.repair import repair
+
+    return _job(context, "repair", aip, lambda repo: repair(repo, aips=[aip]).to_dict())
+
+
+@blueprint.task(name="migrate", pass_context=True, retry=RETRY)
+def migrate_aip(context, *, aip: str) -> dict:
+    from preserve.services.migrate import apply
+
+    return _job(context, "migrate", aip,
+                lambda repo: apply(repo, [aip], workers=1).to_dict())
+
+
+@blueprint.periodic(cron="*/10 * * * *")
+@blueprint.task(name="schedule-audits", pass_context=True)
+def schedule_audits(context, timestamp: int) -> dict:
+    """Every ten minutes, by whichever worker's turn it is: one audit job for each AIP copy
+    the fixity policy says is due, unless one is already waiting, up to AUDIT_QUEUE_CAP."""
+    repo = Repository(_ROOT["repo"])
+    try:
+        waiting = repo.catalog.execute(
+            "SELECT COUNT(*) FROM procrastinate_jobs WHERE task_name = 'preserve:audit' "
+            "AND status = 'todo'").scalar()
+        from preserve.services.schedule import due_table
+
+        due = [r for r in due_table(repo) if r["due_now"]]
+        queued = enqueue_audits(repo, [(r["aip"], r["location"]) for r in due], "due",
+                                limit=max(0, AUDIT_QUEUE_CAP - waiting), app=context.app)
+        return {"due": len(due), "queued": len(queued)}
+    finally:
+        repo.close()
+
+
+# --- enqueueing (the commands' --queue) -----------------------------------------------------
+
+
+def _app(repo: Repository):
+    if not repo.shared:
+        raise ConfigError("--queue needs a repository whose catalog is on PostgreSQL "
+                          "(the job queue lives there)",
+                          hint="run the command without --queue, or create the repository "
+                               "with 'preserve init --catalog postgresql://...'")
+    queue.ensure_schema(repo.catalog.where)
+    return queue.make_app(repo.catalog.where, blueprint)
+
+
+def _queue_for(repo: Repository, location: str | None) -> str:
+    """A local disk's own queue, or the object stores' queue."""
+    name = location or repo.primary_location().name
+    storage = repo.locations.get(name)
+    return queue.location_queue(name) if isinstance(storage, LocalStorage) or storage is None \
+        else queue.OBJECT_STORES
+
+
+def _defer(app, task, *, queue_name: str, lock: str | None, queueing_lock: str | None,
+           **kwargs) -> int | None:
+    """One job; None when an equal one is already waiting (its queueing lock)."""
+    try:
+        return task.configure(queue=queue_name, lock=lock, queueing_lock=queueing_lock) \
+            .defer(**kwargs)
+    except AlreadyEnqueued:
+        return None
+
+
+def _deferring(repo: Repository, app=None):
+    """The App to defer with: the one given (a running worker's), else one opened here."""
+    if app is not None:
+        return app, None
+    opened = _app(repo).open()
+    return opened, opened
+
+
+def enqueue_audits(repo: Repository, copies: list[tuple[str, str]], mode: str, *,
+                   limit: int | None = None, app=None) -> list[int]:
+    """An audit job per (AIP, location), one waiting per copy at most."""
+    app, opened = _deferring(repo, app)
+    ids: list[int] = []
+    try:
+        for aip, location in copies:
+            if limit is not None and len(ids) >= limit:
+                break
+            job = _defer(app, audit_copy, queue_name=_queue_for(repo, location),
+                         lock=f"aip:{aip}", queueing_lock=f"audit:{aip}:{location}",
+                         aip=aip, location=location, mode=mode)
+            if job is not None:
+                ids.append(job)
+    finally:
+        if opened:
+            opened.close()
+    return ids
+
+
+def audit_copies(repo: Repository, aips: list[str] | None, location: str | None
+                 ) -> list[tuple[str, str]]:
+    """The (AIP, location) copies an audit of this scope covers, each once."""
+    wanted = {repo.catalog.resolve(a) for a in aips} if aips else None
+    return sorted({(s.aip, s.location) for s in repo.catalog.replica_audit_states()
+                   if (wanted is None or s.aip in wanted) and location in (None, s.location)})
+
+
+def enqueue_ingest(repo: Repository, source: Path, meta) -> tuple[int, str]:
+    """An ingest job for a SIP every worker of the primary disk's queue can read; its AIP
+    id is chosen here, so that a second delivery makes no second AIP."""
+    if not source.exists():
+        raise ConfigError(f"{source} does not exist",
+                          hint="a queued ingest reads the source when a worker takes it: "
+                               "give a path the workers can read")
+    aip = str(uuid.uuid4())
+    app, opened = _deferring(repo)
+    try:
+        job = _defer(app, ingest_sip, queue_name=_queue_for(repo, None), lock=f"aip:{aip}",
+                     queueing_lock=None, aip=aip, source=str(source.resolve()),
+                     collection=meta.collection, title=meta.title, creators=meta.creators,
+                     identifiers=meta.identifiers, rights=meta.rights)
+    finally:
+        opened.close()
+    return job, aip
+
+
+def enqueue_per_aip(repo: Repository, task_name: str, aips: list[str], *,
+                    locations: list[str] | None = None) -> list[int]:
+    """A replicate (per AIP and location), repair or migrate job per AIP, one waiting per
+    AIP (and location) at most."""
+    task = {"replicate": replicate_copy, "repair": repair_aip, "migrate": migrate_aip}[task_name]
+    app, opened = _deferring(repo)
+    ids = []
+    try:
+        for aip in aips:
+            for location in (locations or [None]):
+                extra = {"location": location} if location else {}
+                key = f"{task_name}:{aip}" + (f":{location}" if location else "")
+                job = _defer(app, task, queue_name=_queue_for(repo, None), lock=f"aip:{aip}",
+                             queueing_lock=key, aip=aip, **extra)
+                if job is not None:
+                    ids.append(job)
+    finally:
+        opened.close()
+    return ids
+
+
+# --- the worker ------------------------------------------------------------------------------
+
+
+def run_worker(root: Path, *, concurrency: int = 1, queues: list[str] | None = None,
+               heartbeat: float = 10.0, wait: bool = True) -> None:
+    """Take jobs until stopped. SIGTERM or Ctrl-C: no new job is taken, the running ones
+    finish, then the worker exits. Every `heartbeat` seconds the worker says it is alive;
+    a job held by a worker silent for 3 heartbeats (killed, its machine gone) is put back
+    in its queue by a surviving worker, with its attempts counted."""
+    serve(root)
+    repo = Repository(root)
+    try:
+        if not repo.shared:
+            raise ConfigError("a worker needs a repository whose catalog is on PostgreSQL",
+                              hint="one machine needs no worker: run the commands without "
+                                   "--queue; to share, see docs/deployment.md")
+        url = repo.catalog.where
+    finally:
+        repo.close()
+    queue.ensure_schema(url)
+    app = queue.make_app(url, blueprint)
+    name = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def main():
+        async with app.open_async():
+            rescuer = asyncio.create_task(_retry_stalled(app, heartbeat))
+            try:
+                await app.run_worker_async(
+                    queues=queues, concurrency=concurrency, name=name, wait=wait,
+                    update_heartbeat_interval=heartbeat, stalled_worker_timeout=3 * heartbeat,
+                    fetch_job_polling_interval=min(5.0, heartbeat), delete_jobs="never")
+            finally:
+                rescuer.cancel()
+
+    asyncio.run(main())
+
+
+async def _retry_stalled(app, heartbeat: float) -> None:
+    """Put back the jobs of workers whose heartbeats stopped (procrastinate finds them;
+    retrying them is left to the application)."""
+    while True:
+        await asyncio.sleep(heartbeat)
+        try:
+            for job in await app.job_manager.get_stalled_jobs(
+                    seconds_since_heartbeat=3 * heartbeat):
+                log.warning("job %s (%s) was held by a worker that stopped; retrying it",
+                            job.id, job.task_name)
+                try:
+                    await app.job_manager.retry_job(job)
+                except Exception as e:  # another worker retried it first
+                    log.info("job %s: %s", job.id, e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the database briefly away: try at the next beat
+            log.warning("looking for stalled jobs failed: %s", e)
