@@ -428,12 +428,11 @@ def job_table(jobs) -> None:
     colour = {"queued": "cyan", "running": "yellow", "succeeded": "green", "failed": "red",
               "cancelled": "dim"}
     table = Table(title=f"{len(jobs)} job(s), newest first", title_justify="left")
-    for col in ("id", "task", "AIP", "where", "status", "attempts", "worker", "finished",
+    for col in ("id", "task", "status", "tries", "AIP", "where", "worker", "finished",
                 "outcome"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("id", "task", "status", "tries"))
     for j in jobs:
-        table.add_row(str(j.id), j.task, text((j.aip or "-")[:13]),
-                      text(j.args.get("location") or j.queue), f"[{colour[j.status]}]"
-                      f"{j.status}[/]", str(j.attempts), text(j.worker or "-"),
-                      j.finished or "-", _job_outcome(j))
+        table.add_row(str(j.id), j.task, f"[{colour[j.status]}]{j.status}[/]", str(j.attempts),
+                      text((j.aip or "-")[:13]), text(j.args.get("location") or j.queue),
+                      text(j.worker or "-"), j.finished or "-", _job_outcome(j))
     out.print(table)

@@ -21,6 +21,8 @@ STATUSES = {"todo": "queued", "doing": "running", "succeeded": "succeeded",
             "aborted": "cancelled"}
 # Queue of jobs that touch only object stores (S3): any worker serves it.
 OBJECT_STORES = "object-stores"
+# Queue of the periodic audit scheduler: every worker serves it.
+HOUSEKEEPING = "housekeeping"
 
 
 def location_queue(location: str) -> str:

@@ -158,7 +158,7 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
         policy.budget_bytes if due else None), budget_seconds if budget_seconds is not None
         else (policy.budget_seconds if due else None))
     scope = json.dumps({"mode": mode, "aips": wanted, "location": location, "share": share})
-    with _audit_lock(repo), WorkerPool(workers or default_workers()) as pool:
+    with _audit_lock(repo, whole=wanted is None), WorkerPool(workers or default_workers()) as pool:
         if pool.workers > 1 and any(isinstance(repo.locations.get(loc), LocalStorage) for loc in (
                 [location] if location else repo.locations)):
             pool.start()  # the workers boot while the run is planned
@@ -194,11 +194,13 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
 
 
 @contextmanager
-def _audit_lock(repo: Repository):
-    """One audit at a time per repository (a cron run meeting a manual one)."""
+def _audit_lock(repo: Repository, whole: bool):
+    """One audit of the whole repository at a time (a cron run meeting a manual one); audits
+    of chosen AIPs (a worker's jobs, one AIP copy each) run side by side, but not beside a
+    whole one."""
     with open(repo.root / "audit.lock", "a+") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, (fcntl.LOCK_EX if whole else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise Busy(f"another audit of the repository {repo.root} is running",
                        hint="wait for it to finish; its report covers the same replicas") from None

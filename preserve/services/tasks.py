@@ -28,7 +28,7 @@ from pathlib import Path
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 
-from preserve.errors import ConfigError, PreserveError, StorageUnreachable
+from preserve.errors import Busy, ConfigError, PreserveError, StorageUnreachable
 from preserve.infrastructure import queue
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
@@ -36,10 +36,11 @@ from preserve.services.common import now_utc
 
 log = logging.getLogger("preserve.worker")
 blueprint = procrastinate.Blueprint()
-# Transient failures (a store or the database briefly away) are retried, a few times, later
-# each time; a refusal (damaged input, a policy) is not: it would fail the same way.
+# Transient failures (a store or the database briefly away, a whole-repository audit running
+# on this host) are retried, a few times, later each time; a refusal (damaged input, a
+# policy) is not: it would fail the same way.
 RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=5,
-                                    retry_exceptions={StorageUnreachable, OSError})
+                                    retry_exceptions={StorageUnreachable, Busy, OSError})
 # Audits the periodic scheduler leaves waiting at most (back-pressure: what is not queued
 # now is still due at its next round).
 AUDIT_QUEUE_CAP = 10_000
@@ -130,20 +131,23 @@ def migrate_aip(context, *, aip: str) -> dict:
 
 
 @blueprint.periodic(cron="*/10 * * * *")
-@blueprint.task(name="schedule-audits", pass_context=True)
+@blueprint.task(name="schedule-audits", pass_context=True, queue=queue.HOUSEKEEPING)
 def schedule_audits(context, timestamp: int) -> dict:
     """Every ten minutes, by whichever worker's turn it is: one audit job for each AIP copy
-    the fixity policy says is due, unless one is already waiting, up to AUDIT_QUEUE_CAP."""
+    the fixity policy says is due (a damaged one is due until repaired), unless one is
+    waiting or running, and no more than AUDIT_QUEUE_CAP waiting."""
+    from preserve.services.schedule import due_table
+
     repo = Repository(_ROOT["repo"])
     try:
-        waiting = repo.catalog.execute(
-            "SELECT COUNT(*) FROM procrastinate_jobs WHERE task_name = 'preserve:audit' "
-            "AND status = 'todo'").scalar()
-        from preserve.services.schedule import due_table
-
-        due = [r for r in due_table(repo) if r["due_now"]]
-        queued = enqueue_audits(repo, [(r["aip"], r["location"]) for r in due], "due",
-                                limit=max(0, AUDIT_QUEUE_CAP - waiting), app=context.app)
+        open_jobs = repo.catalog.execute(
+            "SELECT args->>'aip', args->>'location', status FROM procrastinate_jobs WHERE "
+            "task_name = 'preserve:audit' AND status IN ('todo', 'doing')").all()
+        busy = {(aip, location) for aip, location, _status in open_jobs}
+        waiting = sum(1 for *_copy, status in open_jobs if status == "todo")
+        due = sorted({(r["aip"], r["location"]) for r in due_table(repo) if r["due_now"]} - busy)
+        queued = enqueue_audits(repo, due, "due", limit=max(0, AUDIT_QUEUE_CAP - waiting),
+                                app=context.app)
         return {"due": len(due), "queued": len(queued)}
     finally:
         repo.close()
@@ -278,6 +282,8 @@ def run_worker(root: Path, *, concurrency: int = 1, queues: list[str] | None = N
     queue.ensure_schema(url)
     app = queue.make_app(url, blueprint)
     name = f"{socket.gethostname()}:{os.getpid()}"
+    if queues:  # every worker may take the scheduler's turn, whatever disks it serves
+        queues = [*queues, queue.HOUSEKEEPING]
 
     async def main():
         async with app.open_async():
