@@ -17,7 +17,7 @@ import yaml
 
 from preserve.infrastructure.repository import Repository
 from preserve.services.ingest import Metadata, ingest
-from tests.conftest import content_key
+from tests.conftest import content_key, many_small_files
 
 AIPS = 24
 DAMAGED = 7
@@ -203,3 +203,39 @@ def test_the_queue_needs_postgresql(tmp_path, collection):
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 2, err
         assert "PostgreSQL" in err and "Traceback" not in err
+
+
+@pytest.mark.storage_left_damaged
+def test_a_large_copy_is_audited_by_a_chain_of_chunks(tmp_path, fresh_database):
+    """An AIP copy bigger than a job's share is audited by successive jobs, each
+    continuing the same run (audits read in batches of 256 files: with a share of one
+    byte, each job reads one batch); the last reports the whole run, the damage found by
+    the first included, and the chain ends."""
+    from preserve.services import tasks
+
+    repo, _ = Repository.init(tmp_path / "repo", fresh_database)
+    try:
+        aip = ingest(repo, many_small_files(tmp_path / "big", 600), Metadata("Big"),
+                     workers=1).aip_id
+        damaged = repo.primary_location().bag_path(content_key(aip)) / "data/d00/f00000.txt"
+        damaged.write_text("file X\n")
+        app = tasks._app(repo).open()
+        try:
+            first = tasks._defer(app, tasks.audit_copy, queue_name="at-local",
+                                 lock=f"aip:{aip}", queueing_lock=None, aip=aip,
+                                 location="local", mode="full", chunk_bytes=1)
+        finally:
+            app.close()
+    finally:
+        repo.close()
+    _run(repo.root, "worker", "--once")
+    chain = sorted((j for j in _jobs(repo.root) if j["task"] == "audit"),
+                   key=lambda j: j["id"])
+    assert chain[0]["id"] == first and len(chain) == 3  # 600 files + tag files: 3 batches
+    assert all(j["status"] == "succeeded" for j in chain)
+    assert [j["result"].get("continued_in") for j in chain] == [j["id"] for j in chain[1:]] + [None]
+    last = chain[-1]["result"]
+    assert last["complete"] and last["resumed_from"] == chain[0]["result"]["started"]
+    assert [(p["kind"], p["path"]) for p in last["problems"]] == [
+        ("corrupt", "data/d00/f00000.txt")]
+    assert [j["result"]["files"] for j in chain] == [256, 256, 101]  # each file once
