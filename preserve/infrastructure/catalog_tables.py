@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 
 # The newest migration: what a catalog made from these tables is stamped with.
-HEAD = "0003_job_results"
+HEAD = "0003_jobs_digests"
 
 # Every revision, oldest first: a catalog stamped with one of them can be brought to HEAD.
 REVISIONS = ("0001_schema4", "0002_event_order", HEAD)
@@ -96,6 +96,7 @@ files = Table(
     ForeignKeyConstraint(["aip_id"], ["aips.id"], ondelete="CASCADE"),
     Index("files_puid", "puid"),
     Index("files_by_path", "aip_id", "path", "version"),
+    Index("files_sha256", "sha256"),  # "do we hold this file already, and where?"
     **NO_ROWID,
 )
 

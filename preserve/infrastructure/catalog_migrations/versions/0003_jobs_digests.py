@@ -1,13 +1,14 @@
-"""The results of queued jobs (issue 13), kept beside the catalog they changed.
+"""The results of queued jobs (issue 13), kept beside the catalog they changed; files
+found by their sha256 (which AIPs hold this file?) without reading the whole table.
 
-Revision ID: 0003_job_results
+Revision ID: 0003_jobs_digests
 Revises: 0002_event_order
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_job_results"
+revision = "0003_jobs_digests"
 down_revision = "0002_event_order"
 branch_labels = None
 depends_on = None
@@ -25,3 +26,4 @@ def upgrade() -> None:
         sa.Column("finished", sa.Text, nullable=False),
         sa.Column("worker", sa.Text),
     )
+    op.create_index("files_sha256", "files", ["sha256"])
