@@ -440,6 +440,8 @@ def migrate(
 
     if do_plan and do_apply:
         raise typer.BadParameter("give --plan or --apply, not both", param_hint="--apply")
+    if queued and not do_apply:
+        raise typer.BadParameter("a queued migration is an --apply", param_hint="--queue")
     repo = _open_repo()
     if not do_apply:
         candidates = plan(repo, aips, collection, puid)
@@ -451,8 +453,8 @@ def migrate(
     if queued:
         from preserve.services.tasks import enqueue_per_aip
 
-        due = sorted({c.aip for c in plan(repo, aips, collection, puid)})
-        _enqueued("migrate", enqueue_per_aip(repo, "migrate", due), json_out)
+        due = sorted({c.aip_id for c in plan(repo, aips, collection, puid)})
+        _enqueued("migrate", enqueue_per_aip(repo, "migrate", due, puid=puid), json_out)
         return
     with render.progress_bar(_show_progress()) as progress:
         result = apply(repo, aips, collection, puid, workers=workers, progress=progress)

@@ -239,3 +239,27 @@ def test_a_large_copy_is_audited_by_a_chain_of_chunks(tmp_path, fresh_database):
     assert [(p["kind"], p["path"]) for p in last["problems"]] == [
         ("corrupt", "data/d00/f00000.txt")]
     assert [j["result"]["files"] for j in chain] == [256, 256, 101]  # each file once
+
+
+def test_a_queued_migration_adds_a_proven_version(tmp_path, fresh_database):
+    """migrate --apply --queue: one job per AIP with files due; the worker converts,
+    proves and adds the version; nothing is due after."""
+    from tests import media
+
+    repo, _ = Repository.init(tmp_path / "repo", fresh_database)
+    src = tmp_path / "src"
+    src.mkdir()
+    media.bmp(src / "scan.bmp")
+    aip = ingest(repo, src, Metadata("Scans"), workers=1).aip_id
+    repo.close()
+    root = tmp_path / "repo"
+    _run(root, "migrate", "--queue", code=2)  # --queue goes with --apply
+    queued = json.loads(_run(root, "migrate", "--apply", "--queue", "--puid", "fmt/116",
+                             "--json"))
+    assert len(queued["jobs"]) == 1
+    _run(root, "worker", "--once")
+    [job] = [j for j in _jobs(root) if j["task"] == "migrate"]
+    assert job["status"] == "succeeded" and job["aip"] == aip and job["args"]["puid"] == "fmt/116"
+    assert [m["derivative"] for m in job["result"]["migrated"]] == ["data/scan.png"]
+    assert json.loads(_run(root, "show", aip, "--json"))["version"] == 2
+    assert json.loads(_run(root, "migrate", "--apply", "--queue", "--json"))["jobs"] == []

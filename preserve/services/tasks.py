@@ -136,11 +136,13 @@ def repair_aip(context, *, aip: str) -> dict:
 
 
 @blueprint.task(name="migrate", pass_context=True, retry=RETRY)
-def migrate_aip(context, *, aip: str) -> dict:
+def migrate_aip(context, *, aip: str, puid: str | None = None) -> dict:
+    """Migrate what the format policy says of one AIP (of one PUID only, if given): one
+    new version, each derivative proven."""
     from preserve.services.migrate import apply
 
     return _job(context, "migrate", aip,
-                lambda repo: apply(repo, [aip], workers=1).to_dict())
+                lambda repo: apply(repo, [aip], puid=puid, workers=1).to_dict())
 
 
 @blueprint.periodic(cron="*/10 * * * *")
@@ -253,16 +255,16 @@ def enqueue_ingest(repo: Repository, source: Path, meta) -> tuple[int, str]:
 
 
 def enqueue_per_aip(repo: Repository, task_name: str, aips: list[str], *,
-                    locations: list[str] | None = None) -> list[int]:
+                    locations: list[str] | None = None, **options) -> list[int]:
     """A replicate (per AIP and location), repair or migrate job per AIP, one waiting per
-    AIP (and location) at most."""
+    AIP (and location) at most; `options`: the task's other arguments."""
     task = {"replicate": replicate_copy, "repair": repair_aip, "migrate": migrate_aip}[task_name]
     app, opened = _deferring(repo)
     ids = []
     try:
         for aip in aips:
             for location in (locations or [None]):
-                extra = {"location": location} if location else {}
+                extra = {**options, **({"location": location} if location else {})}
                 key = f"{task_name}:{aip}" + (f":{location}" if location else "")
                 job = _defer(app, task, queue_name=_queue_for(repo, None), lock=f"aip:{aip}",
                              queueing_lock=key, aip=aip, **extra)
