@@ -85,6 +85,22 @@ def repo(tmp_path) -> Repository:
     r.close()
 
 
+def two_disk_repo(tmp_path: Path, catalog: str | None = None) -> Repository:
+    """A repository whose policy keeps two copies: "local" and a second disk, "disk2"."""
+    import yaml
+
+    repo, _ = Repository.init(tmp_path / "repo", catalog)
+    (tmp_path / "disk2").mkdir()
+    (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
+        {"name": "disk2", "kind": "local", "path": str(tmp_path / "disk2")}))
+    policy = repo.root / "policies" / "default.yaml"
+    data = yaml.safe_load(policy.read_text())
+    data["replication"] = {"copies": 2, "locations": ["local", "disk2"]}
+    policy.write_text(yaml.safe_dump(data))
+    repo.close()
+    return Repository(repo.root)
+
+
 def tree_fingerprint(root: Path) -> dict:
     """Every name, type, mode, mtime and content digest under root (links not followed)."""
     out = {}

@@ -23,7 +23,12 @@ from preserve.services.describe import Description, describe
 from preserve.services.export import export
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.repair import repair
-from tests.conftest import assert_bagit_python_valid, content_key, many_small_files
+from tests.conftest import (
+    assert_bagit_python_valid,
+    content_key,
+    many_small_files,
+    two_disk_repo,
+)
 
 SCHEMA4 = Path(__file__).with_name("data") / "catalog-schema4.sql"
 
@@ -34,25 +39,12 @@ def backend(request) -> str | None:
     return None if request.param == "sqlite" else request.getfixturevalue("fresh_database")
 
 
-def _two_disks(tmp_path: Path, catalog: str | None) -> Repository:
-    repo, _ = Repository.init(tmp_path / "repo", catalog)
-    (tmp_path / "disk2").mkdir()
-    (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
-        {"name": "disk2", "kind": "local", "path": str(tmp_path / "disk2")}))
-    policy = repo.root / "policies" / "default.yaml"
-    data = yaml.safe_load(policy.read_text())
-    data["replication"] = {"copies": 2, "locations": ["local", "disk2"]}
-    policy.write_text(yaml.safe_dump(data))
-    repo.close()
-    return Repository(repo.root)
-
-
 @pytest.mark.storage_left_damaged  # repaired below, but the second copy keeps its old bytes
 def test_a_repository_lives_its_whole_life_on_either_catalog(tmp_path, backend, collection):
     """Ingest, two copies, a new version, listing and showing, an audit that finds a
     flipped bit once, its repair, a clean audit, the consistency check and an export: the
     same answers on both databases."""
-    repo = _two_disks(tmp_path, backend)
+    repo = two_disk_repo(tmp_path, backend)
     assert repo.shared is (backend is not None)
     aip = ingest(repo, collection, Metadata("Letters", title="Letters")).aip_id
     other = ingest(repo, many_small_files(tmp_path / "many", 300), Metadata("Bulk")).aip_id

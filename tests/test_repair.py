@@ -14,20 +14,12 @@ from preserve.infrastructure.repository import Repository
 from preserve.services.audit import audit
 from preserve.services.ingest import Metadata, ingest
 from preserve.services.repair import repair
-from tests.conftest import content_key, memory_probe
+from tests.conftest import content_key, memory_probe, two_disk_repo
 from tests.s3server import S3Server
 
 
 def _second_disk_repo(tmp_path) -> Repository:
-    repo, _ = Repository.init(tmp_path / "repo")
-    (tmp_path / "disk2").mkdir()
-    (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
-        {"name": "disk2", "kind": "local", "path": str(tmp_path / "disk2")}))
-    policy = repo.root / "policies" / "default.yaml"
-    data = yaml.safe_load(policy.read_text())
-    data["replication"] = {"copies": 2, "locations": ["local", "disk2"]}
-    policy.write_text(yaml.safe_dump(data))
-    return Repository(repo.root)
+    return two_disk_repo(tmp_path)
 
 
 @pytest.fixture
