@@ -20,6 +20,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "storage_left_damaged: the test leaves stored objects damaged on purpose "
         "(the OCFL check after each test is skipped)")
+    config.addinivalue_line(
+        "markers", "sqlite_catalog: the test reads or writes the SQLite catalog file itself "
+        "(not run when PRESERVE_TEST_CATALOG=postgresql)")
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +76,8 @@ SUITE_ON_POSTGRES = os.environ.get("PRESERVE_TEST_CATALOG") == "postgresql"
 
 @pytest.fixture(autouse=SUITE_ON_POSTGRES)
 def _catalog_on_postgres(request, monkeypatch):
+    if request.node.get_closest_marker("sqlite_catalog"):
+        pytest.skip("about the SQLite catalog file")
     url = request.getfixturevalue("fresh_database")
     monkeypatch.setenv("PRESERVE_CATALOG", url)
     return url

@@ -157,6 +157,7 @@ def test_a_second_audit_at_the_same_time_is_refused(many):
             audit(repo)
 
 
+@pytest.mark.sqlite_catalog  # reads the SQLite file itself
 def test_a_catalog_of_the_layout_before_ocfl_is_named_not_opened(many):
     """Repositories of the layout before OCFL need no conversion (nothing was released),
     but opening one gives a clear message, never a traceback (issue 9)."""

@@ -30,6 +30,7 @@ def cli_repo(tmp_path) -> Path:
     return root
 
 
+@pytest.mark.sqlite_catalog  # reads the SQLite file itself
 def test_init_is_idempotent_and_reports_what_it_created(tmp_path):
     root = tmp_path / "r"
     first = json.loads(run(root, "init", "--json").stdout)

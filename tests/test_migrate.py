@@ -215,6 +215,7 @@ def _rule(data: dict, name: str) -> dict:
     return next(r for r in data["rules"] if r["name"] == name)
 
 
+@pytest.mark.sqlite_catalog  # reads the SQLite file itself
 def test_a_lossy_pathway_for_a_lossless_rule_is_rejected_and_nothing_changes(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
