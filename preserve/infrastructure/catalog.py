@@ -519,9 +519,19 @@ class Catalog:
             "c.checked = '')) GROUP BY p.aip_id, p.version, p.location, p.path, p.kind "
             "ORDER BY p.aip_id, p.version, p.location, p.path, p.kind", (run_id,))]
 
-    def replica_audit_states(self, since: str = "~") -> list[ReplicaAuditState]:
-        """Every verified replica of a stored AIP: its files, bytes, when its least recently
-        verified file was last verified, and how many files were verified since `since`."""
+    def replica_audit_states(self, since: str = "~", *, aips: list[str] | None = None,
+                             location: str | None = None) -> list[ReplicaAuditState]:
+        """Every verified replica of a stored AIP (of `aips`, at `location`, when given): its
+        files, bytes, when its least recently verified file was last verified, and how many
+        files were verified since `since`. An audit of one AIP copy (a job) reads only its
+        rows, not the whole catalog's."""
+        where, args = "", [since]
+        if aips is not None:
+            where += f" AND r.aip_id IN ({', '.join('?' * len(aips))})"
+            args += aips
+        if location is not None:
+            where += " AND r.location = ?"
+            args.append(location)
         rows = self._execute(
             "SELECT r.aip_id, r.version, r.location, r.key, a.collection, r.stored, "
             f"r.last_audit, COUNT(f.path), CAST(COALESCE(SUM(f.size), 0) AS BIGINT), "
@@ -529,10 +539,9 @@ class Catalog:
             "END), 0) AS BIGINT) FROM replicas r JOIN aips a ON "
             "a.id = r.aip_id LEFT JOIN files f ON f.aip_id = r.aip_id AND f.version = r.version "
             "LEFT JOIN file_checks c ON c.aip_id = r.aip_id AND c.version = r.version AND "
-            "c.location = r.location AND c.path = f.path WHERE a.state = 'stored' "
+            f"c.location = r.location AND c.path = f.path WHERE a.state = 'stored'{where} "
             "GROUP BY r.aip_id, r.version, r.location, r.key, a.collection, r.stored, r.last_audit "
-            "ORDER BY 10, r.aip_id, r.location",
-            (since,))
+            "ORDER BY 10, r.aip_id, r.location", args)
         return [ReplicaAuditState(*r) for r in rows]
 
     def replica_file_checks(self, replica: tuple[str, int, str],

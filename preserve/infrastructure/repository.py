@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from preserve.domain.policy import Policy, load_policy
 from preserve.domain.schema import LOCATION as LOCATION_KEYS
-from preserve.domain.schema import check_keys
+from preserve.domain.schema import check_keys, load_yaml
 from preserve.errors import ConfigError
 from preserve.infrastructure.catalog import Catalog, is_server_url, safe_url
 from preserve.infrastructure.storage import LocalStorage, Storage
@@ -67,7 +67,7 @@ class Repository:
             raise ConfigError(f"no preserve repository at {self.root} ({CONFIG_NAME} is missing)",
                               hint="run 'preserve init' (or pass --repo DIR / set PRESERVE_REPO)")
         try:
-            self.config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+            self.config = load_yaml(config_path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{config_path} is not valid YAML: {e}") from e
         if self.config.get("format") != REPOSITORY_FORMAT:
@@ -170,7 +170,7 @@ class Repository:
                 settings["catalog"] = address
             config.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
             created.append(str(config))
-        recorded = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("catalog")
+        recorded = (load_yaml(config.read_text(encoding="utf-8")) or {}).get("catalog")
         if address and recorded != address:
             raise ConfigError(f"{config} already names the catalog {recorded or CATALOG_FILE}",
                               hint="a repository has one catalog: leave --catalog out, or "
@@ -224,7 +224,7 @@ def _refuse_shared_places(locations: dict[str, Storage], folder: Path) -> None:
 
 def _read_location(file: Path) -> LocationConfig:
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        data = load_yaml(file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{file} is not valid YAML: {e}") from e
     if not isinstance(data, dict) or "kind" not in data:

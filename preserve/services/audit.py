@@ -171,8 +171,7 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
             result = AuditResult(str(uuid.uuid4()), mode, now_utc(precise=True))
             repo.catalog.start_audit(result.run_id, result.started, mode, scope)
         since = result.resumed_from or _NEVER
-        states = [s for s in repo.catalog.replica_audit_states(since)
-                  if (wanted is None or s.aip in wanted) and location in (None, s.location)]
+        states = repo.catalog.replica_audit_states(since, aips=wanted, location=location)
         visits = _plan(repo, states, since, due=due, full=full, share=share)
         result.selected_files = sum(v.files for v in visits)
         progress.start("audit", result.selected_files, sum(v.nbytes for v in visits))
@@ -182,7 +181,7 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
             repo.catalog.finish_audit(result.run_id, now_utc(), "interrupted", result.replicas,
                                       result.files, result.bytes_read)
             raise
-        stale = _stale(repo, {(s.aip, s.version, s.location) for s in states})
+        stale = _stale(repo, {(s.aip, s.version, s.location) for s in states}, wanted, location)
         if stale:
             repo.catalog.record_audit_problems(result.run_id, [_row(p) for p in stale])
         result.problems = [Problem(*p) for p in repo.catalog.audit_problems(result.run_id)]
@@ -284,11 +283,11 @@ def _run(repo, visits, result, pool, budget, progress) -> None:
         result.replicas += 1
 
 
-def _stale(repo, scope) -> list[Problem]:
+def _stale(repo, scope, aips, location) -> list[Problem]:
     """Replicas in scope whose least recently verified file is overdue twice over."""
     now = dt.datetime.now(dt.UTC)
     stale = []
-    for s in repo.catalog.replica_audit_states(_NEVER):
+    for s in repo.catalog.replica_audit_states(_NEVER, aips=aips, location=location):
         if (s.aip, s.version, s.location) not in scope or s.oldest == RECHECK:
             continue
         interval = repo.policy.audit.rule_for(s.collection, s.location).interval_days

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 import yaml
 
+from preserve.domain.schema import load_yaml
 from preserve.errors import ConfigError, PreserveError
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage.s3 import CHECKSUM_BEHAVIOURS, check_endpoint
@@ -89,7 +90,7 @@ def location_statuses(repo: Repository) -> list[LocationStatus]:
     held = repo.catalog.replica_summary()
     out = []
     for name, location in repo.locations.items():
-        raw = yaml.safe_load((repo.root / "locations" / f"{name}.yaml").read_text()) or {}
+        raw = load_yaml((repo.root / "locations" / f"{name}.yaml").read_text()) or {}
         reachable, problem = True, None
         try:
             location.check_reachable()

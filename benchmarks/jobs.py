@@ -7,11 +7,11 @@ today's single-process audit, on a real PostgreSQL (a throwaway server, as the t
 2. Audits: a repository of AIPS AIPs (FILES files of SIZE bytes each, random, so every
    byte is hashed), catalog on PostgreSQL. Timed, alternating, medians of ROUNDS:
    `preserve audit --full` (one process, its pool on both cores) against
-   `preserve audit --full --queue` then two `preserve worker --once` processes (one job
-   at a time each), from the enqueue to the last job done. The peak PSS of each worker
-   process (its children included) is sampled every 20 ms.
+   `preserve audit --full --queue` done by two `preserve worker` processes already
+   waiting (one job at a time each), from the command's start to the last job done.
+   The peak PSS of each worker process (its children included) is sampled every 20 ms.
 
-    .venv/bin/python benchmarks/queue.py [--rounds 3] [--aips 24] [--files 40]
+    .venv/bin/python benchmarks/jobs.py [--rounds 3] [--aips 24] [--files 40]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from preserve.infrastructure.repository import Repository  # noqa: E402
 from preserve.services.ingest import Metadata, ingest  # noqa: E402
 from tests.pgserver import PostgresServer  # noqa: E402
 
-WORK = Path(__file__).resolve().parent / "work" / "queue"
+WORK = Path(__file__).resolve().parent / "work" / "jobs"
 PY = sys.executable
 NOOP_APP = '''
 import procrastinate
@@ -63,12 +63,19 @@ def noop_round_trip(url: str, jobs: int) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=str(WORK))
     started = time.perf_counter()
     workers = [subprocess.Popen([PY, "-m", "procrastinate", "--app", "noopapp.app", "worker",
-                                 "--wait", "false", "--concurrency", "4"], env=env,
+                                 "--one-shot", "--concurrency", "4"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                for _ in range(2)]
     for w in workers:
         w.wait()
-    return deferred, jobs / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        done = db.execute("SELECT COUNT(*) FROM procrastinate_jobs WHERE status = "
+                          "'succeeded'").fetchone()[0]
+    assert done == jobs, f"{done} of {jobs} no-op jobs succeeded"
+    return deferred, jobs / elapsed
 
 
 def make_repository(url: str, aips: int, files: int, size: int) -> Path:
@@ -106,18 +113,41 @@ def audit_single(root: Path) -> float:
     return time.perf_counter() - started
 
 
-def audit_workers(root: Path, peaks: dict[int, int]) -> float:
-    started = time.perf_counter()
-    assert preserve(root, "audit", "--full", "--queue").wait() == 0
-    workers = [preserve(root, "worker", "--once") for _ in range(2)]
+def audit_workers(root: Path, peaks: dict[int, int], url: str) -> float:
+    """From `audit --full --queue` to the last audit job done, by two workers already
+    running (as in production: workers wait for work; their start is not the audit's)."""
+    import psycopg
+
+    from preserve.infrastructure.queue import ensure_schema
+
+    ensure_schema(url)
+    workers = [preserve(root, "worker", "--heartbeat", "2") for _ in range(2)]
     stop = threading.Event()
     sampler = threading.Thread(target=peak_pss, args=(workers, peaks, stop), daemon=True)
     sampler.start()
+    with psycopg.connect(url, autocommit=True) as db:
+        def count(sql: str) -> int:
+            return db.execute(sql).fetchone()[0]
+
+        while count("SELECT COUNT(*) FROM procrastinate_workers") < 2:
+            time.sleep(0.05)
+        done_before = count("SELECT COUNT(*) FROM procrastinate_jobs WHERE status = "
+                            "'succeeded' AND task_name = 'preserve:audit'")
+        started = time.perf_counter()
+        assert preserve(root, "audit", "--full", "--queue").wait() == 0
+        while count("SELECT COUNT(*) FROM procrastinate_jobs WHERE task_name = "
+                    "'preserve:audit' AND status IN ('todo', 'doing')"):
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        failed = count("SELECT COUNT(*) FROM procrastinate_jobs WHERE status = 'failed'")
+        done = count("SELECT COUNT(*) FROM procrastinate_jobs WHERE status = 'succeeded' "
+                     "AND task_name = 'preserve:audit'") - done_before
+    for w in workers:
+        w.terminate()  # SIGTERM: they finish and exit
     codes = [w.wait() for w in workers]
-    elapsed = time.perf_counter() - started
     stop.set()
     sampler.join()
-    assert codes == [0, 0], codes
+    assert codes == [0, 0] and failed == 0 and done > 0, (codes, failed, done)
     return elapsed
 
 
@@ -147,10 +177,10 @@ def main() -> None:
                                                                       audit_single)
             for fn in order:
                 (single if fn is audit_single else queued).append(
-                    fn(root) if fn is audit_single else fn(root, peaks))
+                    fn(root) if fn is audit_single else fn(root, peaks, server.url))
         s, q = statistics.median(single), statistics.median(queued)
         print(f"audit --full, one process: {s:.2f} s ({total / s / 1e6:.0f} MB/s)")
-        print(f"audit --full --queue + 2 workers: {q:.2f} s ({total / q / 1e6:.0f} MB/s); "
+        print(f"audit --full --queue, 2 workers waiting: {q:.2f} s ({total / q / 1e6:.0f} MB/s); "
               f"{s / q * 100:.0f} % of the single process's throughput")
         print(f"worker peak PSS (with children): {max(peaks.values()) / 2**20:.0f} MiB")
     finally:
