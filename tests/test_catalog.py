@@ -194,3 +194,31 @@ def test_init_from_the_environment_and_an_unreachable_server(tmp_path, fresh_dat
     assert failed.returncode == 2
     assert "cannot reach the catalog postgresql://postgres@127.0.0.1:1/nowhere" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_writers_on_two_machines_exclude_each_other(tmp_path, fresh_database):
+    """A writer's lock of (location, AIP) is also the shared catalog's: a second machine
+    (its own repository folder, so its own lock files) cannot take it while the first
+    holds it, and can once it is released or its holder's connection is gone."""
+    from preserve.errors import Busy
+    from preserve.infrastructure.locks import writer_lock
+
+    Catalog.create_if_missing(fresh_database)
+    first, second = Catalog(fresh_database), Catalog(fresh_database)
+    try:
+        with writer_lock(tmp_path / "host-a", "local", "aip-1", catalog=first):
+            with pytest.raises(Busy, match="another run is writing AIP aip-1"), \
+                    writer_lock(tmp_path / "host-b", "local", "aip-1", wait=False,
+                                catalog=second):
+                pass
+            with writer_lock(tmp_path / "host-b", "local", "aip-2", wait=False, catalog=second):
+                pass  # another AIP is free
+        with writer_lock(tmp_path / "host-b", "local", "aip-1", wait=False, catalog=second):
+            pass
+        with writer_lock(tmp_path / "host-a", "local", "aip-3", catalog=first):
+            first.close()  # the holder's connection ends (a machine gone)
+            with writer_lock(tmp_path / "host-b", "local", "aip-3", wait=False,
+                             catalog=second):
+                pass
+    finally:
+        second.close()

@@ -644,6 +644,27 @@ class Catalog:
         """AIPs whose ingest did not finish (crash, kill): to be resolved against storage."""
         return [r[0] for r in self._execute("SELECT id FROM aips WHERE state = 'staging'")]
 
+    @contextmanager
+    def advisory_lock(self, name: str, *, wait: bool = True) -> Iterator[bool]:
+        """PostgreSQL's session lock `name`, shared by every machine of the catalog (the
+        server releases it if this process dies); yields whether it is held (with
+        wait=False, False when another session holds it). SQLite: always held (its
+        writers are on one machine, and the file locks serialise them)."""
+        if not self.server:
+            yield True
+            return
+        if wait:
+            self._execute("SELECT pg_advisory_lock(hashtextextended(?, 0))", (name,))
+            held = True
+        else:
+            held = self._execute("SELECT pg_try_advisory_lock(hashtextextended(?, 0))",
+                                 (name,)).scalar()
+        try:
+            yield held
+        finally:
+            if held and not self.conn.closed:  # a closed session's locks are released
+                self._execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", (name,))
+
     # --- jobs of the queue (a PostgreSQL catalog's) --------------------------------------
 
     def job_result(self, job_id: int) -> tuple[str, str | None] | None:

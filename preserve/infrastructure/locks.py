@@ -25,20 +25,28 @@ from preserve.infrastructure import fstree
 
 
 @contextmanager
-def writer_lock(repo_root: Path, location: str, aip_id: str, *,
-                wait: bool = True) -> Iterator[None]:
+def writer_lock(repo_root: Path, location: str, aip_id: str, *, wait: bool = True,
+                catalog=None) -> Iterator[None]:
     """Hold the lock of (location, AIP), waiting for another holder to finish (or, with
-    wait=False, raising Busy at once)."""
+    wait=False, raising Busy at once). With a shared (PostgreSQL) catalog, also the
+    database's lock of the same name, which writers on other machines take too."""
     folder = Path(repo_root) / "locks" / location
     fstree.makedirs(folder)
     fd = os.open(folder / f"{aip_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    busy = Busy(f"another run is writing AIP {aip_id} at location '{location}'",
+                hint="wait for it to finish")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            raise Busy(f"another run is writing AIP {aip_id} at location '{location}'",
-                       hint="wait for it to finish") from None
-        yield
+            raise busy from None
+        if catalog is None or not catalog.server:
+            yield
+            return
+        with catalog.advisory_lock(f"writer:{location}:{aip_id}", wait=wait) as held:
+            if not held:
+                raise busy
+            yield
     finally:
         os.close(fd)  # releases the lock
 

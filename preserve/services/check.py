@@ -190,7 +190,7 @@ def _fix_one(repo: Repository, finding: Inconsistency, pending: set[str]) -> boo
     aip_id = ocfl.id_of_root(finding.what)
     if aip_id is not None:  # an object folder holding no version: an interrupted first copy
         try:
-            with writer_lock(repo.root, location.name, aip_id, wait=False):
+            with writer_lock(repo.root, location.name, aip_id, wait=False, catalog=repo.catalog):
                 if repo.catalog.head_at(aip_id, location.name) == 0:  # nothing recorded
                     location.delete_prefix(finding.what)
                     location.abort_uploads(finding.what)
@@ -202,7 +202,7 @@ def _fix_one(repo: Repository, finding: Inconsistency, pending: set[str]) -> boo
     root = "/".join(finding.what.split("/")[:4]) + "/"  # the object an upload was for
     aip_id = ocfl.id_of_root(root) or ""
     try:  # an upload whose writer still runs is not debris: never wait for it
-        with writer_lock(repo.root, location.name, aip_id, wait=False):
+        with writer_lock(repo.root, location.name, aip_id, wait=False, catalog=repo.catalog):
             location.abort_uploads(root)
     except Busy:
         return False

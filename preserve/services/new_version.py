@@ -94,7 +94,7 @@ def add_version(repo: Repository, aip_id: str, change: VersionChange) -> Version
     tidy(repo)
     catalog = repo.catalog
     location = repo.primary_location()
-    with writer_lock(repo.root, location.name, aip_id):
+    with writer_lock(repo.root, location.name, aip_id, catalog=repo.catalog):
         head = catalog.get_aip(aip_id).version  # read again: another run may have added one
         if location.name not in catalog.replica_locations(aip_id, head):
             raise StorageUnreachable(f"the primary location '{location.name}' holds no copy of "

@@ -103,7 +103,7 @@ def _repair_one(repo: Repository, problem: Problem) -> Repair:
     try:
         for source_name, good in _good_copies(repo, problem, want, staging):
             try:
-                with writer_lock(repo.root, target.name, problem.aip):
+                with writer_lock(repo.root, target.name, problem.aip, catalog=repo.catalog):
                     composite = target.replace_file(key, good)
                     repo.catalog.set_composite_checksum(problem.aip, problem.version,
                                                         problem.location, problem.path,

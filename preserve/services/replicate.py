@@ -58,7 +58,7 @@ def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
     (AIP, location) writer lock: a run that waited for another finds the replica made and
     returns False; leftovers it deletes are an interrupted run's, never a running one's."""
     catalog = repo.catalog
-    with writer_lock(repo.root, target.name, aip_id):
+    with writer_lock(repo.root, target.name, aip_id, catalog=repo.catalog):
         if target.name in catalog.replica_locations(aip_id, version):
             return False  # made by the run we waited for
         held = catalog.head_at(aip_id, target.name)
