@@ -51,11 +51,18 @@ class PostgresServer:
                     os.chmod(parent, parent.stat().st_mode | 0o001)
         self._run(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
                   "--no-sync", "-E", "UTF8", "--locale", "C.UTF-8")
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=100")
-        self._run(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l",
-                  str(self.folder / "server.log"), "-w", "-t", "60", "start")
+        for attempt in range(3):  # the free port may be taken before the server binds it
+            options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+                       "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                       "-c max_connections=100")
+            try:
+                self._run(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l",
+                          str(self.folder / "server.log"), "-w", "-t", "60", "start")
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                self.port = _free_port()
         self._run(_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
                   "preserve")
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/preserve"

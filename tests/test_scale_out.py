@@ -221,7 +221,7 @@ def test_a_large_copy_is_audited_by_a_chain_of_chunks(tmp_path, fresh_database):
         damaged.write_text("file X\n")
         app = tasks._app(repo).open()
         try:
-            first = tasks._defer(app, tasks.audit_copy, queue_name="at-local",
+            first = tasks._defer(app, "audit", queue_name="at-local",
                                  lock=f"aip:{aip}", queueing_lock=None, aip=aip,
                                  location="local", mode="full", chunk_bytes=1)
         finally:
@@ -263,3 +263,34 @@ def test_a_queued_migration_adds_a_proven_version(tmp_path, fresh_database):
     assert [m["derivative"] for m in job["result"]["migrated"]] == ["data/scan.png"]
     assert json.loads(_run(root, "show", aip, "--json"))["version"] == 2
     assert json.loads(_run(root, "migrate", "--apply", "--queue", "--json"))["jobs"] == []
+
+
+@pytest.mark.storage_left_damaged
+def test_due_audits_are_enqueued_once_each_within_the_cap(tmp_path, fresh_database):
+    """The periodic scheduler's work: a copy found damaged is due (until repaired), a
+    copy audited clean is not; one waiting job per copy; the cap holds the rest back."""
+    from preserve.services.audit import audit
+    from preserve.services.tasks import _app, enqueue_due_audits
+
+    repo, _ = Repository.init(tmp_path / "repo", fresh_database)
+    aips = []
+    for n in range(3):
+        src = tmp_path / f"s{n}"
+        src.mkdir()
+        (src / "a.txt").write_text(f"{n}\n" * 100)
+        aips.append(ingest(repo, src, Metadata("c"), workers=1).aip_id)
+    for n in (0, 1):
+        bag = repo.primary_location().bag_path(content_key(aips[n]))
+        (bag / "data" / "a.txt").write_text("X\n" * 100)
+    assert audit(repo, full=True).exit_code == 1  # two copies now due, the third not
+    _app(repo)  # the queue's tables
+    assert enqueue_due_audits(repo, cap=1)["queued"] == 1
+    assert enqueue_due_audits(repo, cap=1)["queued"] == 0  # one waiting: the cap
+    second = enqueue_due_audits(repo)
+    assert second["due"] == 1 and second["queued"] == 1  # the other one only
+    assert enqueue_due_audits(repo)["queued"] == 0
+    jobs = repo.catalog.execute("SELECT args->>'aip', args->>'mode' FROM procrastinate_jobs "
+                                "ORDER BY id").all()
+    assert sorted(a for a, _mode in jobs) == sorted(aips[:2])
+    assert {mode for _a, mode in jobs} == {"due"}
+    repo.close()

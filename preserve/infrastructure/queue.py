@@ -36,14 +36,14 @@ def libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def make_app(url: str, blueprint=None):
-    """A procrastinate App on the catalog's database, with preserve's tasks."""
+def make_app(url: str, register=None):
+    """A procrastinate App on the catalog's database; `register(app)` adds the tasks."""
     import procrastinate
 
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
         conninfo=libpq_url(url), kwargs={"application_name": "preserve-queue"}))
-    if blueprint is not None:
-        app.add_tasks_from(blueprint, namespace="preserve")
+    if register is not None:
+        register(app)
     return app
 
 

@@ -35,7 +35,9 @@ from preserve.infrastructure.storage import LocalStorage
 from preserve.services.common import now_utc
 
 log = logging.getLogger("preserve.worker")
-blueprint = procrastinate.Blueprint()
+# (name, function, procrastinate options): registered on each App (register), by name, so
+# that any number of Apps in one process (a test's, a worker's) see the same task names.
+_TASKS: list[tuple[str, Callable, dict]] = []
 # Transient failures (a store or the database briefly away, a whole-repository audit running
 # on this host) are retried, a few times, later each time; a refusal (damaged input, a
 # policy) is not: it would fail the same way.
@@ -47,6 +49,23 @@ AUDIT_QUEUE_CAP = 10_000
 # The most one audit job reads (about 2 minutes at 150 MB/s); a bigger copy is a chain.
 CHUNK_BYTES = 16 * 2**30
 _ROOT: dict[str, Path] = {}
+
+
+def _task(name: str, **options):
+    def record(function):
+        _TASKS.append((name, function, options))
+        return function
+    return record
+
+
+def register(app) -> None:
+    """preserve's tasks on a procrastinate App, as "preserve:<name>"."""
+    for name, function, options in _TASKS:
+        options = dict(options)
+        cron = options.pop("cron", None)
+        task = app.task(name=f"preserve:{name}", pass_context=True, **options)(function)
+        if cron:
+            app.periodic(cron=cron)(task)
 
 
 def serve(root: Path) -> None:
@@ -78,7 +97,7 @@ def _job(context, task: str, aip: str | None, work: Callable[[Repository], dict]
         repo.close()
 
 
-@blueprint.task(name="ingest", pass_context=True, retry=RETRY)
+@_task("ingest", retry=RETRY)
 def ingest_sip(context, *, aip: str, source: str, collection: str, title: str | None = None,
                creators: list[str] | None = None, identifiers: list[str] | None = None,
                rights: str | None = None) -> dict:
@@ -93,7 +112,7 @@ def ingest_sip(context, *, aip: str, source: str, collection: str, title: str | 
     return _job(context, "ingest", aip, work)
 
 
-@blueprint.task(name="replicate", pass_context=True, retry=RETRY)
+@_task("replicate", retry=RETRY)
 def replicate_copy(context, *, aip: str, location: str) -> dict:
     from preserve.services.replicate import replicate
 
@@ -106,7 +125,7 @@ def replicate_copy(context, *, aip: str, location: str) -> dict:
     return _job(context, "replicate", aip, work)
 
 
-@blueprint.task(name="audit", pass_context=True, retry=RETRY)
+@_task("audit", retry=RETRY)
 def audit_copy(context, *, aip: str, location: str, mode: str = "due",
                chunk_bytes: int = CHUNK_BYTES) -> dict:
     """Audit one AIP copy, `chunk_bytes` at most: a bigger copy is audited by a chain of
@@ -120,7 +139,7 @@ def audit_copy(context, *, aip: str, location: str, mode: str = "due",
         out = result.to_dict()
         if result.stopped == "budget":
             out["continued_in"] = _defer(
-                context.app, audit_copy, queue_name=context.job.queue, lock=f"aip:{aip}",
+                context.app, "audit", queue_name=context.job.queue, lock=f"aip:{aip}",
                 queueing_lock=f"audit-next:{aip}:{location}", aip=aip, location=location,
                 mode=mode, chunk_bytes=chunk_bytes)
         return out
@@ -128,14 +147,14 @@ def audit_copy(context, *, aip: str, location: str, mode: str = "due",
     return _job(context, "audit", aip, work)
 
 
-@blueprint.task(name="repair", pass_context=True, retry=RETRY)
+@_task("repair", retry=RETRY)
 def repair_aip(context, *, aip: str) -> dict:
     from preserve.services.repair import repair
 
     return _job(context, "repair", aip, lambda repo: repair(repo, aips=[aip]).to_dict())
 
 
-@blueprint.task(name="migrate", pass_context=True, retry=RETRY)
+@_task("migrate", retry=RETRY)
 def migrate_aip(context, *, aip: str, puid: str | None = None) -> dict:
     """Migrate what the format policy says of one AIP (of one PUID only, if given): one
     new version, each derivative proven."""
@@ -145,27 +164,30 @@ def migrate_aip(context, *, aip: str, puid: str | None = None) -> dict:
                 lambda repo: apply(repo, [aip], puid=puid, workers=1).to_dict())
 
 
-@blueprint.periodic(cron="*/10 * * * *")
-@blueprint.task(name="schedule-audits", pass_context=True, queue=queue.HOUSEKEEPING)
+@_task("schedule-audits", queue=queue.HOUSEKEEPING, cron="*/10 * * * *")
 def schedule_audits(context, timestamp: int) -> dict:
-    """Every ten minutes, by whichever worker's turn it is: one audit job for each AIP copy
-    the fixity policy says is due (a damaged one is due until repaired), unless one is
-    waiting or running, and no more than AUDIT_QUEUE_CAP waiting."""
-    from preserve.services.schedule import due_table
-
+    """Every ten minutes, by whichever worker's turn it is (see enqueue_due_audits)."""
     repo = Repository(_ROOT["repo"])
     try:
-        open_jobs = repo.catalog.execute(
-            "SELECT args->>'aip', args->>'location', status FROM procrastinate_jobs WHERE "
-            "task_name = 'preserve:audit' AND status IN ('todo', 'doing')").all()
-        busy = {(aip, location) for aip, location, _status in open_jobs}
-        waiting = sum(1 for *_copy, status in open_jobs if status == "todo")
-        due = sorted({(r["aip"], r["location"]) for r in due_table(repo) if r["due_now"]} - busy)
-        queued = enqueue_audits(repo, due, "due", limit=max(0, AUDIT_QUEUE_CAP - waiting),
-                                app=context.app)
-        return {"due": len(due), "queued": len(queued)}
+        return enqueue_due_audits(repo, app=context.app)
     finally:
         repo.close()
+
+
+def enqueue_due_audits(repo: Repository, *, cap: int = AUDIT_QUEUE_CAP, app=None) -> dict:
+    """One audit job for each AIP copy the fixity policy says is due (a damaged one is due
+    until repaired), unless one is waiting or running, and no more than `cap` waiting:
+    what is not queued now is still due at the next round."""
+    from preserve.services.schedule import due_table
+
+    open_jobs = repo.catalog.execute(
+        "SELECT args->>'aip', args->>'location', status FROM procrastinate_jobs WHERE "
+        "task_name = 'preserve:audit' AND status IN ('todo', 'doing')").all()
+    busy = {(aip, location) for aip, location, _status in open_jobs}
+    waiting = sum(1 for *_copy, status in open_jobs if status == "todo")
+    due = sorted({(r["aip"], r["location"]) for r in due_table(repo) if r["due_now"]} - busy)
+    queued = enqueue_audits(repo, due, "due", limit=max(0, cap - waiting), app=app)
+    return {"due": len(due), "queued": len(queued), "jobs": queued}
 
 
 # --- enqueueing (the commands' --queue) -----------------------------------------------------
@@ -178,7 +200,7 @@ def _app(repo: Repository):
                           hint="run the command without --queue, or create the repository "
                                "with 'preserve init --catalog postgresql://...'")
     queue.ensure_schema(repo.catalog.where)
-    return queue.make_app(repo.catalog.where, blueprint)
+    return queue.make_app(repo.catalog.where, register)
 
 
 def _queue_for(repo: Repository, location: str | None) -> str:
@@ -189,12 +211,13 @@ def _queue_for(repo: Repository, location: str | None) -> str:
         else queue.OBJECT_STORES
 
 
-def _defer(app, task, *, queue_name: str, lock: str | None, queueing_lock: str | None,
+def _defer(app, task: str, *, queue_name: str, lock: str | None, queueing_lock: str | None,
            **kwargs) -> int | None:
-    """One job; None when an equal one is already waiting (its queueing lock)."""
+    """One job of the task named; None when an equal one is already waiting (its
+    queueing lock)."""
     try:
-        return task.configure(queue=queue_name, lock=lock, queueing_lock=queueing_lock) \
-            .defer(**kwargs)
+        return app.configure_task(f"preserve:{task}", queue=queue_name, lock=lock,
+                                  queueing_lock=queueing_lock).defer(**kwargs)
     except AlreadyEnqueued:
         return None
 
@@ -216,7 +239,7 @@ def enqueue_audits(repo: Repository, copies: list[tuple[str, str]], mode: str, *
         for aip, location in copies:
             if limit is not None and len(ids) >= limit:
                 break
-            job = _defer(app, audit_copy, queue_name=_queue_for(repo, location),
+            job = _defer(app, "audit", queue_name=_queue_for(repo, location),
                          lock=f"aip:{aip}", queueing_lock=f"audit:{aip}:{location}",
                          aip=aip, location=location, mode=mode)
             if job is not None:
@@ -245,7 +268,7 @@ def enqueue_ingest(repo: Repository, source: Path, meta) -> tuple[int, str]:
     aip = str(uuid.uuid4())
     app, opened = _deferring(repo)
     try:
-        job = _defer(app, ingest_sip, queue_name=_queue_for(repo, None), lock=f"aip:{aip}",
+        job = _defer(app, "ingest", queue_name=_queue_for(repo, None), lock=f"aip:{aip}",
                      queueing_lock=None, aip=aip, source=str(source.resolve()),
                      collection=meta.collection, title=meta.title, creators=meta.creators,
                      identifiers=meta.identifiers, rights=meta.rights)
@@ -258,7 +281,6 @@ def enqueue_per_aip(repo: Repository, task_name: str, aips: list[str], *,
                     locations: list[str] | None = None, **options) -> list[int]:
     """A replicate (per AIP and location), repair or migrate job per AIP, one waiting per
     AIP (and location) at most; `options`: the task's other arguments."""
-    task = {"replicate": replicate_copy, "repair": repair_aip, "migrate": migrate_aip}[task_name]
     app, opened = _deferring(repo)
     ids = []
     try:
@@ -266,7 +288,7 @@ def enqueue_per_aip(repo: Repository, task_name: str, aips: list[str], *,
             for location in (locations or [None]):
                 extra = {**options, **({"location": location} if location else {})}
                 key = f"{task_name}:{aip}" + (f":{location}" if location else "")
-                job = _defer(app, task, queue_name=_queue_for(repo, None), lock=f"aip:{aip}",
+                job = _defer(app, task_name, queue_name=_queue_for(repo, None), lock=f"aip:{aip}",
                              queueing_lock=key, aip=aip, **extra)
                 if job is not None:
                     ids.append(job)
@@ -295,7 +317,7 @@ def run_worker(root: Path, *, concurrency: int = 1, queues: list[str] | None = N
     finally:
         repo.close()
     queue.ensure_schema(url)
-    app = queue.make_app(url, blueprint)
+    app = queue.make_app(url, register)
     name = f"{socket.gethostname()}:{os.getpid()}"
     if queues:  # every worker may take the scheduler's turn, whatever disks it serves
         queues = [*queues, queue.HOUSEKEEPING]
