@@ -294,3 +294,27 @@ def test_due_audits_are_enqueued_once_each_within_the_cap(tmp_path, fresh_databa
     assert sorted(a for a, _mode in jobs) == sorted(aips[:2])
     assert {mode for _a, mode in jobs} == {"due"}
     repo.close()
+
+
+def test_sigterm_lets_the_running_job_finish(tmp_path, fresh_database):
+    """SIGTERM while a job runs: the worker takes no other, finishes that one (recorded
+    as succeeded), and exits 0; the next job waits for another worker."""
+    import psycopg
+
+    repo, _ = Repository.init(tmp_path / "repo", fresh_database)
+    aips = [ingest(repo, many_small_files(tmp_path / f"big{n}", 3000), Metadata("Big"),
+                   workers=1).aip_id for n in range(2)]
+    repo.close()
+    root = tmp_path / "repo"
+    assert len(json.loads(_run(root, "audit", "--full", "--queue", "--json"))["jobs"]) == 2
+    worker = _preserve(root, "worker", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with psycopg.connect(fresh_database, autocommit=True) as db:
+        _wait_for(lambda: db.execute("SELECT COUNT(*) FROM procrastinate_jobs WHERE status = "
+                                     "'doing' AND task_name = 'preserve:audit'").fetchone()[0],
+                  30, "a running audit")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+    statuses = sorted(j["status"] for j in _jobs(root) if j["task"] == "audit")
+    assert statuses == ["queued", "succeeded"]
+    [done] = [j for j in _jobs(root) if j["status"] == "succeeded" and j["task"] == "audit"]
+    assert done["result"]["complete"] and done["aip"] in aips
