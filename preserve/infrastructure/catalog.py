@@ -525,13 +525,8 @@ class Catalog:
         files, bytes, when its least recently verified file was last verified, and how many
         files were verified since `since`. An audit of one AIP copy (a job) reads only its
         rows, not the whole catalog's."""
-        where, args = "", [since]
-        if aips is not None:
-            where += f" AND r.aip_id IN ({', '.join('?' * len(aips))})"
-            args += aips
-        if location is not None:
-            where += " AND r.location = ?"
-            args.append(location)
+        where, args = _and_where({"r.aip_id": aips, "r.location": location})
+        args = [since, *args]
         rows = self._execute(
             "SELECT r.aip_id, r.version, r.location, r.key, a.collection, r.stored, "
             f"r.last_audit, COUNT(f.path), CAST(COALESCE(SUM(f.size), 0) AS BIGINT), "
@@ -774,14 +769,8 @@ class Catalog:
                "FROM files f JOIN aips a ON a.id = f.aip_id JOIN versions v ON "
                "v.aip_id = f.aip_id AND v.version = f.version AND v.state = 'stored' "
                f"WHERE a.state = 'stored' AND {_PAYLOAD}")
-        args: list = []
-        if aip_ids is not None:
-            sql += f" AND f.aip_id IN ({', '.join('?' * len(aip_ids))})"
-            args += aip_ids
-        if collection is not None:
-            sql += " AND a.collection = ?"
-            args.append(collection)
-        yield from self._execute(sql + " ORDER BY f.aip_id, f.path", args)
+        where, args = _and_where({"f.aip_id": aip_ids, "a.collection": collection})
+        yield from self._execute(sql + where + " ORDER BY f.aip_id, f.path", args)
 
     def derivations(self, aip_id: str) -> list[tuple[int, str, str, str]]:
         """(version, source, derivative, rule) of each migration of a stored version."""
@@ -867,6 +856,20 @@ def _insert_events(db: Catalog, events: list[EventRecord]) -> None:
     db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail, e.outcome_detail,
                      e.agent, e.version, last + n) for n, e in enumerate(events, 1)])
+
+
+def _and_where(conditions: dict[str, object]) -> tuple[str, list]:
+    """" AND column = ?" (or "IN (...)" for a list) for each condition given (None: no
+    condition), and their arguments."""
+    sql, args = "", []
+    for column, value in conditions.items():
+        if isinstance(value, list):
+            sql += f" AND {column} IN ({', '.join('?' * len(value))})"
+            args += value
+        elif value is not None:
+            sql += f" AND {column} = ?"
+            args.append(value)
+    return sql, args
 
 
 def _like_prefix(ref: str) -> str:
