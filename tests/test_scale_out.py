@@ -149,7 +149,9 @@ def test_queued_ingest_replication_repair_and_a_second_delivery(tmp_path, fresh_
     them; a job delivered again after it finished (at-least-once delivery) does nothing
     twice; a worker on another disk's queue leaves the jobs alone; --queue on a SQLite
     repository says why not."""
-    repo, _ = Repository.init(tmp_path / "repo", fresh_database)
+    repo, created = Repository.init(tmp_path / "repo", fresh_database)
+    assert any(c.startswith("job queue tables") for c in created)
+    assert "0 job(s)" in _run(repo.root, "jobs")
     (tmp_path / "disk2").mkdir()
     (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
         {"name": "disk2", "kind": "local", "path": str(tmp_path / "disk2")}))

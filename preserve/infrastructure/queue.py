@@ -92,6 +92,7 @@ def list_jobs(catalog, *, status: str | None = None, limit: int = 1000) -> list[
         raise ConfigError("the job queue needs a PostgreSQL catalog",
                           hint="create the repository with 'preserve init --catalog "
                                "postgresql://...' (docs/deployment.md)")
+    ensure_schema(catalog.where)  # a repository where nothing was queued yet
     wanted = [k for k, v in STATUSES.items() if v == status] if status else list(STATUSES)
     if not wanted:
         raise ConfigError(f"no job status {status!r}",

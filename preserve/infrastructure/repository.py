@@ -176,8 +176,12 @@ class Repository:
                               hint="a repository has one catalog: leave --catalog out, or "
                                    "init another folder")
         if recorded:
+            from preserve.infrastructure.queue import ensure_schema
+
             if Catalog.create_if_missing(recorded):
                 created.append(f"catalog tables in {recorded}")
+            if ensure_schema(recorded):
+                created.append(f"job queue tables in {recorded}")
         elif not (root / CATALOG_FILE).exists():
             Catalog.create_if_missing(root / CATALOG_FILE)
             created.append(str(root / CATALOG_FILE))
