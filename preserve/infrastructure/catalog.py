@@ -147,7 +147,7 @@ class Catalog:
         if "meta" not in tables:
             raise ConfigError(f"{self.describe()} holds no preserve catalog",
                               hint="create one with 'preserve init'")
-        row = self._execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        row = self.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         found = int(row[0]) if row is not None else None
         if found in BEFORE_OCFL:
             raise ConfigError(f"the repository of {self.describe()} was made by an earlier "
@@ -158,7 +158,7 @@ class Catalog:
                                    "the old AIPs with the preserve that made them first)")
         revision = None
         if "alembic_version" in tables:
-            revision = self._execute("SELECT version_num FROM alembic_version").scalar()
+            revision = self.execute("SELECT version_num FROM alembic_version").scalar()
         if revision == HEAD:
             return
         if revision in REVISIONS or (revision is None and found in BEFORE_ALEMBIC):
@@ -182,7 +182,7 @@ class Catalog:
         config.attributes["connection"] = self.conn
         with self.transaction():
             command.upgrade(config, HEAD)
-            self._execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+            self.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
 
     @staticmethod
     def create_if_missing(where: str | Path) -> bool:
@@ -224,8 +224,6 @@ class Catalog:
         """One statement with `?` placeholders (inside a transaction() or on its own)."""
         return self.conn.execute(_statement(sql), _bind(args))
 
-    _execute = execute
-
     def executemany(self, sql: str, rows: Iterable[Iterable]) -> None:
         """One statement for many rows, a bounded batch at a time, straight to the driver
         (file rows and listings come by the hundred thousand: SQLAlchemy's per-row work
@@ -240,8 +238,6 @@ class Catalog:
                     cursor.executemany(statement, batch)
             else:
                 driver.executemany(statement, batch)
-
-    _executemany = executemany
 
     def _stream(self, sql: str, args: Iterable = ()) -> Iterator[tuple]:
         """The rows of a long query without holding them all: SQLite's cursor reads as it
@@ -305,7 +301,7 @@ class Catalog:
 
     def pending_versions(self) -> list[tuple[str, int]]:
         """Versions after the first whose writing did not finish (crash, kill)."""
-        return [tuple(r) for r in self._execute(
+        return [tuple(r) for r in self.execute(
             "SELECT v.aip_id, v.version FROM versions v JOIN aips a ON a.id = v.aip_id "
             "WHERE a.state = 'stored' AND v.state = 'staging' ORDER BY v.aip_id, v.version")]
 
@@ -326,7 +322,7 @@ class Catalog:
     # --- OCFL inventories, written from the rows (see the module's docstring) -------------
 
     def version_records(self, aip_id: str, head: int) -> list[VersionRecord]:
-        return [VersionRecord(*r) for r in self._execute(
+        return [VersionRecord(*r) for r in self.execute(
             "SELECT version, created, message, user_name, user_address FROM versions "
             "WHERE aip_id = ? AND version <= ? ORDER BY version", (aip_id, head))]
 
@@ -346,7 +342,7 @@ class Catalog:
 
     def holds(self, aip_id: str, version: int, path: str) -> bool:
         """Whether the bag of `version` has a file at `path` (nothing is ever removed)."""
-        return self._execute("SELECT 1 FROM files WHERE aip_id = ? AND path = ? AND "
+        return self.execute("SELECT 1 FROM files WHERE aip_id = ? AND path = ? AND "
                                "version <= ? LIMIT 1", (aip_id, path, version)).fetchone() \
             is not None
 
@@ -371,7 +367,7 @@ class Catalog:
 
     def versions_of(self, aip_id: str) -> list[dict]:
         """Every stored version: number, date, agent, message, and what it added."""
-        rows = self._execute(
+        rows = self.execute(
             "SELECT v.version, v.created, v.user_name, v.user_address, v.message, v.files, "
             "v.bytes, (SELECT COUNT(*) FROM files f WHERE f.aip_id = v.aip_id AND "
             "f.version = v.version), (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files f WHERE "
@@ -383,7 +379,7 @@ class Catalog:
 
     def head_at(self, aip_id: str, location: str) -> int:
         """The highest version of the AIP recorded at `location` (0: none)."""
-        return self._execute("SELECT COALESCE(MAX(version), 0) FROM replicas WHERE "
+        return self.execute("SELECT COALESCE(MAX(version), 0) FROM replicas WHERE "
                                "aip_id = ? AND location = ?", (aip_id, location)).fetchone()[0]
 
     def add_replica(self, aip_id: str, version: int, location: str, key: str, when: str,
@@ -413,7 +409,7 @@ class Catalog:
 
     def composite_checksum(self, aip_id: str, version: int, location: str,
                            path: str) -> str | None:
-        row = self._execute("SELECT checksum FROM composite_checksums WHERE aip_id = ? AND "
+        row = self.execute("SELECT checksum FROM composite_checksums WHERE aip_id = ? AND "
                               "version = ? AND location = ? AND path = ?",
                               (aip_id, version, location, path)).fetchone()
         return row[0] if row else None
@@ -421,7 +417,7 @@ class Catalog:
     def versions_without_replica(self, location: str) -> list[tuple[str, int]]:
         """Stored AIP versions that have no verified copy at `location`, oldest first (an
         AIP's versions in order: each is written on the one before)."""
-        rows = self._execute(
+        rows = self.execute(
             "SELECT v.aip_id, v.version FROM versions v JOIN aips a ON a.id = v.aip_id "
             "WHERE a.state = 'stored' AND v.state = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
             "r.aip_id = v.aip_id AND r.version = v.version AND r.location = ? "
@@ -429,12 +425,12 @@ class Catalog:
         return [(r[0], r[1]) for r in rows]
 
     def count_versions(self) -> int:
-        return self._execute("SELECT COUNT(*) FROM versions v JOIN aips a ON a.id = v.aip_id "
+        return self.execute("SELECT COUNT(*) FROM versions v JOIN aips a ON a.id = v.aip_id "
                                "WHERE a.state = 'stored' AND v.state = 'stored'").fetchone()[0]
 
     def replica_summary(self) -> dict[str, tuple[int, int]]:
         """Per location: (AIP versions held, bytes held)."""
-        rows = self._execute(
+        rows = self.execute(
             "SELECT r.location, COUNT(*), CAST(COALESCE(SUM(v.bytes), 0) AS BIGINT) FROM replicas r JOIN "
             "versions v ON v.aip_id = r.aip_id AND v.version = r.version GROUP BY r.location")
         return {r[0]: (r[1], r[2]) for r in rows}
@@ -449,7 +445,7 @@ class Catalog:
     def unfinished_audit(self, scope: str) -> tuple[str, str] | None:
         """(run id, start) of the latest audit with this scope that never finished (Ctrl-C,
         a kill, a crash, a budget spent), if nothing with the same scope finished since."""
-        row = self._execute(
+        row = self.execute(
             "SELECT id, started, status FROM audit_runs WHERE scope = ? "
             "ORDER BY started DESC, id DESC LIMIT 1", (scope,)).fetchone()
         return (row[0], row[1]) if row and row[2] in ("running", "interrupted") else None
@@ -510,7 +506,7 @@ class Catalog:
         """Every problem a run recorded (a resumed run included), each once; a payload file
         found damaged counts only while it still awaits a good check (RECHECK): one repaired
         or verified good since is not reported again."""
-        return [tuple(r) for r in self._execute(
+        return [tuple(r) for r in self.execute(
             "SELECT p.aip_id, p.version, p.location, p.path, p.kind, MIN(p.detail) "
             "FROM audit_problems p WHERE p.run_id = ? AND (p.path IS NULL OR NOT EXISTS "
             "(SELECT 1 FROM files f WHERE f.aip_id = p.aip_id AND f.version = p.version AND "
@@ -527,7 +523,7 @@ class Catalog:
         rows, not the whole catalog's."""
         where, args = _and_where({"r.aip_id": aips, "r.location": location})
         args = [since, *args]
-        rows = self._execute(
+        rows = self.execute(
             "SELECT r.aip_id, r.version, r.location, r.key, a.collection, r.stored, "
             f"r.last_audit, COUNT(f.path), CAST(COALESCE(SUM(f.size), 0) AS BIGINT), "
             f"MIN({_LAST_CHECK}), CAST(COALESCE(SUM(CASE WHEN {_VERIFIED} >= ? THEN 1 ELSE 0 "
@@ -566,22 +562,22 @@ class Catalog:
     def load_listing(self, objects: Iterable[tuple[str, int]]) -> None:
         """Keep a replica's listing (path in the bag, size) for the comparisons below, so
         that auditing an AIP of millions of files holds none of them in memory."""
-        self._execute("CREATE TEMP TABLE IF NOT EXISTS listing (path TEXT PRIMARY KEY, "
+        self.execute("CREATE TEMP TABLE IF NOT EXISTS listing (path TEXT PRIMARY KEY, "
                       "size BIGINT NOT NULL)")
-        self._execute("DELETE FROM listing")
+        self.execute("DELETE FROM listing")
         it = iter(objects)
         while chunk := list(islice(it, 1000)):  # a constant few hundred KB
-            self._executemany("INSERT INTO listing VALUES (?, ?) ON CONFLICT (path) DO UPDATE "
+            self.executemany("INSERT INTO listing VALUES (?, ?) ON CONFLICT (path) DO UPDATE "
                               "SET size = excluded.size", chunk)
 
     def listed_size(self, path: str) -> int | None:
-        row = self._execute("SELECT size FROM listing WHERE path = ?", (path,)).fetchone()
+        row = self.execute("SELECT size FROM listing WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None
 
     def listed_not_catalogued(self, aip_id: str, version: int) -> list[tuple[str, int]]:
         """Listed files that are not payload of record: the tag files, and anything
         unexpected (few, unless that is the damage)."""
-        return [tuple(r) for r in self._execute(
+        return [tuple(r) for r in self.execute(
             "SELECT l.path, l.size FROM listing l WHERE NOT EXISTS (SELECT 1 FROM files f "
             "WHERE f.aip_id = ? AND f.version = ? AND f.path = l.path) ORDER BY l.path",
             (aip_id, version))]
@@ -590,7 +586,7 @@ class Catalog:
                                        version: int) -> list[tuple[str, int, int | None]]:
         """(path, recorded size, listed size or None) of payload files missing or of
         another size at the replica."""
-        return [tuple(r) for r in self._execute(
+        return [tuple(r) for r in self.execute(
             "SELECT f.path, f.size, l.size FROM files f LEFT JOIN listing l ON "
             "l.path = f.path WHERE f.aip_id = ? AND f.version = ? AND "
             "(l.size IS NULL OR l.size != f.size) ORDER BY f.path", (aip_id, version))]
@@ -598,17 +594,17 @@ class Catalog:
     def stage_payload_checks(self, aip_id: str, version: int) -> tuple[int, int]:
         """Queue the payload files listed with their recorded size, biggest first (so both
         cores finish together); returns (files, bytes)."""
-        self._execute("CREATE TEMP TABLE IF NOT EXISTS tocheck (seq BIGINT PRIMARY KEY, "
+        self.execute("CREATE TEMP TABLE IF NOT EXISTS tocheck (seq BIGINT PRIMARY KEY, "
                       "path TEXT NOT NULL, size BIGINT NOT NULL, sha256 TEXT, sha512 TEXT, "
                       "xxh3_128 TEXT)")
-        self._execute("DELETE FROM tocheck")
-        self._execute(
+        self.execute("DELETE FROM tocheck")
+        self.execute(
             "INSERT INTO tocheck (seq, path, size, sha256, sha512, xxh3_128) SELECT "
             "ROW_NUMBER() OVER (ORDER BY f.size DESC, f.path), f.path, "
             "f.size, f.sha256, f.sha512, f.xxh3_128 FROM files f JOIN listing l ON "
             "l.path = f.path AND l.size = f.size WHERE f.aip_id = ? AND f.version = ? "
             "ORDER BY f.size DESC, f.path", (aip_id, version))
-        return tuple(self._execute("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM tocheck")
+        return tuple(self.execute("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM tocheck")
                      .fetchone())
 
     def staged_payload_checks(self, chunk: int = 5_000) -> Iterator[tuple[str, int, dict]]:
@@ -616,7 +612,7 @@ class Catalog:
         statement stays open while results are committed)."""
         last = 0
         while True:
-            rows = self._execute(f"SELECT seq, path, size, {', '.join(DIGEST_COLUMNS)} FROM "
+            rows = self.execute(f"SELECT seq, path, size, {', '.join(DIGEST_COLUMNS)} FROM "
                                    "tocheck WHERE seq > ? ORDER BY seq LIMIT ?",
                                    (last, chunk)).fetchall()
             if not rows:
@@ -637,7 +633,7 @@ class Catalog:
 
     def pending(self) -> list[str]:
         """AIPs whose ingest did not finish (crash, kill): to be resolved against storage."""
-        return [r[0] for r in self._execute("SELECT id FROM aips WHERE state = 'staging'")]
+        return [r[0] for r in self.execute("SELECT id FROM aips WHERE state = 'staging'")]
 
     @contextmanager
     def advisory_lock(self, name: str, *, wait: bool = True) -> Iterator[bool]:
@@ -649,22 +645,22 @@ class Catalog:
             yield True
             return
         if wait:
-            self._execute("SELECT pg_advisory_lock(hashtextextended(?, 0))", (name,))
+            self.execute("SELECT pg_advisory_lock(hashtextextended(?, 0))", (name,))
             held = True
         else:
-            held = self._execute("SELECT pg_try_advisory_lock(hashtextextended(?, 0))",
+            held = self.execute("SELECT pg_try_advisory_lock(hashtextextended(?, 0))",
                                  (name,)).scalar()
         try:
             yield held
         finally:
             if held and not self.conn.closed:  # a closed session's locks are released
-                self._execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", (name,))
+                self.execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", (name,))
 
     # --- jobs of the queue (a PostgreSQL catalog's) --------------------------------------
 
     def job_result(self, job_id: int) -> tuple[str, str | None] | None:
         """(status, result JSON) a job recorded when it finished, or None."""
-        row = self._execute("SELECT status, result FROM job_results WHERE job_id = ?",
+        row = self.execute("SELECT status, result FROM job_results WHERE job_id = ?",
                             (job_id,)).fetchone()
         return None if row is None else (row[0], row[1])
 
@@ -695,12 +691,12 @@ class Catalog:
             args += (aip_id,)
         sql += " ORDER BY a.created, a.id"
         out = [AipSummary(*row[:8], package_digest=row[8])
-               for row in self._execute(sql, args).fetchall()]
+               for row in self.execute(sql, args).fetchall()]
         if len(out) == 1:
             out[0].locations = self.replica_locations(out[0].id, out[0].version)
         elif out:  # one query for all, not one per AIP
             held: dict[tuple[str, int], list[str]] = {}
-            for aip, version, location in self._execute(
+            for aip, version, location in self.execute(
                     "SELECT aip_id, version, location FROM replicas ORDER BY location"):
                 held.setdefault((aip, version), []).append(location)
             for summary in out:
@@ -711,7 +707,7 @@ class Catalog:
         """An AIP id from a full id or a unique prefix of at least 4 characters."""
         if len(ref) < 4:
             raise NotFound(f"AIP reference {ref!r} is too short", hint="give at least 4 characters")
-        rows = self._execute("SELECT id FROM aips WHERE state = 'stored' AND lower(id) LIKE lower(?) "
+        rows = self.execute("SELECT id FROM aips WHERE state = 'stored' AND lower(id) LIKE lower(?) "
                                "ESCAPE '\\'", (_like_prefix(ref),)).fetchall()
         if not rows:
             raise NotFound(f"no AIP {ref!r} in this repository", hint="'preserve list' shows them")
@@ -736,14 +732,14 @@ class Catalog:
 
     def file_digests(self, aip_id: str, version: int, path: str) -> dict[str, str] | None:
         """The digests recorded for one content file of `version` (bag path), or None."""
-        row = self._execute(f"SELECT {', '.join(DIGEST_COLUMNS)} FROM files WHERE aip_id = ? "
+        row = self.execute(f"SELECT {', '.join(DIGEST_COLUMNS)} FROM files WHERE aip_id = ? "
                               "AND version = ? AND path = ?", (aip_id, version, path)).fetchone()
         return None if row is None else _digests(row)
 
     def holders(self, sha256: str) -> list[tuple[str, int, str]]:
         """(AIP, version, bag path) of every stored file with this sha256: whether a file
         offered for ingest is held already, and where."""
-        return [tuple(r) for r in self._execute(
+        return [tuple(r) for r in self.execute(
             "SELECT f.aip_id, f.version, f.path FROM files f JOIN aips a ON a.id = f.aip_id "
             "WHERE f.sha256 = ? AND a.state = 'stored' ORDER BY f.aip_id, f.version, f.path",
             (sha256.lower(),))]
@@ -756,7 +752,7 @@ class Catalog:
             sql += " AND f.aip_id = ?"
             args = (aip_id,)
         sql += " GROUP BY f.puid, f.format ORDER BY COUNT(*) DESC, f.puid"
-        return [tuple(r) for r in self._execute(sql, args)]
+        return [tuple(r) for r in self.execute(sql, args)]
 
     def payload_for_policy(self, aip_ids: list[str] | None = None,
                            collection: str | None = None) -> Iterator[tuple]:
@@ -770,11 +766,11 @@ class Catalog:
                "v.aip_id = f.aip_id AND v.version = f.version AND v.state = 'stored' "
                f"WHERE a.state = 'stored' AND {_PAYLOAD}")
         where, args = _and_where({"f.aip_id": aip_ids, "a.collection": collection})
-        yield from self._execute(sql + where + " ORDER BY f.aip_id, f.path", args)
+        yield from self.execute(sql + where + " ORDER BY f.aip_id, f.path", args)
 
     def derivations(self, aip_id: str) -> list[tuple[int, str, str, str]]:
         """(version, source, derivative, rule) of each migration of a stored version."""
-        return [tuple(r) for r in self._execute(
+        return [tuple(r) for r in self.execute(
             "SELECT d.version, d.source, d.derivative, d.rule FROM derivations d JOIN versions v "
             "ON v.aip_id = d.aip_id AND v.version = d.version AND v.state = 'stored' "
             "WHERE d.aip_id = ? ORDER BY d.version, d.source", (aip_id,))]
@@ -789,31 +785,31 @@ class Catalog:
                                         confidence, aip_id, version, path))
 
     def events(self, aip_id: str) -> list[EventRecord]:
-        rows = self._execute("SELECT id, aip_id, type, datetime, outcome, detail, "
+        rows = self.execute("SELECT id, aip_id, type, datetime, outcome, detail, "
                                "outcome_detail, agent, version FROM events WHERE aip_id = ? "
                                "ORDER BY datetime, seq", (aip_id,))
         return [EventRecord(*r) for r in rows]
 
     def replicas(self) -> list[tuple[str, int, str, str]]:
         """(AIP, version, location, key) of every recorded replica (one row per copy)."""
-        return [tuple(r) for r in self._execute(
+        return [tuple(r) for r in self.execute(
             "SELECT aip_id, version, location, key FROM replicas ORDER BY location, aip_id, "
             "version")]
 
     def replica_locations(self, aip_id: str, version: int) -> list[str]:
-        return [r[0] for r in self._execute(
+        return [r[0] for r in self.execute(
             "SELECT location FROM replicas WHERE aip_id = ? AND version = ? ORDER BY location",
             (aip_id, version))]
 
     def replica_key(self, aip_id: str, version: int, location: str) -> str:
-        row = self._execute("SELECT key FROM replicas WHERE aip_id = ? AND version = ? AND "
+        row = self.execute("SELECT key FROM replicas WHERE aip_id = ? AND version = ? AND "
                               "location = ?", (aip_id, version, location)).fetchone()
         if row is None:
             raise NotFound(f"AIP {aip_id} v{version} has no replica at {location}")
         return row[0]
 
     def version_info(self, aip_id: str, version: int) -> dict:
-        row = self._execute("SELECT files, bytes, payload_oxum, tagmanifest, tagmanifest_sha256, "
+        row = self.execute("SELECT files, bytes, payload_oxum, tagmanifest, tagmanifest_sha256, "
                               "inventory_sha512, state FROM versions WHERE aip_id = ? AND "
                               "version = ?", (aip_id, version)).fetchone()
         if row is None:

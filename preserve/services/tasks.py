@@ -23,6 +23,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import procrastinate
@@ -222,20 +223,25 @@ def _defer(app, task: str, *, queue_name: str, lock: str | None, queueing_lock: 
         return None
 
 
+@contextmanager
 def _deferring(repo: Repository, app=None):
-    """The App to defer with: the one given (a running worker's), else one opened here."""
+    """The App to defer with: the one given (a running worker's), else one opened here
+    for the while."""
     if app is not None:
-        return app, None
+        yield app
+        return
     opened = _app(repo).open()
-    return opened, opened
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def enqueue_audits(repo: Repository, copies: list[tuple[str, str]], mode: str, *,
                    limit: int | None = None, app=None) -> list[int]:
     """An audit job per (AIP, location), one waiting per copy at most."""
-    app, opened = _deferring(repo, app)
     ids: list[int] = []
-    try:
+    with _deferring(repo, app) as app:
         for aip, location in copies:
             if limit is not None and len(ids) >= limit:
                 break
@@ -244,18 +250,15 @@ def enqueue_audits(repo: Repository, copies: list[tuple[str, str]], mode: str, *
                          aip=aip, location=location, mode=mode)
             if job is not None:
                 ids.append(job)
-    finally:
-        if opened:
-            opened.close()
     return ids
 
 
 def audit_copies(repo: Repository, aips: list[str] | None, location: str | None
                  ) -> list[tuple[str, str]]:
     """The (AIP, location) copies an audit of this scope covers, each once."""
-    wanted = {repo.catalog.resolve(a) for a in aips} if aips else None
-    return sorted({(s.aip, s.location) for s in repo.catalog.replica_audit_states()
-                   if (wanted is None or s.aip in wanted) and location in (None, s.location)})
+    wanted = sorted({repo.catalog.resolve(a) for a in aips}) if aips else None
+    return sorted({(s.aip, s.location)
+                   for s in repo.catalog.replica_audit_states(aips=wanted, location=location)})
 
 
 def enqueue_ingest(repo: Repository, source: Path, meta) -> tuple[int, str]:
@@ -266,14 +269,11 @@ def enqueue_ingest(repo: Repository, source: Path, meta) -> tuple[int, str]:
                           hint="a queued ingest reads the source when a worker takes it: "
                                "give a path the workers can read")
     aip = str(uuid.uuid4())
-    app, opened = _deferring(repo)
-    try:
+    with _deferring(repo) as app:
         job = _defer(app, "ingest", queue_name=_queue_for(repo, None), lock=f"aip:{aip}",
                      queueing_lock=None, aip=aip, source=str(source.resolve()),
                      collection=meta.collection, title=meta.title, creators=meta.creators,
                      identifiers=meta.identifiers, rights=meta.rights)
-    finally:
-        opened.close()
     return job, aip
 
 
@@ -281,9 +281,8 @@ def enqueue_per_aip(repo: Repository, task_name: str, aips: list[str], *,
                     locations: list[str] | None = None, **options) -> list[int]:
     """A replicate (per AIP and location), repair or migrate job per AIP, one waiting per
     AIP (and location) at most; `options`: the task's other arguments."""
-    app, opened = _deferring(repo)
     ids = []
-    try:
+    with _deferring(repo) as app:
         for aip in aips:
             for location in (locations or [None]):
                 extra = {**options, **({"location": location} if location else {})}
@@ -292,8 +291,6 @@ def enqueue_per_aip(repo: Repository, task_name: str, aips: list[str], *,
                              queueing_lock=key, aip=aip, **extra)
                 if job is not None:
                     ids.append(job)
-    finally:
-        opened.close()
     return ids
 
 
