@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from preserve.errors import ConfigError
-from preserve.infrastructure.catalog import Catalog, safe_url
-from preserve.infrastructure.catalog_tables import HEAD, REVISIONS, metadata
+from preserve.infrastructure.catalog import HEAD, REVISIONS, Catalog, safe_url
+from preserve.infrastructure.catalog_tables import metadata
 from preserve.infrastructure.repository import Repository
 from preserve.services.audit import audit
 from preserve.services.check import check
@@ -112,7 +112,11 @@ def _shape(catalog: Catalog) -> dict:
     keys, as the database itself reports them."""
     import sqlalchemy as sa
 
-    inspector = sa.inspect(catalog.conn)
+    with catalog.sqlalchemy() as conn:
+        return _inspected(sa.inspect(conn))
+
+
+def _inspected(inspector) -> dict:
     shape = {}
     for table in inspector.get_table_names():
         key = inspector.get_pk_constraint(table)["constrained_columns"]
@@ -162,7 +166,8 @@ def test_a_new_catalog_matches_its_declaration_on_postgresql(fresh_database):
 
     Catalog.create_if_missing(fresh_database)
     catalog = Catalog(fresh_database)
-    assert compare_metadata(MigrationContext.configure(catalog.conn), metadata) == []
+    with catalog.sqlalchemy() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     assert Catalog.create_if_missing(fresh_database) is False  # never made twice
     catalog.close()
 

@@ -14,36 +14,38 @@ each path, its row of the highest version up to k: payload is never removed or
 rewritten (DESIGN principle 4), so this is every file of the version's bag, and
 each OCFL inventory is written from these rows (ocfl.write_inventory).
 
-One text of SQL for both databases, through SQLAlchemy Core: the tables are declared in
-catalog_tables (a new catalog is made from them), changes to them are Alembic migrations
+One text of SQL for both databases: the tables are declared in catalog_tables (SQLAlchemy
+Core; a new catalog is made from them), changes to them are Alembic migrations
 (catalog_migrations), and the statements here are written in the SQL both speak (upserts
 as ON CONFLICT, no rowid, sums cast to 64 bits). Statements are written with `?`
-placeholders, bound by position. The connection is in autocommit mode; `transaction()`
-opens real transactions itself, so that on SQLite a writer takes the write lock at once
-(BEGIN IMMEDIATE: two processes never deadlock upgrading a read lock) and readers never
-hold one.
+placeholders, bound by position, and run on the driver's own connection (sqlite3, or
+psycopg with `%s` placeholders): SQLAlchemy and Alembic are imported only to create or
+migrate a catalog, since importing them costs every command 0.25 s and 18 MiB (issue 11).
+The connection is in autocommit mode; `transaction()` opens real transactions itself, so
+that on SQLite a writer takes the write lock at once (BEGIN IMMEDIATE: two processes never
+deadlock upgrading a read lock) and readers never hold one.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import re
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-
-import sqlalchemy as sa
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from urllib.parse import urlsplit, urlunsplit
 
 from preserve.domain.model import AipSummary, EventRecord, FileRecord, ReplicaAuditState
 from preserve.domain.ocfl import VersionRecord, content_path
 from preserve.errors import ConfigError, NotFound
-from preserve.infrastructure import catalog_tables
-from preserve.infrastructure.catalog_tables import HEAD, REVISIONS
 
+# The newest Alembic revision (catalog_migrations/versions): what a new catalog is
+# stamped with.
+HEAD = "0003_jobs_digests"
+# Every revision, oldest first: a catalog stamped with one of them can be brought to HEAD.
+REVISIONS = ("0001_schema4", "0002_event_order", HEAD)
 # What the `meta` table says of the schema, for the preserve releases before Alembic (which
 # read only that): they refuse a catalog past the schema they know.
 SCHEMA_VERSION = 5  # 5 is every Alembic revision: they read alembic_version
@@ -61,55 +63,129 @@ FILE_COLUMNS = ("path", "size", *DIGEST_COLUMNS, "puid", "format",
                 "magic_description")
 # Rows a streamed query fetches at a time from PostgreSQL (a server-side cursor).
 STREAM_ROWS = 5_000
+SERVER_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
 
 
 def is_server_url(where: str | os.PathLike) -> bool:
     """Whether a catalog address names a PostgreSQL server (else it is an SQLite file)."""
-    return str(where).startswith(("postgresql://", "postgresql+psycopg://", "postgres://"))
+    return str(where).startswith(SERVER_SCHEMES)
+
+
+def libpq_url(url: str) -> str:
+    """A catalog address as libpq takes it (postgresql://; SQLAlchemy's
+    postgresql+psycopg:// and the short postgres:// are accepted too)."""
+    for scheme in SERVER_SCHEMES[1:]:
+        if url.startswith(scheme):
+            return "postgresql://" + url[len(scheme):]
+    return url
 
 
 def safe_url(url: str) -> str:
     """A PostgreSQL URL fit to write in a file or a message: never a password (libpq reads
     it from PGPASSWORD or ~/.pgpass), refused rather than dropped so the user knows."""
-    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
-    if parsed.password:
+    parts = urlsplit(libpq_url(url))
+    if parts.password:
         raise ConfigError("the catalog address has a password in it, and preserve writes "
                           "that address into the repository's configuration",
                           hint="give it without the password and set PGPASSWORD or a "
                                "~/.pgpass file (https://www.postgresql.org/docs/current/"
                                "libpq-pgpass.html)")
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    return urlunsplit(parts)
 
 
 @functools.lru_cache(maxsize=512)
-def _statement(sql: str) -> sa.TextClause:
-    """A statement written with `?` placeholders as SQLAlchemy text with named ones (:p0,
-    :p1...). No statement of the catalog has a `?` inside a literal."""
-    count = iter(range(sql.count("?")))
-    return text(re.sub(r"\?", lambda _m: f":p{next(count)}", sql))
+def _server_sql(sql: str) -> str:
+    """A statement written with `?` placeholders as psycopg takes it (`%s`; a literal `%`
+    doubled). No statement of the catalog has a `?` inside a literal."""
+    return sql.replace("%", "%%").replace("?", "%s")
 
 
-def _bind(args: Iterable) -> dict:
-    return {f"p{i}": a for i, a in enumerate(args)}
-
-
-def _engine(where: str | Path) -> sa.Engine:
+def _connect(where: str | Path, *, autocommit: bool = True):
+    """A driver connection to the catalog: psycopg for a server, sqlite3 for a file."""
     if is_server_url(where):
-        url = make_url(str(where).replace("postgres://", "postgresql://", 1))
-        url = url.set(drivername="postgresql+psycopg")
-        return sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True,
+        import psycopg
+
+        return psycopg.connect(libpq_url(str(where)), autocommit=autocommit,
+                               application_name="preserve", connect_timeout=10)
+    # isolation_level None: autocommit; transaction() begins and commits itself. Any thread
+    # may use it (audits record from a pool's result thread), one at a time.
+    conn = sqlite3.connect(where, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _driver_errors(server: bool) -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(cannot connect, cannot read) error classes of the catalog's driver."""
+    if not server:
+        return (sqlite3.OperationalError,), (sqlite3.DatabaseError,)
+    import psycopg
+
+    return (psycopg.OperationalError,), (psycopg.DatabaseError,)
+
+
+def database_errors() -> tuple[type, ...]:
+    """Every error class the catalog's drivers raise: sqlite3's, and psycopg's and
+    SQLAlchemy's if they were loaded (they are, before any of their errors can arise)."""
+    import sys
+
+    errors: tuple[type, ...] = (sqlite3.Error,)
+    if "psycopg" in sys.modules:
+        errors += (sys.modules["psycopg"].Error,)
+    if "sqlalchemy" in sys.modules:
+        errors += (sys.modules["sqlalchemy"].exc.SQLAlchemyError,)
+    return errors
+
+
+def sqlalchemy_engine(where: str | Path):
+    """An SQLAlchemy engine on the catalog, for what needs it: creating the tables from
+    catalog_tables, Alembic's migrations, and tests that compare schemas."""
+    import sqlalchemy as sa
+
+    if is_server_url(where):
+        url = sa.engine.make_url(libpq_url(str(where))).set(drivername="postgresql+psycopg")
+        return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool,
                                 connect_args={"application_name": "preserve",
                                               "connect_timeout": 10})
     engine = sa.create_engine(f"sqlite:///{where}", isolation_level="AUTOCOMMIT",
-                              connect_args={"timeout": 30})
+                              poolclass=sa.NullPool, connect_args={"timeout": 30})
 
-    @event.listens_for(engine, "connect")
+    @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record):
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
         dbapi_connection.execute("PRAGMA synchronous = FULL")
 
     return engine
+
+
+class Rows:
+    """What a statement returned: iterate it, or take its rows, first row or first value."""
+
+    __slots__ = ("cursor",)
+
+    def __init__(self, cursor):
+        self.cursor = cursor
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self.cursor)
+
+    def fetchone(self) -> tuple | None:
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> list[tuple]:
+        return self.cursor.fetchall()
+
+    all = fetchall
+
+    def scalar(self):
+        row = self.cursor.fetchone()
+        return None if row is None else row[0]
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
 
 
 class Catalog:
@@ -122,28 +198,37 @@ class Catalog:
         if not self.server and not self.path.exists():
             raise ConfigError(f"no catalog at {self.path}",
                               hint="run 'preserve init' to create the repository")
-        self.engine = _engine(self.where)
         self._begin = "BEGIN" if self.server else "BEGIN IMMEDIATE"
+        self._readers: list = []  # idle PostgreSQL connections for streamed reads
+        unreachable, unreadable = _driver_errors(self.server)
+        self.conn = None
         try:
-            self.conn: Connection = self.engine.connect()
+            self.conn = _connect(self.where)
             self._check_schema()
-        except sa.exc.OperationalError as e:
-            self.engine.dispose()
+        except unreachable as e:
+            self.close()
             raise ConfigError(f"cannot reach the catalog {self.describe()}: "
                               f"{_first_line(e)}",
                               hint="check that the database server is running and that "
                                    "PGUSER/PGPASSWORD or ~/.pgpass let you in" if self.server
                               else "restore it from backup or rebuild it from storage") from e
-        except sa.exc.DatabaseError as e:
-            self.engine.dispose()
+        except unreadable as e:
+            self.close()
             raise ConfigError(f"the catalog {self.describe()} cannot be read: {_first_line(e)}",
                               hint="restore it from backup or rebuild it from storage") from e
 
     def describe(self) -> str:
         return safe_url(self.where) if self.server else str(self.path)
 
+    def table_names(self) -> set[str]:
+        if self.server:
+            sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        return {r[0] for r in self.execute(sql)}
+
     def _check_schema(self) -> None:
-        tables = set(sa.inspect(self.conn).get_table_names())
+        tables = self.table_names()
         if "meta" not in tables:
             raise ConfigError(f"{self.describe()} holds no preserve catalog",
                               hint="create one with 'preserve init'")
@@ -171,35 +256,58 @@ class Catalog:
                           hint="use the preserve release that wrote it, or rebuild the "
                                "catalog from storage")
 
+    @contextmanager
+    def sqlalchemy(self):
+        """An SQLAlchemy connection to this catalog (autocommit, like the catalog's own),
+        for Alembic and schema comparison."""
+        engine = sqlalchemy_engine(self.where)
+        try:
+            with engine.connect() as conn:
+                yield conn
+        finally:
+            engine.dispose()
+
     def _migrate(self) -> None:
-        """Bring an older catalog to HEAD with Alembic, in one transaction."""
+        """Bring an older catalog to HEAD with Alembic, in one transaction of its own
+        connection (the catalog's is in autocommit and holds no lock meanwhile)."""
         from alembic import command
         from alembic.config import Config
 
         config = Config()
         config.set_main_option("script_location",
                                str(Path(__file__).with_name("catalog_migrations")))
-        config.attributes["connection"] = self.conn
-        with self.transaction():
-            command.upgrade(config, HEAD)
-            self.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        with self.sqlalchemy() as conn:
+            config.attributes["connection"] = conn
+            conn.exec_driver_sql(self._begin)
+            try:
+                command.upgrade(config, HEAD)
+                conn.exec_driver_sql(f"UPDATE meta SET value = '{SCHEMA_VERSION}' "
+                                     "WHERE key = 'schema'")
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
 
     @staticmethod
     def create_if_missing(where: str | Path) -> bool:
         """Make a new catalog from catalog_tables, stamped with HEAD, unless the database
         already holds one (left as it is); whether it made one. A PostgreSQL database must
         exist (its owner makes it: deployment.md); an SQLite file is made here."""
-        engine = _engine(where)
+        import sqlalchemy as sa
+
+        from preserve.infrastructure import catalog_tables
+
+        engine = sqlalchemy_engine(where)
         try:
             with engine.connect() as conn:
                 if "meta" in sa.inspect(conn).get_table_names():
                     return False
                 conn.exec_driver_sql("BEGIN")
                 catalog_tables.metadata.create_all(conn)
-                conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) "
-                                  "NOT NULL PRIMARY KEY)"))
-                conn.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": HEAD})
-                conn.execute(text("INSERT INTO meta VALUES ('schema', :v)"),
+                conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) "
+                                     "NOT NULL PRIMARY KEY)"))
+                conn.execute(sa.text("INSERT INTO alembic_version VALUES (:v)"), {"v": HEAD})
+                conn.execute(sa.text("INSERT INTO meta VALUES ('schema', :v)"),
                              {"v": str(SCHEMA_VERSION)})
                 conn.exec_driver_sql("COMMIT")
                 return True
@@ -207,49 +315,57 @@ class Catalog:
             engine.dispose()
 
     def close(self) -> None:
-        self.conn.close()
-        self.engine.dispose()
+        for conn in [self.conn, *self._readers]:
+            if conn is not None:
+                conn.close()
+        self._readers = []
 
     @contextmanager
     def transaction(self) -> Iterator[Catalog]:
-        self.conn.exec_driver_sql(self._begin)
+        self.conn.execute(self._begin)
         try:
             yield self
         except BaseException:
-            self.conn.exec_driver_sql("ROLLBACK")
+            self.conn.execute("ROLLBACK")
             raise
-        self.conn.exec_driver_sql("COMMIT")
+        self.conn.execute("COMMIT")
 
-    def execute(self, sql: str, args: Iterable = ()) -> sa.CursorResult:
+    def execute(self, sql: str, args: Iterable = ()) -> Rows:
         """One statement with `?` placeholders (inside a transaction() or on its own)."""
-        return self.conn.execute(_statement(sql), _bind(args))
+        if self.server:
+            return Rows(self.conn.execute(_server_sql(sql), tuple(args)))
+        return Rows(self.conn.execute(sql, tuple(args)))
 
     def executemany(self, sql: str, rows: Iterable[Iterable]) -> None:
-        """One statement for many rows, a bounded batch at a time, straight to the driver
-        (file rows and listings come by the hundred thousand: SQLAlchemy's per-row work
-        would cost more than the database's). Both drivers take the rows as tuples;
-        psycopg names the placeholder %s, sqlite3 `?`."""
-        driver = self.conn.connection.driver_connection
-        statement = sql.replace("?", "%s") if self.server else sql
+        """One statement for many rows, a bounded batch at a time."""
         it = iter(rows)
         while batch := list(islice(it, 5000)):
             if self.server:
-                with driver.cursor() as cursor:
-                    cursor.executemany(statement, batch)
+                with self.conn.cursor() as cursor:
+                    cursor.executemany(_server_sql(sql), batch)
             else:
-                driver.executemany(statement, batch)
+                self.conn.executemany(sql, batch)
 
     def _stream(self, sql: str, args: Iterable = ()) -> Iterator[tuple]:
         """The rows of a long query without holding them all: SQLite's cursor reads as it
         goes; on PostgreSQL, a server-side cursor on a connection of its own, in a
         read-only snapshot (the catalog's connection stays free for writes meanwhile)."""
         if not self.server:
-            yield from self.conn.execute(_statement(sql), _bind(args))
+            yield from self.conn.execute(sql, tuple(args))
             return
-        with self.engine.connect().execution_options(
-                isolation_level="REPEATABLE READ", stream_results=True,
-                yield_per=STREAM_ROWS) as conn, conn.begin():
-            yield from conn.execute(_statement(sql), _bind(args))
+        conn = self._readers.pop() if self._readers else _connect(self.where,
+                                                                  autocommit=False)
+        try:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            with conn.cursor(name="preserve_stream") as cursor:
+                cursor.itersize = STREAM_ROWS
+                cursor.execute(_server_sql(sql), tuple(args))
+                yield from cursor
+            conn.rollback()  # a read-only snapshot: nothing to keep
+        except BaseException:
+            conn.close()
+            raise
+        self._readers.append(conn)
 
     # --- ingest protocol: staging rows, then stored ---------------------------------------
 
@@ -266,8 +382,7 @@ class Catalog:
                  f.magic_description) for f in files)
         with self.transaction() as db:
             if self.server:  # COPY: PostgreSQL's bulk path, twice executemany's rate
-                driver = self.conn.connection.driver_connection
-                with driver.cursor() as cursor, cursor.copy("COPY files FROM STDIN") as copy:
+                with self.conn.cursor() as cursor, cursor.copy("COPY files FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
             else:
@@ -879,6 +994,6 @@ def _digests(values) -> dict[str, str]:
 
 
 def _first_line(error: Exception) -> str:
-    """A database error's own message, without SQLAlchemy's statement and link."""
-    message = str(getattr(error, "orig", None) or error).strip()
+    """A database error's own message, its first line."""
+    message = str(error).strip()
     return message.splitlines()[0] if message else type(error).__name__

@@ -1,7 +1,7 @@
 """The catalog's tables, once, for SQLite and PostgreSQL (SQLAlchemy Core).
 
 This is the schema at the newest migration (catalog_migrations/versions): a new catalog is
-made from it and stamped with HEAD; an older one is brought here by those migrations.
+made from it and stamped with catalog.HEAD; an older one is brought here by those migrations.
 
 Dates are ISO 8601 text in UTC (common.now_utc), compared as text in both databases. Sizes
 and byte counts are 64-bit. Paths are text, stored exactly as named and compared exactly
@@ -23,12 +23,6 @@ from sqlalchemy import (
     Table,
     Text,
 )
-
-# The newest migration: what a catalog made from these tables is stamped with.
-HEAD = "0003_jobs_digests"
-
-# Every revision, oldest first: a catalog stamped with one of them can be brought to HEAD.
-REVISIONS = ("0001_schema4", "0002_event_order", HEAD)
 
 metadata = MetaData()
 NO_ROWID = {"sqlite_with_rowid": False}

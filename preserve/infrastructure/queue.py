@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 
 from preserve.errors import ConfigError
+from preserve.infrastructure.catalog import libpq_url
 
 # procrastinate's statuses, as `preserve jobs` names them (the issue's five words).
 STATUSES = {"todo": "queued", "doing": "running", "succeeded": "succeeded",
@@ -29,11 +30,6 @@ def location_queue(location: str) -> str:
     """The queue of jobs that read or write a local disk: served only by the hosts that
     mount it (`preserve worker --queues at-disk2`)."""
     return f"at-{location}"
-
-
-def libpq_url(url: str) -> str:
-    """The catalog's SQLAlchemy URL as libpq takes it."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def make_app(url: str, register=None):

@@ -14,18 +14,21 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from sqlalchemy.exc import SQLAlchemyError
 
 from preserve.domain.policy import Policy, load_policy
 from preserve.domain.schema import LOCATION as LOCATION_KEYS
 from preserve.domain.schema import check_keys, load_yaml
 from preserve.errors import ConfigError
-from preserve.infrastructure.catalog import Catalog, is_server_url, safe_url
+from preserve.infrastructure.catalog import (
+    Catalog,
+    database_errors,
+    is_server_url,
+    safe_url,
+)
 from preserve.infrastructure.storage import LocalStorage, Storage
 from preserve.infrastructure.storage.base import ensure_ocfl_root
 from preserve.infrastructure.storage.s3 import SECRET_KEYS, S3Storage, settings_from_yaml
@@ -149,7 +152,7 @@ class Repository:
         address = safe_url(catalog) if catalog else None
         try:
             return cls._init(Path(root), address)
-        except (OSError, sqlite3.Error, SQLAlchemyError) as e:
+        except (OSError, *database_errors()) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise ConfigError(f"cannot create a repository at {root}: {reason}",
                               hint="choose a folder you can write to with --repo or "
