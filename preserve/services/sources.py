@@ -402,7 +402,7 @@ class FolderSource(Source):
                 scan.add_empty_dir(rel_folder[:-1])
             for child in children:
                 rel = rel_folder + os.fsdecode(child.name)
-                where = str(Path(child.path))
+                where = child.path  # for messages (no Path: pathlib interns every name)
                 if not _check_name(rel, scan, "unusable name"):
                     continue
                 try:
@@ -413,7 +413,7 @@ class FolderSource(Source):
                 if stat.S_ISLNK(st.st_mode):
                     self._link(child, rel, scan, policy)
                 elif stat.S_ISDIR(st.st_mode):
-                    stack.append((Path(child.path), rel + "/"))
+                    stack.append((child.path, rel + "/"))
                 elif stat.S_ISREG(st.st_mode):
                     scan.add_file(rel, st.st_size, child.path)
                 else:
