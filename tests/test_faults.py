@@ -231,3 +231,27 @@ def test_enospc_met_while_writing_is_named_and_nothing_is_kept(tmp_path, monkeyp
     assert result.full == ["second"] and "no space left on location 'second'" in \
         result.failed[0][3]
     assert list(home.locations["second"].staging_dir().iterdir()) == []
+
+
+def test_an_ingest_refused_before_copying_leaves_no_worker_running(tmp_path, monkeypatch):
+    """The copy and siegfried workers boot as soon as the source is scanned, while the
+    space check and the staging folder are prepared (issue 11): a refusal in between must
+    not leave them running (or loading siegfried's 100 MB) after ingest returns."""
+    import multiprocessing
+
+    from preserve.parallel import default_workers
+    from preserve.services import ingest as ingest_module
+
+    repo, _ = Repository.init(tmp_path / "repo")
+    started = []
+
+    def full(where, needed, what):
+        started.extend(multiprocessing.active_children())
+        raise NoSpace(f"no space left on {what}")
+
+    monkeypatch.setattr(ingest_module, "require_space", full)
+    with pytest.raises(NoSpace):
+        ingest(repo, many_small_files(tmp_path / "src", 120), Metadata("x"))
+    assert len(started) == default_workers() + 1  # the copiers and siegfried were booting
+    assert multiprocessing.active_children() == []
+    assert list(repo.staging.iterdir()) == [] and repo.catalog.list_aips() == []

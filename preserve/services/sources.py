@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import lzma
 import os
-import sqlite3
 import stat
 import tarfile
 import zipfile
@@ -21,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from preserve.domain.fixity import open_regular
 from preserve.domain.names import (
@@ -33,9 +32,12 @@ from preserve.domain.names import (
     nfc,
     special_kind,
 )
-from preserve.domain.policy import IngestPolicy
 from preserve.errors import BagInvalid, SourceRefused
-from preserve.infrastructure.scratch import scratch_database
+
+if TYPE_CHECKING:  # the copy workers import this module: they need neither (issue 11)
+    import sqlite3
+
+    from preserve.domain.policy import IngestPolicy
 
 # Archive safety limit: far above any real collection, far below a bomb. What archives may
 # expand to is the policy's (IngestPolicy.archive_max_ratio).
@@ -86,6 +88,8 @@ class Scan:
         self.skipped: list[str] = []    # left out by policy, recorded
         self.notes: list[str] = []      # what the archivist should know, recorded in PREMIS
         self.bag: BagFacts | None = None  # what validation found, for a source bag
+        from preserve.infrastructure.scratch import scratch_database
+
         self._database = scratch_database(_SCAN_SCHEMA)
         self.db = self._database.__enter__()
         self._pending: list[tuple] = []
