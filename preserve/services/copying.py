@@ -25,6 +25,7 @@ from preserve.domain.identify import (
     tool_versions,
 )
 from preserve.infrastructure.space import FULL
+from preserve.infrastructure.writeback import start_writeback
 from preserve.services.sources import (
     ARCHIVE_ERRORS,
     ON_DISK,
@@ -69,7 +70,9 @@ def copy_one(stream, dest: str, algorithms: tuple[str, ...],
                     raise Overflow(f"gives more than the {limit} bytes it declares")
                 plain_sink(chunk)
 
-        return hash_stream(stream, algorithms, sink=sink, head_size=HEAD_BYTES)
+        done = hash_stream(stream, algorithms, sink=sink, head_size=HEAD_BYTES)
+        start_writeback(fd)  # the disk writes it while the next files are copied
+        return done
 
 
 class SourceChanged(Exception):

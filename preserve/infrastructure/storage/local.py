@@ -7,8 +7,6 @@ reach outside it.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
 import uuid
@@ -26,6 +24,7 @@ from preserve.infrastructure.storage.base import (
     checked_key,
     layout_versions,
 )
+from preserve.infrastructure.writeback import syncfs
 
 # Where copies into a location are assembled before their rename into place: inside the
 # storage root (one filesystem), in a folder of extensions/, which OCFL leaves to local
@@ -36,14 +35,7 @@ STAGING = "extensions/preserve-staging"
 def sync_filesystem(path: Path) -> None:
     """Flush everything written on the filesystem holding `path` (one syncfs instead of
     an fsync per file: the bag is durable before it becomes visible)."""
-    libc_name = ctypes.util.find_library("c")
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        libc = ctypes.CDLL(libc_name, use_errno=True) if libc_name else None
-        if libc is None or not hasattr(libc, "syncfs") or libc.syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
+    syncfs(path)
 
 
 def fsync_dir(path: Path) -> None:
