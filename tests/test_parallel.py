@@ -73,3 +73,21 @@ def test_siegfried_workers_start_with_a_tight_go_heap_target(monkeypatch):
     monkeypatch.setenv("GOGC", "80")  # the archivist's own setting wins
     siegfried_environment()
     assert os.environ["GOGC"] == "80"
+
+
+def test_a_written_copy_starts_its_writeback_at_once(tmp_path):
+    """Ingest asks the kernel to start writing each copy as soon as it is written, so the
+    syncfs before the rename does not wait for the whole ingest's dirty pages (issue 11).
+    On Linux the request must really reach the kernel: a silent no-op would cost every
+    ingest the wait again."""
+    from preserve.infrastructure.writeback import libc, start_writeback, syncfs
+
+    assert libc() is not None and hasattr(libc(), "sync_file_range")
+    fd = os.open(tmp_path / "copy", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, os.urandom(1 << 20))
+        assert start_writeback(fd) is True
+    finally:
+        os.close(fd)
+    syncfs(tmp_path)  # what decides durability, after the hint
+    assert (tmp_path / "copy").stat().st_size == 1 << 20

@@ -27,13 +27,14 @@ def libc() -> ctypes.CDLL | None:
         return None
 
 
-def start_writeback(fd: int) -> None:
-    """Start writing a file's dirty pages to disk without waiting (a hint: where the call
-    is missing or fails, the final syncfs writes them)."""
+def start_writeback(fd: int) -> bool:
+    """Start writing a file's dirty pages to disk without waiting; whether the kernel took
+    the request (a hint: where the call is missing or fails, the final syncfs writes them)."""
     lib = libc()
-    if lib is not None and hasattr(lib, "sync_file_range"):
-        lib.sync_file_range(fd, ctypes.c_longlong(0), ctypes.c_longlong(0),
-                            ctypes.c_uint(SYNC_FILE_RANGE_WRITE))
+    if lib is None or not hasattr(lib, "sync_file_range"):
+        return False
+    return lib.sync_file_range(fd, ctypes.c_longlong(0), ctypes.c_longlong(0),
+                               ctypes.c_uint(SYNC_FILE_RANGE_WRITE)) == 0
 
 
 def syncfs(path: str | os.PathLike) -> None:

@@ -47,6 +47,12 @@ class CopyResult:
     entry: dict | None = None  # siegfried's, kept until libmagic has been asked
 
 
+# Copies at least this big start their writeback as soon as written; smaller ones are left
+# to the syncfs before publishing, which writes them together (a request for each of 20,000
+# files of 200 bytes made that ingest 3 % slower).
+WRITEBACK_MIN = 256 << 10
+
+
 class Overflow(Exception):
     """An archive member gave more bytes than it declared."""
 
@@ -71,7 +77,8 @@ def copy_one(stream, dest: str, algorithms: tuple[str, ...],
                 plain_sink(chunk)
 
         done = hash_stream(stream, algorithms, sink=sink, head_size=HEAD_BYTES)
-        start_writeback(fd)  # the disk writes it while the next files are copied
+        if done[0] >= WRITEBACK_MIN:
+            start_writeback(fd)  # the disk writes it while the next files are copied
         return done
 
 
