@@ -237,7 +237,8 @@ def test_two_worker_processes_give_the_same_digests_as_one(repo, tmp_path):
 
 _COPY_WORKER = """
 import json, sys
-from preserve.services.copying import copy_batch, identify_batch, magic_batch
+from preserve.services.copying import copy_batch
+from preserve.services.identifying import identify_batch, magic_batch
 src, dst = sys.argv[1], sys.argv[2]
 results = copy_batch((("folder", src), ("sha256",), [(0, src + "/a.png", dst + "/a.png", int(sys.argv[3]))]))
 loaded = "pygfried" in sys.modules

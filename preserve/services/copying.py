@@ -1,31 +1,21 @@
 """The single pass: read a source file once, write its copy, compute every digest.
 
 Runs inside worker processes (see preserve.parallel): each batch of files is
-copied and hashed; then one siegfried process identifies the copies of every batch;
-then libmagic, back in the copy workers, is asked about the files siegfried could
-not fully answer for (needs_libmagic): on real collections few, on random bytes all.
-Nothing here touches the catalog.
+copied and hashed; then one siegfried process identifies the copies of every batch,
+and libmagic, back in the copy workers, answers for what siegfried left it
+(services/identifying.py). Nothing here touches the catalog.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from contextlib import suppress
-from dataclasses import dataclass
 
 from preserve.domain.fixity import FAST_ALGORITHM, hash_stream, open_regular, write_all
-from preserve.domain.identify import (
-    HEAD_BYTES,
-    Identification,
-    combine,
-    needs_libmagic,
-    siegfried_entries,
-    sniff,
-    tool_versions,
-)
+from preserve.domain.identify import HEAD_BYTES
 from preserve.infrastructure.space import FULL
 from preserve.infrastructure.writeback import start_writeback
+from preserve.services.identifying import CopyResult
 from preserve.services.sources import (
     ARCHIVE_ERRORS,
     ON_DISK,
@@ -33,19 +23,6 @@ from preserve.services.sources import (
     file_stamp,
     open_entry,
 )
-
-
-@dataclass
-class CopyResult:
-    path: str  # the payload path, relative to data/
-    size: int
-    digests: dict[str, str]
-    identification: Identification | None
-    error: str | None = None
-    dest: str = ""
-    magic: tuple[str | None, str | None] = (None, None)
-    entry: dict | None = None  # siegfried's, kept until libmagic has been asked
-
 
 # Copies at least this big start their writeback as soon as written; smaller ones are left
 # to the syncfs before publishing, which writes them together (a request for each of 20,000
@@ -155,51 +132,3 @@ def copied(path: str, expected_size: int, dest: str, size: int, digests: dict[st
         return CopyResult(path, size, digests, None, f"changed while being read "
                           f"({expected_size} bytes when scanned, {size} when copied)")
     return CopyResult(path, size, digests, None, dest=dest)
-
-
-def load_siegfried() -> None:
-    """Worker initializer of the identifying process: siegfried loads its signatures on its
-    first identification (0.3-0.5 s), so make that one of a scratch file at start-up. Only
-    a head start: if no scratch file can be made, the first batch loads them instead."""
-    import tempfile
-
-    with suppress(OSError), tempfile.NamedTemporaryFile(prefix="preserve-sf-") as scratch:
-        scratch.write(b"preserve")
-        scratch.flush()
-        siegfried_entries([scratch.name])
-    tool_versions()
-
-
-def identify_batch(results: list[CopyResult], workers: int = 1) -> tuple[list[CopyResult], dict]:
-    """siegfried for the finished copies of a batch (`workers` goroutines). A file it
-    matched by signature, with a MIME type, is identified; the others keep siegfried's
-    entry for libmagic (magic_batch). Returns the tools' versions too, so that the main
-    process never loads siegfried just to name it."""
-    done = [r for r in results if r.error is None]
-    entries = siegfried_entries([r.dest for r in done], workers)
-    for r, entry in zip(done, entries, strict=True):
-        found = combine(entry, r.size, (None, None))
-        if needs_libmagic(found):
-            r.entry = entry
-        else:
-            r.identification = found
-    return results, tool_versions()
-
-
-def magic_batch(item: tuple[list[CopyResult], dict]) -> tuple[list[CopyResult], dict]:
-    """libmagic for the files of an identified batch that siegfried left it (its MIME type
-    and description from the copy's first bytes, still in the page cache), joined with
-    siegfried's answer."""
-    results, tools = item
-    for r in results:
-        if r.entry is None:
-            continue
-        try:
-            with open(r.dest, "rb") as f:
-                head = f.read(HEAD_BYTES)
-        except OSError:
-            head = b""
-        r.magic = sniff(head, r.size)
-        r.identification = combine(r.entry, r.size, r.magic)
-        r.entry = None
-    return results, tools

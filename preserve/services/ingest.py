@@ -55,12 +55,9 @@ from preserve.infrastructure.space import full_disk_named, require_space
 from preserve.infrastructure.storage.base import ensure_ocfl_root
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc
-from preserve.services.copying import (
+from preserve.services.copying import Overflow, copied, copy_batch, copy_one
+from preserve.services.identifying import (
     CopyResult,
-    Overflow,
-    copied,
-    copy_batch,
-    copy_one,
     identify_batch,
     load_siegfried,
     magic_batch,
