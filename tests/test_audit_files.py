@@ -30,7 +30,7 @@ def many(repo, tmp_path):
 
 
 def _checks(repo) -> dict[str, str]:
-    return dict(repo.catalog.execute("SELECT path, checked FROM file_checks").all())
+    return dict(repo.catalog.execute("SELECT path, checked FROM file_checks").fetchall())
 
 
 def test_sampling_verifies_a_share_of_files_per_run_least_recent_first(many):

@@ -292,7 +292,7 @@ def test_due_audits_are_enqueued_once_each_within_the_cap(tmp_path, fresh_databa
     assert second["due"] == 1 and second["queued"] == 1  # the other one only
     assert enqueue_due_audits(repo)["queued"] == 0
     jobs = repo.catalog.execute("SELECT args->>'aip', args->>'mode' FROM procrastinate_jobs "
-                                "ORDER BY id").all()
+                                "ORDER BY id").fetchall()
     assert sorted(a for a, _mode in jobs) == sorted(aips[:2])
     assert {mode for _a, mode in jobs} == {"due"}
     repo.close()

@@ -110,10 +110,16 @@ def _connect(where: str | Path, *, autocommit: bool = True):
     # isolation_level None: autocommit; transaction() begins and commits itself. Any thread
     # may use it (audits record from a pool's result thread), one at a time.
     conn = sqlite3.connect(where, timeout=30, isolation_level=None, check_same_thread=False)
+    _sqlite_settings(conn)
+    return conn
+
+
+def _sqlite_settings(conn: sqlite3.Connection) -> None:
+    """What every connection to an SQLite catalog sets: keys enforced, WAL, a sync at
+    every commit."""
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    return conn
 
 
 def _driver_errors(server: bool) -> tuple[tuple[type, ...], tuple[type, ...]]:
@@ -151,12 +157,7 @@ def sqlalchemy_engine(where: str | Path):
     engine = sa.create_engine(f"sqlite:///{where}", isolation_level="AUTOCOMMIT",
                               poolclass=sa.NullPool, connect_args={"timeout": 30})
 
-    @sa.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record):
-        dbapi_connection.execute("PRAGMA foreign_keys = ON")
-        dbapi_connection.execute("PRAGMA journal_mode = WAL")
-        dbapi_connection.execute("PRAGMA synchronous = FULL")
-
+    sa.event.listen(engine, "connect", lambda conn, _record: _sqlite_settings(conn))
     return engine
 
 
@@ -176,8 +177,6 @@ class Rows:
 
     def fetchall(self) -> list[tuple]:
         return self.cursor.fetchall()
-
-    all = fetchall
 
     def scalar(self):
         row = self.cursor.fetchone()

@@ -101,7 +101,7 @@ def list_jobs(catalog, *, status: str | None = None, limit: int = 1000) -> list[
         "COALESCE(r.worker, 'worker ' || CAST(j.worker_id AS TEXT)) FROM procrastinate_jobs j "
         "LEFT JOIN job_results r ON r.job_id = j.id "
         f"WHERE CAST(j.status AS TEXT) IN ({', '.join('?' * len(wanted))}) "
-        "ORDER BY j.id DESC LIMIT ?", (*wanted, limit)).all()
+        "ORDER BY j.id DESC LIMIT ?", (*wanted, limit)).fetchall()
     return [JobRow(id=r[0], task=r[1].removeprefix("preserve:"), queue=r[2],
                    aip=(r[3] or {}).get("aip"), status=STATUSES[r[4]], attempts=r[5],
                    args=r[3] or {}, result=json.loads(r[6]) if r[6] else None, error=r[7],

@@ -53,10 +53,10 @@ def copy_one(stream, dest: str, algorithms: tuple[str, ...],
                     raise Overflow(f"gives more than the {limit} bytes it declares")
                 plain_sink(chunk)
 
-        done = hash_stream(stream, algorithms, sink=sink, head_size=HEAD_BYTES)
-        if done[0] >= WRITEBACK_MIN:
+        size, digests, head = hash_stream(stream, algorithms, sink=sink, head_size=HEAD_BYTES)
+        if size >= WRITEBACK_MIN:
             start_writeback(fd)  # the disk writes it while the next files are copied
-        return done
+        return size, digests, head
 
 
 class SourceChanged(Exception):

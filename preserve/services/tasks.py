@@ -183,7 +183,7 @@ def enqueue_due_audits(repo: Repository, *, cap: int = AUDIT_QUEUE_CAP, app=None
 
     open_jobs = repo.catalog.execute(
         "SELECT args->>'aip', args->>'location', status FROM procrastinate_jobs WHERE "
-        "task_name = 'preserve:audit' AND status IN ('todo', 'doing')").all()
+        "task_name = 'preserve:audit' AND status IN ('todo', 'doing')").fetchall()
     busy = {(aip, location) for aip, location, _status in open_jobs}
     waiting = sum(1 for *_copy, status in open_jobs if status == "todo")
     due = sorted({(r["aip"], r["location"]) for r in due_table(repo) if r["due_now"]} - busy)
