@@ -60,10 +60,11 @@ def test_copies_nothing_records_and_copies_policy_lacks_are_named(repo, tmp_path
 
 def test_debris_of_ended_runs_is_found_and_only_debris_is_fixed(repo, tmp_path):
     ingest(repo, many_small_files(tmp_path / "s", 10), Metadata("c"))
-    (repo.staging / "0badc0de").mkdir()
-    (repo.staging / "0badc0de.lock").write_text("999999 then\n")
-    (repo.staging / "repair-999999-x").mkdir()
-    live = repo.staging / f"repair-{os.getpid()}-running"  # this process runs: not debris
+    dead = str(uuid.uuid4())
+    (repo.staging / dead).mkdir()
+    (repo.staging / f"{dead}.lock").write_text("999999 then\n")
+    (repo.staging / "repair-999999-0f0f").mkdir()
+    live = repo.staging / f"repair-{os.getpid()}-0f0f"  # this process runs: not debris
     live.mkdir()
     location = repo.locations["local"]
     (location.staging_dir() / "v1.999999").mkdir(parents=True)
@@ -76,6 +77,64 @@ def test_debris_of_ended_runs_is_found_and_only_debris_is_fixed(repo, tmp_path):
     assert fixed["status"] == "consistent" and all(f["fixed"] for f in fixed["findings"])
     assert live.is_dir() and not empty_object.parents[2].exists()
     assert sorted(p.name for p in repo.staging.iterdir()) == [live.name]
+
+
+@pytest.mark.storage_left_damaged
+def test_check_fix_removes_only_what_preserve_names_as_its_own_debris(repo, tmp_path):
+    """Red team 2026-12 cases 19, 20, 31: --fix deleted whole objects and a user's export."""
+    a = ingest(repo, many_small_files(tmp_path / "a", 3), Metadata("c")).aip_id
+    location = repo.locations["local"]
+    # a person's things in staging/, named like nothing preserve writes there
+    export = repo.staging / "my-export"
+    (export / "data").mkdir(parents=True)
+    (export / "data" / "letter.txt").write_text("mine\n")
+    (repo.staging / "notes.lock").write_text("999999 x\n")
+    (repo.staging / "notes").mkdir()
+    # another tool's complete OCFL object with zero-padded version folders (OCFL allows it)
+    foreign = location.root / object_key(str(uuid.uuid4()))
+    (foreign / "v001" / "content").mkdir(parents=True)
+    (foreign / "v001" / "content" / "minutes.txt").write_text("the only copy\n")
+    (foreign / "0=ocfl_object_1.1").write_text("ocfl_object_1.1\n")
+    (foreign / "inventory.json").write_text("{}\n")
+    # an AIP the catalog knows, its v1 renamed by a person investigating
+    renamed = location.root / object_key(a)
+    (renamed / "v1").rename(renamed / "v1.bak")
+    before = sorted(str(p) for p in repo.root.rglob("*"))
+    result = json.loads(run(repo.root, "check", "--fix", "--json", check_code=1).stdout)
+    assert sorted(str(p) for p in repo.root.rglob("*")) == before  # nothing removed
+    named = {f["what"]: f for f in result["findings"]}
+    assert not any(f["fixed"] for f in result["findings"])
+    for path in (export, repo.staging / "notes.lock", repo.staging / "notes"):
+        assert named[str(path)]["kind"] == "foreign"
+    key = object_key(str(foreign.name))
+    assert named[key]["kind"] == "unrecorded" and "inventory.json" in named[key]["detail"]
+    assert named[key + "v001/"]["kind"] == "foreign"
+    assert named[object_key(a) + "v1.bak/"]["kind"] == "foreign"
+
+
+@pytest.mark.storage_left_damaged
+def test_stray_entries_in_storage_and_object_roots_are_findings(repo, tmp_path):
+    """Cases 04, 11, 22: OCFL allows nothing else there; a missing root declaration is
+    written again by --fix, everything else is left for a person."""
+    a = ingest(repo, many_small_files(tmp_path / "a", 3), Metadata("c")).aip_id
+    root = repo.locations["local"].root
+    obj = root / object_key(a)
+    (obj / "README.txt").write_text("planted\n")
+    (obj / "extra").mkdir()
+    (obj / "extra" / "x").write_text("x\n")
+    (root / "notes.txt").write_text("n\n")
+    (root / "restored-2026" / "data").mkdir(parents=True)
+    (root / "abc" / "def" / "012" / "not-an-object").mkdir(parents=True)
+    (root / "0=ocfl_1.1").unlink()
+    found = {f.what: f for f in check(repo).findings}
+    assert {k: f.kind for k, f in found.items()} == {
+        object_key(a) + "README.txt": "foreign", object_key(a) + "extra/": "foreign",
+        "notes.txt": "foreign", "restored-2026/": "foreign",
+        "abc/def/012/not-an-object/": "foreign", "0=ocfl_1.1": "root-file"}
+    fixed = check(repo, fix=True)
+    assert [f.what for f in fixed.findings if f.fixed] == ["0=ocfl_1.1"]
+    assert (root / "0=ocfl_1.1").read_text() == "ocfl_1.1\n" and (obj / "README.txt").exists()
+    assert check(repo).status == "inconsistent"
 
 
 def test_open_multipart_uploads_on_s3_are_found_and_aborted(tmp_path):

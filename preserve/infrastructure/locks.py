@@ -62,8 +62,23 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# The only names preserve gives its work in a repository's staging/ (an ingest's object
+# and lock, a later version's, a repair's or a migration's working folder) and in a
+# location's staging area (a version folder or a file copied beside its place, named by
+# the pid). Nothing else there is preserve's: a person put it, and it is never removed
+# (red-team 2026-12 case 31: a user's export under staging/ was deleted as "debris").
+OWN_STAGING = re.compile(rf"{_UUID}(?:\.v[1-9][0-9]*)?(?:\.lock)?"
+                         rf"|(?:repair|migrate)-[0-9]+-[0-9a-f-]+")
+OWN_LOCATION_STAGING = re.compile(r"(?:v[1-9][0-9]*|file-[0-9a-f]{32})\.[0-9]+|check-"
+                                  + _UUID)
+
+
 def owner_gone(name: str) -> bool:
     """For leftovers named '<anything>.<pid>' or '<prefix>-<pid>-<anything>': whether the
-    process that made it has ended (and what it left is debris)."""
+    process that made it has ended (and what it left is debris). Only names of
+    preserve's own (OWN_STAGING, OWN_LOCATION_STAGING) can be debris at all."""
+    if not (OWN_STAGING.fullmatch(name) or OWN_LOCATION_STAGING.fullmatch(name)):
+        return False
     match = re.search(r"(?:\.|^repair-|^migrate-)(\d+)(?:-|$)", name)
     return match is not None and not pid_alive(int(match.group(1)))

@@ -18,15 +18,16 @@ from dataclasses import asdict, dataclass, field
 from preserve.domain import ocfl
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, Busy, PreserveError
 from preserve.infrastructure import fstree
-from preserve.infrastructure.locks import writer_lock
+from preserve.infrastructure.locks import OWN_STAGING, writer_lock
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
+from preserve.infrastructure.storage.base import root_file_problems, write_root_files
 from preserve.services.expected import expected_digests, is_head, replica_gaps
 from preserve.services.ingest import lock_alive, recover
 from preserve.services.tidy import WORK_STAGING, ended_work, work_kind
 
-KINDS = ("half-aip", "replica-absent", "missing-copy", "unrecorded", "leftover", "stale-lock",
-         "unreachable")
+KINDS = ("half-aip", "replica-absent", "missing-copy", "unrecorded", "foreign", "root-file",
+         "leftover", "stale-lock", "unreachable")
 
 
 @dataclass
@@ -115,9 +116,13 @@ def _check_staging(repo: Repository, running: set[str], found) -> None:
                             f"{work_kind(path)} whose process has ended", fixable=True))
     for entry in sorted(os.listdir(repo.staging)) if repo.staging.is_dir() else []:
         path = repo.staging / entry
-        if entry.startswith(WORK_STAGING):
+        if not OWN_STAGING.fullmatch(entry):
+            found(Inconsistency("foreign", "repository", str(path), "not something preserve "
+                                "puts in its staging folder (a person's, or another tool's): "
+                                "look at it and move it away; preserve never removes it"))
+        elif entry.startswith(WORK_STAGING):
             continue
-        if entry.endswith(".lock"):
+        elif entry.endswith(".lock"):
             if entry[:-5] not in running:
                 found(Inconsistency("stale-lock", "repository", str(path), "the lock of an "
                                     "ingest whose process has ended", fixable=True))
@@ -138,11 +143,24 @@ def _check_location(repo, location, recorded: dict[str, tuple[str, int]], runnin
         for key in location.open_uploads():
             found(Inconsistency("leftover", name, key, "a multipart upload left open by an "
                                 "interrupted copy", fixable=True))
-    for key, aip_id, version in location.stored_versions():
+    for key, why, missing in root_file_problems(location):
+        found(Inconsistency("root-file", name, key, why + (" (--fix writes it again)"
+                                                           if missing else ""),
+                            fixable=missing))
+    strays: list[tuple[str, str]] = []
+    for key, aip_id, version in location.stored_versions(strays):
         if version is None:
-            found(Inconsistency("leftover", name, key, "an object folder holding no version "
-                                "(a first copy interrupted before its version)",
-                                fixable=True))
+            held = _held_besides_declaration(location, key)
+            if not held:
+                found(Inconsistency("leftover", name, key, "an object folder holding only "
+                                    "its declaration (a first copy interrupted before its "
+                                    "version)", fixable=True))
+            else:
+                found(Inconsistency("unrecorded", name, key, f"an object folder of AIP "
+                                    f"{aip_id} holding no version folder preserve writes, "
+                                    f"but {len(held)} file(s) ({', '.join(held[:3])}): "
+                                    "another tool's OCFL object, or a version folder "
+                                    "renamed; look at it (preserve never removes it)"))
         elif key not in recorded and aip_id not in running and \
                 f"{aip_id}.v{version}" not in running and (aip_id, version) not in pending:
             found(Inconsistency("unrecorded", name, key, f"AIP {aip_id} v{version} is here "
@@ -150,6 +168,9 @@ def _check_location(repo, location, recorded: dict[str, tuple[str, int]], runnin
                                 "(an upload interrupted before it was recorded, or something "
                                 "another tool put there): 'preserve replicate' replaces an "
                                 "interrupted copy; anything else, look at it"))
+    for key, why in strays:
+        found(Inconsistency("foreign", name, key, f"{why}: look at it (preserve never "
+                            "removes it)"))
     for key, (aip_id, version) in sorted(recorded.items()):
         tags = expected_digests(repo.catalog, aip_id, version,
                                 root=is_head(repo.catalog, aip_id, version, name)).tags
@@ -176,6 +197,22 @@ def _fix(repo: Repository, result: CheckResult) -> None:
         finding.fixed = _fix_one(repo, finding, pending)
 
 
+def _held_besides_declaration(location, key: str) -> list[str]:
+    """What an object folder holds besides the declaration preserve writes first (names
+    relative to the folder). Empty only for the debris of an interrupted first copy: a
+    declaration of any other text, an inventory, content or logs are never debris."""
+    held = []
+    for info in location.list(key):
+        rel = info.key[len(key):]
+        if rel == ocfl.OBJECT_DECLARATION and info.size == len(
+                ocfl.declaration(ocfl.OBJECT_DECLARATION)):
+            with location.open(info.key) as f:
+                if f.read(64) == ocfl.declaration(ocfl.OBJECT_DECLARATION):
+                    continue
+        held.append(rel)
+    return held
+
+
 def _fix_one(repo: Repository, finding: Inconsistency, pending: set[str]) -> bool:
     if finding.kind == "half-aip":
         return finding.what not in pending
@@ -183,15 +220,19 @@ def _fix_one(repo: Repository, finding: Inconsistency, pending: set[str]) -> boo
         fstree.rmtree(finding.what, ignore_errors=True)
         return not os.path.lexists(finding.what)
     location = repo.locations[finding.where]
+    if finding.kind == "root-file":  # restored, never removed
+        write_root_files(location, [finding.what])
+        return not any(key == finding.what for key, _, _ in root_file_problems(location))
     if isinstance(location, LocalStorage) and \
             finding.what.startswith(str(location.staging_dir())):
         fstree.rmtree(finding.what, ignore_errors=True)
         return not os.path.lexists(finding.what)
     aip_id = ocfl.id_of_root(finding.what)
-    if aip_id is not None:  # an object folder holding no version: an interrupted first copy
-        try:
+    if aip_id is not None:  # an object folder holding only its declaration: a first copy
+        try:               # interrupted before its version (looked into again, locked)
             with writer_lock(repo.root, location.name, aip_id, wait=False, catalog=repo.catalog):
-                if repo.catalog.head_at(aip_id, location.name) == 0:  # nothing recorded
+                if repo.catalog.head_at(aip_id, location.name) == 0 and \
+                        not _held_besides_declaration(location, finding.what):
                     location.delete_prefix(finding.what)
                     location.abort_uploads(finding.what)
                     if isinstance(location, LocalStorage):

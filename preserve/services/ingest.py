@@ -49,7 +49,7 @@ from preserve.errors import (
     SourceRefused,
 )
 from preserve.infrastructure import fstree
-from preserve.infrastructure.locks import pid_alive
+from preserve.infrastructure.locks import OWN_STAGING, pid_alive
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.space import full_disk_named, require_space
 from preserve.infrastructure.storage.base import ensure_ocfl_root
@@ -161,8 +161,8 @@ def recover(repo: Repository) -> list[str]:
     actions = []
     repo.staging.mkdir(exist_ok=True)
     for lock in repo.staging.glob("*.lock"):
-        if lock_alive(lock):
-            continue
+        if not OWN_STAGING.fullmatch(lock.name) or lock_alive(lock):
+            continue  # a running ingest's, or not preserve's at all: never removed
         aip_id = lock.stem
         fstree.rmtree(repo.staging / aip_id, ignore_errors=True)
         lock.unlink(missing_ok=True)

@@ -11,9 +11,10 @@ once the process that made it has ended, and says what it removed (red-team case
 from __future__ import annotations
 
 import os
+import re
 
 from preserve.infrastructure import fstree
-from preserve.infrastructure.locks import owner_gone
+from preserve.infrastructure.locks import owner_gone, pid_alive
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
 from preserve.services.ingest import recover
@@ -52,8 +53,8 @@ def remove_partial_exports(dest) -> list[str]:
     removed = []
     for entry in (os.listdir(parent) if os.path.isdir(parent) else []):
         rest = entry[len(name):]
-        if entry.startswith(name) and rest.startswith(".partial-") and \
-                owner_gone(rest.replace("-", ".", 1)):
+        if entry.startswith(name) and re.fullmatch(r"\.partial-[0-9]+", rest) and \
+                not pid_alive(int(rest[len(".partial-"):])):
             fstree.rmtree(os.path.join(parent, entry), ignore_errors=True)
             removed.append(f"removed {os.path.join(parent, entry)}, left by an interrupted "
                            "export")

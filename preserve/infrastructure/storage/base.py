@@ -11,6 +11,7 @@ for a version.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,21 +105,91 @@ def ensure_ocfl_root(storage) -> None:
     storage.ocfl_root_known = True
 
 
-def layout_versions(folders: Callable[[str], Iterable[str]]) -> Iterator[tuple[str, str, int | None]]:
+Entries = Callable[[str], "tuple[list[str], list[str]]"]  # prefix -> (folders, files)
+
+# What OCFL 1.1 allows directly in a storage root besides the layout's folders (section
+# 4.1: the declaration, the specification's text, the layout description, extensions/).
+ROOT_ALLOWED_FILES = {ocfl.ROOT_DECLARATION, "ocfl_layout.json", "ocfl_1.1.md",
+                      "ocfl_1.1.html", "ocfl_1.1.txt"}
+# And in an object root (section 3.1): the declaration, the inventory and its sidecar,
+# version folders, logs/ and extensions/.
+OBJECT_ALLOWED_FILES = {ocfl.OBJECT_DECLARATION, ocfl.INVENTORY, ocfl.SIDECAR}
+OBJECT_ALLOWED_FOLDERS = {ocfl.LOGS, "extensions"}
+
+
+def root_file_problems(storage) -> list[tuple[str, str, bool]]:
+    """(key, why, missing) for each of the storage root's own files (its declaration, the
+    layout description and the layout's configuration) that is not there as preserve
+    writes it, where the location holds anything at all (an empty one is made a storage
+    root by its first copy). A missing file can be written again (write_root_files); one
+    whose text differs is for a person: another tool may have chosen another layout."""
+    if not any(True for _ in storage.list("")):
+        return []
+    problems = []
+    for key, data in ocfl.root_files().items():
+        if storage.stat(key) is None:
+            problems.append((key, "missing: the location is no longer a valid OCFL storage "
+                             "root, and copies to it are refused", True))
+            continue
+        with storage.open(key) as f:
+            held = f.read(len(data) + 1)
+        if held != data:
+            problems.append((key, "not the text preserve writes there (the storage root's "
+                             "declaration or layout was changed)", False))
+    return problems
+
+
+def write_root_files(storage, keys: Iterable[str]) -> None:
+    """Write those of the storage root's own files named by `keys` again, the declaration
+    last (as ensure_ocfl_root does)."""
+    files = ocfl.root_files()
+    for key in sorted(keys, key=lambda k: k == ocfl.ROOT_DECLARATION):
+        storage.put_bytes(key, files[key])
+
+
+def layout_versions(entries: Entries, strays: list[tuple[str, str]] | None = None
+                    ) -> Iterator[tuple[str, str, int | None]]:
     """(version folder key, AIP id, version) of every version folder of every object of a
     storage root, and (object key, id, None) for an object folder holding no version
-    (debris), read from the layout alone. `folders(prefix)` names the folders directly
-    under a key prefix ("" for the root): a disk's subfolders, a bucket's common prefixes,
-    asked one level at a time."""
-    levels = [""]
-    for _ in range(ocfl.LAYOUT_CONFIG["numberOfTuples"] + 1):
-        levels = [f"{parent}{name}/" for parent in levels for name in folders(parent)
-                  if parent or name != "extensions"]
+    preserve writes ("v1", "v2": never zero-padded), read from the layout alone.
+    `entries(prefix)` names the folders and the files directly under a key prefix ("" for
+    the root): a disk's entries, a bucket's common prefixes and keys, asked one level at a
+    time. Anything OCFL 1.1 and the 0003 layout do not allow where it is found (a foreign
+    file or folder in the storage root or an object root, a missing root declaration) is
+    appended to `strays` as (key, why): a finding for a person, never debris. (The storage
+    root's own files are checked by root_file_problems.)"""
+    note = strays.append if strays is not None else (lambda _: None)
+    folders, files = entries("")
+    for name in files:
+        if name not in ROOT_ALLOWED_FILES:
+            note((name, "a file OCFL does not allow in a storage root"))
+    levels = [f"{name}/" for name in folders if name != "extensions"]
+    for _ in range(ocfl.LAYOUT_CONFIG["numberOfTuples"]):
+        deeper = []
+        for parent in levels:
+            if not re.fullmatch(r"[0-9a-f]{3}", parent.rstrip("/").rsplit("/", 1)[-1]):
+                note((parent, "a folder the storage layout (0003, hashed 3x3) never makes"))
+                continue
+            folders, files = entries(parent)
+            for name in files:
+                note((parent + name, "a file between the layout's folders"))
+            deeper += [f"{parent}{name}/" for name in folders]
+        levels = deeper
     for rel in levels:
         aip_id = ocfl.id_of_root(rel)
         if aip_id is None:
+            note((rel, "a folder that is not where the storage layout puts any object"))
             continue
-        versions = sorted(ocfl.version_numbers(folders(rel)))
+        folders, files = entries(rel)
+        for name in files:
+            if name not in OBJECT_ALLOWED_FILES:
+                note((rel + name, "a file OCFL does not allow in an object root"))
+        versions = sorted(ocfl.version_numbers(folders))
+        for name in folders:
+            if name not in OBJECT_ALLOWED_FOLDERS and not re.fullmatch(r"v[1-9][0-9]*", name):
+                note((rel + name + "/", "a folder OCFL does not allow in an object root"
+                      + (" (zero-padded version folders are OCFL's, but not preserve's)"
+                         if re.fullmatch(r"v0[0-9]+", name) else "")))
         if not versions:
             yield rel, aip_id, None
         for version in versions:

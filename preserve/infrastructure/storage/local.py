@@ -46,12 +46,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _subfolders(path: str) -> list[str]:
+def _entries(path: str) -> tuple[list[str], list[str]]:
+    """(folders, everything else) directly in `path`, sorted; links are not followed."""
     try:
         with os.scandir(path) as entries:
-            return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+            folders, files = [], []
+            for e in entries:
+                (folders if e.is_dir(follow_symlinks=False) else files).append(e.name)
+            return sorted(folders), sorted(files)
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return [], []
 
 
 class LocalStorage:
@@ -109,9 +113,12 @@ class LocalStorage:
                     return
             path = os.path.dirname(path)
 
-    def stored_versions(self) -> Iterator[tuple[str, str, int | None]]:
-        """Every version folder of every object here (see base.layout_versions)."""
-        return layout_versions(lambda prefix: _subfolders(os.path.join(self.root, prefix)))
+    def stored_versions(self, strays: list[tuple[str, str]] | None = None
+                        ) -> Iterator[tuple[str, str, int | None]]:
+        """Every version folder of every object here, and what OCFL does not allow here
+        appended to `strays` (see base.layout_versions)."""
+        return layout_versions(lambda prefix: _entries(os.path.join(self.root, prefix)),
+                               strays)
 
     def abort_uploads(self, prefix: str) -> None:
         """Nothing to do: a disk has no multipart uploads (see S3Storage.abort_uploads)."""

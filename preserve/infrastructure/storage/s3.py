@@ -409,20 +409,25 @@ class S3Storage:
     def empty_dirs(self, prefix: str) -> list[str]:
         return []  # object stores have no folders: metadata/empty-directories.txt keeps them
 
-    def stored_versions(self) -> Iterator[tuple[str, str, int | None]]:
+    def stored_versions(self, strays: list[tuple[str, str]] | None = None
+                        ) -> Iterator[tuple[str, str, int | None]]:
         """Every version folder of every object under this location's prefix, from the
-        keys alone (see base.layout_versions)."""
-        return layout_versions(self._folders)
+        keys alone, and what OCFL does not allow here appended to `strays` (see
+        base.layout_versions)."""
+        return layout_versions(self._entries, strays)
 
-    def _folders(self, prefix: str) -> Iterator[str]:
+    def _entries(self, prefix: str) -> tuple[list[str], list[str]]:
+        """(common prefixes, keys) directly under `prefix`, names relative to it."""
         kwargs = {"Bucket": self.settings.bucket, "Prefix": self.prefix + prefix,
                   "Delimiter": "/"}
+        start = len(self.prefix + prefix)
+        folders, files = [], []
         while True:
             page = self._call(f"list {prefix or '/'}", self.client.list_objects_v2, **kwargs)
-            for common in page.get("CommonPrefixes", []):
-                yield common["Prefix"][len(self.prefix + prefix):].rstrip("/")
+            folders += [c["Prefix"][start:].rstrip("/") for c in page.get("CommonPrefixes", [])]
+            files += [decode_object_key(o["Key"][start:]) for o in page.get("Contents", [])]
             if not page.get("IsTruncated"):
-                return
+                return sorted(folders), sorted(files)
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
     def open_uploads(self) -> list[str]:
