@@ -103,16 +103,19 @@ def _copy_verified(catalog, storage, root: str, aip_id: str, version: int, parti
     progress.start("export", info["files"], info["bytes"])
     problems: list[str] = []
     files = nbytes = 0
-    for rel, held_in, _size, want in catalog.state_files(aip_id, version):
+    for rel, held_in, size, want in catalog.state_files(aip_id, version):
         check_relative(rel)
         target = os.path.join(partial, rel)  # a string: pathlib would intern every name
         fstree.makedirs(os.path.dirname(target))
         key = ocfl.key_of(ocfl.version_key(root, held_in), rel)
         try:
-            with storage.open(key) as src, open(target, "xb") as out:
+            with storage.open(key, size) as src, open(target, "xb") as out:
                 size, digests, _ = hash_stream(src, list(want), sink=write_all(out.write))
         except FileNotFoundError:
             problems.append(f"{display(rel)!r} is missing from storage (v{held_in})")
+            continue
+        except FixityMismatch as e:  # not a regular file, or not of its recorded size
+            problems.append(f"{display(rel)!r} (v{held_in}): {e.message}")
             continue
         files += 1
         nbytes += size

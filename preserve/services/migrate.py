@@ -318,7 +318,7 @@ def _fetch(repo: Repository, c: Candidate, workdir: Path) -> Path:
     suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
     dest = workdir / "source" / f"source{suffix}"
     fstree.makedirs(dest.parent)
-    with open(location.local_path(key), "rb") as stream:
+    with location.open(key, c.size) as stream:  # a regular file of its size, or damage
         _, digests, _ = copy_one(stream, str(dest), ["sha512"])
     if digests["sha512"] != c.sha512:
         raise FixityMismatch(f"the stored {display(c.source)} of AIP {c.aip_id} does not match "

@@ -36,6 +36,7 @@ from preserve.errors import BadArgument, FixityMismatch, PreserveError, StorageU
 from preserve.infrastructure import fstree
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.storage.base import open_stored
 from preserve.services.common import now_utc
 from preserve.services.copying import copy_one
 from preserve.services.ingest import FAST_LIST, resolve_versions
@@ -271,7 +272,8 @@ def _extend_manifests(location, aip_id: str, tags: dict, bag: Path,
     for path, new_lines in lines.items():
         fstree.makedirs((bag / path).parent)
         stored = _stored(location, aip_id, tags, path)
-        with open(stored, "rb") as old, open(bag / path, "xb") as out:  # read once: copied
+        with open_stored(str(stored), str(stored)) as old, \
+                open(bag / path, "xb") as out:  # read once: copied
             _, digests, _ = hash_stream(old, ["sha512"], sink=write_all(out.write))  # and
             out.write("".join(new_lines).encode("utf-8"))                         # checked
         if digests["sha512"] != tags[path][1]["sha512"]:

@@ -90,6 +90,8 @@ def verified_local(path: Path, sha512: str, what: str, hint: str) -> Path:
         digest = hash_file(path, [ocfl.DIGEST_ALGORITHM])[1][ocfl.DIGEST_ALGORITHM]
     except FileNotFoundError:
         digest = None
+    except OSError as e:  # a FIFO, a device, a link where the file was: never read
+        raise FixityMismatch(f"{what} is damaged: {e.strerror or e}", hint=hint) from None
     if digest != sha512:
         raise FixityMismatch(f"{what} is missing or does not match its recorded digest",
                              hint=hint)

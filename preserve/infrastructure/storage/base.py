@@ -11,6 +11,8 @@ for a version.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -18,8 +20,9 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from preserve.domain import ocfl
+from preserve.domain.fixity import open_regular
 from preserve.domain.names import UnsafePath, check_relative
-from preserve.errors import ConfigError
+from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
 from preserve.infrastructure import fstree
 
 
@@ -30,6 +33,34 @@ class ObjectInfo:
 
 
 DigestOf = Callable[[str], "str | None"]  # bag path -> recorded sha256, asked file by file
+
+
+def open_stored(path: str, what: str, size: int | None = None) -> BinaryIO:
+    """Every read of stored bytes on a disk starts here: a regular file only (a FIFO put
+    in place of a stored file would block the reader for ever, a device or a link is
+    never followed), and, where the recorded size is given, of that size (a sparse
+    4 GiB file in place of a 3 KB one is damage, found before a byte is copied). Damage
+    is FixityMismatch (exit 1); a disk that refuses the read is unreachable (exit 3);
+    a missing file stays FileNotFoundError, for the caller to name as missing."""
+    try:
+        stream = open_regular(path)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        if e.errno in (errno.EINVAL, errno.ELOOP, errno.EISDIR, errno.ENOTDIR):
+            kind = "a symbolic link" if e.errno == errno.ELOOP else "not a regular file"
+            raise FixityMismatch(f"{what} is damaged: {kind} where a stored file was (it "
+                                 "is never read)",
+                                 hint="run 'preserve audit', then 'preserve repair'") from None
+        raise StorageUnreachable(f"cannot read {what}: {e.strerror or e}") from None
+    if size is not None:
+        held = os.fstat(stream.fileno()).st_size
+        if held != size:
+            stream.close()
+            raise FixityMismatch(f"{what} is damaged: {held:,} bytes where {size:,} were "
+                                 "recorded (nothing was read from it)",
+                                 hint="run 'preserve audit', then 'preserve repair'")
+    return stream
 
 
 def bag_files(source: Path) -> Iterator[Path]:

@@ -23,6 +23,7 @@ from preserve.infrastructure.storage.base import (
     ObjectInfo,
     checked_key,
     layout_versions,
+    open_stored,
 )
 from preserve.infrastructure.writeback import syncfs
 
@@ -184,7 +185,7 @@ class LocalStorage:
                 os.makedirs(os.path.join(out, rel_dir, d), exist_ok=True)
             for fn in filenames:
                 rel = rel_dir + fn
-                with open(os.path.join(dirpath, fn), "rb") as fi, \
+                with open_stored(os.path.join(dirpath, fn), f"{rel} of {source}") as fi, \
                         open(os.path.join(out, rel), "xb") as fo:
                     _, written, _ = hash_stream(fi, ["sha256"], sink=write_all(fo.write))
                 want = digests(rel)
@@ -258,13 +259,10 @@ class LocalStorage:
                 steps.append(("delete", False, e.strerror or str(e)))
         return steps
 
-    def open(self, key: str) -> BinaryIO:
-        try:
-            return open(self._file(key), "rb")
-        except FileNotFoundError:
-            raise
-        except OSError as e:
-            raise StorageUnreachable(f"cannot read {key} at '{self.name}': {e.strerror}") from e
+    def open(self, key: str, size: int | None = None) -> BinaryIO:
+        """The stored file's bytes, if it is a regular file (of `size` bytes, when given):
+        see base.open_stored."""
+        return open_stored(self._file(key), f"{key} at '{self.name}'", size)
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:

@@ -37,6 +37,7 @@ from preserve.infrastructure.storage.base import (
     bag_files,
     checked_key,
     layout_versions,
+    open_stored,
 )
 
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
@@ -198,7 +199,7 @@ class S3Storage:
             # at ingest. Where the SDK may not add checksums (when_required), we send ours.
             checksum = ({"ChecksumSHA256": _b64(sha256_hex)}
                         if self.settings.checksum == "when_required" else {})
-            with open(path, "rb") as body:
+            with open_stored(str(path), str(path)) as body:
                 self._call(f"upload {key}", self.client.put_object, Bucket=self.settings.bucket,
                            Key=self._key(key), Body=body, ContentLength=size,
                            ChecksumAlgorithm="SHA256", **checksum, **self._extra())
@@ -216,7 +217,7 @@ class S3Storage:
         upload_id = upload["UploadId"]
         parts, digests = [], []
         try:
-            with open(path, "rb") as f:
+            with open_stored(str(path), str(path)) as f:
                 number = 0
                 while chunk := f.read(part_bytes):
                     number += 1
@@ -269,7 +270,7 @@ class S3Storage:
         def upload(path: Path, digest: str | None) -> None:
             rel = rel_of(path)
             if digest is None:
-                with open(path, "rb") as f:
+                with open_stored(str(path), str(path)) as f:
                     digest = hashlib.file_digest(f, "sha256").hexdigest()
             composite = self.put_file(prefix + rel, path, digest, path.stat().st_size)
             if composite:
@@ -370,7 +371,9 @@ class S3Storage:
 
     # -- reading -----------------------------------------------------------------------
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, size: int | None = None) -> BinaryIO:
+        """The object's bytes as a stream; an object of another size than `size` (when
+        given) is damage, found before a byte is read (see base.open_stored)."""
         from botocore.exceptions import ClientError
 
         try:
@@ -380,6 +383,12 @@ class S3Storage:
             if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise FileNotFoundError(key) from None
             raise
+        if size is not None and response["ContentLength"] != size:
+            response["Body"].close()
+            raise FixityMismatch(f"{key} at '{self.name}' is damaged: "
+                                 f"{response['ContentLength']:,} bytes where {size:,} were "
+                                 "recorded (nothing was read from it)",
+                                 hint="run 'preserve audit', then 'preserve repair'")
         return response["Body"]
 
     def stat(self, key: str) -> ObjectInfo | None:
