@@ -276,3 +276,28 @@ def test_a_foreign_key_escaping_bytes_that_are_not_utf8_is_reported_not_fatal(tm
         assert [(p.path, p.kind) for p in found.problems] == [("data/evil\\udcff.txt",
                                                                "unexpected")]
     assert repair(repo).exit_code == 1  # reported, not repaired, nothing crashed
+
+
+@pytest.mark.storage_left_damaged
+def test_the_quick_audit_reads_inventories_the_store_cannot_check(tmp_path, server, collection):
+    """Red team 2026-12 case 63: inventories and sidecars are recorded by sha512 only, and
+    the quick S3 audit passed them unread; a rewritten root inventory and its recomputed
+    sidecar, put with the store's own SHA-256, went unseen."""
+    import hashlib
+
+    from preserve.services.audit import audit
+
+    repo = _two_copy_repo(tmp_path, server)
+    aip = ingest(repo, collection, Metadata("c")).aip_id
+    assert audit(repo, location="cloud").problems == []
+    client, root = server.client(), f"preserve/{content_key(aip).split('v1/')[0]}"
+    data = client.get_object(Bucket="archive", Key=root + "inventory.json")["Body"].read()
+    forged = data.replace(b'"data/', b'"data/forged-', 1)
+    assert forged != data
+    for key, body in ((root + "inventory.json", forged), (root + "inventory.json.sha512",
+                      hashlib.sha512(forged).hexdigest().encode() + b"  inventory.json\n")):
+        client.put_object(Bucket="archive", Key=key, Body=body, ChecksumAlgorithm="SHA256")
+    found = audit(repo, location="cloud")
+    assert sorted(p.path for p in found.problems) == ["/inventory.json", "/inventory.json.sha512"]
+    assert found.exit_code == 1
+    assert audit(repo, location="cloud", due=True).exit_code == 1
