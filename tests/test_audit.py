@@ -68,6 +68,22 @@ def test_truncated_missing_and_unexpected(stored):
 
 
 @pytest.mark.storage_left_damaged
+def test_what_ocfl_forbids_at_an_object_root_is_unexpected(stored):
+    """Red team 2026-12 cases 04 and 64: stray files and folders at an object's root
+    (a README, a folder, a renamed version folder) audited OK."""
+    repo, aip, bag = stored
+    obj = bag.parents[1]
+    (obj / "README.txt").write_text("planted\n")
+    (obj / "extra").mkdir()
+    (obj / "extra" / "payload.bin").write_bytes(b"x")
+    (obj / "v2.old" / "content").mkdir(parents=True)
+    for full in (False, True):
+        assert kinds(audit(repo, full=full)) == [
+            ("unexpected", "/README.txt"), ("unexpected", "/extra/"),
+            ("unexpected", "/v2.old/")]
+
+
+@pytest.mark.storage_left_damaged
 def test_tampered_manifest_and_tag_manifest(stored):
     repo, aip, bag = stored
     manifest = bag / "manifest-sha256.txt"

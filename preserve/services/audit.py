@@ -51,6 +51,7 @@ from preserve.errors import (
 from preserve.infrastructure.catalog import RECHECK
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
+from preserve.infrastructure.storage.base import object_root_strays
 from preserve.infrastructure.storage.s3 import S3Storage, uploaded_in_parts
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc, parse_utc, store_log_event
@@ -400,6 +401,13 @@ def _audit_replica(repo, storage, visit: _Visit, pool, recorder: _Recorder, prog
     for rel, _size in catalog.listed_not_catalogued(aip_id, version):
         if rel not in tags:
             problem(rel, "unexpected", "a file no inventory lists")
+    if root:  # the head's replica answers for the object root as well (cases 04, 64)
+        try:
+            for name, why in object_root_strays(*storage.entries(ocfl.object_of(key))):
+                problem("/" + name, "unexpected", why)
+        except PreserveError as e:
+            problem(None, "unreachable", e.message)
+            return
     tag_checks = []
     for rel, want in sorted(tags.items()):
         size = catalog.listed_size(rel)

@@ -178,6 +178,20 @@ def write_root_files(storage, keys: Iterable[str]) -> None:
         storage.put_bytes(key, files[key])
 
 
+def object_root_strays(folders: Iterable[str], files: Iterable[str]
+                       ) -> Iterator[tuple[str, str]]:
+    """(name, why) of what OCFL 1.1 does not allow in an object root (E001), among the
+    folders and files found directly in it; a folder's name ends with "/"."""
+    for name in files:
+        if name not in OBJECT_ALLOWED_FILES:
+            yield name, "a file OCFL does not allow in an object root"
+    for name in folders:
+        if name not in OBJECT_ALLOWED_FOLDERS and not re.fullmatch(r"v[1-9][0-9]*", name):
+            yield name + "/", ("a folder OCFL does not allow in an object root"
+                               + (" (zero-padded version folders are OCFL's, but not "
+                                  "preserve's)" if re.fullmatch(r"v0[0-9]+", name) else ""))
+
+
 def layout_versions(entries: Entries, strays: list[tuple[str, str]] | None = None
                     ) -> Iterator[tuple[str, str, int | None]]:
     """(version folder key, AIP id, version) of every version folder of every object of a
@@ -212,15 +226,9 @@ def layout_versions(entries: Entries, strays: list[tuple[str, str]] | None = Non
             note((rel, "a folder that is not where the storage layout puts any object"))
             continue
         folders, files = entries(rel)
-        for name in files:
-            if name not in OBJECT_ALLOWED_FILES:
-                note((rel + name, "a file OCFL does not allow in an object root"))
+        for name, why in object_root_strays(folders, files):
+            note((rel + name, why))
         versions = sorted(ocfl.version_numbers(folders))
-        for name in folders:
-            if name not in OBJECT_ALLOWED_FOLDERS and not re.fullmatch(r"v[1-9][0-9]*", name):
-                note((rel + name + "/", "a folder OCFL does not allow in an object root"
-                      + (" (zero-padded version folders are OCFL's, but not preserve's)"
-                         if re.fullmatch(r"v0[0-9]+", name) else "")))
         if not versions:
             yield rel, aip_id, None
         for version in versions:

@@ -118,8 +118,11 @@ class LocalStorage:
                         ) -> Iterator[tuple[str, str, int | None]]:
         """Every version folder of every object here, and what OCFL does not allow here
         appended to `strays` (see base.layout_versions)."""
-        return layout_versions(lambda prefix: _entries(os.path.join(self.root, prefix)),
-                               strays)
+        return layout_versions(self.entries, strays)
+
+    def entries(self, prefix: str) -> tuple[list[str], list[str]]:
+        """(folders, other entries) directly under `prefix`, sorted, links not followed."""
+        return _entries(self._file(prefix))
 
     def abort_uploads(self, prefix: str) -> None:
         """Nothing to do: a disk has no multipart uploads (see S3Storage.abort_uploads)."""

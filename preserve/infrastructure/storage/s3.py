@@ -423,9 +423,9 @@ class S3Storage:
         """Every version folder of every object under this location's prefix, from the
         keys alone, and what OCFL does not allow here appended to `strays` (see
         base.layout_versions)."""
-        return layout_versions(self._entries, strays)
+        return layout_versions(self.entries, strays)
 
-    def _entries(self, prefix: str) -> tuple[list[str], list[str]]:
+    def entries(self, prefix: str) -> tuple[list[str], list[str]]:
         """(common prefixes, keys) directly under `prefix`, names relative to it."""
         kwargs = {"Bucket": self.settings.bucket, "Prefix": self.prefix + prefix,
                   "Delimiter": "/"}
