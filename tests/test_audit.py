@@ -84,6 +84,29 @@ def test_what_ocfl_forbids_at_an_object_root_is_unexpected(stored):
 
 
 @pytest.mark.storage_left_damaged
+@pytest.mark.parametrize("make", ["file", "link"])
+def test_a_logs_entry_that_is_no_folder_is_named_and_every_other_aip_audited(
+        repo, collection, tmp_path, make):
+    """Case 12: logs/ a regular file stopped every audit with an internal error; a link
+    out of storage dropped the event record silently (nothing may be written through it)."""
+    first = ingest(repo, collection, Metadata("a")).aip_id
+    second = ingest(repo, collection, Metadata("b")).aip_id
+    logs = repo.primary_location().root / object_key(first) / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if make == "file":
+        logs.write_text("junk\n")
+    else:
+        logs.symlink_to(outside)
+    result = audit(repo)
+    assert [(p.aip, p.kind, p.path) for p in result.problems] == [(first, "unexpected", "/logs")]
+    assert result.replicas == 2 and result.exit_code == 1 and not list(outside.iterdir())
+    kept = repo.primary_location().root / object_key(second) / "logs"
+    assert len(list(kept.glob("*.xml"))) == 1  # the other AIP's event is kept as ever
+
+
+@pytest.mark.storage_left_damaged
 def test_tampered_manifest_and_tag_manifest(stored):
     repo, aip, bag = stored
     manifest = bag / "manifest-sha256.txt"

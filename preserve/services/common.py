@@ -51,5 +51,5 @@ def store_log_event(storage, object_root: str, aip_id: str, event: Event, label:
     PremisWriter(buffer, aip_id).finish([event], agents or [])
     stamp = event.datetime.replace(":", "").replace("-", "")
     key = f"{object_root}{ocfl.LOGS}/{stamp}-{label}-{event.identifier}.xml"
-    with suppress(PreserveError):
+    with suppress(PreserveError, OSError):  # logs/ a file or a link: audit names it
         storage.put_bytes(key, buffer.getvalue().encode("utf-8"))

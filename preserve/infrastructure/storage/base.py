@@ -183,7 +183,10 @@ def object_root_strays(folders: Iterable[str], files: Iterable[str]
     """(name, why) of what OCFL 1.1 does not allow in an object root (E001), among the
     folders and files found directly in it; a folder's name ends with "/"."""
     for name in files:
-        if name not in OBJECT_ALLOWED_FILES:
+        if name in OBJECT_ALLOWED_FOLDERS:  # logs/ a file or a link (case 12)
+            yield name, (f"{name}/ is not a folder (a file or a link): the object's event "
+                         "records cannot be kept there; look at it")
+        elif name not in OBJECT_ALLOWED_FILES:
             yield name, "a file OCFL does not allow in an object root"
     for name in folders:
         if name not in OBJECT_ALLOWED_FOLDERS and not re.fullmatch(r"v[1-9][0-9]*", name):
