@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_bagit_python_valid, content_key
+from tests.conftest import assert_bagit_python_valid, content_key, object_key
 
 
 def run(repo: Path, *args, check_code: int | None = 0) -> subprocess.CompletedProcess:
@@ -122,3 +122,33 @@ def test_refused_source_lists_every_problem(cli_repo, tmp_path):
     proc = run(cli_repo, "ingest", src, "-c", "x", check_code=1)
     assert "a -> /etc/passwd" in proc.stderr and "b -> /etc/hostname" in proc.stderr
     assert "nothing was written" in proc.stderr
+
+
+def test_export_takes_only_a_real_version_and_a_real_folder_outside_the_repository(
+        cli_repo, tmp_path):
+    """Red team 2026-12 cases 29, 30, 31: --version 0 exported the latest version; a DEST
+    that is a link was an internal error; DEST in the storage root, in an object's next
+    version folder or in staging/ was accepted (and the staging one later removed by
+    check --fix as debris)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    aip = json.loads(run(cli_repo, "ingest", src, "-c", "c", "--json").stdout)["id"]
+    for bad in ("0", "-1", "2", "abc"):
+        done = run(cli_repo, "export", aip, tmp_path / f"v{bad}", "--version", bad,
+                   check_code=2)
+        assert not (tmp_path / f"v{bad}").exists(), done.stderr
+    (tmp_path / "empty").mkdir()
+    for name, target in (("to-empty", tmp_path / "empty"), ("dangling", tmp_path / "nowhere"),
+                         ("into-storage", cli_repo / "aips")):
+        (tmp_path / name).symlink_to(target)
+        done = run(cli_repo, "export", aip, tmp_path / name, check_code=2)
+        assert "is a symbolic link" in done.stderr
+    obj = cli_repo / "aips" / object_key(aip)
+    for dest in (cli_repo / "aips" / "restored", obj / "v2", cli_repo / "staging" / "x",
+                 cli_repo / "elsewhere"):
+        done = run(cli_repo, "export", aip, dest, check_code=2)
+        assert "an export goes outside what preserve keeps" in done.stderr
+        assert not dest.exists()
+    run(cli_repo, "export", aip, tmp_path / "out")  # and outside, as ever
+    run(cli_repo, "describe", aip, "--title", "still writable")

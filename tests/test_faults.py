@@ -255,3 +255,15 @@ def test_an_ingest_refused_before_copying_leaves_no_worker_running(tmp_path, mon
     assert len(started) == default_workers() + 1  # the copiers and siegfried were booting
     assert multiprocessing.active_children() == []
     assert list(repo.staging.iterdir()) == [] and repo.catalog.list_aips() == []
+
+
+def test_a_read_only_destination_is_named_read_only(tmp_path, small_disk):
+    """Case 32: a read-only destination was reported as a full disk."""
+    if small_disk is None:
+        pytest.skip("no tmpfs can be mounted here")
+    home, _ = Repository.init(tmp_path / "home")
+    src = _random_files(tmp_path / "src", 2, 1000)
+    aip = ingest(home, src, Metadata("x")).aip_id
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    result = run(home.root, "export", aip, small_disk / "out", check_code=3)
+    assert "is read-only" in result.stderr and "no space" not in result.stderr

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from preserve.errors import NoSpace
+from preserve.errors import NoSpace, StorageUnreachable
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
 MARGIN = 16 << 20  # tag files, catalog growth, the filesystem's own needs
@@ -30,11 +30,16 @@ def _nearest_existing(path: str) -> str:
 
 def require_space(path: str | os.PathLike, needed: int, where: str) -> None:
     """Refuse at once if the filesystem of `path` cannot take `needed` bytes."""
-    free = shutil.disk_usage(_nearest_existing(os.fspath(path))).free
+    nearest = _nearest_existing(os.fspath(path))
+    if os.statvfs(nearest).f_flag & os.ST_RDONLY:
+        raise StorageUnreachable(f"{where} is read-only ({nearest}): nothing was written",
+                                 hint="mount it writable, or choose another place")
+    free = shutil.disk_usage(nearest).free
     if free < needed + MARGIN:
-        raise NoSpace(f"no space left on {where}: {needed} bytes needed, {free} free; "
-                      "nothing was written", hint="free some space (or choose another "
-                      "place) and run the command again")
+        raise NoSpace(f"no space left on {where}: {needed:,} bytes needed and a margin of "
+                      f"{MARGIN >> 20} MiB, {free:,} free; nothing was written",
+                      hint="free some space (or choose another place) and run the command "
+                           "again")
 
 
 @contextmanager
@@ -43,6 +48,9 @@ def full_disk_named(where: str, needed: int) -> Iterator[None]:
     try:
         yield
     except OSError as e:
+        if e.errno == errno.EROFS:
+            raise StorageUnreachable(f"{where} became read-only; nothing was kept",
+                                     hint="mount it writable, or choose another place") from e
         if e.errno not in FULL:
             raise
         raise NoSpace(f"no space left on {where}, {needed} bytes needed; nothing was kept",

@@ -23,6 +23,7 @@ from preserve.errors import ConfigError, FixityMismatch, NotFound, StorageUnreac
 from preserve.infrastructure import fstree
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.space import full_disk_named, require_space
+from preserve.infrastructure.storage import LocalStorage
 from preserve.services.common import Progress, Silent
 from preserve.services.ingest import EMPTY_DIRS_FILE
 from preserve.services.tidy import remove_partial_exports
@@ -47,7 +48,7 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
     catalog = repo.catalog
     aip_id = catalog.resolve(ref)
     summary = catalog.get_aip(aip_id)
-    version = version or summary.version
+    version = summary.version if version is None else version  # 0 is no version (case 29)
     if not 1 <= version <= summary.version:
         raise NotFound(f"AIP {aip_id} has version{'s 1 to' if summary.version > 1 else ''} "
                        f"{summary.version}, not {version}", hint="'preserve show' lists them")
@@ -63,7 +64,7 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
     storage.check_reachable()
     root = ocfl.object_of(catalog.replica_key(aip_id, version, name))
 
-    dest = Path(dest)
+    dest = _destination(repo, Path(dest))
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ConfigError(f"{dest} already exists and is not empty; choose a new destination")
     remove_partial_exports(dest)  # what a killed export to DEST left
@@ -92,6 +93,26 @@ def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None
         fstree.rmtree(partial, ignore_errors=True)
         raise
     return ExportResult(aip_id, version, str(dest), files, nbytes, name)
+
+
+def _destination(repo: Repository, dest: Path) -> Path:
+    """DEST as given, once it is known to be no link (an export never writes through one:
+    case 30) and outside the repository and every local storage location (an export into
+    the storage root, an object's next version folder or staging/ was accepted, then
+    blocked that AIP's next version or was removed as debris: case 31)."""
+    if os.path.islink(dest):
+        raise ConfigError(f"{dest} is a symbolic link; an export is written to a real folder "
+                          "only", hint="give the folder the link points to, or a new one")
+    real = os.path.realpath(dest)
+    kept = [("the repository", repo.root)] + [
+        (f"storage location '{name}'", loc.root) for name, loc in repo.locations.items()
+        if isinstance(loc, LocalStorage)]
+    for what, root in kept:
+        root = os.path.realpath(root)
+        if os.path.commonpath([root, real]) == root:
+            raise ConfigError(f"{dest} is inside {what} ({root}); an export goes outside "
+                              "what preserve keeps", hint="choose a folder elsewhere")
+    return dest
 
 
 def _copy_verified(catalog, storage, root: str, aip_id: str, version: int, partial: Path,
