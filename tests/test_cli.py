@@ -152,3 +152,23 @@ def test_export_takes_only_a_real_version_and_a_real_folder_outside_the_reposito
         assert not dest.exists()
     run(cli_repo, "export", aip, tmp_path / "out")  # and outside, as ever
     run(cli_repo, "describe", aip, "--title", "still writable")
+
+
+def test_text_that_is_not_utf8_is_refused_and_nothing_is_kept(cli_repo, tmp_path):
+    """Case 26: bytes of another encoding in --title, --creator or -c were an internal
+    error (exit 3) at the first write."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    aip = json.loads(run(cli_repo, "ingest", src, "-c", "c", "--json").stdout)["id"]
+    env = dict(os.environ, PRESERVE_REPO=str(cli_repo), PRESERVE_NO_PROGRESS="1")
+    for args in ([b"describe", aip.encode(), b"--title", b"caf\xe9"],
+                 [b"describe", aip.encode(), b"--title", b"ok", b"--note", b"M\xfcller"],
+                 [b"ingest", bytes(src), b"-c", b"c", b"--creator", b"M\xfcller"],
+                 [b"ingest", bytes(src), b"-c", b"coll\xff"]):
+        done = subprocess.run([sys.executable.encode(), b"-m", b"preserve", *args], env=env,
+                              capture_output=True, timeout=120)
+        assert done.returncode == 2 and b"is not valid UTF-8" in done.stderr, done.stderr
+        assert b"Traceback" not in done.stderr
+    listed = json.loads(run(cli_repo, "list", "--json").stdout)
+    assert len(listed) == 1 and listed[0]["version"] == 1

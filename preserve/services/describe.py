@@ -17,7 +17,7 @@ from preserve.domain.premis import Agent, Event
 from preserve.errors import BadArgument
 from preserve.infrastructure.repository import Repository
 from preserve.services.common import now_utc
-from preserve.services.ingest import AGENT_PRESERVE, Metadata, check_metadata
+from preserve.services.ingest import AGENT_PRESERVE, Metadata, check_metadata, check_utf8
 from preserve.services.new_version import VersionChange, VersionResult, add_version
 from preserve.services.versions import version_user
 
@@ -54,6 +54,7 @@ def describe(repo: Repository, ref: str, description: Description) -> VersionRes
                           "or --rights (and --note to say why)")
     check_metadata(Metadata("-", description.title, description.creators or [],
                             description.identifiers or [], description.rights))
+    check_utf8("--note", description.note)
     if description.note is not None and not description.note.strip():
         raise BadArgument("the note is blank", hint="say why the description changes, or "
                           "leave --note out")
