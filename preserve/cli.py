@@ -696,6 +696,18 @@ def _internal_error(e: Exception) -> None:
         render.failure(f"no space left on the device of {place}", "free some space and run "
                        "the command again; what was half-written is removed by the next run")
         return
+    said = str(e).lower()
+    if type(e).__module__ in ("sqlite3", "psycopg.errors") and "readonly" in said.replace(
+            "read-only", "readonly"):  # case 57: the catalog on a read-only mount
+        render.failure(f"the catalog cannot be written (it is read-only): {e}; the change "
+                       "was not made", "make the catalog file and its folder writable (or "
+                       "remount the disk read-write), then run the command again")
+        return
+    if type(e).__module__ in ("sqlite3", "psycopg.errors") and (
+            "disk is full" in said or "no space" in said):  # case 43: the catalog's disk
+        render.failure(f"no space left for the catalog: {e}; the change was not made",
+                       "free some space on the catalog's disk and run the command again")
+        return
     render.failure(f"internal error: {type(e).__name__}: {e}",
                    "this is a bug in preserve; re-run with PRESERVE_DEBUG=1 for details "
                    "and report it")

@@ -227,3 +227,53 @@ def test_writers_on_two_machines_exclude_each_other(tmp_path, fresh_database):
                 pass
     finally:
         second.close()
+
+
+def test_the_catalog_knows_every_table_it_needs():
+    from preserve.infrastructure.catalog import TABLES
+
+    assert set(metadata.tables) | {"alembic_version"} == TABLES
+
+
+@pytest.mark.sqlite_catalog  # damages the SQLite file itself
+def test_a_catalog_missing_a_table_is_refused_before_anything_is_written(tmp_path):
+    """Red team 2026-12 case 54: with `files` dropped, list said exit 0, the other
+    commands stopped with internal errors, and the catalog was modified."""
+    repo, _ = Repository.init(tmp_path / "repo")
+    ingest(repo, many_small_files(tmp_path / "s", 2), Metadata("c"))
+    repo.close()
+    path = tmp_path / "repo" / "catalog.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE files")
+    conn.close()
+    before = path.read_bytes()
+    for command in (["list"], ["audit"], ["check"]):
+        done = subprocess.run([sys.executable, "-m", "preserve", *command], capture_output=True,
+                              text=True, env=dict(os.environ, PRESERVE_REPO=str(tmp_path / "repo")))
+        assert done.returncode == 2 and "lacks the table(s) files" in done.stderr, done.stderr
+    assert path.read_bytes() == before
+
+
+@pytest.mark.sqlite_catalog
+def test_a_read_only_catalog_is_said_not_an_internal_error(tmp_path):
+    """Case 57: the catalog on a read-only mount gave 'internal error ... readonly'."""
+    repo, _ = Repository.init(tmp_path / "repo")
+    src = many_small_files(tmp_path / "s", 2)
+    ingest(repo, src, Metadata("c"))
+    repo.close()
+    path = tmp_path / "repo" / "catalog.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    if subprocess.run(["mount", "--bind", str(path), str(path)]).returncode != 0:
+        pytest.skip("bind mounts are not allowed here")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True)
+        done = subprocess.run([sys.executable, "-m", "preserve", "ingest", str(src), "-c", "c"],
+                              capture_output=True, text=True,
+                              env=dict(os.environ, PRESERVE_REPO=str(tmp_path / "repo")))
+    finally:
+        subprocess.run(["umount", str(path)])
+    assert done.returncode == 3 and "read-only" in done.stderr, done.stderr
+    assert "internal error" not in done.stderr
+    assert check(Repository(tmp_path / "repo")).status == "consistent"

@@ -45,6 +45,10 @@ from preserve.errors import ConfigError, NotFound
 # stamped with.
 HEAD = "0003_jobs_digests"
 # Every revision, oldest first: a catalog stamped with one of them can be brought to HEAD.
+# The tables of a catalog at HEAD (catalog_tables.py makes them; a test keeps the two equal).
+TABLES = frozenset({"meta", "aips", "versions", "files", "replicas", "events", "derivations",
+                    "audit_runs", "file_checks", "composite_checksums", "audit_problems",
+                    "job_results", "alembic_version"})
 REVISIONS = ("0001_schema4", "0002_event_order", HEAD)
 # What the `meta` table says of the schema, for the preserve releases before Alembic (which
 # read only that): they refuse a catalog past the schema they know.
@@ -244,6 +248,11 @@ class Catalog:
         if "alembic_version" in tables:
             revision = self.execute("SELECT version_num FROM alembic_version").scalar()
         if revision == HEAD:
+            missing = sorted(TABLES - tables)
+            if missing:  # case 54: a dropped table was found only half-way through a command
+                raise ConfigError(f"the catalog {self.describe()} is damaged: it lacks the "
+                                  f"table(s) {', '.join(missing)}; nothing was changed",
+                                  hint="restore it from backup or rebuild it from storage")
             return
         if revision in REVISIONS or (revision is None and found in BEFORE_ALEMBIC):
             self._migrate()
