@@ -72,6 +72,12 @@ def test_mime_is_the_fallback_only_where_siegfried_named_nothing():
     (("pathways.imagemagick-png", "args", ["{input}", "{outptu}"]), "names {outptu}"),
     (("pathways.imagemagick-png", "then", "imagemagick-png"), "without coming back"),
     (("rules[1]", "puids", ["fmt/119"]), "lists fmt/119, which rule 'Windows Bitmap'"),
+    # red team 2026-12 case 48: no number of seconds or MiB, or out of any range
+    *[(("pathways.imagemagick-png", "timeout_seconds", v), "'pathways.imagemagick-png."
+       "timeout_seconds' must be a number of seconds above 0")
+      for v in (float("inf"), float("nan"), 1e13, True, "10", 0, -1)],
+    *[(("pathways.imagemagick-png", "memory_mb", v), "must be a whole number of MiB")
+      for v in (True, 1e15, 63, 10**15)],
 ])
 def test_a_mistake_in_the_policy_is_named_with_its_line(tmp_path, change, named):
     data = yaml.safe_load(POLICY.read_text())
@@ -86,6 +92,38 @@ def test_a_mistake_in_the_policy_is_named_with_its_line(tmp_path, change, named)
     assert named in e.value.message
     assert e.value.message.startswith(f"{path}:")  # with the line: file:line: ...
     assert int(e.value.message.split(":")[1]) > 0
+
+
+@pytest.mark.parametrize("text,named", [
+    ("pathways:\n  a: &a [x, x, x]\n  b: &b [*a, *a, *a]\n", ":3: an alias (*a) refers"),
+    ("pathways: {}\nrules: []\npathways: {}\n", ":3: the key 'pathways' is given again "
+     "(first on line 1)"),
+    ("pathways:\n  p:\n    tool: convert\n  p:\n    tool: gm\n", ":4: the key 'p' is "
+     "given again"),
+])
+def test_yaml_that_hides_or_repeats_values_is_refused_with_its_line(tmp_path, text, named):
+    """Red team 2026-12 cases 49 and 50: an alias bomb exhausted memory, and a key given
+    twice silently took the last value."""
+    path = tmp_path / "formats.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_format_policy(path)
+    assert e.value.message.startswith(f"{path}{named}")
+
+
+def test_a_billion_laughs_in_a_policy_is_refused_at_once(tmp_path):
+    root = tmp_path / "repo"
+    run(root, "init")
+    bomb = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]\n"
+                   for i in range(1, 10))
+    for name in ("formats.yaml", "default.yaml"):
+        path = root / "policies" / name
+        kept = path.read_text()
+        path.write_text(kept + "x0: &l0 lol\n" + bomb)
+        started = time.monotonic()
+        done = run(root, "formats", check_code=2)
+        assert time.monotonic() - started < 30 and "an alias (*l0)" in done.stderr
+        path.write_text(kept)
 
 
 @given(st.lists(st.sampled_from(["a", "b.bmp", "c.tar.gz", ".hidden", "d.PNG", "e.png"]),

@@ -10,6 +10,7 @@ never discovered halfway through a migration.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from preserve.domain.schema import check_keys, read_yaml
 from preserve.errors import ConfigError
 
 RISKS = ("low", "medium", "high")
+MAX_TIMEOUT = 7 * 24 * 3600   # seconds a tool may run: far above any real conversion
+MAX_MEMORY_MB = 1 << 20       # 1 TiB: RLIMIT_AS beyond any machine's memory
 ACTIONS = ("keep", "migrate", "review")
 # What may be asked to hold between a source and its derivative (see formats.yaml).
 CHECKS = ("pixels", "samples", "frames", "pdfa", "pages", "text", "render")
@@ -141,11 +144,13 @@ def _pathway(name: str, item, path: Path, lines: dict) -> Pathway:
     _need("input" in named and ({"output", "outdir"} & named), path, lines, f"{where}.args",
           "must name {input} and {output} (or {outdir}, for tools that choose the file name)")
     timeout = item.get("timeout_seconds", 600)
-    _need(isinstance(timeout, int | float) and timeout > 0, path, lines,
-          f"{where}.timeout_seconds", "must be a number of seconds above 0")
+    _need(_number(timeout) and 0 < timeout <= MAX_TIMEOUT, path, lines,
+          f"{where}.timeout_seconds", f"must be a number of seconds above 0 and at most "
+          f"{MAX_TIMEOUT:,} (7 days)")
     memory = item.get("memory_mb", 2048)
-    _need(isinstance(memory, int) and memory >= 64, path, lines, f"{where}.memory_mb",
-          "must be a whole number of MiB, at least 64")
+    _need(_number(memory) and isinstance(memory, int) and 64 <= memory <= MAX_MEMORY_MB,
+          path, lines, f"{where}.memory_mb",
+          f"must be a whole number of MiB, from 64 to {MAX_MEMORY_MB:,} (1 TiB)")
     then = item.get("then")
     _need(then is None or isinstance(then, str), path, lines, f"{where}.then",
           "must name another pathway")
@@ -208,6 +213,13 @@ def _rule(item, where: str, path: Path, lines: dict, pathways: dict) -> FormatRu
     return FormatRule(rule.name, risk, action, rule.puids, rule.mime,
                       Target(tuple(tpuids), extension, pdfa), pathway, tuple(checks),
                       float(similarity), float(tolerance), rule.line)
+
+
+def _number(value) -> bool:
+    """A real, finite number: `true` is no number of seconds (case 48: it was taken as 1),
+    nor are .inf and .nan (a timer of .inf seconds broke the watchdog)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        math.isfinite(value)
 
 
 def _need(cond: bool, file: Path, lines: dict, key: str, message: str) -> None:

@@ -57,9 +57,37 @@ LOCATION: dict[str, Schema] = {
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def load_yaml(text: str):
-    """yaml.safe_load, with libyaml when there."""
+def load_yaml(text: str, file: Path | str = "the file"):
+    """yaml.safe_load, with libyaml when there, of a file people write by hand, refusing
+    with the line what YAML allows but a configuration must not hold (red-team 2026-12):
+    an alias (case 49: nine lines of aliases nested nine deep expand to 10^9 values and
+    exhausted memory; no preserve file needs one), and a key given twice in one mapping
+    (case 50: `copies: 2` then `copies: 1` silently kept 1)."""
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            raise ConfigError(f"{file}:{event.start_mark.line + 1}: an alias (*{event.anchor}) "
+                              "refers to an anchor; preserve's files take plain values only",
+                              hint="write the value out where the alias stands")
+    _no_duplicate_keys(yaml.compose(text, Loader=_LOADER), file)
     return yaml.load(text, Loader=_LOADER)
+
+
+def _no_duplicate_keys(root, file: Path | str) -> None:
+    stack = [root] if root is not None else []
+    while stack:  # a tree (aliases were refused): every node is visited once
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                name = str(key.value)
+                if name in seen:
+                    raise ConfigError(f"{file}:{key.start_mark.line + 1}: the key '{name}' is "
+                                      f"given again (first on line {seen[name]}); which one "
+                                      "is meant cannot be told", hint="keep one of them")
+                seen[name] = key.start_mark.line + 1
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def read_yaml(path: Path, what: str) -> tuple[str, object]:
@@ -67,7 +95,7 @@ def read_yaml(path: Path, what: str) -> tuple[str, object]:
     name (`what`: how the message names it)."""
     try:
         text = path.read_text(encoding="utf-8")
-        return text, load_yaml(text) or {}
+        return text, load_yaml(text, path) or {}
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} is missing",
                           hint="run 'preserve init' to install the default policies") from None

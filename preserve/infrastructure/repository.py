@@ -70,7 +70,7 @@ class Repository:
             raise ConfigError(f"no preserve repository at {self.root} ({CONFIG_NAME} is missing)",
                               hint="run 'preserve init' (or pass --repo DIR / set PRESERVE_REPO)")
         try:
-            self.config = load_yaml(config_path.read_text(encoding="utf-8")) or {}
+            self.config = load_yaml(config_path.read_text(encoding="utf-8"), config_path) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{config_path} is not valid YAML: {e}") from e
         if self.config.get("format") != REPOSITORY_FORMAT:
@@ -231,7 +231,7 @@ def _refuse_shared_places(locations: dict[str, Storage], folder: Path) -> None:
 
 def _read_location(file: Path) -> LocationConfig:
     try:
-        data = load_yaml(file.read_text(encoding="utf-8")) or {}
+        data = load_yaml(file.read_text(encoding="utf-8"), file) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{file} is not valid YAML: {e}") from e
     if not isinstance(data, dict) or "kind" not in data:
