@@ -180,6 +180,31 @@ def test_a_password_is_never_written(tmp_path, postgres):
     assert safe_url("postgres://u@h:5/d") == "postgresql://u@h:5/d"
 
 
+@pytest.mark.parametrize("address", [
+    "postgresql://preserve@127.0.0.1:1/db?password=SECRETX",
+    "postgresql+psycopg://preserve@127.0.0.1:1/db?sslmode=disable&password=SECRETX",
+    "postgres://127.0.0.1:1/db?user=p&PASSWORD=SECRETX",
+    "postgresql://127.0.0.1:1/db?pass%77ord=SECRETX",
+    "postgresql://127.0.0.1:1/db?sslpassword=SECRETX",
+])
+def test_a_password_anywhere_in_the_address_is_refused_and_never_said(tmp_path, address):
+    """Red team 2026-12 case 51: '?password=' was written to preserve.yaml and printed in
+    every error."""
+    env = dict(os.environ, PRESERVE_NO_PROGRESS="1")
+    done = subprocess.run([sys.executable, "-m", "preserve", "--repo", str(tmp_path / "r"),
+                           "init", "--catalog", address], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "password" in done.stderr
+    assert "SECRETX" not in done.stdout + done.stderr and not (tmp_path / "r").exists()
+    env["PRESERVE_CATALOG"] = address
+    Repository.init(tmp_path / "s")[0].close()
+    config = tmp_path / "s" / "preserve.yaml"
+    config.write_text(config.read_text() + f"catalog: {address}\n")
+    done = subprocess.run([sys.executable, "-m", "preserve", "--repo", str(tmp_path / "s"),
+                           "list"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "SECRETX" not in done.stdout + done.stderr
+
+
 def test_init_from_the_environment_and_an_unreachable_server(tmp_path, fresh_database):
     """PRESERVE_CATALOG selects PostgreSQL at init; a server that is gone later is a
     clear message (exit 2) naming the address, not a traceback."""

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from preserve.domain.model import AipSummary, EventRecord, FileRecord, ReplicaAuditState
 from preserve.domain.ocfl import VersionRecord, content_path
@@ -84,11 +84,17 @@ def libpq_url(url: str) -> str:
     return url
 
 
+# libpq's connection parameters that carry a secret (a URI may give any parameter in its
+# query string: https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS)
+SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
 def safe_url(url: str) -> str:
     """A PostgreSQL URL fit to write in a file or a message: never a password (libpq reads
     it from PGPASSWORD or ~/.pgpass), refused rather than dropped so the user knows."""
     parts = urlsplit(libpq_url(url))
-    if parts.password:
+    query = {key.strip().lower() for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    if parts.password or query & SECRET_PARAMETERS:  # case 51: '?password=' was kept
         raise ConfigError("the catalog address has a password in it, and preserve writes "
                           "that address into the repository's configuration",
                           hint="give it without the password and set PGPASSWORD or a "
@@ -196,6 +202,8 @@ class Catalog:
 
     def __init__(self, where: str | Path):
         self.server = is_server_url(where)
+        if self.server:
+            safe_url(str(where))  # a password in the address is refused before any use
         self.where = str(where) if self.server else Path(where)
         self.path = None if self.server else self.where  # the SQLite file
         if not self.server and not self.path.exists():
