@@ -457,6 +457,51 @@ def test_ctrl_c_stops_the_tools_and_a_rerun_migrates(tmp_path):
     assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 2
 
 
+def _running(marker: str) -> bytes:
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout
+
+
+def _until(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_no_tool_outlives_a_kill_9_of_migrate_and_a_rerun_migrates(tmp_path):
+    """Red team 2026-12 case 45: after kill -9 of migrate --apply, the tool (and the
+    children it forked) kept running, writing into a folder the next run removes."""
+    root, aip = _one_bmp_repo(tmp_path)
+    policy = root / "policies" / "formats.yaml"
+    default = policy.read_text()
+    marker = f"sleep 97.{os.getpid()}"
+    _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(
+        tool="sh", args=["-c", f"{marker}; sleep 1 # $0 $1", "{input}", "{output}"]))
+    env = dict(os.environ, PRESERVE_REPO=str(root), PRESERVE_NO_PROGRESS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "preserve", "migrate", "--apply"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _until(lambda: _running(marker))
+    proc.kill()
+    proc.wait()
+    _until(lambda: not _running(marker), 10)  # the tool's own child included
+    policy.write_text(default)
+    assert len(json.loads(run(root, "migrate", "--apply", "--json").stdout)["migrated"]) == 1
+    assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 2
+    assert list((root / "staging").iterdir()) == []
+
+
+def test_a_tool_child_in_a_session_of_its_own_is_stopped_at_the_timeout(tmp_path):
+    """Case 41: a child that called setsid escaped the process-group kill."""
+    root, aip = _one_bmp_repo(tmp_path)
+    marker = f"sleep 301.{os.getpid()}"
+    _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(
+        tool="sh", timeout_seconds=2,
+        args=["-c", f"setsid {marker} & sleep 1000 # $0 $1", "{input}", "{output}"]))
+    done = run(root, "migrate", "--apply", "--json", check_code=1)
+    assert "ran longer than 2 s" in json.loads(done.stdout)["rejected"][0]["reason"]
+    _until(lambda: not _running(marker), 10)
+
+
 def test_a_tool_past_its_memory_limit_fails_and_is_said(tmp_path):
     root, _ = _one_bmp_repo(tmp_path)
     _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(

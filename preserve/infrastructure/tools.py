@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -114,6 +115,83 @@ def tool_version(name: str) -> str | None:
     return m.group(1) if m else (text.strip().splitlines() or ["unknown"])[0][:80]
 
 
+# Every tool runs under a small supervisor, so that no tool outlives preserve, however it
+# ends (red-team 2026-12 cases 41, 45, 60: after a kill -9 of migrate or of a worker, the
+# tool and its children kept writing into a folder the next run removes). setpriv (util-
+# linux) gives the supervisor a parent-death signal; the supervisor (dash, in a session of
+# its own with the tool) then kills every process that carries this run's mark in its
+# environment (a child that started a session of its own included), then its own group.
+_SUPERVISOR = ('trap \'for p in /proc/[0-9]*; do [ "${p#/proc/}" = "$$" ] || '
+               '! grep -qsa "PRESERVE_TOOL=$PRESERVE_TOOL" "$p/environ" || '
+               'kill -9 "${p#/proc/}" 2>/dev/null; done; kill -9 0\' TERM INT HUP; '
+               '"$@" & wait $!')
+MARK = "PRESERVE_TOOL"  # <owner pid>-<random>: which run of which process a tool belongs to
+
+
+def _supervised(argv: list[str], env: dict | None) -> tuple[list[str], dict, str]:
+    """(argv, environment, mark) of a tool run under the supervisor, where setpriv is
+    there (it is on every Debian: util-linux); the mark alone elsewhere."""
+    mark = f"{os.getpid()}-{uuid.uuid4().hex}"
+    env = dict(os.environ if env is None else env, **{MARK: mark})
+    setpriv, sh = find_tool("setpriv"), find_tool("sh")
+    if setpriv and sh:
+        argv = [setpriv, "--pdeathsig", "TERM", "--", sh, "-c", _SUPERVISOR, "sh", *argv]
+    return argv, env, mark
+
+
+def kill_marked(prefix: str) -> int:
+    """Kill every process whose environment carries a tool mark starting with `prefix` (a
+    run's whole mark, or "<pid>-" for all tools of a process); how many were found."""
+    needle = f"{MARK}={prefix}".encode()
+    killed = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if any(item.startswith(needle) for item in environ.split(b"\0")):
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def kill_orphaned_tools() -> list[str]:
+    """Tools left running by processes of preserve that have ended (a kill -9 before the
+    supervisor could act, or where there is no setpriv): killed, a line each."""
+    owners: set[int] = set()
+    needle = f"{MARK}=".encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(needle):
+                owner = item[len(needle):].split(b"-", 1)[0]
+                if owner.isdigit():
+                    owners.add(int(owner))
+    gone = [pid for pid in owners if not _alive(pid)]
+    return [f"stopped {n} tool process(es) left running by process {pid}, which has ended"
+            for pid in gone for n in (kill_marked(f"{pid}-"),) if n]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def _limited(argv: list[str], memory_mb: int | None) -> list[str]:
     if _STOPPED.is_set():
         raise ToolFailure(f"{argv[0]} was not started: the run is being stopped")
@@ -135,11 +213,13 @@ def run_tool(argv: list[str], *, timeout: float, memory_mb: int | None = None,
     when it runs past `timeout` (its process group killed), ToolFailure when it cannot
     start."""
     full = _limited(argv, memory_mb)
+    command, env, mark = _supervised(full, env)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
         try:
-            proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                     cwd=cwd, env=env, start_new_session=True)
+            proc.mark = mark
         except OSError as e:
             raise ToolFailure(f"cannot start {argv[0]}: {e.strerror or e}") from e
         try:
@@ -159,8 +239,11 @@ def run_tool(argv: list[str], *, timeout: float, memory_mb: int | None = None,
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    """The tool's process group, and any of its processes that left it (case 41)."""
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    if getattr(proc, "mark", None):
+        kill_marked(proc.mark)
     with suppress(Exception):
         proc.wait(timeout=10)
 
@@ -178,10 +261,12 @@ def streamed(argv: list[str], *, timeout: float, memory_mb: int | None = None
     """A tool's standard output as chunks, for decoded content too large to hold. The tool
     must end well (exit 0) within `timeout`, or ToolFailure is raised when the block ends."""
     full = _limited(argv, memory_mb)
+    command, env, mark = _supervised(full, None)
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=err,
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        proc.mark = mark
         timer = _Watchdog(proc, deadline)
 
         def chunks() -> Iterator[bytes]:

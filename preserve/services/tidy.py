@@ -17,6 +17,7 @@ from preserve.infrastructure import fstree
 from preserve.infrastructure.locks import owner_gone, pid_alive
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
+from preserve.infrastructure.tools import kill_orphaned_tools
 from preserve.services.ingest import recover
 
 REPAIR_STAGING = "repair-"
@@ -27,6 +28,7 @@ WORK_STAGING = (REPAIR_STAGING, MIGRATE_STAGING)
 def tidy(repo: Repository) -> list[str]:
     """Remove what earlier, ended runs left; a line per thing removed or resolved."""
     actions = recover(repo)
+    actions += kill_orphaned_tools()  # before their working folders go (cases 45, 60)
     for path in ended_work(repo):
         fstree.rmtree(path, ignore_errors=True)
         actions.append(f"removed {path}, left by an interrupted {work_kind(path)}")
