@@ -502,6 +502,40 @@ def test_a_tool_child_in_a_session_of_its_own_is_stopped_at_the_timeout(tmp_path
     _until(lambda: not _running(marker), 10)
 
 
+def test_a_tool_output_that_is_a_link_is_rejected_cleanly(tmp_path):
+    """Case 42: a link to the input passed every check (it is the input), then the run
+    stopped with an internal error when the derivative was copied."""
+    root, aip = _one_bmp_repo(tmp_path)
+    _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(
+        tool="ln", args=["-s", "{input}", "{output}"]))
+    [rejected] = json.loads(run(root, "migrate", "--apply", "--json",
+                                check_code=1).stdout)["rejected"]
+    assert "which is not a regular file" in rejected["reason"]
+    assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 1
+
+
+def test_a_tool_that_fills_the_disk_is_rejected_and_named(tmp_path):
+    """Case 43: a tool flooding its output for 3 s left no room for the catalog: internal
+    error 'database or disk is full', exit 3."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=60m", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("no tmpfs can be mounted here")
+    try:
+        root, aip = _one_bmp_repo(disk)
+        _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(
+            tool="sh", timeout_seconds=3,
+            args=["-c", 'yes AAAAAAAAAAAAAAAAAAAAAAAA > "$1"', "{input}", "{output}"]))
+        done = run(root, "migrate", "--apply", "--json", check_code=1)
+        [rejected] = json.loads(done.stdout)["rejected"]
+        assert "no space left on the disk of the working folder" in rejected["reason"]
+        assert list((root / "staging").iterdir()) == []
+        assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 1
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
 def test_a_tool_past_its_memory_limit_fails_and_is_said(tmp_path):
     root, _ = _one_bmp_repo(tmp_path)
     _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(

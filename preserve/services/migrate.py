@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import stat
 import threading
 import uuid
 from collections.abc import Iterator
@@ -306,7 +308,22 @@ def _convert(repo: Repository, policy: FormatPolicy, c: Candidate, workdir: Path
         outcome.reason = f"{e.strerror or e} ({e.filename or 'working folder'})"
     except Exception as e:  # a check that broke on this file: rejected, never accepted
         outcome.reason = f"the checks could not be completed ({type(e).__name__}: {e})"
+    if not outcome.accepted:  # what the tool wrote goes now: it may have filled the disk
+        full = _filled(workdir)
+        fstree.rmtree(workdir, ignore_errors=True)
+        if full:  # case 43: a tool that floods its output left no room for the record
+            outcome.reason = (f"no space left on the disk of the working folder ({workdir}"
+                              f"): the tool filled it; what it wrote was removed. "
+                              f"{outcome.reason}")
     return outcome
+
+
+def _filled(folder: Path) -> bool:
+    """Whether the disk of `folder` has (nearly) no room left."""
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
 
 
 def _fetch(repo: Repository, c: Candidate, workdir: Path) -> Path:
@@ -340,9 +357,13 @@ def _run_pathway(pathway: Pathway, source: Path, workdir: Path, extension: str
                                                   a) for a in pathway.args]
     run = run_tool(argv, timeout=pathway.timeout_seconds, memory_mb=pathway.memory_mb,
                    cwd=str(workdir))
-    made = [p for p in outdir.iterdir() if p.is_file()]
+    made = list(outdir.iterdir())
     if run.returncode != 0:
         raise ToolFailure(f"{pathway.tool} failed ({run.summary()})")
+    odd = [p for p in made if not stat.S_ISREG(p.lstat().st_mode)]
+    if odd:  # case 42: a link to the input passed every check, then broke the run
+        raise ToolFailure(f"{pathway.tool} wrote {odd[0].name}, which is not a regular file "
+                          "(a link, a folder or a device); only a file it wrote is kept")
     if not made:
         raise ToolFailure(f"{pathway.tool} reported success but wrote nothing "
                           f"({run.summary()})")
