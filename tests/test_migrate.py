@@ -502,6 +502,27 @@ def test_a_tool_child_in_a_session_of_its_own_is_stopped_at_the_timeout(tmp_path
     _until(lambda: not _running(marker), 10)
 
 
+def test_a_gif_is_proven_as_a_reader_shows_it_on_its_canvas(tmp_path):
+    """Red team 2026-12 case 58: a 10x10 frame at +50+50 of a 100x100 logical screen
+    became a 10x10 PNG (the canvas only in ImageMagick's private chunk), and the frame's
+    raw pixels were called identical."""
+    src = tmp_path / "src"
+    src.mkdir()
+    media.run("convert", "-size", "10x10", "xc:red", "-page", "100x100+50+50", src / "map.gif")
+    root, aip = _repo_with(tmp_path, src)
+    [rejected] = json.loads(run(root, "migrate", "--apply", "--json",
+                                check_code=1).stdout)["rejected"]
+    assert "is a 10x10 region at +50+50 of a 100x100 canvas" in rejected["reason"]
+    def coalesced(data):
+        data["pathways"]["coalesced-png"] = {
+            "tool": "convert", "args": ["{input}", "-coalesce", "+repage", "{output}"]}
+        _rule(data, "GIF").update(pathway="coalesced-png")
+
+    _policy(root, coalesced)
+    [migrated] = json.loads(run(root, "migrate", "--apply", "--json").stdout)["migrated"]
+    assert "1 frame(s) of 100x100 as shown on the canvas" in migrated["proof"]
+
+
 def test_a_tool_output_that_is_a_link_is_rejected_cleanly(tmp_path):
     """Case 42: a link to the input passed every check (it is the input), then the run
     stopped with an internal error when the derivative was copied."""

@@ -70,20 +70,47 @@ def verify(rule: FormatRule, source: Path, derivative: Path, workdir: Path, *,
 # -- images ----------------------------------------------------------------------------------
 
 def _image_frames(path: Path, timeout: float) -> list[tuple[str, ...]]:
-    text = output_text(["identify", "-format", "%w %h %z %[channels] %[colorspace] %[type]\n",
-                        str(path)], timeout=timeout, memory_mb=DECODE_MEMORY_MB)
+    """Per frame: width, height, depth, channels, colour space, type, then the canvas
+    (page) it sits on, its offset on it, and the format ImageMagick read."""
+    text = output_text(["identify", "-format", "%w %h %z %[channels] %[colorspace] %[type] "
+                        "%W %H %X %Y %m\n", str(path)],
+                       timeout=timeout, memory_mb=DECODE_MEMORY_MB)
     return [tuple(line.split()) for line in text.splitlines() if line.strip()]
 
 
-def _pixels(path: Path, depth: str, timeout: float) -> tuple[str, int]:
-    return hash_output(["convert", str(path), "-depth", depth, "-endian", "LSB", "rgba:-"],
-                       timeout=timeout, memory_mb=DECODE_MEMORY_MB)
+def _on_canvas(frames: list[tuple[str, ...]]) -> bool:
+    """Whether a reader composes the frames on a canvas (a GIF's logical screen, with
+    offsets and disposal), rather than showing each frame as it is stored."""
+    return any(f[10] == "GIF" or (f[6], f[7], f[8], f[9]) not in ((f[0], f[1], "+0", "+0"),
+                                                                    ("0", "0", "+0", "+0"))
+               for f in frames)
+
+
+def _pixels(path: Path, depth: str, timeout: float, *, shown: bool = False) -> tuple[str, int]:
+    """sha256 of the decoded RGBA samples; `shown`: of every frame as a reader shows it,
+    composed on its canvas (ImageMagick's -coalesce)."""
+    compose = ["-coalesce", "+repage"] if shown else ["+repage"]
+    return hash_output(["convert", str(path), *compose, "-depth", depth, "-endian", "LSB",
+                        "rgba:-"], timeout=timeout, memory_mb=DECODE_MEMORY_MB)
 
 
 def check_pixels(rule, source: Path, derivative: Path, workdir: Path, timeout: float) -> str:
+    """The derivative's frames, as any reader decodes them, hold the samples the source's
+    frames show: a GIF's frames composed on its logical screen (offsets, disposal), and
+    no canvas or offset in the derivative that only ImageMagick's private PNG chunks keep
+    (red-team 2026-12 case 58: a 10x10 frame at +50+50 of a 100x100 screen became a
+    10x10 PNG, and raw frame pixels were "identical")."""
     before, after = _image_frames(source, timeout), _image_frames(derivative, timeout)
     if len(before) != len(after):
         raise CheckFailed(f"the source has {len(before)} frame(s), the derivative {len(after)}")
+    for i, a in enumerate(after):
+        if (a[6], a[7], a[8], a[9]) not in ((a[0], a[1], "+0", "+0"), ("0", "0", "+0", "+0")):
+            raise CheckFailed(f"frame {i} of the derivative is a {a[0]}x{a[1]} region at "
+                              f"{a[8]}{a[9]} of a {a[6]}x{a[7]} canvas, which most readers "
+                              "do not show")
+    shown = _on_canvas(before)
+    if shown:  # what a reader shows of the source: each frame the size of the canvas
+        before = [(f[6], f[7], *f[2:]) for f in before]
     names = ("width", "height", "bit depth", "channels", "colour space", "colour type")
     for i, (b, a) in enumerate(zip(before, after, strict=True)):
         for name, x, y in zip(names, b, a, strict=False):
@@ -95,13 +122,14 @@ def check_pixels(rule, source: Path, derivative: Path, workdir: Path, timeout: f
     # decoded at the deeper of the two: a source's values scale up exactly, and no
     # difference in the derivative's extra bits can hide in a rounding down
     depth = str(max(int(f[2]) for f in before + after))
-    want, size = _pixels(source, depth, timeout)
+    want, size = _pixels(source, depth, timeout, shown=shown)
     got, _ = _pixels(derivative, depth, timeout)
     if want != got:
         raise CheckFailed(f"decoded pixels differ at {depth} bits per channel (sha256 {got[:16]}… "
                           f"where the source gives {want[:16]}…)")
-    w, h, source_depth, channels, space, _type = before[0]
-    return (f"pixels identical: {len(before)} frame(s) of {w}x{h}, {source_depth} bits, "
+    w, h, source_depth, channels, space = before[0][:5]
+    return (f"pixels identical: {len(before)} frame(s) of {w}x{h}"
+            + (" as shown on the canvas" if shown else "") + f", {source_depth} bits, "
             f"{channels}, {space} (sha256 of {size} RGBA bytes decoded at {depth} bits "
             f"{want[:16]}…)")
 
