@@ -80,3 +80,38 @@ def office(folder: Path, text: str, kinds: tuple[str, ...] = ("docx", "odt", "pd
         made[kind] = folder / f"letter.{kind}"
     source.unlink()
     return made
+
+
+def photo_pdf(path: Path, grain: int = 12, seed: int = 1) -> Path:
+    """A one-page PDF of a 256x256 RGB photo kept losslessly (Flate) with a scan's grain of
+    +-`grain` levels, and a caption: what pdfwrite's defaults re-encode as JPEG."""
+    import random
+    import zlib
+
+    import pikepdf
+
+    rnd = random.Random(seed)
+    data = bytearray()
+    for y in range(256):
+        for x in range(256):
+            n = rnd.randint(-grain, grain)
+            data += bytes(max(0, min(255, v + n)) for v in (x, y, (x + y) // 2))
+    pdf = pikepdf.new()
+    image = pikepdf.Stream(pdf, zlib.compress(bytes(data)))
+    image.Type, image.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
+    image.Width = image.Height = 256
+    image.ColorSpace, image.BitsPerComponent = pikepdf.Name.DeviceRGB, 8
+    image.Filter = pikepdf.Name.FlateDecode
+    font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font,
+                                                Subtype=pikepdf.Name.Type1,
+                                                BaseFont=pikepdf.Name.Helvetica))
+    content = (b"q 256 0 0 256 100 400 cm /Im0 Do Q BT /F1 12 Tf 100 380 Td "
+               b"(Scan of plate 7) Tj ET")
+    page = pikepdf.Dictionary(
+        Type=pikepdf.Name.Page, MediaBox=[0, 0, 612, 792],
+        Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image),
+                                     Font=pikepdf.Dictionary(F1=font)),
+        Contents=pdf.make_stream(content))
+    pdf.pages.append(pikepdf.Page(page))
+    pdf.save(path)
+    return path

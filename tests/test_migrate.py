@@ -523,6 +523,33 @@ def test_a_gif_is_proven_as_a_reader_shows_it_on_its_canvas(tmp_path):
     assert "1 frame(s) of 100x100 as shown on the canvas" in migrated["proof"]
 
 
+def test_an_embedded_image_reencoded_lossily_is_never_proven(tmp_path):
+    """Red team 2026-12 case 44: pdfwrite's defaults re-encoded a grainy lossless photo as
+    JPEG (94 per cent of its samples changed) and the 50 dpi grey render could not see it.
+    The default pathway keeps images as they are, and the images check proves it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    media.photo_pdf(src / "plate7.pdf")
+    root, aip = _repo_with(tmp_path, src)
+    policy = root / "policies" / "formats.yaml"
+    default = policy.read_text()
+
+    def pdfwrite_defaults(data):
+        args = data["pathways"]["ghostscript-pdfa2b"]["args"]
+        args[:] = [a for a in args if not a.startswith(("-dAutoFilter", "-dColorImage",
+                                                        "-dGrayImage", "-dPassThrough",
+                                                        "-dDownsample"))]
+
+    _policy(root, pdfwrite_defaults)
+    [rejected] = json.loads(run(root, "migrate", "--apply", "--json",
+                                check_code=1).stdout)["rejected"]
+    assert "page 1: an image of 256x256 (8 bits, 3 components) is not in the derivative" \
+        in rejected["reason"]
+    policy.write_text(default)
+    [migrated] = json.loads(run(root, "migrate", "--apply", "--json").stdout)["migrated"]
+    assert "1 embedded image(s) on 1 page(s) identical" in migrated["proof"]
+
+
 def test_a_tool_output_that_is_a_link_is_rejected_cleanly(tmp_path):
     """Case 42: a link to the input passed every check (it is the input), then the run
     stopped with an internal error when the derivative was copied."""

@@ -26,7 +26,7 @@ MAX_TIMEOUT = 7 * 24 * 3600   # seconds a tool may run: far above any real conve
 MAX_MEMORY_MB = 1 << 20       # 1 TiB: RLIMIT_AS beyond any machine's memory
 ACTIONS = ("keep", "migrate", "review")
 # What may be asked to hold between a source and its derivative (see formats.yaml).
-CHECKS = ("pixels", "samples", "frames", "pdfa", "pages", "text", "render")
+CHECKS = ("pixels", "samples", "frames", "pdfa", "pages", "text", "render", "images")
 PDFA_LEVELS = ("1b", "2b", "3b")
 # What a pathway's arguments may name: the file to read, the file or folder to write, a
 # private working folder, a PDF/A definition file made for Ghostscript, and a LibreOffice

@@ -421,5 +421,80 @@ def check_render(rule, source: Path, derivative: Path, workdir: Path, timeout: f
             f"(at most {_share(worst)} of a page's pixels differ)")
 
 
+def _page_images(path: Path) -> list[Counter]:
+    """Per page, the images it draws (through its forms too) as (width, height, bits,
+    colour components, sha256 of the decoded samples), counted: what a reader sees of
+    each picture, whatever a writer named or compressed it as. Every filter is decoded,
+    JPEG included, so a lossless image re-encoded lossily differs in its samples."""
+    import pikepdf
+
+    try:
+        pdf = pikepdf.open(path)
+    except pikepdf.PdfError as e:
+        raise CheckFailed(f"{path.name} is not a readable PDF: {e}") from e
+    with pdf:
+        pages = []
+        for page in pdf.pages:
+            found: Counter = Counter()
+            _images_in(page.obj.get("/Resources"), found, set(), pikepdf)
+            pages.append(found)
+        return pages
+
+
+def _images_in(resources, found: Counter, seen: set, pikepdf) -> None:
+    xobjects = resources.get("/XObject") if isinstance(resources, pikepdf.Dictionary) else None
+    if not isinstance(xobjects, pikepdf.Dictionary):
+        return
+    for _name, xobject in xobjects.items():
+        key = xobject.objgen if xobject.is_indirect else id(xobject)
+        if key in seen or not isinstance(xobject, pikepdf.Stream):
+            continue  # a form that draws itself (case 37), or an image drawn twice
+        seen.add(key)
+        subtype = xobject.get("/Subtype")
+        if subtype == "/Form":
+            _images_in(xobject.get("/Resources"), found, seen, pikepdf)
+        elif subtype == "/Image":
+            try:
+                image = pikepdf.PdfImage(xobject)
+                samples = xobject.read_bytes(pikepdf.StreamDecodeLevel.all)
+                digest = hashlib.sha256(samples).hexdigest()
+                found[(image.width, image.height, image.bits_per_component,
+                       _components(image), digest)] += 1
+            except (pikepdf.PdfError, NotImplementedError, ValueError) as e:
+                raise CheckFailed(f"an image ({xobject.get('/Width')}x"
+                                  f"{xobject.get('/Height')}) cannot be decoded: {e}") from e
+
+
+def _components(image) -> int | str:
+    try:
+        return len(image.mode) if image.mode != "1" else 1
+    except NotImplementedError:  # an ICC-based, indexed or separation space: named
+        return str(image.colorspace)
+
+
+def check_images(rule, source: Path, derivative: Path, workdir: Path, timeout: float) -> str:
+    """Every page draws the same images in both: count, size, depth, colour components
+    and decoded samples (red-team 2026-12 case 44: Ghostscript re-encoded a lossless
+    photo as JPEG, 94 per cent of its samples changed, and a 50 dpi grey render could not
+    see it). An image converted to another colour space counts as changed: unproven."""
+    before, after = _page_images(source), _page_images(derivative)
+    if len(before) != len(after):
+        raise CheckFailed(f"{len(after)} page(s) in the derivative, {len(before)} in the "
+                          "source")
+    for page, (b, a) in enumerate(zip(before, after, strict=True), 1):
+        if b != a:
+            lost = b - a
+            w, h, bits, comps, _ = next(iter(lost or (a - b)))
+            raise CheckFailed(f"page {page}: an image of {w}x{h} ({bits} bits, {comps} "
+                              "components) is not in the derivative as it is in the source "
+                              "(its decoded samples, size or colours differ)" if lost else
+                              f"page {page}: the derivative has an image of {w}x{h} the "
+                              "source does not")
+    total = sum(sum(p.values()) for p in before)
+    return (f"{total} embedded image(s) on {len(before)} page(s) identical in size, colours "
+            "and decoded samples")
+
+
 CHECKS = {"pixels": check_pixels, "samples": check_samples, "frames": check_frames,
-          "pdfa": check_pdfa, "pages": check_pages, "text": check_text, "render": check_render}
+          "pdfa": check_pdfa, "pages": check_pages, "text": check_text, "render": check_render,
+          "images": check_images}
