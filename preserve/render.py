@@ -342,7 +342,8 @@ def formats_report(rows) -> None:
     table = Table(title=f"{len(rows)} format(s) held", title_justify="left")
     for col, just in (("PUID", "left"), ("format", "left"), ("files", "right"),
                       ("size", "right"), ("risk", "left"), ("action", "left"),
-                      ("to do", "right"), ("tools here", "left")):
+                      ("to do", "right"), ("failed", "right"), ("unproven", "right"),
+                      ("tools here", "left")):
         table.add_column(col, justify=just)
     colours = {"high": "red", "medium": "yellow", "low": "green"}
     for r in rows:
@@ -354,7 +355,9 @@ def formats_report(rows) -> None:
                               else f"[red]{t} missing[/]" for t, v in r.tools.items())
         table.add_row(text(r.puid or r.mime or "-"), text(r.name or "(not identified)"),
                       str(r.files), human_size(r.bytes), risk, r.action or "",
-                      str(r.pending) if r.action == "migrate" else "", works)
+                      str(r.pending) if r.action == "migrate" else "",
+                      f"[red]{r.failed}[/]" if r.failed else "",
+                      f"[yellow]{r.unproven}[/]" if r.unproven else "", works)
     out.print(table)
 
 
@@ -381,9 +384,15 @@ def migration_report(result) -> None:
         out.print(f"  AIP {v['aip']} v{v['version']}: {v['files_added']} derivative(s) "
                   f"(stored at {', '.join(v['replicas'])})")
     if result.rejected:
-        out.print(f"[bold red]{len(result.rejected)} derivative(s) rejected[/] (recorded as "
+        out.print(f"[bold red]{len(result.rejected)} derivative(s) failed[/] (recorded as "
                   "failed migration events; nothing else changed):")
         for r in result.rejected[:LISTED]:
+            out.print(f"  {text(r['source'])} (AIP {r['aip'][:8]}): {text(r['reason'])}")
+    if result.unproven:
+        out.print(f"[bold yellow]{len(result.unproven)} derivative(s) could not be proven[/] "
+                  "equal to their sources and were not kept (recorded as unproven "
+                  "migration events; nothing else changed):")
+        for r in result.unproven[:LISTED]:
             out.print(f"  {text(r['source'])} (AIP {r['aip'][:8]}): {text(r['reason'])}")
     for p in result.problems:
         out.print(f"[bold red]problem:[/] {text(p)}")

@@ -550,6 +550,42 @@ def test_an_embedded_image_reencoded_lossily_is_never_proven(tmp_path):
     assert "1 embedded image(s) on 1 page(s) identical" in migrated["proof"]
 
 
+def test_unproven_is_told_apart_from_failed_and_a_fallback_pathway_is_tried(tmp_path):
+    """Issue 21: a derivative no check could decide on ("could not be proven") is told
+    apart from a wrong one in migrate's output, the events and `formats`; a rule's
+    fallback pathways are tried in order when the one before is refused."""
+    src = tmp_path / "src"
+    src.mkdir()
+    media.photo_pdf(src / "plate7.pdf")
+    root, aip = _repo_with(tmp_path, src)
+
+    def textless(data):  # valid PDF/A, same pages, but its text filtered out
+        gs = data["pathways"]["ghostscript-pdfa2b"]
+        data["pathways"]["gs-textless"] = {**gs, "args": ["-dFILTERTEXT", *gs["args"]]}
+        _rule(data, "PDF (not PDF/A)").update(pathway="gs-textless")
+
+    _policy(root, textless)
+    done = json.loads(run(root, "migrate", "--apply", "--json", check_code=1).stdout)
+    assert done["rejected"] == [] and done["migrated"] == []
+    [unproven] = done["unproven"]
+    assert unproven["outcome"] == "unproven" and "extracted text differs" in unproven["reason"]
+    shown = json.loads(run(root, "show", aip, "--json").stdout)
+    assert [e["outcome"] for e in shown["events"] if e["type"] == "migration"] == ["unproven"]
+    [row] = [r for r in json.loads(run(root, "formats", "--json").stdout)
+             if r["rule"] == "PDF (not PDF/A)"]
+    assert (row["pending"], row["unproven"], row["failed"]) == (1, 1, 0)
+    said = run(root, "migrate", "--apply", check_code=1).stdout
+    assert "1 derivative(s) could not be proven" in said
+
+    _policy(root, lambda d: _rule(d, "PDF (not PDF/A)").update(
+        fallback=["ghostscript-pdfa2b"]))
+    [migrated] = json.loads(run(root, "migrate", "--apply", "--json").stdout)["migrated"]
+    assert migrated["outcome"] == "migrated"
+    events = json.loads(run(root, "show", aip, "--json").stdout)["events"]
+    assert "(after 'gs-textless' refused)" in [e for e in events if e["type"] == "migration"
+                                               and e["outcome"] == "success"][0]["detail"]
+
+
 def test_a_tool_output_that_is_a_link_is_rejected_cleanly(tmp_path):
     """Case 42: a link to the input passed every check (it is the input), then the run
     stopped with an internal error when the derivative was copied."""

@@ -67,6 +67,12 @@ class FormatRule:
     text_similarity: float = 1.0
     render_tolerance: float = 0.0  # share of a page's pixels that may differ when rendered
     line: int = 0
+    fallback: tuple[str, ...] = ()  # pathways tried in order when the one before is refused
+
+    @property
+    def pathways(self) -> tuple[str, ...]:
+        """Every pathway the rule may use, in the order they are tried."""
+        return ((self.pathway,) if self.pathway else ()) + self.fallback
 
 
 @dataclass
@@ -178,7 +184,7 @@ def _rule(item, where: str, path: Path, lines: dict, pathways: dict) -> FormatRu
     rule = FormatRule(name.strip(), risk, action, tuple(puids), tuple(mime),
                       line=lines.get(where, 0))
     if action != "migrate":
-        for key in ("target", "pathway", "checks"):
+        for key in ("target", "pathway", "fallback", "checks"):
             _need(key not in item, path, lines, f"{where}.{key}",
                   f"is only for action: migrate (this rule's action is {action})")
         return rule
@@ -198,6 +204,11 @@ def _rule(item, where: str, path: Path, lines: dict, pathways: dict) -> FormatRu
     pathway = item.get("pathway")
     _need(pathway in pathways, path, lines, f"{where}.pathway",
           f"must name a pathway of this file ({', '.join(pathways) or 'none defined'})")
+    fallback = item.get("fallback", [])
+    _need(isinstance(fallback, list) and all(p in pathways and p != pathway for p in fallback)
+          and len(set(fallback)) == len(fallback), path, lines, f"{where}.fallback",
+          "must list other pathways of this file, each once, tried in order when the one "
+          "before is refused")
     checks = item.get("checks")
     _need(isinstance(checks, list) and checks and all(c in CHECKS for c in checks)
           and len(set(checks)) == len(checks), path, lines, f"{where}.checks",
@@ -212,7 +223,7 @@ def _rule(item, where: str, path: Path, lines: dict, pathways: dict) -> FormatRu
           f"{where}.render_tolerance", "must be a share from 0 to below 1")
     return FormatRule(rule.name, risk, action, rule.puids, rule.mime,
                       Target(tuple(tpuids), extension, pdfa), pathway, tuple(checks),
-                      float(similarity), float(tolerance), rule.line)
+                      float(similarity), float(tolerance), rule.line, tuple(fallback))
 
 
 def _number(value) -> bool:

@@ -39,6 +39,7 @@ FORMATS: Schema = {
     "pathways": {"*": _PATHWAY},
     "rules": [{"name": None, "puids": None, "mime": None, "risk": None, "action": None,
                "target": {"puids": None, "extension": None, "pdfa": None}, "pathway": None,
+               "fallback": None,
                "checks": None, "text_similarity": None, "render_tolerance": None,
                "note": None}],
 }

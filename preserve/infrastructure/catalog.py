@@ -921,6 +921,16 @@ class Catalog:
                                "ORDER BY datetime, seq", (aip_id,))
         return [EventRecord(*r) for r in rows]
 
+    def migration_attempts(self) -> dict[str, list[tuple[str, str]]]:
+        """(detail, outcome) of every migration event not a success, per AIP, oldest
+        first: what `formats` reports of files still to migrate."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for aip_id, detail, outcome in self.execute(
+                "SELECT aip_id, detail, outcome FROM events WHERE type = 'migration' AND "
+                "outcome <> 'success' ORDER BY seq"):
+            out.setdefault(aip_id, []).append((detail, outcome))
+        return out
+
     def replicas(self) -> list[tuple[str, int, str, str]]:
         """(AIP, version, location, key) of every recorded replica (one row per copy)."""
         return [tuple(r) for r in self.execute(

@@ -26,7 +26,7 @@ from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.tools import tool_version
 from preserve.services.common import Progress, Silent, now_utc, store_log_event
 from preserve.services.ingest import AGENT_PRESERVE
-from preserve.services.migrate import format_policy
+from preserve.services.migrate import UNPROVEN, format_policy
 from preserve.services.new_version import event_record
 from preserve.services.versions import verified_local
 
@@ -45,6 +45,8 @@ class FormatRow:
     rule: str | None = None
     target: list[str] = field(default_factory=list)
     pending: int = 0              # files the policy would migrate that have no derivative
+    failed: int = 0               # of those, the last migration's derivative was wrong
+    unproven: int = 0             # ... or could not be proven equal to the source
     pathway: str | None = None
     tools: dict[str, str | None] = field(default_factory=dict)  # tool -> version (None: absent)
 
@@ -62,7 +64,8 @@ def report(repo: Repository, refs: list[str] | None = None,
     policy = format_policy(repo)
     ids = [repo.catalog.resolve(r) for r in refs] if refs else None
     rows: dict[tuple, FormatRow] = {}
-    for (_aip, _coll, _path, _v, size, _sha, puid, mime, fmt, made) in \
+    attempts = repo.catalog.migration_attempts()
+    for (aip, _coll, path, _v, size, _sha, puid, mime, fmt, made) in \
             repo.catalog.payload_for_policy(ids, collection):
         key = (puid, None if puid else mime)
         row = rows.get(key)
@@ -73,13 +76,25 @@ def report(repo: Repository, refs: list[str] | None = None,
                 row.risk, row.action, row.rule = rule.risk, rule.action, rule.name
                 if rule.action == "migrate":
                     row.target, row.pathway = list(rule.target.puids), rule.pathway
-                    row.tools = {p.tool: tool_version(p.tool) for p in policy.chain(rule.pathway)}
+                    row.tools = {p.tool: tool_version(p.tool) for name in rule.pathways
+                                 for p in policy.chain(name)}
         row.files += 1
         row.bytes += size
         if row.action == "migrate" and made is None:
             row.pending += 1
+            last = _last_attempt(attempts.get(aip, ()), path)
+            row.failed += last == "failure"
+            row.unproven += last == UNPROVEN
     order = {"high": 0, "medium": 1, "low": 2, None: 3}
     return sorted(rows.values(), key=lambda r: (order[r.risk], -r.bytes, r.puid or ""))
+
+
+def _last_attempt(attempts, path: str) -> str | None:
+    """The outcome of the last migration of `path` that was not kept, if any: its event's
+    detail begins with the file's name and " (" (migrate._outcome)."""
+    prefix = f"{display(path)} ("
+    return next((outcome for detail, outcome in reversed(attempts)
+                 if detail.startswith(prefix)), None)
 
 
 @dataclass

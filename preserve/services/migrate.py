@@ -96,8 +96,12 @@ class Candidate:
         return {"aip": self.aip_id, "collection": self.collection, "source": self.source,
                 "size": self.size, "puid": self.puid, "format": self.format,
                 "rule": self.rule.name, "pathway": self.rule.pathway,
+                "fallback": list(self.rule.fallback),
                 "target": list(self.rule.target.puids), "derivative": self.derivative,
                 "checks": list(self.rule.checks)}
+
+
+UNPROVEN = "unproven"  # a migration event's outcome: made, but not proven (nor disproven)
 
 
 @dataclass
@@ -113,11 +117,13 @@ class Outcome:
     tools: list[tuple[str, str]] = field(default_factory=list)  # (tool, version)
     seconds: float = 0.0
     workdir: Path | None = None
+    status: str = "failed"           # "migrated", "failed" or "unproven"
 
     def to_dict(self) -> dict:
         out = {"aip": self.candidate.aip_id, "source": self.candidate.source,
                "derivative": self.candidate.derivative, "rule": self.candidate.rule.name,
-               "accepted": self.accepted, "puid": self.puid, "seconds": round(self.seconds, 2)}
+               "accepted": self.accepted, "outcome": self.status, "puid": self.puid,
+               "seconds": round(self.seconds, 2)}
         out["proof" if self.accepted else "reason"] = self.proof if self.accepted else self.reason
         return out
 
@@ -126,13 +132,14 @@ class Outcome:
 class MigrationResult:
     planned: int = 0
     migrated: list[dict] = field(default_factory=list)
-    rejected: list[dict] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)  # failed: the derivative is wrong
+    unproven: list[dict] = field(default_factory=list)  # not kept: no check could decide
     versions: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # versions not written, copies missing
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.rejected or self.problems else 0
+        return 1 if self.rejected or self.unproven or self.problems else 0
 
     def to_dict(self) -> dict:
         return {**asdict(self), "exit_code": self.exit_code}
@@ -240,7 +247,7 @@ def _finish_copies(repo: Repository, refs: list[str] | None, result: MigrationRe
 
 def _check_tools(policy: FormatPolicy, candidates: list[Candidate]) -> None:
     """Every tool the plan needs is installed: say so before anything starts."""
-    for name in sorted({c.rule.pathway for c in candidates}):
+    for name in sorted({p for c in candidates for p in c.rule.pathways}):
         for pathway in policy.chain(name):
             if tool_version(pathway.tool) is None:
                 raise ToolFailure(f"pathway '{name}' needs '{pathway.tool}', which is not "
@@ -274,18 +281,54 @@ def _convert_all(repo, policy, candidates, pool, workers, workroot, progress
 
 
 def _convert(repo: Repository, policy: FormatPolicy, c: Candidate, workdir: Path) -> Outcome:
-    """Make and prove one derivative; never raises for what a file or tool does wrong."""
-    rule = c.rule
-    chain = policy.chain(rule.pathway)
-    detail = (f"{display(c.source)} ({c.puid or c.format or 'unidentified'}) to "
-              f"{display(c.derivative)} by rule '{rule.name}', pathway "
-              + " then ".join(f"'{p.name}' ({p.tool})" for p in chain))
-    outcome = Outcome(c, False, detail,
-                      tools=[(p.tool, tool_version(p.tool) or "unknown") for p in chain],
-                      workdir=workdir)
+    """Make and prove one derivative, by the rule's pathway or, when that one is refused,
+    by each of its fallback pathways in turn; never raises for what a file or tool does
+    wrong. Not kept, the outcome is "unproven" if any pathway made a derivative that a
+    check could not decide on, else "failed"; its reason names every pathway tried."""
+    outcome = None
+    reasons: list[str] = []
+    unproven = full = False
     try:
         fstree.makedirs(workdir)
         source = _fetch(repo, c, workdir)
+    except (PreserveError, OSError) as e:
+        outcome = _outcome(c, policy.chain(c.rule.pathway), workdir)
+        outcome.reason = e.message if isinstance(e, PreserveError) else \
+            f"{e.strerror or e} ({e.filename or 'working folder'})"
+        return _discard(outcome, workdir)
+    for attempt, name in enumerate(c.rule.pathways):
+        chain = policy.chain(name)
+        outcome = _outcome(c, chain, workdir)
+        if attempt:
+            outcome.detail += f" (after {', '.join(repr(n) for n in c.rule.pathways[:attempt])} "
+            outcome.detail += "refused)"
+        _attempt(c, chain, source, workdir / f"try{attempt}", outcome)
+        if outcome.accepted:
+            return outcome
+        unproven |= outcome.status == "unproven"
+        reasons.append(f"pathway '{name}': {outcome.reason}" if len(c.rule.pathways) > 1
+                       else outcome.reason)
+        full = full or _filled(workdir)
+        fstree.rmtree(workdir / f"try{attempt}", ignore_errors=True)  # room for the next
+    outcome.status = "unproven" if unproven else "failed"
+    outcome.reason = "; then ".join(reasons)
+    return _discard(outcome, workdir, full)
+
+
+def _outcome(c: Candidate, chain: list, workdir: Path) -> Outcome:
+    detail = (f"{display(c.source)} ({c.puid or c.format or 'unidentified'}) to "
+              f"{display(c.derivative)} by rule '{c.rule.name}', pathway "
+              + " then ".join(f"'{p.name}' ({p.tool})" for p in chain))
+    return Outcome(c, False, detail,
+                   tools=[(p.tool, tool_version(p.tool) or "unknown") for p in chain],
+                   workdir=workdir)
+
+
+def _attempt(c: Candidate, chain: list, source: Path, workdir: Path, outcome: Outcome) -> None:
+    """Run one pathway (a chain of tools) and the rule's checks on what it made; the
+    outcome says whether it was accepted, or failed, or could not be proven, and why."""
+    rule = c.rule
+    try:
         made = source
         for step, pathway in enumerate(chain):
             made, seconds = _run_pathway(pathway, made, workdir / f"step{step}",
@@ -302,19 +345,25 @@ def _convert(repo: Repository, policy: FormatPolicy, c: Candidate, workdir: Path
                        timeout=max(p.timeout_seconds for p in chain))
         outcome.accepted, outcome.proof, outcome.file = True, \
             f"identified as {found.puid} ({found.format}); " + proof.summary(), made
+        outcome.status = "migrated"
     except (CheckFailed, PreserveError) as e:
         outcome.reason = e.message if isinstance(e, PreserveError) else str(e)
+        outcome.status = "unproven" if getattr(e, "unproven", False) else "failed"
     except OSError as e:
         outcome.reason = f"{e.strerror or e} ({e.filename or 'working folder'})"
-    except Exception as e:  # a check that broke on this file: rejected, never accepted
+    except Exception as e:  # a check that broke on this file: never accepted, not decided
         outcome.reason = f"the checks could not be completed ({type(e).__name__}: {e})"
-    if not outcome.accepted:  # what the tool wrote goes now: it may have filled the disk
-        full = _filled(workdir)
-        fstree.rmtree(workdir, ignore_errors=True)
-        if full:  # case 43: a tool that floods its output left no room for the record
-            outcome.reason = (f"no space left on the disk of the working folder ({workdir}"
-                              f"): the tool filled it; what it wrote was removed. "
-                              f"{outcome.reason}")
+        outcome.status = "unproven"
+
+
+def _discard(outcome: Outcome, workdir: Path, full: bool = False) -> Outcome:
+    """What the tools wrote goes now (it may have filled the disk: case 43, a tool that
+    floods its output left no room for the record), and a full disk is said."""
+    full = full or _filled(workdir)
+    fstree.rmtree(workdir, ignore_errors=True)
+    if full:
+        outcome.reason = (f"no space left on the disk of the working folder ({workdir}): the "
+                          f"tool filled it; what it wrote was removed. {outcome.reason}")
     return outcome
 
 
@@ -413,9 +462,15 @@ def _event(o: Outcome, when: str) -> Event:
     agents = [(AGENT_PRESERVE, "executing program")] + [
         (_agent_id(tool, version), "executing program") for tool, version in o.tools]
     objects = [(c.source, "source")] + ([(c.derivative, "outcome")] if o.accepted else [])
-    return Event("migration", when, "success" if o.accepted else "failure", o.detail,
-                 o.proof if o.accepted else f"derivative rejected: {o.reason}; nothing was "
-                 "changed", agents, objects=objects)
+    if o.accepted:
+        return Event("migration", when, "success", o.detail, o.proof, agents, objects=objects)
+    if o.status == "unproven":  # PREMIS leaves eventOutcome's values to the repository
+        return Event("migration", when, UNPROVEN, o.detail, f"derivative not kept: it could "
+                     f"not be proven equal to the source ({o.reason}); nothing was changed",
+                     agents, objects=objects)
+    return Event("migration", when, "failure", o.detail,
+                 f"derivative rejected: {o.reason}; nothing was changed", agents,
+                 objects=objects)
 
 
 def _record(repo: Repository, aip_id: str, outcomes: list[Outcome],
@@ -428,7 +483,7 @@ def _record(repo: Repository, aip_id: str, outcomes: list[Outcome],
             event = _event(o, when)
             repo.catalog.add_events([event_record(aip_id, event, None)])
             store_log_event(location, root, aip_id, event, "migration", _agents([o]))
-            result.rejected.append(o.to_dict())
+            (result.unproven if o.status == "unproven" else result.rejected).append(o.to_dict())
     accepted = [o for o in outcomes if o.accepted]
     if not accepted:
         return
