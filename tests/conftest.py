@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -39,6 +40,30 @@ def every_stored_object_is_valid_ocfl(request, tmp_path):
     roots = [p.parent for p in tmp_path.glob("**/" + ocfl.ROOT_DECLARATION)]
     if roots:
         assert_ocfl_valid(*roots)
+    assert_premis_valid(tmp_path)
+
+
+PREMIS_XSD = Path(__file__).with_name("data") / "premis-v3-0.xsd"  # shared/schemas' copy
+
+
+@functools.cache
+def _premis_schema():
+    from lxml import etree
+
+    return etree.XMLSchema(etree.parse(str(PREMIS_XSD)))
+
+
+def assert_premis_valid(root: Path) -> None:
+    """Every PREMIS document under `root` (each version's, each event record in an
+    object's logs/, each exported bag's) is valid against the PREMIS 3.0 schema."""
+    from lxml import etree
+
+    schema = _premis_schema()
+    for path in [*root.glob("**/metadata/premis*.xml"), *root.glob("**/logs/*.xml")]:
+        if not path.is_file() or path.is_symlink():
+            continue
+        document = etree.parse(str(path))
+        assert schema.validate(document), f"{path}: not valid PREMIS 3.0: {schema.error_log}"
 
 
 @pytest.hookimpl(wrapper=True)
