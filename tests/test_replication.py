@@ -301,3 +301,77 @@ def test_the_quick_audit_reads_inventories_the_store_cannot_check(tmp_path, serv
     assert sorted(p.path for p in found.problems) == ["/inventory.json", "/inventory.json.sha512"]
     assert found.exit_code == 1
     assert audit(repo, location="cloud", due=True).exit_code == 1
+
+
+def _without_credentials() -> dict:
+    """The environment of a cron job that was given no AWS credentials at all."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return dict(env, AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+                AWS_EC2_METADATA_DISABLED="true", PRESERVE_NO_PROGRESS="1")
+
+
+def test_no_credentials_make_that_location_unreachable_and_the_others_are_served(
+        tmp_path, server, collection):
+    """Issue 22: without AWS variables every command stopped with 'internal error:
+    NoCredentialsError', the local audit lost with it, an ingest's id never printed."""
+    repo = _two_copy_repo(tmp_path, server)
+    aip = ingest(repo, collection, Metadata("c")).aip_id
+    env = dict(_without_credentials(), PRESERVE_REPO=str(repo.root))
+
+    def preserve(*args):
+        done = subprocess.run([sys.executable, "-m", "preserve", *map(str, args)], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+        return done
+
+    done = preserve("audit", "--json")
+    assert done.returncode == 3, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "unreachable" and report["replicas"] >= 1
+    assert "no usable credentials" in done.stdout + done.stderr
+    assert "AWS_ACCESS_KEY_ID" in done.stdout + done.stderr
+    for args in (["storage", "list"], ["check"], ["replicate"]):
+        done = preserve(*args)
+        assert done.returncode == 3, (args, done.stdout, done.stderr)
+    assert preserve("export", aip, tmp_path / "out", "--location", "local").returncode == 0
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "b.txt").write_text("b\n")
+    done = preserve("ingest", second, "-c", "c", "--json")
+    assert done.returncode == 3 and json.loads(done.stdout)["id"]
+
+
+def test_a_stalled_endpoint_is_called_unreachable_in_seconds(tmp_path, server, collection):
+    """Issue 22: a store that accepts connections and never answers kept audit running
+    for 8 minutes with no output, storage check 2.5 minutes. Timeouts are per location;
+    the first failure marks the location unreachable for the rest of the run."""
+    import socket
+    import time
+
+    repo = _two_copy_repo(tmp_path, server)
+    ingest(repo, collection, Metadata("c"))
+    ingest(repo, collection, Metadata("d"))
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(64)  # connections complete in the kernel; nothing ever answers
+    try:
+        location = repo.root / "locations" / "cloud.yaml"
+        data = yaml.safe_load(location.read_text())
+        data.update(endpoint_url=f"http://127.0.0.1:{stalled.getsockname()[1]}",
+                    connect_timeout=1, read_timeout=2, max_attempts=2)
+        location.write_text(yaml.safe_dump(data))
+        env = dict(os.environ, PRESERVE_REPO=str(repo.root), PRESERVE_NO_PROGRESS="1")
+        for args, code in ((["audit", "--json"], 3), (["check"], 3), (["storage", "list"], 3)):
+            started = time.monotonic()
+            done = subprocess.run([sys.executable, "-m", "preserve", *args], env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == code, (args, done.stdout, done.stderr)
+            assert time.monotonic() - started < 60, args
+            assert "internal error" not in done.stderr
+        report = json.loads(subprocess.run(
+            [sys.executable, "-m", "preserve", "audit", "--json"], env=env,
+            capture_output=True, text=True, timeout=300).stdout)
+        assert {p["location"] for p in report["problems"]} == {"cloud"}
+        assert all(p["kind"] == "unreachable" for p in report["problems"])
+    finally:
+        stalled.close()

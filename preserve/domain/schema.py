@@ -49,7 +49,8 @@ LOCATION: dict[str, Schema] = {
     "local": {**_LOCATION, "path": None},
     "s3": {**_LOCATION, "bucket": None, "prefix": None, "endpoint_url": None, "region": None,
            "addressing_style": None, "storage_class": None, "checksum": None, "profile": None,
-           "max_attempts": None, "object_lock": {"mode": None, "days": None}},
+           "max_attempts": None, "connect_timeout": None, "read_timeout": None,
+           "object_lock": {"mode": None, "days": None}},
 }
 
 

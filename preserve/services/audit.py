@@ -258,17 +258,18 @@ def _plan(repo, states, since, *, due, full, share) -> list[_Visit]:
 
 
 def _run(repo, visits, result, pool, budget, progress) -> None:
-    reachable: dict[str, bool] = {}
+    reachable: dict[str, str] = {}
     for visit in visits:
         if budget.spent(result):
             result.stopped = "budget"  # what is left stays due; the next run continues
             return
         storage = repo.locations.get(visit.state.location)
         recorder = _Recorder(repo, result, visit)
-        if storage is None or not _reachable(storage, reachable):
+        why = _unreachable(storage, reachable) if storage is not None else None
+        if storage is None or why:
             where = visit.state.location
-            recorder.problem(None, "unreachable", f"location '{where}' could not be reached"
-                             if storage else f"location '{where}' is not configured")
+            recorder.problem(None, "unreachable", why if storage else
+                             f"location '{where}' is not configured")
             recorder.flush()
             progress.advance(visit.files, visit.nbytes)
         else:
@@ -367,13 +368,15 @@ class _Recorder:
                                                self.structure_damaged, [event])
 
 
-def _reachable(storage, cache: dict[str, bool]) -> bool:
+def _unreachable(storage, cache: dict[str, str]) -> str:
+    """Why the location cannot be reached, with what to do ("" when it can), asked once
+    per run: the reason goes into every replica's problem (no credentials, say)."""
     if storage.name not in cache:
         try:
             storage.check_reachable()
-            cache[storage.name] = True
-        except PreserveError:
-            cache[storage.name] = False
+            cache[storage.name] = ""
+        except PreserveError as e:
+            cache[storage.name] = e.message + (f" ({e.hint})" if e.hint else "")
     return cache[storage.name]
 
 

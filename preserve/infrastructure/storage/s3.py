@@ -40,6 +40,7 @@ from preserve.infrastructure.storage.base import (
     open_stored,
 )
 
+PROBE_READ_TIMEOUT = 15.0  # seconds: is the store there at all (check_reachable)?
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
 
 
@@ -70,6 +71,8 @@ class S3Settings:
     checksum: str = "when_supported"  # SDK behaviour; some S3-compatible stores need when_required
     profile: str | None = None
     max_attempts: int = 8  # per request: throttling, 5xx and connection resets are retried
+    connect_timeout: float = 10.0  # seconds to open a connection
+    read_timeout: float = 60.0     # seconds a request may wait for the store's answer
 
 
 def _b64(hex_digest: str) -> str:
@@ -87,6 +90,8 @@ class S3Storage:
                               f"{', '.join(CHECKSUM_BEHAVIOURS)}")
         self.prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
         self._client_instance = client
+        self._probe_instance = client
+        self._down: StorageUnreachable | None = None  # once unreachable, for this process
         self._multipart_slots = threading.BoundedSemaphore(MULTIPART_AT_ONCE)
 
     def place(self) -> tuple[str, str]:
@@ -100,21 +105,46 @@ class S3Storage:
     def client(self):
         """Created on first use: opening a repository must not cost an SDK set-up per location."""
         if self._client_instance is None:
-            self._client_instance = self._client()
+            self._client_instance = self._made_client(probe=False)
         return self._client_instance
+
+    @property
+    def probe(self):
+        """The client that asks whether the store is there at all (see _client)."""
+        if self._probe_instance is None:
+            self._probe_instance = self._made_client(probe=True)
+        return self._probe_instance
+
+    def _made_client(self, probe: bool):
+        """An AWS profile that does not exist makes this location unreachable, named,
+        never an internal error; so does a location found unreachable before."""
+        from botocore.exceptions import BotoCoreError
+
+        if self._down is not None:
+            raise self._down
+        try:
+            return self._client(probe=probe)
+        except BotoCoreError as e:
+            raise self._unreachable("set up its client", e) from None
 
     def describe(self) -> str:
         where = self.settings.endpoint_url or "AWS"
         return f"s3://{self.settings.bucket}/{self.prefix} at {where}"
 
-    def _client(self):
+    def _client(self, probe: bool = False):
+        """The SDK's client, with the location's timeouts and retries; the probe's (is the
+        store there at all?) retries once and waits at most PROBE_READ_TIMEOUT, so that a
+        stalled or dead endpoint is called unreachable in seconds, not minutes."""
         import boto3
         from botocore.config import Config
 
         session = boto3.session.Session(profile_name=self.settings.profile)
+        attempts = min(2, self.settings.max_attempts) if probe else self.settings.max_attempts
+        read = min(PROBE_READ_TIMEOUT, self.settings.read_timeout) if probe \
+            else self.settings.read_timeout
         config = Config(
-            retries={"max_attempts": self.settings.max_attempts, "mode": "standard"},
-            connect_timeout=10, read_timeout=120,
+            retries={"max_attempts": attempts, "mode": "standard"},
+            connect_timeout=self.settings.connect_timeout, read_timeout=read,
             s3={"addressing_style": self.settings.addressing_style},
             request_checksum_calculation=self.settings.checksum,
             response_checksum_validation=self.settings.checksum,
@@ -135,16 +165,29 @@ class S3Storage:
         team case 88) become StorageUnreachable, never 'missing'; a request the store
         refuses (Object Lock on a bucket without it: case 87) is named with the store's
         reason. Only 'no such key' comes back as a ClientError, for the caller to read."""
-        from botocore.exceptions import ClientError, HTTPClientError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            HTTPClientError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
         from botocore.exceptions import ConnectionError as BotoConnectionError
 
+        if self._down is not None:  # the first failure said it: no more waiting on it
+            raise self._down
         try:
             return fn(**kwargs)
+        except (NoCredentialsError, PartialCredentialsError) as e:
+            raise self._unreachable(what, e) from None
         except (BotoConnectionError, HTTPClientError) as e:
-            raise StorageUnreachable(
+            self._down = StorageUnreachable(
                 f"storage location '{self.name}' is unreachable ({what}): "
                 f"{type(e).__name__}", hint="check the endpoint (http or https?) and the "
-                "network, then re-run") from None
+                "network, then re-run")
+            raise self._down from None
+        except BotoCoreError as e:  # credentials that cannot be had, a profile not found
+            raise self._unreachable(what, e) from None
         except ClientError as e:
             error = e.response.get("Error", {})
             code = error.get("Code", "?")
@@ -163,11 +206,24 @@ class S3Storage:
                 hint="check the location's settings against what the bucket allows "
                      "('preserve storage check' tries them)") from None
 
+    def _unreachable(self, what: str, e: Exception) -> StorageUnreachable:
+        """Credentials missing or refused, or an AWS profile not found: this location is
+        unreachable (exit 3), the others are still served (issue 22: every command stopped
+        with an internal error when a cron job had no AWS variables)."""
+        self._down = StorageUnreachable(
+            f"storage location '{self.name}' is unreachable ({what}): no usable credentials "
+            f"({type(e).__name__}: {e})",
+            hint="give the command the credentials: AWS_ACCESS_KEY_ID and "
+                 "AWS_SECRET_ACCESS_KEY in its environment (for cron or systemd, an "
+                 "environment file), or an AWS profile named by 'profile:' in the "
+                 "location file or by AWS_PROFILE (see the user guide)")
+        return self._down
+
     def check_reachable(self) -> None:
         from botocore.exceptions import ClientError
 
         try:
-            self._call("head bucket", self.client.head_bucket, Bucket=self.settings.bucket)
+            self._call("head bucket", self.probe.head_bucket, Bucket=self.settings.bucket)
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "?")
             raise StorageUnreachable(
@@ -534,6 +590,12 @@ def settings_from_yaml(name: str, data: dict, file: Path) -> S3Settings:
     attempts = data.get("max_attempts", 8)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
         raise ConfigError(f"{file}: max_attempts must be a whole number of at least 1")
+    for key, default in (("connect_timeout", 10), ("read_timeout", 60)):
+        value = data.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool) or \
+                not 0 < value <= 3600:
+            raise ConfigError(f"{file}: {key} must be a number of seconds above 0 and at "
+                              f"most 3600, not {value!r}")
     return S3Settings(
         bucket=str(data["bucket"]), prefix=str(data.get("prefix", "")),
         endpoint_url=data.get("endpoint_url"), region=data.get("region"),
@@ -542,5 +604,7 @@ def settings_from_yaml(name: str, data: dict, file: Path) -> S3Settings:
         object_lock_mode=lock.get("mode"), object_lock_days=lock.get("days"),
         checksum=data.get("checksum", "when_supported"), profile=data.get("profile"),
         max_attempts=int(data.get("max_attempts", 8)),
+        connect_timeout=float(data.get("connect_timeout", 10)),
+        read_timeout=float(data.get("read_timeout", 60)),
     )
 
