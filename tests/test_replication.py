@@ -375,3 +375,36 @@ def test_a_stalled_endpoint_is_called_unreachable_in_seconds(tmp_path, server, c
         assert all(p["kind"] == "unreachable" for p in report["problems"])
     finally:
         stalled.close()
+
+
+def test_a_store_that_lost_everything_is_repaired_with_its_storage_root(
+        tmp_path, server, collection):
+    """Issue 22: after a bucket was emptied and re-created, repair restored every object
+    file but not the storage root's own files; audit and check said nothing, and every
+    later copy to that location failed."""
+    from preserve.services.audit import audit
+    from preserve.services.check import check
+    from preserve.services.repair import repair
+
+    repo = _two_copy_repo(tmp_path, server, bucket="lost")
+    ingest(repo, collection, Metadata("c"))
+    client = server.client()
+    for key in _keys(server, "lost"):
+        client.delete_object(Bucket="lost", Key=key)
+    client.delete_bucket(Bucket="lost")
+    client.create_bucket(Bucket="lost")
+    assert audit(repo, location="cloud").exit_code == 1
+    done = repair(repo)
+    assert done.exit_code == 0, done.to_dict()
+    restored = {r.path for r in done.repairs if r.kind == "storage-root"}
+    assert restored == {"0=ocfl_1.1", "ocfl_layout.json",
+                        "extensions/0003-hash-and-id-n-tuple-storage-layout/config.json"}
+    assert audit(repo, location="cloud").exit_code == 0
+    assert check(repo).status == "consistent"
+    # the storage root's declaration alone gone: audit names it, repair writes it
+    client.delete_object(Bucket="lost", Key="preserve/0=ocfl_1.1")
+    found = audit(repo, location="cloud")
+    assert [(p.kind, p.path) for p in found.problems] == [("storage-root", "0=ocfl_1.1")]
+    assert repair(repo).exit_code == 0 and audit(repo, location="cloud").exit_code == 0
+    second = ingest(repo, collection, Metadata("d"))
+    assert second.replicas == ["local", "cloud"] and second.replication_problems == []

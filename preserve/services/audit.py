@@ -51,14 +51,14 @@ from preserve.errors import (
 from preserve.infrastructure.catalog import RECHECK
 from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
-from preserve.infrastructure.storage.base import object_root_strays
+from preserve.infrastructure.storage.base import object_root_strays, root_file_problems
 from preserve.infrastructure.storage.s3 import S3Storage, uploaded_in_parts
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc, parse_utc, store_log_event
 from preserve.services.expected import expected_digests, is_head, listing
 
 KINDS = ("corrupt", "truncated", "missing", "unexpected", "unreachable", "read-error", "stale",
-         "inventory")
+         "inventory", "storage-root")
 # Damage a good copy from another replica mends (an inventory's is reported as "inventory").
 REPLACEABLE = ("corrupt", "truncated", "missing")
 
@@ -186,6 +186,7 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
         if stale:
             repo.catalog.record_audit_problems(result.run_id, [_row(p) for p in stale])
         result.problems = [Problem(*p) for p in repo.catalog.audit_problems(result.run_id)]
+        result.problems += _storage_roots(repo, {v.state.location for v in visits})
         result.finished = now_utc(precise=True)
         repo.catalog.finish_audit(result.run_id, result.finished,
                                   "interrupted" if result.stopped and not due else result.status,
@@ -366,6 +367,26 @@ class _Recorder:
         self.flush()
         self.repo.catalog.finish_replica_audit(self.visit.replica, self.result.started,
                                                self.structure_damaged, [event])
+
+
+def _storage_roots(repo, names: set[str]) -> list[Problem]:
+    """The storage root's own files of each location audited (its declaration, layout
+    and the layout's configuration), as preserve writes them (issue 22: a bucket emptied
+    and re-created had every object restored by repair but not these, and every later
+    copy to it failed). Not an AIP's: named with the location alone."""
+    found = []
+    for name in sorted(names):
+        storage = repo.locations.get(name)
+        try:
+            if storage is not None:
+                storage.check_reachable()
+                problems = root_file_problems(storage)
+            else:
+                problems = []
+        except PreserveError:
+            continue  # already said, replica by replica
+        found += [Problem("", 0, name, key, "storage-root", why) for key, why, _ in problems]
+    return found
 
 
 def _unreachable(storage, cache: dict[str, str]) -> str:

@@ -24,6 +24,7 @@ from preserve.domain.model import EventRecord
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
 from preserve.infrastructure.locks import writer_lock
 from preserve.infrastructure.repository import Repository
+from preserve.infrastructure.storage.base import root_file_problems, write_root_files
 from preserve.services.audit import Problem, audit, has_record
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.expected import expected_digests
@@ -78,6 +79,8 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
     found = audit(repo, aips=aips, full=True, progress=progress or Silent())
     result = RepairResult()
     for problem in found.problems:
+        if problem.kind == "storage-root":  # a location's own files: after the AIPs'
+            continue
         if problem.kind not in REPAIRABLE or problem.path is None:
             result.untouched.append(problem)
             continue
@@ -90,7 +93,30 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
             # read back and verified: no longer due for the next audit
             repo.catalog.mark_verified((done.aip, done.version, done.location), [done.path],
                                        now_utc(precise=True))
+    touched = {p.location for p in found.problems if p.kind == "storage-root"} | {
+        r.location for r in result.repairs if r.outcome == "repaired"}
+    for name in sorted(touched):
+        result.repairs += _repair_root_files(repo, name)
     return result
+
+
+def _repair_root_files(repo: Repository, name: str) -> list[Repair]:
+    """A storage root's declaration, layout file and layout configuration, written again
+    as preserve writes them where they are missing, once the location holds anything
+    (a bucket emptied and re-created has them back with its objects: issue 22); one
+    whose text was changed is left for a person (another tool may use another layout)."""
+    target = repo.locations[name]
+    out = []
+    try:
+        problems = root_file_problems(target)
+        write_root_files(target, [key for key, _, missing in problems if missing])
+    except PreserveError as e:
+        return [Repair("", 0, name, key, "storage-root", "failed", None, e.message)
+                for key in ocfl.root_files()]
+    for key, why, missing in problems:
+        out.append(Repair("", 0, name, key, "storage-root", "repaired" if missing else "failed",
+                          None, "written again as preserve writes it" if missing else why))
+    return out
 
 
 def _repair_one(repo: Repository, problem: Problem) -> Repair:
