@@ -60,7 +60,7 @@ def test_a_tar_gz_with_corrupt_deflate_data_is_refused(repo, tmp_path, random_tr
     assert _ingest(repo, good).files == 50  # the intact archive still goes in
 
 
-@pytest.mark.parametrize("cut", ["half", "trailer"])
+@pytest.mark.parametrize("cut", ["half", "trailer", "first block", "three bytes"])
 def test_a_truncated_tar_gz_exits_1_never_130(repo, tmp_path, random_tree, cut):
     """Case 39/41: a truncated .gz raised EOFError, which click turned into 'interrupted'
     (exit 130); one missing only its 8-byte trailer went in unchecked."""
@@ -68,7 +68,10 @@ def test_a_truncated_tar_gz_exits_1_never_130(repo, tmp_path, random_tree, cut):
     subprocess.run(["tar", "-C", str(tmp_path), "-czf", str(good), "tsrc"], check=True)
     data = good.read_bytes()
     truncated = tmp_path / "cut.tar.gz"
-    truncated.write_bytes(data[:len(data) // 2] if cut == "half" else data[:-8])
+    # issue 22: cut within its first tar block (60 bytes, or a 3-byte file) it was an
+    # internal error (EOFError) when its kind was sniffed
+    truncated.write_bytes({"half": data[:len(data) // 2], "trailer": data[:-8],
+                           "first block": data[:60], "three bytes": data[:3]}[cut])
     result = run(repo.root, "ingest", truncated, "-c", "x", check_code=1)
     assert "truncated" in result.stderr or "ended" in result.stderr
     assert "internal error" not in result.stderr and "nterrupted" not in result.stderr

@@ -368,8 +368,11 @@ def detect(path: Path, *, strict: bool = False, as_folder: bool = False) -> Sour
     try:
         if tarfile.is_tarfile(path):
             return TarSource(path)
-    except OSError:
-        pass
+    except ARCHIVE_ERRORS as e:  # a gzip, bzip2 or xz stream cut short in its first block
+        raise SourceRefused(f"{path} is a compressed file that cannot be read: "
+                            f"{archive_error(e)}; nothing was written",
+                            hint="the archive is damaged or truncated: get a good copy from "
+                                 "its producer") from None
     raise SourceRefused(f"{path} is neither a folder, a bag, a zip nor a tar file",
                         hint="ingest a folder, a BagIt bag, a .zip or a .tar/.tar.gz")
 
