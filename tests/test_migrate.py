@@ -302,8 +302,7 @@ def test_a_tool_that_hangs_is_stopped_at_its_timeout(tmp_path):
     assert time.monotonic() - started < 30
     [rejected] = json.loads(done.stdout)["rejected"]
     assert "ran longer than 1 s and was stopped" in rejected["reason"]
-    left = subprocess.run(["pgrep", "-f", "time.sleep\\(120\\)"], capture_output=True)
-    assert left.stdout == b""
+    assert _running(f"time.sleep\\(120\\).*{tmp_path}") == b""  # this test's tool only
     assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 1
 
 
@@ -439,16 +438,13 @@ def test_ctrl_c_stops_the_tools_and_a_rerun_migrates(tmp_path):
     env = dict(os.environ, PRESERVE_REPO=str(root), PRESERVE_NO_PROGRESS="1")
     proc = subprocess.Popen([sys.executable, "-m", "preserve", "migrate", "--apply"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not subprocess.run(["pgrep", "-f", "time.sleep\\(90\\)"],
-                             capture_output=True).stdout:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    mine = f"time.sleep\\(90\\).*{tmp_path}"  # this test's tool, not another run's (issue 22)
+    _until(lambda: _running(mine) or proc.poll() is not None)
+    assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
-    assert subprocess.run(["pgrep", "-f", "time.sleep\\(90\\)"], capture_output=True).stdout \
-        == b""
+    assert _running(mine) == b""
     assert list((root / "staging").iterdir()) == []
     assert json.loads(run(root, "show", aip, "--json").stdout)["version"] == 1
 
