@@ -60,12 +60,17 @@ def _show_progress() -> bool:
 def _global(
     repo: Annotated[Path | None, typer.Option(
         "--repo", help="Repository folder (default: $PRESERVE_REPO, else ./storage).")] = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the version.", is_eager=True,
+        callback=lambda given: _print_version() if given else None)] = False,
 ):
-    if version:
-        render.out.print(f"preserve {__version__}")
-        raise typer.Exit(EXIT_OK)
     State.repo_dir = repo
+
+
+def _print_version() -> None:
+    """`preserve --version` alone (issue 22: it said "Missing command")."""
+    render.out.print(f"preserve {__version__}")
+    raise typer.Exit(EXIT_OK)
 
 
 @app.command()

@@ -172,3 +172,9 @@ def test_text_that_is_not_utf8_is_refused_and_nothing_is_kept(cli_repo, tmp_path
         assert b"Traceback" not in done.stderr
     listed = json.loads(run(cli_repo, "list", "--json").stdout)
     assert len(listed) == 1 and listed[0]["version"] == 1
+
+
+def test_version_alone_prints_the_version():
+    done = subprocess.run([sys.executable, "-m", "preserve", "--version"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("preserve ")
