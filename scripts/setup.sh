@@ -15,13 +15,20 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # so that documents render with real glyphs. PostgreSQL: the shared catalog and job queue
 # of a repository on many machines (the tests start throwaway servers of their own).
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends libmagic1 python3 python3-venv python3-pip \
-    zip \
-    imagemagick ffmpeg flac ghostscript libreoffice-writer-nogui poppler-utils qpdf \
-    fonts-dejavu-core fonts-liberation2 \
-    postgresql \
-    ca-certificates >/dev/null
+PACKAGES="libmagic1 python3 python3-venv python3-pip zip imagemagick ffmpeg flac ghostscript
+  libreoffice-writer-nogui poppler-utils qpdf fonts-dejavu-core fonts-liberation2 postgresql
+  util-linux ca-certificates"
+# Another apt (an unattended upgrade) may hold the lock: wait for it rather than fail.
+APT_WAIT="-o DPkg::Lock::Timeout=600"
+# shellcheck disable=SC2086
+missing=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $PACKAGES 2>/dev/null \
+  | awk '$2 == "installed" {print $1}' | sort | comm -13 - <(echo $PACKAGES | tr ' ' '\n' | sort))
+if [ -n "$missing" ]; then
+  # shellcheck disable=SC2086
+  $SUDO apt-get $APT_WAIT update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get $APT_WAIT install -y -qq --no-install-recommends $missing >/dev/null
+fi
 
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
