@@ -582,6 +582,28 @@ def test_unproven_is_told_apart_from_failed_and_a_fallback_pathway_is_tried(tmp_
                                                and e["outcome"] == "success"][0]["detail"]
 
 
+def test_video_frames_shown_at_other_times_are_not_the_same_film(tmp_path):
+    """Issue 21 (the same gap as cases 44 and 58, in the frames check): every decoded frame
+    identical, but each shown twice as long, passed as 'frames identical'."""
+    src = tmp_path / "src"
+    src.mkdir()
+    media.video(src / "reel.avi")
+    root, aip = _repo_with(tmp_path, src)
+
+    def slowed(data):
+        ffv1 = data["pathways"]["ffmpeg-ffv1"]
+        args = ffv1["args"]
+        at = args.index("-fps_mode")
+        data["pathways"]["ffv1-slowed"] = {**ffv1, "args": [
+            *args[:at], "-vf", "setpts=2*PTS", *args[at:]]}
+        _rule(data, "Legacy video").update(pathway="ffv1-slowed")
+
+    _policy(root, slowed)
+    [rejected] = json.loads(run(root, "migrate", "--apply", "--json",
+                                check_code=1).stdout)["rejected"]
+    assert "the timing differs" in rejected["reason"], rejected
+
+
 def test_a_tool_output_that_is_a_link_is_rejected_cleanly(tmp_path):
     """Case 42: a link to the input passed every check (it is the input), then the run
     stopped with an internal error when the derivative was copied."""

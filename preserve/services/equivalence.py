@@ -23,6 +23,7 @@ differs.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ import re
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from preserve.domain.formats import FormatRule
@@ -237,33 +239,51 @@ def _same_samples(pairs: list[tuple[dict, dict]], source: Path, derivative: Path
     return "audio " + "; ".join(proved)
 
 
-def _frames_digest(path: Path, index: int, pix_fmt: str, timeout: float) -> tuple[str, int]:
-    """sha256 over each decoded frame's size and md5 (framemd5), in order; frame count."""
-    digest, frames = hashlib.sha256(), 0
+FRAME_TIME_SLACK = 0.001  # seconds: containers keep times in their own units (ms in MKV)
+
+
+def _frames_digest(path: Path, index: int, pix_fmt: str, timeout: float
+                   ) -> tuple[str, int, array.array]:
+    """sha256 over each decoded frame's size and md5 (framemd5), in order; frame count;
+    and when each frame is shown, in seconds from the first (what a player shows is the
+    frames and their timing: a derivative at another frame rate holds the same frames
+    but is not the same film)."""
+    digest, frames, times = hashlib.sha256(), 0, array.array("d")
     text = output_text(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map",
                         f"0:v:{index}", "-fps_mode", "passthrough", "-pix_fmt", pix_fmt,
                         "-f", "framemd5", "-"], timeout=timeout, memory_mb=DECODE_MEMORY_MB)
+    base = Fraction(1)
     for line in text.splitlines():
+        if line.startswith("#tb"):  # "#tb 0: 1/25"
+            base = Fraction(line.split(":", 1)[1].strip())
         if line.startswith("#") or not line.strip():
             continue
         fields = [f.strip() for f in line.split(",")]
         digest.update(f"{fields[-2]},{fields[-1]}\n".encode())
+        times.append(float(int(fields[2]) * base))  # the presentation time
         frames += 1
-    return digest.hexdigest(), frames
+    first = times[0] if times else 0.0
+    return digest.hexdigest(), frames, array.array("d", (t - first for t in times))
 
 
 def check_frames(rule, source: Path, derivative: Path, workdir: Path, timeout: float) -> str:
     proved = []
     for i, (b, _a) in enumerate(_paired_streams(source, derivative, "v",
                                                 ("width", "height", "pix_fmt"), timeout)):
-        want, n = _frames_digest(source, i, b["pix_fmt"], timeout)
-        got, m = _frames_digest(derivative, i, b["pix_fmt"], timeout)
+        want, n, when = _frames_digest(source, i, b["pix_fmt"], timeout)
+        got, m, shown = _frames_digest(derivative, i, b["pix_fmt"], timeout)
         if n != m:
             raise CheckFailed(f"video stream {i}: {m} frames in the derivative, {n} in the source")
         if want != got:
             raise CheckFailed(f"video stream {i}: decoded frames differ (framemd5)")
+        late = next((k for k, (x, y) in enumerate(zip(when, shown, strict=True))
+                     if abs(x - y) > FRAME_TIME_SLACK), None)
+        if late is not None:
+            raise CheckFailed(f"video stream {i}: frame {late + 1} is shown at "
+                              f"{shown[late]:.3f} s in the derivative, {when[late]:.3f} s in "
+                              "the source (the timing differs)")
         proved.append(f"video stream {i}: {n} frames of {b['width']}x{b['height']} "
-                      f"{b['pix_fmt']} identical (framemd5)")
+                      f"{b['pix_fmt']} identical (framemd5), each shown at its time")
     audio = _paired_streams(source, derivative, "a", AUDIO_SAME, timeout, required=False)
     if audio:
         proved.append(_same_samples(audio, source, derivative, timeout))
