@@ -114,7 +114,8 @@ def ingest(
         "--strict", help="Refuse a bag that validates only with warnings.")] = False,
     as_folder: Annotated[bool, typer.Option(
         "--as-folder", help="Ingest a bag (even an invalid one) as a plain folder: its "
-        "manifests kept as payload, its digests checked and reported.")] = False,
+        "manifests kept as payload, its digests checked and reported; a zipped or tarred "
+        "bag as a plain archive.")] = False,
     workers: WorkersOpt = None,
     queued: QueueOpt = False,
     json_out: JsonOpt = False,

@@ -197,3 +197,47 @@ def test_archivematica_sample_style_bag_info_with_blank_lines(repo, tmp_path):
         f"{line.split()[1]}\n" for line in tm.read_text().splitlines()))
     result = _ingest(repo, bag)
     assert any(w.startswith("W070") for w in result.warnings)
+
+
+@pytest.mark.parametrize("pack", ["zip", "tar.gz", "zip-root"])
+def test_a_bag_that_travels_zipped_or_tarred_is_ingested_as_the_bag_it_is(
+        repo, rich_bag, tmp_path, pack):
+    """Issue 22: a zipped or tarred bag was stored as a plain archive, the bag's own files
+    under data/, never validated, its bag-info dropped."""
+    import subprocess
+
+    archive = tmp_path / f"rich.{pack.split('-')[0]}"
+    if pack == "zip":
+        subprocess.run(["zip", "-qr", str(archive), "rich"], cwd=tmp_path, check=True)
+    elif pack == "zip-root":  # the bag's files at the archive's root
+        subprocess.run(["zip", "-qr", str(archive), "."], cwd=rich_bag, check=True)
+    else:
+        subprocess.run(["tar", "-czf", str(archive), "rich"], cwd=tmp_path, check=True)
+    result = _ingest(repo, archive)
+    assert _stored_payload(repo, result) == {"letter.txt": b"Dear archivist\n"}
+    aip = stored_bag(repo, result.aip_id)
+    assert "Source-Organization: Town Archive" in (aip / "bag-info.txt").read_text()
+    assert (aip / SOURCE_BAG_DIR / "aptrust-info.txt").is_file()
+    assert f"Preserve-Source: bag {archive.name}" in (aip / "bag-info.txt").read_text()
+    assert "5 tag file(s) matched" in _events(repo, result, "validation")[0].outcome_detail
+    assert not [p for p in repo.staging.iterdir() if p.name.startswith("unpack-")]
+    as_archive = _ingest(repo, archive, as_folder=True)  # the old behaviour, on request
+    assert "bagit.txt" in "".join(_stored_payload(repo, as_archive))
+
+
+def test_a_damaged_zipped_bag_is_refused(repo, rich_bag, tmp_path):
+    """Issue 22: a damaged zipped bag was stored with exit 0 and no warning."""
+    import subprocess
+
+    (rich_bag / "data" / "letter.txt").write_text("Dear archivisT\n")  # same size
+    subprocess.run(["zip", "-qr", str(tmp_path / "rich.zip"), "rich"], cwd=tmp_path, check=True)
+    with pytest.raises(FixityMismatch) as refused:
+        _ingest(repo, tmp_path / "rich.zip")
+    assert "rich.zip" in refused.value.message and "letter.txt" in refused.value.message
+    (rich_bag / "data" / "letter.txt").write_text("Dear archivist, again\n")  # Payload-Oxum
+    subprocess.run(["zip", "-qr", str(tmp_path / "oxum.zip"), "rich"], cwd=tmp_path, check=True)
+    with pytest.raises(BagInvalid) as refused:
+        _ingest(repo, tmp_path / "oxum.zip")
+    assert f"the bag {tmp_path / 'oxum.zip'} is not valid" in refused.value.message
+    assert repo.catalog.list_aips() == []
+    assert not [p for p in repo.staging.iterdir() if p.name.startswith("unpack-")]

@@ -21,7 +21,7 @@ import time
 import unicodedata
 import uuid
 from collections import Counter
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -62,6 +62,7 @@ from preserve.services.identifying import (
     load_siegfried,
     magic_batch,
 )
+from preserve.services.packed_bags import unpacked_bag
 from preserve.services.sources import ARCHIVE_ERRORS, Scan, Source, archive_error, detect
 from preserve.services.versions import (
     INVENTORY_ALGORITHMS,
@@ -261,10 +262,22 @@ def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
     `strict` refuses it instead. `as_folder` ingests a bag (valid or not) as a plain
     folder: its manifests become payload too, and their digests are checked and reported."""
     check_metadata(meta)
-    progress = progress or Silent()
     policy = policy or repo.policy.ingest
+    repo.staging.mkdir(exist_ok=True)
+    packed = nullcontext(None) if as_folder else unpacked_bag(Path(source_path), repo.staging,
+                                                                policy)
+    with packed as bag:  # a zipped or tarred bag, unpacked: ingested as the bag it is
+        source = detect(bag or Path(source_path), strict=strict, as_folder=as_folder)
+        if bag is not None:
+            source.origin = Path(source_path)
+        return _ingest(repo, source, meta, policy, workers, progress, aip_id)
+
+
+def _ingest(repo: Repository, source: Source, meta: Metadata, policy: IngestPolicy,
+            workers: int | None, progress: Progress | None, aip_id: str | None
+            ) -> IngestResult:
+    progress = progress or Silent()
     started = time.monotonic()
-    source = detect(Path(source_path), strict=strict, as_folder=as_folder)
     with source.scan(policy) as scan:
         _refuse_problems(source, scan, policy)
         aip_id = aip_id or str(uuid.uuid4())
@@ -308,12 +321,12 @@ def _refuse_problems(source: Source, scan: Scan, policy: IngestPolicy) -> None:
             problems.append("names equal but for letter case (they would merge on Windows and "
                             "macOS disks): " + ", ".join(repr(display(p)) for p in group))
     if problems:
-        raise SourceRefused(f"{source.path} cannot be ingested as it is: {len(problems)} "
+        raise SourceRefused(f"{source.origin} cannot be ingested as it is: {len(problems)} "
                             "problem(s); nothing was written", problems,
                             hint="fix these in the source, or choose a --links / --special / "
                                  "--case-collisions option; the source was not modified")
     if scan.totals() == (0, 0, 0):
-        raise SourceRefused(f"{source.path} holds no files or folders; nothing to ingest")
+        raise SourceRefused(f"{source.origin} holds no files or folders; nothing to ingest")
 
 
 class _Job:
@@ -381,7 +394,7 @@ class _Job:
             fstree.makedirs(self.bag / "data" / d)
 
         self.repo.catalog.begin_aip(self.aip_id, self.meta.collection, self.meta.title,
-                                    self.created, str(self.source.path.resolve()),
+                                    self.created, str(self.source.origin.resolve()),
                                     self.source.kind)
         self.catalog_started = True
         if self.source.kind == "bag":
@@ -441,7 +454,7 @@ class _Job:
         if pending:
             self.repo.catalog.add_files(self.aip_id, self.version, pending)
         if self.source.changed():
-            self.failures.append(f"{self.source.path}: the archive changed while it was being "
+            self.failures.append(f"{self.source.origin}: the archive changed while it was being "
                                  "read")
         if self.failures or self.mismatches:
             self._fail()
@@ -513,7 +526,7 @@ class _Job:
                     yield batch
                     batch = []
         except ARCHIVE_ERRORS as e:
-            raise SourceRefused(f"{self.source.path} is damaged: {archive_error(e)}; nothing "
+            raise SourceRefused(f"{self.source.origin} is damaged: {archive_error(e)}; nothing "
                                 "was ingested", hint="get a good copy of the archive from its "
                                 "producer and re-run") from e
         if batch:
@@ -569,12 +582,12 @@ class _Job:
     def _fail(self) -> None:
         if self.mismatches:
             raise FixityMismatch(
-                f"{len(self.mismatches)} file(s) of the bag {self.source.path} do not match its "
+                f"{len(self.mismatches)} file(s) of the bag {self.source.origin} do not match its "
                 "manifests; nothing was ingested:\n  " + "\n  ".join(self.mismatches[:50]),
                 hint="the source bag is damaged: repair it from another copy, then re-run")
         damaged = self.source.kind in ("zip", "tar")
         raise SourceRefused(f"{len(self.failures)} file(s) could not be read from "
-                            f"{self.source.path}; nothing was ingested", self.failures,
+                            f"{self.source.origin}; nothing was ingested", self.failures,
                             hint="the archive is damaged: get a good copy from its producer "
                                  "and re-run" if damaged else
                                  "make them readable (or stop whatever is changing them) and "
@@ -597,7 +610,7 @@ class _Job:
             ("Preserve-AIP-Identifier", self.aip_id),
             ("Preserve-AIP-Version", str(self.version)),
             ("Preserve-Collection", self.meta.collection),
-            ("Preserve-Source", f"{self.source.kind} {self.source.path.name}"),
+            ("Preserve-Source", f"{self.source.kind} {self.source.origin.name}"),
             ("Bagging-Date", self.created[:10]),
             ("Bag-Software-Agent", f"{AGENT_NAME} {__version__}"),
             ("Payload-Oxum", bagfmt.payload_oxum(self.total_bytes, self.file_count)),
@@ -670,7 +683,7 @@ class _Job:
         notes = (f"; {len(warned)} warning(s): " + recorded(warned)) if warned else ""
         events = [
             Event("ingestion", when, "warning" if self.warnings() else "success",
-                  f"ingested {self.source.kind} {self.source.path} into collection "
+                  f"ingested {self.source.kind} {self.source.origin} into collection "
                   f"{self.meta.collection!r}",
                   f"{n} file(s), {self.total_bytes} bytes{empty}{skipped}{kept}{notes}",
                   preserve_role),
@@ -769,7 +782,7 @@ class _Job:
     def result(self, seconds: float) -> IngestResult:
         formats = sorted(((p, f, c) for (p, f), c in self.formats.items()),
                          key=lambda x: (-x[2], x[0] or "~"))
-        return IngestResult(self.aip_id, self.meta.collection, str(self.source.path),
+        return IngestResult(self.aip_id, self.meta.collection, str(self.source.origin),
                             self.source.kind, self.file_count, self.total_bytes,
                             self.empty_dir_count, formats,
                             self.file_count - self.confidence[SIGNATURE]

@@ -243,9 +243,10 @@ class BagFacts:
 
 
 def _bag_facts(path: Path, scan: Scan, *, strip_data: bool,
-               strict: bool) -> BagFacts:
+               strict: bool, shown: Path | None = None) -> BagFacts:
     """Validate the bag's structure (no payload hashing: ingest hashes each byte once, as it
-    copies) and take its resolved manifest lines as the digests the copies must have."""
+    copies) and take its resolved manifest lines as the digests the copies must have.
+    `shown`: how messages name the bag (the archive a packed bag came in)."""
     from preserve.domain.validate import validate_bag
 
     report = validate_bag(path, check_fixity=False,
@@ -261,6 +262,7 @@ def _bag_facts(path: Path, scan: Scan, *, strip_data: bool,
             kept.append(f"and {count[severity] - FINDINGS_KEPT} more {severity}(s)")
         return kept
 
+    path = shown or path
     try:
         if strip_data and not report.valid:
             raise BagInvalid(f"the bag {path} is not valid ({count['error']} error(s)); "
@@ -286,6 +288,7 @@ class Source(ABC):
 
     def __init__(self, path: Path):
         self.path = path
+        self.origin = path  # what the archivist gave: an archive a bag was unpacked from
         self.stamp: tuple | None = None
 
     def scan(self, policy: IngestPolicy) -> Scan:
@@ -461,7 +464,8 @@ class BagSource(Source):
         self.strict = strict
 
     def _scan(self, scan: Scan, policy: IngestPolicy) -> None:
-        scan.bag = _bag_facts(self.path, scan, strip_data=True, strict=self.strict)
+        scan.bag = _bag_facts(self.path, scan, strip_data=True, strict=self.strict,
+                              shown=self.origin)
         payload = self.path / "data"
         FolderSource(payload)._walk(payload, "", scan, policy)
 

@@ -19,10 +19,11 @@ from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.storage import LocalStorage
 from preserve.infrastructure.tools import kill_orphaned_tools
 from preserve.services.ingest import recover
+from preserve.services.packed_bags import UNPACK_STAGING  # a packed bag's unpacking
 
 REPAIR_STAGING = "repair-"
 MIGRATE_STAGING = "migrate-"  # a migration's working folders (see services/migrate.py)
-WORK_STAGING = (REPAIR_STAGING, MIGRATE_STAGING)
+WORK_STAGING = (REPAIR_STAGING, MIGRATE_STAGING, UNPACK_STAGING)
 
 
 def tidy(repo: Repository) -> list[str]:
@@ -39,7 +40,9 @@ def tidy(repo: Repository) -> list[str]:
 
 
 def work_kind(path) -> str:
-    """What left a working folder: "repair" or "migration"."""
+    """What left a working folder: "repair", "migration" or "ingest of a packed bag"."""
+    if path.name.startswith(UNPACK_STAGING):
+        return "ingest of a packed bag"
     return "repair" if path.name.startswith(REPAIR_STAGING) else "migration"
 
 
