@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from preserve.errors import ToolFailure
+from preserve.infrastructure.locks import pid_alive
 
 KEEP_BYTES = 4096  # of each captured stream: enough for a message, bounded for a log
 CHUNK = 1 << 20
@@ -139,11 +140,10 @@ def _supervised(argv: list[str], env: dict | None) -> tuple[list[str], dict, str
     return argv, env, mark
 
 
-def kill_marked(prefix: str) -> int:
-    """Kill every process whose environment carries a tool mark starting with `prefix` (a
-    run's whole mark, or "<pid>-" for all tools of a process); how many were found."""
-    needle = f"{MARK}={prefix}".encode()
-    killed = 0
+def _marked_processes() -> Iterator[tuple[int, str]]:
+    """(pid, mark) of every process of this machine whose environment carries a tool
+    mark (read from /proc; processes we may not read are not ours)."""
+    needle = f"{MARK}=".encode()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -152,9 +152,19 @@ def kill_marked(prefix: str) -> int:
                 environ = f.read()
         except OSError:
             continue
-        if any(item.startswith(needle) for item in environ.split(b"\0")):
+        for item in environ.split(b"\0"):
+            if item.startswith(needle):
+                yield int(entry.name), item[len(needle):].decode("ascii", "replace")
+
+
+def kill_marked(prefix: str) -> int:
+    """Kill every process whose environment carries a tool mark starting with `prefix` (a
+    run's whole mark, or "<pid>-" for all tools of a process); how many were found."""
+    killed = 0
+    for pid, mark in _marked_processes():
+        if mark.startswith(prefix):
             with suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
                 killed += 1
     return killed
 
@@ -162,34 +172,11 @@ def kill_marked(prefix: str) -> int:
 def kill_orphaned_tools() -> list[str]:
     """Tools left running by processes of preserve that have ended (a kill -9 before the
     supervisor could act, or where there is no setpriv): killed, a line each."""
-    owners: set[int] = set()
-    needle = f"{MARK}=".encode()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue
-        for item in environ.split(b"\0"):
-            if item.startswith(needle):
-                owner = item[len(needle):].split(b"-", 1)[0]
-                if owner.isdigit():
-                    owners.add(int(owner))
-    gone = [pid for pid in owners if not _alive(pid)]
+    owners = {int(mark.split("-", 1)[0]) for _, mark in _marked_processes()
+              if mark.split("-", 1)[0].isdigit()}
+    gone = [pid for pid in owners if not pid_alive(pid)]
     return [f"stopped {n} tool process(es) left running by process {pid}, which has ended"
             for pid in gone for n in (kill_marked(f"{pid}-"),) if n]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 def _limited(argv: list[str], memory_mb: int | None) -> list[str]:
