@@ -15,6 +15,7 @@ import pytest
 from preserve.errors import FixityMismatch, StorageUnreachable
 from preserve.infrastructure.storage import s3 as s3mod
 from preserve.infrastructure.storage.s3 import S3Settings, S3Storage
+from preserve.infrastructure.storage.s3_settings import settings_from_yaml
 from tests.s3server import S3Server
 
 
@@ -126,5 +127,5 @@ def test_secrets_in_a_location_file_are_refused(tmp_path):
     from preserve.errors import ConfigError
 
     with pytest.raises(ConfigError, match="must not be written"):
-        s3mod.settings_from_yaml("x", {"bucket": "b", "aws_secret_access_key": "s"},
-                                 tmp_path / "x.yaml")
+        settings_from_yaml("x", {"bucket": "b", "aws_secret_access_key": "s"},
+                           tmp_path / "x.yaml")

@@ -31,7 +31,8 @@ from preserve.infrastructure.catalog import (
 )
 from preserve.infrastructure.storage import LocalStorage, Storage
 from preserve.infrastructure.storage.base import ensure_ocfl_root
-from preserve.infrastructure.storage.s3 import SECRET_KEYS, S3Storage, settings_from_yaml
+from preserve.infrastructure.storage.s3 import S3Storage
+from preserve.infrastructure.storage.s3_settings import SECRET_KEYS, settings_from_yaml
 
 CONFIG_NAME = "preserve.yaml"
 REPOSITORY_FORMAT = 1

@@ -11,7 +11,7 @@ import yaml
 from preserve.domain.schema import load_yaml
 from preserve.errors import ConfigError, PreserveError
 from preserve.infrastructure.repository import Repository
-from preserve.infrastructure.storage.s3 import CHECKSUM_BEHAVIOURS, check_endpoint
+from preserve.infrastructure.storage.s3_settings import CHECKSUM_BEHAVIOURS, check_endpoint
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
