@@ -402,7 +402,10 @@ def _common(want: list[str], got: list[str]) -> float:
 
 
 def _share(value: float) -> str:
-    """A share in words ('%' would be percent-encoded in PREMIS, as names are)."""
+    """A share in words ('%' would be percent-encoded in PREMIS, as names are); a share
+    above nothing is never shown as 0.00."""
+    if 0 < value < 0.0001:
+        return "under 0.01 per cent"
     return f"{value * 100:.2f} per cent"
 
 
@@ -452,9 +455,10 @@ def check_render(rule, source: Path, derivative: Path, workdir: Path, timeout: f
             share = differ / max(1, len(bpix))
             worst = max(worst, share)
             if share > rule.render_tolerance:
-                raise CheckFailed(f"page {page} renders differently: {_share(share)} of its "
-                                  f"pixels differ (the rule allows "
-                                  f"{_share(rule.render_tolerance)})")
+                raise CheckFailed(f"page {page} renders differently: {differ:,} of its "
+                                  f"{len(bpix):,} pixels ({_share(share)}) differ by more "
+                                  f"than {RENDER_FUZZ} grey levels at {RENDER_DPI} dpi (the "
+                                  f"rule allows {_share(rule.render_tolerance)})")
     return (f"{pages} page(s) rendered at {RENDER_DPI} dpi alike "
             f"(at most {_share(worst)} of a page's pixels differ)")
 
