@@ -150,6 +150,11 @@ def test_export_takes_only_a_real_version_and_a_real_folder_outside_the_reposito
         done = run(cli_repo, "export", aip, dest, check_code=2)
         assert "an export goes outside what preserve keeps" in done.stderr
         assert not dest.exists()
+    (tmp_path / "a-file").write_text("x\n")
+    done = run(cli_repo, "export", aip, tmp_path / "a-file" / "out", check_code=2)
+    assert "is a file, not a folder" in done.stderr
+    done = run(cli_repo, "export", aip, "/proc/out", check_code=3)
+    assert "is no place for files" in done.stderr
     run(cli_repo, "export", aip, tmp_path / "out")  # and outside, as ever
     run(cli_repo, "describe", aip, "--title", "still writable")
 

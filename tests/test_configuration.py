@@ -128,3 +128,22 @@ def test_object_lock_on_a_bucket_without_it_is_a_failed_step_not_a_crash(tmp_pat
     assert not report["ok"] and report["steps"][0]["step"] == "write"
     assert "refused" in report["steps"][0]["detail"]
     assert os.environ.get("PRESERVE_DEBUG") is None
+
+
+def test_storage_add_makes_a_missing_folder_and_refuses_what_cannot_hold_copies(tmp_path):
+    """Issue 22: `storage add` neither made a missing folder nor said it must exist; a
+    file, or a folder of other files, was accepted and failed at the first copy."""
+    from tests.test_cli import run
+
+    repo, _ = Repository.init(tmp_path / "repo")
+    run(repo.root, "storage", "add", "new", tmp_path / "disks" / "new")
+    assert (tmp_path / "disks" / "new").is_dir()
+    (tmp_path / "file").write_text("x\n")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine\n")
+    for name, path, said in (("f", tmp_path / "file", "is a file, not a folder"),
+                             ("g", tmp_path / "full", "holds files but is not an OCFL"),
+                             ("h", "/proc/no-such-folder", "cannot be made")):
+        done = run(repo.root, "storage", "add", name, path, check_code=2)
+        assert said in done.stderr
+        assert not (repo.root / "locations" / f"{name}.yaml").exists()

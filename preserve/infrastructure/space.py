@@ -34,7 +34,12 @@ def require_space(path: str | os.PathLike, needed: int, where: str) -> None:
     if os.statvfs(nearest).f_flag & os.ST_RDONLY:
         raise StorageUnreachable(f"{where} is read-only ({nearest}): nothing was written",
                                  hint="mount it writable, or choose another place")
-    free = shutil.disk_usage(nearest).free
+    usage = shutil.disk_usage(nearest)
+    if usage.total == 0:  # /proc, /sys: no disk at all
+        raise StorageUnreachable(f"{where} is no place for files ({nearest} is on a "
+                                 "filesystem of size 0, such as /proc); nothing was written",
+                                 hint="choose a folder on a disk")
+    free = usage.free
     if free < needed + MARGIN:
         raise NoSpace(f"no space left on {where}: {needed:,} bytes needed and a margin of "
                       f"{MARGIN >> 20} MiB, {free:,} free; nothing was written",

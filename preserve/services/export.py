@@ -103,6 +103,12 @@ def _destination(repo: Repository, dest: Path) -> Path:
     if os.path.islink(dest):
         raise ConfigError(f"{dest} is a symbolic link; an export is written to a real folder "
                           "only", hint="give the folder the link points to, or a new one")
+    above = dest.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise ConfigError(f"{dest} cannot be made: {above} is a file, not a folder",
+                          hint="choose a destination inside a folder")
     real = os.path.realpath(dest)
     kept = [("the repository", repo.root)] + [
         (f"storage location '{name}'", loc.root) for name, loc in repo.locations.items()

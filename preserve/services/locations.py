@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import yaml
 
+from preserve.domain import ocfl
 from preserve.domain.schema import load_yaml
 from preserve.errors import ConfigError, PreserveError
 from preserve.infrastructure.repository import Repository
@@ -71,6 +73,7 @@ def add_location(repo: Repository, name: str, url: str, *, endpoint_url: str | N
             data["object_lock"] = {"mode": lock_mode, "days": int(lock_days)}
         data.setdefault("media", media or "object storage")
     else:
+        _check_local_folder(Path(url))
         data.update({"kind": "local", "path": url})
         data["media"] = media or "hard disk"
     data["commissioned"] = dt.date.today().isoformat()
@@ -79,11 +82,36 @@ def add_location(repo: Repository, name: str, url: str, *, endpoint_url: str | N
     file.write_text("# credentials are never written here: they come from the environment or an "
                     "AWS profile\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     try:
-        Repository(repo.root).close()  # the new file must load
+        Repository(repo.root).close()  # the new file must load (one place counted once...)
+        if data["kind"] == "local":
+            _make_local_folder(Path(url))  # ... before its folder is made
     except PreserveError:
         file.unlink()
         raise
     return str(file)
+
+
+def _check_local_folder(path: Path) -> None:
+    """A local location's folder is refused, before anything is written, when it is a
+    file, or holds files that are not an OCFL storage root's."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} is a file, not a folder", hint="give a folder on the disk "
+                          "the copies are to go to")
+    if path.is_dir() and any(path.iterdir()) and \
+            not (path / ocfl.ROOT_DECLARATION).is_file():
+        raise ConfigError(f"{path} holds files but is not an OCFL storage root (no "
+                          f"{ocfl.ROOT_DECLARATION}): preserve keeps its copies only in an "
+                          "empty folder or a storage root", hint="give an empty folder")
+
+
+def _make_local_folder(path: Path) -> None:
+    """Made when missing (issue 22: `storage add` neither made it nor said it must
+    exist); one that cannot be made is named."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be made: {e.strerror or e}",
+                          hint="mount the disk first, or create the folder yourself") from None
 
 
 def location_statuses(repo: Repository) -> list[LocationStatus]:
