@@ -207,9 +207,13 @@ def list_aips(
 def show(
     aip: Annotated[str, typer.Argument(help="AIP id (or a unique prefix of 4+ characters).")],
     max_files: Annotated[int, typer.Option(help="Files listed in the table.")] = 50,
+    all_events: Annotated[bool, typer.Option(
+        "--events", help="List every event (by default: each kind once, its latest).")] = False,
     json_out: JsonOpt = False,
 ):
-    """Show one AIP: its files, formats and events."""
+    """Show one AIP: its description, versions, files, formats and events."""
+    from preserve.services.describe import description_of
+
     repo = _open_repo()
     aip_id = repo.catalog.resolve(aip)
     summary = repo.catalog.get_aip(aip_id)
@@ -218,8 +222,10 @@ def show(
     events = repo.catalog.events(aip_id)
     versions = repo.catalog.versions_of(aip_id)
     derivations = repo.catalog.derivations(aip_id)
+    description, unread = description_of(repo, aip_id)
     if json_out:
-        render.emit_json({**summary.to_dict(), "versions": versions,
+        render.emit_json({**summary.to_dict(), "description": description,
+                          "description_unread": unread, "versions": versions,
                           "derivations": [{"version": v, "source": s, "derivative": d,
                                            "rule": r} for v, s, d, r in derivations],
                           "files_list": [f.to_dict() for f in files],
@@ -227,8 +233,9 @@ def show(
                                       for p, f, n, b in formats],
                           "events": [e.to_dict() for e in events]})
     else:
-        render.aip_show(summary, files, formats, events, versions, derivations,
-                        max_files=max_files)
+        render.aip_show(summary, description or {}, files, formats, events, versions,
+                        derivations, max_files=max_files, all_events=all_events,
+                        unread=unread)
 
 
 @app.command()

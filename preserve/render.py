@@ -154,12 +154,17 @@ def aip_list(aips) -> None:
     out.print(table)
 
 
-def aip_show(summary, files, formats, events, versions, derivations, *,
-             max_files: int) -> None:
+def aip_show(summary, description, files, formats, events, versions, derivations, *,
+             max_files: int, all_events: bool = False, unread: str | None = None) -> None:
     out.print(f"[bold]AIP {summary.id}[/] (version {summary.version})")
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("collection", text(summary.collection))
     table.add_row("title", text(summary.title or ""))
+    for label, values in description.items():
+        if label != "Title":
+            table.add_row(label.lower(), text("; ".join(values)))
+    if unread:
+        table.add_row("description", f"[red]not read[/]: {text(unread)}")
     table.add_row("created", summary.created)
     table.add_row("source", text(summary.source or ""))
     table.add_row("files", f"{summary.files} ({human_size(summary.bytes)})")
@@ -191,12 +196,27 @@ def aip_show(summary, files, formats, events, versions, derivations, *,
                    text(" ".join(x for x in (f.format, f.format_version) if x) or "-"),
                    text(f.mime or ""), f.digests.get("sha256", "")[:16] + "…")
     out.print(ft)
-    et = Table(title="Events", title_justify="left")
-    for col in ("date", "type", "outcome", "detail"):
-        et.add_column(col)
+    if all_events:
+        et = Table(title=f"Events ({len(events)})", title_justify="left")
+        for col in ("date", "type", "outcome", "detail"):
+            et.add_column(col)
+        for e in events:
+            et.add_row(e.datetime, e.type, e.outcome,
+                       text(e.detail + (f" — {e.outcome_detail}" if e.outcome_detail else "")))
+        out.print(et)
+        return
+    kinds: dict[str, list] = {}
     for e in events:
-        et.add_row(e.datetime, e.type, e.outcome,
-                   text(e.detail + (f" — {e.outcome_detail}" if e.outcome_detail else "")))
+        kinds.setdefault(e.type, []).append(e)
+    et = Table(title=f"Events ({len(events)}; the latest of each kind: --events lists all)",
+               title_justify="left")
+    for col in ("type", "count", "latest", "outcome", "detail"):
+        et.add_column(col, justify="right" if col == "count" else "left")
+    for kind, group in kinds.items():
+        last = group[-1]
+        et.add_row(kind, str(len(group)), last.datetime, last.outcome,
+                   text(last.detail + (f" — {last.outcome_detail}"
+                                       if last.outcome_detail else "")))
     out.print(et)
 
 

@@ -183,3 +183,25 @@ def test_version_alone_prints_the_version():
     done = subprocess.run([sys.executable, "-m", "preserve", "--version"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("preserve ")
+
+
+def test_show_gives_the_description_and_summarises_events(cli_repo, tmp_path):
+    """Issue 22: show gave no creator, rights or identifiers (not even in --json) and
+    listed every event ever (425 lines after 15 audits)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    aip = json.loads(run(cli_repo, "ingest", src, "-c", "c", "--creator", "County Archive",
+                         "--json").stdout)["id"]
+    run(cli_repo, "describe", aip, "--rights", "Public domain", "--identifier", "ark:/1/2")
+    for _ in range(3):
+        run(cli_repo, "audit")
+    shown = json.loads(run(cli_repo, "show", aip, "--json").stdout)
+    assert shown["description"] == {"Creator": ["County Archive"], "Rights": ["Public domain"],
+                                    "External-Identifier": ["ark:/1/2"]}
+    checks = len([e for e in shown["events"] if e["type"] == "fixity check"])
+    assert checks == 6  # each audit checks both versions' replicas
+    text = run(cli_repo, "show", aip).stdout
+    assert "County Archive" in text and "Public domain" in text and "ark:/1/2" in text
+    assert text.count("fixity check") == 1 and "--events lists all" in text
+    assert run(cli_repo, "show", aip, "--events").stdout.count("fixity check") == checks

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from preserve import AGENT_NAME, __version__
 from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
-from preserve.errors import BadArgument
+from preserve.errors import BadArgument, PreserveError
 from preserve.infrastructure.repository import Repository
 from preserve.services.common import now_utc
 from preserve.services.ingest import AGENT_PRESERVE, Metadata, check_metadata, check_utf8
-from preserve.services.new_version import VersionChange, VersionResult, add_version
+from preserve.services.new_version import (
+    VersionChange,
+    VersionResult,
+    add_version,
+    current_bag_info,
+)
 from preserve.services.versions import version_user
 
 # bag-info.txt labels an archivist corrects, by Description field
@@ -74,3 +79,26 @@ def describe(repo: Repository, ref: str, description: Description) -> VersionRes
     message = f"description corrected ({what})" + (
         f": {description.note}" if description.note else "")
     return add_version(repo, aip_id, VersionChange(message, event, agents, bag_info=changes))
+
+
+# bag-info labels preserve writes for itself: not the AIP's description
+OWN_LABELS = ("Preserve-", "Bagging-Date", "Payload-Oxum", "Bag-Size", "Bag-Software-Agent",
+              "Bag-Count", "Bag-Group-Identifier")
+
+
+def description_of(repo: Repository, aip_id: str) -> tuple[dict[str, list[str]] | None,
+                                                            str | None]:
+    """The AIP's descriptive metadata as its head version's bag-info.txt says it (title,
+    creators, identifiers, rights, and any label a source bag brought), by label; or
+    None and why, when the stored bag-info cannot be read as recorded (issue 22: `show`
+    showed no creator, rights or identifier at all)."""
+    try:
+        fields = current_bag_info(repo, aip_id)
+    except PreserveError as e:
+        return None, e.message
+    described: dict[str, list[str]] = {}
+    for label, value in fields:
+        if not label.startswith(OWN_LABELS):
+            described.setdefault(label, []).append(value)
+    return described, None
+

@@ -127,6 +127,17 @@ def add_version(repo: Repository, aip_id: str, change: VersionChange) -> Version
     return result
 
 
+def current_bag_info(repo: Repository, aip_id: str) -> list[tuple[str, str]]:
+    """(label, value) of the head version's bag-info.txt, read from the primary disk once
+    its bytes are found to be the recorded ones (what `show` and `describe` start from)."""
+    head = repo.catalog.get_aip(aip_id).version
+    tags = {path: (held_in, digests) for path, held_in, _size, digests in
+            repo.catalog.state_files(aip_id, head, tags_only=True)}
+    fields, _ = bagfmt.parse_bag_info(_verified(repo.primary_location(), aip_id, tags,
+                                                BAG_INFO).read_text(encoding="utf-8"))
+    return [(f.label, f.value) for f in fields]
+
+
 def copy_missing_versions(repo: Repository, aip_id: str, version: int
                           ) -> tuple[list[str], list[str]]:
     """Copy to each other location of the policy the versions up to `version` it lacks,
