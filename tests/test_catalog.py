@@ -302,3 +302,19 @@ def test_a_read_only_catalog_is_said_not_an_internal_error(tmp_path):
     assert done.returncode == 3 and "read-only" in done.stderr, done.stderr
     assert "internal error" not in done.stderr
     assert check(Repository(tmp_path / "repo")).status == "consistent"
+
+
+def test_init_with_an_unreachable_catalog_leaves_nothing_that_blocks_a_plain_init(tmp_path):
+    """Issue 22: init --catalog with a server away left a preserve.yaml naming it, so a
+    later plain init failed too."""
+    env = dict(os.environ, PRESERVE_NO_PROGRESS="1")
+    env.pop("PRESERVE_CATALOG", None)
+    root = tmp_path / "r"
+    done = subprocess.run([sys.executable, "-m", "preserve", "--repo", str(root), "init",
+                           "--catalog", "postgresql://preserve@127.0.0.1:1/db"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "cannot reach the catalog" in done.stderr
+    assert not (root / "preserve.yaml").exists()
+    done = subprocess.run([sys.executable, "-m", "preserve", "--repo", str(root), "init"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

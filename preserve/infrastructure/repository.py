@@ -154,6 +154,12 @@ class Repository:
         try:
             return cls._init(Path(root), address)
         except (OSError, *database_errors()) as e:
+            if address and not isinstance(e, OSError):
+                first = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+                raise ConfigError(f"cannot reach the catalog {address}: {first}; nothing was "
+                                  "written", hint="check that the database server runs and "
+                                  "that PGUSER/PGPASSWORD or ~/.pgpass let you in, then run "
+                                  "init again") from e
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise ConfigError(f"cannot create a repository at {root}: {reason}",
                               hint="choose a folder you can write to with --repo or "
@@ -182,10 +188,15 @@ class Repository:
         if recorded:
             from preserve.infrastructure.queue import ensure_schema
 
-            if Catalog.create_if_missing(recorded):
-                created.append(f"catalog tables in {recorded}")
-            if ensure_schema(recorded):
-                created.append(f"job queue tables in {recorded}")
+            try:
+                if Catalog.create_if_missing(recorded):
+                    created.append(f"catalog tables in {recorded}")
+                if ensure_schema(recorded):
+                    created.append(f"job queue tables in {recorded}")
+            except BaseException:  # a server that cannot be reached: this init never
+                if str(config) in created:  # happened (issue 22: its preserve.yaml blocked
+                    config.unlink()         # a later plain init)
+                raise
         elif not (root / CATALOG_FILE).exists():
             Catalog.create_if_missing(root / CATALOG_FILE)
             created.append(str(root / CATALOG_FILE))
