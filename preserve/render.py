@@ -291,7 +291,8 @@ def audit_report(result) -> None:
     colour = {"ok": "green", "damaged": "red", "unreachable": "yellow", "stale": "yellow"}[
         result.status]
     out.print(f"[bold {colour}]{result.status.upper()}[/]: {result.kind} audit of "
-              f"{result.replicas} replica(s), {result.files} file(s), "
+              f"{result.replicas} version cop(ies) (an AIP version at a location), "
+              f"{result.files} file(s), "
               f"{human_size(result.bytes_read)} read, {len(result.problems)} problem(s) "
               f"(run {result.run_id})")
     if result.resumed_from:
@@ -342,7 +343,17 @@ def check_report(result) -> None:
 
 
 def schedule(rows, sample: float | None, coverage: int | None) -> None:
-    table = Table(title=f"{len(rows)} replica(s)", title_justify="left")
+    copies = {(r["aip"], r["location"]) for r in rows}
+    places = {r["location"] for r in rows}
+    due = {(r["aip"], r["location"]) for r in rows if r["due_now"]}
+    never = {(r["aip"], r["location"]) for r in rows if not r["last_audit"]}
+    damaged = {(r["aip"], r["location"]) for r in rows if r["damaged"]}
+    out.print(f"[bold]{len(copies)} AIP cop(ies)[/] ({len({a for a, _ in copies})} AIP(s) at "
+              f"{len(places)} location(s)): [bold]{len(due)} due now[/], {len(never)} never "
+              f"audited, " + (f"[red]{len(damaged)} with damage found[/]" if damaged
+                              else "none with damage found"))
+    table = Table(title=f"{len(rows)} version cop(ies): an AIP version at a location",
+                  title_justify="left")
     for col in ("AIP", "collection", "location", "kind", "every", "files",
                 "least recently verified", "next due"):
         table.add_column(col)

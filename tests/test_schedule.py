@@ -138,3 +138,13 @@ def test_cron_and_systemd_lines_run_the_due_audit(repo):
     assert "audit --due" in cron
     units = subprocess.run(run + ["--systemd"], env=env, capture_output=True, text=True).stdout
     assert "[Timer]" in units and "OnCalendar=" in units and "audit --due" in units
+
+
+def test_schedule_leads_with_a_summary_of_aip_copies(three_aips):
+    """Issue 22: one row per version and location (111 rows for 30 AIPs), no summary."""
+    repo, _ = three_aips
+    env = dict(os.environ, PRESERVE_REPO=str(repo.root), PRESERVE_NO_PROGRESS="1")
+    said = subprocess.run([sys.executable, "-m", "preserve", "schedule"], env=env,
+                          capture_output=True, text=True, timeout=60).stdout
+    first = said.splitlines()[0]
+    assert first.startswith("3 AIP cop(ies) (3 AIP(s) at 1 location(s)): 0 due now"), first
