@@ -443,13 +443,16 @@ def migrate(
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
     puid: Annotated[str | None, typer.Option(help="Only files of this PRONOM PUID.")] = None,
     workers: WorkersOpt = None,
+    retry: Annotated[bool, typer.Option(
+        "--retry", help="Try again files whose last migration was not kept, even where "
+                        "nothing it depends on has changed.")] = False,
     queued: QueueOpt = False,
     json_out: JsonOpt = False,
 ):
     """Format migration by policy: derivatives beside the originals, each proven (re-
-    identified, decoded content compared) before it is kept. Exit 0 all migrated, 1 some
-    rejected, 3 a tool missing."""
-    from preserve.services.migrate import apply, plan
+    identified, decoded content compared) before it is kept. Exit 0 all migrated (or
+    nothing new to try), 1 some failed or could not be proven, 3 a tool missing."""
+    from preserve.services.migrate import apply, format_policy, last_attempts, plan
 
     if do_plan and do_apply:
         raise typer.BadParameter("give --plan or --apply, not both", param_hint="--apply")
@@ -458,10 +461,12 @@ def migrate(
     repo = _open_repo()
     if not do_apply:
         candidates = plan(repo, aips, collection, puid)
+        unchanged = {} if retry else last_attempts(repo, format_policy(repo), candidates)
         if json_out:
-            render.emit_json([c.to_dict() for c in candidates])
+            render.emit_json([{**c.to_dict(), "last_outcome_unchanged":
+                               unchanged.get((c.aip_id, c.source))} for c in candidates])
         else:
-            render.migration_plan(candidates)
+            render.migration_plan(candidates, unchanged)
         return
     if queued:
         from preserve.services.tasks import enqueue_per_aip
@@ -470,7 +475,8 @@ def migrate(
         _enqueued("migrate", enqueue_per_aip(repo, "migrate", due, puid=puid), json_out)
         return
     with render.progress_bar(_show_progress()) as progress:
-        result = apply(repo, aips, collection, puid, workers=workers, progress=progress)
+        result = apply(repo, aips, collection, puid, workers=workers, progress=progress,
+                       retry=retry)
     render.report(result, json_out, render.migration_report)
     raise typer.Exit(result.exit_code)
 

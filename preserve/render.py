@@ -392,17 +392,20 @@ def formats_report(rows) -> None:
     out.print(table)
 
 
-def migration_plan(candidates) -> None:
+def migration_plan(candidates, unchanged: dict) -> None:
     if not candidates:
         out.print("Nothing to migrate: no stored file awaits migration by the format policy.")
         return
     table = Table(title=f"{len(candidates)} file(s) to migrate (run with --apply to do it)",
                   title_justify="left")
-    for col in ("AIP", "source", "PUID", "rule", "derivative", "checks"):
+    for col in ("AIP", "source", "PUID", "rule", "derivative", "checks", "last try"):
         table.add_column(col)
     for c in candidates[:500]:
+        last = unchanged.get((c.aip_id, c.source))
         table.add_row(c.aip_id[:8], text(c.source), text(c.puid or "-"), text(c.rule.name),
-                      text(c.derivative), ", ".join(c.rule.checks))
+                      text(c.derivative), ", ".join(c.rule.checks),
+                      f"[yellow]{last}, nothing changed since: skipped (--retry)[/]"
+                      if last else "")
     out.print(table)
     if len(candidates) > 500:
         out.print(f"... and {len(candidates) - 500} more (--json lists them all)")
@@ -411,6 +414,10 @@ def migration_plan(candidates) -> None:
 def migration_report(result) -> None:
     out.print(f"[bold]{len(result.migrated)}[/] of {result.planned} file(s) migrated and "
               f"proven, in {len(result.versions)} new AIP version(s)")
+    if result.unchanged:
+        out.print(f"{len(result.unchanged)} file(s) not tried again: their last migration "
+                  "was not kept and nothing it depends on has changed since (the rule, its "
+                  "pathways, the tools' versions); --retry tries them anyway")
     for v in result.versions:
         out.print(f"  AIP {v['aip']} v{v['version']}: {v['files_added']} derivative(s) "
                   f"(stored at {', '.join(v['replicas'])})")

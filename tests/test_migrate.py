@@ -570,7 +570,12 @@ def test_unproven_is_told_apart_from_failed_and_a_fallback_pathway_is_tried(tmp_
     [row] = [r for r in json.loads(run(root, "formats", "--json").stdout)
              if r["rule"] == "PDF (not PDF/A)"]
     assert (row["pending"], row["unproven"], row["failed"]) == (1, 1, 0)
-    said = run(root, "migrate", "--apply", check_code=1).stdout
+    # issue 22: the same attempt is not repeated on every run (exit 1 for ever)
+    said = run(root, "migrate", "--apply").stdout
+    assert "1 file(s) not tried again" in said
+    planned = json.loads(run(root, "migrate", "--plan", "--json").stdout)
+    assert [p["last_outcome_unchanged"] for p in planned] == ["unproven"]
+    said = run(root, "migrate", "--apply", "--retry", check_code=1).stdout
     assert "1 derivative(s) could not be proven" in said
 
     _policy(root, lambda d: _rule(d, "PDF (not PDF/A)").update(

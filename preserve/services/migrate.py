@@ -24,6 +24,8 @@ at its old version or its new one; running `migrate --apply` again does what is 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -134,6 +136,7 @@ class MigrationResult:
     migrated: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)  # failed: the derivative is wrong
     unproven: list[dict] = field(default_factory=list)  # not kept: no check could decide
+    unchanged: list[dict] = field(default_factory=list)  # not tried again: nothing changed
     versions: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # versions not written, copies missing
 
@@ -193,21 +196,28 @@ def derivative_name(source: str, extension: str, taken: set[str]) -> str:
 
 def apply(repo: Repository, refs: list[str] | None = None, collection: str | None = None,
           puid: str | None = None, *, workers: int | None = None,
-          progress: Progress | None = None) -> MigrationResult:
+          progress: Progress | None = None, retry: bool = False) -> MigrationResult:
     """Migrate what `plan` names for the same selection: convert and prove files on
     `workers` threads (each runs tools, so both cores are busy), then add each AIP's
     accepted derivatives as its next version as soon as that AIP's files are done. The
     plan is made after what an interrupted run left is resolved (its version may have
-    been published: then its files are not planned again)."""
+    been published: then its files are not planned again). A file whose last migration
+    was not kept is tried again only where something it depends on changed (the rule,
+    a pathway, a tool's version), or with `retry`."""
     progress = progress or Silent()
     tidy(repo)
     result = MigrationResult()
     _finish_copies(repo, refs, result)
     candidates = plan(repo, refs, collection, puid)
+    policy = format_policy(repo)
+    if not retry:  # an attempt that would repeat itself is left, and said, not re-run
+        unchanged = last_attempts(repo, policy, candidates)
+        result.unchanged = [{**c.to_dict(), "last_outcome": unchanged[(c.aip_id, c.source)]}
+                            for c in candidates if (c.aip_id, c.source) in unchanged]
+        candidates = [c for c in candidates if (c.aip_id, c.source) not in unchanged]
     result.planned = len(candidates)
     if not candidates:
         return result
-    policy = format_policy(repo)
     _check_tools(policy, candidates)
     allow_tools()
     siegfried_environment()
@@ -292,16 +302,13 @@ def _convert(repo: Repository, policy: FormatPolicy, c: Candidate, workdir: Path
         fstree.makedirs(workdir)
         source = _fetch(repo, c, workdir)
     except (PreserveError, OSError) as e:
-        outcome = _outcome(c, policy.chain(c.rule.pathway), workdir)
+        outcome = _outcome(c, policy, 0, workdir)
         outcome.reason = e.message if isinstance(e, PreserveError) else \
             f"{e.strerror or e} ({e.filename or 'working folder'})"
         return _discard(outcome, workdir)
     for attempt, name in enumerate(c.rule.pathways):
         chain = policy.chain(name)
-        outcome = _outcome(c, chain, workdir)
-        if attempt:
-            outcome.detail += f" (after {', '.join(repr(n) for n in c.rule.pathways[:attempt])} "
-            outcome.detail += "refused)"
+        outcome = _outcome(c, policy, attempt, workdir)
         _attempt(c, chain, source, workdir / f"try{attempt}", outcome)
         if outcome.accepted:
             return outcome
@@ -315,13 +322,47 @@ def _convert(repo: Repository, policy: FormatPolicy, c: Candidate, workdir: Path
     return _discard(outcome, workdir, full)
 
 
-def _outcome(c: Candidate, chain: list, workdir: Path) -> Outcome:
+def _outcome(c: Candidate, policy: FormatPolicy, attempt: int, workdir: Path | None
+             ) -> Outcome:
+    """A new outcome of the rule's `attempt`-th pathway for `c`, its detail naming what
+    decides the result: the file, the rule, the pathway's tools with their versions, and
+    a digest of every setting the result depends on (what an unchanged attempt repeats)."""
+    chain = policy.chain(c.rule.pathways[attempt])
+    tools = [(p.tool, tool_version(p.tool) or "unknown") for p in chain]
     detail = (f"{display(c.source)} ({c.puid or c.format or 'unidentified'}) to "
               f"{display(c.derivative)} by rule '{c.rule.name}', pathway "
-              + " then ".join(f"'{p.name}' ({p.tool})" for p in chain))
-    return Outcome(c, False, detail,
-                   tools=[(p.tool, tool_version(p.tool) or "unknown") for p in chain],
-                   workdir=workdir)
+              + " then ".join(f"'{p.name}' ({tool} {version})"
+                              for p, (tool, version) in zip(chain, tools, strict=True))
+              + f"; inputs {_inputs_digest(c.rule, chain, tools)}")
+    if attempt:
+        detail += f" (after {', '.join(repr(n) for n in c.rule.pathways[:attempt])} refused)"
+    return Outcome(c, False, detail, tools=tools, workdir=workdir)
+
+
+def _inputs_digest(rule: FormatRule, chain: list, tools: list[tuple[str, str]]) -> str:
+    """A short digest of what a migration's result depends on besides the file: the rule's
+    target and checks, the pathways' settings, the tools' versions, preserve's version."""
+    inputs = {"target": [list(rule.target.puids), rule.target.extension, rule.target.pdfa],
+              "checks": list(rule.checks), "similarity": rule.text_similarity,
+              "tolerance": rule.render_tolerance, "tools": tools, "preserve": __version__,
+              "chain": [[p.tool, list(p.args), p.timeout_seconds, p.memory_mb] for p in chain]}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def last_attempts(repo: Repository, policy: FormatPolicy, candidates: list[Candidate]
+                  ) -> dict[tuple[str, str], str]:
+    """(AIP, source) -> outcome ("failure" or "unproven") of each candidate whose last
+    migration was not kept and would run again with the same inputs (issue 22: every run
+    repeated them, added an event per file, and exited 1 for ever)."""
+    attempts = repo.catalog.migration_attempts()
+    same = {}
+    for c in candidates:
+        prefix = f"{display(c.source)} ("
+        last = next(((detail, outcome) for detail, outcome in
+                     reversed(attempts.get(c.aip_id, ())) if detail.startswith(prefix)), None)
+        if last and last[0] == _outcome(c, policy, len(c.rule.pathways) - 1, None).detail:
+            same[(c.aip_id, c.source)] = last[1]
+    return same
 
 
 def _attempt(c: Candidate, chain: list, source: Path, workdir: Path, outcome: Outcome) -> None:
