@@ -191,7 +191,8 @@ def identify(
 
 @app.command("list")
 def list_aips(
-    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    collection: Annotated[str | None, typer.Option(
+        "--collection", "-c", help="Only the AIPs of this collection.")] = None,
     json_out: JsonOpt = False,
 ):
     """List the AIPs in the repository."""
@@ -483,7 +484,8 @@ def migrate(
 
 @app.command()
 def reidentify(
-    aips: Annotated[list[str] | None, typer.Argument(help="AIPs (default: all).")] = None,
+    aips: Annotated[list[str] | None, typer.Argument(
+        help="AIPs to identify again (or --all).")] = None,
     all_aips: Annotated[bool, typer.Option("--all", help="Every AIP.")] = False,
     json_out: JsonOpt = False,
 ):
@@ -607,7 +609,9 @@ def storage_add(
     name: Annotated[str, typer.Argument(help="A short name, e.g. offsite-s3.")],
     url: Annotated[str, typer.Argument(help="A folder path, or s3://BUCKET[/PREFIX].")],
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint.")] = None,
-    region: Annotated[str | None, typer.Option()] = None,
+    region: Annotated[str | None, typer.Option(
+        help="The store's region (AWS: eu-west-1...; most other stores: any, e.g. "
+             "us-east-1).")] = None,
     addressing_style: Annotated[str | None, typer.Option(help="auto, path or virtual.")] = None,
     storage_class: Annotated[str | None, typer.Option(help="e.g. STANDARD_IA.")] = None,
     lock_mode: Annotated[str | None, typer.Option(help="GOVERNANCE or COMPLIANCE.")] = None,
