@@ -116,6 +116,9 @@ def ingest(
         "--as-folder", help="Ingest a bag (even an invalid one) as a plain folder: its "
         "manifests kept as payload, its digests checked and reported; a zipped or tarred "
         "bag as a plain archive.")] = False,
+    refuse_duplicate: Annotated[bool, typer.Option(
+        "--refuse-duplicate", help="Store nothing when an AIP holds the same content "
+        "already (by default a second AIP is made, and the first one named).")] = False,
     workers: WorkersOpt = None,
     queued: QueueOpt = False,
     json_out: JsonOpt = False,
@@ -146,7 +149,8 @@ def ingest(
         return
     with render.progress_bar(_show_progress()) as progress:
         result = run_ingest(repo, source, meta, policy=policy, workers=workers, progress=progress,
-                            strict=strict, as_folder=as_folder)
+                            strict=strict, as_folder=as_folder,
+                            refuse_duplicate=refuse_duplicate)
     render.report(result, json_out, render.ingest_summary)
     _copies_missing(f"AIP {result.aip_id}", result)
 

@@ -7,6 +7,7 @@ Reports go to stdout; progress bars and error messages go to stderr, so
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from itertools import islice
@@ -21,7 +22,11 @@ from preserve.domain.names import display
 LISTED = 50  # warnings and problems shown in a table; the rest are counted
 FINDINGS_LISTED = 200  # a validation's findings shown in its table
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped (a demo's log, `| less`, a cron mail) a console is 80 columns wide, and tables
+# cut ids and paths (issue 22); there, unless COLUMNS says otherwise, they get room.
+PIPED_WIDTH = 220
+out = Console(highlight=False, soft_wrap=True,
+              width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -123,6 +128,10 @@ def ingest_summary(result) -> None:
         out.print(f"[yellow]Left out by policy ({len(result.skipped)}):[/]")
         for s in result.skipped:
             out.print(f"  {text(s)}")
+    if result.duplicate_of:
+        out.print(f"[yellow]The same content is held already[/] as AIP "
+                  f"{', '.join(result.duplicate_of)}: this is a second AIP of it "
+                  "(--refuse-duplicate stores nothing in that case)")
     if result.warnings:
         out.print(f"[yellow]Warnings, recorded in the AIP's PREMIS ({len(result.warnings)}):[/]")
         for w in result.warnings[:LISTED]:
@@ -148,9 +157,10 @@ def aip_list(aips) -> None:
                       ("files", "right"), ("size", "right"), ("created", "left"),
                       ("locations", "left")):
         table.add_column(col, justify=just)
-    for a in aips:
-        table.add_row(a.id, text(a.collection), text(a.title or ""), str(a.files),
-                      human_size(a.bytes), a.created, ", ".join(a.locations))
+    for a in aips:  # untitled AIPs are told apart by the name of what was ingested
+        title = a.title or (f"[dim]({text(os.path.basename(a.source))})[/]" if a.source else "")
+        table.add_row(a.id, text(a.collection), title if not a.title else text(a.title),
+                      str(a.files), human_size(a.bytes), a.created, ", ".join(a.locations))
     out.print(table)
 
 

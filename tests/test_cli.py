@@ -205,3 +205,22 @@ def test_show_gives_the_description_and_summarises_events(cli_repo, tmp_path):
     assert "County Archive" in text and "Public domain" in text and "ark:/1/2" in text
     assert text.count("fixity check") == 1 and "--events lists all" in text
     assert run(cli_repo, "show", aip, "--events").stdout.count("fixity check") == checks
+
+
+def test_content_held_already_is_named_and_can_be_refused(cli_repo, tmp_path):
+    """Issue 22: the same folder ingested twice silently made two AIPs, and untitled AIPs
+    could not be told apart in `list`."""
+    src = tmp_path / "registers"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    first = json.loads(run(cli_repo, "ingest", src, "-c", "c", "--json").stdout)
+    assert first["duplicate_of"] == []
+    second = json.loads(run(cli_repo, "ingest", src, "-c", "d", "--json").stdout)
+    assert second["duplicate_of"] == [first["id"]]
+    done = run(cli_repo, "ingest", src, "-c", "e", "--refuse-duplicate", check_code=2)
+    assert "holds the same content as AIP" in done.stderr and first["id"] in done.stderr
+    assert len(json.loads(run(cli_repo, "list", "--json").stdout)) == 2
+    (src / "a.txt").rename(src / "b.txt")  # other names: other content
+    assert json.loads(run(cli_repo, "ingest", src, "-c", "f", "--refuse-duplicate",
+                          "--json").stdout)["duplicate_of"] == []
+    assert "(registers)" in run(cli_repo, "list").stdout

@@ -56,6 +56,7 @@ from preserve.infrastructure.storage.base import ensure_ocfl_root
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.services.common import Progress, Silent, now_utc
 from preserve.services.copying import Overflow, copied, copy_batch, copy_one
+from preserve.services.duplicates import same_content
 from preserve.services.identifying import (
     CopyResult,
     identify_batch,
@@ -149,6 +150,7 @@ class IngestResult:
     warnings: list[str] = field(default_factory=list)
     replicas: list[str] = field(default_factory=list)
     replication_problems: list[str] = field(default_factory=list)
+    duplicate_of: list[str] = field(default_factory=list)  # AIPs holding the same content
 
     def to_dict(self) -> dict:
         d = {"id": self.aip_id, **self.__dict__}
@@ -253,7 +255,8 @@ def lock_alive(lock: Path) -> bool:
 def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
            policy: IngestPolicy | None = None, workers: int | None = None,
            progress: Progress | None = None, strict: bool = False,
-           as_folder: bool = False, aip_id: str | None = None) -> IngestResult:
+           as_folder: bool = False, aip_id: str | None = None,
+           refuse_duplicate: bool = False) -> IngestResult:
     """Ingest `source_path`; return what was stored. Raises a PreserveError on refusal.
     `aip_id`: the new AIP's id, chosen beforehand (a queued ingest names it in its job, so
     that a job delivered twice makes one AIP); a new UUID by default.
@@ -270,12 +273,13 @@ def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
         source = detect(bag or Path(source_path), strict=strict, as_folder=as_folder)
         if bag is not None:
             source.origin = Path(source_path)
-        return _ingest(repo, source, meta, policy, workers, progress, aip_id)
+        return _ingest(repo, source, meta, policy, workers, progress, aip_id,
+                       refuse_duplicate)
 
 
 def _ingest(repo: Repository, source: Source, meta: Metadata, policy: IngestPolicy,
-            workers: int | None, progress: Progress | None, aip_id: str | None
-            ) -> IngestResult:
+            workers: int | None, progress: Progress | None, aip_id: str | None,
+            refuse_duplicate: bool) -> IngestResult:
     progress = progress or Silent()
     started = time.monotonic()
     with source.scan(policy) as scan:
@@ -295,6 +299,12 @@ def _ingest(repo: Repository, source: Source, meta: Metadata, policy: IngestPoli
             try:
                 with full_disk_named(where, needed):
                     job.build()
+                    job.duplicate_of = same_content(repo.catalog, job.bag, aip_id)
+                    if job.duplicate_of and refuse_duplicate:
+                        raise BadArgument(f"{source.origin} holds the same content as AIP "
+                                          f"{', '.join(job.duplicate_of)}; nothing was stored",
+                                          hint="leave out --refuse-duplicate to keep a "
+                                               "second AIP of it")
                     job.publish()
             except BaseException:
                 job.abandon()
@@ -344,6 +354,7 @@ class _Job:
                          FAST_ALGORITHM)  # the digests kept in the catalog
         self.staged = repo.staging / aip_id  # the OCFL object, whole
         self.bag = self.staged / "v1" / ocfl.CONTENT  # the bag of its first version
+        self.duplicate_of: list[str] = []  # AIPs that hold the same content already
         self.object_root = ocfl.object_root(aip_id)
         self.version = 1
         self.created = now_utc()
@@ -789,4 +800,4 @@ class _Job:
                             - self.confidence[EXTENSION_ONLY],
                             self.confidence[EXTENSION_ONLY], list(self.scan.skipped), seconds,
                             self.location.name, self.warnings(), list(self.replicas),
-                            list(self.replication_problems))
+                            list(self.replication_problems), list(self.duplicate_of))
