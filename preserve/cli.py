@@ -688,6 +688,9 @@ def main(argv: list[str] | None = None) -> None:
         render.failure(e.message, e.hint, getattr(e, "items", None) or
                        getattr(e, "findings", None))
         code = e.exit_code
+        if "--json" in (argv if argv is not None else sys.argv[1:]):
+            # a script reading stdout gets a document, not nothing (issue 22)
+            render.emit_json_error(e.message, e.hint, code)
     except KeyboardInterrupt:
         _interrupted()
         code = EXIT_INTERRUPTED

@@ -30,8 +30,19 @@ out = Console(highlight=False, soft_wrap=True,
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+_emitted = []  # whether a JSON document went to stdout in this run (one at most)
+
+
 def emit_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    _emitted.append(True)
+
+
+def emit_json_error(message: str, hint: str | None, code: int) -> None:
+    """Under --json, a failure is a JSON document on stdout too, unless the command has
+    written its own already (a script reads one document)."""
+    if not _emitted:
+        emit_json({"status": "error", "error": message, "hint": hint, "exit_code": code})
 
 
 def emit_json_stream(head: dict, key: str, items) -> None:

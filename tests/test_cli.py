@@ -224,3 +224,11 @@ def test_content_held_already_is_named_and_can_be_refused(cli_repo, tmp_path):
     assert json.loads(run(cli_repo, "ingest", src, "-c", "f", "--refuse-duplicate",
                           "--json").stdout)["duplicate_of"] == []
     assert "(registers)" in run(cli_repo, "list").stdout
+
+
+def test_a_failure_under_json_is_a_json_document_too(cli_repo):
+    """Issue 22: errors under --json were plain text only; a script reads stdout."""
+    done = run(cli_repo, "show", "zzzzzz", "--json", check_code=2)
+    said = json.loads(done.stdout)
+    assert said["status"] == "error" and "zzzzzz" in said["error"] and said["exit_code"] == 2
+    assert "error:" in done.stderr
