@@ -7,8 +7,13 @@ re-imports the main script in every worker, and the command-line layer
 
 
 def run() -> None:
-    from preserve.cli import main
+    try:
+        from preserve.cli import main
+    except KeyboardInterrupt:  # Ctrl-C while the command-line layer loads: nothing began
+        import sys  # (issue 22: a traceback in the first 50 ms)
 
+        sys.stderr.write("interrupted: nothing was done\n")
+        sys.exit(130)
     main()
 
 
