@@ -609,6 +609,17 @@ def test_video_frames_shown_at_other_times_are_not_the_same_film(tmp_path):
     assert "the timing differs" in rejected["reason"], rejected
 
 
+def test_a_tool_message_names_the_stored_file_not_the_working_copy(tmp_path):
+    """Issue 22: rejection reasons showed staging paths."""
+    root, _aip = _one_bmp_repo(tmp_path)
+    _policy(root, lambda d: d["pathways"]["imagemagick-png"].update(
+        tool="sh", args=["-c", 'echo "cannot read $0" >&2; exit 1', "{input}", "{output}"]))
+    [rejected] = json.loads(run(root, "migrate", "--apply", "--json",
+                                check_code=1).stdout)["rejected"]
+    assert rejected["reason"].endswith("cannot read data/scan.bmp)"), rejected["reason"]
+    assert "staging" not in rejected["reason"]
+
+
 def test_a_tool_output_that_is_a_link_is_rejected_cleanly(tmp_path):
     """Case 42: a link to the input passed every check (it is the input), then the run
     stopped with an internal error when the derivative was copied."""

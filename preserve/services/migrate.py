@@ -318,8 +318,16 @@ def _convert(repo: Repository, policy: FormatPolicy, c: Candidate, workdir: Path
         full = full or _filled(workdir)
         fstree.rmtree(workdir / f"try{attempt}", ignore_errors=True)  # room for the next
     outcome.status = "unproven" if unproven else "failed"
-    outcome.reason = "; then ".join(reasons)
+    outcome.reason = _without_workdir("; then ".join(reasons), workdir, c)
     return _discard(outcome, workdir, full)
+
+
+def _without_workdir(reason: str, workdir: Path, c: Candidate) -> str:
+    """A tool's message names the working copies; the archivist knows the stored file
+    (issue 22: rejection reasons showed staging paths)."""
+    for copy in sorted((workdir / "source").glob("source*"), key=lambda p: -len(str(p))):
+        reason = reason.replace(str(copy), display(c.source))
+    return reason.replace(str(workdir) + "/", "")
 
 
 def _outcome(c: Candidate, policy: FormatPolicy, attempt: int, workdir: Path | None
