@@ -247,7 +247,10 @@ def test_a_location_in_the_layout_before_ocfl_is_refused_by_name(tmp_path, colle
     old = tmp_path / "old-disk"
     (old / "ab" / "abcd-1234" / "v1").mkdir(parents=True)
     (old / "ab" / "abcd-1234" / "v1" / "bagit.txt").write_text("BagIt-Version: 1.0\n")
-    run(repo.root, "storage", "add", "old", old)
+    said = run(repo.root, "storage", "add", "old", old, check_code=2).stderr  # said at once
+    assert "not an OCFL storage root" in said
+    (repo.root / "locations" / "old.yaml").write_text(  # a location file of an older release
+        f"name: old\nkind: local\npath: {old}\n")
     policy = repo.root / "policies" / "default.yaml"
     policy.write_text(policy.read_text().replace("copies: 1", "copies: 2").replace(
         "locations: [local]", "locations: [local, old]"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import suppress
@@ -39,6 +40,7 @@ from preserve.infrastructure.storage.base import (
 from preserve.infrastructure.storage.s3_settings import CHECKSUM_BEHAVIOURS, S3Settings
 
 PROBE_READ_TIMEOUT = 15.0  # seconds: is the store there at all (check_reachable)?
+DOWN_FOR = 120.0  # seconds a location that did not answer is not asked again
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
 
 
@@ -69,7 +71,8 @@ class S3Storage:
         self.prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
         self._client_instance = client
         self._probe_instance = client
-        self._down: StorageUnreachable | None = None  # once unreachable, for this process
+        self._down: StorageUnreachable | None = None  # found unreachable moments ago
+        self._down_until = 0.0
         self._multipart_slots = threading.BoundedSemaphore(MULTIPART_AT_ONCE)
 
     def place(self) -> tuple[str, str]:
@@ -98,7 +101,7 @@ class S3Storage:
         never an internal error; so does a location found unreachable before."""
         from botocore.exceptions import BotoCoreError
 
-        if self._down is not None:
+        if self._down is not None and time.monotonic() < self._down_until:
             raise self._down
         try:
             return self._client(probe=probe)
@@ -152,18 +155,17 @@ class S3Storage:
         )
         from botocore.exceptions import ConnectionError as BotoConnectionError
 
-        if self._down is not None:  # the first failure said it: no more waiting on it
-            raise self._down
+        if self._down is not None and time.monotonic() < self._down_until:
+            raise self._down  # the failure said it moments ago: no more waiting on it
         try:
             return fn(**kwargs)
         except (NoCredentialsError, PartialCredentialsError) as e:
             raise self._unreachable(what, e) from None
         except (BotoConnectionError, HTTPClientError) as e:
-            self._down = StorageUnreachable(
+            raise self._mark_down(StorageUnreachable(
                 f"storage location '{self.name}' is unreachable ({what}): "
                 f"{type(e).__name__}", hint="check the endpoint (http or https?) and the "
-                "network, then re-run")
-            raise self._down from None
+                "network, then re-run")) from None
         except BotoCoreError as e:  # credentials that cannot be had, a profile not found
             raise self._unreachable(what, e) from None
         except ClientError as e:
@@ -184,22 +186,29 @@ class S3Storage:
                 hint="check the location's settings against what the bucket allows "
                      "('preserve storage check' tries them)") from None
 
+    def _mark_down(self, error: StorageUnreachable) -> StorageUnreachable:
+        """Remember for DOWN_FOR seconds that the location did not answer: the calls of a
+        run that follow fail at once instead of each waiting its timeouts; a successful
+        check_reachable forgets it (a worker serves the store again once it is back)."""
+        self._down, self._down_until = error, time.monotonic() + DOWN_FOR
+        return error
+
     def _unreachable(self, what: str, e: Exception) -> StorageUnreachable:
         """Credentials missing or refused, or an AWS profile not found: this location is
         unreachable (exit 3), the others are still served (issue 22: every command stopped
         with an internal error when a cron job had no AWS variables)."""
-        self._down = StorageUnreachable(
+        return self._mark_down(StorageUnreachable(
             f"storage location '{self.name}' is unreachable ({what}): no usable credentials "
             f"({type(e).__name__}: {e})",
             hint="give the command the credentials: AWS_ACCESS_KEY_ID and "
                  "AWS_SECRET_ACCESS_KEY in its environment (for cron or systemd, an "
                  "environment file), or an AWS profile named by 'profile:' in the "
-                 "location file or by AWS_PROFILE (see the user guide)")
-        return self._down
+                 "location file or by AWS_PROFILE (see the user guide)"))
 
     def check_reachable(self) -> None:
         from botocore.exceptions import ClientError
 
+        self._down = None  # asked afresh: the store may be back
         try:
             self._call("head bucket", self.probe.head_bucket, Bucket=self.settings.bucket)
         except ClientError as e:
