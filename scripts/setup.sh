@@ -21,8 +21,10 @@ PACKAGES="libmagic1 python3 python3-venv python3-pip zip imagemagick ffmpeg flac
 # Another apt (an unattended upgrade) may hold the lock: wait for it rather than fail.
 APT_WAIT="-o DPkg::Lock::Timeout=600"
 # shellcheck disable=SC2086
-missing=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $PACKAGES 2>/dev/null \
-  | awk '$2 == "installed" {print $1}' | sort | comm -13 - <(echo $PACKAGES | tr ' ' '\n' | sort))
+# (dpkg-query exits 1 when it knows none of a name: never fatal here)
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $PACKAGES 2>/dev/null || true)
+missing=$(echo "$installed" | awk '$2 == "installed" {print $1}' | sort \
+  | comm -13 - <(echo $PACKAGES | tr ' ' '\n' | sort))
 if [ -n "$missing" ]; then
   # shellcheck disable=SC2086
   $SUDO apt-get $APT_WAIT update -qq
