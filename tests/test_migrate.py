@@ -620,6 +620,25 @@ def test_a_tool_message_names_the_stored_file_not_the_working_copy(tmp_path):
     assert "staging" not in rejected["reason"]
 
 
+def test_an_encrypted_pdf_fails_and_says_why(tmp_path):
+    """Red team 2026-12 case 38 (kept passing through issue 21's third outcome): a PDF
+    that needs a password cannot be compared, so it fails, named."""
+    import pikepdf
+
+    src = tmp_path / "src"
+    src.mkdir()
+    plain = media.photo_pdf(tmp_path / "plain.pdf")
+    with pikepdf.open(plain) as pdf:
+        pdf.save(src / "minutes.pdf", encryption=pikepdf.Encryption(user="u", owner="o"))
+    root, aip = _repo_with(tmp_path, src)
+    done = json.loads(run(root, "migrate", "--apply", "--json", check_code=1).stdout)
+    [rejected] = done["rejected"]
+    assert rejected["reason"].startswith("data/minutes.pdf is encrypted: a password is "
+                                         "needed"), rejected["reason"]
+    events = json.loads(run(root, "show", aip, "--json").stdout)["events"]
+    assert [e["outcome"] for e in events if e["type"] == "migration"] == ["failure"]
+
+
 def test_a_tool_output_that_is_a_link_is_rejected_cleanly(tmp_path):
     """Case 42: a link to the input passed every check (it is the input), then the run
     stopped with an internal error when the derivative was copied."""

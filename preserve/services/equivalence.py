@@ -308,14 +308,23 @@ def check_pdfa(rule, source: Path, derivative: Path, workdir: Path, timeout: flo
     return f"PDF/A-{level} conformance approved by pikepdf {pikepdf.__version__} (pikepdf.pdfa)"
 
 
-def _pages(path: Path) -> int:
+def _open_pdf(path: Path):
+    """pikepdf's PDF at `path`; an encrypted one (a password needed: it cannot be read, so
+    it cannot be migrated) or an unreadable one is CheckFailed, named."""
     import pikepdf
 
     try:
-        with pikepdf.open(path) as pdf:
-            return len(pdf.pages)
+        return pikepdf.open(path)
+    except pikepdf.PasswordError as e:
+        raise CheckFailed(f"{path.name} is encrypted: a password is needed to read it, so "
+                          "nothing can be compared with it") from e
     except pikepdf.PdfError as e:
         raise CheckFailed(f"{path.name} is not a readable PDF: {e}") from e
+
+
+def _pages(path: Path) -> int:
+    with _open_pdf(path) as pdf:
+        return len(pdf.pages)
 
 
 def _same_page_count(source: Path, derivative: Path) -> int:
@@ -470,11 +479,7 @@ def _page_images(path: Path) -> list[Counter]:
     JPEG included, so a lossless image re-encoded lossily differs in its samples."""
     import pikepdf
 
-    try:
-        pdf = pikepdf.open(path)
-    except pikepdf.PdfError as e:
-        raise CheckFailed(f"{path.name} is not a readable PDF: {e}") from e
-    with pdf:
+    with _open_pdf(path) as pdf:
         pages = []
         for page in pdf.pages:
             found: Counter = Counter()

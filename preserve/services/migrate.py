@@ -327,6 +327,8 @@ def _without_workdir(reason: str, workdir: Path, c: Candidate) -> str:
     (issue 22: rejection reasons showed staging paths)."""
     for copy in sorted((workdir / "source").glob("source*"), key=lambda p: -len(str(p))):
         reason = reason.replace(str(copy), display(c.source))
+        reason = re.sub(rf"(?<![\w/.]){re.escape(copy.name)}(?![\w.])", display(c.source),
+                        reason)
     return reason.replace(str(workdir) + "/", "")
 
 
