@@ -177,7 +177,8 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
         result.selected_files = sum(v.files for v in visits)
         progress.start("audit", result.selected_files, sum(v.nbytes for v in visits))
         try:
-            _run(repo, visits, result, pool, budget, progress)
+            reachable: dict[str, str] = {}  # why each location cannot be reached, once
+            _run(repo, visits, result, pool, budget, progress, reachable)
         except BaseException:  # Ctrl-C, a tool failure: what was recorded stays, to resume
             repo.catalog.finish_audit(result.run_id, now_utc(), "interrupted", result.replicas,
                                       result.files, result.bytes_read)
@@ -186,7 +187,7 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
         if stale:
             repo.catalog.record_audit_problems(result.run_id, [_row(p) for p in stale])
         result.problems = [Problem(*p) for p in repo.catalog.audit_problems(result.run_id)]
-        result.problems += _storage_roots(repo, {v.state.location for v in visits})
+        result.problems += _storage_roots(repo, {v.state.location for v in visits}, reachable)
         result.finished = now_utc(precise=True)
         repo.catalog.finish_audit(result.run_id, result.finished,
                                   "interrupted" if result.stopped and not due else result.status,
@@ -258,8 +259,7 @@ def _plan(repo, states, since, *, due, full, share) -> list[_Visit]:
                    sum(files.values())) for r, files in chosen.items()]
 
 
-def _run(repo, visits, result, pool, budget, progress) -> None:
-    reachable: dict[str, str] = {}
+def _run(repo, visits, result, pool, budget, progress, reachable: dict[str, str]) -> None:
     for visit in visits:
         if budget.spent(result):
             result.stopped = "budget"  # what is left stays due; the next run continues
@@ -369,7 +369,7 @@ class _Recorder:
                                                self.structure_damaged, [event])
 
 
-def _storage_roots(repo, names: set[str]) -> list[Problem]:
+def _storage_roots(repo, names: set[str], reachable: dict[str, str]) -> list[Problem]:
     """The storage root's own files of each location audited (its declaration, layout
     and the layout's configuration), as preserve writes them (issue 22: a bucket emptied
     and re-created had every object restored by repair but not these, and every later
@@ -377,14 +377,12 @@ def _storage_roots(repo, names: set[str]) -> list[Problem]:
     found = []
     for name in sorted(names):
         storage = repo.locations.get(name)
-        try:
-            if storage is not None:
-                storage.check_reachable()
-                problems = root_file_problems(storage)
-            else:
-                problems = []
-        except PreserveError:
+        if storage is None or _unreachable(storage, reachable):
             continue  # already said, replica by replica
+        try:
+            problems = root_file_problems(storage)
+        except PreserveError:
+            continue  # gone since: said by the replicas' problems
         found += [Problem("", 0, name, key, "storage-root", why) for key, why, _ in problems]
     return found
 
