@@ -71,6 +71,7 @@ class S3Storage:
         self.prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
         self._client_instance = client
         self._probe_instance = client
+        self._session = None
         self._down: StorageUnreachable | None = None  # found unreachable moments ago
         self._down_until = 0.0
         self._multipart_slots = threading.BoundedSemaphore(MULTIPART_AT_ONCE)
@@ -119,7 +120,9 @@ class S3Storage:
         import boto3
         from botocore.config import Config
 
-        session = boto3.session.Session(profile_name=self.settings.profile)
+        if self._session is None:  # one session: its loaded service model serves both
+            self._session = boto3.session.Session(profile_name=self.settings.profile)
+        session = self._session
         attempts = min(2, self.settings.max_attempts) if probe else self.settings.max_attempts
         read = min(PROBE_READ_TIMEOUT, self.settings.read_timeout) if probe \
             else self.settings.read_timeout
