@@ -26,7 +26,7 @@ from preserve.infrastructure.repository import Repository
 from preserve.infrastructure.tools import tool_version
 from preserve.services.common import Progress, Silent, now_utc, store_log_event
 from preserve.services.ingest import AGENT_PRESERVE
-from preserve.services.migrate import UNPROVEN, format_policy
+from preserve.services.migrate import UNPROVEN, format_policy, last_attempt
 from preserve.services.new_version import event_record
 from preserve.services.versions import verified_local
 
@@ -82,19 +82,11 @@ def report(repo: Repository, refs: list[str] | None = None,
         row.bytes += size
         if row.action == "migrate" and made is None:
             row.pending += 1
-            last = _last_attempt(attempts.get(aip, ()), path)
-            row.failed += last == "failure"
-            row.unproven += last == UNPROVEN
+            last = last_attempt(attempts.get(aip, ()), path)
+            row.failed += bool(last) and last[1] == "failure"
+            row.unproven += bool(last) and last[1] == UNPROVEN
     order = {"high": 0, "medium": 1, "low": 2, None: 3}
     return sorted(rows.values(), key=lambda r: (order[r.risk], -r.bytes, r.puid or ""))
-
-
-def _last_attempt(attempts, path: str) -> str | None:
-    """The outcome of the last migration of `path` that was not kept, if any: its event's
-    detail begins with the file's name and " (" (migrate._outcome)."""
-    prefix = f"{display(path)} ("
-    return next((outcome for detail, outcome in reversed(attempts)
-                 if detail.startswith(prefix)), None)
 
 
 @dataclass

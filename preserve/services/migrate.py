@@ -359,6 +359,15 @@ def _inputs_digest(rule: FormatRule, chain: list, tools: list[tuple[str, str]]) 
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def last_attempt(attempts, path: str) -> tuple[str, str] | None:
+    """(detail, outcome) of the last migration of `path` that was not kept, among an
+    AIP's `attempts` (Catalog.migration_attempts), if any: its event's detail begins with
+    the file's name and " (" (see _outcome)."""
+    prefix = f"{display(path)} ("
+    return next(((detail, outcome) for detail, outcome in reversed(attempts)
+                 if detail.startswith(prefix)), None)
+
+
 def last_attempts(repo: Repository, policy: FormatPolicy, candidates: list[Candidate]
                   ) -> dict[tuple[str, str], str]:
     """(AIP, source) -> outcome ("failure" or "unproven") of each candidate whose last
@@ -367,9 +376,7 @@ def last_attempts(repo: Repository, policy: FormatPolicy, candidates: list[Candi
     attempts = repo.catalog.migration_attempts()
     same = {}
     for c in candidates:
-        prefix = f"{display(c.source)} ("
-        last = next(((detail, outcome) for detail, outcome in
-                     reversed(attempts.get(c.aip_id, ())) if detail.startswith(prefix)), None)
+        last = last_attempt(attempts.get(c.aip_id, ()), c.source)
         if last and last[0] == _outcome(c, policy, len(c.rule.pathways) - 1, None).detail:
             same[(c.aip_id, c.source)] = last[1]
     return same
