@@ -133,8 +133,13 @@ def current_bag_info(repo: Repository, aip_id: str) -> list[tuple[str, str]]:
     head = repo.catalog.get_aip(aip_id).version
     tags = {path: (held_in, digests) for path, held_in, _size, digests in
             repo.catalog.state_files(aip_id, head, tags_only=True)}
-    fields, _ = bagfmt.parse_bag_info(_verified(repo.primary_location(), aip_id, tags,
-                                                BAG_INFO).read_text(encoding="utf-8"))
+    return _bag_info_fields(repo.primary_location(), aip_id, tags)
+
+
+def _bag_info_fields(location, aip_id: str, tags: dict) -> list[tuple[str, str]]:
+    """(label, value) of the last bag's bag-info.txt, once its bytes are the recorded ones."""
+    fields, _ = bagfmt.parse_bag_info(_verified(location, aip_id, tags, BAG_INFO)
+                                      .read_text(encoding="utf-8"))
     return [(f.label, f.value) for f in fields]
 
 
@@ -184,10 +189,8 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
 
     tags = {path: (held_in, digests) for path, held_in, _size, digests in
             catalog.state_files(aip_id, head, tags_only=True)}  # the last bag's tag files
-    fields, _ = bagfmt.parse_bag_info(_verified(location, aip_id, tags, BAG_INFO)
-                                      .read_text(encoding="utf-8"))
     (bag / BAG_INFO).write_text(bagfmt.format_bag_info(_bag_info(
-        [(f.label, f.value) for f in fields], change.bag_info, version,
+        _bag_info_fields(location, aip_id, tags), change.bag_info, version,
         change.event.datetime, nbytes, files)), encoding="utf-8", newline="\n")
     with open(bag / premis_file(version), "x", encoding="utf-8", newline="\n") as out:
         premis = PremisWriter(out, aip_id)  # this version's record, beside the earlier ones
