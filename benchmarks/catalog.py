@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from preserve.catalog.database import Catalog  # noqa: E402
 from preserve.domain.model import FileRecord  # noqa: E402
 from preserve.domain.ocfl import VersionRecord  # noqa: E402
-from preserve.infrastructure.catalog import Catalog  # noqa: E402
 from tests.pgserver import PostgresServer  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "catalog"

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ingest import children, proc_field  # noqa: E402
 
-from preserve.infrastructure.repository import Repository  # noqa: E402
-from preserve.services.ingest import Metadata, ingest  # noqa: E402
+from preserve.ingest.ingest import Metadata, ingest  # noqa: E402
+from preserve.repository import Repository  # noqa: E402
 from tests.pgserver import PostgresServer  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work" / "jobs"
@@ -52,7 +52,7 @@ def noop_round_trip(url: str, jobs: int) -> tuple[float, float]:
     sys.path.insert(0, str(WORK))
     import noopapp
 
-    from preserve.infrastructure.queue import ensure_schema
+    from preserve.catalog.queue import ensure_schema
 
     ensure_schema(url)
     with noopapp.app.open():
@@ -118,7 +118,7 @@ def audit_workers(root: Path, peaks: dict[int, int], url: str) -> float:
     running (as in production: workers wait for work; their start is not the audit's)."""
     import psycopg
 
-    from preserve.infrastructure.queue import ensure_schema
+    from preserve.catalog.queue import ensure_schema
 
     ensure_schema(url)
     workers = [preserve(root, "worker", "--heartbeat", "2") for _ in range(2)]

@@ -32,9 +32,9 @@ ADD = r'''
 import sys
 from pathlib import Path
 from preserve.domain.premis import Agent, Event
-from preserve.infrastructure.repository import Repository
-from preserve.services.common import now_utc
-from preserve.services.new_version import VersionChange, add_version
+from preserve.repository import Repository
+from preserve.domain.clock import now_utc
+from preserve.storage.new_version import VersionChange, add_version
 repo = Repository(Path(sys.argv[1]))
 files = sorted(Path(sys.argv[3]).iterdir())
 change = VersionChange(

@@ -40,13 +40,13 @@ class State:
 
 
 def _repo_root() -> Path:
-    from preserve.infrastructure.repository import default_root
+    from preserve.repository import default_root
 
     return State.repo_dir or default_root()
 
 
 def _open_repo():
-    from preserve.infrastructure.repository import Repository
+    from preserve.repository import Repository
 
     return Repository(_repo_root())
 
@@ -82,7 +82,7 @@ def init(
     json_out: JsonOpt = False,
 ):
     """Create a repository (configuration, catalog, default local location, policies)."""
-    from preserve.infrastructure.repository import Repository
+    from preserve.repository import Repository
 
     repo, created = Repository.init(_repo_root(), catalog or os.environ.get("PRESERVE_CATALOG"))
     if json_out:
@@ -127,8 +127,8 @@ def ingest(
     from dataclasses import replace
 
     from preserve.domain.policy import COLLISION_CHOICES, LINK_CHOICES, SPECIAL_CHOICES
-    from preserve.services.ingest import Metadata
-    from preserve.services.ingest import ingest as run_ingest
+    from preserve.ingest.ingest import Metadata
+    from preserve.ingest.ingest import ingest as run_ingest
 
     for value, choices, name in ((links, LINK_CHOICES, "--links"),
                                  (special, SPECIAL_CHOICES, "--special"),
@@ -142,7 +142,7 @@ def ingest(
                      case_collisions=case_collisions or policy.case_collisions)
     meta = Metadata(collection, title, creator or [], identifier or [], rights)
     if queued:
-        from preserve.services.tasks import enqueue_ingest
+        from preserve.admin.tasks import enqueue_ingest
 
         job, aip = enqueue_ingest(repo, source, meta)
         _enqueued("ingest", [job], json_out, aip=aip)
@@ -164,7 +164,7 @@ def validate(
     json_out: JsonOpt = False,
 ):
     """Strict RFC 8493 validation of any bag: exit 0 valid (warnings printed), 1 invalid."""
-    from preserve.domain.validate import validate_bag
+    from preserve.ingest.validation import validate_bag
     from preserve.parallel import default_workers
 
     with render.progress_bar(_show_progress()) as progress:
@@ -182,7 +182,7 @@ def identify(
     json_out: JsonOpt = False,
 ):
     """PRONOM PUID, format and MIME type of each file (folders are walked)."""
-    from preserve.services.identify import identify_tree
+    from preserve.ingest.identify import identify_tree
 
     rows = identify_tree(paths)
     if json_out:
@@ -217,7 +217,7 @@ def show(
     json_out: JsonOpt = False,
 ):
     """Show one AIP: its description, versions, files, formats and events."""
-    from preserve.services.describe import description_of
+    from preserve.data.describe import description_of
 
     repo = _open_repo()
     aip_id = repo.catalog.resolve(aip)
@@ -256,8 +256,8 @@ def describe(
     json_out: JsonOpt = False,
 ):
     """Correct an AIP's description: a new version (bag-info and PREMIS), payload untouched."""
-    from preserve.services.describe import Description
-    from preserve.services.describe import describe as run_describe
+    from preserve.data.describe import Description
+    from preserve.data.describe import describe as run_describe
 
     repo = _open_repo()
     description = Description(title, creator, identifier, rights, note)
@@ -291,7 +291,7 @@ def export(
     json_out: JsonOpt = False,
 ):
     """Write an AIP out as a BagIt bag, verifying every byte on the way."""
-    from preserve.services.export import export as run_export
+    from preserve.access.export import export as run_export
 
     repo = _open_repo()
     with render.progress_bar(_show_progress()) as progress:
@@ -317,14 +317,14 @@ def replicate(
     json_out: JsonOpt = False,
 ):
     """Bring every AIP up to the copies policy asks for; verified, resumable."""
-    from preserve.services.replicate import replicate as run_replicate
+    from preserve.storage.replicate import replicate as run_replicate
 
     repo = _open_repo()
     if to and to not in repo.locations:
         raise typer.BadParameter(f"no location '{to}' (see 'preserve storage list')",
                                  param_hint="--to")
     if queued:
-        from preserve.services.tasks import enqueue_per_aip
+        from preserve.admin.tasks import enqueue_per_aip
 
         targets = [to] if to else [loc.name for loc in repo.replica_locations()]
         lacking = {}
@@ -367,8 +367,8 @@ def audit(
 ):
     """Fixity audit of every replica: exit 0 all good, 1 damage found (or audits overdue),
     3 unreachable. With --queue, one job per AIP copy."""
-    from preserve.services.audit import audit as run_audit
-    from preserve.services.schedule import parse_budget
+    from preserve.admin.schedule import parse_budget
+    from preserve.storage.audit import audit as run_audit
 
     if do_repair:
         repair(aips=None if all_aips else aips, json_out=json_out)
@@ -380,7 +380,7 @@ def audit(
         raise typer.BadParameter("must be above 0 and at most 1", param_hint="--sample")
     budget_bytes, budget_seconds = parse_budget(budget) if budget else (None, None)
     if queued:
-        from preserve.services.tasks import audit_copies, enqueue_audits
+        from preserve.admin.tasks import audit_copies, enqueue_audits
 
         if sample is not None or budget:
             raise typer.BadParameter("a queued audit is of whole AIP copies: use --full, "
@@ -405,11 +405,11 @@ def repair(
     json_out: JsonOpt = False,
 ):
     """Full audit, then restore damaged replica files from verified good copies."""
-    from preserve.services.repair import repair as run_repair
+    from preserve.storage.repair import repair as run_repair
 
     repo = _open_repo()
     if queued:
-        from preserve.services.tasks import enqueue_per_aip
+        from preserve.admin.tasks import enqueue_per_aip
 
         chosen = [repo.catalog.resolve(a) for a in aips] if aips else \
             [a.id for a in repo.catalog.list_aips()]
@@ -429,7 +429,7 @@ def formats(
 ):
     """Risk report: every format held, its risk and action by the format policy, files
     awaiting migration, and whether the pathway's tools work on this machine."""
-    from preserve.services.formats import report
+    from preserve.planning.formats import report
 
     rows = report(_open_repo(), aips, collection)
     if json_out:
@@ -457,7 +457,7 @@ def migrate(
     """Format migration by policy: derivatives beside the originals, each proven (re-
     identified, decoded content compared) before it is kept. Exit 0 all migrated (or
     nothing new to try), 1 some failed or could not be proven, 3 a tool missing."""
-    from preserve.services.migrate import apply, format_policy, last_attempts, plan
+    from preserve.planning.migrate import apply, format_policy, last_attempts, plan
 
     if do_plan and do_apply:
         raise typer.BadParameter("give --plan or --apply, not both", param_hint="--apply")
@@ -474,7 +474,7 @@ def migrate(
             render.migration_plan(candidates, unchanged)
         return
     if queued:
-        from preserve.services.tasks import enqueue_per_aip
+        from preserve.admin.tasks import enqueue_per_aip
 
         due = sorted({c.aip_id for c in plan(repo, aips, collection, puid)})
         _enqueued("migrate", enqueue_per_aip(repo, "migrate", due, puid=puid), json_out)
@@ -495,7 +495,7 @@ def reidentify(
 ):
     """Identify the stored files again (after a PRONOM update): changed PUIDs reported and
     recorded (PREMIS), the format policy applied to the new answer."""
-    from preserve.services.formats import reidentify as run_reidentify
+    from preserve.planning.formats import reidentify as run_reidentify
 
     if not aips and not all_aips:
         raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
@@ -514,7 +514,7 @@ def check(
 ):
     """Compare the catalog with every location: copies missing or incomplete, copies not
     recorded, leftovers of interrupted runs. Exit 0 consistent, 1 not, 3 unreachable."""
-    from preserve.services.check import check as run_check
+    from preserve.storage.check import check as run_check
 
     repo = _open_repo()
     result = run_check(repo, fix=fix)
@@ -530,7 +530,7 @@ def schedule(
     json_out: JsonOpt = False,
 ):
     """What the fixity policy makes due, and when; or the lines that run it on a schedule."""
-    from preserve.services import schedule as sched
+    from preserve.admin import schedule as sched
 
     repo = _open_repo()
     if cron:
@@ -577,7 +577,7 @@ def worker(
     running jobs finish, then exits."""
     import logging
 
-    from preserve.services.tasks import run_worker
+    from preserve.admin.tasks import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run_worker(_repo_root(), concurrency=concurrency, queues=queues, heartbeat=heartbeat,
@@ -593,7 +593,7 @@ def jobs(
 ):
     """Queued, running, failed and finished jobs, newest first, with their results and
     errors. Exit 1 if any shown failed."""
-    from preserve.infrastructure.queue import list_jobs
+    from preserve.catalog.queue import list_jobs
 
     repo = _open_repo()
     rows = list_jobs(repo.catalog, status=status, limit=limit)
@@ -628,7 +628,7 @@ def storage_add(
     lifetime_years: Annotated[float | None, typer.Option(help="Expected lifetime.")] = None,
 ):
     """Define a storage location (writes locations/NAME.yaml; never any secret)."""
-    from preserve.services.locations import add_location
+    from preserve.storage.locations import add_location
 
     file = add_location(_open_repo(), name, url, endpoint_url=endpoint_url, region=region,
                         addressing_style=addressing_style, storage_class=storage_class,
@@ -642,7 +642,7 @@ def storage_add(
 @storage_app.command("list")
 def storage_list(json_out: JsonOpt = False):
     """Every location with reachability, media, age and what it holds."""
-    from preserve.services.locations import location_statuses
+    from preserve.storage.locations import location_statuses
 
     statuses = location_statuses(_open_repo())
     if json_out:
@@ -719,7 +719,7 @@ def _internal_error(e: Exception) -> None:
     full disk met where no writer named it is still said as what it is."""
     if os.environ.get("PRESERVE_DEBUG"):
         raise e
-    from preserve.infrastructure.space import FULL
+    from preserve.system.space import FULL
 
     if isinstance(e, OSError) and e.errno in FULL:
         place = e.filename or "a file preserve was writing"

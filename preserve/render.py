@@ -93,7 +93,7 @@ class RichProgress:
 def progress_bar(enabled: bool = True):
     """A RichProgress on stderr; disabled (cron, --json), nothing is drawn or even imported."""
     if not enabled:
-        from preserve.services.common import Silent
+        from preserve.domain.progress import Silent
 
         yield Silent()
         return

@@ -14,7 +14,7 @@ import bagit
 import pytest
 
 from preserve.domain import ocfl
-from preserve.infrastructure.repository import Repository
+from preserve.repository import Repository
 
 
 def pytest_configure(config):

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import yaml
 
-from preserve.domain.validate import validate_bag
-from preserve.infrastructure.repository import Repository
-from preserve.services.export import export
-from preserve.services.ingest import Metadata, ingest
-from preserve.services.replicate import replicate
+from preserve.access.export import export
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.ingest.validation import validate_bag
+from preserve.repository import Repository
+from preserve.storage.replicate import replicate
 from tests.conftest import content_key, many_small_files
 
 

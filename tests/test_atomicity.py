@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from preserve.domain import ocfl
-from preserve.domain.validate import validate_bag
-from preserve.infrastructure.repository import Repository
-from preserve.services.ingest import Metadata, ingest, recover
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.ingest.validation import validate_bag
+from preserve.repository import Repository
+from preserve.storage.recovery import recover
 from tests.conftest import assert_ocfl_valid, processes_of, stored_bag
 
 
@@ -113,13 +114,13 @@ def test_a_crash_after_publishing_is_completed_by_recovery(repo, tmp_path, monke
     src = tmp_path / "s"
     src.mkdir()
     (src / "a.txt").write_text("a")
-    from preserve.infrastructure.catalog import Catalog
+    from preserve.catalog.database import Catalog
 
     def crash(*args, **kwargs):
         raise SystemExit("power cut")  # after the rename, before the catalog says "stored"
 
     monkeypatch.setattr(Catalog, "mark_stored", crash)
-    monkeypatch.setattr("preserve.services.ingest._Job.abandon", lambda self: None)
+    monkeypatch.setattr("preserve.ingest.ingest._Job.abandon", lambda self: None)
     with pytest.raises(SystemExit):
         ingest(repo, src, Metadata("c"))
     monkeypatch.undo()

@@ -11,9 +11,9 @@ import sys
 import pytest
 import yaml
 
-from preserve.infrastructure.repository import Repository
-from preserve.services.audit import audit
-from preserve.services.ingest import Metadata, ingest
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.repository import Repository
+from preserve.storage.audit import audit
 from tests.conftest import content_key, object_key
 from tests.s3server import S3Server
 
@@ -207,8 +207,8 @@ def test_a_stray_file_with_a_non_utf8_name_is_reported_not_fatal(repo, tmp_path)
     """Case 81: one such name in a stored AIP crashed the whole audit (exit 3, no report)."""
     import os
 
-    from preserve.services.audit import audit
-    from preserve.services.ingest import Metadata, ingest
+    from preserve.ingest.ingest import Metadata, ingest
+    from preserve.storage.audit import audit
     from tests.conftest import stored_bag
 
     src = tmp_path / "s"

@@ -7,11 +7,11 @@ import sqlite3
 
 import pytest
 
+from preserve.catalog.database import RECHECK, Catalog
 from preserve.errors import ConfigError
-from preserve.infrastructure.catalog import RECHECK, Catalog
-from preserve.services.audit import audit
-from preserve.services.ingest import Metadata, ingest
-from preserve.services.repair import repair
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.storage.audit import audit
+from preserve.storage.repair import repair
 from tests.conftest import content_key
 from tests.test_cli import run
 

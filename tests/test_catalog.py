@@ -8,21 +8,22 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from preserve.access.export import export
+from preserve.catalog.database import HEAD, REVISIONS, Catalog, safe_url
+from preserve.catalog.tables import metadata
+from preserve.data.describe import Description, describe
 from preserve.errors import ConfigError
-from preserve.infrastructure.catalog import HEAD, REVISIONS, Catalog, safe_url
-from preserve.infrastructure.catalog_tables import metadata
-from preserve.infrastructure.repository import Repository
-from preserve.services.audit import audit
-from preserve.services.check import check
-from preserve.services.describe import Description, describe
-from preserve.services.export import export
-from preserve.services.ingest import Metadata, ingest
-from preserve.services.repair import repair
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.repository import Repository
+from preserve.storage.audit import audit
+from preserve.storage.check import check
+from preserve.storage.repair import repair
 from tests.conftest import (
     assert_bagit_python_valid,
     content_key,
@@ -86,7 +87,7 @@ def test_a_crash_after_publishing_is_completed_on_either_catalog(tmp_path, backe
     """The staging rows of an ingest that died after publishing, before the catalog said
     "stored", are completed by recovery, on both databases (the catalog's half of crash
     recovery)."""
-    from preserve.services.tidy import recover
+    from preserve.storage.recovery import recover
 
     repo, _ = Repository.init(tmp_path / "repo", backend)
 
@@ -94,7 +95,7 @@ def test_a_crash_after_publishing_is_completed_on_either_catalog(tmp_path, backe
         raise SystemExit("power cut")
 
     monkeypatch.setattr(Catalog, "mark_stored", crash)
-    monkeypatch.setattr("preserve.services.ingest._Job.abandon", lambda self: None)
+    monkeypatch.setattr("preserve.ingest.ingest._Job.abandon", lambda self: None)
     with pytest.raises(SystemExit):
         ingest(repo, collection, Metadata("c"))
     monkeypatch.undo()
@@ -155,7 +156,7 @@ def test_the_migrations_lead_to_the_declared_schema(tmp_path):
     assert _shape(migrated) == _shape(new)
     migrated.close()
     new.close()
-    folder = Path(sys.modules[Catalog.__module__].__file__).with_name("catalog_migrations")
+    folder = Path(sys.modules[Catalog.__module__].__file__).with_name("migrations")
     walked = [s.revision for s in ScriptDirectory(str(folder)).walk_revisions()]
     assert list(reversed(walked)) == list(REVISIONS)
 
@@ -231,7 +232,7 @@ def test_writers_on_two_machines_exclude_each_other(tmp_path, fresh_database):
     (its own repository folder, so its own lock files) cannot take it while the first
     holds it, and can once it is released or its holder's connection is gone."""
     from preserve.errors import Busy
-    from preserve.infrastructure.locks import writer_lock
+    from preserve.system.locks import writer_lock
 
     Catalog.create_if_missing(fresh_database)
     first, second = Catalog(fresh_database), Catalog(fresh_database)
@@ -247,15 +248,23 @@ def test_writers_on_two_machines_exclude_each_other(tmp_path, fresh_database):
             pass
         with writer_lock(tmp_path / "host-a", "local", "aip-3", catalog=first):
             first.close()  # the holder's connection ends (a machine gone)
-            with writer_lock(tmp_path / "host-b", "local", "aip-3", wait=False,
-                             catalog=second):
-                pass
+            # the server ends that session a moment after the client closes: wait for it
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with writer_lock(tmp_path / "host-b", "local", "aip-3", wait=False,
+                                     catalog=second):
+                        break
+                except Busy:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
     finally:
         second.close()
 
 
 def test_the_catalog_knows_every_table_it_needs():
-    from preserve.infrastructure.catalog import TABLES
+    from preserve.catalog.database import TABLES
 
     assert set(metadata.tables) | {"alembic_version"} == TABLES
 

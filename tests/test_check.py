@@ -11,9 +11,9 @@ import uuid
 import pytest
 import yaml
 
-from preserve.infrastructure.repository import Repository
-from preserve.services.check import check
-from preserve.services.ingest import Metadata, ingest
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.repository import Repository
+from preserve.storage.check import check
 from tests.conftest import content_key, many_small_files, object_key, stored_bag
 from tests.test_cli import run
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from preserve.infrastructure.repository import Repository
+from preserve.repository import Repository
 from tests.conftest import content_key, many_small_files
 
 
@@ -105,9 +105,9 @@ def test_an_export_whose_destination_is_filled_meanwhile_keeps_nothing(repo, tmp
     copies."""
     import pytest
 
+    from preserve.access import export as export_module
     from preserve.errors import ConfigError
-    from preserve.services import export as export_module
-    from preserve.services.ingest import Metadata, ingest
+    from preserve.ingest.ingest import Metadata, ingest
 
     aip = ingest(repo, many_small_files(tmp_path / "s", 5), Metadata("e")).aip_id
     out = tmp_path / "out"

@@ -10,7 +10,7 @@ import os
 import pytest
 import yaml
 
-from preserve.infrastructure.repository import Repository
+from preserve.repository import Repository
 from tests.s3server import S3Server
 from tests.test_cli import run
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from preserve.access.export import export
 from preserve.errors import NoSpace
-from preserve.infrastructure.repository import Repository
-from preserve.services.audit import audit
-from preserve.services.export import export
-from preserve.services.ingest import Metadata, ingest
-from preserve.services.replicate import replicate
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.repository import Repository
+from preserve.storage.audit import audit
+from preserve.storage.replicate import replicate
 from tests.conftest import assert_ocfl_valid, content_key, many_small_files, object_key
 from tests.test_cli import run
 
@@ -50,7 +50,7 @@ def test_a_kill_between_the_aip_folder_and_its_rename_leaves_no_empty_folder(tmp
     """Case 47: a kill during publish left an empty object folder for good."""
     repo, _ = Repository.init(tmp_path / "repo")
     src = many_small_files(tmp_path / "src", 20)
-    _killed(repo.root, "preserve.infrastructure.storage.local:sync_filesystem", 1,
+    _killed(repo.root, "preserve.stores.local:sync_filesystem", 1,
             "ingest", src, "-c", "k")
     aips = repo.root / "aips"
     assert any(p.is_dir() for p in aips.rglob("*"))  # the empty folder the kill left
@@ -72,7 +72,7 @@ def test_a_killed_repair_keeps_the_events_of_what_it_restored_and_its_leftovers_
     for path in damaged:
         path.write_text("rot")
     # the 4th repair is killed with its good copy being staged
-    _killed(repo.root, "preserve.services.repair:_fetch", 4, "repair")
+    _killed(repo.root, "preserve.storage.repair:_fetch", 4, "repair")
     repo = Repository(repo.root)
     repairs = [e for e in repo.catalog.events(aip) if e.type == "replication"]
     assert len(repairs) == 3 and all(e.outcome == "success" for e in repairs)
@@ -89,7 +89,7 @@ def test_a_killed_export_leaves_nothing_the_next_export_keeps(tmp_path):
     repo, _ = Repository.init(tmp_path / "repo")
     aip = ingest(repo, many_small_files(tmp_path / "src", 40), Metadata("e")).aip_id
     dest = tmp_path / "out"
-    _killed(repo.root, "preserve.services.export:hash_stream", 10, "export", aip, dest)
+    _killed(repo.root, "preserve.access.export:hash_stream", 10, "export", aip, dest)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("out.partial-")]
     run(repo.root, "export", aip, dest)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out"]
@@ -105,7 +105,7 @@ def test_a_killed_local_replication_leaves_nothing_the_next_run_keeps(tmp_path):
     ingest(Repository(repo.root), many_small_files(tmp_path / "src", 40), Metadata("l"))
     data["replication"]["copies"] = 2
     policy.write_text(yaml.safe_dump(data))
-    _killed(repo.root, "preserve.infrastructure.storage.local:hash_stream", 10, "replicate")
+    _killed(repo.root, "preserve.stores.local:hash_stream", 10, "replicate")
     staging = Repository(repo.root).locations["disk2"].staging_dir()
     assert any(staging.iterdir())
     run(repo.root, "replicate")
@@ -192,7 +192,7 @@ def test_enospc_met_while_writing_is_named_and_nothing_is_kept(tmp_path, monkeyp
     """The same, where the disk fills while a copy is under way (another process wrote):
     ENOSPC injected at the write call."""
     from preserve.domain import fixity
-    from preserve.infrastructure.storage import local
+    from preserve.stores import local
 
     home, _ = Repository.init(tmp_path / "home")
     aip = ingest(home, _random_files(tmp_path / "src", 10, 200_000), Metadata("x")).aip_id
@@ -212,8 +212,8 @@ def test_enospc_met_while_writing_is_named_and_nothing_is_kept(tmp_path, monkeyp
             sink(chunk)
         return limited
 
-    from preserve.services import copying
-    from preserve.services import export as export_module
+    from preserve.access import export as export_module
+    from preserve.pipeline import copying
 
     for module in (fixity, local, export_module, copying):
         monkeypatch.setattr(module, "write_all", filling, raising=False)
@@ -239,8 +239,8 @@ def test_an_ingest_refused_before_copying_leaves_no_worker_running(tmp_path, mon
     not leave them running (or loading siegfried's 100 MB) after ingest returns."""
     import multiprocessing
 
+    from preserve.ingest import ingest as ingest_module
     from preserve.parallel import default_workers
-    from preserve.services import ingest as ingest_module
 
     repo, _ = Repository.init(tmp_path / "repo")
     started = []

@@ -9,11 +9,11 @@ from dataclasses import replace
 
 import pytest
 
+from preserve.access.export import export
 from preserve.domain.policy import IngestPolicy
-from preserve.domain.validate import validate_bag
 from preserve.errors import SourceRefused
-from preserve.services.export import export
-from preserve.services.ingest import Metadata, ingest
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.ingest.validation import validate_bag
 from tests.conftest import (
     assert_bagit_python_valid,
     assert_ocfl_valid,
@@ -237,8 +237,8 @@ def test_two_worker_processes_give_the_same_digests_as_one(repo, tmp_path):
 
 _COPY_WORKER = """
 import json, sys
-from preserve.services.copying import copy_batch
-from preserve.services.identifying import identify_batch, magic_batch
+from preserve.pipeline.copying import copy_batch
+from preserve.pipeline.identifying import identify_batch, magic_batch
 src, dst = sys.argv[1], sys.argv[2]
 results = copy_batch((("folder", src), ("sha256",), [(0, src + "/a.png", dst + "/a.png", int(sys.argv[3]))]))
 loaded = "pygfried" in sys.modules

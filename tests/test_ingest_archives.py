@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from preserve.errors import SourceRefused
-from preserve.services.ingest import Metadata, ingest
+from preserve.ingest.ingest import Metadata, ingest
 from tests.conftest import stored_bag
 from tests.test_cli import run
 
@@ -266,7 +266,7 @@ def test_zip_names_of_no_declared_encoding_are_kept_and_noted(repo, tmp_path):
 def test_a_member_giving_more_than_it_declares_is_stopped_before_writing(tmp_path):
     """The per-member cap as bytes arrive (zipfile and tarfile already stop at the declared
     size; this guard does not depend on them)."""
-    from preserve.services.copying import Overflow, copy_one
+    from preserve.pipeline.copying import Overflow, copy_one
 
     dest = tmp_path / "out.bin"
     with pytest.raises(Overflow):

@@ -13,8 +13,9 @@ from pathlib import Path
 import bagit
 import pytest
 
+from preserve.domain.bag import SOURCE_BAG_DIR
 from preserve.errors import BagInvalid, FixityMismatch
-from preserve.services.ingest import SOURCE_BAG_DIR, Metadata, ingest
+from preserve.ingest.ingest import Metadata, ingest
 from tests.conftest import assert_bagit_python_valid, stored_bag, tree_fingerprint
 from tests.test_validate_interop import make_bag, sha
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from preserve.errors import BadArgument, SourceRefused
-from preserve.infrastructure import fstree
-from preserve.services.ingest import Metadata, ingest
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.system import fstree
 from tests.conftest import stored_bag
 from tests.test_cli import run
 
@@ -72,7 +72,7 @@ def test_a_tar_rewritten_while_it_is_read_is_refused(repo, tmp_path, monkeypatch
     archive = tmp_path / "t.tar"
     with tarfile.open(archive, "w") as t:
         t.add(src / "a.txt", "a.txt")
-    from preserve.services import sources
+    from preserve.ingest import sources
 
     original = sources.TarSource.members
 
@@ -161,7 +161,7 @@ def test_a_tree_nested_past_the_recursion_limit_is_ingested_and_exported(tmp_pat
 def test_a_fifo_put_where_a_scanned_file_was_is_never_opened_for_reading(tmp_path):
     """The sibling of case 44: a file replaced by a FIFO between the scan and the copy
     would block the copier for ever; it is refused as not a regular file."""
-    from preserve.services.copying import copy_batch
+    from preserve.pipeline.copying import copy_batch
 
     fifo = tmp_path / "was-a-file"
     os.mkfifo(fifo)

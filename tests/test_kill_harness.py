@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from preserve.infrastructure.repository import Repository
+from preserve.repository import Repository
 from tests import media
 from tests.conftest import (
     assert_bagit_python_valid,
@@ -38,40 +38,40 @@ from tests.conftest import (
 from tests.s3server import S3Server
 
 FILES = 30
-LOCAL = "preserve.infrastructure.storage.local"
-S3 = "preserve.infrastructure.storage.s3"
-CATALOG = "preserve.infrastructure.catalog:Catalog"
+LOCAL = "preserve.stores.local"
+S3 = "preserve.stores.s3"
+CATALOG = "preserve.catalog.database:Catalog"
 
 MOMENTS = {
-    "ingest": [("preserve.services.ingest:_Job._record", n) for n in range(1, FILES + 1)]
-    + [("preserve.services.ingest:_Job._write_tag_files", 1),
+    "ingest": [("preserve.ingest.ingest:_Job._record", n) for n in range(1, FILES + 1)]
+    + [("preserve.ingest.ingest:_Job._write_tag_files", 1),
        (f"{CATALOG}.stage_version", 1), (f"{LOCAL}:sync_filesystem", 1),
        (f"{LOCAL}:fsync_dir", 1), (f"{CATALOG}.mark_stored", 1)],
     "replicate": [(f"{LOCAL}:hash_stream", n) for n in range(1, FILES + 6)]
-    + [("preserve.services.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1),
+    + [("preserve.storage.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1),
        (f"{LOCAL}:sync_filesystem", 1)],
     "replicate-s3": [(f"{S3}:S3Storage.put_file", n) for n in range(1, FILES + 6)]
-    + [("preserve.services.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1),
+    + [("preserve.storage.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1),
        (f"{S3}:S3Storage.delete_prefix", 1)],
-    "repair": [("preserve.services.repair:_fetch", n) for n in range(1, 11)]
+    "repair": [("preserve.storage.repair:_fetch", n) for n in range(1, 11)]
     + [(f"{LOCAL}:LocalStorage.replace_file", n) for n in range(1, 11)]
     + [(f"{CATALOG}.add_events", n) for n in range(1, 11)]
-    + [("preserve.services.audit:_hash_local", n) for n in range(1, 3)],
-    "audit-repair": [("preserve.services.repair:_fetch", n) for n in range(1, 11)]
+    + [("preserve.storage.audit:_hash_local", n) for n in range(1, 3)],
+    "audit-repair": [("preserve.storage.repair:_fetch", n) for n in range(1, 11)]
     + [(f"{LOCAL}:LocalStorage.replace_file", n) for n in range(1, 11)]
     + [(f"{CATALOG}.mark_verified", n) for n in range(1, 11)]
     + [(f"{CATALOG}.record_checks", n) for n in range(1, 3)],
-    "audit-repair-s3": [("preserve.services.repair:_fetch", n) for n in range(1, 11)]
+    "audit-repair-s3": [("preserve.storage.repair:_fetch", n) for n in range(1, 11)]
     + [(f"{S3}:S3Storage.open", n) for n in range(1, 11)]
     + [(f"{CATALOG}.mark_verified", n) for n in range(1, 11)],
-    "repair-s3": [("preserve.services.repair:_fetch", n) for n in range(1, 11)]
+    "repair-s3": [("preserve.storage.repair:_fetch", n) for n in range(1, 11)]
     + [(f"{S3}:S3Storage.replace_file", n) for n in range(1, 11)]
     + [(f"{CATALOG}.add_events", n) for n in range(1, 11)],
     "ingest-s3": [(f"{S3}:S3Storage.put_file", n) for n in range(1, FILES + 6)]
-    + [("preserve.services.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1),
+    + [("preserve.storage.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1),
        (f"{CATALOG}.mark_stored", 1)],
-    "describe": [("preserve.services.new_version:write_inventory", 1),
-                 ("preserve.services.new_version:_verified", 1), (f"{CATALOG}.stage_version", 1),
+    "describe": [("preserve.storage.new_version:write_inventory", 1),
+                 ("preserve.storage.new_version:_verified", 1), (f"{CATALOG}.stage_version", 1),
                  (f"{LOCAL}:fsync_dir", 1), (f"{LOCAL}:LocalStorage.replace_file", 1),
                  (f"{LOCAL}:LocalStorage.put_bytes", 1), (f"{CATALOG}.mark_stored", 1)]
     + [(f"{LOCAL}:hash_stream", n) for n in range(1, 6)]
@@ -79,18 +79,18 @@ MOMENTS = {
     + [(f"{CATALOG}.add_replica", 1)],
     "describe-s3": [(f"{S3}:S3Storage.put_file", n) for n in range(1, 8)]
     + [(f"{S3}:S3Storage.put_bytes", 1), (f"{S3}:S3Storage.replace_file", 1),
-       ("preserve.services.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1)],
+       ("preserve.storage.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1)],
     # a migration of two files (a BMP and a 24-bit WAV) with two copies: killed while a
     # source is fetched, a tool runs, a derivative is proven, or its version is written
-    "migrate": [("preserve.services.migrate:_fetch", n) for n in (1, 2)]
-    + [("preserve.services.migrate:_run_pathway", n) for n in (1, 2)]
-    + [("preserve.services.migrate:verify", n) for n in (1, 2)]
-    + [("preserve.services.migrate:_record", 1), ("preserve.services.new_version:_copy_added", 1),
+    "migrate": [("preserve.planning.migrate:_fetch", n) for n in (1, 2)]
+    + [("preserve.planning.migrate:_run_pathway", n) for n in (1, 2)]
+    + [("preserve.planning.migrate:verify", n) for n in (1, 2)]
+    + [("preserve.planning.migrate:_record", 1), ("preserve.storage.new_version:_copy_added", 1),
        (f"{CATALOG}.stage_version", 1), (f"{LOCAL}:LocalStorage.replace_file", 1),
        (f"{CATALOG}.mark_stored", 1), (f"{CATALOG}.add_replica", 1)],
-    "export": [("preserve.services.export:hash_stream", n) for n in range(1, FILES + 8)]
+    "export": [("preserve.access.export:hash_stream", n) for n in range(1, FILES + 8)]
     + [("os:rename", 1)],
-    "export-s3": [("preserve.services.export:hash_stream", n) for n in range(1, FILES + 8)]
+    "export-s3": [("preserve.access.export:hash_stream", n) for n in range(1, FILES + 8)]
     + [("os:rename", 1)],
 }
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from preserve.domain.formats import load_format_policy
 from preserve.errors import ConfigError
-from preserve.infrastructure.repository import Repository, bundled_policies
-from preserve.services.migrate import derivative_name
+from preserve.planning.migrate import derivative_name
+from preserve.repository import Repository, bundled_policies
 from tests import media
 from tests.conftest import assert_bagit_python_valid, content_key, object_key
 from tests.test_cli import run
@@ -684,9 +684,9 @@ def test_a_tool_past_its_memory_limit_fails_and_is_said(tmp_path):
 
 
 def test_a_migration_reaches_every_replica_location(tmp_path):
-    from preserve.services.audit import audit
-    from preserve.services.ingest import Metadata, ingest
-    from preserve.services.migrate import apply
+    from preserve.ingest.ingest import Metadata, ingest
+    from preserve.planning.migrate import apply
+    from preserve.storage.audit import audit
     from tests.s3server import S3Server
     from tests.test_replication import _two_copy_repo
 

@@ -80,7 +80,7 @@ def test_a_written_copy_starts_its_writeback_at_once(tmp_path):
     syncfs before the rename does not wait for the whole ingest's dirty pages (issue 11).
     On Linux the request must really reach the kernel: a silent no-op would cost every
     ingest the wait again."""
-    from preserve.infrastructure.writeback import libc, start_writeback, syncfs
+    from preserve.system.writeback import libc, start_writeback, syncfs
 
     assert libc() is not None and hasattr(libc(), "sync_file_range")
     fd = os.open(tmp_path / "copy", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -23,10 +23,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from preserve.domain.validate import validate_bag
 from preserve.errors import PreserveError
-from preserve.infrastructure.repository import Repository
-from preserve.services.ingest import Metadata, ingest
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.ingest.validation import validate_bag
+from preserve.repository import Repository
 from tests.conftest import stored_bag
 
 SETTINGS = settings(max_examples=int(os.environ.get("PRESERVE_EXAMPLES", "40")), deadline=None,

@@ -10,10 +10,10 @@ import sys
 import pytest
 import yaml
 
-from preserve.infrastructure.repository import Repository
-from preserve.services.audit import audit
-from preserve.services.ingest import Metadata, ingest
-from preserve.services.repair import repair
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.repository import Repository
+from preserve.storage.audit import audit
+from preserve.storage.repair import repair
 from tests.conftest import content_key, memory_probe, two_disk_repo
 from tests.s3server import S3Server
 

@@ -11,11 +11,11 @@ import sys
 import pytest
 import yaml
 
-from preserve.infrastructure.repository import Repository
-from preserve.infrastructure.storage.s3 import S3Storage
-from preserve.services.export import export
-from preserve.services.ingest import Metadata, ingest
-from preserve.services.replicate import replicate
+from preserve.access.export import export
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.repository import Repository
+from preserve.storage.replicate import replicate
+from preserve.stores.s3 import S3Storage
 from tests.conftest import assert_bagit_python_valid, content_key
 from tests.s3server import S3Server
 
@@ -248,7 +248,7 @@ def test_the_quick_audit_catches_an_object_replaced_by_a_same_size_upload(tmp_pa
     (source / "big.bin").write_bytes(big)
     repo = _two_copy_repo(tmp_path, server)
     aip = ingest(repo, source, Metadata("c")).aip_id
-    quick = __import__("preserve.services.audit", fromlist=["audit"]).audit
+    quick = __import__("preserve.storage.audit", fromlist=["audit"]).audit
     assert quick(repo, location="cloud").problems == []  # the recorded composite matches
     prefix = f"preserve/{content_key(aip)}data/"
     _replace_by_multipart(server, prefix + "small.txt", b"X" * 10)
@@ -262,8 +262,8 @@ def test_the_quick_audit_catches_an_object_replaced_by_a_same_size_upload(tmp_pa
 def test_a_foreign_key_escaping_bytes_that_are_not_utf8_is_reported_not_fatal(tmp_path, server):
     """Case 82: an object '.../v1/data/evil%FF.txt' written by something else crashed audit
     and repair for every AIP."""
-    from preserve.services.audit import audit
-    from preserve.services.repair import repair
+    from preserve.storage.audit import audit
+    from preserve.storage.repair import repair
 
     source = tmp_path / "src"
     source.mkdir()
@@ -285,7 +285,7 @@ def test_the_quick_audit_reads_inventories_the_store_cannot_check(tmp_path, serv
     sidecar, put with the store's own SHA-256, went unseen."""
     import hashlib
 
-    from preserve.services.audit import audit
+    from preserve.storage.audit import audit
 
     repo = _two_copy_repo(tmp_path, server)
     aip = ingest(repo, collection, Metadata("c")).aip_id
@@ -382,9 +382,9 @@ def test_a_store_that_lost_everything_is_repaired_with_its_storage_root(
     """Issue 22: after a bucket was emptied and re-created, repair restored every object
     file but not the storage root's own files; audit and check said nothing, and every
     later copy to that location failed."""
-    from preserve.services.audit import audit
-    from preserve.services.check import check
-    from preserve.services.repair import repair
+    from preserve.storage.audit import audit
+    from preserve.storage.check import check
+    from preserve.storage.repair import repair
 
     repo = _two_copy_repo(tmp_path, server, bucket="lost")
     ingest(repo, collection, Metadata("c"))

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from preserve.infrastructure.repository import Repository
-from preserve.services.ingest import Metadata, ingest
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.repository import Repository
 from tests.conftest import content_key, many_small_files
 
 AIPS = 24
@@ -96,7 +96,7 @@ def test_three_workers_one_killed_audit_everything_once(shared):
     assert again["jobs"] == []  # one waiting job per AIP copy
 
     worker = ("worker", "--heartbeat", "1")
-    doomed = _preserve(root, *worker, killer=("preserve.infrastructure.catalog:Catalog."
+    doomed = _preserve(root, *worker, killer=("preserve.catalog.database:Catalog."
                                               "record_checks", 1),
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # the doomed worker takes the first job before the others start
@@ -213,7 +213,7 @@ def test_a_large_copy_is_audited_by_a_chain_of_chunks(tmp_path, fresh_database):
     continuing the same run (audits read in batches of 256 files: with a share of one
     byte, each job reads one batch); the last reports the whole run, the damage found by
     the first included, and the chain ends."""
-    from preserve.services import tasks
+    from preserve.admin import tasks
 
     repo, _ = Repository.init(tmp_path / "repo", fresh_database)
     try:
@@ -271,8 +271,8 @@ def test_a_queued_migration_adds_a_proven_version(tmp_path, fresh_database):
 def test_due_audits_are_enqueued_once_each_within_the_cap(tmp_path, fresh_database):
     """The periodic scheduler's work: a copy found damaged is due (until repaired), a
     copy audited clean is not; one waiting job per copy; the cap holds the rest back."""
-    from preserve.services.audit import audit
-    from preserve.services.tasks import _app, enqueue_due_audits
+    from preserve.admin.tasks import _app, enqueue_due_audits
+    from preserve.storage.audit import audit
 
     repo, _ = Repository.init(tmp_path / "repo", fresh_database)
     aips = []

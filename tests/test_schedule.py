@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from preserve.admin.schedule import due_table, parse_budget
 from preserve.errors import ConfigError
-from preserve.services.audit import audit
-from preserve.services.ingest import Metadata, ingest
-from preserve.services.schedule import due_table, parse_budget
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.storage.audit import audit
 from tests.conftest import content_key
 
 

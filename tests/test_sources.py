@@ -13,7 +13,7 @@ import bagit
 import pytest
 
 from preserve.errors import BagInvalid, FixityMismatch, SourceRefused
-from preserve.services.ingest import Metadata, ingest
+from preserve.ingest.ingest import Metadata, ingest
 from tests.conftest import assert_bagit_python_valid, holds_no_aip, png_bytes, stored_bag, tree_fingerprint
 
 

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from preserve.errors import FixityMismatch
-from preserve.infrastructure.storage.local import LocalStorage
-from preserve.infrastructure.storage.s3 import S3Settings, S3Storage
+from preserve.stores.local import LocalStorage
+from preserve.stores.s3 import S3Settings, S3Storage
 from tests.s3server import S3Server
 
 NAMES = ["bagit.txt", "data/a b.txt", "data/100%.txt", "data/line\nfeed.txt", "data/é/deep.bin",

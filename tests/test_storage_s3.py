@@ -13,9 +13,9 @@ import boto3
 import pytest
 
 from preserve.errors import FixityMismatch, StorageUnreachable
-from preserve.infrastructure.storage import s3 as s3mod
-from preserve.infrastructure.storage.s3 import S3Settings, S3Storage
-from preserve.infrastructure.storage.s3_settings import settings_from_yaml
+from preserve.stores import s3 as s3mod
+from preserve.stores.s3 import S3Settings, S3Storage
+from preserve.stores.s3_settings import settings_from_yaml
 from tests.s3server import S3Server
 
 

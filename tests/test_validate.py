@@ -9,7 +9,7 @@ from pathlib import Path
 import bagit
 import pytest
 
-from preserve.domain.validate import validate_bag
+from preserve.ingest.validation import validate_bag
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from preserve.domain.validate import SUPPORTED_VERSIONS, validate_bag
-from preserve.infrastructure import fstree
+from preserve.ingest.validation import SUPPORTED_VERSIONS, validate_bag
+from preserve.system import fstree
 
 PAYLOAD = {"a.txt": b"alpha\n", "sub/b.txt": b"beta\n"}
 

@@ -17,16 +17,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from preserve.access.export import export
+from preserve.data.describe import Description, describe
 from preserve.domain import ocfl
 from preserve.domain.premis import Agent, Event
 from preserve.errors import ConfigError, NotFound
-from preserve.infrastructure.repository import Repository
-from preserve.services.audit import audit
-from preserve.services.describe import Description, describe
-from preserve.services.export import export
-from preserve.services.ingest import Metadata, ingest
-from preserve.services.new_version import VersionChange, add_version
-from preserve.services.repair import repair
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.repository import Repository
+from preserve.storage.audit import audit
+from preserve.storage.new_version import VersionChange, add_version
+from preserve.storage.repair import repair
 from tests.conftest import (
     assert_bagit_python_valid,
     assert_ocfl_valid,
@@ -211,9 +211,9 @@ def test_a_damaged_inventory_is_its_own_kind_and_repaired_from_a_good_replica(tm
 
 
 @pytest.mark.parametrize("moment", [
-    "preserve.services.new_version:write_inventory",            # before anything is stored
-    "preserve.infrastructure.storage.local:fsync_dir",          # version folder in place
-    "preserve.infrastructure.storage.local:LocalStorage.put_bytes",  # root inventory written
+    "preserve.storage.new_version:write_inventory",            # before anything is stored
+    "preserve.stores.local:fsync_dir",          # version folder in place
+    "preserve.stores.local:LocalStorage.put_bytes",  # root inventory written
 ])
 def test_a_killed_describe_leaves_the_previous_head_whole_and_the_next_run_resolves_it(
         repo, tmp_path, moment):
@@ -259,7 +259,7 @@ def test_a_location_in_the_layout_before_ocfl_is_refused_by_name(tmp_path, colle
     assert "not an OCFL storage root" in out.stdout + out.stderr
     assert (old / "ab" / "abcd-1234" / "v1" / "bagit.txt").exists()  # nothing touched
     with pytest.raises(ConfigError):
-        from preserve.infrastructure.storage.base import ensure_ocfl_root
+        from preserve.stores.base import ensure_ocfl_root
         ensure_ocfl_root(Repository(repo.root).locations["old"])
 
 

@@ -1,7 +1,7 @@
 """BagIt (RFC 8493) text formats: bag declaration, bag-info, manifests.
 
 Pure functions that turn structured data into tag-file text and back. The
-strict validator (validate.py) and the bag writer (services/ingest.py) both
+strict validator (validate.py) and the bag writer (ingest/ingest.py) both
 stand on these, so a bag we write is read back by the same rules.
 """
 
@@ -16,6 +16,13 @@ from preserve.domain.names import decode_manifest_path, encode_manifest_path
 BAGIT_VERSION = "1.0"
 DECLARATION = f"BagIt-Version: {BAGIT_VERSION}\nTag-File-Character-Encoding: UTF-8\n"
 MANIFEST_RE = re.compile(r"^(tag)?manifest-([A-Za-z0-9]+)\.txt$")
+
+# Where an AIP's bag keeps preserve's own tag files (export and the version writer read
+# them back).
+PREMIS_FILE = "metadata/premis.xml"
+FAST_LIST = "metadata/fixity-xxh3_128.txt"
+EMPTY_DIRS_FILE = "metadata/empty-directories.txt"
+SOURCE_BAG_DIR = "metadata/source-bag"  # a source bag's own tag files, kept as they were
 
 # bag-info.txt labels that RFC 8493 §2.2.2 reserves and that should appear once.
 NON_REPEATABLE = (

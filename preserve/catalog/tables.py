@@ -1,0 +1,207 @@
+"""The catalog's tables, once, for SQLite and PostgreSQL (SQLAlchemy Core).
+
+This is the schema at the newest migration (catalog_migrations/versions): a new catalog is
+made from it and stamped with catalog.HEAD; an older one is brought here by those migrations.
+
+Dates are ISO 8601 text in UTC (clock.now_utc), compared as text in both databases. Sizes
+and byte counts are 64-bit. Paths are text, stored exactly as named and compared exactly
+(PostgreSQL's "C" collation where an order is asked, so both databases sort them by code
+point). Content tables have no rowid in SQLite (their primary key is the row)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+NO_ROWID = {"sqlite_with_rowid": False}
+# Paths (and the names compared with them) sort by code point in both databases.
+PATH = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+def _aip_ref() -> Column:
+    return Column("aip_id", Text, ForeignKey("aips.id", ondelete="CASCADE"), nullable=False)
+
+
+meta = Table("meta", metadata, Column("key", Text, primary_key=True),
+             Column("value", Text, nullable=False))
+
+aips = Table(
+    "aips", metadata,
+    Column("id", Text, primary_key=True),
+    Column("collection", Text, nullable=False),
+    Column("title", Text),
+    Column("state", Text, CheckConstraint("state IN ('staging', 'stored')"), nullable=False),
+    Column("created", Text, nullable=False),
+    Column("source", PATH),
+    Column("source_kind", Text),
+    Index("aips_collection", "collection"),
+)
+
+versions = Table(
+    "versions", metadata,
+    _aip_ref(),
+    Column("version", Integer, nullable=False),
+    Column("created", Text, nullable=False),
+    Column("files", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("payload_oxum", Text, nullable=False),
+    Column("tagmanifest", Text, nullable=False),
+    Column("tagmanifest_sha256", Text, nullable=False),
+    Column("inventory_sha512", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("user_address", Text),
+    Column("title", Text),
+    Column("state", Text, CheckConstraint("state IN ('staging', 'stored')"), nullable=False),
+    PrimaryKeyConstraint("aip_id", "version"),
+)
+
+files = Table(
+    "files", metadata,
+    Column("aip_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("path", PATH, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", Text),
+    Column("sha512", Text),
+    Column("xxh3_128", Text),
+    Column("puid", Text),
+    Column("format", Text),
+    Column("format_version", Text),
+    Column("mime", Text),
+    Column("basis", Text),
+    Column("warning", Text),
+    Column("confidence", Text),
+    Column("magic_mime", Text),
+    Column("magic_description", Text),
+    PrimaryKeyConstraint("aip_id", "version", "path"),
+    ForeignKeyConstraint(["aip_id"], ["aips.id"], ondelete="CASCADE"),
+    Index("files_puid", "puid"),
+    Index("files_by_path", "aip_id", "path", "version"),
+    Index("files_sha256", "sha256"),  # "do we hold this file already, and where?"
+    **NO_ROWID,
+)
+
+replicas = Table(
+    "replicas", metadata,
+    _aip_ref(),
+    Column("version", Integer, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("stored", Text, nullable=False),
+    Column("last_audit", Text),
+    PrimaryKeyConstraint("aip_id", "version", "location"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", Text, primary_key=True),
+    _aip_ref(),
+    Column("type", Text, nullable=False),
+    Column("datetime", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("outcome_detail", Text),
+    Column("agent", Text),
+    Column("version", Integer),
+    # The order events were recorded in (several share a second).
+    Column("seq", BigInteger),
+    Index("events_aip", "aip_id"),
+    Index("events_seq", "seq"),
+)
+
+# Which payload file a migration derived from which (PREMIS: the derivative's derivation
+# relationship and the migration event in the version's premis-v<n>.xml say the same).
+derivations = Table(
+    "derivations", metadata,
+    _aip_ref(),
+    Column("version", Integer, nullable=False),
+    Column("source", PATH, nullable=False),
+    Column("derivative", PATH, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    PrimaryKeyConstraint("aip_id", "derivative"),
+    Index("derivations_source", "aip_id", "source"),
+    **NO_ROWID,
+)
+
+audit_runs = Table(
+    "audit_runs", metadata,
+    Column("id", Text, primary_key=True),
+    Column("started", Text, nullable=False),
+    Column("finished", Text),
+    Column("kind", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("replicas", BigInteger, nullable=False, server_default="0"),
+    Column("files", BigInteger, nullable=False, server_default="0"),
+    Column("bytes", BigInteger, nullable=False, server_default="0"),
+    Column("scope", Text),
+)
+
+# When each replica file was last verified, for files audited apart from the rest of their
+# replica (sampling, an interrupted run, damage). A file without a row was last verified
+# with its whole replica (replicas.last_audit), or never (replicas.stored).
+file_checks = Table(
+    "file_checks", metadata,
+    _aip_ref(),
+    Column("version", Integer, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("path", PATH, nullable=False),
+    Column("checked", Text, nullable=False),
+    PrimaryKeyConstraint("aip_id", "version", "location", "path"),
+    **NO_ROWID,
+)
+
+# The store's composite checksum of each file uploaded in parts (a few large files per AIP),
+# as it reported it at upload: quick S3 audits compare it, so a replaced object is caught
+# without reading it.
+composite_checksums = Table(
+    "composite_checksums", metadata,
+    _aip_ref(),
+    Column("version", Integer, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("path", PATH, nullable=False),
+    Column("checksum", Text, nullable=False),
+    PrimaryKeyConstraint("aip_id", "version", "location", "path"),
+    **NO_ROWID,
+)
+
+audit_problems = Table(
+    "audit_problems", metadata,
+    Column("run_id", Text, ForeignKey("audit_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("aip_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("path", PATH),
+    Column("kind", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("audit_problems_run", "run_id"),
+)
+
+# What each job of the queue (a PostgreSQL catalog's) did: its result as JSON (an audit's
+# as `audit --json` gives it) or its error. A job delivered again after it finished finds
+# its result here and does nothing twice (queue delivery is at least once).
+job_results = Table(
+    "job_results", metadata,
+    Column("job_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("task", Text, nullable=False),
+    Column("aip_id", Text),
+    Column("status", Text, nullable=False),
+    Column("result", Text),
+    Column("error", Text),
+    Column("finished", Text, nullable=False),
+    Column("worker", Text),
+)

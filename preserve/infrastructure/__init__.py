@@ -1,1 +1,0 @@
-"""Infrastructure layer: storage backends, the SQLite catalog."""

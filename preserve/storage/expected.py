@@ -1,0 +1,91 @@
+"""What every file of a stored AIP version must hash to, from what we trust: the catalog.
+
+A version of an AIP at a location is the folder vN/ of its OCFL object there: the
+content the version added (payload and tag files, each a catalog row with its
+digests), the version's inventory and its sidecar (their sha512 recorded when the
+version was made), and, where vN is the highest version at that location, the
+object root's declaration, inventory and sidecar. An object rewritten wholesale,
+its inventory agreeing with its new bytes, still fails here: nothing is taken from
+storage on trust. Export, replication, audits and repair all start from this answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from preserve.catalog.database import Catalog
+from preserve.domain import ocfl
+from preserve.domain.names import display, is_utf8
+from preserve.storage.versions import expected_root_files, expected_version_files
+
+
+@dataclass
+class Expected:
+    """The inventories' digests in memory (a handful of files); the content's asked of the
+    catalog one file at a time, so that no caller holds a digest per file of a bag."""
+
+    tags: dict[str, dict[str, str]]  # inventories and root files -> {algorithm: hex digest}
+    catalog: Catalog
+    aip_id: str
+    version: int
+
+    def digests(self, rel: str) -> dict[str, str] | None:
+        """What the file `rel` of the version must hash to, or None if it has no record."""
+        if rel in self.tags:
+            return self.tags[rel]
+        return self.catalog.file_digests(self.aip_id, self.version, rel)
+
+    def sha256(self, rel: str) -> str | None:
+        return (self.digests(rel) or {}).get("sha256")
+
+
+def expected_digests(catalog: Catalog, aip_id: str, version: int, *,
+                     root: bool = False) -> Expected:
+    """What every file of version `version` must hash to; with `root`, the object root's
+    files too (the version is the highest at the location in question)."""
+    tags = expected_version_files(catalog, aip_id, version)
+    if root:
+        tags |= expected_root_files(catalog, aip_id, version)
+    return Expected(tags, catalog, aip_id, version)
+
+
+def is_head(catalog: Catalog, aip_id: str, version: int, location: str) -> bool:
+    """Whether `version` is the highest version recorded at `location` (its object root
+    then holds that version's inventory)."""
+    return catalog.head_at(aip_id, location) == version
+
+
+def listing(storage, key: str, unreadable: Callable[[str], None] = lambda rel: None, *,
+            root: bool = False) -> Iterator[tuple[str, int]]:
+    """(name in the version, size) of every stored object of the version folder at `key`
+    (see ocfl.key_of), and of the object root's files with `root`, for
+    Catalog.load_listing. A name that is not UTF-8 (a stray file, a foreign key escaping
+    such bytes) can be in no manifest and no catalog: it goes to `unreadable` instead,
+    never into the catalog, where it would stop the whole run (red-team cases 81, 82)."""
+    for o in storage.list(key):
+        rel = o.key[len(key):]
+        if is_utf8(rel):
+            yield ocfl.rel_in_version(rel), o.size
+        else:
+            unreadable(ocfl.rel_in_version(rel))
+    if root:
+        for name in ocfl.ROOT_FILES:
+            found = storage.stat(ocfl.key_of(key, name))
+            if found is not None:
+                yield name, found.size
+
+
+def replica_gaps(catalog: Catalog, aip_id: str, version: int, storage, key: str,
+                 tags: dict[str, dict[str, str]]) -> list[str]:
+    """What the version at `storage` lacks, from one listing, no byte read: content files
+    missing or of another size than recorded, inventories missing. The listing is
+    compared in the catalog's temporary tables, so memory does not grow with the number
+    of files."""
+    root = any(rel.startswith("/") for rel in tags)
+    catalog.load_listing(listing(storage, key, root=root))
+    gaps = [f"{display(rel)}: " + ("missing" if listed is None else
+                                   f"{listed} bytes, {recorded} recorded")
+            for rel, recorded, listed in catalog.payload_not_listed_as_recorded(aip_id, version)]
+    return gaps + [f"{display(rel)}: missing" for rel in tags
+                   if catalog.listed_size(rel) is None]

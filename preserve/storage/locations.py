@@ -1,0 +1,140 @@
+"""Storage locations for people: define one, see them all, check one works."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from preserve.domain import ocfl
+from preserve.domain.schema import load_yaml
+from preserve.errors import ConfigError, PreserveError
+from preserve.repository import Repository
+from preserve.stores.s3_settings import CHECKSUM_BEHAVIOURS, check_endpoint
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class LocationStatus:
+    name: str
+    kind: str
+    where: str
+    media: str | None
+    commissioned: str | None
+    age_years: float | None
+    expected_lifetime_years: float | None
+    reachable: bool
+    problem: str | None
+    aip_versions: int
+    bytes: int
+    in_policy: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def add_location(repo: Repository, name: str, url: str, *, endpoint_url: str | None = None,
+                 region: str | None = None, addressing_style: str | None = None,
+                 storage_class: str | None = None, lock_mode: str | None = None,
+                 lock_days: int | None = None, checksum: str | None = None,
+                 profile: str | None = None, media: str | None = None,
+                 lifetime_years: float | None = None) -> str:
+    """Write locations/NAME.yaml for a path or an s3://bucket/prefix URL; return its path."""
+    if not NAME_RE.match(name):
+        raise ConfigError(f"location name {name!r}: use letters, digits, '.', '_' or '-'")
+    file = repo.root / "locations" / f"{name}.yaml"
+    if file.exists():
+        raise ConfigError(f"location '{name}' already exists ({file}); edit that file instead")
+    data: dict = {"name": name}
+    if url.startswith("s3://"):
+        bucket, _, prefix = url[5:].partition("/")
+        if not bucket:
+            raise ConfigError(f"{url!r}: an s3 URL is s3://BUCKET[/PREFIX]")
+        if endpoint_url:
+            check_endpoint(endpoint_url, "--endpoint-url")  # before anything is written
+        data.update({"kind": "s3", "bucket": bucket, "prefix": prefix.strip("/")})
+        for key, value in (("endpoint_url", endpoint_url), ("region", region),
+                           ("addressing_style", addressing_style),
+                           ("storage_class", storage_class), ("profile", profile)):
+            if value:
+                data[key] = value
+        if checksum:
+            if checksum not in CHECKSUM_BEHAVIOURS:
+                raise ConfigError(f"--checksum must be one of {', '.join(CHECKSUM_BEHAVIOURS)}")
+            data["checksum"] = checksum
+        if lock_mode or lock_days:
+            if lock_mode not in ("GOVERNANCE", "COMPLIANCE") or not lock_days:
+                raise ConfigError("Object Lock needs --lock-mode GOVERNANCE|COMPLIANCE and "
+                                  "--lock-days N")
+            data["object_lock"] = {"mode": lock_mode, "days": int(lock_days)}
+        data.setdefault("media", media or "object storage")
+    else:
+        _check_local_folder(Path(url))
+        data.update({"kind": "local", "path": url})
+        data["media"] = media or "hard disk"
+    data["commissioned"] = dt.date.today().isoformat()
+    if lifetime_years:
+        data["expected_lifetime_years"] = lifetime_years
+    file.write_text("# credentials are never written here: they come from the environment or an "
+                    "AWS profile\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    try:
+        Repository(repo.root).close()  # the new file must load (one place counted once...)
+        if data["kind"] == "local":
+            _make_local_folder(Path(url))  # ... before its folder is made
+    except PreserveError:
+        file.unlink()
+        raise
+    return str(file)
+
+
+def _check_local_folder(path: Path) -> None:
+    """A local location's folder is refused, before anything is written, when it is a
+    file, or holds files that are not an OCFL storage root's."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} is a file, not a folder", hint="give a folder on the disk "
+                          "the copies are to go to")
+    if path.is_dir() and any(path.iterdir()) and \
+            not (path / ocfl.ROOT_DECLARATION).is_file():
+        raise ConfigError(f"{path} holds files but is not an OCFL storage root (no "
+                          f"{ocfl.ROOT_DECLARATION}): preserve keeps its copies only in an "
+                          "empty folder or a storage root", hint="give an empty folder")
+
+
+def _make_local_folder(path: Path) -> None:
+    """Made when missing (issue 22: `storage add` neither made it nor said it must
+    exist); one that cannot be made is named."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be made: {e.strerror or e}",
+                          hint="mount the disk first, or create the folder yourself") from None
+
+
+def location_statuses(repo: Repository) -> list[LocationStatus]:
+    held = repo.catalog.replica_summary()
+    out = []
+    for name, location in repo.locations.items():
+        raw = load_yaml((repo.root / "locations" / f"{name}.yaml").read_text()) or {}
+        reachable, problem = True, None
+        try:
+            location.check_reachable()
+        except PreserveError as e:
+            reachable, problem = False, e.message
+        commissioned = raw.get("commissioned")
+        age = None
+        if commissioned:
+            try:
+                age = round((dt.date.today() - dt.date.fromisoformat(str(commissioned))).days
+                            / 365.25, 1)
+            except ValueError:
+                age = None
+        versions, nbytes = held.get(name, (0, 0))
+        out.append(LocationStatus(name, location.kind, location.describe(), raw.get("media"),
+                                  str(commissioned) if commissioned else None, age,
+                                  raw.get("expected_lifetime_years"), reachable, problem,
+                                  versions, nbytes, name in repo.policy.locations))
+    return out

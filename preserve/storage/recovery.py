@@ -1,0 +1,157 @@
+"""What interrupted runs left behind, found and removed by the next run of any writer.
+
+A kill, a power cut or a full disk can stop ingest, replicate, repair or export at any
+instant. Each of them writes first where nothing counts yet (a staging folder named by
+its process id, a location's .staging area) and makes its work visible in one last
+step, so what such a run leaves is debris, never data: this module removes it, only
+once the process that made it has ended, and says what it removed (red-team cases 47,
+51, 59). Unfinished AIP records and versions are resolved here too (recover,
+resolve_versions): every writer calls tidy() first, and this module imports no operation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from preserve.domain import ocfl
+from preserve.domain.clock import now_utc
+from preserve.repository import Repository
+from preserve.stores import LocalStorage
+from preserve.system import fstree
+from preserve.system.locks import OWN_STAGING, owner_gone, pid_alive
+from preserve.system.tools import kill_orphaned_tools
+
+UNPACK_STAGING = "unpack-"  # a packed bag's unpacking: unpack-<pid>-<hex>
+REPAIR_STAGING = "repair-"
+MIGRATE_STAGING = "migrate-"  # a migration's working folders (see planning/migrate.py)
+WORK_STAGING = (REPAIR_STAGING, MIGRATE_STAGING, UNPACK_STAGING)
+
+
+def tidy(repo: Repository) -> list[str]:
+    """Remove what earlier, ended runs left; a line per thing removed or resolved."""
+    actions = recover(repo)
+    actions += kill_orphaned_tools()  # before their working folders go (cases 45, 60)
+    for path in ended_work(repo):
+        fstree.rmtree(path, ignore_errors=True)
+        actions.append(f"removed {path}, left by an interrupted {work_kind(path)}")
+    for location in repo.locations.values():
+        if isinstance(location, LocalStorage) and location.root.is_dir():
+            actions += location.remove_leftovers()
+    return actions
+
+
+def work_kind(path) -> str:
+    """What left a working folder: "repair", "migration" or "ingest of a packed bag"."""
+    if path.name.startswith(UNPACK_STAGING):
+        return "ingest of a packed bag"
+    return "repair" if path.name.startswith(REPAIR_STAGING) else "migration"
+
+
+def ended_work(repo: Repository) -> list:
+    """Working folders of repairs and migrations whose process has ended."""
+    return [repo.staging / entry for entry in sorted(os.listdir(repo.staging))
+            if entry.startswith(WORK_STAGING) and owner_gone(entry)]
+
+
+def remove_partial_exports(dest) -> list[str]:
+    """'DEST.partial-<pid>' folders of exports to DEST whose process has ended (case 52)."""
+    parent, name = os.path.split(os.path.abspath(dest))
+    removed = []
+    for entry in (os.listdir(parent) if os.path.isdir(parent) else []):
+        rest = entry[len(name):]
+        if entry.startswith(name) and re.fullmatch(r"\.partial-[0-9]+", rest) and \
+                not pid_alive(int(rest[len(".partial-"):])):
+            fstree.rmtree(os.path.join(parent, entry), ignore_errors=True)
+            removed.append(f"removed {os.path.join(parent, entry)}, left by an interrupted "
+                           "export")
+    return removed
+
+
+def recover(repo: Repository) -> list[str]:
+    """Resolve what an interrupted ingest left behind; return a line per action taken.
+
+    A staging folder whose owner process is gone is removed. A "staging"
+    catalog row becomes "stored" if its bag reached storage intact (the tag
+    manifest's digest matches the one recorded before publishing), and is
+    removed otherwise.
+    """
+    actions = []
+    repo.staging.mkdir(exist_ok=True)
+    for lock in repo.staging.glob("*.lock"):
+        if not OWN_STAGING.fullmatch(lock.name) or lock_alive(lock):
+            continue  # a running ingest's, or not preserve's at all: never removed
+        aip_id = lock.stem
+        fstree.rmtree(repo.staging / aip_id, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        actions.append(f"removed the staging folder of interrupted ingest {aip_id}")
+    for aip_id in repo.catalog.pending():
+        if (repo.staging / f"{aip_id}.lock").exists():
+            continue  # another ingest is still running
+        location = repo.primary_location()
+        version = 1
+        try:
+            info = repo.catalog.version_info(aip_id, version)
+        except Exception:
+            info = None
+        root = ocfl.object_root(aip_id)
+        key = ocfl.version_key(root, version)
+        inventory = root + ocfl.INVENTORY
+        if info is not None and location.stat(inventory) is not None:
+            with location.open(inventory) as f:
+                digest = hashlib.file_digest(f, "sha512").hexdigest()
+            if digest == info["inventory_sha512"]:
+                repo.catalog.mark_stored(aip_id, version, location.name, key, now_utc())
+                actions.append(f"completed the catalog record of AIP {aip_id} (its bag was "
+                               "already stored)")
+                continue
+        repo.catalog.discard_aip(aip_id)
+        location.remove_empty_folders(root)  # a kill between mkdir and rename (case 47)
+        actions.append(f"discarded the unfinished catalog record of AIP {aip_id}")
+    return actions + resolve_versions(repo)
+
+
+def resolve_versions(repo: Repository) -> list[str]:
+    """Finish or undo later versions (describe, migration) whose run ended before
+    recording them stored. The object root's inventory decides: naming the new version,
+    it was published (the catalog is completed); naming the one before, it was not (its
+    folder, which nothing references, is removed with its rows)."""
+    actions = []
+    catalog = repo.catalog
+    for aip_id, version in catalog.pending_versions():
+        if lock_alive(repo.staging / f"{aip_id}.v{version}.lock"):
+            continue  # its run is still going
+        location = repo.primary_location()
+        root = ocfl.object_root(aip_id)
+        key = ocfl.version_key(root, version)
+        try:
+            with location.open(root + ocfl.INVENTORY) as f:
+                digest = hashlib.file_digest(f, "sha512").hexdigest()
+        except FileNotFoundError:
+            digest = None
+        if digest == catalog.version_info(aip_id, version)["inventory_sha512"]:
+            location.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(digest))  # if not yet
+            catalog.mark_stored(aip_id, version, location.name, key, now_utc())
+            actions.append(f"completed the catalog record of AIP {aip_id} v{version} (it was "
+                           "already stored)")
+        elif digest == catalog.version_info(aip_id, version - 1)["inventory_sha512"]:
+            location.delete_prefix(key)
+            catalog.discard_version(aip_id, version)
+            actions.append(f"removed the unfinished version {version} of AIP {aip_id}")
+        else:
+            actions.append(f"AIP {aip_id} v{version} is unfinished and its object's root "
+                           "inventory names neither it nor the version before: left for "
+                           "'preserve audit' and 'preserve repair'")
+    if catalog.discard_orphan_rows():
+        actions.append("removed the file records of versions never staged")
+    return actions
+
+
+def lock_alive(lock: Path) -> bool:
+    """Whether the ingest that wrote this staging lock (its pid first) still runs."""
+    try:
+        return pid_alive(int(lock.read_text().split()[0]))
+    except (ValueError, IndexError, FileNotFoundError):
+        return False

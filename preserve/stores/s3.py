@@ -1,0 +1,527 @@
+"""S3-compatible object storage (AWS S3, MinIO, Ceph RGW, Wasabi...) through boto3.
+
+Every object is uploaded with a SHA-256 checksum computed here, then
+verified: the checksum the store reports for what it holds (HeadObject with
+ChecksumMode=ENABLED) must equal ours, and so must the size. An ETag is
+never taken for an MD5. Large files go in parts of PART_SIZE with a SHA-256
+per part; the store's composite checksum (SHA-256 of the part digests) is
+recomputed here and compared. Memory stays at one part per upload.
+
+Credentials come only from the environment or an AWS profile; nothing
+secret is ever written to a file, a message or an event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from contextlib import suppress
+from pathlib import Path
+from typing import BinaryIO
+
+from preserve.domain import ocfl
+from preserve.domain.names import (
+    decode_object_key,
+    encode_object_key,
+)
+from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
+from preserve.stores.base import (
+    DigestOf,
+    ObjectInfo,
+    bag_files,
+    checked_key,
+    layout_versions,
+    open_stored,
+)
+from preserve.stores.s3_settings import CHECKSUM_BEHAVIOURS, S3Settings
+
+PROBE_READ_TIMEOUT = 15.0  # seconds: is the store there at all (check_reachable)?
+DOWN_FOR = 120.0  # seconds a location that did not answer is not asked again
+PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
+
+
+def part_size(size: int) -> int:
+    """The part size of a file of `size` bytes: PART_SIZE, more for files that would need
+    more than 9,000 parts (stores allow 10,000)."""
+    return max(PART_SIZE, -(-size // 9000))
+
+
+def uploaded_in_parts(size: int) -> bool:
+    """Whether preserve uploads a file of `size` bytes in parts (see put_file)."""
+    return size > part_size(size)
+UPLOAD_THREADS = 8            # small objects in flight at once: latency, not bandwidth, bounds them
+MULTIPART_AT_ONCE = 2         # large uploads in flight at once: memory is this x one part
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+class S3Storage:
+    kind = "s3"
+
+    def __init__(self, name: str, settings: S3Settings, client=None):
+        self.name = name
+        self.settings = settings
+        if settings.checksum not in CHECKSUM_BEHAVIOURS:
+            raise ConfigError(f"location '{name}': checksum must be one of "
+                              f"{', '.join(CHECKSUM_BEHAVIOURS)}")
+        self.prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
+        self._client_instance = client
+        self._probe_instance = client
+        self._session = None
+        self._down: StorageUnreachable | None = None  # found unreachable moments ago
+        self._down_until = 0.0
+        self._multipart_slots = threading.BoundedSemaphore(MULTIPART_AT_ONCE)
+
+    def place(self) -> tuple[str, str]:
+        """(store, key prefix) where this location's objects live, for telling whether two
+        locations are really one: AWS bucket names are global; elsewhere the endpoint
+        (scheme, host and port, lower-case) names the store."""
+        endpoint = (self.settings.endpoint_url or "").rstrip("/").lower()
+        return f"{endpoint or 'aws'} {self.settings.bucket}", self.prefix
+
+    @property
+    def client(self):
+        """Created on first use: opening a repository must not cost an SDK set-up per location."""
+        if self._client_instance is None:
+            self._client_instance = self._made_client(probe=False)
+        return self._client_instance
+
+    @property
+    def probe(self):
+        """The client that asks whether the store is there at all (see _client)."""
+        if self._probe_instance is None:
+            self._probe_instance = self._made_client(probe=True)
+        return self._probe_instance
+
+    def _made_client(self, probe: bool):
+        """An AWS profile that does not exist makes this location unreachable, named,
+        never an internal error; so does a location found unreachable before."""
+        from botocore.exceptions import BotoCoreError
+
+        if self._down is not None and time.monotonic() < self._down_until:
+            raise self._down
+        try:
+            return self._client(probe=probe)
+        except BotoCoreError as e:
+            raise self._unreachable("set up its client", e) from None
+
+    def describe(self) -> str:
+        where = self.settings.endpoint_url or "AWS"
+        return f"s3://{self.settings.bucket}/{self.prefix} at {where}"
+
+    def _client(self, probe: bool = False):
+        """The SDK's client, with the location's timeouts and retries; the probe's (is the
+        store there at all?) retries once and waits at most PROBE_READ_TIMEOUT, so that a
+        stalled or dead endpoint is called unreachable in seconds, not minutes."""
+        import boto3
+        from botocore.config import Config
+
+        if self._session is None:  # one session: its loaded service model serves both
+            self._session = boto3.session.Session(profile_name=self.settings.profile)
+        session = self._session
+        attempts = min(2, self.settings.max_attempts) if probe else self.settings.max_attempts
+        read = min(PROBE_READ_TIMEOUT, self.settings.read_timeout) if probe \
+            else self.settings.read_timeout
+        config = Config(
+            retries={"max_attempts": attempts, "mode": "standard"},
+            connect_timeout=self.settings.connect_timeout, read_timeout=read,
+            s3={"addressing_style": self.settings.addressing_style},
+            request_checksum_calculation=self.settings.checksum,
+            response_checksum_validation=self.settings.checksum,
+        )
+        return session.client("s3", endpoint_url=self.settings.endpoint_url,
+                              region_name=self.settings.region, config=config)
+
+    # -- keys --------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        if not key.strip("/"):
+            return self.prefix  # the location's root itself (listing it whole)
+        checked_key(key)
+        return self.prefix + encode_object_key(key)
+
+    def _call(self, what: str, fn, **kwargs):
+        """One S3 call; connection failures (TLS against a plain-http server included: red-
+        team case 88) become StorageUnreachable, never 'missing'; a request the store
+        refuses (Object Lock on a bucket without it: case 87) is named with the store's
+        reason. Only 'no such key' comes back as a ClientError, for the caller to read."""
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            HTTPClientError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
+        if self._down is not None and time.monotonic() < self._down_until:
+            raise self._down  # the failure said it moments ago: no more waiting on it
+        try:
+            return fn(**kwargs)
+        except (NoCredentialsError, PartialCredentialsError) as e:
+            raise self._unreachable(what, e) from None
+        except (BotoConnectionError, HTTPClientError) as e:
+            raise self._mark_down(StorageUnreachable(
+                f"storage location '{self.name}' is unreachable ({what}): "
+                f"{type(e).__name__}", hint="check the endpoint (http or https?) and the "
+                "network, then re-run")) from None
+        except BotoCoreError as e:  # credentials that cannot be had, a profile not found
+            raise self._unreachable(what, e) from None
+        except ClientError as e:
+            error = e.response.get("Error", {})
+            code = error.get("Code", "?")
+            if code in NOT_FOUND:
+                raise
+            if code in ("NoSuchBucket", "AccessDenied", "InvalidAccessKeyId",
+                        "SignatureDoesNotMatch", "AllAccessDisabled"):
+                raise StorageUnreachable(
+                    f"storage location '{self.name}' refused {what}: {code} (bucket "
+                    f"{self.settings.bucket!r})",
+                    hint="check the bucket name and the credentials in your environment or "
+                         "AWS profile") from None
+            raise StorageUnreachable(
+                f"storage location '{self.name}' refused {what}: {code}: "
+                f"{error.get('Message', '')}".rstrip(": "),
+                hint="check the location's settings against what the bucket allows "
+                     "('preserve storage check' tries them)") from None
+
+    def _mark_down(self, error: StorageUnreachable) -> StorageUnreachable:
+        """Remember for DOWN_FOR seconds that the location did not answer: the calls of a
+        run that follow fail at once instead of each waiting its timeouts; a successful
+        check_reachable forgets it (a worker serves the store again once it is back)."""
+        self._down, self._down_until = error, time.monotonic() + DOWN_FOR
+        return error
+
+    def _unreachable(self, what: str, e: Exception) -> StorageUnreachable:
+        """Credentials missing or refused, or an AWS profile not found: this location is
+        unreachable (exit 3), the others are still served (issue 22: every command stopped
+        with an internal error when a cron job had no AWS variables)."""
+        return self._mark_down(StorageUnreachable(
+            f"storage location '{self.name}' is unreachable ({what}): no usable credentials "
+            f"({type(e).__name__}: {e})",
+            hint="give the command the credentials: AWS_ACCESS_KEY_ID and "
+                 "AWS_SECRET_ACCESS_KEY in its environment (for cron or systemd, an "
+                 "environment file), or an AWS profile named by 'profile:' in the "
+                 "location file or by AWS_PROFILE (see the user guide)"))
+
+    def check_reachable(self) -> None:
+        from botocore.exceptions import ClientError
+
+        self._down = None  # asked afresh: the store may be back
+        try:
+            self._call("head bucket", self.probe.head_bucket, Bucket=self.settings.bucket)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "?")
+            raise StorageUnreachable(
+                f"storage location '{self.name}': bucket {self.settings.bucket!r} answered "
+                f"{'NoSuchBucket' if code in ('404', 'NotFound') else code}",
+                hint="check the bucket name, the endpoint and the credentials") from None
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _extra(self) -> dict:
+        extra: dict = {}
+        if self.settings.storage_class:
+            extra["StorageClass"] = self.settings.storage_class
+        if self.settings.object_lock_mode and self.settings.object_lock_days:
+            import datetime as dt
+
+            extra["ObjectLockMode"] = self.settings.object_lock_mode
+            extra["ObjectLockRetainUntilDate"] = (
+                dt.datetime.now(dt.UTC) + dt.timedelta(days=self.settings.object_lock_days))
+        return extra
+
+    def put_file(self, key: str, path: Path, sha256_hex: str, size: int) -> str | None:
+        """Upload a local file and verify what the store holds; raises FixityMismatch if not.
+        Returns the composite checksum of a multipart upload (None for one part): a quick
+        audit compares it with what the store reports later, without reading anything."""
+        if not uploaded_in_parts(size):
+            # By default the SDK computes the checksum from the bytes it actually sends and
+            # the store checks it; we then compare the store's value with the digest taken
+            # at ingest. Where the SDK may not add checksums (when_required), we send ours.
+            checksum = ({"ChecksumSHA256": _b64(sha256_hex)}
+                        if self.settings.checksum == "when_required" else {})
+            with open_stored(str(path), str(path)) as body:
+                self._call(f"upload {key}", self.client.put_object, Bucket=self.settings.bucket,
+                           Key=self._key(key), Body=body, ContentLength=size,
+                           ChecksumAlgorithm="SHA256", **checksum, **self._extra())
+            self.verify(key, sha256_hex, size)
+            return None
+        with self._multipart_slots:
+            composite = self._put_multipart(key, path, part_size(size))
+        self.verify(key, sha256_hex, size, composite=composite)
+        return composite
+
+    def _put_multipart(self, key: str, path: Path, part_bytes: int) -> str:
+        bucket, full = self.settings.bucket, self._key(key)
+        upload = self._call(f"start upload of {key}", self.client.create_multipart_upload,
+                            Bucket=bucket, Key=full, ChecksumAlgorithm="SHA256", **self._extra())
+        upload_id = upload["UploadId"]
+        parts, digests = [], []
+        try:
+            with open_stored(str(path), str(path)) as f:
+                number = 0
+                while chunk := f.read(part_bytes):
+                    number += 1
+                    digest = hashlib.sha256(chunk).digest()
+                    digests.append(digest)
+                    b64 = base64.b64encode(digest).decode()
+                    response = self._call(f"upload part {number} of {key}",
+                                          self.client.upload_part, Bucket=bucket, Key=full,
+                                          UploadId=upload_id, PartNumber=number, Body=chunk,
+                                          ChecksumAlgorithm="SHA256", ChecksumSHA256=b64)
+                    parts.append({"PartNumber": number, "ETag": response["ETag"],
+                                  "ChecksumSHA256": b64})
+            self._call(f"complete upload of {key}", self.client.complete_multipart_upload,
+                       Bucket=bucket, Key=full, UploadId=upload_id,
+                       MultipartUpload={"Parts": parts})
+        except BaseException:
+            # if the abort fails too, the store's lifecycle rule for incomplete uploads applies
+            with suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=bucket, Key=full, UploadId=upload_id)
+            raise
+        return base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
+
+    def verify(self, key: str, sha256_hex: str, size: int, composite: str | None = None) -> None:
+        """Compare the store's own checksum and size for `key` with ours."""
+        head = self._call(f"check {key}", self.client.head_object, Bucket=self.settings.bucket,
+                          Key=self._key(key), ChecksumMode="ENABLED")
+        stored = (head.get("ChecksumSHA256") or "").split("-")[0]
+        expected = composite or _b64(sha256_hex)
+        if head.get("ContentLength") != size:
+            raise FixityMismatch(f"'{self.name}' holds {head.get('ContentLength')} bytes for "
+                                 f"{key}, {size} were written")
+        if not stored:
+            raise FixityMismatch(f"'{self.name}' reports no SHA-256 checksum for {key}; cannot "
+                                 "verify the upload",
+                                 hint="this store may not support checksums: set "
+                                      "'checksum: when_required' and verify by reading")
+        if stored != expected:
+            raise FixityMismatch(f"'{self.name}' holds different bytes for {key}: its SHA-256 "
+                                 f"is {stored}, ours {expected}")
+
+    def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
+                    *, move: bool = False) -> dict[str, str]:
+        """Upload every file of the version folder, its inventory last, each verified against
+        `digests` (the sha256 recorded at ingest) or, failing that, against a digest taken
+        here. The files stream from the folder, a few uploads in flight at a time, so that
+        memory does not grow with the number of files. `move` means nothing here."""
+        digests = digests or (lambda _: None)
+        composites: dict[str, str] = {}
+
+        def upload(path: Path, digest: str | None) -> None:
+            rel = rel_of(path)
+            if digest is None:
+                with open_stored(str(path), str(path)) as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+            composite = self.put_file(prefix + rel, path, digest, path.stat().st_size)
+            if composite:
+                composites[rel] = composite
+
+        def rel_of(path: Path) -> str:
+            return path.relative_to(source).as_posix()
+
+        def last(path: Path) -> bool:  # a version's inventory, after its content
+            return path.parent == source and path.name in ocfl.VERSION_FILES
+
+        self.client  # create the client once, before the threads share it  # noqa: B018
+        in_flight: set[Future] = set()
+        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            try:
+                for path in bag_files(source):
+                    if last(path):
+                        continue
+                    if len(in_flight) >= UPLOAD_THREADS * 4:
+                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            future.result()  # the first failure stops the bag
+                    # the digest is looked up here: `digests` may read the catalog, whose
+                    # connection belongs to this thread
+                    in_flight.add(pool.submit(upload, path, digests(rel_of(path))))
+                for future in as_completed(in_flight):
+                    future.result()
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+        for path in sorted(p for p in source.iterdir() if p.is_file() and last(p)):
+            upload(path, digests(rel_of(path)))  # only now is the bag complete
+        return composites
+
+    def replace_file(self, key: str, good: Path) -> str | None:
+        """Upload the verified file `good` over `key` (a new version where versioning is on);
+        its composite checksum if it went in parts."""
+        with open(good, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        return self.put_file(key, good, digest, good.stat().st_size)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """A small new object (an event record), checksummed and verified."""
+        self._call(f"upload {key}", self.client.put_object, Bucket=self.settings.bucket,
+                   Key=self._key(key), Body=data, ChecksumAlgorithm="SHA256", **self._extra())
+        self.verify(key, hashlib.sha256(data).hexdigest(), len(data))
+
+    def stored_checksum(self, key: str) -> tuple[int, str | None, bool] | None:
+        """(size, base64 SHA-256 the store holds, whether it is a multipart composite), or
+        None if the object is missing: a quick audit without downloading anything."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self._call(f"check {key}", self.client.head_object,
+                              Bucket=self.settings.bucket, Key=self._key(key),
+                              ChecksumMode="ENABLED")
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        checksum = head.get("ChecksumSHA256")
+        composite = bool(checksum and "-" in checksum) or head.get("ChecksumType") == "COMPOSITE" \
+            or "-" in head.get("ETag", "")
+        return head["ContentLength"], (checksum or "").split("-")[0] or None, composite
+
+    def round_trip(self) -> list[tuple[str, bool, str]]:
+        """Upload (verified), read back and delete a small object, step by step."""
+        import os
+        import tempfile
+        import uuid
+
+        steps: list[tuple[str, bool, str]] = []
+        key = f".preserve-check/{uuid.uuid4()}"
+        data = os.urandom(4096)
+        with tempfile.NamedTemporaryFile() as tmp:
+            tmp.write(data)
+            tmp.flush()
+            try:
+                self.put_file(key, Path(tmp.name), hashlib.sha256(data).hexdigest(), len(data))
+                steps.append(("write", True, "uploaded; the store's SHA-256 matches ours"))
+                with self.open(key) as body:
+                    steps.append(("read", body.read() == data, "bytes read back are identical"))
+            except PreserveError as e:
+                steps.append(("write", False, e.message))
+                return steps
+        if self.settings.object_lock_mode:
+            steps.append(("delete", True, "skipped: Object Lock is configured (the probe stays "
+                                          "until its retention ends)"))
+            return steps
+        try:
+            self._call(f"delete {key}", self.client.delete_object, Bucket=self.settings.bucket,
+                       Key=self._key(key))
+            steps.append(("delete", True, "probe removed"))
+        except Exception as e:
+            steps.append(("delete", False, type(e).__name__))
+        return steps
+
+    # -- reading -----------------------------------------------------------------------
+
+    def open(self, key: str, size: int | None = None) -> BinaryIO:
+        """The object's bytes as a stream; an object of another size than `size` (when
+        given) is damage, found before a byte is read (see base.open_stored)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._call(f"read {key}", self.client.get_object,
+                                  Bucket=self.settings.bucket, Key=self._key(key))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(key) from None
+            raise
+        if size is not None and response["ContentLength"] != size:
+            response["Body"].close()
+            raise FixityMismatch(f"{key} at '{self.name}' is damaged: "
+                                 f"{response['ContentLength']:,} bytes where {size:,} were "
+                                 "recorded (nothing was read from it)",
+                                 hint="run 'preserve audit', then 'preserve repair'")
+        return response["Body"]
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self._call(f"stat {key}", self.client.head_object,
+                              Bucket=self.settings.bucket, Key=self._key(key))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(key, head["ContentLength"])
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under `prefix`, a page (1,000 keys) at a time: listing a bucket of
+        millions of objects holds one page in memory."""
+        kwargs = {"Bucket": self.settings.bucket, "Prefix": self._key(prefix)}
+        while True:
+            page = self._call(f"list {prefix}", self.client.list_objects_v2, **kwargs)
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(decode_object_key(obj["Key"][len(self.prefix):]), obj["Size"])
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def empty_dirs(self, prefix: str) -> list[str]:
+        return []  # object stores have no folders: metadata/empty-directories.txt keeps them
+
+    def stored_versions(self, strays: list[tuple[str, str]] | None = None
+                        ) -> Iterator[tuple[str, str, int | None]]:
+        """Every version folder of every object under this location's prefix, from the
+        keys alone, and what OCFL does not allow here appended to `strays` (see
+        base.layout_versions)."""
+        return layout_versions(self.entries, strays)
+
+    def entries(self, prefix: str) -> tuple[list[str], list[str]]:
+        """(common prefixes, keys) directly under `prefix`, names relative to it."""
+        kwargs = {"Bucket": self.settings.bucket, "Prefix": self.prefix + prefix,
+                  "Delimiter": "/"}
+        start = len(self.prefix + prefix)
+        folders, files = [], []
+        while True:
+            page = self._call(f"list {prefix or '/'}", self.client.list_objects_v2, **kwargs)
+            folders += [c["Prefix"][start:].rstrip("/") for c in page.get("CommonPrefixes", [])]
+            files += [decode_object_key(o["Key"][start:]) for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return sorted(folders), sorted(files)
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def open_uploads(self) -> list[str]:
+        """Keys of multipart uploads left open under this location (a killed upload)."""
+        return [key for key, _ in self._uploads("")]
+
+    def abort_uploads(self, prefix: str) -> None:
+        """Abort the multipart uploads under `prefix` that a killed run left open: the store
+        keeps (and bills) their parts until then (red-team case 50). Called under the
+        (AIP, location) writer lock, so none of them belongs to a running upload."""
+        for key, upload_id in list(self._uploads(prefix)):
+            with suppress(Exception):  # gone meanwhile: nothing to abort
+                self._call(f"abort upload of {key}", self.client.abort_multipart_upload,
+                           Bucket=self.settings.bucket, Key=self.prefix + key,
+                           UploadId=upload_id)
+
+    def _uploads(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(key below this location's prefix, upload id) of every open multipart upload
+        under `prefix`, a page at a time."""
+        kwargs = {"Bucket": self.settings.bucket, "Prefix": self.prefix + prefix}
+        while True:
+            page = self._call(f"list uploads under {prefix or '/'}",
+                              self.client.list_multipart_uploads, **kwargs)
+            for upload in page.get("Uploads", []):
+                yield upload["Key"][len(self.prefix):], upload["UploadId"]
+            if not page.get("IsTruncated"):
+                return
+            kwargs["KeyMarker"] = page["NextKeyMarker"]
+            kwargs["UploadIdMarker"] = page["NextUploadIdMarker"]
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Clear an unfinished upload. Never attempted where Object Lock is configured:
+        a locked object cannot be deleted, and a new upload simply supersedes it."""
+        if self.settings.object_lock_mode:
+            return
+        keys = [{"Key": self._key(o.key)} for o in self.list(prefix)]
+        for i in range(0, len(keys), 1000):
+            self._call(f"delete {prefix}", self.client.delete_objects,
+                       Bucket=self.settings.bucket, Delete={"Objects": keys[i:i + 1000]})
+
+
+NOT_FOUND = ("NoSuchKey", "404", "NotFound", "NoSuchUpload", "NoSuchVersion")
