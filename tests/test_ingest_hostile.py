@@ -72,7 +72,7 @@ def test_a_tar_rewritten_while_it_is_read_is_refused(repo, tmp_path, monkeypatch
     archive = tmp_path / "t.tar"
     with tarfile.open(archive, "w") as t:
         t.add(src / "a.txt", "a.txt")
-    from preserve.ingest import sources
+    from preserve.ingest import archives as sources
 
     original = sources.TarSource.members
 

@@ -51,10 +51,12 @@ from preserve.errors import (
 )
 from preserve.ingest.duplicates import same_content
 from preserve.ingest.packed_bags import unpacked_bag
-from preserve.ingest.sources import ARCHIVE_ERRORS, Scan, Source, archive_error, detect
+from preserve.ingest.scan import Scan, Source
+from preserve.ingest.sources import detect
 from preserve.ingest.validation import validate_bag
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.pipeline.copying import Overflow, copied, copy_batch, copy_one
+from preserve.pipeline.entries import ARCHIVE_ERRORS, archive_error
 from preserve.pipeline.identifying import (
     CopyResult,
     identify_batch,

@@ -24,13 +24,8 @@ from pathlib import Path, PurePosixPath
 
 from preserve.domain.policy import IngestPolicy
 from preserve.errors import SourceRefused
-from preserve.ingest.sources import (
-    ARCHIVE_ERRORS,
-    TarSource,
-    ZipSource,
-    archive_error,
-    open_entry,
-)
+from preserve.ingest.archives import TarSource, ZipSource
+from preserve.pipeline.entries import ARCHIVE_ERRORS, archive_error, open_entry
 from preserve.storage.recovery import UNPACK_STAGING
 from preserve.system import fstree
 

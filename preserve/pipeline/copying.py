@@ -13,7 +13,7 @@ import time
 
 from preserve.domain.fixity import FAST_ALGORITHM, hash_stream, open_regular, write_all
 from preserve.domain.identify import HEAD_BYTES
-from preserve.ingest.sources import (
+from preserve.pipeline.entries import (
     ARCHIVE_ERRORS,
     ON_DISK,
     archive_error,
