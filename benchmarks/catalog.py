@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from preserve.catalog.database import Catalog  # noqa: E402
+from preserve.catalog import Catalog  # noqa: E402
 from preserve.domain.model import FileRecord  # noqa: E402
 from preserve.domain.ocfl import VersionRecord  # noqa: E402
 from tests.pgserver import PostgresServer  # noqa: E402

@@ -19,12 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from preserve.catalog.database import (
-    Catalog,
-    database_errors,
-    is_server_url,
-    safe_url,
-)
+from preserve.catalog import Catalog
+from preserve.catalog.database import database_errors, is_server_url, safe_url
 from preserve.domain.policy import Policy, load_policy
 from preserve.domain.schema import LOCATION as LOCATION_KEYS
 from preserve.domain.schema import check_keys, load_yaml

@@ -114,7 +114,7 @@ def test_a_crash_after_publishing_is_completed_by_recovery(repo, tmp_path, monke
     src = tmp_path / "s"
     src.mkdir()
     (src / "a.txt").write_text("a")
-    from preserve.catalog.database import Catalog
+    from preserve.catalog import Catalog
 
     def crash(*args, **kwargs):
         raise SystemExit("power cut")  # after the rename, before the catalog says "stored"

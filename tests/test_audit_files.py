@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from preserve.catalog.database import RECHECK, Catalog
+from preserve.catalog import Catalog
+from preserve.catalog.database import RECHECK
 from preserve.errors import ConfigError
 from preserve.ingest.ingest import Metadata, ingest
 from preserve.storage.audit import audit

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from preserve.access.export import export
-from preserve.catalog.database import HEAD, REVISIONS, Catalog, safe_url
+from preserve.catalog import Catalog
+from preserve.catalog.database import HEAD, REVISIONS, safe_url
 from preserve.catalog.tables import metadata
 from preserve.data.describe import Description, describe
 from preserve.errors import ConfigError

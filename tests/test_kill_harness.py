@@ -40,7 +40,7 @@ from tests.s3server import S3Server
 FILES = 30
 LOCAL = "preserve.stores.local"
 S3 = "preserve.stores.s3"
-CATALOG = "preserve.catalog.database:Catalog"
+CATALOG = "preserve.catalog:Catalog"
 
 MOMENTS = {
     "ingest": [("preserve.ingest.ingest:_Job._record", n) for n in range(1, FILES + 1)]

@@ -96,7 +96,7 @@ def test_three_workers_one_killed_audit_everything_once(shared):
     assert again["jobs"] == []  # one waiting job per AIP copy
 
     worker = ("worker", "--heartbeat", "1")
-    doomed = _preserve(root, *worker, killer=("preserve.catalog.database:Catalog."
+    doomed = _preserve(root, *worker, killer=("preserve.catalog:Catalog."
                                               "record_checks", 1),
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # the doomed worker takes the first job before the others start

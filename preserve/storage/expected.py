@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from preserve.catalog.database import Catalog
+from preserve.catalog import Catalog
 from preserve.domain import ocfl
 from preserve.domain.names import display, is_utf8
 from preserve.storage.versions import expected_root_files, expected_version_files

@@ -15,7 +15,7 @@ import os
 import socket
 from pathlib import Path
 
-from preserve.catalog.database import Catalog
+from preserve.catalog import Catalog
 from preserve.domain import bag as bagfmt
 from preserve.domain import ocfl
 from preserve.domain.fixity import FAST_ALGORITHM, hash_file

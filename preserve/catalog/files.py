@@ -1,0 +1,83 @@
+"""Files of AIP versions: their digests and identification, what formats are held, and
+what was migrated from what."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from preserve.catalog.database import (
+    DIGEST_COLUMNS,
+    FILE_COLUMNS,
+    IN_STATE,
+    PAYLOAD,
+    and_where,
+    row_digests,
+)
+from preserve.domain.model import FileRecord
+
+
+class Files:
+    """Files: one part of the Catalog (preserve.catalog), on its connection."""
+
+    def files(self, aip_id: str, version: int) -> Iterator[FileRecord]:
+        """The payload files of the bag of `version` (whichever version holds each)."""
+        cur = self._stream(f"SELECT {', '.join('f.' + c for c in FILE_COLUMNS)} FROM files f "
+                              f"WHERE {IN_STATE} AND {PAYLOAD} ORDER BY f.path",
+                              (aip_id, version))
+        for row in cur:
+            d = dict(zip(FILE_COLUMNS, row, strict=True))
+            yield FileRecord(digests=row_digests([d.pop(k) for k in DIGEST_COLUMNS]), **d)
+
+    def file_digests(self, aip_id: str, version: int, path: str) -> dict[str, str] | None:
+        """The digests recorded for one content file of `version` (bag path), or None."""
+        row = self.execute(f"SELECT {', '.join(DIGEST_COLUMNS)} FROM files WHERE aip_id = ? "
+                              "AND version = ? AND path = ?", (aip_id, version, path)).fetchone()
+        return None if row is None else row_digests(row)
+
+    def holders(self, sha256: str) -> list[tuple[str, int, str]]:
+        """(AIP, version, bag path) of every stored file with this sha256: whether a file
+        offered for ingest is held already, and where."""
+        return [tuple(r) for r in self.execute(
+            "SELECT f.aip_id, f.version, f.path FROM files f JOIN aips a ON a.id = f.aip_id "
+            "WHERE f.sha256 = ? AND a.state = 'stored' ORDER BY f.aip_id, f.version, f.path",
+            (sha256.lower(),))]
+
+    def format_counts(self, aip_id: str | None = None) -> list[tuple[str | None, str | None, int, int]]:
+        sql = ("SELECT f.puid, f.format, COUNT(*), CAST(SUM(f.size) AS BIGINT) FROM files f JOIN aips a "
+               f"ON a.id = f.aip_id WHERE a.state = 'stored' AND {PAYLOAD}")
+        args: tuple = ()
+        if aip_id:
+            sql += " AND f.aip_id = ?"
+            args = (aip_id,)
+        sql += " GROUP BY f.puid, f.format ORDER BY COUNT(*) DESC, f.puid"
+        return [tuple(r) for r in self.execute(sql, args)]
+
+    def payload_for_policy(self, aip_ids: list[str] | None = None,
+                           collection: str | None = None) -> Iterator[tuple]:
+        """(AIP, collection, path, version holding it, size, sha512, puid, mime, format, the
+        derivative made from it or None) of every stored payload file, by AIP and path."""
+        sql = ("SELECT f.aip_id, a.collection, f.path, f.version, f.size, f.sha512, f.puid, "
+               "f.mime, f.format, (SELECT d.derivative FROM derivations d JOIN versions w ON "
+               "w.aip_id = d.aip_id AND w.version = d.version AND w.state = 'stored' "
+               "WHERE d.aip_id = f.aip_id AND d.source = f.path ORDER BY d.version LIMIT 1) "
+               "FROM files f JOIN aips a ON a.id = f.aip_id JOIN versions v ON "
+               "v.aip_id = f.aip_id AND v.version = f.version AND v.state = 'stored' "
+               f"WHERE a.state = 'stored' AND {PAYLOAD}")
+        where, args = and_where({"f.aip_id": aip_ids, "a.collection": collection})
+        yield from self.execute(sql + where + " ORDER BY f.aip_id, f.path", args)
+
+    def derivations(self, aip_id: str) -> list[tuple[int, str, str, str]]:
+        """(version, source, derivative, rule) of each migration of a stored version."""
+        return [tuple(r) for r in self.execute(
+            "SELECT d.version, d.source, d.derivative, d.rule FROM derivations d JOIN versions v "
+            "ON v.aip_id = d.aip_id AND v.version = d.version AND v.state = 'stored' "
+            "WHERE d.aip_id = ? ORDER BY d.version, d.source", (aip_id,))]
+
+    def set_identification(self, aip_id: str, version: int, path: str, puid, format_name,
+                           format_version, mime, basis, warning, confidence) -> None:
+        """A payload file identified again (reidentify): its row takes the new answer."""
+        with self.transaction() as db:
+            db.execute("UPDATE files SET puid = ?, format = ?, format_version = ?, mime = ?, "
+                       "basis = ?, warning = ?, confidence = ? WHERE aip_id = ? AND version = ? "
+                       "AND path = ?", (puid, format_name, format_version, mime, basis, warning,
+                                        confidence, aip_id, version, path))

@@ -1,0 +1,151 @@
+"""Replicas: which location holds which version, verified, and one location's listing
+compared with the catalog in SQL (temporary tables: on disk past a few MB)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+
+from preserve.catalog.database import (
+    DIGEST_COLUMNS,
+    row_digests,
+)
+from preserve.errors import NotFound
+
+
+class Replicas:
+    """Replicas and listings: one part of the Catalog (preserve.catalog), on its connection."""
+
+    def head_at(self, aip_id: str, location: str) -> int:
+        """The highest version of the AIP recorded at `location` (0: none)."""
+        return self.execute("SELECT COALESCE(MAX(version), 0) FROM replicas WHERE "
+                               "aip_id = ? AND location = ?", (aip_id, location)).fetchone()[0]
+
+    def add_replica(self, aip_id: str, version: int, location: str, key: str, when: str,
+                    composites: dict[str, str] | None = None) -> None:
+        """Record a copy that has been written and verified (never before), with the
+        store's composite checksums of the files it took in parts."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO replicas VALUES (?, ?, ?, ?, 'verified', ?, NULL) ON CONFLICT "
+                       "(aip_id, version, location) DO UPDATE SET key = excluded.key, state = "
+                       "excluded.state, stored = excluded.stored, last_audit = NULL",
+                       (aip_id, version, location, key, when))
+            db.execute("DELETE FROM composite_checksums WHERE aip_id = ? AND version = ? AND "
+                       "location = ?", (aip_id, version, location))
+            db.executemany("INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)",
+                           ((aip_id, version, location, path, checksum)
+                            for path, checksum in (composites or {}).items()))
+
+    def set_composite_checksum(self, aip_id: str, version: int, location: str, path: str,
+                               checksum: str | None) -> None:
+        """After a file was written again (repair): its composite checksum, or none."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM composite_checksums WHERE aip_id = ? AND version = ? AND "
+                       "location = ? AND path = ?", (aip_id, version, location, path))
+            if checksum:
+                db.execute("INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)",
+                           (aip_id, version, location, path, checksum))
+
+    def composite_checksum(self, aip_id: str, version: int, location: str,
+                           path: str) -> str | None:
+        row = self.execute("SELECT checksum FROM composite_checksums WHERE aip_id = ? AND "
+                              "version = ? AND location = ? AND path = ?",
+                              (aip_id, version, location, path)).fetchone()
+        return row[0] if row else None
+
+    def versions_without_replica(self, location: str) -> list[tuple[str, int]]:
+        """Stored AIP versions that have no verified copy at `location`, oldest first (an
+        AIP's versions in order: each is written on the one before)."""
+        rows = self.execute(
+            "SELECT v.aip_id, v.version FROM versions v JOIN aips a ON a.id = v.aip_id "
+            "WHERE a.state = 'stored' AND v.state = 'stored' AND NOT EXISTS (SELECT 1 FROM replicas r WHERE "
+            "r.aip_id = v.aip_id AND r.version = v.version AND r.location = ? "
+            "AND r.state = 'verified') ORDER BY a.created, v.aip_id, v.version", (location,))
+        return [(r[0], r[1]) for r in rows]
+
+    def replica_summary(self) -> dict[str, tuple[int, int]]:
+        """Per location: (AIP versions held, bytes held)."""
+        rows = self.execute(
+            "SELECT r.location, COUNT(*), CAST(COALESCE(SUM(v.bytes), 0) AS BIGINT) FROM replicas r JOIN "
+            "versions v ON v.aip_id = r.aip_id AND v.version = r.version GROUP BY r.location")
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def replicas(self) -> list[tuple[str, int, str, str]]:
+        """(AIP, version, location, key) of every recorded replica (one row per copy)."""
+        return [tuple(r) for r in self.execute(
+            "SELECT aip_id, version, location, key FROM replicas ORDER BY location, aip_id, "
+            "version")]
+
+    def replica_locations(self, aip_id: str, version: int) -> list[str]:
+        return [r[0] for r in self.execute(
+            "SELECT location FROM replicas WHERE aip_id = ? AND version = ? ORDER BY location",
+            (aip_id, version))]
+
+    def replica_key(self, aip_id: str, version: int, location: str) -> str:
+        row = self.execute("SELECT key FROM replicas WHERE aip_id = ? AND version = ? AND "
+                              "location = ?", (aip_id, version, location)).fetchone()
+        if row is None:
+            raise NotFound(f"AIP {aip_id} v{version} has no replica at {location}")
+        return row[0]
+
+    def load_listing(self, objects: Iterable[tuple[str, int]]) -> None:
+        """Keep a replica's listing (path in the bag, size) for the comparisons below, so
+        that auditing an AIP of millions of files holds none of them in memory."""
+        self.execute("CREATE TEMP TABLE IF NOT EXISTS listing (path TEXT PRIMARY KEY, "
+                      "size BIGINT NOT NULL)")
+        self.execute("DELETE FROM listing")
+        it = iter(objects)
+        while chunk := list(islice(it, 1000)):  # a constant few hundred KB
+            self.executemany("INSERT INTO listing VALUES (?, ?) ON CONFLICT (path) DO UPDATE "
+                              "SET size = excluded.size", chunk)
+
+    def listed_size(self, path: str) -> int | None:
+        row = self.execute("SELECT size FROM listing WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def listed_not_catalogued(self, aip_id: str, version: int) -> list[tuple[str, int]]:
+        """Listed files that are not payload of record: the tag files, and anything
+        unexpected (few, unless that is the damage)."""
+        return [tuple(r) for r in self.execute(
+            "SELECT l.path, l.size FROM listing l WHERE NOT EXISTS (SELECT 1 FROM files f "
+            "WHERE f.aip_id = ? AND f.version = ? AND f.path = l.path) ORDER BY l.path",
+            (aip_id, version))]
+
+    def payload_not_listed_as_recorded(self, aip_id: str,
+                                       version: int) -> list[tuple[str, int, int | None]]:
+        """(path, recorded size, listed size or None) of payload files missing or of
+        another size at the replica."""
+        return [tuple(r) for r in self.execute(
+            "SELECT f.path, f.size, l.size FROM files f LEFT JOIN listing l ON "
+            "l.path = f.path WHERE f.aip_id = ? AND f.version = ? AND "
+            "(l.size IS NULL OR l.size != f.size) ORDER BY f.path", (aip_id, version))]
+
+    def stage_payload_checks(self, aip_id: str, version: int) -> tuple[int, int]:
+        """Queue the payload files listed with their recorded size, biggest first (so both
+        cores finish together); returns (files, bytes)."""
+        self.execute("CREATE TEMP TABLE IF NOT EXISTS tocheck (seq BIGINT PRIMARY KEY, "
+                      "path TEXT NOT NULL, size BIGINT NOT NULL, sha256 TEXT, sha512 TEXT, "
+                      "xxh3_128 TEXT)")
+        self.execute("DELETE FROM tocheck")
+        self.execute(
+            "INSERT INTO tocheck (seq, path, size, sha256, sha512, xxh3_128) SELECT "
+            "ROW_NUMBER() OVER (ORDER BY f.size DESC, f.path), f.path, "
+            "f.size, f.sha256, f.sha512, f.xxh3_128 FROM files f JOIN listing l ON "
+            "l.path = f.path AND l.size = f.size WHERE f.aip_id = ? AND f.version = ? "
+            "ORDER BY f.size DESC, f.path", (aip_id, version))
+        return tuple(self.execute("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM tocheck")
+                     .fetchone())
+
+    def staged_payload_checks(self, chunk: int = 5_000) -> Iterator[tuple[str, int, dict]]:
+        """(path, size, recorded digests) of the queued files, a chunk at a time (no
+        statement stays open while results are committed)."""
+        last = 0
+        while True:
+            rows = self.execute(f"SELECT seq, path, size, {', '.join(DIGEST_COLUMNS)} FROM "
+                                   "tocheck WHERE seq > ? ORDER BY seq LIMIT ?",
+                                   (last, chunk)).fetchall()
+            if not rows:
+                return
+            for _seq, path, size, *digests in rows:
+                yield path, size, row_digests(digests)
+            last = rows[-1][0]
