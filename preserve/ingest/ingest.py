@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
 from preserve.domain import bag as bagfmt
 from preserve.domain import ocfl
 from preserve.domain.bag import EMPTY_DIRS_FILE, FAST_LIST, PREMIS_FILE, SOURCE_BAG_DIR
@@ -34,13 +33,12 @@ from preserve.domain.identify import (
     EXTENSION_ONLY,
     SIGNATURE,
     siegfried_environment,
-    tool_versions,
 )
 from preserve.domain.metadata import Metadata, check_metadata
 from preserve.domain.model import EventRecord, FileRecord
 from preserve.domain.names import display, encode_manifest_path
 from preserve.domain.policy import IngestPolicy
-from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
+from preserve.domain.premis import FileObject, PremisWriter
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import (
     BadArgument,
@@ -51,6 +49,7 @@ from preserve.errors import (
 )
 from preserve.ingest.duplicates import same_content
 from preserve.ingest.packed_bags import unpacked_bag
+from preserve.ingest.record import IngestRecord
 from preserve.ingest.scan import Scan, Source
 from preserve.ingest.sources import detect
 from preserve.ingest.validation import validate_bag
@@ -75,9 +74,7 @@ from preserve.stores.base import ensure_ocfl_root
 from preserve.system import fstree
 from preserve.system.space import full_disk_named, require_space
 
-WARNINGS_RECORDED = 100  # warnings written out one by one in PREMIS; the rest are counted
 CATALOG_BATCH = 1000  # file rows per catalog transaction (and the most held in memory)
-REGENERATED = {"bagging-date", "payload-oxum", "bag-size", "bag-software-agent"}
 
 
 @dataclass
@@ -105,12 +102,6 @@ class IngestResult:
         d["formats"] = [{"puid": p, "format": f, "files": n} for p, f, n in self.formats]
         d["throughput_bytes_per_second"] = int(self.bytes / self.seconds) if self.seconds else 0
         return d
-
-
-def recorded(items: list[str], limit: int = WARNINGS_RECORDED) -> str:
-    """Items for a PREMIS note: the first `limit` one by one, the rest counted."""
-    shown = "; ".join(items[:limit])
-    return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
@@ -200,7 +191,7 @@ def _refuse_problems(source: Source, scan: Scan, policy: IngestPolicy) -> None:
         raise SourceRefused(f"{source.origin} holds no files or folders; nothing to ingest")
 
 
-class _Job:
+class _Job(IngestRecord):
     """One ingest in progress: the staging bag, its open manifests, the catalog rows."""
 
     def __init__(self, repo, source, scan, meta, aip_id, workers, progress):
@@ -465,31 +456,6 @@ class _Job:
                                  "make them readable (or stop whatever is changing them) and "
                                  "re-run")
 
-    def _bag_info(self) -> list[tuple[str, str]]:
-        fields: list[tuple[str, str]] = []
-        for label, value in self.source_bag_info:
-            if label.lower() == "bagging-date":
-                fields.append(("Source-Bagging-Date", value))
-            elif label.lower() not in REGENERATED and not label.lower().startswith("preserve-"):
-                fields.append((label, value))
-        if self.meta.title:
-            fields.append(("Title", self.meta.title))
-        fields += [("Creator", c) for c in self.meta.creators]
-        fields += [("External-Identifier", i) for i in self.meta.identifiers]
-        if self.meta.rights:
-            fields.append(("Rights", self.meta.rights))
-        fields += [
-            ("Preserve-AIP-Identifier", self.aip_id),
-            ("Preserve-AIP-Version", str(self.version)),
-            ("Preserve-Collection", self.meta.collection),
-            ("Preserve-Source", f"{self.source.kind} {self.source.origin.name}"),
-            ("Bagging-Date", self.created[:10]),
-            ("Bag-Software-Agent", f"{AGENT_NAME} {__version__}"),
-            ("Payload-Oxum", bagfmt.payload_oxum(self.total_bytes, self.file_count)),
-            ("Bag-Size", bagfmt.human_size(self.total_bytes)),
-        ]
-        return fields
-
     def _write_tag_files(self) -> None:
         (self.bag / "bagit.txt").write_text(bagfmt.DECLARATION, encoding="utf-8")
         (self.bag / "bag-info.txt").write_text(bagfmt.format_bag_info(self._bag_info()),
@@ -522,98 +488,6 @@ class _Job:
                              "bug in preserve, nothing was stored", report.errors)
         self.structure_warnings = [f"{f.code} {f.message}" for f in report.warnings]
 
-    # -- PREMIS ------------------------------------------------------------------------
-
-    def _tool_versions(self) -> tuple[dict, str]:
-        tools = self.tools or tool_versions()
-        return tools["siegfried"], tools["libmagic"]
-
-    def _agents(self) -> list[Agent]:
-        sf, magic_version = self._tool_versions()
-        return [
-            Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__,
-                  "preserve digital preservation repository"),
-            Agent(f"siegfried-{sf['version']}", "siegfried", "software", sf["version"],
-                  f"PRONOM signatures: {sf['pronom']} ({sf['signature']}, created "
-                  f"{sf['signature_created']})"),
-            Agent(f"libmagic-{magic_version}", "libmagic", "software", magic_version,
-                  "MIME type sniffing from the first bytes"),
-        ]
-
-    def _premis_events(self) -> list[Event]:
-        sf, magic_version = self._tool_versions()
-        when = now_utc()
-        n = self.file_count
-        preserve_role = [(AGENT_PRESERVE, "executing program")]
-        skipped = ("; left out by policy: " + "; ".join(self.scan.skipped)) if self.scan.skipped \
-            else ""
-        empty = f"; {self.empty_dir_count} empty folder(s) kept" if self.empty_dir_count else ""
-        kept = (f"; the source bag's tag files kept in {SOURCE_BAG_DIR}/: "
-                + ", ".join(display(t) for t in self.kept_tags)) if self.kept_tags else ""
-        bag = self.scan.bag
-        warned = self.scan.notes + (bag.warnings if bag is not None else [])
-        notes = (f"; {len(warned)} warning(s): " + recorded(warned)) if warned else ""
-        events = [
-            Event("ingestion", when, "warning" if self.warnings() else "success",
-                  f"ingested {self.source.kind} {self.source.origin} into collection "
-                  f"{self.meta.collection!r}",
-                  f"{n} file(s), {self.total_bytes} bytes{empty}{skipped}{kept}{notes}",
-                  preserve_role),
-            Event("message digest calculation", when, "success",
-                  f"{', '.join(self.algorithms)} (manifests) and {FAST_ALGORITHM} (fast audits) "
-                  "computed in one pass over each file while it was copied",
-                  f"{n} file(s)", preserve_role),
-            Event("format identification", when, "success",
-                  f"siegfried {sf['version']} ({sf['pronom']}); libmagic {magic_version}",
-                  f"{self.confidence[SIGNATURE]} by signature, "
-                  f"{self.confidence[EXTENSION_ONLY]} by file extension only, "
-                  f"{n - self.confidence[SIGNATURE] - self.confidence[EXTENSION_ONLY]} "
-                  "not identified (zero-byte files included)",
-                  [(f"siegfried-{sf['version']}", "executing program"),
-                   (f"libmagic-{magic_version}", "executing program")]),
-        ]
-        if bag is not None and self.source.kind == "bag":
-            tags = sum(1 for t in self.kept_tags if self.scan.expected(t, tag=True))
-            warned = (f"; {len(bag.warnings)} warning(s): " + recorded(bag.warnings)
-                      if bag.warnings else "; no warnings")
-            events.append(Event(
-                "validation", when, "warning" if bag.warnings else "success",
-                f"source bag validated by the rules of BagIt {bag.version}; its "
-                f"{', '.join(self.bag_algorithms)} manifest digests compared with the bytes "
-                "read, its tag files with its tag manifests",
-                f"all {self.bag_checked} file(s) and {tags} tag file(s) matched{warned}",
-                preserve_role))
-        elif bag is not None:
-            problems = bag.errors + self.differences
-            events.append(Event(
-                "validation", when, "failure" if problems else "success",
-                f"ingested as a plain folder at the archivist's request (--as-folder); the bag "
-                f"(BagIt {bag.version}) validated and its manifest digests compared with the "
-                "bytes read, for the record only",
-                f"{self.bag_checked} file(s) compared, {len(self.differences)} differ; "
-                f"{len(bag.errors)} validation error(s), {len(bag.warnings)} warning(s)"
-                + (": " + recorded(problems + bag.warnings) if problems or bag.warnings
-                   else ""), preserve_role))
-        events.append(Event("validation", when, "success",
-                            "AIP bag structure validated against RFC 8493 by preserve before "
-                            "storage", f"BagIt {bagfmt.BAGIT_VERSION}", preserve_role))
-        self.events = [EventRecord(e.identifier, self.aip_id, e.type, e.datetime, e.outcome,
-                                   e.detail, e.outcome_detail, e.agents[0][0], self.version)
-                       for e in events]
-        # the OCFL version says when and why as the ingestion event does
-        self.version_created, self.version_message = when, events[0].detail
-        return events
-
-    def warnings(self) -> list[str]:
-        """What the archivist must read although the ingest succeeded."""
-        bag = self.scan.bag
-        if bag is None:
-            return list(self.scan.notes)
-        if self.source.kind == "bag":
-            return bag.warnings + self.scan.notes
-        return (bag.errors + self.differences + bag.warnings + self.scan.notes
-                + [f"ingested as a folder: {self.bag_checked} file(s) compared with the bag's "
-                   f"manifests, {len(self.differences)} differ"])
 
     # -- publishing ----------------------------------------------------------------------
 
