@@ -1,0 +1,28 @@
+"""The `preserve` command: parses arguments, calls one operation, renders the result.
+
+No logic lives here. One module per OAIS entity holds its commands (ingest, data, access,
+storage, planning, admin); app.py holds what they share and `main`, which maps every error
+to a message and an exit code in one place: 0 success, 1 problems found, 2 usage or
+configuration, 3 storage unreachable or tool failure, 130 interrupted. The commands are
+registered below, in the order `preserve --help` lists them.
+"""
+
+from __future__ import annotations
+
+from preserve.cli import access, admin, data, ingest, planning, storage
+from preserve.cli.app import app, main, storage_app
+
+__all__ = ["app", "main"]
+
+for command, name in [
+    (ingest.init, None), (ingest.ingest, None), (ingest.validate, None),
+    (ingest.identify, None), (data.list_aips, "list"), (data.show, None),
+    (data.describe, None), (access.export, None), (storage.replicate, None),
+    (storage.audit, None), (storage.repair, None), (planning.formats, None),
+    (planning.migrate, None), (planning.reidentify, None), (storage.check, None),
+    (admin.schedule, None), (admin.worker, None), (admin.jobs, None),
+]:
+    app.command(name)(command)
+for command, name in [(storage.storage_add, "add"), (storage.storage_list, "list"),
+                      (storage.storage_check, "check")]:
+    storage_app.command(name)(command)

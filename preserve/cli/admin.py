@@ -1,0 +1,80 @@
+"""Administration commands: schedule, worker, jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from preserve import render
+from preserve.cli.app import JsonOpt, open_repo, repo_root
+from preserve.errors import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+)
+
+
+def schedule(
+    cron: Annotated[bool, typer.Option("--cron", help="Print a crontab line.")] = False,
+    systemd: Annotated[bool, typer.Option(
+        "--systemd", help="Print a systemd service and timer unit pair.")] = False,
+    json_out: JsonOpt = False,
+):
+    """What the fixity policy makes due, and when; or the lines that run it on a schedule."""
+    from preserve.admin import schedule as sched
+
+    repo = open_repo()
+    if cron:
+        render.out.print(sched.cron_line(repo.root), markup=False)
+        return
+    if systemd:
+        render.out.print(sched.systemd_units(repo.root), markup=False)
+        return
+    rows = sched.due_table(repo)
+    if json_out:
+        render.emit_json(rows)
+    else:
+        share = repo.policy.audit.sample
+        render.schedule(rows, share, sched.coverage_days(share))
+
+
+def worker(
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", "-c", min=1, help="Jobs this process runs at once.")] = 1,
+    queues: Annotated[list[str] | None, typer.Option(
+        "--queues", "-q", help="Only these queues (repeatable; default: all): at-<location> "
+        "for a local disk this host mounts, object-stores for S3 audits.")] = None,
+    heartbeat: Annotated[float, typer.Option(
+        min=0.5, help="Seconds between heartbeats; a worker silent for 3 is presumed dead "
+        "and its jobs are retried.")] = 10.0,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Stop when the queues are empty (instead of waiting for work).")] = False,
+):
+    """Run queued jobs (a PostgreSQL catalog) until stopped: SIGTERM or Ctrl-C lets the
+    running jobs finish, then exits."""
+    import logging
+
+    from preserve.admin.tasks import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_worker(repo_root(), concurrency=concurrency, queues=queues, heartbeat=heartbeat,
+               wait=not once)
+
+
+def jobs(
+    status: Annotated[str | None, typer.Option(
+        help="Only jobs queued, running, succeeded, failed or cancelled.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="The newest this many.")] = 200,
+    json_out: JsonOpt = False,
+):
+    """Queued, running, failed and finished jobs, newest first, with their results and
+    errors. Exit 1 if any shown failed."""
+    from preserve.catalog.queue import list_jobs
+
+    repo = open_repo()
+    rows = list_jobs(repo.catalog, status=status, limit=limit)
+    if json_out:
+        render.emit_json([r.to_dict() for r in rows])
+    else:
+        render.job_table(rows)
+    raise typer.Exit(EXIT_PROBLEMS if any(r.status == "failed" for r in rows) else EXIT_OK)

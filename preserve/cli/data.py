@@ -1,0 +1,85 @@
+"""Commands on what the repository knows of its AIPs: list, show, describe."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from preserve import render
+from preserve.cli.app import JsonOpt, copies_missing, open_repo
+
+
+def list_aips(
+    collection: Annotated[str | None, typer.Option(
+        "--collection", "-c", help="Only the AIPs of this collection.")] = None,
+    json_out: JsonOpt = False,
+):
+    """List the AIPs in the repository."""
+    repo = open_repo()
+    aips = repo.catalog.list_aips(collection)
+    if json_out:
+        render.emit_json([a.to_dict() for a in aips])
+    else:
+        render.aip_list(aips)
+
+
+def show(
+    aip: Annotated[str, typer.Argument(help="AIP id (or a unique prefix of 4+ characters).")],
+    max_files: Annotated[int, typer.Option(help="Files listed in the table.")] = 50,
+    all_events: Annotated[bool, typer.Option(
+        "--events", help="List every event (by default: each kind once, its latest).")] = False,
+    json_out: JsonOpt = False,
+):
+    """Show one AIP: its description, versions, files, formats and events."""
+    from preserve.data.describe import description_of
+
+    repo = open_repo()
+    aip_id = repo.catalog.resolve(aip)
+    summary = repo.catalog.get_aip(aip_id)
+    files = list(repo.catalog.files(aip_id, summary.version))
+    formats = repo.catalog.format_counts(aip_id)
+    events = repo.catalog.events(aip_id)
+    versions = repo.catalog.versions_of(aip_id)
+    derivations = repo.catalog.derivations(aip_id)
+    description, unread = description_of(repo, aip_id)
+    if json_out:
+        render.emit_json({**summary.to_dict(), "description": description,
+                          "description_unread": unread, "versions": versions,
+                          "derivations": [{"version": v, "source": s, "derivative": d,
+                                           "rule": r} for v, s, d, r in derivations],
+                          "files_list": [f.to_dict() for f in files],
+                          "formats": [{"puid": p, "format": f, "files": n, "bytes": b}
+                                      for p, f, n, b in formats],
+                          "events": [e.to_dict() for e in events]})
+    else:
+        render.aip_show(summary, description or {}, files, formats, events, versions,
+                        derivations, max_files=max_files, all_events=all_events,
+                        unread=unread)
+
+
+def describe(
+    aip: Annotated[str, typer.Argument(help="AIP id (or a unique prefix of 4+ characters).")],
+    title: Annotated[str | None, typer.Option(help="The corrected title.")] = None,
+    creator: Annotated[list[str] | None, typer.Option(
+        help="Creator (repeatable; replaces every creator).")] = None,
+    identifier: Annotated[list[str] | None, typer.Option(
+        help="External identifier (repeatable; replaces every one).")] = None,
+    rights: Annotated[str | None, typer.Option(help="The corrected rights statement.")] = None,
+    note: Annotated[str | None, typer.Option(help="Why: kept in the version and PREMIS.")] = None,
+    json_out: JsonOpt = False,
+):
+    """Correct an AIP's description: a new version (bag-info and PREMIS), payload untouched."""
+    from preserve.data.describe import Description
+    from preserve.data.describe import describe as run_describe
+
+    repo = open_repo()
+    description = Description(title, creator, identifier, rights, note)
+    result = run_describe(repo, aip, description)
+    if json_out:
+        render.emit_json({**result.to_dict(), "changed": sorted(description.changed())})
+    else:
+        render.out.print(f"[bold green]Described[/] AIP {result.aip_id}: version "
+                         f"{result.version} corrects {', '.join(sorted(description.changed()))}"
+                         f" (stored at {', '.join(result.replicas)})")
+    copies_missing(f"AIP {result.aip_id} v{result.version}", result)
