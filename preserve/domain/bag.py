@@ -17,6 +17,10 @@ BAGIT_VERSION = "1.0"
 DECLARATION = f"BagIt-Version: {BAGIT_VERSION}\nTag-File-Character-Encoding: UTF-8\n"
 MANIFEST_RE = re.compile(r"^(tag)?manifest-([A-Za-z0-9]+)\.txt$")
 
+# Every published BagIt version. A bag is judged by the rules of the version it declares:
+# what a later version made a MUST is only a warning in a bag that declares an earlier one.
+SUPPORTED_VERSIONS = ("0.93", "0.94", "0.95", "0.96", "0.97", "1.0")
+
 # Where an AIP's bag keeps preserve's own tag files (export and the version writer read
 # them back).
 PREMIS_FILE = "metadata/premis.xml"

@@ -4,25 +4,24 @@ Every finding has a stable code (E… for a violated MUST, which makes the bag
 invalid; W… for a violated SHOULD or a risk) and names the file and, where
 there is one, the line. Paths from manifests and fetch.txt are checked
 before use: one that could leave the bag is an error and is never opened.
-Symbolic links are never followed.
+Symbolic links are never followed. What it reports is bag_findings.py; how it reads tag
+files and manifests, bag_reading.py.
 """
 
 from __future__ import annotations
 
 import codecs
-import io
 import os
 import re
 import sqlite3
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from itertools import groupby, islice
+from itertools import groupby
 from pathlib import Path
-from typing import BinaryIO
 
 from preserve.domain import bag as bagfmt
-from preserve.domain.fixity import DIGEST_HEX_LENGTH, hash_batch, is_supported
+from preserve.domain.bag import SUPPORTED_VERSIONS
+from preserve.domain.fixity import hash_batch, is_supported
 from preserve.domain.names import (
     UnsafePath,
     check_relative,
@@ -30,148 +29,17 @@ from preserve.domain.names import (
     display,
     nfc,
 )
+from preserve.ingest.bag_findings import Collector, ValidationReport
+from preserve.ingest.bag_reading import (
+    DIRECTORY,
+    PAYLOAD,
+    TAG,
+    read_manifest,
+    read_text,
+    stream_lines,
+)
 from preserve.parallel import batched, run_batches
 from preserve.system.scratch import scratch_database
-
-# Every published BagIt version. A bag is judged by the rules of the version it declares:
-# what a later version made a MUST is only a warning in a bag that declares an earlier one.
-SUPPORTED_VERSIONS = ("0.93", "0.94", "0.95", "0.96", "0.97", "1.0")
-
-
-@dataclass
-class Finding:
-    severity: str  # "error" or "warning"
-    code: str
-    message: str
-    file: str | None = None
-    line: int | None = None
-
-    def to_dict(self) -> dict:
-        return {"severity": self.severity, "code": self.code, "message": self.message,
-                "file": self.file, "line": self.line}
-
-    def location(self) -> str:
-        if self.file is None:
-            return ""
-        return f"{display(self.file)}:{self.line}" if self.line else display(self.file)
-
-
-class Findings:
-    """Every finding of a validation, in report order (errors first, then by file, line and
-    code), in bounded memory: past SPILL findings they go to a scratch database, which
-    sorts them on disk (a manifest of a million lines naming missing files gives a million
-    findings: red-team case 13 took 1.8 GB). Counts by severity and code stay in memory."""
-
-    SPILL = 5000
-
-    def __init__(self) -> None:
-        self._memory: list[Finding] = []
-        self._db: sqlite3.Connection | None = None
-        self._database = None
-        self.count = {"error": 0, "warning": 0}
-        self.by_code: dict[str, int] = {}
-
-    def add(self, finding: Finding) -> None:
-        self.count[finding.severity] += 1
-        self.by_code[finding.code] = self.by_code.get(finding.code, 0) + 1
-        self._memory.append(finding)
-        if len(self._memory) >= self.SPILL:
-            self._spill()
-
-    def _spill(self) -> None:
-        if self._db is None:
-            self._database = scratch_database(
-                "CREATE TABLE findings(severity TEXT, code TEXT, message TEXT, file TEXT, "
-                "line INTEGER)")
-            self._db = self._database.__enter__()
-        self._db.executemany("INSERT INTO findings VALUES (?, ?, ?, ?, ?)",
-                             ((f.severity, f.code, f.message, f.file, f.line)
-                              for f in self._memory))
-        self._memory = []
-
-    def __len__(self) -> int:
-        return self.count["error"] + self.count["warning"]
-
-    def __iter__(self) -> Iterator[Finding]:
-        if self._db is None:
-            yield from sorted(self._memory, key=_report_order)
-            return
-        self._spill()
-        for row in self._db.execute(
-                "SELECT severity, code, message, file, line FROM findings ORDER BY "
-                "severity != 'error', coalesce(file, ''), coalesce(line, 0), code"):
-            yield Finding(*row)
-
-    def first(self, severity: str, limit: int) -> list[Finding]:
-        """The first `limit` findings of one severity, in report order."""
-        return list(islice((f for f in self if f.severity == severity), limit))
-
-    def close(self) -> None:
-        if self._database is not None:
-            self._database.__exit__(None, None, None)
-            self._database = self._db = None
-
-
-def _report_order(f: Finding) -> tuple:
-    return f.severity != "error", f.file or "", f.line or 0, f.code
-
-
-@dataclass
-class ValidationReport:
-    bag: str
-    version: str | None = None
-    encoding: str | None = None  # the declared tag-file encoding, once it is known to work
-    findings: Findings = field(default_factory=Findings)
-    tag_files: list[tuple[str, int]] = field(default_factory=list)  # (path, size), sorted
-    payload_files: int = 0
-    payload_bytes: int = 0
-    files_hashed: int = 0
-    bytes_hashed: int = 0
-    algorithms: list[str] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Finding]:
-        """Every error (a list: for a report of any size, use findings.first)."""
-        return [f for f in self.findings if f.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "warning"]
-
-    @property
-    def valid(self) -> bool:
-        return not self.findings.count["error"]
-
-    @property
-    def before_1_0(self) -> bool:
-        """Declares a draft version (0.93 to 0.97), whose rules are more lenient."""
-        return self.version in SUPPORTED_VERSIONS and self.version != "1.0"
-
-    def summary(self) -> dict:
-        """Everything but the findings themselves (which may be millions: stream them)."""
-        d = {k: v for k, v in self.__dict__.items() if k not in ("findings", "tag_files")}
-        d["valid"] = self.valid
-        d["errors"] = self.findings.count["error"]
-        d["warnings"] = self.findings.count["warning"]
-        d["findings_by_code"] = dict(sorted(self.findings.by_code.items()))
-        return d
-
-    def to_dict(self) -> dict:
-        return {**self.summary(), "findings": [f.to_dict() for f in self.findings]}
-
-
-class _Collector:
-    def __init__(self, report: ValidationReport):
-        self.report = report
-
-    def error(self, code: str, message: str, file: str | None = None, line: int | None = None):
-        self.report.findings.add(Finding("error", code, message, file, line))
-
-    def warning(self, code: str, message: str, file: str | None = None, line: int | None = None):
-        self.report.findings.add(Finding("warning", code, message, file, line))
-
-
-PAYLOAD, TAG, DIRECTORY = 0, 1, 2  # files.kind; lines.tag is PAYLOAD or TAG
 
 # What the validator knows about the whole bag lives in a scratch database, not in memory:
 # a bag of millions of files costs disk there, never memory (DESIGN principle 7).
@@ -220,7 +88,7 @@ def validate_bag(
     the bag's declared encoding."""
     root = Path(path)
     report = ValidationReport(bag=str(root))
-    out = _Collector(report)
+    out = Collector(report)
     if not root.is_dir():
         out.error("E001", "not a directory: a bag is a directory", str(root))
         return report
@@ -246,9 +114,9 @@ def _check_contents(root, tree, encoding, report, out, check_fixity, workers, pr
     _check_fetch(root, tree, encoding, out)
     _check_bag_info(root, tree, encoding, report, out)
     for name, algorithm in manifests:
-        _read_manifest(root, name, algorithm, encoding, db, out, tag=False, tags=tree.tags)
+        read_manifest(root, name, algorithm, encoding, db, out, tag=False, tags=tree.tags)
     for name, algorithm in tagmanifests:
-        _read_manifest(root, name, algorithm, encoding, db, out, tag=True, tags=tree.tags)
+        read_manifest(root, name, algorithm, encoding, db, out, tag=True, tags=tree.tags)
     # Built once all lines are in (a sort, much faster than keeping it up to date), and
     # covering: every later query reads the lines in path order from it alone.
     db.execute("CREATE INDEX lines_by_path ON lines(path, manifest, line, tag, algorithm, "
@@ -280,38 +148,7 @@ def _check_contents(root, tree, encoding, report, out, check_fixity, workers, pr
         _check_fixity(root, db, report, out, workers, progress, on_totals)
 
 
-def _open_tag_file(root: Path, name: str, out: _Collector) -> BinaryIO | None:
-    """A tag file opened for reading, past a byte-order mark (warned about: tag files should
-    not start with one); None, with the error reported, if it cannot be opened."""
-    try:
-        raw = open(root / name, "rb")  # noqa: SIM115 (the callers close it)
-    except OSError as e:
-        out.error("E091", f"cannot read: {e.strerror}", name)
-        return None
-    if raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
-        out.warning("W012", "starts with a byte-order mark; tag files should not", name)
-    else:
-        raw.seek(0)
-    return raw
-
-
-def _read_text(root: Path, name: str, encoding: str, out: _Collector) -> str | None:
-    """A small tag file (bag-info.txt) whole."""
-    raw = _open_tag_file(root, name, out)
-    if raw is None:
-        return None
-    with raw:
-        try:
-            return raw.read().decode(encoding)
-        except UnicodeDecodeError as e:
-            out.error("E012", f"not valid {encoding} at byte {e.start}", name)
-            return None
-        except OSError as e:
-            out.error("E091", f"cannot read: {e.strerror}", name)
-            return None
-
-
-def _check_declaration(root: Path, report: ValidationReport, out: _Collector) -> str | None:
+def _check_declaration(root: Path, report: ValidationReport, out: Collector) -> str | None:
     """bagit.txt: exactly two lines, version then encoding, UTF-8 without BOM (RFC 8493 §2.1.1)."""
     decl = root / "bagit.txt"
     if not decl.is_file() or decl.is_symlink():
@@ -358,7 +195,7 @@ def _check_declaration(root: Path, report: ValidationReport, out: _Collector) ->
     return encoding
 
 
-def _walk(root: Path, db: sqlite3.Connection, out: _Collector) -> _Tree:
+def _walk(root: Path, db: sqlite3.Connection, out: Collector) -> _Tree:
     """Every regular file, classified as payload (under data/) or tag; links and specials
     reported. Rows stream into the scratch table as the walk goes. The walk keeps its own
     stack of folders (no depth of nesting exhausts the interpreter's recursion) and reads
@@ -416,7 +253,7 @@ def _walk(root: Path, db: sqlite3.Connection, out: _Collector) -> _Tree:
     return tree
 
 
-def _find_manifests(root: Path, tree: _Tree, report: ValidationReport, out: _Collector):
+def _find_manifests(root: Path, tree: _Tree, report: ValidationReport, out: Collector):
     manifests: list[tuple[str, str]] = []
     tagmanifests: list[tuple[str, str]] = []
     for name in sorted(tree.tags):
@@ -445,14 +282,14 @@ def _find_manifests(root: Path, tree: _Tree, report: ValidationReport, out: _Col
     return manifests, tagmanifests
 
 
-def _check_fetch(root: Path, tree: _Tree, encoding: str, out: _Collector) -> None:
+def _check_fetch(root: Path, tree: _Tree, encoding: str, out: Collector) -> None:
     """fetch.txt is parsed and checked, never acted on: preserve never fetches. The paths
     it names go into the scratch table `fetched`."""
     if "fetch.txt" not in tree.tags:
         return
 
     def listed():
-        for number, line in _stream_lines(root, "fetch.txt", encoding, out):
+        for number, line in stream_lines(root, "fetch.txt", encoding, out):
             parts = line.split(None, 2)
             if len(parts) != 3 or not (parts[1] == "-" or parts[1].isdigit()):
                 out.error("E080", "fetch.txt line must be 'URL LENGTH FILEPATH'", "fetch.txt",
@@ -479,10 +316,10 @@ def _check_fetch(root: Path, tree: _Tree, encoding: str, out: _Collector) -> Non
 
 
 def _check_bag_info(root: Path, tree: _Tree, encoding: str, report: ValidationReport,
-                    out: _Collector) -> None:
+                    out: Collector) -> None:
     if "bag-info.txt" not in tree.tags:
         return
-    text = _read_text(root, "bag-info.txt", encoding, out)
+    text = read_text(root, "bag-info.txt", encoding, out)
     if text is None:
         return
     items, problems = bagfmt.parse_bag_info(text)
@@ -517,132 +354,12 @@ def _check_bag_info(root: Path, tree: _Tree, encoding: str, report: ValidationRe
                         "bag-info.txt", item.line)
 
 
-def _stream_lines(root: Path, name: str, encoding: str,
-                  out: _Collector) -> Iterator[tuple[int, str]]:
-    """(line number, text) of a tag file, read as a stream (a manifest of millions of files
-    is never held whole). CR, LF and CRLF all end a line, as in bagfmt.split_lines.
-
-    In an encoding that spells line ends as ASCII does (UTF-8, ISO-8859-1, ...) each line
-    is decoded on its own: a line that does not decode is reported at its own number and
-    the lines after it are still read. UTF-16 and UTF-32 are decoded as a stream."""
-    raw = _open_tag_file(root, name, out)
-    if raw is None:
-        return
-    number = 0
-    with raw:
-        try:
-            if not _ascii_compatible(encoding):
-                text = io.TextIOWrapper(raw, encoding=encoding, newline=None)
-                try:
-                    for number, line in enumerate(text, start=1):
-                        yield number, line[:-1] if line.endswith("\n") else line
-                except UnicodeDecodeError:
-                    out.error("E012", f"not valid {encoding} after line {number}", name,
-                              number + 1)
-                return
-            for number, line in enumerate(_raw_lines(raw), start=1):
-                try:
-                    yield number, line.decode(encoding)
-                except UnicodeDecodeError as e:
-                    out.error("E012", f"not valid {encoding} at byte {e.start} of the line",
-                              name, number)
-        except OSError as e:
-            out.error("E091", f"cannot read: {e.strerror}", name, number + 1)
-
-
-def _ascii_compatible(encoding: str) -> bool:
-    return "\r\n:% ".encode(encoding, errors="replace") == b"\r\n:% "
-
-
-_EOL = re.compile(rb"\r\n|\r|\n")
-
-
-def _raw_lines(raw: BinaryIO, chunk: int = 1 << 16) -> Iterator[bytes]:
-    """The lines of a binary stream without their ends (CR, LF or CRLF), in time linear in
-    its length however long a line is."""
-    buf = bytearray()
-    scanned = 0  # bytes of buf already searched for a line end
-    while True:
-        data = raw.read(chunk)
-        eof = not data
-        buf += data
-        start = 0
-        for m in _EOL.finditer(buf, scanned):
-            if m.end() == len(buf) and m.group() == b"\r" and not eof:
-                break  # a CR at the end may be the first half of a CRLF
-            yield bytes(buf[start:m.start()])
-            start = m.end()
-        del buf[:start]
-        scanned = max(0, len(buf) - 1)
-        if eof:
-            if buf:
-                yield bytes(buf)
-            return
-
-
-def _read_manifest(root, name, algorithm, encoding, db, out, *, tag: bool,
-                   tags: dict[str, int]) -> None:
-    """Check each line on its own as it streams by; what needs the whole bag (repeats,
-    missing files, completeness) is asked of the scratch tables afterwards."""
-    want_len = DIGEST_HEX_LENGTH.get(algorithm)
-    kind = TAG if tag else PAYLOAD
-
-    def rows():
-        for number, line in _stream_lines(root, name, encoding, out):
-            entry = bagfmt.parse_manifest_line(line)
-            if isinstance(entry, str):
-                out.error("E041", entry, name, number)
-                continue
-            digest, path = entry
-            path = _tolerated_spelling(path, tag, tags, name, number, out)
-            try:
-                check_relative(path)
-            except UnsafePath as e:
-                out.error("E042", f"unsafe path {display(path)!r} ({e}); never opened", name,
-                          number)
-                continue
-            if tag and path.startswith("data/"):
-                out.error("E044", "a tag manifest must not list payload files", name, number)
-                continue
-            if not tag and not path.startswith("data/"):
-                out.error("E043", "a payload manifest may only list files under data/", name,
-                          number)
-                continue
-            if want_len and len(digest) != want_len:
-                out.error("E048", f"a {algorithm} digest has {want_len} hex digits, this one "
-                          f"{len(digest)}", name, number)
-            yield path, name, number, kind, algorithm, digest
-
-    db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?)", rows())
-
-
-def _tolerated_spelling(path: str, tag: bool, tags: dict[str, int], manifest: str, number: int,
-                        out: _Collector) -> str:
-    """Spellings that common producers write and that name one file without doubt, read as
-    that file with a warning: a leading "./" (find and sha256sum write it), and md5sum's
-    binary-mode marker ("<digest> *data/file"). A payload path must start with data/, so
-    "*data/..." can mean nothing else; in a tag manifest the marker is dropped only where
-    the name without it is a tag file and the name with it is not."""
-    if path.startswith("*"):
-        rest = path[1:]
-        bare = rest[2:] if rest.startswith("./") else rest
-        if (bare.startswith("data/") if not tag else bare in tags and path not in tags):
-            out.warning("W044", "'*' before the path is md5sum's binary-mode marker, not part "
-                        "of the name: read as " + repr(display(bare)), manifest, number)
-            return bare
-    if path.startswith("./") and not path.startswith("./."):
-        out.warning("W043", "path starts with './': read as " + repr(display(path[2:])),
-                    manifest, number)
-        return path[2:]
-    return path
-
-
 _UNMATCHED = ("NOT EXISTS (SELECT 1 FROM files WHERE files.path = lines.path "
               "AND files.kind = lines.tag)")
 BIG_FILE = 4 << 20  # hashed first, biggest first, so that the workers finish together
 
 
-def _resolve_lines(db: sqlite3.Connection, out: _Collector, before_1_0: bool) -> None:
+def _resolve_lines(db: sqlite3.Connection, out: Collector, before_1_0: bool) -> None:
     """Make each manifest line name the file on disk it vouches for: report (and drop)
     repeats and directories; report files spelled in another Unicode form (and point the
     line at the file on disk) and missing files. Each query is one pass in path order."""
@@ -693,7 +410,7 @@ def _resolve_lines(db: sqlite3.Connection, out: _Collector, before_1_0: bool) ->
 
 
 def _check_completeness(db: sqlite3.Connection, manifests: list[tuple[str, str]],
-                        report: ValidationReport, out: _Collector) -> None:
+                        report: ValidationReport, out: Collector) -> None:
     """Every payload file in every payload manifest: one pass over the files in path order,
     which returns only the files some manifest leaves out."""
     names = [name for name, _ in manifests]
