@@ -60,7 +60,8 @@ from preserve.domain.progress import Progress, Silent
 from preserve.errors import FixityMismatch, PreserveError, ToolFailure
 from preserve.parallel import default_workers
 from preserve.pipeline.copying import copy_one
-from preserve.planning.equivalence import CheckFailed, verify
+from preserve.planning.equivalence import verify
+from preserve.planning.proof import CheckFailed
 from preserve.repository import Repository
 from preserve.storage.new_version import (
     VersionChange,
