@@ -82,9 +82,9 @@ MOMENTS = {
        ("preserve.storage.replicate:_verify_complete", 1), (f"{CATALOG}.add_replica", 1)],
     # a migration of two files (a BMP and a 24-bit WAV) with two copies: killed while a
     # source is fetched, a tool runs, a derivative is proven, or its version is written
-    "migrate": [("preserve.planning.migrate:_fetch", n) for n in (1, 2)]
-    + [("preserve.planning.migrate:_run_pathway", n) for n in (1, 2)]
-    + [("preserve.planning.migrate:verify", n) for n in (1, 2)]
+    "migrate": [("preserve.planning.conversion:_fetch", n) for n in (1, 2)]
+    + [("preserve.planning.conversion:_run_pathway", n) for n in (1, 2)]
+    + [("preserve.planning.conversion:verify", n) for n in (1, 2)]
     + [("preserve.planning.migrate:_record", 1), ("preserve.storage.new_version:_copy_added", 1),
        (f"{CATALOG}.stage_version", 1), (f"{LOCAL}:LocalStorage.replace_file", 1),
        (f"{CATALOG}.mark_stored", 1), (f"{CATALOG}.add_replica", 1)],
