@@ -56,7 +56,7 @@ MOMENTS = {
     "repair": [("preserve.storage.repair:_fetch", n) for n in range(1, 11)]
     + [(f"{LOCAL}:LocalStorage.replace_file", n) for n in range(1, 11)]
     + [(f"{CATALOG}.add_events", n) for n in range(1, 11)]
-    + [("preserve.storage.audit:_hash_local", n) for n in range(1, 3)],
+    + [("preserve.storage.audit_replica:_hash_local", n) for n in range(1, 3)],
     "audit-repair": [("preserve.storage.repair:_fetch", n) for n in range(1, 11)]
     + [(f"{LOCAL}:LocalStorage.replace_file", n) for n in range(1, 11)]
     + [(f"{CATALOG}.mark_verified", n) for n in range(1, 11)]

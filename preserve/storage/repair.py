@@ -25,7 +25,8 @@ from preserve.domain.model import EventRecord
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
 from preserve.repository import Repository
-from preserve.storage.audit import Problem, audit, has_record
+from preserve.storage.audit import audit
+from preserve.storage.audit_records import Problem, has_record
 from preserve.storage.expected import expected_digests
 from preserve.storage.recovery import REPAIR_STAGING, tidy
 from preserve.stores.base import root_file_problems, write_root_files

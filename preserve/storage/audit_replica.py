@@ -1,0 +1,191 @@
+"""One replica audited: its listing compared with the catalog (missing, truncated and
+unexpected files, the object root's strays, the tag files), then the digests of the
+selected payload files: hashed on both cores on a local disk, streamed from a remote
+store, or (a quick audit of S3) compared with the store's own checksums."""
+
+from __future__ import annotations
+
+import base64
+from itertools import chain
+
+from preserve.domain import ocfl
+from preserve.domain.fixity import FAST_ALGORITHM, hash_batch, hash_stream
+from preserve.domain.names import display
+from preserve.errors import (
+    PreserveError,
+)
+from preserve.parallel import batched, run_batches
+from preserve.storage.audit_records import (
+    Recorder,
+    Visit,
+)
+from preserve.storage.expected import expected_digests, is_head, listing
+from preserve.stores import LocalStorage
+from preserve.stores.base import object_root_strays
+from preserve.stores.s3 import S3Storage, uploaded_in_parts
+
+
+def audit_replica(repo, storage, visit: Visit, pool, recorder: Recorder, progress,
+                   stop) -> None:
+    """Check the listing of the whole replica (missing, truncated, unexpected files and the
+    tag files), then the digests of the selected payload files. The listing and the
+    payload records are compared in the catalog's temporary tables and streamed from
+    there, so memory does not grow with the number of files."""
+    aip_id, version, key = visit.state.aip, visit.state.version, visit.state.key
+    catalog = repo.catalog
+    problem = recorder.problem
+    root = is_head(catalog, aip_id, version, storage.name)
+    tags = expected_digests(catalog, aip_id, version, root=root).tags
+
+    def unreadable(rel: str) -> None:
+        problem(display(rel), "unexpected", "a file whose name is not valid UTF-8 (no "
+                "manifest can list it)")
+
+    try:
+        catalog.load_listing(listing(storage, key, unreadable, root=root))
+    except PreserveError as e:
+        problem(None, "unreachable", e.message)
+        return
+    for rel, _size in catalog.listed_not_catalogued(aip_id, version):
+        if rel not in tags:
+            problem(rel, "unexpected", "a file no inventory lists")
+    if root:  # the head's replica answers for the object root as well (cases 04, 64)
+        try:
+            for name, why in object_root_strays(*storage.entries(ocfl.object_of(key))):
+                problem("/" + name, "unexpected", why)
+        except PreserveError as e:
+            problem(None, "unreachable", e.message)
+            return
+    tag_checks = []
+    for rel, want in sorted(tags.items()):
+        size = catalog.listed_size(rel)
+        if size is None:
+            problem(rel, "missing", "not at this location")
+        else:
+            tag_checks.append((rel, want, size))
+
+    def chosen(rel: str) -> bool:
+        return visit.paths is None or rel in visit.paths
+
+    unchecked = 0
+    for rel, recorded, listed in catalog.payload_not_listed_as_recorded(aip_id, version):
+        if listed is None:
+            problem(rel, "missing", "not at this location")
+        else:
+            problem(rel, "truncated", f"{listed} bytes, {recorded} recorded")
+        unchecked += chosen(rel)
+    progress.advance(unchecked, 0)
+    recorder.checked_batch(unchecked)
+    count, nbytes = catalog.stage_payload_checks(aip_id, version)
+    checks = chain(((rel, want, size) for rel, size, want in catalog.staged_payload_checks()
+                    if chosen(rel)), tag_checks)  # big files first, the small tag files last
+    if isinstance(storage, S3Storage) and visit.kind != "full":
+        _quick_s3(storage, key, checks, recorder, progress, stop,
+                  lambda rel: catalog.composite_checksum(aip_id, version, storage.name, rel))
+    elif isinstance(storage, LocalStorage):
+        many = count > 64 or nbytes > (64 << 20)
+        _hash_local(storage, key, checks, visit.kind == "full",
+                    pool if many and pool.workers > 1 else None,
+                    recorder, progress, stop)
+    else:
+        _hash_remote(storage, key, checks, visit.kind == "full", recorder, progress, stop)
+
+
+def _choose(want: dict[str, str], full: bool) -> dict[str, str]:
+    """Quick: the fast digest where there is one. Full: every manifest algorithm."""
+    if not full and FAST_ALGORITHM in want:
+        return {FAST_ALGORITHM: want[FAST_ALGORITHM]}
+    return {a: d for a, d in want.items() if a != FAST_ALGORITHM} or want
+
+
+def _hash_local(storage, key, checks, full, pool, recorder, progress, stop) -> None:
+    """Re-hash (rel, recorded digests, size) items on disk, on the pool's workers (or here
+    when `pool` is None): each job carries what its file must hash to."""
+    path_of = storage.local_files(ocfl.object_of(key))
+    in_object = f"v{ocfl.version_of(key)}/"
+    jobs = (((rel, chosen, size), path_of(ocfl.key_of(in_object, rel)), tuple(chosen))
+            for rel, want, size in checks for chosen in (_choose(want, full),))
+    batches = batched(jobs, 256, 32 << 20, size=lambda j: j[0][2])
+    results = run_batches(hash_batch, batches, workers=pool.workers if pool else 1, pool=pool)
+    try:
+        for batch in results:
+            nbytes = 0
+            for (rel, want, _size), size, digests, error in batch:
+                nbytes += size
+                if error:
+                    recorder.problem(rel, "read-error", error)
+                else:
+                    _compare(rel, want, digests, recorder)
+            _checked(recorder, progress, len(batch), nbytes)
+            if stop():
+                break  # closing the generator stops the workers
+    finally:
+        results.close()
+
+
+def _hash_remote(storage, key, checks, full, recorder, progress, stop) -> None:
+    for rel, want, _size in checks:
+        if stop():
+            return
+        chosen = _choose(want, full)
+        try:
+            with storage.open(ocfl.key_of(key, rel)) as f:
+                size, digests, _ = hash_stream(f, list(chosen))
+        except (OSError, PreserveError) as e:
+            recorder.problem(rel, "read-error", str(e))
+            _checked(recorder, progress, 1, 0)
+            continue
+        _compare(rel, chosen, digests, recorder)
+        _checked(recorder, progress, 1, size)
+
+
+def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite) -> None:
+    """The store's own checksum of each object against what was recorded, nothing read.
+    An object preserve wrote in one part must carry the SHA-256 of its bytes; one written
+    in parts, the composite checksum the store gave at upload. A composite where preserve
+    wrote one part, or another composite, means the object was replaced (red-team case 83:
+    a same-size multipart upload passed)."""
+    for rel, want, size in checks:
+        if stop():
+            return
+        stored = storage.stored_checksum(ocfl.key_of(key, rel))
+        if stored is None:
+            recorder.problem(rel, "missing", "not at this location")
+        elif stored[2]:
+            recorded = recorded_composite(rel)
+            if recorded is not None and stored[1] == recorded.split("-")[0]:
+                recorder.good(rel)
+            elif recorded is None and uploaded_in_parts(size):
+                recorder.good(rel)  # written before composites were recorded: a full audit
+            else:                   # reads it
+                recorder.problem(rel, "corrupt", "the object was replaced: the store holds "
+                                 f"a multipart upload (checksum {stored[1]}) where preserve "
+                                 + ("wrote one part" if recorded is None else
+                                    f"recorded {recorded}"))
+        elif "sha256" not in want:  # an inventory or its sidecar, recorded by sha512 only:
+            _hash_remote(storage, key, [(rel, want, size)], True, recorder, progress, stop)
+            continue                  # small, so fetched and hashed (case 63: passed unread)
+        else:
+            ours = base64.b64encode(bytes.fromhex(want["sha256"])).decode()
+            if stored[1] != ours:
+                recorder.problem(rel, "corrupt", f"the store's SHA-256 is {stored[1]}, "
+                                 f"recorded {ours}")
+            else:
+                recorder.good(rel)
+        _checked(recorder, progress, 1, 0)
+
+
+def _checked(recorder, progress, files: int, nbytes: int) -> None:
+    recorder.result.files += files
+    recorder.result.bytes_read += nbytes
+    progress.advance(files, nbytes)
+    recorder.checked_batch(files)
+
+
+def _compare(rel, want, digests, recorder) -> None:
+    for algorithm, digest in want.items():
+        if digests.get(algorithm) != digest:
+            recorder.problem(rel, "corrupt",
+                             f"{algorithm} is {digests.get(algorithm)}, recorded {digest}")
+            return
+    recorder.good(rel)
