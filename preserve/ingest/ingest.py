@@ -20,7 +20,6 @@ import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack, nullcontext, suppress
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -30,8 +29,6 @@ from preserve.domain.bag import EMPTY_DIRS_FILE, FAST_LIST, PREMIS_FILE, SOURCE_
 from preserve.domain.clock import now_utc
 from preserve.domain.fixity import FAST_ALGORITHM, open_regular
 from preserve.domain.identify import (
-    EXTENSION_ONLY,
-    SIGNATURE,
     siegfried_environment,
 )
 from preserve.domain.metadata import Metadata, check_metadata
@@ -49,7 +46,7 @@ from preserve.errors import (
 )
 from preserve.ingest.duplicates import same_content
 from preserve.ingest.packed_bags import unpacked_bag
-from preserve.ingest.record import IngestRecord
+from preserve.ingest.record import IngestRecord, IngestResult
 from preserve.ingest.scan import Scan, Source
 from preserve.ingest.sources import detect
 from preserve.ingest.validation import validate_bag
@@ -75,33 +72,6 @@ from preserve.system import fstree
 from preserve.system.space import full_disk_named, require_space
 
 CATALOG_BATCH = 1000  # file rows per catalog transaction (and the most held in memory)
-
-
-@dataclass
-class IngestResult:
-    aip_id: str
-    collection: str
-    source: str
-    source_kind: str
-    files: int
-    bytes: int
-    empty_dirs: int
-    formats: list[tuple[str | None, str | None, int]]
-    unidentified: int
-    extension_only: int
-    skipped: list[str]
-    seconds: float
-    location: str
-    warnings: list[str] = field(default_factory=list)
-    replicas: list[str] = field(default_factory=list)
-    replication_problems: list[str] = field(default_factory=list)
-    duplicate_of: list[str] = field(default_factory=list)  # AIPs holding the same content
-
-    def to_dict(self) -> dict:
-        d = {"id": self.aip_id, **self.__dict__}
-        d["formats"] = [{"puid": p, "format": f, "files": n} for p, f, n in self.formats]
-        d["throughput_bytes_per_second"] = int(self.bytes / self.seconds) if self.seconds else 0
-        return d
 
 
 def ingest(repo: Repository, source_path: Path, meta: Metadata, *,
@@ -524,15 +494,3 @@ class _Job(IngestRecord):
         if self.catalog_started:
             with suppress(Exception):  # if this fails too, recover() resolves it next run
                 self.repo.catalog.discard_aip(self.aip_id)
-
-    def result(self, seconds: float) -> IngestResult:
-        formats = sorted(((p, f, c) for (p, f), c in self.formats.items()),
-                         key=lambda x: (-x[2], x[0] or "~"))
-        return IngestResult(self.aip_id, self.meta.collection, str(self.source.origin),
-                            self.source.kind, self.file_count, self.total_bytes,
-                            self.empty_dir_count, formats,
-                            self.file_count - self.confidence[SIGNATURE]
-                            - self.confidence[EXTENSION_ONLY],
-                            self.confidence[EXTENSION_ONLY], list(self.scan.skipped), seconds,
-                            self.location.name, self.warnings(), list(self.replicas),
-                            list(self.replication_problems), list(self.duplicate_of))

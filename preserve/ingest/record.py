@@ -1,9 +1,11 @@
-"""What an ingest records of itself: the AIP's bag-info.txt fields and its PREMIS events
-and agents (the ingestion, the digests, identification, the source bag's validation),
-and the warnings the archivist reads at the end. A part of the ingest job
-(ingest/ingest.py), which holds the state it describes."""
+"""What an ingest records of itself: the AIP's bag-info.txt fields, its PREMIS events and
+agents (the ingestion, the digests, identification, the source bag's validation), the
+warnings the archivist reads at the end, and the result (IngestResult). A part of the
+ingest job (ingest/ingest.py), which holds the state it describes."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
 from preserve.domain import bag as bagfmt
@@ -27,6 +29,33 @@ def recorded(items: list[str], limit: int = WARNINGS_RECORDED) -> str:
     """Items for a PREMIS note: the first `limit` one by one, the rest counted."""
     shown = "; ".join(items[:limit])
     return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+
+@dataclass
+class IngestResult:
+    aip_id: str
+    collection: str
+    source: str
+    source_kind: str
+    files: int
+    bytes: int
+    empty_dirs: int
+    formats: list[tuple[str | None, str | None, int]]
+    unidentified: int
+    extension_only: int
+    skipped: list[str]
+    seconds: float
+    location: str
+    warnings: list[str] = field(default_factory=list)
+    replicas: list[str] = field(default_factory=list)
+    replication_problems: list[str] = field(default_factory=list)
+    duplicate_of: list[str] = field(default_factory=list)  # AIPs holding the same content
+
+    def to_dict(self) -> dict:
+        d = {"id": self.aip_id, **self.__dict__}
+        d["formats"] = [{"puid": p, "format": f, "files": n} for p, f, n in self.formats]
+        d["throughput_bytes_per_second"] = int(self.bytes / self.seconds) if self.seconds else 0
+        return d
 
 
 class IngestRecord:
@@ -148,3 +177,15 @@ class IngestRecord:
         return (bag.errors + self.differences + bag.warnings + self.scan.notes
                 + [f"ingested as a folder: {self.bag_checked} file(s) compared with the bag's "
                    f"manifests, {len(self.differences)} differ"])
+
+    def result(self, seconds: float) -> IngestResult:
+        formats = sorted(((p, f, c) for (p, f), c in self.formats.items()),
+                         key=lambda x: (-x[2], x[0] or "~"))
+        return IngestResult(self.aip_id, self.meta.collection, str(self.source.origin),
+                            self.source.kind, self.file_count, self.total_bytes,
+                            self.empty_dir_count, formats,
+                            self.file_count - self.confidence[SIGNATURE]
+                            - self.confidence[EXTENSION_ONLY],
+                            self.confidence[EXTENSION_ONLY], list(self.scan.skipped), seconds,
+                            self.location.name, self.warnings(), list(self.replicas),
+                            list(self.replication_problems), list(self.duplicate_of))
