@@ -395,7 +395,7 @@ def formats_report(rows) -> None:
     for col, just in (("PUID", "left"), ("format", "left"), ("files", "right"),
                       ("size", "right"), ("risk", "left"), ("action", "left"),
                       ("to do", "right"), ("failed", "right"), ("unproven", "right"),
-                      ("tools here", "left")):
+                      ("deferred", "right"), ("tools here", "left")):
         table.add_column(col, justify=just)
     colours = {"high": "red", "medium": "yellow", "low": "green"}
     for r in rows:
@@ -409,7 +409,8 @@ def formats_report(rows) -> None:
                       str(r.files), human_size(r.bytes), risk, r.action or "",
                       str(r.pending) if r.action == "migrate" else "",
                       f"[red]{r.failed}[/]" if r.failed else "",
-                      f"[yellow]{r.unproven}[/]" if r.unproven else "", works)
+                      f"[yellow]{r.unproven}[/]" if r.unproven else "",
+                      str(r.deferred) if r.deferred else "", works)
     out.print(table)
 
 
@@ -423,13 +424,26 @@ def migration_plan(candidates, unchanged: dict) -> None:
         table.add_column(col)
     for c in candidates[:500]:
         last = unchanged.get((c.aip_id, c.source))
+        said = (f"{text(last)}: skipped (--retry)" if last and last.startswith("deferred")
+                else f"{last}, nothing changed since: skipped (--retry)" if last else "")
         table.add_row(c.aip_id[:8], text(c.source), text(c.puid or "-"), text(c.rule.name),
                       text(c.derivative), ", ".join(c.rule.checks),
-                      f"[yellow]{last}, nothing changed since: skipped (--retry)[/]"
-                      if last else "")
+                      f"[yellow]{said}[/]" if said else "")
     out.print(table)
     if len(candidates) > 500:
         out.print(f"... and {len(candidates) - 500} more (--json lists them all)")
+
+
+def deferral_report(deferred: list[dict]) -> None:
+    if not deferred:
+        out.print("Nothing deferred: no file of this selection awaits migration.")
+        return
+    out.print(f"[bold]{len(deferred)}[/] file(s) deferred (recorded as PREMIS events; "
+              "'preserve migrate --retry' migrates them):")
+    for d in deferred[:LISTED]:
+        out.print(f"  {text(d['source'])} (AIP {d['aip'][:8]}, rule {text(d['rule'])})")
+    if len(deferred) > LISTED:
+        out.print(f"  ... and {len(deferred) - LISTED} more (--json lists them all)")
 
 
 def migration_report(result) -> None:
@@ -439,6 +453,9 @@ def migration_report(result) -> None:
         out.print(f"{len(result.unchanged)} file(s) not tried again: their last migration "
                   "was not kept and nothing it depends on has changed since (the rule, its "
                   "pathways, the tools' versions); --retry tries them anyway")
+    if result.deferred:
+        out.print(f"{len(result.deferred)} file(s) deferred by an archivist's decision "
+                  "(--plan shows who and why); --retry migrates them")
     for v in result.versions:
         out.print(f"  AIP {v['aip']} v{v['version']}: {v['files_added']} derivative(s) "
                   f"(stored at {', '.join(v['replicas'])})")

@@ -703,3 +703,58 @@ def test_a_migration_reaches_every_replica_location(tmp_path):
         assert audit(repo, full=True).status == "ok"
     finally:
         server.stop()
+
+
+def test_an_archivist_defers_a_migration_and_the_decision_is_kept(tmp_path, monkeypatch):
+    """Issue 22: files that cannot be migrated here came back on every run. `--defer`
+    records a decision (who, why) as a PREMIS event in the catalog and the object's logs/;
+    --plan shows it, `formats` counts it, --apply leaves the file (exit 0), --retry
+    migrates it. A name not planned refuses the call before anything is recorded."""
+    src = tmp_path / "src"
+    src.mkdir()
+    media.photo_pdf(src / "plate7.pdf")
+    media.photo_pdf(src / "plate8.pdf")
+    root, aip = _repo_with(tmp_path, src)
+    monkeypatch.setenv("PRESERVE_USER", "Aigerim Bekova")
+
+    said = run(root, "migrate", "--defer", "--file", "data/nosuch.pdf", "--reason", "x",
+               check_code=2)
+    assert "not planned for migration in this selection: data/nosuch.pdf" in said.stderr
+    run(root, "migrate", "--defer", check_code=2)  # a decision needs its reason
+    run(root, "migrate", "--apply", "--reason", "x", check_code=2)
+    assert not [e for e in json.loads(run(root, "show", aip, "--json").stdout)["events"]
+                if e["type"] == "migration"]
+
+    [deferred] = json.loads(run(root, "migrate", aip, "--defer", "--file", "plate7.pdf",
+                                "--reason", "awaiting the curator's review",
+                                "--json").stdout)
+    assert (deferred["source"], deferred["deferred_by"]) == ("data/plate7.pdf",
+                                                             "Aigerim Bekova")
+    [event] = [e for e in json.loads(run(root, "show", aip, "--json", "--events").stdout)
+               ["events"] if e["type"] == "migration"]
+    assert event["outcome"] == "deferred"
+    assert event["detail"] == ("data/plate7.pdf (deferred by Aigerim Bekova: awaiting the "
+                               "curator's review)")
+    repo = Repository(root)
+    logs = repo.primary_location().root / object_key(aip) / "logs"
+    [log] = [p for p in logs.iterdir() if "-deferral-" in p.name]
+    assert "authorizer" in log.read_text() and "Aigerim Bekova" in log.read_text()
+    repo.close()
+
+    planned = {p["source"]: p["last_outcome_unchanged"]
+               for p in json.loads(run(root, "migrate", "--plan", "--json").stdout)}
+    assert planned == {"data/plate7.pdf": "deferred by Aigerim Bekova: awaiting the "
+                                          "curator's review", "data/plate8.pdf": None}
+    assert "deferred by Aigerim Bekova" in run(root, "migrate", "--plan").stdout
+    [row] = [r for r in json.loads(run(root, "formats", "--json").stdout)
+             if r["rule"] == "PDF (not PDF/A)"]
+    assert (row["pending"], row["deferred"], row["failed"]) == (2, 1, 0)
+
+    done = json.loads(run(root, "migrate", "--apply", "--json").stdout)
+    assert [m["source"] for m in done["migrated"]] == ["data/plate8.pdf"]
+    assert [d["source"] for d in done["deferred"]] == ["data/plate7.pdf"]
+    assert "1 file(s) deferred by an archivist's decision" in run(root, "migrate",
+                                                                   "--apply").stdout
+    [migrated] = json.loads(run(root, "migrate", "--apply", "--retry",
+                                "--json").stdout)["migrated"]
+    assert migrated["source"] == "data/plate7.pdf"

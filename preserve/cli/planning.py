@@ -37,17 +37,37 @@ def migrate(
     workers: WorkersOpt = None,
     retry: Annotated[bool, typer.Option(
         "--retry", help="Try again files whose last migration was not kept, even where "
-                        "nothing it depends on has changed.")] = False,
+                        "nothing it depends on has changed, and deferred ones.")] = False,
+    do_defer: Annotated[bool, typer.Option("--defer", help="Record a decision not to migrate "
+                                           "the selected files for now (needs --reason): "
+                                           "--plan shows it, --apply leaves them until "
+                                           "--retry.")] = False,
+    files: Annotated[list[str] | None, typer.Option(
+        "--file", help="With --defer: only this payload file (data/...; repeatable).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why the files are deferred (kept with "
+                                               "the decision).")] = None,
     queued: QueueOpt = False,
     json_out: JsonOpt = False,
 ):
     """Format migration by policy: derivatives beside the originals, each proven (re-
     identified, decoded content compared) before it is kept. Exit 0 all migrated (or
-    nothing new to try), 1 some failed or could not be proven, 3 a tool missing."""
-    from preserve.planning.migrate import apply, format_policy, last_attempts, plan
+    nothing new to try, or deferred), 1 some failed or could not be proven, 3 a tool
+    missing."""
+    from preserve.planning.migrate import apply, defer, format_policy, last_attempts, plan
 
-    if do_plan and do_apply:
-        raise typer.BadParameter("give --plan or --apply, not both", param_hint="--apply")
+    if sum((do_plan, do_apply, do_defer)) > 1:
+        raise typer.BadParameter("give one of --plan, --apply and --defer", param_hint="--apply")
+    if (files or reason is not None) and not do_defer:
+        raise typer.BadParameter("--file and --reason go with --defer", param_hint="--defer")
+    if do_defer:
+        if reason is None:
+            raise typer.BadParameter("say why with --reason", param_hint="--reason")
+        deferred = defer(open_repo(), aips, collection, puid, files, reason)
+        if json_out:
+            render.emit_json(deferred)
+        else:
+            render.deferral_report(deferred)
+        return
     if queued and not do_apply:
         raise typer.BadParameter("a queued migration is an --apply", param_hint="--queue")
     repo = open_repo()

@@ -61,6 +61,7 @@ class Candidate:
 
 
 UNPROVEN = "unproven"  # a migration event's outcome: made, but not proven (nor disproven)
+DEFERRED = "deferred"  # ... and an archivist's decision not to migrate the file yet
 
 
 @dataclass

@@ -24,7 +24,7 @@ from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import FixityMismatch
-from preserve.planning.migrate import UNPROVEN, format_policy, last_attempt
+from preserve.planning.migrate import DEFERRED, UNPROVEN, format_policy, last_attempt
 from preserve.repository import Repository
 from preserve.storage.new_version import event_record
 from preserve.storage.object_log import store_log_event
@@ -48,6 +48,7 @@ class FormatRow:
     pending: int = 0              # files the policy would migrate that have no derivative
     failed: int = 0               # of those, the last migration's derivative was wrong
     unproven: int = 0             # ... or could not be proven equal to the source
+    deferred: int = 0             # ... or an archivist decided to leave it for now
     pathway: str | None = None
     tools: dict[str, str | None] = field(default_factory=dict)  # tool -> version (None: absent)
 
@@ -86,6 +87,7 @@ def report(repo: Repository, refs: list[str] | None = None,
             last = last_attempt(attempts.get(aip, ()), path)
             row.failed += bool(last) and last[1] == "failure"
             row.unproven += bool(last) and last[1] == UNPROVEN
+            row.deferred += bool(last) and last[1] == DEFERRED
     order = {"high": 0, "medium": 1, "low": 2, None: 3}
     return sorted(rows.values(), key=lambda r: (order[r.risk], -r.bytes, r.puid or ""))
 

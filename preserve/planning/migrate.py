@@ -44,12 +44,14 @@ from preserve.domain.identify import (
     siegfried_environment,
     siegfried_info,
 )
+from preserve.domain.metadata import check_utf8
 from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
-from preserve.errors import PreserveError, ToolFailure
+from preserve.errors import BadArgument, PreserveError, ToolFailure
 from preserve.parallel import default_workers
 from preserve.planning.conversion import (
+    DEFERRED,
     UNPROVEN,
     Candidate,
     Outcome,
@@ -65,6 +67,7 @@ from preserve.storage.new_version import (
 )
 from preserve.storage.object_log import store_log_event
 from preserve.storage.recovery import MIGRATE_STAGING, tidy
+from preserve.storage.versions import version_user
 from preserve.system import fstree
 from preserve.system.tools import allow_tools, kill_all, tool_version
 
@@ -82,6 +85,7 @@ class MigrationResult:
     rejected: list[dict] = field(default_factory=list)  # failed: the derivative is wrong
     unproven: list[dict] = field(default_factory=list)  # not kept: no check could decide
     unchanged: list[dict] = field(default_factory=list)  # not tried again: nothing changed
+    deferred: list[dict] = field(default_factory=list)  # left by an archivist's decision
     versions: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # versions not written, copies missing
 
@@ -157,8 +161,11 @@ def apply(repo: Repository, refs: list[str] | None = None, collection: str | Non
     policy = format_policy(repo)
     if not retry:  # an attempt that would repeat itself is left, and said, not re-run
         unchanged = last_attempts(repo, policy, candidates)
-        result.unchanged = [{**c.to_dict(), "last_outcome": unchanged[(c.aip_id, c.source)]}
-                            for c in candidates if (c.aip_id, c.source) in unchanged]
+        for c in candidates:
+            last = unchanged.get((c.aip_id, c.source))
+            if last is not None:
+                (result.deferred if last.startswith(DEFERRED) else result.unchanged).append(
+                    {**c.to_dict(), "last_outcome": last})
         candidates = [c for c in candidates if (c.aip_id, c.source) not in unchanged]
     result.planned = len(candidates)
     if not candidates:
@@ -253,9 +260,58 @@ def last_attempts(repo: Repository, policy: FormatPolicy, candidates: list[Candi
     same = {}
     for c in candidates:
         last = last_attempt(attempts.get(c.aip_id, ()), c.source)
-        if last and last[0] == new_outcome(c, policy, len(c.rule.pathways) - 1, None).detail:
+        if last and last[1] == DEFERRED:  # a decision stands until --retry
+            same[(c.aip_id, c.source)] = last[0][len(f"{display(c.source)} ("):-1]
+        elif last and last[0] == new_outcome(c, policy, len(c.rule.pathways) - 1,
+                                             None).detail:
             same[(c.aip_id, c.source)] = last[1]
     return same
+
+
+# -- defer -----------------------------------------------------------------------------------
+
+def defer(repo: Repository, refs: list[str] | None, collection: str | None, puid: str | None,
+          files: list[str] | None, reason: str) -> list[dict]:
+    """Record an archivist's decision to leave planned files unmigrated for now (issue 22:
+    files no tool here can migrate came back failed on every run): one PREMIS migration
+    event per file, outcome "deferred", its detail naming who decided and why, with the
+    person as the event's authorizer, in the catalog and the object's logs/. `--plan`
+    shows it, `formats` counts it, `apply` leaves the file until --retry. `files` narrows
+    the selection to these payload paths (data/... or as below data/); a name that is not
+    planned for migration refuses the whole call before anything is recorded."""
+    check_utf8("--reason", reason)
+    if not reason.strip():
+        raise BadArgument("a deferral needs a reason", hint="say why with --reason TEXT: "
+                          "it is kept with the decision, for whoever reads it later")
+    candidates = plan(repo, refs, collection, puid)
+    if files:
+        wanted = {f if f.startswith("data/") else f"data/{f}" for f in files}
+        candidates = [c for c in candidates if c.source in wanted]
+        unknown = sorted(wanted - {c.source for c in candidates})
+        if unknown:
+            shown = ", ".join(display(u) for u in unknown[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise BadArgument(f"not planned for migration in this selection: {shown}{more}; "
+                              "nothing was deferred",
+                              hint="'preserve migrate --plan' lists the files that are")
+    person, address = version_user()
+    authorizer = Agent(f"person-{person}", person, "person", None, address)
+    when = now_utc()
+    location = repo.primary_location()
+    for aip_id, group in groupby(candidates, key=lambda c: c.aip_id):
+        events = [Event("migration", when, DEFERRED,
+                        f"{display(c.source)} (deferred by {person}: {reason})",
+                        f"not migrated by decision; rule '{c.rule.name}' would make "
+                        f"{display(c.derivative)}; 'preserve migrate --retry' migrates it",
+                        [(authorizer.identifier, "authorizer"),
+                         (AGENT_PRESERVE, "executing program")],
+                        objects=[(c.source, "source")]) for c in group]
+        repo.catalog.add_events([event_record(aip_id, e, None) for e in events])
+        agents = [authorizer, Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__)]
+        for event in events:
+            store_log_event(location, ocfl.object_root(aip_id), aip_id, event, "deferral",
+                            agents)
+    return [{**c.to_dict(), "deferred_by": person, "reason": reason} for c in candidates]
 
 
 # -- record ----------------------------------------------------------------------------------
