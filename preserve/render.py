@@ -462,16 +462,30 @@ def migration_report(result) -> None:
     if result.rejected:
         out.print(f"[bold red]{len(result.rejected)} derivative(s) failed[/] (recorded as "
                   "failed migration events; nothing else changed):")
-        for r in result.rejected[:LISTED]:
-            out.print(f"  {text(r['source'])} (AIP {r['aip'][:8]}): {text(r['reason'])}")
+        _by_reason(result.rejected)
     if result.unproven:
         out.print(f"[bold yellow]{len(result.unproven)} derivative(s) could not be proven[/] "
                   "equal to their sources and were not kept (recorded as unproven "
                   "migration events; nothing else changed):")
-        for r in result.unproven[:LISTED]:
-            out.print(f"  {text(r['source'])} (AIP {r['aip'][:8]}): {text(r['reason'])}")
+        _by_reason(result.unproven)
     for p in result.problems:
         out.print(f"[bold red]problem:[/] {text(p)}")
+
+
+def _by_reason(items: list[dict]) -> None:
+    """Files not kept, those with one reason together (their own name in it read as "the
+    file"), the commonest reason first: a long list reads as its causes (issue 22)."""
+    groups: dict[str, list[dict]] = {}
+    for r in items:
+        groups.setdefault(r["reason"].replace(display(r["source"]), "the file"), []).append(r)
+    for reason, group in sorted(groups.items(), key=lambda g: -len(g[1]))[:LISTED]:
+        if len(group) == 1:
+            r = group[0]
+            out.print(f"  {text(r['source'])} (AIP {r['aip'][:8]}): {text(r['reason'])}")
+            continue
+        names = ", ".join(f"{text(r['source'])} (AIP {r['aip'][:8]})" for r in group[:5])
+        more = f" and {len(group) - 5} more" if len(group) > 5 else ""
+        out.print(f"  {len(group)} files: {text(reason)}\n    {names}{more}")
 
 
 def reidentify_report(result) -> None:

@@ -758,3 +758,28 @@ def test_an_archivist_defers_a_migration_and_the_decision_is_kept(tmp_path, monk
     [migrated] = json.loads(run(root, "migrate", "--apply", "--retry",
                                 "--json").stdout)["migrated"]
     assert migrated["source"] == "data/plate7.pdf"
+
+
+def test_rejections_with_one_reason_are_listed_together(tmp_path):
+    """Issue 22: a long rejection list read file by file; the files that fail for one
+    reason are said once, with their names, the commonest reason first."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in (1, 2, 3):
+        media.photo_pdf(src / f"plate{n}.pdf")
+    root, _aip = _repo_with(tmp_path, src)
+
+    def pdfwrite_defaults(data):  # re-encodes the photo lossily: the images check fails
+        args = data["pathways"]["ghostscript-pdfa2b"]["args"]
+        args[:] = [a for a in args if not a.startswith(("-dAutoFilter", "-dColorImage",
+                                                        "-dGrayImage", "-dPassThrough",
+                                                        "-dDownsample"))]
+
+    _policy(root, pdfwrite_defaults)
+    said = run(root, "migrate", "--apply", check_code=1).stdout
+    assert "3 derivative(s) failed" in said
+    grouped = said.split("3 derivative(s) failed", 1)[1]
+    assert "3 files: page 1: an image of 256x256 (8 bits, 3 components) is not in the " \
+           "derivative" in " ".join(grouped.split())
+    assert all(f"data/plate{n}.pdf (AIP" in grouped for n in (1, 2, 3))
+    assert grouped.count("page 1: an image of 256x256") == 1
