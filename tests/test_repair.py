@@ -131,3 +131,22 @@ def test_repair_with_an_unreachable_location_exits_3(two_disks, tmp_path):
         assert json.loads(result.stdout)["status"] == "unreachable"
     (bag1 / "data" / "docs" / "notes.txt").write_text("damaged")  # damage outranks it
     assert repair(repo).exit_code == 1
+
+
+def test_stored_files_are_read_only_after_ingest_copies_and_repair(two_disks):
+    """Issue 22: stored files stayed writable. Every file of every object (each version's
+    content, inventories, sidecars, the storage root's own files) is r--r--r-- on both
+    disks, and so is a file repair puts back; folders stay writable by their owner."""
+    repo, aip, bag1, bag2 = two_disks
+    target = bag1 / "data" / "images" / "photo.png"
+    good = target.read_bytes()
+    target.write_bytes(good[:-1] + b"\x00")  # root writes whatever the mode says
+    assert [r.outcome for r in repair(repo).repairs] == ["repaired"]
+    for name in ("local", "disk2"):
+        root = repo.locations[name].root
+        stored = [os.path.join(d, f) for d, _, fs in os.walk(root)
+                  if "preserve-staging" not in d for f in fs]
+        assert len(stored) > 10
+        assert {oct(os.stat(p).st_mode & 0o777) for p in stored} == {oct(0o444)}, name
+        assert os.stat(bag1).st_mode & 0o200  # the owner may still rename and remove
+    assert target.read_bytes() == good

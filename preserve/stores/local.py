@@ -33,6 +33,20 @@ from preserve.system.writeback import syncfs
 STAGING = "extensions/preserve-staging"
 
 
+# Stored files are read-only (r--r--r--), a second guard against accidents: an editor, a
+# script or a mistaken `cp` over a stored file is refused (issue 22). Folders stay writable
+# by their owner, so that preserve can still replace a damaged file whole (a rename) and
+# remove what it staged; root, which ignores modes, is guarded by the audits alone.
+READ_ONLY = 0o444
+
+
+def read_only(tree: Path) -> None:
+    """Every file under `tree` made read-only, before the tree is published."""
+    for dirpath, _dirs, files in fstree.walk(str(tree)):
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), READ_ONLY)  # preserve made each: no links
+
+
 def sync_filesystem(path: Path) -> None:
     """Flush everything written on the filesystem holding `path` (one syncfs instead of
     an fsync per file: the bag is durable before it becomes visible)."""
@@ -159,6 +173,7 @@ class LocalStorage:
             if move:
                 fstree.rmtree(source)
             source = copied
+        read_only(source)
         sync_filesystem(source)
         os.rename(source, target)
         fsync_dir(target.parent)
@@ -234,6 +249,7 @@ class LocalStorage:
         return self.staging_dir() / f"file-{uuid.uuid4().hex}.{os.getpid()}"
 
     def _into_place(self, tmp: Path, key: str) -> None:
+        os.chmod(tmp, READ_ONLY)
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, path)
