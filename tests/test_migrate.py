@@ -783,3 +783,36 @@ def test_rejections_with_one_reason_are_listed_together(tmp_path):
            "derivative" in " ".join(grouped.split())
     assert all(f"data/plate{n}.pdf (AIP" in grouped for n in (1, 2, 3))
     assert grouped.count("page 1: an image of 256x256") == 1
+
+
+def test_sound_alone_in_a_video_container_is_not_migrated_as_video(tmp_path):
+    """Issue 22: siegfried names a WMA (wmav1) as the ASF container, fmt/131, like a film
+    in ASF: it fell under the video rule and failed to migrate on every run. The streams
+    the stored file holds decide: video to the video rule, sound alone to its own."""
+    src = tmp_path / "src"
+    src.mkdir()
+    media.run("ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=1",
+              "-c:a", "wmav1", "-f", "asf", src / "interview.wma")
+    media.run("ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+              "testsrc=d=1:s=64x48:r=5", "-c:v", "mpeg4", "-f", "asf", src / "reel.asf")
+    root, _aip = _repo_with(tmp_path, src)
+    rows = {r["rule"]: r for r in json.loads(run(root, "formats", "--json").stdout)
+            if r["puid"] == "fmt/131"}
+    assert set(rows) == {"Legacy video", "Sound alone in a video container (WMA as ASF, "
+                                         "audio-only AVI or QuickTime)"}
+    assert [(r["files"], r["action"], r["pending"]) for r in rows.values()] == [
+        (1, "migrate", 1), (1, "keep", 0)]
+    planned = json.loads(run(root, "migrate", "--plan", "--json").stdout)
+    assert [p["source"] for p in planned] == ["data/reel.asf"]
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda d: _rule(d, "Legacy video").update(streams="sound"), "must be video"),
+    (lambda d: _rule(d, "Legacy video").pop("streams"), "no rule with 'streams: video'"),
+])
+def test_a_streams_rule_that_cannot_apply_is_refused_with_its_line(tmp_path, edit, named):
+    root = tmp_path / "repo"
+    Repository.init(root)[0].close()
+    _policy(root, edit)
+    with pytest.raises(ConfigError, match=named):
+        load_format_policy(root / "policies" / "formats.yaml")

@@ -68,6 +68,9 @@ class FormatRule:
     render_tolerance: float = 0.0  # share of a page's pixels that may differ when rendered
     line: int = 0
     fallback: tuple[str, ...] = ()  # pathways tried in order when the one before is refused
+    # Containers that hold video or sound alone under one PUID (ASF: WMV and WMA): "video",
+    # the rule takes only files with a video stream; "audio", only those without one.
+    streams: str | None = None
 
     @property
     def pathways(self) -> tuple[str, ...]:
@@ -82,8 +85,12 @@ class FormatPolicy:
     pathways: dict[str, Pathway] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._by_puid = {p: r for r in reversed(self.rules) for p in r.puids}
-        self._by_mime = {m: r for r in reversed(self.rules) for m in r.mime}
+        plain = [r for r in self.rules if r.streams != "audio"]
+        sound = [r for r in self.rules if r.streams == "audio"]
+        self._by_puid = {p: r for r in reversed(plain) for p in r.puids}
+        self._by_mime = {m: r for r in reversed(plain) for m in r.mime}
+        self._sound_by_puid = {p: r for r in reversed(sound) for p in r.puids}
+        self._sound_by_mime = {m: r for r in reversed(sound) for m in r.mime}
 
     def chain(self, name: str) -> list[Pathway]:
         """A pathway and those it hands its output on to, in order."""
@@ -92,11 +99,19 @@ class FormatPolicy:
             out.append(self.pathways[out[-1].then])
         return out
 
-    def rule_for(self, puid: str | None, mime: str | None) -> FormatRule | None:
-        """The rule for a file: by PUID; by MIME type only where siegfried named none."""
-        if puid:
-            return self._by_puid.get(puid)
-        return self._by_mime.get((mime or "").split(";")[0].strip())
+    def rule_for(self, puid: str | None, mime: str | None,
+                 streams: frozenset[str] | None = None) -> FormatRule | None:
+        """The rule for a file: by PUID; by MIME type only where siegfried named none. A
+        rule for video alone (`streams: video`) gives way, for a file whose `streams`
+        (the kinds ffprobe names: "audio", "video"...) hold no video, to the rule for the
+        same format holding sound alone (issue 22: a WMA, which siegfried may name as the
+        ASF container, fell under the video rule and failed to migrate on every run)."""
+        key = (mime or "").split(";")[0].strip()
+        rule = self._by_puid.get(puid) if puid else self._by_mime.get(key)
+        if rule is not None and rule.streams == "video" and streams is not None \
+                and "video" not in streams:
+            return self._sound_by_puid.get(puid) if puid else self._sound_by_mime.get(key)
+        return rule
 
 
 def load_format_policy(path: Path) -> FormatPolicy:
@@ -119,17 +134,24 @@ def load_format_policy(path: Path) -> FormatPolicy:
             chain.append(pathway.then)
             pathway = pathways[pathway.then]
     rules: list[FormatRule] = []
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, bool], str] = {}  # (PUID, for sound alone) -> rule
     items = data.get("rules") or []
     _need(isinstance(items, list), path, lines, "rules", "must be a list of rules")
     for i, item in enumerate(items):
         rule = _rule(item, f"rules[{i}]", path, lines, pathways)
         for puid in rule.puids:
-            _need(puid not in seen, path, lines, f"rules[{i}].puids",
-                  f"lists {puid}, which rule '{seen.get(puid)}' already has (a format has "
-                  "one rule)")
-            seen[puid] = rule.name
+            key = (puid, rule.streams == "audio")
+            _need(key not in seen, path, lines, f"rules[{i}].puids",
+                  f"lists {puid}, which rule '{seen.get(key)}' already has (a format has "
+                  "one rule, and one more for sound alone)")
+            seen[key] = rule.name
         rules.append(rule)
+    video = {p for r in rules if r.streams == "video" for p in r.puids}
+    for i, rule in enumerate(rules):
+        stray = [p for p in rule.puids if p not in video] if rule.streams == "audio" else []
+        _need(not stray, path, lines, f"rules[{i}].streams",
+              f"is audio, but no rule with 'streams: video' has {', '.join(stray)}: this "
+              "rule would never apply")
     return FormatPolicy(str(path), rules, pathways)
 
 
@@ -181,8 +203,11 @@ def _rule(item, where: str, path: Path, lines: dict, pathways: dict) -> FormatRu
     action = item.get("action")
     _need(action in ACTIONS, path, lines, f"{where}.action",
           f"must be one of {', '.join(ACTIONS)} (found {action!r})")
+    streams = item.get("streams")
+    _need(streams in (None, "video", "audio"), path, lines, f"{where}.streams",
+          "must be video (files with a video stream) or audio (files without one)")
     rule = FormatRule(name.strip(), risk, action, tuple(puids), tuple(mime),
-                      line=lines.get(where, 0))
+                      line=lines.get(where, 0), streams=streams)
     if action != "migrate":
         for key in ("target", "pathway", "fallback", "checks"):
             _need(key not in item, path, lines, f"{where}.{key}",
@@ -223,7 +248,8 @@ def _rule(item, where: str, path: Path, lines: dict, pathways: dict) -> FormatRu
           f"{where}.render_tolerance", "must be a share from 0 to below 1")
     return FormatRule(rule.name, risk, action, rule.puids, rule.mime,
                       Target(tuple(tpuids), extension, pdfa), pathway, tuple(checks),
-                      float(similarity), float(tolerance), rule.line, tuple(fallback))
+                      float(similarity), float(tolerance), rule.line, tuple(fallback),
+                      streams)
 
 
 def _number(value) -> bool:

@@ -41,7 +41,7 @@ FORMATS: Schema = {
                "target": {"puids": None, "extension": None, "pdfa": None}, "pathway": None,
                "fallback": None,
                "checks": None, "text_similarity": None, "render_tolerance": None,
-               "note": None}],
+               "streams": None, "note": None}],
 }
 _LOCATION = {"name": None, "kind": None, "media": None, "commissioned": None,
              "expected_lifetime_years": None}

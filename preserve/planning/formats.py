@@ -24,7 +24,13 @@ from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import FixityMismatch
-from preserve.planning.migrate import DEFERRED, UNPROVEN, format_policy, last_attempt
+from preserve.planning.migrate import (
+    DEFERRED,
+    UNPROVEN,
+    format_policy,
+    last_attempt,
+    rule_of,
+)
 from preserve.repository import Repository
 from preserve.storage.new_version import event_record
 from preserve.storage.object_log import store_log_event
@@ -67,13 +73,13 @@ def report(repo: Repository, refs: list[str] | None = None,
     ids = [repo.catalog.resolve(r) for r in refs] if refs else None
     rows: dict[tuple, FormatRow] = {}
     attempts = repo.catalog.migration_attempts()
-    for (aip, _coll, path, _v, size, _sha, puid, mime, fmt, made) in \
+    for (aip, _coll, path, version, size, _sha, puid, mime, fmt, made) in \
             repo.catalog.payload_for_policy(ids, collection):
-        key = (puid, None if puid else mime)
+        rule = rule_of(repo, policy, aip, version, path, puid, mime)
+        key = (puid, None if puid else mime, rule.name if rule else None)
         row = rows.get(key)
         if row is None:
             row = rows[key] = FormatRow(puid, fmt, mime)
-            rule = policy.rule_for(puid, mime)
             if rule is not None:
                 row.risk, row.action, row.rule = rule.risk, rule.action, rule.name
                 if rule.action == "migrate":

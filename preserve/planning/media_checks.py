@@ -10,6 +10,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+from preserve.errors import PreserveError
 from preserve.planning.proof import DECODE_MEMORY_MB, CheckFailed
 from preserve.system.tools import find_tool, hash_output, output_text, run_tool
 
@@ -77,6 +78,18 @@ def check_pixels(rule, source: Path, derivative: Path, workdir: Path, timeout: f
             + (" as shown on the canvas" if shown else "") + f", {source_depth} bits, "
             f"{channels}, {space} (sha256 of {size} RGBA bytes decoded at {depth} bits "
             f"{want[:16]}…)")
+
+
+def stream_kinds(path: Path, timeout: float = 60) -> frozenset[str] | None:
+    """The kinds of stream a media file holds ("audio", "video", ...), from its headers
+    (ffprobe); None where ffprobe is missing or cannot read it: the format's rule then
+    stands as for any file of the format."""
+    try:
+        text = output_text(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type",
+                            "-of", "json", str(path)], timeout=timeout)
+        return frozenset(str(s.get("codec_type")) for s in json.loads(text).get("streams", []))
+    except (PreserveError, OSError, ValueError):
+        return None
 
 
 def _streams(path: Path, kind: str, timeout: float) -> list[dict]:

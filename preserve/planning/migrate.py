@@ -36,10 +36,7 @@ from pathlib import PurePosixPath
 from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
-from preserve.domain.formats import (
-    FormatPolicy,
-    load_format_policy,
-)
+from preserve.domain.formats import FormatPolicy, FormatRule, load_format_policy
 from preserve.domain.identify import (
     siegfried_environment,
     siegfried_info,
@@ -58,6 +55,7 @@ from preserve.planning.conversion import (
     convert,
     new_outcome,
 )
+from preserve.planning.media_checks import stream_kinds
 from preserve.repository import Repository
 from preserve.storage.new_version import (
     VersionChange,
@@ -113,7 +111,7 @@ def plan(repo: Repository, refs: list[str] | None = None, collection: str | None
         taken = {r[2] for r in files}
         derivatives = {d[2] for d in catalog.derivations(aip_id)}
         for (_, coll, path, version, size, sha512, file_puid, mime, fmt, made) in files:
-            rule = policy.rule_for(file_puid, mime)
+            rule = rule_of(repo, policy, aip_id, version, path, file_puid, mime)
             if (rule is None or rule.action != "migrate" or made is not None
                     or path in derivatives or (puid and file_puid != puid)):
                 continue
@@ -122,6 +120,19 @@ def plan(repo: Repository, refs: list[str] | None = None, collection: str | None
             out.append(Candidate(aip_id, coll, path, version, size, sha512, file_puid, fmt,
                                  rule, name))
     return out
+
+
+def rule_of(repo: Repository, policy: FormatPolicy, aip_id: str, version: int, path: str,
+            puid: str | None, mime: str | None) -> FormatRule | None:
+    """The policy's rule for a stored file. Where the rule takes only files with a video
+    stream (a container such as ASF holds video or sound alone under one PUID), the stored
+    copy on the primary disk is asked which streams it holds (its headers only)."""
+    rule = policy.rule_for(puid, mime)
+    if rule is None or rule.streams != "video":
+        return rule
+    stored = repo.primary_location().local_path(
+        ocfl.key_of(ocfl.version_key(ocfl.object_root(aip_id), version), path))
+    return policy.rule_for(puid, mime, stream_kinds(stored))
 
 
 def derivative_name(source: str, extension: str, taken: set[str]) -> str:
