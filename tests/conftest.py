@@ -24,6 +24,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "sqlite_catalog: the test reads or writes the SQLite catalog file itself "
         "(not run when PRESERVE_TEST_CATALOG=postgresql)")
+    config.addinivalue_line(
+        "markers", "slow: kills, stalls and memory probes that take many seconds each "
+        "(the kill harness above all); `pytest -m 'not slow'` is the fast set")
 
 
 @pytest.fixture(autouse=True)

@@ -38,6 +38,8 @@ from tests.conftest import (
 from tests.s3server import S3Server
 
 FILES = 30
+pytestmark = pytest.mark.slow  # about 12 s a case, 62 cases
+
 LOCAL = "preserve.stores.local"
 S3 = "preserve.stores.s3"
 CATALOG = "preserve.catalog:Catalog"

@@ -105,6 +105,7 @@ def test_an_s3_replica_is_repaired_from_the_local_disk(tmp_path, collection):
         server.stop()
 
 
+@pytest.mark.slow
 def test_replication_and_export_memory_does_not_grow_with_the_number_of_files(tmp_path):
     """Digests are asked of the catalog file by file and bag files stream from the folder:
     5x the files must not mean more Python memory (the digest map alone took ~660 B a

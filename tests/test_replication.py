@@ -164,6 +164,7 @@ def _spawn(repo_root, *args) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [0.3, 0.8, 1.5])
 def test_two_replicates_at_once_one_killed_never_leave_a_partial_replica_recorded(
         tmp_path, server, kill_after):
@@ -341,6 +342,7 @@ def test_no_credentials_make_that_location_unreachable_and_the_others_are_served
     assert done.returncode == 3 and json.loads(done.stdout)["id"]
 
 
+@pytest.mark.slow
 def test_a_stalled_endpoint_is_called_unreachable_in_seconds(tmp_path, server, collection):
     """Issue 22: a store that accepts connections and never answers kept audit running
     for 8 minutes with no output, storage check 2.5 minutes. Timeouts are per location;
