@@ -95,14 +95,14 @@ class Aips:
                       algorithm: str = "sha512") -> Iterator[tuple[str, str]]:
         """(digest, content path) of every content file up to `head`, by digest."""
         column = {"sha512": "sha512", "sha256": "sha256"}[algorithm]
-        for digest, version, path in self._stream(
+        for digest, version, path in self.stream(
                 f"SELECT {column}, version, path FROM files WHERE aip_id = ? AND version <= ? "
                 f"ORDER BY {column}, version, path", (aip_id, head)):
             yield digest, content_path(version, path)
 
     def state_rows(self, aip_id: str, version: int) -> Iterator[tuple[str, str]]:
         """(sha512, bag path) of every file of the bag of `version`, by digest."""
-        yield from self._stream(f"SELECT f.sha512, f.path FROM files f WHERE {IN_STATE} "
+        yield from self.stream(f"SELECT f.sha512, f.path FROM files f WHERE {IN_STATE} "
                                    "ORDER BY f.sha512, f.path", (aip_id, version))
 
     def holds(self, aip_id: str, version: int, path: str) -> bool:
@@ -125,7 +125,7 @@ class Aips:
         """(bag path, version holding its content, size, digests) of every file of the bag
         of `version` (or of its tag files only), by path: what export writes out."""
         tags = f" AND NOT {PAYLOAD}" if tags_only else ""
-        for path, held_in, size, *digests in self._stream(
+        for path, held_in, size, *digests in self.stream(
                 f"SELECT f.path, f.version, f.size, {', '.join('f.' + c for c in DIGEST_COLUMNS)} "
                 f"FROM files f WHERE {IN_STATE}{tags} ORDER BY f.path", (aip_id, version)):
             yield path, held_in, size, row_digests(digests)

@@ -118,7 +118,7 @@ class Audits:
                             before: str) -> Iterator[tuple[str, int, str]]:
         """(path, size, last verified) of a replica's files not verified since `before`,
         least recently verified first."""
-        yield from self._stream(
+        yield from self.stream(
             f"SELECT f.path, f.size, {LAST_CHECK} AS last FROM replicas r JOIN files f ON "
             "f.aip_id = r.aip_id AND f.version = r.version LEFT JOIN file_checks c ON "
             "c.aip_id = r.aip_id AND c.version = r.version AND c.location = r.location AND "
@@ -128,7 +128,7 @@ class Audits:
     def all_file_checks(self, before: str) -> Iterator[tuple[str, int, str, str, int, str]]:
         """(aip, version, location, path, size, last verified) of every replica file not
         verified since `before`, least recently verified first: the order sampling takes."""
-        yield from self._stream(
+        yield from self.stream(
             f"SELECT r.aip_id, r.version, r.location, f.path, f.size, {LAST_CHECK} AS last "
             "FROM replicas r JOIN aips a ON a.id = r.aip_id JOIN files f ON "
             "f.aip_id = r.aip_id AND f.version = r.version LEFT JOIN file_checks c ON "

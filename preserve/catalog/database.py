@@ -339,7 +339,7 @@ class Database:
             else:
                 self.conn.executemany(sql, batch)
 
-    def _stream(self, sql: str, args: Iterable = ()) -> Iterator[tuple]:
+    def stream(self, sql: str, args: Iterable = ()) -> Iterator[tuple]:
         """The rows of a long query without holding them all: SQLite's cursor reads as it
         goes; on PostgreSQL, a server-side cursor on a connection of its own, in a
         read-only snapshot (the catalog's connection stays free for writes meanwhile)."""

@@ -21,7 +21,7 @@ class Files:
 
     def files(self, aip_id: str, version: int) -> Iterator[FileRecord]:
         """The payload files of the bag of `version` (whichever version holds each)."""
-        cur = self._stream(f"SELECT {', '.join('f.' + c for c in FILE_COLUMNS)} FROM files f "
+        cur = self.stream(f"SELECT {', '.join('f.' + c for c in FILE_COLUMNS)} FROM files f "
                               f"WHERE {IN_STATE} AND {PAYLOAD} ORDER BY f.path",
                               (aip_id, version))
         for row in cur:

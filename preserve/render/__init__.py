@@ -1,120 +1,60 @@
 """All terminal output: rich tables and progress for people, JSON for machines.
 
 Reports go to stdout; progress bars and error messages go to stderr, so
-`--json` output can be piped while a person still sees what is happening.
+`--json` output can be piped while a person still sees what is happening. What every
+report shares is base.py; Preservation Planning's reports are planning.py; the reports
+of ingest, storage, data management and administration are here. Commands call them as
+`render.<name>`, wherever each lives.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-from contextlib import contextmanager
 from itertools import islice
 
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from preserve.domain.bag import human_size
-from preserve.domain.names import display
+from preserve.render.base import (
+    FINDINGS_LISTED,
+    LISTED,
+    emit_json,
+    emit_json_error,
+    emit_json_stream,
+    err,
+    failure,
+    out,
+    progress_bar,
+    report,
+    text,
+)
+from preserve.render.planning import (
+    deferral_report,
+    formats_report,
+    migration_plan,
+    migration_report,
+    reidentify_report,
+)
 
-LISTED = 50  # warnings and problems shown in a table; the rest are counted
-FINDINGS_LISTED = 200  # a validation's findings shown in its table
-
-# Piped (a demo's log, `| less`, a cron mail) a console is 80 columns wide, and tables
-# cut ids and paths (issue 22); there, unless COLUMNS says otherwise, they get room.
-PIPED_WIDTH = 220
-out = Console(highlight=False, soft_wrap=True,
-              width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-_emitted = []  # whether a JSON document went to stdout in this run (one at most)
-
-
-def emit_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    _emitted.append(True)
-
-
-def emit_json_error(message: str, hint: str | None, code: int) -> None:
-    """Under --json, a failure is a JSON document on stdout too, unless the command has
-    written its own already (a script reads one document)."""
-    if not _emitted:
-        emit_json({"status": "error", "error": message, "hint": hint, "exit_code": code})
-
-
-def emit_json_stream(head: dict, key: str, items) -> None:
-    """A JSON object whose `key` is a list written item by item as `items` yields them
-    (a validation may have millions of findings: never one string of all of them)."""
-    write = sys.stdout.write
-    write("{\n")
-    for name, value in head.items():
-        write(f"  {json.dumps(name)}: {json.dumps(value, ensure_ascii=False, default=str)},\n")
-    write(f"  {json.dumps(key)}: [")
-    for n, item in enumerate(items):
-        write(("," if n else "") + "\n    " + json.dumps(item, ensure_ascii=False, default=str))
-    write("\n  ]\n}\n")
-
-
-def report(result, json_out: bool, show) -> None:
-    """A command's result: its JSON document for machines, or `show(result)` for people."""
-    if json_out:
-        emit_json(result.to_dict())
-    else:
-        show(result)
-
-
-def text(value) -> str:
-    """Escape for rich markup and make control characters in names visible."""
-    return escape(display(str(value))) if value is not None else ""
-
-
-class RichProgress:
-    """A progress bar by files and bytes, with throughput and ETA (restic-style)."""
-
-    def __init__(self, progress):
-        self.progress = progress
-        self.task = None
-
-    def start(self, phase: str, files: int, nbytes: int) -> None:
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-        self.files_done = 0
-        self.task = self.progress.add_task(phase, total=nbytes or None, files=0, nfiles=files)
-
-    def advance(self, files: int, nbytes: int) -> None:
-        self.files_done += files
-        self.progress.update(self.task, advance=nbytes, files=self.files_done)
-
-
-@contextmanager
-def progress_bar(enabled: bool = True):
-    """A RichProgress on stderr; disabled (cron, --json), nothing is drawn or even imported."""
-    if not enabled:
-        from preserve.domain.progress import Silent
-
-        yield Silent()
-        return
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = [
-        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[files]}/{task.fields[nfiles]} files"), DownloadColumn(),
-        TransferSpeedColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=err, transient=True) as p:
-        yield RichProgress(p)
+# what commands reach as render.<name> from base.py and planning.py
+__all__ = [
+    "FINDINGS_LISTED",
+    "LISTED",
+    "deferral_report",
+    "emit_json",
+    "emit_json_error",
+    "emit_json_stream",
+    "err",
+    "failure",
+    "formats_report",
+    "migration_plan",
+    "migration_report",
+    "out",
+    "progress_bar",
+    "reidentify_report",
+    "report",
+    "text",
+]
 
 
 def ingest_summary(result) -> None:
@@ -388,127 +328,6 @@ def schedule(rows, sample: float | None, coverage: int | None) -> None:
         out.print(f"Sampling: each run also verifies {sample:.4g} of all files, least recently "
                   f"verified first; with nightly runs every file is verified within "
                   f"{coverage} days.")
-
-
-def formats_report(rows) -> None:
-    table = Table(title=f"{len(rows)} format(s) held", title_justify="left")
-    for col, just in (("PUID", "left"), ("format", "left"), ("files", "right"),
-                      ("size", "right"), ("risk", "left"), ("action", "left"),
-                      ("to do", "right"), ("failed", "right"), ("unproven", "right"),
-                      ("deferred", "right"), ("tools here", "left")):
-        table.add_column(col, justify=just)
-    colours = {"high": "red", "medium": "yellow", "low": "green"}
-    for r in rows:
-        risk = f"[{colours[r.risk]}]{r.risk}[/]" if r.risk else "[dim]no rule[/]"
-        if r.pathway is None:
-            works = ""
-        else:
-            works = ", ".join(f"{t} {v.split('-')[0].split('+')[0]}" if v
-                              else f"[red]{t} missing[/]" for t, v in r.tools.items())
-        table.add_row(text(r.puid or r.mime or "-"), text(r.name or "(not identified)"),
-                      str(r.files), human_size(r.bytes), risk, r.action or "",
-                      str(r.pending) if r.action == "migrate" else "",
-                      f"[red]{r.failed}[/]" if r.failed else "",
-                      f"[yellow]{r.unproven}[/]" if r.unproven else "",
-                      str(r.deferred) if r.deferred else "", works)
-    out.print(table)
-
-
-def migration_plan(candidates, unchanged: dict) -> None:
-    if not candidates:
-        out.print("Nothing to migrate: no stored file awaits migration by the format policy.")
-        return
-    table = Table(title=f"{len(candidates)} file(s) to migrate (run with --apply to do it)",
-                  title_justify="left")
-    for col in ("AIP", "source", "PUID", "rule", "derivative", "checks", "last try"):
-        table.add_column(col)
-    for c in candidates[:500]:
-        last = unchanged.get((c.aip_id, c.source))
-        said = (f"{text(last)}: skipped (--retry)" if last and last.startswith("deferred")
-                else f"{last}, nothing changed since: skipped (--retry)" if last else "")
-        table.add_row(c.aip_id[:8], text(c.source), text(c.puid or "-"), text(c.rule.name),
-                      text(c.derivative), ", ".join(c.rule.checks),
-                      f"[yellow]{said}[/]" if said else "")
-    out.print(table)
-    if len(candidates) > 500:
-        out.print(f"... and {len(candidates) - 500} more (--json lists them all)")
-
-
-def deferral_report(deferred: list[dict]) -> None:
-    if not deferred:
-        out.print("Nothing deferred: no file of this selection awaits migration.")
-        return
-    out.print(f"[bold]{len(deferred)}[/] file(s) deferred (recorded as PREMIS events; "
-              "'preserve migrate --retry' migrates them):")
-    for d in deferred[:LISTED]:
-        out.print(f"  {text(d['source'])} (AIP {d['aip'][:8]}, rule {text(d['rule'])})")
-    if len(deferred) > LISTED:
-        out.print(f"  ... and {len(deferred) - LISTED} more (--json lists them all)")
-
-
-def migration_report(result) -> None:
-    out.print(f"[bold]{len(result.migrated)}[/] of {result.planned} file(s) migrated and "
-              f"proven, in {len(result.versions)} new AIP version(s)")
-    if result.unchanged:
-        out.print(f"{len(result.unchanged)} file(s) not tried again: their last migration "
-                  "was not kept and nothing it depends on has changed since (the rule, its "
-                  "pathways, the tools' versions); --retry tries them anyway")
-    if result.deferred:
-        out.print(f"{len(result.deferred)} file(s) deferred by an archivist's decision "
-                  "(--plan shows who and why); --retry migrates them")
-    for v in result.versions:
-        out.print(f"  AIP {v['aip']} v{v['version']}: {v['files_added']} derivative(s) "
-                  f"(stored at {', '.join(v['replicas'])})")
-    if result.rejected:
-        out.print(f"[bold red]{len(result.rejected)} derivative(s) failed[/] (recorded as "
-                  "failed migration events; nothing else changed):")
-        _by_reason(result.rejected)
-    if result.unproven:
-        out.print(f"[bold yellow]{len(result.unproven)} derivative(s) could not be proven[/] "
-                  "equal to their sources and were not kept (recorded as unproven "
-                  "migration events; nothing else changed):")
-        _by_reason(result.unproven)
-    for p in result.problems:
-        out.print(f"[bold red]problem:[/] {text(p)}")
-
-
-def _by_reason(items: list[dict]) -> None:
-    """Files not kept, those with one reason together (their own name in it read as "the
-    file"), the commonest reason first: a long list reads as its causes (issue 22)."""
-    groups: dict[str, list[dict]] = {}
-    for r in items:
-        groups.setdefault(r["reason"].replace(display(r["source"]), "the file"), []).append(r)
-    for reason, group in sorted(groups.items(), key=lambda g: -len(g[1]))[:LISTED]:
-        if len(group) == 1:
-            r = group[0]
-            out.print(f"  {text(r['source'])} (AIP {r['aip'][:8]}): {text(r['reason'])}")
-            continue
-        names = ", ".join(f"{text(r['source'])} (AIP {r['aip'][:8]})" for r in group[:5])
-        more = f" and {len(group) - 5} more" if len(group) > 5 else ""
-        out.print(f"  {len(group)} files: {text(reason)}\n    {names}{more}")
-
-
-def reidentify_report(result) -> None:
-    out.print(f"{result.files} file(s) identified again; {len(result.changed)} changed PUID")
-    for c in result.changed[:LISTED]:
-        due = " [yellow](now due for migration)[/]" if c.now_due else ""
-        out.print(f"  AIP {c.aip[:8]} {text(c.path)}: {c.old_puid or 'none'} -> "
-                  f"{c.new_puid or 'none'} ({text(c.new_format or '')}){due}")
-    for u in result.unreadable[:LISTED]:
-        out.print(f"[bold red]not read:[/] {text(u)}")
-
-
-def failure(message: str, hint: str | None = None, items: list | None = None) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    for item in (items or [])[:200]:
-        if hasattr(item, "code"):
-            err.print(f"  {item.code} {text(item.location())}: {text(item.message)}")
-        else:
-            err.print(f"  - {text(item)}")
-    if items and len(items) > 200:
-        err.print(f"  … and {len(items) - 200} more")
-    if hint:
-        err.print(f"[dim]hint: {escape(hint)}[/]")
 
 
 def _job_outcome(job) -> str:
