@@ -4,6 +4,7 @@ exercised on each dialect. The schema's migrations are checked against its decla
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -328,3 +329,61 @@ def test_init_with_an_unreachable_catalog_leaves_nothing_that_blocks_a_plain_ini
     done = subprocess.run([sys.executable, "-m", "preserve", "--repo", str(root), "init"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.sqlite_catalog  # copies and edits the SQLite file itself
+def test_two_catalogs_are_compared_table_by_table_across_both_databases(
+        tmp_path, collection, fresh_database):
+    """Issue 24's proof of a rebuild: `catalog diff` names, per table, the rows only one
+    catalog holds and those whose key both hold with other values; an SQLite catalog and
+    a PostgreSQL copy of it (other collations, other drivers) are the same."""
+    from tests.test_cli import run
+
+    repo, _ = Repository.init(tmp_path / "repo")
+    aip = ingest(repo, collection, Metadata("Parish", title="Registers")).aip_id
+    describe(repo, aip, Description(title="Parish registers, 1890-1920"))
+    audit(repo, full=True)
+    copy = tmp_path / "copy.sqlite"
+    with sqlite3.connect(repo.catalog.path) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+
+    Catalog.create_if_missing(fresh_database)
+    server = Catalog(fresh_database)
+    with server.transaction() as db:
+        for table in reversed(metadata.sorted_tables):
+            db.execute(f"DELETE FROM {table.name}")
+        for table in metadata.sorted_tables:
+            columns = [c.name for c in table.columns]
+            rows = repo.catalog.execute(f"SELECT {', '.join(columns)} FROM {table.name}")
+            db.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                           f"({', '.join('?' * len(columns))})", rows.fetchall())
+    server.close()
+    repo.close()
+    root = tmp_path / "repo"
+    for other in (copy, fresh_database, tmp_path / "repo"):
+        same = json.loads(run(root, "catalog", "diff", other, "--json").stdout)
+        assert same["same"] and all(t["same"] for t in same["tables"]), other
+        assert {t["table"] for t in same["tables"]} >= {"aips", "files", "events", "replicas"}
+
+    with sqlite3.connect(copy) as db:
+        path = db.execute("SELECT path FROM files WHERE path LIKE 'data/%' ORDER BY path "
+                          "LIMIT 1").fetchone()[0]
+        db.execute("UPDATE files SET sha256 = ? WHERE path = ?", ("0" * 64, path))
+        db.execute("DELETE FROM events WHERE id = (SELECT id FROM events ORDER BY seq DESC "
+                   "LIMIT 1)")
+        db.execute("INSERT INTO aips SELECT 'aip-only-there', collection, title, state, "
+                   "created, source, source_kind FROM aips LIMIT 1")
+    said = run(root, "catalog", "diff", copy, "--json", check_code=1)
+    tables = {t["table"]: t for t in json.loads(said.stdout)["tables"]}
+    assert (tables["files"]["changed"], tables["files"]["only_here"]) == (1, 0)
+    assert tables["files"]["examples"][0].startswith("changed sha256: {'aip_id': ")
+    assert (tables["events"]["only_here"], tables["events"]["only_there"]) == (1, 0)
+    assert tables["aips"]["only_there"] == 1 and "aip-only-there" in \
+        tables["aips"]["examples"][0]
+    assert [n for n, t in tables.items() if not t["same"]] == ["aips", "events", "files"]
+    assert "The catalogs differ" in run(root, "catalog", "diff", copy, check_code=1).stdout
+    left = json.loads(run(root, "catalog", "diff", copy, "--ignore", "files.sha256",
+                          "--json", check_code=1).stdout)
+    assert [t["table"] for t in left["tables"] if not t["same"]] == ["aips", "events"]
+    said = run(root, "catalog", "diff", copy, "--ignore", "files.nosuch", check_code=2)
+    assert "--ignore files.nosuch: no such column in the catalog" in said.stderr

@@ -10,7 +10,7 @@ registered below, in the order `preserve --help` lists them.
 from __future__ import annotations
 
 from preserve.cli import access, admin, data, ingest, planning, storage
-from preserve.cli.app import app, main, storage_app
+from preserve.cli.app import app, catalog_app, main, storage_app
 
 __all__ = ["app", "main"]
 
@@ -26,3 +26,4 @@ for command, name in [
 for command, name in [(storage.storage_add, "add"), (storage.storage_list, "list"),
                       (storage.storage_check, "check")]:
     storage_app.command(name)(command)
+catalog_app.command("diff")(data.catalog_diff)

@@ -1,4 +1,5 @@
-"""Commands on what the repository knows of its AIPs: list, show, describe."""
+"""Commands on what the repository knows of its AIPs: list, show, describe, and the
+catalog compared with another (catalog diff)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,33 @@ def describe(
                          f"{result.version} corrects {', '.join(sorted(description.changed()))}"
                          f" (stored at {', '.join(result.replicas)})")
     copies_missing(f"AIP {result.aip_id} v{result.version}", result)
+
+
+def catalog_diff(
+    other: Annotated[str, typer.Argument(
+        help="The other catalog: a catalog.sqlite file, a repository folder, or a "
+             "postgresql:// address.")],
+    ignore: Annotated[list[str] | None, typer.Option(
+        "--ignore", help="TABLE.COLUMN left out of the comparison (repeatable).")] = None,
+    json_out: JsonOpt = False,
+):
+    """Compare this repository's catalog with another, table by table: rows only one
+    holds, and rows whose key both hold with other values. Exit 0 the same, 1 not."""
+    from pathlib import Path
+
+    from preserve.catalog import Catalog
+    from preserve.catalog.database import is_server_url
+    from preserve.data.compare import compare
+    from preserve.repository import Repository
+
+    repo = open_repo()
+    if is_server_url(other) or not Path(other).is_dir():
+        there = Catalog(other if is_server_url(other) else Path(other))
+    else:
+        there = Repository(Path(other)).catalog
+    try:
+        result = compare(repo.catalog, there, ignore)
+    finally:
+        there.close()
+    render.report(result, json_out, render.catalog_diff)
+    raise typer.Exit(result.exit_code)

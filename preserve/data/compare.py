@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from preserve.catalog import Catalog
+from preserve.errors import BadArgument
 from preserve.system.scratch import scratch_database
 
 EXAMPLES = 5  # rows shown per kind of difference and table; the rest are counted
@@ -65,6 +66,11 @@ def compare(here: Catalog, there: Catalog, ignore: list[str] | None = None) -> C
     from preserve.catalog.tables import metadata
 
     ignored = sorted(set(ignore or []))
+    known = {f"{n}.{c.name}" for n, t in metadata.tables.items() for c in t.columns}
+    unknown = [i for i in ignored if i not in known]
+    if unknown:
+        raise BadArgument(f"--ignore {', '.join(unknown)}: no such column in the catalog",
+                          hint="name a column as TABLE.COLUMN, e.g. events.seq")
     result = CatalogDiff(here.describe(), there.describe(), ignored)
     for name, table in sorted(metadata.tables.items()):
         columns = [c.name for c in table.columns if f"{name}.{c.name}" not in ignored]

@@ -354,3 +354,18 @@ def job_table(jobs) -> None:
                       text((j.aip or "-")[:13]), text(j.args.get("location") or j.queue),
                       text(j.worker or "-"), j.finished or "-", _job_outcome(j))
     out.print(table)
+
+
+def catalog_diff(result) -> None:
+    out.print(f"{text(result.here)} compared with {text(result.there)}"
+              + (f" (leaving out {', '.join(result.ignored)})" if result.ignored else ""))
+    for t in result.tables:
+        if t.same:
+            out.print(f"  {t.table}: the same ({t.rows[0]} row(s))")
+            continue
+        out.print(f"  [bold red]{t.table}[/]: {t.rows[0]} row(s) here, {t.rows[1]} there; "
+                  f"{t.only_here} only here, {t.only_there} only there, {t.changed} changed")
+        for example in t.examples:
+            out.print(f"    {text(example)}")
+    out.print("[green]The catalogs hold the same rows.[/]" if result.same else
+              "[bold red]The catalogs differ.[/]")
