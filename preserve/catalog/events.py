@@ -3,9 +3,7 @@ its object's logs/)."""
 
 from __future__ import annotations
 
-from preserve.catalog.database import (
-    insert_events,
-)
+from preserve.catalog.database import insert_events
 from preserve.domain.model import EventRecord
 
 

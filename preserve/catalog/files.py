@@ -5,14 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from preserve.catalog.database import (
-    DIGEST_COLUMNS,
-    FILE_COLUMNS,
-    IN_STATE,
-    PAYLOAD,
-    and_where,
-    row_digests,
-)
+from preserve.catalog.database import DIGEST_COLUMNS, FILE_COLUMNS, IN_STATE, PAYLOAD, and_where, row_digests
 from preserve.domain.model import FileRecord
 
 

@@ -6,10 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from preserve.catalog.database import (
-    DIGEST_COLUMNS,
-    row_digests,
-)
+from preserve.catalog.database import DIGEST_COLUMNS, row_digests
 from preserve.errors import NotFound
 
 

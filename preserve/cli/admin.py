@@ -8,10 +8,7 @@ import typer
 
 from preserve import render
 from preserve.cli.app import JsonOpt, open_repo, repo_root
-from preserve.errors import (
-    EXIT_OK,
-    EXIT_PROBLEMS,
-)
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS
 
 
 def schedule(

@@ -13,13 +13,7 @@ from typing import Annotated
 import typer
 
 from preserve import __version__, render
-from preserve.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    PreserveError,
-)
+from preserve.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, PreserveError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="preserve: a long-term digital preservation repository.")

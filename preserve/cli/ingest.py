@@ -19,10 +19,7 @@ from preserve.cli.app import (
     repo_root,
     show_progress,
 )
-from preserve.errors import (
-    EXIT_OK,
-    EXIT_PROBLEMS,
-)
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS
 
 
 def init(

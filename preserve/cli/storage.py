@@ -8,11 +8,7 @@ import typer
 
 from preserve import render
 from preserve.cli.app import JsonOpt, QueueOpt, WorkersOpt, enqueued, open_repo, show_progress
-from preserve.errors import (
-    EXIT_PROBLEMS,
-    EXIT_UNREACHABLE,
-    PreserveError,
-)
+from preserve.errors import EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
 
 
 def replicate(

@@ -18,12 +18,7 @@ from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
 from preserve.errors import BadArgument, PreserveError
 from preserve.repository import Repository
-from preserve.storage.new_version import (
-    VersionChange,
-    VersionResult,
-    add_version,
-    current_bag_info,
-)
+from preserve.storage.new_version import VersionChange, VersionResult, add_version, current_bag_info
 from preserve.storage.versions import version_user
 
 # bag-info.txt labels an archivist corrects, by Description field

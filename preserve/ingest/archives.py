@@ -13,9 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from preserve.domain.names import (
-    display,
-)
+from preserve.domain.names import display
 from preserve.errors import SourceRefused
 from preserve.ingest.scan import Scan, Source, ancestors, check_name
 from preserve.pipeline.entries import ARCHIVE_ERRORS, archive_error

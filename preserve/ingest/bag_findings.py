@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from preserve.domain.bag import SUPPORTED_VERSIONS
-from preserve.domain.names import (
-    display,
-)
+from preserve.domain.names import display
 from preserve.system.scratch import scratch_database
 
 

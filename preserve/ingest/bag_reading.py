@@ -13,11 +13,7 @@ from typing import BinaryIO
 
 from preserve.domain import bag as bagfmt
 from preserve.domain.fixity import DIGEST_HEX_LENGTH
-from preserve.domain.names import (
-    UnsafePath,
-    check_relative,
-    display,
-)
+from preserve.domain.names import UnsafePath, check_relative, display
 from preserve.ingest.bag_findings import Collector
 
 PAYLOAD, TAG, DIRECTORY = 0, 1, 2  # files.kind; lines.tag is PAYLOAD or TAG

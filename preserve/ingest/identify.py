@@ -6,12 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from preserve.domain.identify import (
-    NONE,
-    Identification,
-    identify_paths,
-    siegfried_environment,
-)
+from preserve.domain.identify import NONE, Identification, identify_paths, siegfried_environment
 from preserve.domain.names import special_kind
 from preserve.parallel import batched, default_workers, run_batches
 from preserve.system import fstree

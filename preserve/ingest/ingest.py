@@ -28,22 +28,14 @@ from preserve.domain import ocfl
 from preserve.domain.bag import EMPTY_DIRS_FILE, FAST_LIST, PREMIS_FILE, SOURCE_BAG_DIR
 from preserve.domain.clock import now_utc
 from preserve.domain.fixity import FAST_ALGORITHM, open_regular
-from preserve.domain.identify import (
-    siegfried_environment,
-)
+from preserve.domain.identify import siegfried_environment
 from preserve.domain.metadata import Metadata, check_metadata
 from preserve.domain.model import EventRecord, FileRecord
 from preserve.domain.names import display, encode_manifest_path
 from preserve.domain.policy import IngestPolicy
 from preserve.domain.premis import FileObject, PremisWriter
 from preserve.domain.progress import Progress, Silent
-from preserve.errors import (
-    BadArgument,
-    BagInvalid,
-    FixityMismatch,
-    PreserveError,
-    SourceRefused,
-)
+from preserve.errors import BadArgument, BagInvalid, FixityMismatch, PreserveError, SourceRefused
 from preserve.ingest.duplicates import same_content
 from preserve.ingest.packed_bags import unpacked_bag
 from preserve.ingest.record import IngestRecord, IngestResult
@@ -53,12 +45,7 @@ from preserve.ingest.validation import validate_bag
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.pipeline.copying import Overflow, copied, copy_batch, copy_one
 from preserve.pipeline.entries import ARCHIVE_ERRORS, archive_error
-from preserve.pipeline.identifying import (
-    CopyResult,
-    identify_batch,
-    load_siegfried,
-    magic_batch,
-)
+from preserve.pipeline.identifying import CopyResult, identify_batch, load_siegfried, magic_batch
 from preserve.repository import Repository
 from preserve.storage.versions import (
     INVENTORY_ALGORITHMS,

@@ -12,11 +12,7 @@ from preserve.domain import bag as bagfmt
 from preserve.domain.bag import SOURCE_BAG_DIR
 from preserve.domain.clock import now_utc
 from preserve.domain.fixity import FAST_ALGORITHM
-from preserve.domain.identify import (
-    EXTENSION_ONLY,
-    SIGNATURE,
-    tool_versions,
-)
+from preserve.domain.identify import EXTENSION_ONLY, SIGNATURE, tool_versions
 from preserve.domain.model import EventRecord
 from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event

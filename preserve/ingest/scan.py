@@ -16,14 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from preserve.domain.names import (
-    UnsafePath,
-    check_relative,
-    display,
-    find_collisions,
-    fold,
-    nfc,
-)
+from preserve.domain.names import UnsafePath, check_relative, display, find_collisions, fold, nfc
 from preserve.pipeline.entries import file_stamp
 
 if TYPE_CHECKING:  # the copy workers import this module: they need neither (issue 11)

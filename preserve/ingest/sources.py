@@ -17,10 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from preserve.domain.names import (
-    display,
-    special_kind,
-)
+from preserve.domain.names import display, special_kind
 from preserve.errors import BagInvalid, SourceRefused
 from preserve.ingest.archives import TarSource, ZipSource
 from preserve.ingest.scan import BagFacts, Scan, Source, check_name

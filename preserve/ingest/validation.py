@@ -22,22 +22,9 @@ from pathlib import Path
 from preserve.domain import bag as bagfmt
 from preserve.domain.bag import SUPPORTED_VERSIONS
 from preserve.domain.fixity import hash_batch, is_supported
-from preserve.domain.names import (
-    UnsafePath,
-    check_relative,
-    decode_manifest_path,
-    display,
-    nfc,
-)
+from preserve.domain.names import UnsafePath, check_relative, decode_manifest_path, display, nfc
 from preserve.ingest.bag_findings import Collector, ValidationReport
-from preserve.ingest.bag_reading import (
-    DIRECTORY,
-    PAYLOAD,
-    TAG,
-    read_manifest,
-    read_text,
-    stream_lines,
-)
+from preserve.ingest.bag_reading import DIRECTORY, PAYLOAD, TAG, read_manifest, read_text, stream_lines
 from preserve.parallel import batched, run_batches
 from preserve.system.scratch import scratch_database
 

@@ -13,13 +13,7 @@ import time
 
 from preserve.domain.fixity import FAST_ALGORITHM, hash_stream, open_regular, write_all
 from preserve.domain.identify import HEAD_BYTES
-from preserve.pipeline.entries import (
-    ARCHIVE_ERRORS,
-    ON_DISK,
-    archive_error,
-    file_stamp,
-    open_entry,
-)
+from preserve.pipeline.entries import ARCHIVE_ERRORS, ON_DISK, archive_error, file_stamp, open_entry
 from preserve.pipeline.identifying import CopyResult
 from preserve.system.space import FULL
 from preserve.system.writeback import start_writeback

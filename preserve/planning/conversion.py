@@ -17,16 +17,8 @@ from pathlib import Path, PurePosixPath
 
 from preserve import __version__
 from preserve.domain import ocfl
-from preserve.domain.formats import (
-    PLACEHOLDER_RE,
-    FormatPolicy,
-    FormatRule,
-    Pathway,
-)
-from preserve.domain.identify import (
-    Identification,
-    identify_paths,
-)
+from preserve.domain.formats import PLACEHOLDER_RE, FormatPolicy, FormatRule, Pathway
+from preserve.domain.identify import Identification, identify_paths
 from preserve.domain.names import display
 from preserve.errors import FixityMismatch, PreserveError, ToolFailure
 from preserve.pipeline.copying import copy_one

@@ -26,21 +26,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from preserve.domain.formats import FormatRule
-from preserve.planning.document_checks import (
-    check_images,
-    check_pages,
-    check_pdfa,
-    check_render,
-    check_text,
-)
-from preserve.planning.media_checks import (
-    check_frames,
-    check_pixels,
-    check_samples,
-)
-from preserve.planning.proof import (
-    Proof,
-)
+from preserve.planning.document_checks import check_images, check_pages, check_pdfa, check_render, check_text
+from preserve.planning.media_checks import check_frames, check_pixels, check_samples
+from preserve.planning.proof import Proof
 
 
 def verify(rule: FormatRule, source: Path, derivative: Path, workdir: Path, *,

@@ -24,13 +24,7 @@ from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import FixityMismatch
-from preserve.planning.migrate import (
-    DEFERRED,
-    UNPROVEN,
-    format_policy,
-    last_attempt,
-    rule_of,
-)
+from preserve.planning.migrate import DEFERRED, UNPROVEN, format_policy, last_attempt, rule_of
 from preserve.repository import Repository
 from preserve.storage.new_version import event_record
 from preserve.storage.object_log import store_log_event

@@ -37,32 +37,17 @@ from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
 from preserve.domain.formats import FormatPolicy, FormatRule, load_format_policy
-from preserve.domain.identify import (
-    siegfried_environment,
-    siegfried_info,
-)
+from preserve.domain.identify import siegfried_environment, siegfried_info
 from preserve.domain.metadata import check_utf8
 from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import BadArgument, PreserveError, ToolFailure
 from preserve.parallel import default_workers
-from preserve.planning.conversion import (
-    DEFERRED,
-    UNPROVEN,
-    Candidate,
-    Outcome,
-    convert,
-    new_outcome,
-)
+from preserve.planning.conversion import DEFERRED, UNPROVEN, Candidate, Outcome, convert, new_outcome
 from preserve.planning.media_checks import stream_kinds
 from preserve.repository import Repository
-from preserve.storage.new_version import (
-    VersionChange,
-    add_version,
-    copy_missing_versions,
-    event_record,
-)
+from preserve.storage.new_version import VersionChange, add_version, copy_missing_versions, event_record
 from preserve.storage.object_log import store_log_event
 from preserve.storage.recovery import MIGRATE_STAGING, tidy
 from preserve.storage.versions import version_user

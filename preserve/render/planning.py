@@ -7,11 +7,7 @@ from rich.table import Table
 
 from preserve.domain.bag import human_size
 from preserve.domain.names import display
-from preserve.render.base import (
-    LISTED,
-    out,
-    text,
-)
+from preserve.render.base import LISTED, out, text
 
 
 def formats_report(rows) -> None:

@@ -39,22 +39,11 @@ from preserve.domain.clock import now_utc, parse_utc
 from preserve.domain.model import EventRecord
 from preserve.domain.premis import Event
 from preserve.domain.progress import Progress, Silent
-from preserve.errors import (
-    Busy,
-    PreserveError,
-)
+from preserve.errors import Busy, PreserveError
 from preserve.parallel import WorkerPool, default_workers
 from preserve.repository import Repository
-from preserve.storage.audit_records import (
-    AuditResult,
-    Problem,
-    Recorder,
-    Visit,
-    _row,
-)
-from preserve.storage.audit_replica import (
-    audit_replica,
-)
+from preserve.storage.audit_records import AuditResult, Problem, Recorder, Visit, _row
+from preserve.storage.audit_replica import audit_replica
 from preserve.storage.object_log import store_log_event
 from preserve.stores import LocalStorage
 from preserve.stores.base import root_file_problems

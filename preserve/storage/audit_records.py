@@ -10,11 +10,7 @@ from dataclasses import asdict, dataclass, field
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
 from preserve.domain.model import EventRecord, ReplicaAuditState
-from preserve.errors import (
-    EXIT_OK,
-    EXIT_PROBLEMS,
-    EXIT_UNREACHABLE,
-)
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE
 
 KINDS = ("corrupt", "truncated", "missing", "unexpected", "unreachable", "read-error", "stale",
          "inventory", "storage-root")

@@ -11,14 +11,9 @@ from itertools import chain
 from preserve.domain import ocfl
 from preserve.domain.fixity import FAST_ALGORITHM, hash_batch, hash_stream
 from preserve.domain.names import display
-from preserve.errors import (
-    PreserveError,
-)
+from preserve.errors import PreserveError
 from preserve.parallel import batched, run_batches
-from preserve.storage.audit_records import (
-    Recorder,
-    Visit,
-)
+from preserve.storage.audit_records import Recorder, Visit
 from preserve.storage.expected import expected_digests, is_head, listing
 from preserve.stores import LocalStorage
 from preserve.stores.base import object_root_strays

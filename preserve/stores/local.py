@@ -16,13 +16,7 @@ from typing import BinaryIO
 
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
-from preserve.stores.base import (
-    DigestOf,
-    ObjectInfo,
-    checked_key,
-    layout_versions,
-    open_stored,
-)
+from preserve.stores.base import DigestOf, ObjectInfo, checked_key, layout_versions, open_stored
 from preserve.system import fstree
 from preserve.system.locks import owner_gone
 from preserve.system.writeback import syncfs

@@ -24,19 +24,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from preserve.domain import ocfl
-from preserve.domain.names import (
-    decode_object_key,
-    encode_object_key,
-)
+from preserve.domain.names import decode_object_key, encode_object_key
 from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
-from preserve.stores.base import (
-    DigestOf,
-    ObjectInfo,
-    bag_files,
-    checked_key,
-    layout_versions,
-    open_stored,
-)
+from preserve.stores.base import DigestOf, ObjectInfo, bag_files, checked_key, layout_versions, open_stored
 from preserve.stores.s3_settings import CHECKSUM_BEHAVIOURS, S3Settings
 
 PROBE_READ_TIMEOUT = 15.0  # seconds: is the store there at all (check_reachable)?
