@@ -369,3 +369,17 @@ def catalog_diff(result) -> None:
             out.print(f"    {text(example)}")
     out.print("[green]The catalogs hold the same rows.[/]" if result.same else
               "[bold red]The catalogs differ.[/]")
+
+
+def drill_report(result) -> None:
+    if not result.drills:
+        out.print("Nothing to drill: no AIP version copy is recorded (at that location).")
+        return
+    failed = [d for d in result.drills if not d.restored]
+    for d in result.drills:
+        mark = "[green]restored[/]" if d.restored else "[bold red]NOT RESTORABLE[/]"
+        said = f"{d.files} file(s), {human_size(d.bytes)}" if d.restored else text(d.problem)
+        out.print(f"  AIP {d.aip} v{d.version} from {text(d.location)}: {mark} ({said})")
+    out.print(f"{len(result.drills) - len(failed)} of {len(result.drills)} version cop(ies) "
+              f"restored and valid (chosen at random among {result.copies}); each result "
+              "recorded as a PREMIS validation event")

@@ -155,3 +155,19 @@ def lock_alive(lock: Path) -> bool:
         return pid_alive(int(lock.read_text().split()[0]))
     except (ValueError, IndexError, FileNotFoundError):
         return False
+
+
+DRILL_SCRATCH = "preserve-drill-"  # a restore drill's folder in the system's temporary folder
+
+
+def remove_ended_drills(scratch) -> list[str]:
+    """'preserve-drill-<pid>-<hex>' folders under `scratch` (the system's temporary
+    folder) whose drill has ended: a killed drill leaves its restored copy there."""
+    removed = []
+    for entry in (sorted(os.listdir(scratch)) if os.path.isdir(scratch) else []):
+        match = re.fullmatch(re.escape(DRILL_SCRATCH) + r"([0-9]+)-[0-9a-f]+", entry)
+        if match and not pid_alive(int(match.group(1))):
+            fstree.rmtree(os.path.join(scratch, entry), ignore_errors=True)
+            removed.append(f"removed {os.path.join(scratch, entry)}, left by an interrupted "
+                           "restore drill")
+    return removed
