@@ -24,7 +24,14 @@ from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
-from preserve.errors import EXIT_OK, EXIT_PROBLEMS, BadArgument, PreserveError
+from preserve.errors import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_UNREACHABLE,
+    BadArgument,
+    PreserveError,
+    StorageUnreachable,
+)
 from preserve.ingest.validation import validate_bag
 from preserve.repository import Repository
 from preserve.storage.new_version import event_record
@@ -42,6 +49,7 @@ class Drill:
     files: int = 0
     bytes: int = 0
     problem: str = ""
+    unreachable: bool = False  # the location could not be reached: nothing was judged
 
 
 @dataclass
@@ -51,7 +59,10 @@ class DrillResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if all(d.restored for d in self.drills) else EXIT_PROBLEMS
+        """0 every copy restored; 1 one is not restorable; else 3, a location unreachable."""
+        if any(not d.restored and not d.unreachable for d in self.drills):
+            return EXIT_PROBLEMS
+        return EXIT_UNREACHABLE if any(d.unreachable for d in self.drills) else EXIT_OK
 
     def to_dict(self) -> dict:
         return {"copies": self.copies, "drilled": len(self.drills),
@@ -70,7 +81,7 @@ def drill(repo: Repository, sample: int = 3, *, location: str | None = None,
     scratch = tempfile.gettempdir()
     remove_ended_drills(scratch)
     copies = [(aip, version, name) for aip, version, name, _key in repo.catalog.replicas()
-              if location in (None, name)]
+              if location in (None, name) and name in repo.locations]
     chosen = random.Random(seed).sample(copies, min(sample, len(copies)))
     result = DrillResult(copies=len(copies))
     progress.start("restoring", len(chosen), 0)
@@ -98,6 +109,7 @@ def _restore(repo: Repository, aip: str, version: int, name: str, scratch: Path)
             drill.restored = True
     except PreserveError as e:
         drill.problem = e.message
+        drill.unreachable = isinstance(e, StorageUnreachable)
     finally:
         fstree.rmtree(folder, ignore_errors=True)
     _record(repo, drill)

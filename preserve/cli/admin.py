@@ -86,7 +86,7 @@ def drill(
 ):
     """A restore drill: export randomly chosen AIP version copies to a scratch folder (every
     byte checked against the record), validate each bag, record the result as a PREMIS
-    event. Exit 0 every copy restored, 1 one could not be."""
+    event. Exit 0 every copy restored, 1 one is not restorable, 3 a location unreachable."""
     from preserve.admin.drill import drill as run_drill
 
     with render.progress_bar(show_progress()) as progress:
