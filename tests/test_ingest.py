@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from preserve.access.export import export
+from preserve.domain.names import encode_manifest_path
 from preserve.domain.policy import IngestPolicy
 from preserve.errors import SourceRefused
 from preserve.ingest.ingest import Metadata, ingest
@@ -280,3 +281,25 @@ def test_memory_does_not_grow_with_the_number_of_files(tmp_path):
     assert result["files"] == [1_000, 5_000] and result["valid"] == [True, True]
     small, big = result["ingest"]
     assert big - small < 2 << 20, result
+
+
+def test_the_premis_object_holds_every_identification_field_the_catalog_keeps(
+        repo, collection):
+    """Issue 24 (the catalog rebuilt from storage alone): the MIME type, how the format was
+    identified, siegfried's basis and warning and libmagic's answer were in the catalog
+    only (or not at all); each is now a formatNote of the file's PREMIS object."""
+    result = _ingest(repo, collection)
+    root = ET.parse(stored_bag(repo, result.aip_id) / "metadata" / "premis.xml").getroot()
+    notes = {o.findtext(f"{P}originalName"): [n.text for n in o.iter(f"{P}formatNote")]
+             for o in root.findall(f"{P}object")
+             if o.find(f"{P}objectCharacteristics") is not None}
+    for record in repo.catalog.files(result.aip_id, 1):
+        if not record.path.startswith("data/"):
+            continue
+        said = notes[encode_manifest_path(record.path)[len("data/"):]]  # CR, LF: %0D, %0A
+        assert f"identified by: {record.confidence}" in said
+        assert (f"MIME type: {record.mime}" in said) == bool(record.mime)
+        assert (f"siegfried warning: {record.warning}" in said) == bool(record.warning)
+        if record.magic_mime:
+            assert f"libmagic: {record.magic_mime}; {record.magic_description}" in said
+    assert "MIME type: image/png" in notes["images/photo.png"]

@@ -43,6 +43,24 @@ class Identification:
         return asdict(self)
 
 
+def format_notes(mime: str | None, basis: str | None, warning: str | None,
+                 confidence: str | None, magic_mime: str | None,
+                 magic_description: str | None) -> list[str]:
+    """What identification found beyond the PUID and name, as the PREMIS object's
+    formatNotes: every field the catalog keeps of it, one labelled note each, so that the
+    object itself holds them all (issue 24: the catalog is to be rebuilt from storage)."""
+    notes = [f"MIME type: {mime}"] if mime else []
+    if confidence:
+        notes.append(f"identified by: {confidence}")
+    if basis:
+        notes.append(f"siegfried basis: {basis}")
+    if warning:
+        notes.append(f"siegfried warning: {warning}")
+    if magic_mime or magic_description:
+        notes.append(f"libmagic: {magic_mime}; {magic_description}")
+    return notes
+
+
 def siegfried_environment() -> None:
     """Call in the parent before starting processes that will load siegfried: a tight Go
     garbage-collection target (GOGC=10) keeps their heap near 100 MiB private instead of

@@ -28,7 +28,7 @@ from preserve.domain import ocfl
 from preserve.domain.bag import EMPTY_DIRS_FILE, FAST_LIST, PREMIS_FILE, SOURCE_BAG_DIR
 from preserve.domain.clock import now_utc
 from preserve.domain.fixity import FAST_ALGORITHM, open_regular
-from preserve.domain.identify import siegfried_environment
+from preserve.domain.identify import format_notes, siegfried_environment
 from preserve.domain.metadata import Metadata, check_metadata
 from preserve.domain.model import EventRecord, FileRecord
 from preserve.domain.names import display, encode_manifest_path
@@ -366,13 +366,8 @@ class _Job(IngestRecord):
         digests = {a: r.digests[a] for a in self.recorded}
         self.formats[(ident.puid, ident.format)] += 1
         self.confidence[ident.confidence] += 1
-        notes = []
-        if ident.basis:
-            notes.append(f"siegfried basis: {ident.basis}")
-        if ident.warning:
-            notes.append(f"siegfried warning: {ident.warning}")
-        if ident.magic_mime or ident.magic_description:
-            notes.append(f"libmagic: {ident.magic_mime}; {ident.magic_description}")
+        notes = format_notes(ident.mime, ident.basis, ident.warning, ident.confidence,
+                             ident.magic_mime, ident.magic_description)
         premis.write_object(FileObject(path, r.path, r.size, digests, ident.puid,
                                        ident.format, ident.version, notes))
         return FileRecord(path, r.size, digests, ident.puid, ident.format, ident.version,

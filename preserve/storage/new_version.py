@@ -30,7 +30,7 @@ from preserve.domain import ocfl
 from preserve.domain.bag import FAST_LIST
 from preserve.domain.clock import now_utc
 from preserve.domain.fixity import FAST_ALGORITHM, hash_stream, open_regular, write_all
-from preserve.domain.identify import Identification, identify_paths, siegfried_environment
+from preserve.domain.identify import Identification, format_notes, identify_paths, siegfried_environment
 from preserve.domain.model import EventRecord, FileRecord
 from preserve.domain.names import UnsafePath, check_relative, display, encode_manifest_path
 from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
@@ -265,9 +265,8 @@ def event_record(aip_id: str, event: Event, version: int | None) -> EventRecord:
 
 
 def _premis_object(r: FileRecord, derived_from: tuple[str, str] | None) -> FileObject:
-    notes = [f"siegfried basis: {r.basis}"] if r.basis else []
-    if r.magic_mime or r.magic_description:
-        notes.append(f"libmagic: {r.magic_mime}; {r.magic_description}")
+    notes = format_notes(r.mime, r.basis, r.warning, r.confidence, r.magic_mime,
+                         r.magic_description)
     return FileObject(r.path, r.path[len("data/"):], r.size, r.digests, r.puid, r.format,
                       r.format_version, notes, derived_from)
 
