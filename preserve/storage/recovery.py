@@ -59,14 +59,19 @@ def ended_work(repo: Repository) -> list:
 def remove_partial_exports(dest) -> list[str]:
     """'DEST.partial-<pid>' folders of exports to DEST whose process has ended (case 52)."""
     parent, name = os.path.split(os.path.abspath(dest))
+    return _remove_ended(parent, re.escape(name) + r"\.partial-([0-9]+)", "export")
+
+
+def _remove_ended(parent, pattern: str, what: str) -> list[str]:
+    """Folders in `parent` named by `pattern` (its group: the pid of the run that made
+    it) whose run has ended, removed: a line each."""
     removed = []
-    for entry in (os.listdir(parent) if os.path.isdir(parent) else []):
-        rest = entry[len(name):]
-        if entry.startswith(name) and re.fullmatch(r"\.partial-[0-9]+", rest) and \
-                not pid_alive(int(rest[len(".partial-"):])):
+    for entry in (sorted(os.listdir(parent)) if os.path.isdir(parent) else []):
+        match = re.fullmatch(pattern, entry)
+        if match and not pid_alive(int(match.group(1))):
             fstree.rmtree(os.path.join(parent, entry), ignore_errors=True)
             removed.append(f"removed {os.path.join(parent, entry)}, left by an interrupted "
-                           "export")
+                           f"{what}")
     return removed
 
 
@@ -163,11 +168,5 @@ DRILL_SCRATCH = "preserve-drill-"  # a restore drill's folder in the system's te
 def remove_ended_drills(scratch) -> list[str]:
     """'preserve-drill-<pid>-<hex>' folders under `scratch` (the system's temporary
     folder) whose drill has ended: a killed drill leaves its restored copy there."""
-    removed = []
-    for entry in (sorted(os.listdir(scratch)) if os.path.isdir(scratch) else []):
-        match = re.fullmatch(re.escape(DRILL_SCRATCH) + r"([0-9]+)-[0-9a-f]+", entry)
-        if match and not pid_alive(int(match.group(1))):
-            fstree.rmtree(os.path.join(scratch, entry), ignore_errors=True)
-            removed.append(f"removed {os.path.join(scratch, entry)}, left by an interrupted "
-                           "restore drill")
-    return removed
+    return _remove_ended(scratch, re.escape(DRILL_SCRATCH) + r"([0-9]+)-[0-9a-f]+",
+                         "restore drill")
