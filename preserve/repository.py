@@ -6,6 +6,7 @@
     <repo>/locations/*.yaml    storage locations ("local" is created by init)
     <repo>/policies/*.yaml     this repository's policies (copied from policies/ by init)
     <repo>/aips/               the default local location's store
+    <repo>/keys/log-ed25519.pem the key that signs the event log's checkpoints
     <repo>/staging/            work area of running ingests
 """
 
@@ -29,11 +30,14 @@ from preserve.stores import LocalStorage, Storage
 from preserve.stores.base import ensure_ocfl_root
 from preserve.stores.s3 import S3Storage
 from preserve.stores.s3_settings import SECRET_KEYS, settings_from_yaml
+from preserve.system.keys import create_key
 
 CONFIG_NAME = "preserve.yaml"
 REPOSITORY_FORMAT = 1
 DEFAULT_POLICY = "default"
 CATALOG_FILE = "catalog.sqlite"
+# The event log's signing key (system/keys.py), outside every storage location.
+LOG_KEY = "keys/log-ed25519.pem"
 
 
 def default_root() -> Path:
@@ -87,6 +91,12 @@ class Repository:
         """The PostgreSQL URL recorded by `init --catalog` (shared mode), else the SQLite
         file beside the configuration."""
         return self.config.get("catalog") or self.root / CATALOG_FILE
+
+    @property
+    def log_key_path(self) -> Path:
+        """The event log's signing key (`log_key` in preserve.yaml, relative to the
+        repository unless absolute; keys/log-ed25519.pem when not named)."""
+        return self.root / str(self.config.get("log_key") or LOG_KEY)
 
     @property
     def shared(self) -> bool:
@@ -171,6 +181,7 @@ class Repository:
                 "format": REPOSITORY_FORMAT,
                 "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
                 "policy": DEFAULT_POLICY,
+                "log_key": LOG_KEY,
             }
             if address:
                 settings["catalog"] = address
@@ -216,6 +227,9 @@ class Repository:
                 (root / sub).mkdir()
                 created.append(str(root / sub))
         repo = cls(root)
+        if not repo.log_key_path.exists():
+            create_key(repo.log_key_path)
+            created.append(str(repo.log_key_path))
         local = repo.locations.get("local")
         if isinstance(local, LocalStorage) and local.root.is_dir():
             ensure_ocfl_root(local)  # an OCFL storage root from the start

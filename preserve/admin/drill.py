@@ -127,8 +127,8 @@ def _record(repo: Repository, drill: Drill) -> None:
                if drill.restored else f"not restorable: {drill.problem}")
     event = Event("validation", now_utc(), "success" if drill.restored else "failure", detail,
                   outcome, [(AGENT_PRESERVE, "executing program")])
-    repo.catalog.add_events([event_record(drill.aip, event, drill.version)])
     root = ocfl.object_of(repo.catalog.replica_key(drill.aip, drill.version, drill.location))
-    store_log_event(repo.locations[drill.location], root, drill.aip, event,
-                    f"drill-{drill.location}-v{drill.version}",
-                    [Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__)])
+    record = store_log_event(repo.locations[drill.location], root, drill.aip, event,
+                             f"drill-{drill.location}-v{drill.version}",
+                             [Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__)])
+    repo.catalog.add_events([event_record(drill.aip, event, drill.version, record)])

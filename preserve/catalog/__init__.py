@@ -34,10 +34,11 @@ from preserve.catalog.database import Database
 from preserve.catalog.events import Events
 from preserve.catalog.files import Files
 from preserve.catalog.jobs import Jobs
+from preserve.catalog.log import EventLog
 from preserve.catalog.replicas import Replicas
 
 
-class Catalog(Aips, Files, Replicas, Audits, Events, Jobs, Database):
+class Catalog(Aips, Files, Replicas, Audits, Events, EventLog, Jobs, Database):
     """The catalog at `where`: an SQLite file, or a postgresql:// URL. One class of parts
-    by concern (AIPs and versions, files, replicas, audits, events, jobs), each in its own
+    by concern (AIPs and versions, files, replicas, audits, events, the event log, jobs), each in its own
     module, on one connection (database.py)."""

@@ -19,13 +19,13 @@ from preserve.errors import ConfigError
 
 # The newest Alembic revision (catalog_migrations/versions): what a new catalog is
 # stamped with.
-HEAD = "0003_jobs_digests"
+HEAD = "0004_event_log"
 # Every revision, oldest first: a catalog stamped with one of them can be brought to HEAD.
 # The tables of a catalog at HEAD (catalog_tables.py makes them; a test keeps the two equal).
 TABLES = frozenset({"meta", "aips", "versions", "files", "replicas", "events", "derivations",
                     "audit_runs", "file_checks", "composite_checksums", "audit_problems",
-                    "job_results", "alembic_version"})
-REVISIONS = ("0001_schema4", "0002_event_order", HEAD)
+                    "job_results", "log_entries", "log_checkpoints", "alembic_version"})
+REVISIONS = ("0001_schema4", "0002_event_order", "0003_jobs_digests", HEAD)
 # What the `meta` table says of the schema, for the preserve releases before Alembic (which
 # read only that): they refuse a catalog past the schema they know.
 SCHEMA_VERSION = 5  # 5 is every Alembic revision: they read alembic_version
@@ -392,9 +392,10 @@ def insert_events(db: Database, events: list[EventRecord]) -> None:
     """Numbered after the last event recorded (SQLite has one writer at a time; two
     PostgreSQL writers may number two events alike, of two AIPs: each AIP has one writer)."""
     last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").scalar()
-    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail, e.outcome_detail,
-                     e.agent, e.version, last + n) for n, e in enumerate(events, 1)])
+                     e.agent, e.version, last + n, e.record)
+                    for n, e in enumerate(events, 1)])
 
 
 def and_where(conditions: dict[str, object]) -> tuple[str, list]:

@@ -119,6 +119,9 @@ events = Table(
     Column("version", Integer),
     # The order events were recorded in (several share a second).
     Column("seq", BigInteger),
+    # Where its PREMIS record is kept when not in a version: JSON {"location", "file",
+    # "sha256"} of the object's logs/ document (the event log names it: history.py).
+    Column("record", Text),
     Index("events_aip", "aip_id"),
     Index("events_seq", "seq"),
 )
@@ -204,4 +207,26 @@ job_results = Table(
     Column("error", Text),
     Column("finished", Text, nullable=False),
     Column("worker", Text),
+)
+
+# The tamper-evident event log (storage/history.py): every event as one canonical JSON
+# entry, numbered in the order it joined the log; the entries are the leaves of an RFC 9162
+# Merkle tree. Copies of both tables are in every storage location (extensions/preserve-log).
+log_entries = Table(
+    "log_entries", metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_id", Text, nullable=False, unique=True),
+    Column("entry", Text, nullable=False),
+)
+
+# The signed checkpoint made each time entries joined the log: the tree's size and root,
+# the subtree roots from which the next root is computed without reading the log again
+# (the "frontier"), and the signed note (domain/checkpoint.py).
+log_checkpoints = Table(
+    "log_checkpoints", metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", Text, nullable=False),
+    Column("frontier", Text, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("written", Text, nullable=False),
 )

@@ -10,7 +10,7 @@ registered below, in the order `preserve --help` lists them.
 from __future__ import annotations
 
 from preserve.cli import access, admin, data, ingest, planning, storage
-from preserve.cli.app import app, catalog_app, main, storage_app
+from preserve.cli.app import app, catalog_app, log_app, main, storage_app
 
 __all__ = ["app", "main"]
 
@@ -27,3 +27,5 @@ for command, name in [(storage.storage_add, "add"), (storage.storage_list, "list
                       (storage.storage_check, "check")]:
     storage_app.command(name)(command)
 catalog_app.command("diff")(data.catalog_diff)
+log_app.command("verify")(storage.log_verify)
+log_app.command("checkpoint")(storage.log_checkpoint)

@@ -28,6 +28,7 @@ QueueOpt = Annotated[bool, typer.Option(
 
 class State:
     repo_dir: Path | None = None
+    opened = None  # the repository a command opened: its new events are signed after it
 
 
 def repo_root() -> Path:
@@ -39,7 +40,8 @@ def repo_root() -> Path:
 def open_repo():
     from preserve.repository import Repository
 
-    return Repository(repo_root())
+    State.opened = Repository(repo_root())
+    return State.opened
 
 
 def show_progress() -> bool:
@@ -97,16 +99,23 @@ storage_app = typer.Typer(no_args_is_help=True, help="Storage locations: add, li
 app.add_typer(storage_app, name="storage")
 catalog_app = typer.Typer(no_args_is_help=True, help="The catalog: compare it with another.")
 app.add_typer(catalog_app, name="catalog")
+log_app = typer.Typer(no_args_is_help=True,
+                      help="The tamper-evident event log: verify it, print its checkpoint.")
+app.add_typer(log_app, name="log")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command and turn every failure into a message and an exit code."""
     command = typer.main.get_command(app)
+    State.opened = None
     try:
         code = command.main(args=argv, prog_name="preserve", standalone_mode=False)
         if code == EXIT_INTERRUPTED:  # click/typer return Ctrl-C as exit code 130
             _interrupted()
+        else:
+            _sign_log()
     except PreserveError as e:
+        _sign_log()
         render.failure(e.message, e.hint, getattr(e, "items", None) or
                        getattr(e, "findings", None))
         code = e.exit_code
@@ -127,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             code = EXIT_UNREACHABLE
         elif type(e).__name__ == "Exit" and hasattr(e, "exit_code"):
             code = e.exit_code
+            _sign_log()
         elif hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors
             e.show()
             code = EXIT_USAGE
@@ -134,6 +144,27 @@ def main(argv: list[str] | None = None) -> None:
             _internal_error(e)
             code = EXIT_UNREACHABLE
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _sign_log() -> None:
+    """After a command: the events it recorded join the signed log, and every location
+    gets its copy. A failure here is said, never hides the command's own result (the next
+    run signs them; `log verify` names events left unsigned)."""
+    repo, State.opened = State.opened, None
+    if repo is None:
+        return
+    from preserve.storage.history import publish_if_pending
+
+    try:
+        failed = publish_if_pending(repo)
+    except PreserveError as e:
+        render.err.print(f"[yellow]warning:[/] the events recorded could not be signed into "
+                         f"the event log: {render.text(e.message)}"
+                         + (f" ({render.text(e.hint)})" if e.hint else ""))
+        return
+    for name, why in sorted(failed.items()):
+        render.err.print(f"[yellow]warning:[/] the event log could not be copied to location "
+                         f"'{render.text(name)}' ({render.text(why)}); the next run copies it")
 
 
 def _internal_error(e: Exception) -> None:

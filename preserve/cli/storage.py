@@ -1,4 +1,5 @@
-"""Archival Storage commands: replicate, audit, repair, check, and the storage locations."""
+"""Archival Storage commands: replicate, audit, repair, check, the storage locations, and
+the event log."""
 
 from __future__ import annotations
 
@@ -198,3 +199,34 @@ def storage_check(name: Annotated[str, typer.Argument()], json_out: JsonOpt = Fa
             render.out.print(f"{step:7s} {mark}  {render.text(detail)}")
     if not all(ok for _, ok, _ in steps):
         raise typer.Exit(EXIT_UNREACHABLE)
+
+
+def log_verify(
+    against: Annotated[typer.FileText | None, typer.Option(
+        "--against", help="Also check against a checkpoint kept outside the repository "
+        "(a file 'preserve log checkpoint' printed).")] = None,
+    json_out: JsonOpt = False,
+):
+    """Check the event log: the catalog's against its signed checkpoints, every location's
+    copy, and every object's logs/ and versions. Exit 0 whole, 1 problems, 3 a location
+    unreachable."""
+    from preserve.storage.history import verify
+
+    report = verify(open_repo(), against=against.read() if against else None)
+    render.report(report, json_out, render.log_verify)
+    raise typer.Exit(report.exit_code)
+
+
+def log_checkpoint(json_out: JsonOpt = False):
+    """Print the newest signed checkpoint of the event log (its size and root, signed), to
+    keep outside the repository."""
+    from preserve.domain.checkpoint import parse
+    from preserve.storage.history import newest_checkpoint
+
+    note = newest_checkpoint(open_repo())
+    if json_out:
+        checkpoint, _ = parse(note)
+        render.emit_json({"origin": checkpoint.origin, "size": checkpoint.size,
+                          "root": checkpoint.root.hex(), "note": note})
+    else:
+        render.log_checkpoint(note)

@@ -52,6 +52,9 @@ class EventRecord:
     outcome_detail: str | None
     agent: str | None
     version: int | None = None  # the AIP version it made (ingest, describe, migration)
+    # where its PREMIS document is kept outside a version: JSON {"location", "file",
+    # "sha256"} of the object's logs/ record (object_log.store_log_event)
+    record: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -174,8 +174,8 @@ def _record(repo: Repository, aip_id: str, changed: list[Reidentified]) -> None:
                   f"{len(changed)} file(s) changed PUID", listed,
                   [(AGENT_PRESERVE, "executing program"), (agent, "executing program")],
                   objects=[(c.path, "source") for c in changed])
-    repo.catalog.add_events([event_record(aip_id, event, None)])
     agents = [Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__),
               Agent(agent, "siegfried", "software", sf["version"], sf["pronom"])]
-    store_log_event(repo.primary_location(), ocfl.object_root(aip_id), aip_id, event,
-                    "identification", agents)
+    record = store_log_event(repo.primary_location(), ocfl.object_root(aip_id), aip_id, event,
+                             "identification", agents)
+    repo.catalog.add_events([event_record(aip_id, event, None, record)])

@@ -302,11 +302,10 @@ def defer(repo: Repository, refs: list[str] | None, collection: str | None, puid
                         [(authorizer.identifier, "authorizer"),
                          (AGENT_PRESERVE, "executing program")],
                         objects=[(c.source, "source")]) for c in group]
-        repo.catalog.add_events([event_record(aip_id, e, None) for e in events])
         agents = [authorizer, Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__)]
-        for event in events:
-            store_log_event(location, ocfl.object_root(aip_id), aip_id, event, "deferral",
-                            agents)
+        repo.catalog.add_events([event_record(aip_id, e, None, store_log_event(
+            location, ocfl.object_root(aip_id), aip_id, e, "deferral", agents))
+            for e in events])
     return [{**c.to_dict(), "deferred_by": person, "reason": reason} for c in candidates]
 
 
@@ -352,8 +351,8 @@ def _record(repo: Repository, aip_id: str, outcomes: list[Outcome],
     for o in outcomes:
         if not o.accepted:
             event = _event(o, when)
-            repo.catalog.add_events([event_record(aip_id, event, None)])
-            store_log_event(location, root, aip_id, event, "migration", _agents([o]))
+            record = store_log_event(location, root, aip_id, event, "migration", _agents([o]))
+            repo.catalog.add_events([event_record(aip_id, event, None, record)])
             (result.unproven if o.status == "unproven" else result.rejected).append(o.to_dict())
     accepted = [o for o in outcomes if o.accepted]
     if not accepted:

@@ -28,6 +28,7 @@ from preserve.render.base import (
     report,
     text,
 )
+from preserve.render.history import log_checkpoint, log_verify
 from preserve.render.planning import (
     deferral_report,
     formats_report,
@@ -40,6 +41,8 @@ from preserve.render.planning import (
 __all__ = [
     "FINDINGS_LISTED",
     "LISTED",
+    "log_checkpoint",
+    "log_verify",
     "deferral_report",
     "emit_json",
     "emit_json_error",

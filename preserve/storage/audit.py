@@ -270,6 +270,7 @@ def _event(repo, storage, visit: Visit, found: list[Problem], checked: int) -> E
     agent = f"{AGENT_NAME}-{__version__}"
     event = Event("fixity check", now_utc(), outcome, detail, summary,
                   [(agent, "executing program")])
-    store_log_event(storage, ocfl.object_of(key), aip_id, event, f"{storage.name}-v{version}")
+    record = store_log_event(storage, ocfl.object_of(key), aip_id, event,
+                             f"{storage.name}-v{version}")
     return EventRecord(event.identifier, aip_id, event.type, event.datetime, outcome, detail,
-                       summary, agent)
+                       summary, agent, None, record)

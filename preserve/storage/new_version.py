@@ -257,11 +257,13 @@ def premis_file(version: int) -> str:
     return f"metadata/premis-v{version}.xml"
 
 
-def event_record(aip_id: str, event: Event, version: int | None) -> EventRecord:
-    """The catalog's row of a PREMIS event (its first agent named)."""
+def event_record(aip_id: str, event: Event, version: int | None,
+                 record: str | None = None) -> EventRecord:
+    """The catalog's row of a PREMIS event (its first agent named; `record`: where its
+    logs/ document is, as store_log_event returned it)."""
     return EventRecord(event.identifier, aip_id, event.type, event.datetime, event.outcome,
                        event.detail, event.outcome_detail,
-                       event.agents[0][0] if event.agents else None, version)
+                       event.agents[0][0] if event.agents else None, version, record)
 
 
 def _premis_object(r: FileRecord, derived_from: tuple[str, str] | None) -> FileObject:

@@ -22,12 +22,15 @@ from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.domain.model import EventRecord
+from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
 from preserve.repository import Repository
 from preserve.storage.audit import audit
 from preserve.storage.audit_records import Problem, has_record
 from preserve.storage.expected import expected_digests
+from preserve.storage.new_version import event_record
+from preserve.storage.object_log import store_log_event
 from preserve.storage.recovery import REPAIR_STAGING, tidy
 from preserve.stores.base import root_file_problems, write_root_files
 from preserve.system.locks import writer_lock
@@ -90,7 +93,7 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
         result.repairs.append(done)
         # recorded at once: a kill later in the run must not leave a restoration without
         # its PREMIS event (red-team case 51)
-        repo.catalog.add_events(_events(done))
+        repo.catalog.add_events(_events(repo, done))
         if done.outcome == "repaired" and has_record(done.path):
             # read back and verified: no longer due for the next audit
             repo.catalog.mark_verified((done.aip, done.version, done.location), [done.path],
@@ -205,16 +208,21 @@ def _verify_in_place(target, key: str, want: dict[str, str]) -> bool:
     return all(digests[a] == d for a, d in want.items())
 
 
-def _events(r: Repair) -> list[EventRecord]:
+def _events(repo: Repository, r: Repair) -> list[EventRecord]:
     """The audit already recorded the failed fixity check; add the repair and, once the
-    repaired copy has been read back, the fixity check that passed."""
+    repaired copy has been read back, the fixity check that passed: in the catalog, and in
+    the object's logs/ at the repaired location (a rebuilt catalog has them back)."""
     agent = f"{AGENT_NAME}-{__version__}"
     outcome = "success" if r.outcome == "repaired" else "failure"
-    events = [EventRecord(str(uuid.uuid4()), r.aip, "replication", now_utc(), outcome,
-                          f"repair of {r.path} ({r.kind}) at location '{r.location}'",
-                          r.detail, agent)]
+    events = [Event("replication", now_utc(), outcome,
+                    f"repair of {r.path} ({r.kind}) at location '{r.location}'", r.detail,
+                    [(agent, "executing program")])]
     if r.outcome == "repaired":
-        events.append(EventRecord(str(uuid.uuid4()), r.aip, "fixity check", now_utc(),
-                                  "success", f"{r.path} at location '{r.location}' re-read "
-                                  "after repair", "matches the recorded digests", agent))
-    return events
+        events.append(Event("fixity check", now_utc(), "success",
+                            f"{r.path} at location '{r.location}' re-read after repair",
+                            "matches the recorded digests", [(agent, "executing program")]))
+    storage = repo.locations.get(r.location)
+    agents = [Agent(agent, AGENT_NAME, "software", __version__)]
+    return [event_record(r.aip, e, None, None if storage is None else store_log_event(
+        storage, ocfl.object_root(r.aip), r.aip, e, f"repair-{r.location}-v{r.version}",
+        agents)) for e in events]

@@ -1,0 +1,63 @@
+"""The event log's tables (log_entries, log_checkpoints): what joined the log and in which
+order, and each signed checkpoint. storage/history.py makes the entries and checks the
+copies kept in storage against these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+
+class EventLog:
+    """The event log: one part of the Catalog (preserve.catalog), on its connection."""
+
+    def append_to_log(self, build: Callable[[list[tuple], tuple | None], tuple[list, tuple]]
+                      ) -> tuple | None:
+        """Add every event not yet in the log, in one transaction: `build(pending, last)`
+        gets the pending events (id, aip, type, datetime, outcome, detail, outcome_detail,
+        agent, version, record, the version's inventory digest), in the order they were
+        recorded (an event of a version still being written waits for it to be
+        stored), and the last checkpoint row (size, root, frontier, note) or None, and
+        returns the entries [(position, entry id, entry text)] and the new checkpoint row
+        (size, root, frontier, note, written). Returns that row, or None when nothing
+        was pending. On PostgreSQL, writers of the log take turns (an advisory lock)."""
+        with self.advisory_lock("preserve-event-log"), self.transaction() as db:
+            pending = db.execute(
+                "SELECT e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail, "
+                "e.outcome_detail, e.agent, e.version, e.record, v.inventory_sha512 "
+                "FROM events e LEFT JOIN versions v ON v.aip_id = e.aip_id AND "
+                "v.version = e.version WHERE NOT EXISTS (SELECT 1 FROM log_entries l "
+                "WHERE l.entry_id = e.id) AND (e.version IS NULL OR v.state = 'stored') "
+                "ORDER BY e.seq, e.id").fetchall()
+            if not pending:
+                return None
+            last = db.execute("SELECT size, root, frontier, note FROM log_checkpoints "
+                              "ORDER BY size DESC LIMIT 1").fetchone()
+            entries, checkpoint = build(pending, last)
+            db.executemany("INSERT INTO log_entries VALUES (?, ?, ?)", entries)
+            db.execute("INSERT INTO log_checkpoints VALUES (?, ?, ?, ?, ?)", checkpoint)
+            return checkpoint
+
+    def log_checkpoints(self) -> list[tuple[int, str, str]]:
+        """(size, root hex, signed note) of every checkpoint, oldest first."""
+        return [tuple(r) for r in self.execute(
+            "SELECT size, root, note FROM log_checkpoints ORDER BY size")]
+
+    def log_entries(self, after: int = 0, upto: int | None = None) -> Iterator[tuple[int, str]]:
+        """(position, entry text) in order, streamed."""
+        if upto is None:
+            yield from self.stream("SELECT position, entry FROM log_entries WHERE position > ? "
+                                   "ORDER BY position", (after,))
+        else:
+            yield from self.stream("SELECT position, entry FROM log_entries WHERE position > ? "
+                                   "AND position <= ? ORDER BY position", (after, upto))
+
+    def log_behind(self) -> bool:
+        """Whether some event may not be in the log yet (counts compared: cheap enough to
+        ask after every command)."""
+        return self.execute("SELECT (SELECT COUNT(*) FROM events) > (SELECT COUNT(*) FROM "
+                            "log_entries)").scalar() == 1
+
+    def unlogged_events(self) -> int:
+        """How many events are not yet in the log (a run ended before it signed them)."""
+        return self.execute("SELECT COUNT(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM "
+                            "log_entries l WHERE l.entry_id = e.id)").scalar()
