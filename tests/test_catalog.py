@@ -337,12 +337,14 @@ def test_two_catalogs_are_compared_table_by_table_across_both_databases(
     """Issue 24's proof of a rebuild: `catalog diff` names, per table, the rows only one
     catalog holds and those whose key both hold with other values; an SQLite catalog and
     a PostgreSQL copy of it (other collations, other drivers) are the same."""
+    from preserve.storage.history import publish
     from tests.test_cli import run
 
     repo, _ = Repository.init(tmp_path / "repo")
     aip = ingest(repo, collection, Metadata("Parish", title="Registers")).aip_id
     describe(repo, aip, Description(title="Parish registers, 1890-1920"))
     audit(repo, full=True)
+    publish(repo)  # as the CLI does after each command: the copies hold the signed log
     copy = tmp_path / "copy.sqlite"
     with sqlite3.connect(repo.catalog.path) as source, sqlite3.connect(copy) as target:
         source.backup(target)

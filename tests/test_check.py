@@ -14,6 +14,7 @@ import yaml
 from preserve.ingest.ingest import Metadata, ingest
 from preserve.repository import Repository
 from preserve.storage.check import check
+from preserve.storage.history import publish
 from tests.conftest import content_key, many_small_files, object_key, stored_bag
 from tests.test_cli import run
 
@@ -99,6 +100,7 @@ def test_check_fix_removes_only_what_preserve_names_as_its_own_debris(repo, tmp_
     # an AIP the catalog knows, its v1 renamed by a person investigating
     renamed = location.root / object_key(a)
     (renamed / "v1").rename(renamed / "v1.bak")
+    publish(repo)  # the ingest's events signed, as its command would have
     before = sorted(str(p) for p in repo.root.rglob("*"))
     result = json.loads(run(repo.root, "check", "--fix", "--json", check_code=1).stdout)
     assert sorted(str(p) for p in repo.root.rglob("*")) == before  # nothing removed

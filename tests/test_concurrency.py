@@ -52,9 +52,9 @@ def test_two_ingests_and_two_replicates_at_once(tmp_path):
     (ra, _), (rb, _) = _both(repo.root, ["ingest", a, "-c", "x"], ["ingest", b, "-c", "y"])
     assert (ra, rb) == (0, 0)
     _two_disks(tmp_path, copies=2)
-    (ra, (out_a, _)), (rb, (out_b, _)) = _both(repo.root, ["replicate", "--json"],
+    (ra, (out_a, ea)), (rb, (out_b, eb)) = _both(repo.root, ["replicate", "--json"],
                                                ["replicate", "--json"])
-    assert (ra, rb) == (0, 0)
+    assert (ra, rb) == (0, 0), out_a + ea + out_b + eb
     copied = [json.loads(out_a)["copied"], json.loads(out_b)["copied"]]
     assert sum(len(c) for c in copied) == 2  # each AIP copied once, by one of them
     _consistent(repo.root)

@@ -34,8 +34,7 @@ from preserve.errors import (
 )
 from preserve.ingest.validation import validate_bag
 from preserve.repository import Repository
-from preserve.storage.new_version import event_record
-from preserve.storage.object_log import store_log_event
+from preserve.storage.object_log import record_event
 from preserve.storage.recovery import DRILL_SCRATCH, remove_ended_drills
 from preserve.system import fstree
 
@@ -128,7 +127,6 @@ def _record(repo: Repository, drill: Drill) -> None:
     event = Event("validation", now_utc(), "success" if drill.restored else "failure", detail,
                   outcome, [(AGENT_PRESERVE, "executing program")])
     root = ocfl.object_of(repo.catalog.replica_key(drill.aip, drill.version, drill.location))
-    record = store_log_event(repo.locations[drill.location], root, drill.aip, event,
-                             f"drill-{drill.location}-v{drill.version}",
-                             [Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__)])
-    repo.catalog.add_events([event_record(drill.aip, event, drill.version, record)])
+    record_event(repo, repo.locations[drill.location], root, drill.aip, event,
+                 f"drill-{drill.location}-v{drill.version}",
+                 [Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__)], drill.version)

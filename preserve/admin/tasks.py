@@ -33,6 +33,7 @@ from preserve.catalog import queue
 from preserve.domain.clock import now_utc
 from preserve.errors import Busy, ConfigError, PreserveError, StorageUnreachable
 from preserve.repository import Repository
+from preserve.storage.history import publish_if_pending
 from preserve.stores import LocalStorage
 
 log = logging.getLogger("preserve.worker")
@@ -95,7 +96,18 @@ def _job(context, task: str, aip: str | None, work: Callable[[Repository], dict]
                                 now_utc(), context.worker_name)
         return result
     finally:
+        _sign(repo)
         repo.close()
+
+
+def _sign(repo: Repository) -> None:
+    """The job's events join the signed event log (as after a command); a failure here
+    is logged, never the job's (the next job or command signs them)."""
+    try:
+        for name, why in publish_if_pending(repo).items():
+            log.warning("the event log could not be copied to location %s: %s", name, why)
+    except PreserveError as e:
+        log.warning("the job's events could not be signed into the event log: %s", e.message)
 
 
 @_task("ingest", retry=RETRY)

@@ -14,6 +14,11 @@ class Events:
         with self.transaction() as db:
             insert_events(db, events)
 
+    def clear_event_record(self, event_id: str) -> None:
+        """The event's logs/ document could not be written: it has none."""
+        with self.transaction() as db:
+            db.execute("UPDATE events SET record = NULL WHERE id = ?", (event_id,))
+
     def events(self, aip_id: str) -> list[EventRecord]:
         rows = self.execute("SELECT id, aip_id, type, datetime, outcome, detail, "
                                "outcome_detail, agent, version FROM events WHERE aip_id = ? "

@@ -17,8 +17,8 @@ class EventLog:
         agent, version, record, the version's inventory digest), in the order they were
         recorded (an event of a version still being written waits for it to be
         stored), and the last checkpoint row (size, root, frontier, note) or None, and
-        returns the entries [(position, entry id, entry text)] and the new checkpoint row
-        (size, root, frontier, note, written). Returns that row, or None when nothing
+        returns the entries [(position, entry id, AIP, entry text)] and the new checkpoint
+        row (size, root, frontier, note). Returns that row, or None when nothing
         was pending. On PostgreSQL, writers of the log take turns (an advisory lock)."""
         with self.advisory_lock("preserve-event-log"), self.transaction() as db:
             pending = db.execute(
@@ -33,8 +33,8 @@ class EventLog:
             last = db.execute("SELECT size, root, frontier, note FROM log_checkpoints "
                               "ORDER BY size DESC LIMIT 1").fetchone()
             entries, checkpoint = build(pending, last)
-            db.executemany("INSERT INTO log_entries VALUES (?, ?, ?)", entries)
-            db.execute("INSERT INTO log_checkpoints VALUES (?, ?, ?, ?, ?)", checkpoint)
+            db.executemany("INSERT INTO log_entries VALUES (?, ?, ?, ?)", entries)
+            db.execute("INSERT INTO log_checkpoints VALUES (?, ?, ?, ?)", checkpoint)
             return checkpoint
 
     def log_checkpoints(self) -> list[tuple[int, str, str]]:
@@ -50,6 +50,11 @@ class EventLog:
         else:
             yield from self.stream("SELECT position, entry FROM log_entries WHERE position > ? "
                                    "AND position <= ? ORDER BY position", (after, upto))
+
+    def log_entries_of(self, aip_id: str) -> list[str]:
+        """The entries of one AIP's events, in order (what an audit of it checks)."""
+        return [r[0] for r in self.execute("SELECT entry FROM log_entries WHERE aip_id = ? "
+                                           "ORDER BY position", (aip_id,))]
 
     def log_behind(self) -> bool:
         """Whether some event may not be in the log yet (counts compared: cheap enough to

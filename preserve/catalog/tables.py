@@ -216,7 +216,9 @@ log_entries = Table(
     "log_entries", metadata,
     Column("position", BigInteger, primary_key=True, autoincrement=False),
     Column("entry_id", Text, nullable=False, unique=True),
-    Column("entry", Text, nullable=False),
+    Column("aip_id", Text),  # what an audit of one AIP reads (no foreign key: the log
+    Column("entry", Text, nullable=False),  # outlives what it names)
+    Index("log_entries_aip", "aip_id"),
 )
 
 # The signed checkpoint made each time entries joined the log: the tree's size and root,
@@ -228,5 +230,4 @@ log_checkpoints = Table(
     Column("root", Text, nullable=False),
     Column("frontier", Text, nullable=False),
     Column("note", Text, nullable=False),
-    Column("written", Text, nullable=False),
 )

@@ -26,8 +26,7 @@ from preserve.domain.progress import Progress, Silent
 from preserve.errors import FixityMismatch
 from preserve.planning.migrate import DEFERRED, UNPROVEN, format_policy, last_attempt, rule_of
 from preserve.repository import Repository
-from preserve.storage.new_version import event_record
-from preserve.storage.object_log import store_log_event
+from preserve.storage.object_log import record_event
 from preserve.storage.versions import verified_local
 from preserve.system.tools import tool_version
 
@@ -176,6 +175,5 @@ def _record(repo: Repository, aip_id: str, changed: list[Reidentified]) -> None:
                   objects=[(c.path, "source") for c in changed])
     agents = [Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__),
               Agent(agent, "siegfried", "software", sf["version"], sf["pronom"])]
-    record = store_log_event(repo.primary_location(), ocfl.object_root(aip_id), aip_id, event,
-                             "identification", agents)
-    repo.catalog.add_events([event_record(aip_id, event, None, record)])
+    record_event(repo, repo.primary_location(), ocfl.object_root(aip_id), aip_id, event,
+                 "identification", agents)

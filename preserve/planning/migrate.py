@@ -47,8 +47,8 @@ from preserve.parallel import default_workers
 from preserve.planning.conversion import DEFERRED, UNPROVEN, Candidate, Outcome, convert, new_outcome
 from preserve.planning.media_checks import stream_kinds
 from preserve.repository import Repository
-from preserve.storage.new_version import VersionChange, add_version, copy_missing_versions, event_record
-from preserve.storage.object_log import store_log_event
+from preserve.storage.new_version import VersionChange, add_version, copy_missing_versions
+from preserve.storage.object_log import record_event
 from preserve.storage.recovery import MIGRATE_STAGING, tidy
 from preserve.storage.versions import version_user
 from preserve.system import fstree
@@ -303,9 +303,9 @@ def defer(repo: Repository, refs: list[str] | None, collection: str | None, puid
                          (AGENT_PRESERVE, "executing program")],
                         objects=[(c.source, "source")]) for c in group]
         agents = [authorizer, Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__)]
-        repo.catalog.add_events([event_record(aip_id, e, None, store_log_event(
-            location, ocfl.object_root(aip_id), aip_id, e, "deferral", agents))
-            for e in events])
+        for event in events:
+            record_event(repo, location, ocfl.object_root(aip_id), aip_id, event, "deferral",
+                         agents)
     return [{**c.to_dict(), "deferred_by": person, "reason": reason} for c in candidates]
 
 
@@ -351,8 +351,7 @@ def _record(repo: Repository, aip_id: str, outcomes: list[Outcome],
     for o in outcomes:
         if not o.accepted:
             event = _event(o, when)
-            record = store_log_event(location, root, aip_id, event, "migration", _agents([o]))
-            repo.catalog.add_events([event_record(aip_id, event, None, record)])
+            record_event(repo, location, root, aip_id, event, "migration", _agents([o]))
             (result.unproven if o.status == "unproven" else result.rejected).append(o.to_dict())
     accepted = [o for o in outcomes if o.accepted]
     if not accepted:

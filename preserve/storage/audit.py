@@ -44,7 +44,8 @@ from preserve.parallel import WorkerPool, default_workers
 from preserve.repository import Repository
 from preserve.storage.audit_records import AuditResult, Problem, Recorder, Visit, _row
 from preserve.storage.audit_replica import audit_replica
-from preserve.storage.object_log import store_log_event
+from preserve.storage.history import check_object
+from preserve.storage.object_log import LogDocument, event_record, log_document, write_document
 from preserve.stores import LocalStorage
 from preserve.stores.base import root_file_problems
 
@@ -182,6 +183,7 @@ def _plan(repo, states, since, *, due, full, share) -> list[Visit]:
 
 
 def _run(repo, visits, result, pool, budget, progress, reachable: dict[str, str]) -> None:
+    objects_checked: set[tuple[str, str]] = set()  # an object's logs/ once a run
     for visit in visits:
         if budget.spent(result):
             result.stopped = "budget"  # what is left stays due; the next run continues
@@ -202,10 +204,27 @@ def _run(repo, visits, result, pool, budget, progress, reachable: dict[str, str]
             except BaseException:
                 recorder.flush()  # keep what was verified: the next run starts after it
                 raise
-            recorder.close(_event(repo, storage, visit, recorder.found, recorder.checked))
+            _check_history(repo, storage, visit, recorder, objects_checked)
+            record, document = _event(repo, storage, visit, recorder.found, recorder.checked)
+            recorder.close(record)
+            write_document(repo.catalog, record.id, document)
             if budget.spent(result) and recorder.checked < visit.files:
                 result.stopped = "budget"
         result.replicas += 1
+
+
+def _check_history(repo, storage, visit: Visit, recorder: Recorder,
+                   objects_checked: set[tuple[str, str]]) -> None:
+    """The object's history as the event log signed it: its logs/ documents (once a run)
+    and this version's inventory (issue 24: the audit checks what `log verify` does, for
+    what it reads)."""
+    s = visit.state
+    first = (s.aip, s.location) not in objects_checked
+    objects_checked.add((s.aip, s.location))
+    for p in check_object(repo, storage, s.aip, [s.version], documents=first):
+        path = p.detail.split(" ", 1)[0] if p.detail.startswith("logs/") else None
+        recorder.problem(path or f"v{s.version}/{ocfl.INVENTORY}", f"history-{p.kind}",
+                         f"event {p.event} (log entry {p.position}): {p.detail}")
 
 
 def _stale(repo, scope, aips, location) -> list[Problem]:
@@ -255,8 +274,10 @@ def _unreachable(storage, cache: dict[str, str]) -> str:
     return cache[storage.name]
 
 
-def _event(repo, storage, visit: Visit, found: list[Problem], checked: int) -> EventRecord:
-    """A PREMIS fixity check event: in the catalog, and stored beside the bag."""
+def _event(repo, storage, visit: Visit, found: list[Problem],
+           checked: int) -> tuple[EventRecord, LogDocument]:
+    """A PREMIS fixity check event: its catalog row, and its document for the object's
+    logs/ at the location audited (written once the catalog holds the event)."""
     aip_id, version, key, kind = visit.state.aip, visit.state.version, visit.state.key, visit.kind
     outcome = "success" if not found else "failure"
     how = ("every byte re-hashed" if kind == "full"
@@ -270,7 +291,6 @@ def _event(repo, storage, visit: Visit, found: list[Problem], checked: int) -> E
     agent = f"{AGENT_NAME}-{__version__}"
     event = Event("fixity check", now_utc(), outcome, detail, summary,
                   [(agent, "executing program")])
-    record = store_log_event(storage, ocfl.object_of(key), aip_id, event,
-                             f"{storage.name}-v{version}")
-    return EventRecord(event.identifier, aip_id, event.type, event.datetime, outcome, detail,
-                       summary, agent, None, record)
+    document = log_document(storage, ocfl.object_of(key), aip_id, event,
+                            f"{storage.name}-v{version}")
+    return event_record(aip_id, event, None, document.record), document

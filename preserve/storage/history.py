@@ -28,13 +28,14 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import zip_longest
 
 from preserve.domain import checkpoint as notes
 from preserve.domain import ocfl
-from preserve.domain.clock import now_utc
 from preserve.domain.merkle import MerkleTree, leaf_hash
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
 from preserve.repository import Repository
+from preserve.stores.base import ensure_ocfl_root
 from preserve.system.keys import create_key, load_key
 
 LOG_DIR = "extensions/preserve-log/"
@@ -101,11 +102,11 @@ def sign_pending(repo: Repository) -> int | None:
             size += 1
             entry_id, text = entry_of(size, row)
             tree.append(leaf_hash(text.encode("utf-8")))
-            entries.append((size, entry_id, text))
+            entries.append((size, entry_id, row[1], text))
         root = tree.root()
         note = notes.sign(notes.Checkpoint(name, size, root), key)
         return entries, (size, root.hex(), json.dumps([h.hex() for h in tree.frontier]),
-                         note, now_utc())
+                         note)
 
     row = repo.catalog.append_to_log(build)
     return None if row is None else row[0]
@@ -123,6 +124,8 @@ def publish(repo: Repository) -> dict[str, str]:
     failed = {}
     for name, storage in sorted(repo.locations.items()):
         try:
+            storage.check_reachable()  # never makes a missing root (a disk unplugged)
+            ensure_ocfl_root(storage)  # nor writes into what is not an OCFL storage root
             _copy_log(repo, storage, checkpoints, public)
         except (PreserveError, OSError) as e:
             failed[name] = getattr(e, "message", None) or str(e)
@@ -270,12 +273,7 @@ def _check_catalog(repo: Repository, checkpoints: list[tuple], public,
         tree.append(leaf_hash(text.encode("utf-8")))
         entry = json.loads(text)
         logged.add(entry["id"])
-        where = entry.get("record")
-        if where:
-            digest = where.get("sha256") or where.get("sha512")
-            records.setdefault((where.get("location", "*"), entry["aip"]), []).append(
-                _Record(position, entry["id"], entry["aip"], where["file"], digest,
-                        entry.get("version")))
+        _add_record(records, entry)
         if position in by_size:
             root, note = by_size[position]
             _check_checkpoint("catalog", note, position, tree.root(), public, report)
@@ -354,8 +352,7 @@ def _check_copy(repo: Repository, storage, checkpoints: list[tuple], public,
     segments = [k for k in listing if k.startswith(ENTRIES)]
     got = _stored_lines(storage, segments)
     want = (text for _, text in repo.catalog.log_entries())
-    same = all(line == text for line, text in zip(got, want, strict=False))
-    if not same or next(got, None) is not None or next(want, None) is not None:
+    if any(line != text for line, text in zip_longest(got, want)):
         _diff(storage.name, list(_stored_lines(storage, segments)),
               [t for _, t in repo.catalog.log_entries()], report)
 
@@ -421,17 +418,48 @@ def _check_objects(repo: Repository, storage, records: dict, logged: set[str],
         if location == storage.name:
             held.setdefault(aip, set()).add(version)
     for aip, versions in held.items():
-        root = ocfl.object_root(aip)
-        _check_documents(storage, root, aip, records.get((storage.name, aip), []), logged,
-                         report)
-        for version, group in _by_version(records.get(("*", aip), [])).items():
-            if version in versions:
-                digest = _hash(storage, root + group[0].file, "sha512")
-                if digest != group[0].digest:
-                    report.problems += [LogProblem(
-                        "edited", storage.name, f"v{version}'s inventory is not the one its "
-                        "events were logged with: the version was rewritten", aip, r.event,
-                        r.position) for r in group]
+        _check_documents(storage, ocfl.object_root(aip), aip,
+                         records.get((storage.name, aip), []), logged, report)
+        _check_versions(storage, aip, versions, records.get(("*", aip), []), report)
+
+
+def check_object(repo: Repository, storage, aip: str, versions: list[int],
+                 documents: bool = True) -> list[LogProblem]:
+    """What an audit checks of one object at one location, from the log: its logs/
+    documents (when `documents`) and the given versions' inventories, against the digests
+    their events were logged with. Documents of events recorded but not yet signed (this
+    run's) are not inserted ones."""
+    report = LogReport()
+    records: dict[tuple[str, str], list[_Record]] = {}
+    for text in repo.catalog.log_entries_of(aip):
+        _add_record(records, json.loads(text))
+    known = {e.id for e in repo.catalog.events(aip)}
+    if documents:
+        _check_documents(storage, ocfl.object_root(aip), aip, records.get((storage.name, aip), []),
+                         known, report)
+    _check_versions(storage, aip, set(versions), records.get(("*", aip), []), report)
+    return report.problems
+
+
+def _add_record(records: dict, entry: dict) -> None:
+    where = entry.get("record")
+    if where:
+        records.setdefault((where.get("location", "*"), entry["aip"]), []).append(
+            _Record(entry["n"], entry["id"], entry["aip"], where["file"],
+                    where.get("sha256") or where.get("sha512"), entry.get("version")))
+
+
+def _check_versions(storage, aip: str, versions: set[int], records: list[_Record],
+                    report: LogReport) -> None:
+    root = ocfl.object_root(aip)
+    for version, group in _by_version(records).items():
+        if version in versions:
+            digest = _hash(storage, root + group[0].file, "sha512")
+            if digest is not None and digest != group[0].digest:  # unreadable: audit's
+                report.problems += [LogProblem(
+                    "edited", storage.name, f"v{version}'s inventory is not the one its "
+                    "events were logged with: the version was rewritten", aip, r.event,
+                    r.position) for r in group]
 
 
 def _by_version(records: list[_Record]) -> dict[int, list[_Record]]:
@@ -454,7 +482,10 @@ def _hash(storage, key: str, algorithm: str) -> str | None:
 
 def _check_documents(storage, root: str, aip: str, expected: list[_Record], logged: set[str],
                      report: LogReport) -> None:
-    here = {info.key[len(root):] for info in storage.list(root + ocfl.LOGS + "/")}
+    try:
+        here = {info.key[len(root):] for info in storage.list(root + ocfl.LOGS + "/")}
+    except (PreserveError, OSError):
+        here = set()  # logs/ a file or a link (audit names it): its documents are missing
     by_file = {r.file: r for r in expected}
     by_digest = {r.digest: r for r in expected}
     removed, found = [], {}

@@ -31,12 +31,13 @@ from preserve.domain.bag import FAST_LIST
 from preserve.domain.clock import now_utc
 from preserve.domain.fixity import FAST_ALGORITHM, hash_stream, open_regular, write_all
 from preserve.domain.identify import Identification, format_notes, identify_paths, siegfried_environment
-from preserve.domain.model import EventRecord, FileRecord
+from preserve.domain.model import FileRecord
 from preserve.domain.names import UnsafePath, check_relative, display, encode_manifest_path
 from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
 from preserve.errors import BadArgument, FixityMismatch, PreserveError, StorageUnreachable
 from preserve.pipeline.copying import copy_one
 from preserve.repository import Repository
+from preserve.storage.object_log import event_record
 from preserve.storage.recovery import resolve_versions, tidy
 from preserve.storage.versions import (
     INVENTORY_ALGORITHMS,
@@ -255,15 +256,6 @@ def _copy_added(bag: Path, added: list[tuple[str, Path]],
 def premis_file(version: int) -> str:
     """The PREMIS document a version adds (v1's is metadata/premis.xml, from ingest)."""
     return f"metadata/premis-v{version}.xml"
-
-
-def event_record(aip_id: str, event: Event, version: int | None,
-                 record: str | None = None) -> EventRecord:
-    """The catalog's row of a PREMIS event (its first agent named; `record`: where its
-    logs/ document is, as store_log_event returned it)."""
-    return EventRecord(event.identifier, aip_id, event.type, event.datetime, event.outcome,
-                       event.detail, event.outcome_detail,
-                       event.agents[0][0] if event.agents else None, version, record)
 
 
 def _premis_object(r: FileRecord, derived_from: tuple[str, str] | None) -> FileObject:

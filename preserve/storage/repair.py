@@ -21,7 +21,6 @@ from preserve import AGENT_NAME, __version__
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
 from preserve.domain.fixity import hash_stream, write_all
-from preserve.domain.model import EventRecord
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
@@ -29,8 +28,7 @@ from preserve.repository import Repository
 from preserve.storage.audit import audit
 from preserve.storage.audit_records import Problem, has_record
 from preserve.storage.expected import expected_digests
-from preserve.storage.new_version import event_record
-from preserve.storage.object_log import store_log_event
+from preserve.storage.object_log import event_record, record_event
 from preserve.storage.recovery import REPAIR_STAGING, tidy
 from preserve.stores.base import root_file_problems, write_root_files
 from preserve.system.locks import writer_lock
@@ -93,7 +91,7 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
         result.repairs.append(done)
         # recorded at once: a kill later in the run must not leave a restoration without
         # its PREMIS event (red-team case 51)
-        repo.catalog.add_events(_events(repo, done))
+        _record_events(repo, done)
         if done.outcome == "repaired" and has_record(done.path):
             # read back and verified: no longer due for the next audit
             repo.catalog.mark_verified((done.aip, done.version, done.location), [done.path],
@@ -208,7 +206,7 @@ def _verify_in_place(target, key: str, want: dict[str, str]) -> bool:
     return all(digests[a] == d for a, d in want.items())
 
 
-def _events(repo: Repository, r: Repair) -> list[EventRecord]:
+def _record_events(repo: Repository, r: Repair) -> None:
     """The audit already recorded the failed fixity check; add the repair and, once the
     repaired copy has been read back, the fixity check that passed: in the catalog, and in
     the object's logs/ at the repaired location (a rebuilt catalog has them back)."""
@@ -223,6 +221,9 @@ def _events(repo: Repository, r: Repair) -> list[EventRecord]:
                             "matches the recorded digests", [(agent, "executing program")]))
     storage = repo.locations.get(r.location)
     agents = [Agent(agent, AGENT_NAME, "software", __version__)]
-    return [event_record(r.aip, e, None, None if storage is None else store_log_event(
-        storage, ocfl.object_root(r.aip), r.aip, e, f"repair-{r.location}-v{r.version}",
-        agents)) for e in events]
+    for event in events:
+        if storage is None:  # a location no longer configured: the catalog alone
+            repo.catalog.add_events([event_record(r.aip, event, None)])
+        else:
+            record_event(repo, storage, ocfl.object_root(r.aip), r.aip, event,
+                         f"repair-{r.location}-v{r.version}", agents)

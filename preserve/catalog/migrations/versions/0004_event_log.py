@@ -22,13 +22,14 @@ def upgrade() -> None:
         "log_entries",
         sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("entry_id", sa.Text, nullable=False, unique=True),
+        sa.Column("aip_id", sa.Text),
         sa.Column("entry", sa.Text, nullable=False),
     )
+    op.create_index("log_entries_aip", "log_entries", ["aip_id"])
     op.create_table(
         "log_checkpoints",
         sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("root", sa.Text, nullable=False),
         sa.Column("frontier", sa.Text, nullable=False),
         sa.Column("note", sa.Text, nullable=False),
-        sa.Column("written", sa.Text, nullable=False),
     )
