@@ -11,6 +11,7 @@ from preserve.catalog.database import (
     PAYLOAD,
     insert_events,
     like_prefix,
+    log_replica,
     row_digests,
 )
 from preserve.domain.model import AipSummary, EventRecord, FileRecord
@@ -62,6 +63,8 @@ class Aips:
         with self.transaction() as db:
             db.execute("INSERT INTO replicas VALUES (?, ?, ?, ?, 'verified', ?, NULL)",
                        (aip_id, version, location, key, when))
+            log_replica(db, (aip_id, version, location), "stored", key=key, stored=when,
+                        composites=[])
             db.execute("UPDATE versions SET state = 'stored' WHERE aip_id = ? AND version = ?",
                        (aip_id, version))
             db.execute("UPDATE aips SET state = 'stored' WHERE id = ?", (aip_id,))

@@ -12,6 +12,8 @@ from preserve.catalog.database import (
     and_where,
     insert_events,
     insert_problems,
+    log_replica,
+    queue_log_entry,
     set_checked,
 )
 from preserve.domain.model import EventRecord, ReplicaAuditState
@@ -63,6 +65,10 @@ class Audits:
             if damaged_structure:
                 db.execute("UPDATE replicas SET last_audit = ? WHERE aip_id = ? AND version = ? "
                            "AND location = ?", (RECHECK, *replica))
+            last = db.execute("SELECT last_audit FROM replicas WHERE aip_id = ? AND version = ? "
+                              "AND location = ?", replica).fetchone()
+            log_replica(db, replica, "audited", last_audit=last[0] if last else None,
+                        folded=oldest is None or oldest >= since)
 
     def record_audit_problems(self, run_id: str, problems: list[tuple]) -> None:
         with self.transaction() as db:
@@ -80,6 +86,12 @@ class Audits:
             db.execute("UPDATE audit_runs SET finished = ?, status = ?, replicas = replicas + ?, "
                        "files = files + ?, bytes = bytes + ? WHERE id = ?",
                        (finished, status, replicas, files, nbytes, run_id))
+            run = db.execute("SELECT * FROM audit_runs WHERE id = ?", (run_id,)).fetchone()
+            problems = db.execute("SELECT * FROM audit_problems WHERE run_id = ? ORDER BY "
+                                  "aip_id, version, location, path, kind, detail",
+                                  (run_id,)).fetchall()
+            queue_log_entry(db, None, {"kind": "audit-run", "run": list(run),
+                                       "problems": [list(p) for p in problems]})
 
     def audit_problems(self, run_id: str) -> list[tuple]:
         """Every problem a run recorded (a resumed run included), each once; a payload file

@@ -6,8 +6,10 @@ fragments of SQL (in the dialect both databases speak) that its parts share. The
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
@@ -24,7 +26,8 @@ HEAD = "0004_event_log"
 # The tables of a catalog at HEAD (catalog_tables.py makes them; a test keeps the two equal).
 TABLES = frozenset({"meta", "aips", "versions", "files", "replicas", "events", "derivations",
                     "audit_runs", "file_checks", "composite_checksums", "audit_problems",
-                    "job_results", "log_entries", "log_checkpoints", "alembic_version"})
+                    "job_results", "log_entries", "log_pending", "log_checkpoints",
+                    "alembic_version"})
 REVISIONS = ("0001_schema4", "0002_event_order", "0003_jobs_digests", HEAD)
 # What the `meta` table says of the schema, for the preserve releases before Alembic (which
 # read only that): they refuse a catalog past the schema they know.
@@ -386,6 +389,8 @@ def set_checked(db: Database, replica: tuple[str, int, str],
     db.executemany("INSERT INTO file_checks VALUES (?, ?, ?, ?, ?) ON CONFLICT (aip_id, "
                    "version, location, path) DO UPDATE SET checked = excluded.checked",
                    [(*replica, path, when) for path, when in checks])
+    if checks:
+        log_replica(db, replica, "checked", checks=[list(c) for c in checks])
 
 
 def insert_events(db: Database, events: list[EventRecord]) -> None:
@@ -396,6 +401,23 @@ def insert_events(db: Database, events: list[EventRecord]) -> None:
                    [(e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail, e.outcome_detail,
                      e.agent, e.version, last + n, e.record)
                     for n, e in enumerate(events, 1)])
+
+
+def queue_log_entry(db: Database, aip_id: str | None, body: dict) -> None:
+    """A change the event log must carry for a rebuild (storage/history.py signs it with
+    the events): in the transaction of the change itself."""
+    last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM log_pending").scalar()
+    db.execute("INSERT INTO log_pending VALUES (?, ?, ?, ?)",
+               (str(uuid.uuid4()), aip_id, json.dumps(body, sort_keys=True,
+                                                      separators=(",", ":"),
+                                                      ensure_ascii=False), last + 1))
+
+
+def log_replica(db: Database, replica: tuple[str, int, str], op: str, **fields) -> None:
+    """One change of a replica's rows (replicas, file_checks, composite_checksums)."""
+    aip, version, location = replica
+    queue_log_entry(db, aip, {"kind": "replica", "op": op, "aip": aip, "version": version,
+                              "location": location, **fields})
 
 
 def and_where(conditions: dict[str, object]) -> tuple[str, list]:

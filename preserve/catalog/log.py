@@ -6,19 +6,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+LOGGED = "logged_events"  # the meta row counting the events in the log (log_behind)
+
+
+def count_logged(db, added: int) -> None:
+    db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+               "CAST(CAST(meta.value AS BIGINT) + ? AS TEXT)", (LOGGED, str(added), added))
+
 
 class EventLog:
     """The event log: one part of the Catalog (preserve.catalog), on its connection."""
 
-    def append_to_log(self, build: Callable[[list[tuple], tuple | None], tuple[list, tuple]]
-                      ) -> tuple | None:
-        """Add every event not yet in the log, in one transaction: `build(pending, last)`
-        gets the pending events (id, aip, type, datetime, outcome, detail, outcome_detail,
-        agent, version, record, the version's inventory digest), in the order they were
-        recorded (an event of a version still being written waits for it to be
-        stored), and the last checkpoint row (size, root, frontier, note) or None, and
-        returns the entries [(position, entry id, AIP, entry text)] and the new checkpoint
-        row (size, root, frontier, note). Returns that row, or None when nothing
+    def append_to_log(self, build: Callable[[list[tuple], list[tuple], tuple | None],
+                                            tuple[list, tuple]]) -> tuple | None:
+        """Add every event not yet in the log, and every change queued for it (log_pending),
+        in one transaction. `build(events, changes, last)` gets the pending events (id,
+        aip, type, datetime, outcome, detail, outcome_detail, agent, version, record, the
+        version's inventory digest) in the order they were recorded (an event of a version
+        still being written waits for it to be stored), the queued changes (entry id, AIP,
+        JSON body) in their order, and the last checkpoint row (size, root, frontier, note)
+        or None; it returns the entries [(position, entry id, AIP, entry text)] and the new
+        checkpoint row (size, root, frontier, note). Returns that row, or None when nothing
         was pending. On PostgreSQL, writers of the log take turns (an advisory lock)."""
         with self.advisory_lock("preserve-event-log"), self.transaction() as db:
             pending = db.execute(
@@ -28,12 +36,17 @@ class EventLog:
                 "v.version = e.version WHERE NOT EXISTS (SELECT 1 FROM log_entries l "
                 "WHERE l.entry_id = e.id) AND (e.version IS NULL OR v.state = 'stored') "
                 "ORDER BY e.seq, e.id").fetchall()
-            if not pending:
+            changes = db.execute("SELECT entry_id, aip_id, body FROM log_pending "
+                                 "ORDER BY seq").fetchall()
+            if not pending and not changes:
                 return None
             last = db.execute("SELECT size, root, frontier, note FROM log_checkpoints "
                               "ORDER BY size DESC LIMIT 1").fetchone()
-            entries, checkpoint = build(pending, last)
+            entries, checkpoint = build(pending, changes, last)
             db.executemany("INSERT INTO log_entries VALUES (?, ?, ?, ?)", entries)
+            db.executemany("DELETE FROM log_pending WHERE entry_id = ?",
+                           [(c[0],) for c in changes])
+            count_logged(db, len(pending))
             db.execute("INSERT INTO log_checkpoints VALUES (?, ?, ?, ?)", checkpoint)
             return checkpoint
 
@@ -59,8 +72,9 @@ class EventLog:
     def log_behind(self) -> bool:
         """Whether some event may not be in the log yet (counts compared: cheap enough to
         ask after every command)."""
-        return self.execute("SELECT (SELECT COUNT(*) FROM events) > (SELECT COUNT(*) FROM "
-                            "log_entries)").scalar() == 1
+        return self.execute("SELECT (SELECT COUNT(*) FROM events) > (SELECT COALESCE(MAX("
+                            "CAST(value AS BIGINT)), 0) FROM meta WHERE key = ?) OR EXISTS "
+                            "(SELECT 1 FROM log_pending)", (LOGGED,)).scalar() in (1, True)
 
     def unlogged_events(self) -> int:
         """How many events are not yet in the log (a run ended before it signed them)."""

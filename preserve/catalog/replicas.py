@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from preserve.catalog.database import DIGEST_COLUMNS, row_digests
+from preserve.catalog.database import DIGEST_COLUMNS, log_replica, row_digests
 from preserve.errors import NotFound
 
 
@@ -32,6 +32,8 @@ class Replicas:
             db.executemany("INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)",
                            ((aip_id, version, location, path, checksum)
                             for path, checksum in (composites or {}).items()))
+            log_replica(db, (aip_id, version, location), "stored", key=key, stored=when,
+                        composites=sorted([p, c] for p, c in (composites or {}).items()))
 
     def set_composite_checksum(self, aip_id: str, version: int, location: str, path: str,
                                checksum: str | None) -> None:
@@ -42,6 +44,8 @@ class Replicas:
             if checksum:
                 db.execute("INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)",
                            (aip_id, version, location, path, checksum))
+            log_replica(db, (aip_id, version, location), "composite", path=path,
+                        checksum=checksum)
 
     def composite_checksum(self, aip_id: str, version: int, location: str,
                            path: str) -> str | None:

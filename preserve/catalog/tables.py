@@ -221,6 +221,17 @@ log_entries = Table(
     Index("log_entries_aip", "aip_id"),
 )
 
+# What the catalog changed that is no event but that a rebuilt catalog must know again
+# (a copy stored, files verified, an audit run and its problems): JSON bodies waiting to
+# join the log (in `seq` order), removed once they have.
+log_pending = Table(
+    "log_pending", metadata,
+    Column("entry_id", Text, primary_key=True),
+    Column("aip_id", Text),
+    Column("body", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
 # The signed checkpoint made each time entries joined the log: the tree's size and root,
 # the subtree roots from which the next root is computed without reading the log again
 # (the "frontier"), and the signed note (domain/checkpoint.py).

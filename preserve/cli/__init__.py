@@ -27,5 +27,6 @@ for command, name in [(storage.storage_add, "add"), (storage.storage_list, "list
                       (storage.storage_check, "check")]:
     storage_app.command(name)(command)
 catalog_app.command("diff")(data.catalog_diff)
+catalog_app.command("rebuild")(data.catalog_rebuild)
 log_app.command("verify")(storage.log_verify)
 log_app.command("checkpoint")(storage.log_checkpoint)

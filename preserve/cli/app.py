@@ -97,7 +97,8 @@ def enqueued(task: str, jobs: list[int], json_out: bool, **extra) -> None:
 
 storage_app = typer.Typer(no_args_is_help=True, help="Storage locations: add, list, check.")
 app.add_typer(storage_app, name="storage")
-catalog_app = typer.Typer(no_args_is_help=True, help="The catalog: compare it with another.")
+catalog_app = typer.Typer(no_args_is_help=True,
+                          help="The catalog: compare it with another, rebuild it from storage.")
 app.add_typer(catalog_app, name="catalog")
 log_app = typer.Typer(no_args_is_help=True,
                       help="The tamper-evident event log: verify it, print its checkpoint.")

@@ -1,5 +1,5 @@
 """Commands on what the repository knows of its AIPs: list, show, describe, and the
-catalog compared with another (catalog diff)."""
+catalog compared with another (catalog diff) or rebuilt from storage (catalog rebuild)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from preserve import render
-from preserve.cli.app import JsonOpt, copies_missing, open_repo
+from preserve.cli.app import JsonOpt, State, copies_missing, open_repo, repo_root, show_progress
 
 
 def list_aips(
@@ -113,4 +113,28 @@ def catalog_diff(
     finally:
         there.close()
     render.report(result, json_out, render.catalog_diff)
+    raise typer.Exit(result.exit_code)
+
+
+def catalog_rebuild(
+    sources: Annotated[list[str] | None, typer.Option(
+        "--from", help="Read only this location (repeat for several; default: all).")] = None,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Also re-hash every content file (a full audit on the way).")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Rebuild over a catalog that is not empty, keeping it aside.")
+    ] = False,
+    json_out: JsonOpt = False,
+):
+    """Re-create the catalog from the storage locations alone: AIPs, versions, files with
+    their digests and identification, derivations, events, the signed event log and the
+    replicas. Into an empty catalog; resumable (run it again after an interruption). Exit
+    0 rebuilt, 1 copies disagree or cannot be read (named), 3 a location unreachable."""
+    from preserve.data.rebuild import open_for_rebuild, rebuild
+
+    repo, aside = open_for_rebuild(repo_root(), replace)
+    State.opened = repo
+    with render.progress_bar(show_progress()) as progress:
+        result = rebuild(repo, sources=sources, verify=verify, progress=progress, aside=aside)
+    render.report(result, json_out, render.rebuild_report)
     raise typer.Exit(result.exit_code)

@@ -61,6 +61,26 @@ def format_notes(mime: str | None, basis: str | None, warning: str | None,
     return notes
 
 
+NOTE_LABELS = {"MIME type: ": 0, "siegfried basis: ": 1, "siegfried warning: ": 2,
+               "identified by: ": 3}
+
+
+def parse_format_notes(notes: list[str]) -> tuple:
+    """format_notes read back: (mime, basis, warning, confidence, magic mime, magic
+    description); a field without its note is None."""
+    out: list[str | None] = [None] * 6
+    for note in notes:
+        for label, index in NOTE_LABELS.items():
+            if note.startswith(label):
+                out[index] = note[len(label):]
+        if note.startswith("libmagic: "):
+            mime, _, description = note[len("libmagic: "):].partition("; ")
+            out[4] = None if mime == "None" else mime
+            out[5] = None if description == "None" else description
+    mime, basis, warning, confidence, magic_mime, magic_description = out
+    return mime, basis, warning, confidence, magic_mime, magic_description
+
+
 def siegfried_environment() -> None:
     """Call in the parent before starting processes that will load siegfried: a tight Go
     garbage-collection target (GOGC=10) keeps their heap near 100 MiB private instead of

@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from preserve.domain.names import decode_object_key
+
 PREMIS_NS = "http://www.loc.gov/premis/v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 SCHEMA_LOCATION = f"{PREMIS_NS} https://www.loc.gov/standards/premis/v3/premis.xsd"
@@ -29,6 +31,12 @@ def encode_name(path: str) -> str:
         return "".join(f"%{b:02X}" for b in m.group(0).encode("utf-8", "surrogateescape"))
 
     return _UNSAFE.sub(enc, path)
+
+
+def decode_name(text: str | None) -> str | None:
+    """encode_name read back (a literal "%" is always written %25, so every %XX run is
+    one it wrote)."""
+    return None if text is None else decode_object_key(text)
 
 
 _PLAIN = re.compile("[%\r\n&<>\x00-\x1f\ud800-\udfff\ufffe\uffff]")

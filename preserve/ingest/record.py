@@ -114,7 +114,7 @@ class IngestRecord:
         notes = (f"; {len(warned)} warning(s): " + recorded(warned)) if warned else ""
         events = [
             Event("ingestion", when, "warning" if self.warnings() else "success",
-                  f"ingested {self.source.kind} {self.source.origin} into collection "
+                  f"ingested {self.source.kind} {self.source.origin.resolve()} into collection "
                   f"{self.meta.collection!r}",
                   f"{n} file(s), {self.total_bytes} bytes{empty}{skipped}{kept}{notes}",
                   preserve_role),
@@ -159,8 +159,9 @@ class IngestRecord:
         self.events = [EventRecord(e.identifier, self.aip_id, e.type, e.datetime, e.outcome,
                                    e.detail, e.outcome_detail, e.agents[0][0], self.version)
                        for e in events]
-        # the OCFL version says when and why as the ingestion event does
-        self.version_created, self.version_message = when, events[0].detail
+        # the OCFL version says why as the ingestion event does, and when the AIP was
+        # begun, as the catalog does (a rebuilt catalog reads both back from it)
+        self.version_created, self.version_message = self.created, events[0].detail
         return events
 
     def warnings(self) -> list[str]:

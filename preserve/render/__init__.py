@@ -28,7 +28,7 @@ from preserve.render.base import (
     report,
     text,
 )
-from preserve.render.history import log_checkpoint, log_verify
+from preserve.render.history import log_checkpoint, log_verify, rebuild_report
 from preserve.render.planning import (
     deferral_report,
     formats_report,
@@ -43,6 +43,7 @@ __all__ = [
     "LISTED",
     "log_checkpoint",
     "log_verify",
+    "rebuild_report",
     "deferral_report",
     "emit_json",
     "emit_json_error",

@@ -1,4 +1,5 @@
-"""The event log's reports: `log verify` and `log checkpoint`."""
+"""The reports of what outlives the catalog: `log verify`, `log checkpoint` and `catalog
+rebuild`."""
 
 from __future__ import annotations
 
@@ -33,3 +34,24 @@ def log_checkpoint(note: str) -> None:
     out.print("Keep this text outside the repository (print it, send it): "
               "'preserve log verify --against FILE' proves the history has not been "
               "rewritten since.", markup=False)
+
+
+def rebuild_report(result) -> None:
+    if result.aside:
+        out.print(f"the catalog that was there is kept aside: {text(result.aside)}")
+    out.print(f"rebuilt from {', '.join(result.locations) or 'no location'}: {result.aips} "
+              f"AIP(s) ({result.resumed} already in from an interrupted run), "
+              f"{result.versions} version(s), {result.files} file(s), {result.replicas} "
+              f"replica(s), {result.events} event(s); the event log: {result.log_size} "
+              f"signed entries, root {result.log_root[:16] or '-'}")
+    for name, why in sorted(result.unreachable.items()):
+        out.print(f"  [yellow]{text(name)}: not read[/] ({text(why)})")
+    for p in result.problems:
+        where = f" AIP {text(p['aip'])}" if p.get("aip") else ""
+        out.print(f"  [bold red]{p['kind']}[/]{where}: {text(p['detail'])}")
+    if result.status == "ok":
+        out.print("[green]The catalog is rebuilt from storage.[/]")
+    elif result.problems:
+        out.print(f"[bold red]Rebuilt, with {len(result.problems)} problem(s) named above.[/]")
+    else:
+        out.print("[yellow]Rebuilt from the locations that could be reached.[/]")

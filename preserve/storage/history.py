@@ -93,7 +93,7 @@ def sign_pending(repo: Repository) -> int | None:
     key = signing_key(repo)
     name = notes.key_name(key.public_key())
 
-    def build(pending: list[tuple], last: tuple | None):
+    def build(pending: list[tuple], changes: list[tuple], last: tuple | None):
         size = last[0] if last else 0
         tree = (MerkleTree.resume(size, [bytes.fromhex(h) for h in json.loads(last[2])])
                 if last else MerkleTree())
@@ -103,6 +103,11 @@ def sign_pending(repo: Repository) -> int | None:
             entry_id, text = entry_of(size, row)
             tree.append(leaf_hash(text.encode("utf-8")))
             entries.append((size, entry_id, row[1], text))
+        for entry_id, aip, body in changes:
+            size += 1
+            text = canonical({**json.loads(body), "id": entry_id, "n": size})
+            tree.append(leaf_hash(text.encode("utf-8")))
+            entries.append((size, entry_id, aip, text))
         root = tree.root()
         note = notes.sign(notes.Checkpoint(name, size, root), key)
         return entries, (size, root.hex(), json.dumps([h.hex() for h in tree.frontier]),

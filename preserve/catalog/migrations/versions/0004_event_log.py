@@ -27,6 +27,13 @@ def upgrade() -> None:
     )
     op.create_index("log_entries_aip", "log_entries", ["aip_id"])
     op.create_table(
+        "log_pending",
+        sa.Column("entry_id", sa.Text, primary_key=True),
+        sa.Column("aip_id", sa.Text),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
         "log_checkpoints",
         sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("root", sa.Text, nullable=False),

@@ -1,0 +1,412 @@
+"""The catalog rebuilt from storage alone (issue 24): lose the catalog, keep the storage,
+and preserve knows again what it holds.
+
+Every storage location is read: its OCFL objects (data/object_reading.py: AIPs, versions,
+files, identification, derivations) and its copy of the signed event log (the events, in
+their order, and the log itself; storage/history.py). Where locations disagree, the newest
+valid head of an object wins and the disagreement is reported, never silently chosen; a
+location holds a replica of each version its valid copy has.
+
+Into an empty catalog only (a full one is kept aside with --replace). Resumable and
+idempotent: each AIP's rows go in by one transaction and a re-run skips the AIPs already
+in; the log and the events go in by one transaction at the end; a `meta` row marks the
+rebuild under way until it has finished, so a re-run after a kill resumes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from preserve.catalog import Catalog
+from preserve.catalog.database import TABLES, is_server_url
+from preserve.catalog.log import count_logged
+from preserve.data.object_reading import ObjectRows, UnreadableObject, read_object
+from preserve.domain import checkpoint as notes
+from preserve.domain import ocfl
+from preserve.domain.merkle import MerkleTree, leaf_hash
+from preserve.domain.progress import Progress, Silent
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, ConfigError, PreserveError
+from preserve.repository import CATALOG_FILE, Repository
+from preserve.storage.history import CHECKPOINTS, ENTRIES, PUBLIC_KEY, canonical
+from preserve.stores.base import layout_versions
+from preserve.system.keys import load_key
+
+MARK = "rebuild"  # the meta key present while a rebuild is under way
+RULE = re.compile(r" by rule '(.*?)', pathway ")
+
+
+@dataclass
+class RebuildResult:
+    aips: int = 0
+    resumed: int = 0  # AIPs a killed run had already put in
+    versions: int = 0
+    files: int = 0
+    replicas: int = 0
+    events: int = 0
+    log_size: int = 0
+    log_root: str = ""
+    locations: list[str] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    problems: list[dict] = field(default_factory=list)  # conflicts, unreadable copies
+    aside: str | None = None  # where --replace put the catalog that was there
+
+    @property
+    def status(self) -> str:
+        if self.problems:
+            return "problems"
+        return "unreachable" if self.unreachable else "ok"
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": EXIT_OK, "problems": EXIT_PROBLEMS,
+                "unreachable": EXIT_UNREACHABLE}[self.status]
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, **{k: v for k, v in self.__dict__.items()}}
+
+
+# -- the catalog it goes into ------------------------------------------------------------------
+
+def prepare(root: Path, address: str | Path, replace: bool) -> str | None:
+    """An empty catalog at `address`, or one a rebuild left under way; a catalog holding
+    anything else is refused unless `replace`, which keeps it aside (an SQLite file renamed,
+    a PostgreSQL catalog's tables moved to a schema of their own). Returns where."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    server = is_server_url(address)
+    if not server and not Path(address).exists():
+        Catalog.create_if_missing(address)
+        return None
+    try:
+        catalog = Catalog(address)
+    except ConfigError:
+        if not replace or server:
+            raise
+        return _aside_file(Path(address), stamp)  # unreadable: kept aside, a new one made
+    try:
+        if catalog.execute("SELECT value FROM meta WHERE key = ?", (MARK,)).fetchone():
+            return None  # a rebuild under way: resumed
+        held = catalog.execute("SELECT (SELECT COUNT(*) FROM aips) + (SELECT COUNT(*) FROM "
+                               "events)").scalar()
+        if not held:
+            return None
+        if not replace:
+            raise ConfigError(f"the catalog {catalog.describe()} is not empty ({held} AIPs and "
+                              "events): a rebuild goes into an empty catalog",
+                              hint="--replace keeps this one aside and rebuilds in its place")
+        if server:
+            return _aside_schema(catalog, stamp)
+    finally:
+        catalog.close()
+    return _aside_file(Path(address), stamp)
+
+
+def _aside_file(path: Path, stamp: str) -> str:
+    aside = path.with_name(f"{path.name}.before-rebuild-{stamp}")
+    shutil.move(path, aside)
+    for suffix in ("-wal", "-shm"):
+        if Path(str(path) + suffix).exists():
+            shutil.move(str(path) + suffix, str(aside) + suffix)
+    Catalog.create_if_missing(path)
+    return str(aside)
+
+
+def _aside_schema(catalog: Catalog, stamp: str) -> str:
+    schema = f"preserve_before_rebuild_{stamp.lower()}"
+    with catalog.transaction() as db:
+        db.execute(f"CREATE SCHEMA {schema}")
+        for table in sorted(TABLES):
+            db.execute(f"ALTER TABLE {table} SET SCHEMA {schema}")
+    Catalog.create_if_missing(catalog.where)
+    return f"schema {schema}"
+
+
+def open_for_rebuild(root: Path, replace: bool) -> tuple[Repository, str | None]:
+    """The repository, its catalog made ready for a rebuild first (Repository opens it)."""
+    import yaml
+
+    config = yaml.safe_load((root / "preserve.yaml").read_text(encoding="utf-8")) or {} \
+        if (root / "preserve.yaml").is_file() else {}
+    address = config.get("catalog") or root / CATALOG_FILE
+    aside = prepare(root, address, replace) if (root / "preserve.yaml").is_file() else None
+    return Repository(root), aside
+
+
+# -- the rebuild -------------------------------------------------------------------------------
+
+def rebuild(repo: Repository, *, sources: list[str] | None = None, verify: bool = False,
+            progress: Progress | None = None, aside: str | None = None) -> RebuildResult:
+    progress = progress or Silent()
+    result = RebuildResult(aside=aside)
+    catalog = repo.catalog
+    with catalog.transaction() as db:
+        db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                   (MARK, "under way"))
+    names = sources or sorted(repo.locations)
+    for name in names:
+        if name not in repo.locations:
+            raise ConfigError(f"no storage location named '{name}'",
+                              hint="'preserve storage list' names them")
+    reachable = {}
+    for name in names:
+        storage = repo.locations[name]
+        try:
+            storage.check_reachable()
+            reachable[name] = storage
+        except PreserveError as e:
+            result.unreachable[name] = e.message
+    result.locations = sorted(reachable)
+    entries, checkpoints = _read_log(repo, reachable, result)
+    detail = {e["id"]: e for e in entries}
+    states = replica_states(entries)
+    held: dict[str, list[tuple[str, str]]] = {}
+    for name, storage in sorted(reachable.items()):
+        for key, aip, _version in layout_versions(storage.entries):
+            root = ocfl.object_of(key) if _version is not None else key
+            copies = held.setdefault(aip, [])
+            if (name, root) not in copies:
+                copies.append((name, root))
+    done = {r[0] for r in catalog.execute("SELECT id FROM aips")}
+    progress.start("rebuild", len(held), 0)
+    for aip in sorted(held):
+        if aip in done:
+            result.resumed += 1
+        else:
+            _rebuild_aip(repo, aip, held[aip], reachable, detail, states, verify, result)
+        progress.advance(1, 0)
+    _insert_log(catalog, entries, checkpoints, result)
+    with catalog.transaction() as db:
+        db.execute("DELETE FROM meta WHERE key = ?", (MARK,))
+    _count(catalog, result)
+    return result
+
+
+def _rebuild_aip(repo: Repository, aip: str, copies: list[tuple[str, str]], reachable: dict,
+                 detail: dict, states: dict, verify: bool, result: RebuildResult) -> None:
+    read: dict[str, ObjectRows] = {}
+    for name, root in copies:
+        try:
+            read[name] = read_object(reachable[name], root, aip, verify=verify)
+        except UnreadableObject as e:
+            result.problems.append({"kind": "unreadable", "aip": aip, "location": name,
+                                    "detail": f"the copy at '{name}' {e}"})
+    if not read:
+        return
+    winner = max(sorted(read), key=lambda n: read[n].head)
+    best = read[winner]
+    holders = []
+    for name, rows in sorted(read.items()):
+        differ = [n for n, d in rows.inventory_digests.items()
+                  if best.inventory_digests.get(n) != d]
+        if differ:
+            result.problems.append({
+                "kind": "conflict", "aip": aip, "location": name,
+                "detail": f"'{name}' holds another v{differ[0]} than '{winner}' (whose head, "
+                          f"v{best.head}, is newest): '{winner}''s was taken"})
+            continue
+        holders.append((name, rows.head))
+    created = {v[1]: v[2] for v in best.versions}
+    derivations = [(*d[:4], _rule(detail.get(d[4])), d[4]) for d in best.derivations]
+    replicas, checks, composites = [], [], []
+    for name, head in holders:
+        for n in range(1, head + 1):
+            state = states.get((aip, n, name))
+            key = ocfl.version_key(ocfl.object_root(aip), n)
+            if state is None:  # a copy the log never saw made: known from storage alone
+                replicas.append((aip, n, name, key, "verified", created[n], None))
+                continue
+            replicas.append((aip, n, name, state["key"], "verified", state["stored"],
+                             state["last_audit"]))
+            checks += [(aip, n, name, p, c) for p, c in sorted(state["checks"].items())]
+            composites += [(aip, n, name, p, c) for p, c in sorted(state["composites"].items())]
+    for (a, n, name), _state in sorted(states.items()):
+        if a == aip and name in reachable and (name, n) not in {
+                (h, v) for h, head in holders for v in range(1, head + 1)}:
+            result.problems.append({"kind": "missing", "aip": aip, "location": name,
+                                    "detail": f"the log says v{n} was stored at '{name}', "
+                                              "which holds no valid copy of it now"})
+    with repo.catalog.transaction() as db:
+        db.execute("INSERT INTO aips VALUES (?, ?, ?, ?, ?, ?, ?)", best.aip_row)
+        db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       best.versions)
+        db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       best.files)
+        db.executemany("INSERT INTO derivations VALUES (?, ?, ?, ?, ?, ?)", derivations)
+        db.executemany("INSERT INTO replicas VALUES (?, ?, ?, ?, ?, ?, ?)", replicas)
+        db.executemany("INSERT INTO file_checks VALUES (?, ?, ?, ?, ?)", checks)
+        db.executemany("INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)", composites)
+
+
+def replica_states(entries: list[dict]) -> dict[tuple[str, int, str], dict]:
+    """Each replica's rows as the logged changes leave them, applied in order: stored
+    (key, when, composite checksums), files checked, an audit closed (last_audit; the
+    per-file rows folded into it when every file was verified), a composite checksum."""
+    states: dict[tuple[str, int, str], dict] = {}
+    for e in entries:
+        if e.get("kind") != "replica":
+            continue
+        replica = (e["aip"], e["version"], e["location"])
+        state = states.setdefault(replica, {"key": "", "stored": "", "last_audit": None,
+                                            "checks": {}, "composites": {}})
+        if e["op"] == "stored":
+            state.update(key=e["key"], stored=e["stored"], last_audit=None,
+                         composites=dict(e["composites"]))
+        elif e["op"] == "checked":
+            state["checks"].update(dict(e["checks"]))
+        elif e["op"] == "audited":
+            state["last_audit"] = e["last_audit"]
+            if e["folded"]:
+                state["checks"] = {p: c for p, c in state["checks"].items() if c == ""}
+        elif e["op"] == "composite":
+            state["composites"].pop(e["path"], None)
+            if e["checksum"]:
+                state["composites"][e["path"]] = e["checksum"]
+    return states
+
+
+def _rule(event: dict | None) -> str:
+    """The migration rule a derivation was made by, as its migration event names it."""
+    m = RULE.search(event["detail"]) if event else None
+    return m.group(1) if m else ""
+
+
+# -- the log -----------------------------------------------------------------------------------
+
+def _public_key(repo: Repository, reachable: dict, result: RebuildResult):
+    """The key the checkpoints must verify with: the repository's own; else (the key lost
+    with the catalog) the public key a location keeps, which is said."""
+    if repo.log_key_path.exists():
+        return load_key(repo.log_key_path).public_key()
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    for name, storage in sorted(reachable.items()):
+        try:
+            with storage.open(PUBLIC_KEY) as f:
+                raw = f.read().decode().split("\n")[1].split(" ")[1]
+            import base64
+            result.problems.append({
+                "kind": "key", "aip": None, "location": name,
+                "detail": f"the signing key {repo.log_key_path} is missing: the checkpoints "
+                          f"were checked with the public key kept at '{name}', which proves "
+                          "nothing by itself; compare its name with a checkpoint you keep"})
+            return Ed25519PublicKey.from_public_bytes(base64.b64decode(raw))
+        except (PreserveError, OSError, IndexError, ValueError):
+            continue
+    return None
+
+
+def _read_log(repo: Repository, reachable: dict, result: RebuildResult
+              ) -> tuple[list[dict], list[tuple[int, str]]]:
+    """The longest copy of the log whose every checkpoint verifies; other copies that are
+    not a prefix of it are reported."""
+    public = _public_key(repo, reachable, result)
+    best: tuple[list[str], list[tuple[int, str]]] = ([], [])
+    copies = {}
+    for name, storage in sorted(reachable.items()):
+        keys = sorted(info.key for info in storage.list(ENTRIES.rstrip("/")))
+        lines = []
+        for key in keys:
+            if key.startswith(ENTRIES):
+                with storage.open(key) as f:
+                    lines += f.read().decode("utf-8").splitlines()
+        signed = []
+        for key in sorted(info.key for info in storage.list(CHECKPOINTS.rstrip("/"))):
+            with storage.open(key) as f:
+                text = f.read().decode("utf-8", "replace")
+            try:
+                checkpoint = notes.verify(text, public) if public else None
+            except notes.CheckpointError as e:
+                result.problems.append({"kind": "log", "aip": None, "location": name,
+                                        "detail": f"{key}: {e}"})
+                continue
+            if checkpoint is not None:
+                signed.append((checkpoint.size, checkpoint.root, text))
+        good = _verified_prefix(lines, signed, name, result)
+        copies[name] = lines
+        if len(good[0]) > len(best[0]):
+            best = good
+    for name, lines in copies.items():
+        if lines[:len(best[0])] != best[0][:len(lines)]:
+            result.problems.append({"kind": "log", "aip": None, "location": name,
+                                    "detail": f"the copy of the event log at '{name}' is not "
+                                              "the one signed; the signed copy was taken"})
+    result.log_size = len(best[0])
+    entries = []
+    for line in best[0]:
+        entry = json.loads(line)
+        entry["_text"] = line  # the leaf, byte for byte
+        entries.append(entry)
+    return entries, best[1]
+
+
+def _verified_prefix(lines: list[str], signed: list[tuple], name: str,
+                     result: RebuildResult) -> tuple[list[str], list[tuple]]:
+    """The entries up to the last checkpoint they match, and the checkpoints matched."""
+    tree, matched, size = MerkleTree(), [], 0
+    by_size = {s: (root, text) for s, root, text in signed}
+    for n, line in enumerate(lines, 1):
+        tree.append(leaf_hash(line.encode("utf-8")))
+        if n in by_size:
+            root, text = by_size[n]
+            if tree.root() != root:
+                result.problems.append({"kind": "log", "aip": None, "location": name,
+                                        "detail": f"its entries do not give checkpoint {n}'s "
+                                                  "root: taken up to the last that does"})
+                break
+            matched.append((n, text))
+            size = n
+    return lines[:size], matched
+
+
+def _insert_log(catalog: Catalog, entries: list[dict], checkpoints: list[tuple[int, str]],
+                result: RebuildResult) -> None:
+    """The log, its checkpoints and the events, in one transaction (skipped when a killed
+    run had put them in)."""
+    if catalog.execute("SELECT COUNT(*) FROM log_entries").scalar():
+        return
+    signed = dict(checkpoints)
+    aips = {r[0] for r in catalog.execute("SELECT id FROM aips")}
+    tree, rows, frontier = MerkleTree(), [], []
+    for entry in entries:
+        tree.append(leaf_hash(entry["_text"].encode("utf-8")))
+        if tree.size in signed:
+            frontier.append((tree.size, tree.root().hex(),
+                             json.dumps([h.hex() for h in tree.frontier]), signed[tree.size]))
+        rows.append((entry["n"], entry["id"], entry.get("aip"), entry["_text"]))
+    events = []
+    for entry in entries:
+        if entry.get("kind") != "event" or entry["aip"] not in aips:
+            continue
+        where = entry.get("record")
+        record = canonical(where) if where and "sha256" in where else None
+        events.append((entry["id"], entry["aip"], entry["type"], entry["at"], entry["outcome"],
+                       entry["detail"], entry["outcome_detail"], entry["agent"],
+                       entry["version"], entry["n"], record))
+    runs = {}
+    for entry in entries:
+        if entry.get("kind") == "audit-run":
+            runs[entry["run"][0]] = entry  # the last word on a run (a resumed one's)
+    with catalog.transaction() as db:
+        db.executemany("INSERT INTO log_entries VALUES (?, ?, ?, ?)", rows)
+        db.executemany("INSERT INTO log_checkpoints VALUES (?, ?, ?, ?)", frontier)
+        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", events)
+        db.executemany("INSERT INTO audit_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [tuple(r["run"]) for r in runs.values()])
+        db.executemany("INSERT INTO audit_problems VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [tuple(p) for r in runs.values() for p in r["problems"]])
+        count_logged(db, sum(1 for e in entries if e.get("kind") == "event"))
+    result.log_root = tree.root().hex()
+    lost = sum(1 for e in entries if e.get("kind") == "event" and e["aip"] not in aips)
+    if lost:
+        result.problems.append({"kind": "lost", "aip": None, "location": None,
+                                "detail": f"{lost} logged event(s) of AIPs no location holds: "
+                                          "in the log, not in the events table"})
+
+
+def _count(catalog: Catalog, result: RebuildResult) -> None:
+    for column, table in (("aips", "aips"), ("versions", "versions"), ("files", "files"),
+                          ("replicas", "replicas"), ("events", "events")):
+        setattr(result, column, catalog.execute(f"SELECT COUNT(*) FROM {table}").scalar())
