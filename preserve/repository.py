@@ -64,7 +64,7 @@ class LocationConfig:
 
 
 class Repository:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, rebuilding: bool = False):
         self.root = Path(root)
         config_path = self.root / CONFIG_NAME
         if not config_path.is_file():
@@ -77,7 +77,7 @@ class Repository:
         if self.config.get("format") != REPOSITORY_FORMAT:
             raise ConfigError(f"{config_path}: repository format {self.config.get('format')!r} "
                               f"is not {REPOSITORY_FORMAT}, the one this preserve reads")
-        self.catalog = Catalog(self.catalog_address)
+        self.catalog = Catalog(self.catalog_address, rebuilding=rebuilding)
         self.policy: Policy = load_policy(
             self.root / "policies" / f"{self.config.get('policy', DEFAULT_POLICY)}.yaml")
         self.locations = self._load_locations()

@@ -132,3 +132,148 @@ def test_a_rebuild_goes_into_an_empty_catalog_or_keeps_the_old_one_aside(tmp_pat
     assert json.loads(run(root, "catalog", "diff", aside, "--json").stdout)["same"]
     again = json.loads(run(root, "catalog", "rebuild", "--replace", "--json").stdout)
     assert again["aips"] == 1  # twice adds nothing
+
+
+# -- killed at any moment, run again: the same catalog ----------------------------------------
+
+KILL_POINTS = [("preserve.data.rebuild:prepare", 1),
+               ("preserve.catalog.database:Database.create_if_missing", 1),
+               ("preserve.data.object_reading:read_object", 1),
+               ("preserve.data.object_reading:read_object", 4),
+               ("preserve.data.rebuild:_rebuild_aip", 3),
+               ("preserve.data.rebuild:_insert_log", 1),
+               ("preserve.data.rebuild:_count", 1)] + [
+    ("preserve.catalog.database:Database.executemany", n) for n in (1, 3, 6, 9, 14, 17, 19)]
+
+
+@pytest.fixture(scope="module")
+def lived(tmp_path_factory):
+    """Four AIPs at two disks, audited twice (one damage found and repaired), its catalog
+    kept aside: what every kill case rebuilds (the rebuild writes the catalog alone)."""
+    tmp = tmp_path_factory.mktemp("lived")
+    repo, _ = Repository.init(tmp / "repo")
+    (tmp / "disk2").mkdir()
+    (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
+        {"name": "disk2", "kind": "local", "path": str(tmp / "disk2")}))
+    repo.close()
+    _copies(repo, 2, ["local", "disk2"])
+    repo = Repository(repo.root)
+    for n in range(4):
+        source = tmp / f"source{n}"
+        for k in range(3):
+            (source / "letters").mkdir(parents=True, exist_ok=True)
+            (source / "letters" / f"letter{k}.txt").write_text(f"letter {n}.{k}\n")
+        ingest(repo, source, Metadata(f"c{n % 2}", title=f"Box {n}"))
+    audit(repo, full=True)
+    victim = next((tmp / "disk2").rglob("letter1.txt"))
+    victim.chmod(0o644)
+    victim.write_text("rot")
+    assert repair(repo).status == "ok"
+    publish(repo)
+    repo.close()
+    shutil.copy(repo.root / "catalog.sqlite", tmp / "original.sqlite")
+    return repo.root, tmp / "original.sqlite"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target,nth", KILL_POINTS,
+                         ids=[f"{t.rsplit(':', 1)[-1]}-{n}" for t, n in KILL_POINTS])
+def test_a_rebuild_killed_at_any_moment_ends_the_same_when_run_again(lived, target, nth):
+    import os
+    import subprocess
+    import sys
+
+    root, original = lived
+    for leftover in root.glob("catalog.sqlite*"):
+        leftover.unlink()
+    env = dict(os.environ, PRESERVE_REPO=str(root), PRESERVE_NO_PROGRESS="1")
+    killed = subprocess.run([sys.executable, "-m", "tests.killer", target, str(nth),
+                             "catalog", "rebuild"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert killed.returncode in (-9, 0), killed.stderr
+    listed = run(root, "list", check_code=None)
+    if listed.returncode == 0:  # killed once it had finished: whole already
+        assert json.loads(run(root, "catalog", "diff", original, "--json").stdout)["same"]
+    else:  # a half-rebuilt catalog is never used
+        assert listed.returncode == 2 and any(why in listed.stderr for why in (
+            "being rebuilt", "no catalog", "holds no preserve catalog")), listed.stderr
+        again = json.loads(run(root, "catalog", "rebuild", "--json").stdout)
+        assert again["status"] == "ok" and again["aips"] == 4
+    assert json.loads(run(root, "catalog", "diff", original, "--json").stdout)["same"]
+    twice = json.loads(run(root, "catalog", "rebuild", "--json", check_code=2).stdout)
+    assert "not empty" in twice["error"]  # a finished rebuild is not run over
+
+
+@pytest.mark.storage_left_damaged  # a payload file rots on purpose
+def test_locations_that_disagree_are_named_and_the_valid_newest_copy_wins(tmp_path, collection):
+    repo, _ = Repository.init(tmp_path / "repo")
+    (tmp_path / "disk2").mkdir()
+    (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
+        {"name": "disk2", "kind": "local", "path": str(tmp_path / "disk2")}))
+    repo.close()
+    _copies(repo, 2, ["local", "disk2"])
+    repo = Repository(repo.root)
+    aip = ingest(repo, collection, Metadata("Parish")).aip_id
+    describe(repo, aip, Description(title="Corrected", note="kill the typo"))
+    publish(repo)
+    repo.close()
+    # disk2 is put back as it was before the correction (an old backup restored there)
+    obj = tmp_path / "disk2" / content_key(aip, 1).rsplit("/v1", 1)[0]
+    for name in ("inventory.json", "inventory.json.sha512"):
+        (obj / name).chmod(0o644)
+        shutil.copy(obj / "v1" / name, obj / name)
+    shutil.rmtree(obj / "v2")
+
+    done = json.loads(run(repo.root, "catalog", "rebuild", "--replace", "--json",
+                          check_code=1).stdout)
+    assert [(p["kind"], p["location"]) for p in done["problems"]] == [("missing", "disk2")]
+    rebuilt = Repository(repo.root)
+    assert rebuilt.catalog.get_aip(aip).version == 2  # the newest valid head
+    assert rebuilt.catalog.replica_locations(aip, 1) == ["disk2", "local"]
+    assert rebuilt.catalog.replica_locations(aip, 2) == ["local"]
+    rebuilt.close()
+
+    # a payload file rots at local: only a rebuild that re-hashes (--verify) sees it
+    rotten = next(p for p in sorted((tmp_path / "repo" / "aips").rglob("*.txt"))
+                  if "/data/" in str(p))
+    rotten.chmod(0o644)
+    rotten.write_text("rot")
+    plain = json.loads(run(repo.root, "catalog", "rebuild", "--replace", "--json",
+                           check_code=1).stdout)
+    assert [p["kind"] for p in plain["problems"]] == ["missing"]
+    verified = json.loads(run(repo.root, "catalog", "rebuild", "--replace", "--verify",
+                              "--json", check_code=1).stdout)
+    kinds = sorted((p["kind"], p["location"]) for p in verified["problems"])
+    assert ("unreadable", "local") in kinds, kinds
+    rebuilt = Repository(repo.root)
+    assert rebuilt.catalog.replica_locations(aip, 1) == ["disk2"]
+
+
+def test_a_lost_postgresql_catalog_is_rebuilt_row_for_row(tmp_path, collection, server,
+                                                          fresh_database):
+    """The same on a shared catalog: its tables dropped, rebuilt into the same database."""
+    from preserve.catalog.database import TABLES
+    from preserve.catalog.tables import metadata
+
+    repo, _ = _a_repository_that_has_lived(tmp_path, collection, server, fresh_database)
+    kept = tmp_path / "before.sqlite"  # a copy to compare with (catalog diff reads both)
+    Catalog.create_if_missing(kept)
+    copy = Catalog(kept)
+    with copy.transaction() as db:
+        db.execute("DELETE FROM meta")
+        for table in metadata.sorted_tables:
+            columns = [c.name for c in table.columns]
+            rows = repo.catalog.execute(f"SELECT {', '.join(columns)} FROM {table.name}")
+            db.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                           f"({', '.join('?' * len(columns))})", rows.fetchall())
+    copy.close()
+    with repo.catalog.transaction() as db:
+        for table in sorted(TABLES):
+            db.execute(f"DROP TABLE {table} CASCADE")
+    repo.close()
+    assert "holds no preserve catalog" in run(repo.root, "list", check_code=2).stderr
+
+    said = json.loads(run(repo.root, "catalog", "rebuild", "--json").stdout)
+    assert said["status"] == "ok", said
+    diff = json.loads(run(repo.root, "catalog", "diff", kept, "--json").stdout)
+    assert diff["same"], [t for t in diff["tables"] if not t["same"]]

@@ -37,6 +37,8 @@ SCHEMA_VERSION = 5  # 5 is every Alembic revision: they read alembic_version
 BEFORE_OCFL = (1, 2)
 # Schemas written before Alembic that its migrations bring to HEAD.
 BEFORE_ALEMBIC = (3, 4)
+# The meta key present while a catalog is being rebuilt from storage (data/rebuild.py).
+REBUILDING = "rebuild"
 # file_checks.checked (and replicas.last_audit) value of a file or replica whose last audit
 # found damage: it sorts before every date, so it is audited again at every run until repaired.
 RECHECK = ""
@@ -180,7 +182,9 @@ class Database:
     """The connection to the catalog at `where` (an SQLite file, or a postgresql:// URL), its
     schema and transactions: what every part of the Catalog (preserve.catalog) stands on."""
 
-    def __init__(self, where: str | Path):
+    def __init__(self, where: str | Path, *, rebuilding: bool = False):
+        """`rebuilding`: open a catalog a rebuild has left under way (only the rebuild
+        does: every other command would find half of the repository missing)."""
         self.server = is_server_url(where)
         if self.server:
             safe_url(str(where))  # a password in the address is refused before any use
@@ -188,7 +192,9 @@ class Database:
         self.path = None if self.server else self.where  # the SQLite file
         if not self.server and not self.path.exists():
             raise ConfigError(f"no catalog at {self.path}",
-                              hint="run 'preserve init' to create the repository")
+                              hint="run 'preserve init' to create the repository, or "
+                                   "'preserve catalog rebuild' to re-create a lost catalog "
+                                   "from storage")
         self._begin = "BEGIN" if self.server else "BEGIN IMMEDIATE"
         self._readers: list = []  # idle PostgreSQL connections for streamed reads
         unreachable, unreadable = _driver_errors(self.server)
@@ -196,6 +202,15 @@ class Database:
         try:
             self.conn = _connect(self.where)
             self._check_schema()
+            if not rebuilding and self.execute("SELECT 1 FROM meta WHERE key = ?",
+                                               (REBUILDING,)).fetchone():
+                raise ConfigError(f"the catalog {self.describe()} is being rebuilt from "
+                                  "storage (or its rebuild was interrupted): it is not whole",
+                                  hint="run 'preserve catalog rebuild' again: it goes on where "
+                                       "it stopped")
+        except ConfigError:
+            self.close()
+            raise
         except unreachable as e:
             self.close()
             raise ConfigError(f"cannot reach the catalog {self.describe()}: "

@@ -18,11 +18,12 @@ import datetime as dt
 import json
 import re
 import shutil
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from preserve.catalog import Catalog
-from preserve.catalog.database import TABLES, is_server_url
+from preserve.catalog.database import REBUILDING, TABLES, is_server_url
 from preserve.catalog.log import count_logged
 from preserve.data.object_reading import ObjectRows, UnreadableObject, read_object
 from preserve.domain import checkpoint as notes
@@ -35,7 +36,7 @@ from preserve.storage.history import CHECKPOINTS, ENTRIES, PUBLIC_KEY, canonical
 from preserve.stores.base import layout_versions
 from preserve.system.keys import load_key
 
-MARK = "rebuild"  # the meta key present while a rebuild is under way
+MARK = REBUILDING  # the meta key present while a rebuild is under way
 RULE = re.compile(r" by rule '(.*?)', pathway ")
 
 
@@ -77,11 +78,17 @@ def prepare(root: Path, address: str | Path, replace: bool) -> str | None:
     a PostgreSQL catalog's tables moved to a schema of their own). Returns where."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     server = is_server_url(address)
-    if not server and not Path(address).exists():
+    if server:
+        Catalog.create_if_missing(address)  # a database whose tables were lost
+    elif not Path(address).exists():
+        Catalog.create_if_missing(address)
+        return None
+    if not server and _no_tables(Path(address)):  # a kill before its tables were made
+        Path(address).unlink()
         Catalog.create_if_missing(address)
         return None
     try:
-        catalog = Catalog(address)
+        catalog = Catalog(address, rebuilding=True)
     except ConfigError:
         if not replace or server:
             raise
@@ -102,6 +109,16 @@ def prepare(root: Path, address: str | Path, replace: bool) -> str | None:
     finally:
         catalog.close()
     return _aside_file(Path(address), stamp)
+
+
+def _no_tables(path: Path) -> bool:
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(path)) as db:
+            return db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.DatabaseError:
+        return False  # not SQLite at all: Catalog says so
 
 
 def _aside_file(path: Path, stamp: str) -> str:
@@ -132,7 +149,7 @@ def open_for_rebuild(root: Path, replace: bool) -> tuple[Repository, str | None]
         if (root / "preserve.yaml").is_file() else {}
     address = config.get("catalog") or root / CATALOG_FILE
     aside = prepare(root, address, replace) if (root / "preserve.yaml").is_file() else None
-    return Repository(root), aside
+    return Repository(root, rebuilding=True), aside
 
 
 # -- the rebuild -------------------------------------------------------------------------------
