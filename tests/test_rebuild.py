@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,13 @@ def _three_location_repo(tmp_path: Path, server: S3Server, catalog: str | None =
                          ) -> Repository:
     repo, _ = Repository.init(tmp_path / "repo", catalog)
     repo.close()
-    server.client().create_bucket(Bucket="rebuild")
+    bucket = f"rebuild-{uuid.uuid4().hex[:12]}"  # the S3 server's buckets outlive a test
+    server.client().create_bucket(Bucket=bucket)
     (tmp_path / "disk2").mkdir()
     (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
         {"name": "disk2", "kind": "local", "path": str(tmp_path / "disk2")}))
     (repo.root / "locations" / "cloud.yaml").write_text(yaml.safe_dump({
-        "name": "cloud", "kind": "s3", "bucket": "rebuild", "prefix": "preserve",
+        "name": "cloud", "kind": "s3", "bucket": bucket, "prefix": "preserve",
         "endpoint_url": server.url, "region": "us-east-1", "addressing_style": "path",
         "max_attempts": 2}))
     return Repository(repo.root)

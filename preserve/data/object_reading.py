@@ -33,6 +33,7 @@ from preserve.domain.bag import FAST_LIST
 from preserve.domain.identify import parse_format_notes
 from preserve.domain.premis import PREMIS_NS, decode_name
 from preserve.errors import PreserveError
+from preserve.stores.base import open_stored
 
 P = f"{{{PREMIS_NS}}}"
 PAYLOAD = "data/"
@@ -53,18 +54,33 @@ class ObjectRows:
     derivations: list[tuple] = field(default_factory=list)  # without the rule: the log's
 
 
-def _read(storage, key: str) -> bytes:
-    with storage.open(key) as f:
-        return f.read()
+def _reader(storage, root: str) -> Callable[[str], bytes]:
+    """The bytes of a file of the object at `root`, by its path in the object. On a disk,
+    one checked folder for the object and each file opened as a regular file, never
+    through a link (stores.local.local_files, base.open_stored): a realpath a file would
+    cost as much as reading it."""
+    if hasattr(storage, "local_files"):
+        path_of = storage.local_files(root)
+
+        def read_local(rel: str) -> bytes:
+            with open_stored(path_of(rel), f"{root}{rel}") as f:
+                return f.read()
+        return read_local
+
+    def read_store(rel: str) -> bytes:
+        with storage.open(root + rel) as f:
+            return f.read()
+    return read_store
 
 
 def read_object(storage, root: str, aip: str, *, verify: bool = False) -> ObjectRows:
     """The rows of the object at `root` in `storage`. With `verify`, every content file is
     read and its digests recomputed (UnreadableObject names the first that differs)."""
+    read = _reader(storage, root)
     try:
         sizes = {info.key[len(root):]: info.size for info in storage.list(root)}
-        text = _read(storage, root + ocfl.INVENTORY)
-        sidecar = _read(storage, root + ocfl.SIDECAR).decode("utf-8", "replace").split()
+        text = read(ocfl.INVENTORY)
+        sidecar = read(ocfl.SIDECAR).decode("utf-8", "replace").split()
     except (PreserveError, OSError) as e:
         raise UnreadableObject(f"cannot be read: {getattr(e, 'message', e)}") from None
     if not sidecar or hashlib.sha512(text).hexdigest() != sidecar[0]:
@@ -82,12 +98,15 @@ def read_object(storage, root: str, aip: str, *, verify: bool = False) -> Object
               for p in paths}
     for n in range(1, head + 1):
         try:
-            out.inventory_digests[n] = _read(storage, f"{root}v{n}/{ocfl.SIDECAR}").decode(
+            out.inventory_digests[n] = read(f"v{n}/{ocfl.SIDECAR}").decode(
                 "utf-8", "replace").split()[0]
         except (PreserveError, OSError, IndexError):
             raise UnreadableObject(f"v{n}'s inventory sidecar cannot be read") from None
-    for n in range(1, head + 1):
-        _read_version(storage, root, inventory, n, content, sha256, sizes, out, verify)
+    try:
+        for n in range(1, head + 1):
+            _read_version(read, inventory, n, content, sha256, sizes, out, verify)
+    except (PreserveError, OSError, KeyError, ValueError) as e:
+        raise UnreadableObject(f"cannot be read: {getattr(e, 'message', e)}") from None
     return out
 
 
@@ -98,14 +117,14 @@ def _state(inventory: dict, n: int) -> dict[str, str]:
             inventory["versions"][f"v{n}"]["state"].items() for path in paths}
 
 
-def _read_version(storage, root: str, inventory: dict, n: int, content: dict[str, str],
-                  sha256: dict[str, str], sizes: dict[str, int], out: ObjectRows,
-                  verify: bool) -> None:
+def _read_version(read: Callable[[str], bytes], inventory: dict, n: int,
+                  content: dict[str, str], sha256: dict[str, str], sizes: dict[str, int],
+                  out: ObjectRows, verify: bool) -> None:
     state = _state(inventory, n)
     version = inventory["versions"][f"v{n}"]
 
     def text(path: str) -> str:
-        return _read(storage, root + state[path]).decode("utf-8")
+        return read(state[path]).decode("utf-8")
 
     info: dict[str, list[str]] = {}
     for line in bagfmt.parse_bag_info(text("bag-info.txt"))[0]:
@@ -122,7 +141,7 @@ def _read_version(storage, root: str, inventory: dict, n: int, content: dict[str
             continue  # kept from an earlier version: its row is that version's
         data = None
         if not path.startswith(PAYLOAD) or verify:
-            data = _read(storage, root + where)
+            data = read(where)
             if verify and hashlib.sha512(data).hexdigest() != content[where]:
                 raise UnreadableObject(f"{where} does not match its inventory digest")
         xxh = (fast.get(path) if path.startswith(PAYLOAD)

@@ -31,6 +31,7 @@ from preserve.domain import ocfl
 from preserve.domain.merkle import MerkleTree, leaf_hash
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, ConfigError, PreserveError
+from preserve.parallel import default_workers, run_batches
 from preserve.repository import CATALOG_FILE, Repository
 from preserve.storage.history import CHECKPOINTS, ENTRIES, PUBLIC_KEY, canonical
 from preserve.stores.base import layout_versions
@@ -187,13 +188,28 @@ def rebuild(repo: Repository, *, sources: list[str] | None = None, verify: bool 
             if (name, root) not in copies:
                 copies.append((name, root))
     done = {r[0] for r in catalog.execute("SELECT id FROM aips")}
+    by_aip: dict[str, dict] = {}
+    for replica, state in states.items():
+        by_aip.setdefault(replica[0], {})[replica] = state
     progress.start("rebuild", len(held), 0)
-    for aip in sorted(held):
-        if aip in done:
-            result.resumed += 1
-        else:
-            _rebuild_aip(repo, aip, held[aip], reachable, detail, states, verify, result)
-        progress.advance(1, 0)
+    todo = [(aip, held[aip], verify) for aip in sorted(held) if aip not in done]
+    result.resumed = len(held) - len(todo)
+    progress.advance(result.resumed, 0)
+    workers = default_workers() if len(todo) >= 4 * READ_BATCH else 1
+    if workers == 1:
+        _READER["storages"] = reachable
+    batches = (todo[i:i + READ_BATCH] for i in range(0, len(todo), READ_BATCH))
+    rows: list[tuple] = []
+    for found in run_batches(_read_batch, batches, workers=workers,
+                             initializer=_start_reader if workers > 1 else None,
+                             initargs=(str(repo.root), sorted(reachable))):
+        for aip, read in found:
+            rows.append(_choose(aip, read, detail, by_aip.get(aip, {}), reachable, result))
+        if len(rows) >= BATCH:
+            _insert(catalog, rows)
+            rows = []
+        progress.advance(len(found), 0)
+    _insert(catalog, rows)
     _insert_log(catalog, entries, checkpoints, result)
     with catalog.transaction() as db:
         db.execute("DELETE FROM meta WHERE key = ?", (MARK,))
@@ -201,17 +217,46 @@ def rebuild(repo: Repository, *, sources: list[str] | None = None, verify: bool 
     return result
 
 
-def _rebuild_aip(repo: Repository, aip: str, copies: list[tuple[str, str]], reachable: dict,
-                 detail: dict, states: dict, verify: bool, result: RebuildResult) -> None:
+_READER: dict = {}  # a reading process's storage locations
+READ_BATCH = 50  # AIPs a reading process is given at a time
+
+
+def _start_reader(root: str, names: list[str]) -> None:
+    """A reading process: its own view of the repository's locations (a store's client is
+    not shared across processes)."""
+    repo = Repository(Path(root), rebuilding=True)
+    _READER["storages"] = {name: repo.locations[name] for name in names}
+    repo.close()
+
+
+def _read_batch(batch: list[tuple[str, list[tuple[str, str]], bool]]
+                ) -> list[tuple[str, dict[str, ObjectRows | str]]]:
+    """Each AIP of the batch read at every location holding it (or why it could not be)."""
+    storages = _READER["storages"]
+    out = []
+    for aip, copies, verify in batch:
+        read: dict[str, ObjectRows | str] = {}
+        for name, root in copies:
+            try:
+                read[name] = read_object(storages[name], root, aip, verify=verify)
+            except UnreadableObject as e:
+                read[name] = str(e)
+        out.append((aip, read))
+    return out
+
+
+def _choose(aip: str, found: dict[str, ObjectRows | str], detail: dict, states: dict,
+            reachable: dict, result: RebuildResult) -> tuple:
+    """The rows of one AIP from its copies: compared, the newest valid head chosen."""
     read: dict[str, ObjectRows] = {}
-    for name, root in copies:
-        try:
-            read[name] = read_object(reachable[name], root, aip, verify=verify)
-        except UnreadableObject as e:
+    for name, rows in sorted(found.items()):
+        if isinstance(rows, str):
             result.problems.append({"kind": "unreadable", "aip": aip, "location": name,
-                                    "detail": f"the copy at '{name}' {e}"})
+                                    "detail": f"the copy at '{name}' {rows}"})
+        else:
+            read[name] = rows
     if not read:
-        return
+        return ()
     winner = max(sorted(read), key=lambda n: read[n].head)
     best = read[winner]
     holders = []
@@ -239,22 +284,34 @@ def _rebuild_aip(repo: Repository, aip: str, copies: list[tuple[str, str]], reac
                              state["last_audit"]))
             checks += [(aip, n, name, p, c) for p, c in sorted(state["checks"].items())]
             composites += [(aip, n, name, p, c) for p, c in sorted(state["composites"].items())]
-    for (a, n, name), _state in sorted(states.items()):
-        if a == aip and name in reachable and (name, n) not in {
-                (h, v) for h, head in holders for v in range(1, head + 1)}:
+    held = {(h, v) for h, head in holders for v in range(1, head + 1)}
+    for (_aip, n, name) in sorted(states):
+        if name in reachable and (name, n) not in held:
             result.problems.append({"kind": "missing", "aip": aip, "location": name,
                                     "detail": f"the log says v{n} was stored at '{name}', "
                                               "which holds no valid copy of it now"})
-    with repo.catalog.transaction() as db:
-        db.execute("INSERT INTO aips VALUES (?, ?, ?, ?, ?, ?, ?)", best.aip_row)
-        db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       best.versions)
-        db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       best.files)
-        db.executemany("INSERT INTO derivations VALUES (?, ?, ?, ?, ?, ?)", derivations)
-        db.executemany("INSERT INTO replicas VALUES (?, ?, ?, ?, ?, ?, ?)", replicas)
-        db.executemany("INSERT INTO file_checks VALUES (?, ?, ?, ?, ?)", checks)
-        db.executemany("INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)", composites)
+    return best.aip_row, best.versions, best.files, derivations, replicas, checks, composites
+
+
+INSERTS = ("INSERT INTO aips VALUES (?, ?, ?, ?, ?, ?, ?)",
+           "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           "INSERT INTO derivations VALUES (?, ?, ?, ?, ?, ?)",
+           "INSERT INTO replicas VALUES (?, ?, ?, ?, ?, ?, ?)",
+           "INSERT INTO file_checks VALUES (?, ?, ?, ?, ?)",
+           "INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)")
+BATCH = 200  # AIPs a transaction: a re-run after a kill redoes at most this many
+
+
+def _insert(catalog: Catalog, batch: list[tuple]) -> None:
+    """The rows of whole AIPs, in one transaction (an AIP is in, or not at all)."""
+    batch = [rows for rows in batch if rows]
+    if not batch:
+        return
+    with catalog.transaction() as db:
+        for n, sql in enumerate(INSERTS):
+            db.executemany(sql, [rows[0] for rows in batch] if n == 0 else
+                           [row for rows in batch for row in rows[n]])
 
 
 def replica_states(entries: list[dict]) -> dict[tuple[str, int, str], dict]:
