@@ -399,19 +399,19 @@ def _diff(where: str, got: list[str], want: list[str], report: LogReport) -> Non
         if p not in tail:
             entry = json.loads(want[p - 1])
             report.problems.append(LogProblem("removed", where, "a signed entry is missing",
-                                              entry["aip"], entry["id"], p))
+                                              entry.get("aip"), entry["id"], p))
     if tail:
         entry = json.loads(want[tail[0] - 1])
         report.problems.append(LogProblem(
             "truncated", where, f"the copy ends after entry {last_present}: the last "
-            f"{len(tail)} signed entries are missing", entry["aip"], entry["id"], tail[0]))
+            f"{len(tail)} signed entries are missing", entry.get("aip"), entry["id"], tail[0]))
     for i, p in enumerate(order):
         before = max(order[:i], default=0)
         after = min(order[i + 1:], default=p + 1)
         if p < before or p > after:
             entry = json.loads(want[p - 1])
             report.problems.append(LogProblem("reordered", where, "the entry is out of its "
-                                              "signed place", entry["aip"], entry["id"], p))
+                                              "signed place", entry.get("aip"), entry["id"], p))
 
 
 def _check_objects(repo: Repository, storage, records: dict, logged: set[str],
