@@ -77,8 +77,15 @@ def read_object(storage, root: str, aip: str, *, verify: bool = False) -> Object
     """The rows of the object at `root` in `storage`. With `verify`, every content file is
     read and its digests recomputed (UnreadableObject names the first that differs)."""
     read = _reader(storage, root)
+    listed: dict[str, int] = {}
+
+    def size_of(where: str) -> int | None:
+        """A payload file's size where its PREMIS object does not say it: the store's."""
+        if not listed:
+            listed.update({i.key[len(root):]: i.size for i in storage.list(root)})
+        return listed.get(where)
+
     try:
-        sizes = {info.key[len(root):]: info.size for info in storage.list(root)}
         text = read(ocfl.INVENTORY)
         sidecar = read(ocfl.SIDECAR).decode("utf-8", "replace").split()
     except (PreserveError, OSError) as e:
@@ -104,7 +111,7 @@ def read_object(storage, root: str, aip: str, *, verify: bool = False) -> Object
             raise UnreadableObject(f"v{n}'s inventory sidecar cannot be read") from None
     try:
         for n in range(1, head + 1):
-            _read_version(read, inventory, n, content, sha256, sizes, out, verify)
+            _read_version(read, inventory, n, content, sha256, size_of, out, verify)
     except (PreserveError, OSError, KeyError, ValueError) as e:
         raise UnreadableObject(f"cannot be read: {getattr(e, 'message', e)}") from None
     return out
@@ -118,13 +125,19 @@ def _state(inventory: dict, n: int) -> dict[str, str]:
 
 
 def _read_version(read: Callable[[str], bytes], inventory: dict, n: int,
-                  content: dict[str, str], sha256: dict[str, str], sizes: dict[str, int],
-                  out: ObjectRows, verify: bool) -> None:
+                  content: dict[str, str], sha256: dict[str, str],
+                  size_of: Callable[[str], int | None], out: ObjectRows, verify: bool) -> None:
     state = _state(inventory, n)
     version = inventory["versions"][f"v{n}"]
+    held: dict[str, bytes] = {}  # each tag file read once
+
+    def data_of(path: str) -> bytes:
+        if path not in held:
+            held[path] = read(state[path])
+        return held[path]
 
     def text(path: str) -> str:
-        return read(state[path]).decode("utf-8")
+        return data_of(path).decode("utf-8")
 
     info: dict[str, list[str]] = {}
     for line in bagfmt.parse_bag_info(text("bag-info.txt"))[0]:
@@ -134,21 +147,21 @@ def _read_version(read: Callable[[str], bytes], inventory: dict, n: int,
         for entry in bagfmt.parse_manifest(text(FAST_LIST)).entries:
             fast[entry.path] = entry.digest
     premis_name = "metadata/premis.xml" if n == 1 else f"metadata/premis-v{n}.xml"
-    identified, derived = _premis(text(premis_name)) if premis_name in state else ({}, {})
+    identified, sizes, derived = (_premis(text(premis_name)) if premis_name in state
+                                  else ({}, {}, {}))
     prefix = f"v{n}/content/"
     for path, where in sorted(state.items()):
         if not where.startswith(prefix):
             continue  # kept from an earlier version: its row is that version's
-        data = None
-        if not path.startswith(PAYLOAD) or verify:
-            data = read(where)
-            if verify and hashlib.sha512(data).hexdigest() != content[where]:
-                raise UnreadableObject(f"{where} does not match its inventory digest")
-        xxh = (fast.get(path) if path.startswith(PAYLOAD)
-               else xxhash.xxh3_128_hexdigest(data))
+        payload = path.startswith(PAYLOAD)
+        data = data_of(path) if not payload or verify else None
+        if verify and hashlib.sha512(data).hexdigest() != content[where]:
+            raise UnreadableObject(f"{where} does not match its inventory digest")
+        xxh = fast.get(path) if payload else xxhash.xxh3_128_hexdigest(data)
+        size = len(data) if data is not None else sizes.get(path)
         ident = identified.get(path, (None,) * 9)
-        out.files.append((out.aip, n, path, sizes.get(where), sha256.get(where),
-                          content[where], xxh, *ident))
+        out.files.append((out.aip, n, path, size_of(where) if size is None else size,
+                          sha256.get(where), content[where], xxh, *ident))
         if path in derived:
             out.derivations.append((out.aip, n, derived[path][0], path, derived[path][1]))
     oxum = info.get("Payload-Oxum", ["0.0"])[0]
@@ -189,11 +202,11 @@ def _package_manifest(state: dict[str, str], sha256: dict[str, str],
     return first, sha256.get(state[first], "")
 
 
-def _premis(text: str) -> tuple[dict[str, tuple], dict[str, tuple[str, str]]]:
+def _premis(text: str) -> tuple[dict[str, tuple], dict[str, int], dict[str, tuple[str, str]]]:
     """Identification of each file object (puid, format, version, mime, basis, warning,
-    confidence, magic mime, magic description) and derivations (derivative -> (source,
-    event id)) of a PREMIS document preserve wrote."""
-    identified, derived = {}, {}
+    confidence, magic mime, magic description), its size, and derivations (derivative ->
+    (source, event id)) of a PREMIS document preserve wrote."""
+    identified, sizes, derived = {}, {}, {}
     for obj in ET.fromstring(text).iter(P + "object"):
         path = decode_name(obj.findtext(f"{P}objectIdentifier/{P}objectIdentifierValue"))
         fmt = obj.find(f"{P}objectCharacteristics/{P}format")
@@ -204,6 +217,9 @@ def _premis(text: str) -> tuple[dict[str, tuple], dict[str, tuple[str, str]]]:
         puid = decode_name(fmt.findtext(f"{P}formatRegistry/{P}formatRegistryKey"))
         notes = parse_format_notes([decode_name(n.text or "")
                                     for n in fmt.iter(P + "formatNote")])
+        size = obj.findtext(f"{P}objectCharacteristics/{P}size")
+        if size is not None and size.isdigit():
+            sizes[path] = int(size)
         identified[path] = (puid, None if name == "unknown" and not puid else name, version,
                             *notes)
         for rel in obj.iter(P + "relationship"):
@@ -213,4 +229,4 @@ def _premis(text: str) -> tuple[dict[str, tuple], dict[str, tuple[str, str]]]:
                 event = rel.findtext(f"{P}relatedEventIdentifier/"
                                      f"{P}relatedEventIdentifierValue")
                 derived[path] = (source, event)
-    return identified, derived
+    return identified, sizes, derived

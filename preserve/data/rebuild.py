@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import shutil
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,11 +184,8 @@ def rebuild(repo: Repository, *, sources: list[str] | None = None, verify: bool 
     states = replica_states(entries)
     held: dict[str, list[tuple[str, str]]] = {}
     for name, storage in sorted(reachable.items()):
-        for key, aip, _version in layout_versions(storage.entries):
-            root = ocfl.object_of(key) if _version is not None else key
-            copies = held.setdefault(aip, [])
-            if (name, root) not in copies:
-                copies.append((name, root))
+        for root, aip in objects_of(storage):
+            held.setdefault(aip, []).append((name, root))
     done = {r[0] for r in catalog.execute("SELECT id FROM aips")}
     by_aip: dict[str, dict] = {}
     for replica, state in states.items():
@@ -204,7 +203,8 @@ def rebuild(repo: Repository, *, sources: list[str] | None = None, verify: bool 
                              initializer=_start_reader if workers > 1 else None,
                              initargs=(str(repo.root), sorted(reachable))):
         for aip, read in found:
-            rows.append(_choose(aip, read, detail, by_aip.get(aip, {}), reachable, result))
+            rows.append(_choose(aip, held[aip], read, detail, by_aip.get(aip, {}), reachable,
+                                result))
         if len(rows) >= BATCH:
             _insert(catalog, rows)
             rows = []
@@ -229,6 +229,39 @@ def _start_reader(root: str, names: list[str]) -> None:
     repo.close()
 
 
+def objects_of(storage) -> Iterator[tuple[str, str]]:
+    """(object root key, AIP id) of every object the storage layout places (what is not
+    where the layout puts objects is for `check` to name, not for a rebuild to read). A
+    disk's folders are walked without a realpath each, never into a link."""
+    if not hasattr(storage, "local_files"):
+        seen = set()
+        for key, aip, version in layout_versions(storage.entries):
+            root = ocfl.object_of(key) if version is not None else key
+            if root not in seen:
+                seen.add(root)
+                yield root, aip
+        return
+    base = str(storage.root)
+
+    def folders(path: str) -> list[str]:
+        try:
+            with os.scandir(path) as found:
+                return sorted(e.name for e in found if e.is_dir(follow_symlinks=False))
+        except OSError:
+            return []
+
+    levels = [""]
+    for _ in range(ocfl.LAYOUT_CONFIG["numberOfTuples"]):
+        levels = [f"{parent}{name}/" for parent in levels
+                  for name in folders(os.path.join(base, parent))
+                  if re.fullmatch(r"[0-9a-f]{3}", name)]
+    for parent in levels:
+        for name in folders(os.path.join(base, parent)):
+            aip = ocfl.id_of_root(parent + name)
+            if aip is not None:
+                yield f"{parent}{name}/", aip
+
+
 def _read_batch(batch: list[tuple[str, list[tuple[str, str]], bool]]
                 ) -> list[tuple[str, dict[str, ObjectRows | str]]]:
     """Each AIP of the batch read at every location holding it (or why it could not be)."""
@@ -245,8 +278,8 @@ def _read_batch(batch: list[tuple[str, list[tuple[str, str]], bool]]
     return out
 
 
-def _choose(aip: str, found: dict[str, ObjectRows | str], detail: dict, states: dict,
-            reachable: dict, result: RebuildResult) -> tuple:
+def _choose(aip: str, copies: list[tuple[str, str]], found: dict[str, ObjectRows | str],
+            detail: dict, states: dict, reachable: dict, result: RebuildResult) -> tuple:
     """The rows of one AIP from its copies: compared, the newest valid head chosen."""
     read: dict[str, ObjectRows] = {}
     for name, rows in sorted(found.items()):
@@ -271,12 +304,13 @@ def _choose(aip: str, found: dict[str, ObjectRows | str], detail: dict, states: 
             continue
         holders.append((name, rows.head))
     created = {v[1]: v[2] for v in best.versions}
+    roots = dict(copies)
     derivations = [(*d[:4], _rule(detail.get(d[4])), d[4]) for d in best.derivations]
     replicas, checks, composites = [], [], []
     for name, head in holders:
         for n in range(1, head + 1):
             state = states.get((aip, n, name))
-            key = ocfl.version_key(ocfl.object_root(aip), n)
+            key = ocfl.version_key(roots[name], n)
             if state is None:  # a copy the log never saw made: known from storage alone
                 replicas.append((aip, n, name, key, "verified", created[n], None))
                 continue
