@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import xxhash
@@ -202,12 +202,25 @@ def _package_manifest(state: dict[str, str], sha256: dict[str, str],
     return first, sha256.get(state[first], "")
 
 
+def _file_objects(text: str) -> Iterator[ET.Element]:
+    """The document's objects, parsed as they come: its events and agents, which follow
+    them (premis.PremisWriter), are left unparsed (the event log holds the events)."""
+    parser = ET.XMLPullParser(events=("start", "end"))
+    for start in range(0, len(text), 1 << 16):
+        parser.feed(text[start:start + (1 << 16)])
+        for kind, element in parser.read_events():
+            if kind == "start" and element.tag in (P + "event", P + "agent"):
+                return
+            if kind == "end" and element.tag == P + "object":
+                yield element
+
+
 def _premis(text: str) -> tuple[dict[str, tuple], dict[str, int], dict[str, tuple[str, str]]]:
     """Identification of each file object (puid, format, version, mime, basis, warning,
     confidence, magic mime, magic description), its size, and derivations (derivative ->
     (source, event id)) of a PREMIS document preserve wrote."""
     identified, sizes, derived = {}, {}, {}
-    for obj in ET.fromstring(text).iter(P + "object"):
+    for obj in _file_objects(text):
         path = decode_name(obj.findtext(f"{P}objectIdentifier/{P}objectIdentifierValue"))
         fmt = obj.find(f"{P}objectCharacteristics/{P}format")
         if path is None or fmt is None:
