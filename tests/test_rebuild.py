@@ -58,19 +58,25 @@ def _a_repository_that_has_lived(tmp_path: Path, collection: Path, server: S3Ser
                                  catalog: str | None = None) -> tuple[Repository, str]:
     repo = _three_location_repo(tmp_path, server, catalog)
     registers = ingest(repo, collection, Metadata("Parish", title="Registers")).aip_id
+    publish(repo)  # as each command does when it ends: the log interleaves runs
     scans = tmp_path / "scans"
     scans.mkdir()
     media.bmp(scans / "scan.bmp")
     scan = ingest(repo, scans, Metadata("Harbour", title="Harbour scans",
                                         creators=["Port office"])).aip_id
+    publish(repo)
     describe(repo, registers, Description(title="Parish registers, 1890-1920",
                                           note="title corrected"))
+    publish(repo)
     assert apply(repo).versions  # the BMP migrated to PNG: a version with a derivation
+    publish(repo)
     repo.close()
     _copies(repo, 3, ["local", "disk2", "cloud"])
     repo = Repository(repo.root)
     assert replicate(repo).complete
+    publish(repo)
     audit(repo, full=True)
+    publish(repo)
     damaged = Path(tmp_path / "disk2" / content_key(registers, 1))
     target = next(p for p in sorted(damaged.rglob("*")) if p.is_file() and "data" in p.parts)
     target.chmod(0o644)

@@ -22,7 +22,7 @@ class EventLog:
         """Add every event not yet in the log, and every change queued for it (log_pending),
         in one transaction. `build(events, changes, last)` gets the pending events (id,
         aip, type, datetime, outcome, detail, outcome_detail, agent, version, record, the
-        version's inventory digest) in the order they were recorded (an event of a version
+        version's inventory digest, seq) in the order they were recorded (an event of a version
         still being written waits for it to be stored), the queued changes (entry id, AIP,
         JSON body) in their order, and the last checkpoint row (size, root, frontier, note)
         or None; it returns the entries [(position, entry id, AIP, entry text)] and the new
@@ -31,7 +31,7 @@ class EventLog:
         with self.advisory_lock("preserve-event-log"), self.transaction() as db:
             pending = db.execute(
                 "SELECT e.id, e.aip_id, e.type, e.datetime, e.outcome, e.detail, "
-                "e.outcome_detail, e.agent, e.version, e.record, v.inventory_sha512 "
+                "e.outcome_detail, e.agent, e.version, e.record, v.inventory_sha512, e.seq "
                 "FROM events e LEFT JOIN versions v ON v.aip_id = e.aip_id AND "
                 "v.version = e.version WHERE NOT EXISTS (SELECT 1 FROM log_entries l "
                 "WHERE l.entry_id = e.id) AND (e.version IS NULL OR v.state = 'stored') "

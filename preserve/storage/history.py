@@ -55,7 +55,7 @@ def canonical(value) -> str:
 def entry_of(position: int, row: tuple) -> tuple[str, str]:
     """(entry id, entry text) of an event row as Catalog.append_to_log gives it."""
     (event_id, aip, kind, when, outcome, detail, outcome_detail, agent, version, record,
-     inventory) = row
+     inventory, seq) = row
     if record:
         where = json.loads(record)
     elif version is not None and inventory:
@@ -65,7 +65,7 @@ def entry_of(position: int, row: tuple) -> tuple[str, str]:
     return event_id, canonical({
         "agent": agent, "aip": aip, "at": when, "detail": detail, "id": event_id,
         "kind": "event", "n": position, "outcome": outcome, "outcome_detail": outcome_detail,
-        "record": where, "type": kind, "version": version})
+        "record": where, "seq": seq, "type": kind, "version": version})
 
 
 def segment_key(first: int, last: int) -> str:
