@@ -215,10 +215,56 @@ def _file_objects(text: str) -> Iterator[ET.Element]:
     yield from root.iter(P + "object")
 
 
+# A file object as premis.PremisWriter lays it out, and the elements read from it. A
+# document laid out otherwise (counted apart) is read by the XML parser instead.
+_OBJECT = re.compile(r'<premis:object xsi:type="premis:file">(.*?)</premis:object>', re.S)
+_FIELD = {name: re.compile(f"<premis:{name}>([^<]*)</premis:{name}>") for name in (
+    "objectIdentifierValue", "size", "formatName", "formatVersion", "formatRegistryKey")}
+_NOTE = re.compile(r"<premis:formatNote>([^<]*)</premis:formatNote>")
+_DERIVATION = re.compile(
+    r"<premis:relationshipType>derivation</premis:relationshipType>.*?"
+    r"<premis:relatedObjectIdentifierValue>([^<]*)</premis:relatedObjectIdentifierValue>.*?"
+    r"<premis:relatedEventIdentifierValue>([^<]*)</premis:relatedEventIdentifierValue>", re.S)
+
+
+def _text(escaped: str | None) -> str | None:
+    """An element's text as PremisWriter escaped it (&, <, > and the name encoding)."""
+    if escaped is None:
+        return None
+    if "&" in escaped:
+        escaped = escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return decode_name(escaped)
+
+
 def _premis(text: str) -> tuple[dict[str, tuple], dict[str, int], dict[str, tuple[str, str]]]:
     """Identification of each file object (puid, format, version, mime, basis, warning,
     confidence, magic mime, magic description), its size, and derivations (derivative ->
-    (source, event id)) of a PREMIS document preserve wrote."""
+    (source, event id)) of a PREMIS document preserve wrote: read by pattern where it is
+    laid out as PremisWriter writes it (a 20,000-file AIP's in a fraction of the XML
+    parser's time), else by the XML parser."""
+    blocks = _OBJECT.findall(text)
+    if len(blocks) != text.count("<premis:object ") - 1 or "<![CDATA[" in text:
+        return _premis_parsed(text)
+    identified, sizes, derived = {}, {}, {}
+    for block in blocks:
+        found = {name: (m.group(1) if (m := regex.search(block)) else None)
+                 for name, regex in _FIELD.items()}
+        path = _text(found["objectIdentifierValue"])
+        if path is None or "<premis:format>" not in block:
+            continue
+        name, puid = _text(found["formatName"]), _text(found["formatRegistryKey"])
+        notes = parse_format_notes([_text(n) for n in _NOTE.findall(block)])
+        if found["size"] is not None:
+            sizes[path] = int(found["size"])
+        identified[path] = (puid, None if name == "unknown" and not puid else name,
+                            _text(found["formatVersion"]), *notes)
+        for source, event in _DERIVATION.findall(block):
+            derived[path] = (_text(source), _text(event))
+    return identified, sizes, derived
+
+
+def _premis_parsed(text: str) -> tuple[dict, dict, dict]:
+    """_premis by the XML parser, for a document laid out otherwise."""
     identified, sizes, derived = {}, {}, {}
     for obj in _file_objects(text):
         path = decode_name(obj.findtext(f"{P}objectIdentifier/{P}objectIdentifierValue"))

@@ -492,7 +492,7 @@ def _insert_log(catalog: Catalog, entries: list[dict], checkpoints: list[tuple[i
         record = canonical(where) if where and "sha256" in where else None
         events.append((entry["id"], entry["aip"], entry["type"], entry["at"], entry["outcome"],
                        entry["detail"], entry["outcome_detail"], entry["agent"],
-                       entry["version"], entry["seq"], record))
+                       entry["version"], entry.get("seq", entry["n"]), record))
     runs = {}
     for entry in entries:
         if entry.get("kind") == "audit-run":
