@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from preserve.catalog import Catalog
 from preserve.data.describe import Description, describe
@@ -285,3 +287,34 @@ def test_a_lost_postgresql_catalog_is_rebuilt_row_for_row(tmp_path, collection, 
     assert said["status"] == "ok", said
     diff = json.loads(run(repo.root, "catalog", "diff", kept, "--json").stdout)
     assert diff["same"], [t for t in diff["tables"] if not t["same"]]
+
+
+@given(st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=5, unique=True),
+       st.text(max_size=40))
+def test_premis_is_read_back_as_written_by_pattern_and_by_parser(names, note):
+    """What a PREMIS file object says comes back exactly, whatever the name or note holds
+    (&, <, %, line breaks, characters XML cannot carry), by either reader."""
+    import io
+
+    from preserve.data.object_reading import _premis, _premis_parsed
+    from preserve.domain.identify import format_notes
+    from preserve.domain.premis import FileObject, PremisWriter
+
+    buffer = io.StringIO()
+    writer = PremisWriter(buffer, "aip")
+    expected = {}
+    for n, name in enumerate(names):
+        path = f"data/{name}"
+        notes = format_notes("text/plain", note or None, None, "signature", None, None)
+        writer.write_object(FileObject(path, name, n, {"sha256": "0" * 64}, "x-fmt/111",
+                                       f"Plain {note}", None, notes,
+                                       ("data/source", "event-1") if n else None))
+        expected[path] = ("x-fmt/111", f"Plain {note}", None, "text/plain", note or None,
+                          None, "signature", None, None)
+    writer.finish([], [])
+    for read in (_premis, _premis_parsed):
+        identified, sizes, derived = read(buffer.getvalue())
+        assert identified == expected
+        assert sizes == {f"data/{name}": n for n, name in enumerate(names)}
+        assert derived == {f"data/{name}": ("data/source", "event-1")
+                           for name in names[1:]}
