@@ -31,8 +31,9 @@ from preserve.data.object_reading import ObjectRows, UnreadableObject, read_obje
 from preserve.domain import checkpoint as notes
 from preserve.domain import ocfl
 from preserve.domain.merkle import MerkleTree, leaf_hash
+from preserve.domain.model import Verdict
 from preserve.domain.progress import Progress, Silent
-from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, ConfigError, PreserveError
+from preserve.errors import ConfigError, PreserveError
 from preserve.parallel import default_workers, run_batches
 from preserve.repository import CATALOG_FILE, Repository
 from preserve.storage.history import CHECKPOINTS, ENTRIES, PUBLIC_KEY, canonical
@@ -44,7 +45,7 @@ RULE = re.compile(r" by rule '(.*?)', pathway ")
 
 
 @dataclass
-class RebuildResult:
+class RebuildResult(Verdict):
     aips: int = 0
     resumed: int = 0  # AIPs a killed run had already put in
     versions: int = 0
@@ -57,17 +58,6 @@ class RebuildResult:
     unreachable: dict[str, str] = field(default_factory=dict)
     problems: list[dict] = field(default_factory=list)  # conflicts, unreadable copies
     aside: str | None = None  # where --replace put the catalog that was there
-
-    @property
-    def status(self) -> str:
-        if self.problems:
-            return "problems"
-        return "unreachable" if self.unreachable else "ok"
-
-    @property
-    def exit_code(self) -> int:
-        return {"ok": EXIT_OK, "problems": EXIT_PROBLEMS,
-                "unreachable": EXIT_UNREACHABLE}[self.status]
 
     def to_dict(self) -> dict:
         return {"status": self.status, **{k: v for k, v in self.__dict__.items()}}

@@ -4,6 +4,26 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE
+
+
+class Verdict:
+    """The status and exit code of a result that has `problems` (damage outranks all) and
+    `unreachable` locations: "ok" 0, "problems" 1, "unreachable" 3."""
+
+    problems: list
+    unreachable: dict | list
+
+    @property
+    def status(self) -> str:
+        if self.problems:
+            return "problems"
+        return "unreachable" if self.unreachable else "ok"
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": EXIT_OK, "problems": EXIT_PROBLEMS,
+                "unreachable": EXIT_UNREACHABLE}[self.status]
 
 @dataclass
 class FileRecord:

@@ -33,7 +33,8 @@ from itertools import zip_longest
 from preserve.domain import checkpoint as notes
 from preserve.domain import ocfl
 from preserve.domain.merkle import MerkleTree, leaf_hash
-from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
+from preserve.domain.model import Verdict
+from preserve.errors import PreserveError
 from preserve.repository import Repository
 from preserve.stores.base import ensure_ocfl_root
 from preserve.system.keys import create_key, load_key
@@ -195,7 +196,7 @@ class LogProblem:
 
 
 @dataclass
-class LogReport:
+class LogReport(Verdict):
     size: int = 0
     root: str = ""
     checkpoints: int = 0
@@ -204,17 +205,6 @@ class LogReport:
     problems: list[LogProblem] = field(default_factory=list)
     documents: int = 0  # logs/ documents checked against their digests
     unprotected: int = 0  # logs/ documents of events logged before the log named documents
-
-    @property
-    def status(self) -> str:
-        if self.problems:
-            return "problems"
-        return "unreachable" if self.unreachable else "ok"
-
-    @property
-    def exit_code(self) -> int:
-        return {"ok": EXIT_OK, "problems": EXIT_PROBLEMS,
-                "unreachable": EXIT_UNREACHABLE}[self.status]
 
     def to_dict(self) -> dict:
         return {"status": self.status, "size": self.size, "root": self.root,
