@@ -42,7 +42,7 @@ class Audits:
         with self.transaction() as db:
             insert_problems(db, run_id, problems)
             set_checked(db, replica, [(path, when) for path in verified] +
-                         [(path, RECHECK) for path in failed])
+                         [(path, RECHECK) for path in failed], log=False)
 
     def finish_replica_audit(self, replica: tuple[str, int, str], since: str,
                              damaged_structure: bool, events: list[EventRecord]) -> None:
@@ -67,8 +67,11 @@ class Audits:
                            "AND location = ?", (RECHECK, *replica))
             last = db.execute("SELECT last_audit FROM replicas WHERE aip_id = ? AND version = ? "
                               "AND location = ?", replica).fetchone()
+            checks = db.execute("SELECT path, checked FROM file_checks WHERE aip_id = ? AND "
+                                "version = ? AND location = ? ORDER BY path", replica).fetchall()
+            # the replica's rows as the audit leaves them (after a full pass: none)
             log_replica(db, replica, "audited", last_audit=last[0] if last else None,
-                        folded=oldest is None or oldest >= since)
+                        checks=[list(c) for c in checks])
 
     def record_audit_problems(self, run_id: str, problems: list[tuple]) -> None:
         with self.transaction() as db:

@@ -399,12 +399,12 @@ def insert_problems(db: Database, run_id: str, problems: list[tuple]) -> None:
 
 
 def set_checked(db: Database, replica: tuple[str, int, str],
-                 checks: list[tuple[str, str]]) -> None:
+                 checks: list[tuple[str, str]], *, log: bool = True) -> None:
     """(path, when verified, or RECHECK) rows of one replica's files."""
     db.executemany("INSERT INTO file_checks VALUES (?, ?, ?, ?, ?) ON CONFLICT (aip_id, "
                    "version, location, path) DO UPDATE SET checked = excluded.checked",
                    [(*replica, path, when) for path, when in checks])
-    if checks:
+    if checks and log:  # an audit logs the replica's rows once, when it closes the replica
         log_replica(db, replica, "checked", checks=[list(c) for c in checks])
 
 

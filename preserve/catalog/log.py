@@ -65,9 +65,11 @@ class EventLog:
                                    "AND position <= ? ORDER BY position", (after, upto))
 
     def log_entries_of(self, aip_id: str) -> list[str]:
-        """The entries of one AIP's events, in order (what an audit of it checks)."""
-        return [r[0] for r in self.execute("SELECT entry FROM log_entries WHERE aip_id = ? "
-                                           "ORDER BY position", (aip_id,))]
+        """The entries of one AIP's events (not its copies' changes), in order: what an
+        audit of it checks."""
+        return [r[0] for r in self.execute(
+            "SELECT l.entry FROM log_entries l JOIN events e ON e.id = l.entry_id WHERE "
+            "l.aip_id = ? ORDER BY l.position", (aip_id,))]
 
     def log_behind(self) -> bool:
         """Whether some event may not be in the log yet (counts compared: cheap enough to

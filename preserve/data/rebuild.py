@@ -340,8 +340,8 @@ def _insert(catalog: Catalog, batch: list[tuple]) -> None:
 
 def replica_states(entries: list[dict]) -> dict[tuple[str, int, str], dict]:
     """Each replica's rows as the logged changes leave them, applied in order: stored
-    (key, when, composite checksums), files checked, an audit closed (last_audit; the
-    per-file rows folded into it when every file was verified), a composite checksum."""
+    (key, when, composite checksums), files checked outside an audit (a repair), an audit
+    closed (last_audit and every per-file row it left), a composite checksum."""
     states: dict[tuple[str, int, str], dict] = {}
     for e in entries:
         if e.get("kind") != "replica":
@@ -356,8 +356,7 @@ def replica_states(entries: list[dict]) -> dict[tuple[str, int, str], dict]:
             state["checks"].update(dict(e["checks"]))
         elif e["op"] == "audited":
             state["last_audit"] = e["last_audit"]
-            if e["folded"]:
-                state["checks"] = {p: c for p, c in state["checks"].items() if c == ""}
+            state["checks"] = dict(e["checks"])
         elif e["op"] == "composite":
             state["composites"].pop(e["path"], None)
             if e["checksum"]:

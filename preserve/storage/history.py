@@ -432,7 +432,8 @@ def check_object(repo: Repository, storage, aip: str, versions: list[int],
     if documents:
         _check_documents(storage, ocfl.object_root(aip), aip, records.get((storage.name, aip), []),
                          known, report)
-    _check_versions(storage, aip, set(versions), records.get(("*", aip), []), report)
+    _check_versions(storage, aip, set(versions), records.get(("*", aip), []), report,
+                    by_sidecar=True)
     return report.problems
 
 
@@ -445,16 +446,30 @@ def _add_record(records: dict, entry: dict) -> None:
 
 
 def _check_versions(storage, aip: str, versions: set[int], records: list[_Record],
-                    report: LogReport) -> None:
+                    report: LogReport, *, by_sidecar: bool = False) -> None:
+    """Each version's inventory against the digest its events were logged with: hashed
+    (`log verify`), or its sidecar read (an audit, which checks the inventory against its
+    sidecar itself: a version rewritten with its sidecar differs from the log either way)."""
     root = ocfl.object_root(aip)
     for version, group in _by_version(records).items():
         if version in versions:
-            digest = _hash(storage, root + group[0].file, "sha512")
+            if by_sidecar:
+                digest = _sidecar(storage, root + group[0].file + ".sha512")
+            else:
+                digest = _hash(storage, root + group[0].file, "sha512")
             if digest is not None and digest != group[0].digest:  # unreadable: audit's
                 report.problems += [LogProblem(
                     "edited", storage.name, f"v{version}'s inventory is not the one its "
                     "events were logged with: the version was rewritten", aip, r.event,
                     r.position) for r in group]
+
+
+def _sidecar(storage, key: str) -> str | None:
+    try:
+        with storage.open(key) as f:
+            return f.read(1024).decode("utf-8", "replace").split(" ", 1)[0].strip() or None
+    except (PreserveError, OSError):
+        return None
 
 
 def _by_version(records: list[_Record]) -> dict[int, list[_Record]]:
