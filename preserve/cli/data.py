@@ -118,7 +118,8 @@ def catalog_diff(
 
 def catalog_rebuild(
     sources: Annotated[list[str] | None, typer.Option(
-        "--from", help="Read only this location (repeat for several; default: all).")] = None,
+        "--from", metavar="LOCATION",
+        help="Read only this location (repeat for several; default: all).")] = None,
     verify: Annotated[bool, typer.Option(
         "--verify", help="Also re-hash every content file (a full audit on the way).")] = False,
     replace: Annotated[bool, typer.Option(

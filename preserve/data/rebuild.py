@@ -89,13 +89,14 @@ def prepare(root: Path, address: str | Path, replace: bool) -> str | None:
     try:
         if catalog.execute("SELECT value FROM meta WHERE key = ?", (MARK,)).fetchone():
             return None  # a rebuild under way: resumed
-        held = catalog.execute("SELECT (SELECT COUNT(*) FROM aips) + (SELECT COUNT(*) FROM "
-                               "events)").scalar()
-        if not held:
+        aips, events = catalog.execute("SELECT (SELECT COUNT(*) FROM aips), (SELECT COUNT(*) "
+                                       "FROM events)").fetchone()
+        if not aips and not events:
             return None
         if not replace:
-            raise ConfigError(f"the catalog {catalog.describe()} is not empty ({held} AIPs and "
-                              "events): a rebuild goes into an empty catalog",
+            raise ConfigError(f"the catalog {catalog.describe()} is not empty (it holds {aips} "
+                              f"AIP(s) and {events} event(s)): a rebuild goes into an empty "
+                              "catalog",
                               hint="--replace keeps this one aside and rebuilds in its place")
         if server:
             return _aside_schema(catalog, stamp)
