@@ -71,6 +71,19 @@ class Replicas:
             "versions v ON v.aip_id = r.aip_id AND v.version = r.version GROUP BY r.location")
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    def exposure(self, copies: int) -> dict[str, tuple[int, int, str | None]]:
+        """Per location: AIP versions whose only verified copy is there, those held there
+        with fewer verified copies than `copies`, and when its least recently verified
+        copy was last verified whole (or stored)."""
+        rows = self.execute(
+            "SELECT r.location, CAST(SUM(CASE WHEN c.n = 1 THEN 1 ELSE 0 END) AS BIGINT), "
+            "CAST(SUM(CASE WHEN c.n < ? THEN 1 ELSE 0 END) AS BIGINT), "
+            "MIN(COALESCE(r.last_audit, r.stored)) FROM replicas r JOIN (SELECT aip_id, "
+            "version, COUNT(*) AS n FROM replicas WHERE state = 'verified' GROUP BY aip_id, "
+            "version) c ON c.aip_id = r.aip_id AND c.version = r.version "
+            "WHERE r.state = 'verified' GROUP BY r.location", (copies,))
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
     def replicas(self) -> list[tuple[str, int, str, str]]:
         """(AIP, version, location, key) of every recorded replica (one row per copy)."""
         return [tuple(r) for r in self.execute(

@@ -166,7 +166,9 @@ def storage_add(
 
 
 def storage_list(json_out: JsonOpt = False):
-    """Every location with reachability, media, age and what it holds."""
+    """Every location: reachable? its medium's age against its expected service life,
+    SMART health, free space, what it holds, and warnings (a medium ageing out, AIP
+    versions whose only copy is there, fewer copies than policy asks)."""
     from preserve.storage.locations import location_statuses
 
     statuses = location_statuses(open_repo())

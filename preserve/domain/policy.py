@@ -63,6 +63,25 @@ class AuditPolicy:
         return rule
 
 
+# Expected service life of storage media, in years, when a location does not say its own
+# (expected_lifetime_years): manufacturers' and the field's usual figures (hard disks a
+# 5-year warranty, LTO 15-30 years of shelf life but a drive generation of about 7 to read
+# it, optical 10); an object store's is the provider's to keep (none).
+SERVICE_LIFE_YEARS: dict[str, float | None] = {
+    "hard disk": 5, "hdd": 5, "ssd": 5, "lto": 7, "tape": 7, "optical": 10,
+    "object storage": None, "object-store": None}
+
+
+@dataclass
+class MediaPolicy:
+    service_life_years: dict[str, float | None] = field(
+        default_factory=lambda: dict(SERVICE_LIFE_YEARS))
+    warn_at: float = 0.8  # warn once a medium has lived this share of its service life
+
+    def service_life(self, media: str | None) -> float | None:
+        return self.service_life_years.get((media or "").lower())
+
+
 @dataclass
 class Policy:
     source: str = "(built-in)"
@@ -71,6 +90,7 @@ class Policy:
     locations: list[str] = field(default_factory=lambda: ["local"])
     ingest: IngestPolicy = field(default_factory=IngestPolicy)
     audit: AuditPolicy = field(default_factory=AuditPolicy)
+    media: MediaPolicy = field(default_factory=MediaPolicy)
 
 
 def _need(cond: bool, file: Path, key: str, message: str) -> None:
@@ -112,6 +132,18 @@ def load_policy(path: Path) -> Policy:
           len(locations) >= copies, path, "replication.locations",
           "must list at least as many location names as copies")
     policy.copies, policy.locations = copies, locations
+
+    media = data.get("media") or {}
+    _need(isinstance(media, dict), path, "media", "must be a mapping")
+    lives = media.get("service_life_years") or {}
+    _need(isinstance(lives, dict) and all(
+        v is None or (isinstance(v, int | float) and v > 0) for v in lives.values()),
+        path, "media.service_life_years", "must map medium names to years (or null)")
+    warn_at = media.get("warn_at", MediaPolicy.warn_at)
+    _need(isinstance(warn_at, int | float) and 0 < warn_at <= 1, path, "media.warn_at",
+          "must be a share of the service life, above 0 and at most 1")
+    policy.media = MediaPolicy({**SERVICE_LIFE_YEARS,
+                                **{str(k).lower(): v for k, v in lives.items()}}, warn_at)
 
     ingest = data.get("ingest") or {}
     _need(isinstance(ingest, dict), path, "ingest", "must be a mapping")

@@ -30,6 +30,7 @@ POLICY: Schema = {
                   "overrides": [{**_AUDIT_RULE, "collection": None, "location": None}]},
     },
     "replication": {"copies": None, "locations": None},
+    "media": {"service_life_years": {"*": None}, "warn_at": None},
     "ingest": {"links": None, "special_files": None, "case_collisions": None,
                "archive_max_ratio": None},
 }
@@ -44,7 +45,7 @@ FORMATS: Schema = {
                "streams": None, "note": None}],
 }
 _LOCATION = {"name": None, "kind": None, "media": None, "commissioned": None,
-             "expected_lifetime_years": None}
+             "expected_lifetime_years": None, "device": None}
 LOCATION: dict[str, Schema] = {
     "local": {**_LOCATION, "path": None},
     "s3": {**_LOCATION, "bucket": None, "prefix": None, "endpoint_url": None, "region": None,

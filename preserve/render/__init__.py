@@ -250,6 +250,9 @@ def locations(statuses) -> None:
                       text(s.media or "-"), age, str(s.aip_versions), human_size(s.bytes),
                       "yes" if s.in_policy else "no")
     out.print(table)
+    for s in statuses:
+        for warning in s.warnings:
+            out.print(f"  [yellow]{text(s.name)}[/]: {text(warning)}")
 
 
 def audit_report(result) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
-from dataclasses import asdict, dataclass
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
@@ -32,6 +35,12 @@ class LocationStatus:
     aip_versions: int
     bytes: int
     in_policy: bool
+    free_bytes: int | None = None  # a disk's free space (an object store: None)
+    smart: str = "unknown"  # "passed", "FAILED", or "unknown" (no device, no smartctl)
+    sole_copies: int = 0  # AIP versions whose only verified copy is here
+    below_policy: int = 0  # AIP versions here with fewer verified copies than policy asks
+    oldest_verified: str | None = None  # its least recently verified copy, last verified
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,7 +124,11 @@ def _make_local_folder(path: Path) -> None:
 
 
 def location_statuses(repo: Repository) -> list[LocationStatus]:
+    """Every location, with what threatens the copies on it (issue 25): its medium's age
+    against its expected service life (its own, else the policy's for the medium), SMART
+    health where a device is named, free space, and the AIP versions that depend on it."""
     held = repo.catalog.replica_summary()
+    exposure = repo.catalog.exposure(repo.policy.copies)
     out = []
     for name, location in repo.locations.items():
         raw = load_yaml((repo.root / "locations" / f"{name}.yaml").read_text()) or {}
@@ -133,8 +146,56 @@ def location_statuses(repo: Repository) -> list[LocationStatus]:
             except ValueError:
                 age = None
         versions, nbytes = held.get(name, (0, 0))
-        out.append(LocationStatus(name, location.kind, location.describe(), raw.get("media"),
-                                  str(commissioned) if commissioned else None, age,
-                                  raw.get("expected_lifetime_years"), reachable, problem,
-                                  versions, nbytes, name in repo.policy.locations))
+        life = raw.get("expected_lifetime_years") or repo.policy.media.service_life(
+            raw.get("media"))
+        status = LocationStatus(name, location.kind, location.describe(), raw.get("media"),
+                                str(commissioned) if commissioned else None, age, life,
+                                reachable, problem, versions, nbytes,
+                                name in repo.policy.locations)
+        root = getattr(location, "root", None)
+        if reachable and root is not None:
+            status.free_bytes = shutil.disk_usage(root).free
+        status.smart = smart_health(raw.get("device"))
+        status.sole_copies, status.below_policy, status.oldest_verified = exposure.get(
+            name, (0, 0, None))
+        status.warnings = _warnings(status, repo.policy)
+        out.append(status)
     return out
+
+
+def _warnings(s: LocationStatus, policy) -> list[str]:
+    said = []
+    life = s.expected_lifetime_years
+    if life and s.age_years is not None:
+        if s.age_years >= life:
+            said.append(f"past its expected service life ({s.age_years:g} of {life:g} "
+                        "years): move its copies to a new medium")
+        elif s.age_years >= life * policy.media.warn_at:
+            said.append(f"{s.age_years:g} of its {life:g} years of expected service life: "
+                        "plan its replacement")
+    if s.smart == "FAILED":
+        said.append("SMART says the disk is failing: move its copies now")
+    if s.sole_copies:
+        said.append(f"{s.sole_copies} AIP version(s) have their only verified copy here")
+    if s.below_policy and policy.copies > 1:
+        said.append(f"{s.below_policy} AIP version(s) held here have fewer verified copies "
+                    f"than policy asks ({policy.copies}): 'preserve replicate'")
+    if s.free_bytes is not None and s.bytes and s.free_bytes < s.bytes // 10:
+        said.append(f"{s.free_bytes:,} bytes free: less than a tenth of what it holds")
+    return said
+
+
+def smart_health(device: str | None) -> str:
+    """The disk's own verdict (`smartctl --json -H`, smartmontools) where the location
+    names its device: "passed" or "FAILED"; "unknown" where it names none, smartctl is not
+    installed or cannot read it (never an error: many disks and every object store have
+    no SMART)."""
+    if not device or shutil.which("smartctl") is None:
+        return "unknown"
+    try:
+        done = subprocess.run(["smartctl", "--json", "-H", str(device)], capture_output=True,
+                              text=True, timeout=30)
+        passed = json.loads(done.stdout).get("smart_status", {}).get("passed")
+    except (OSError, subprocess.SubprocessError, ValueError, AttributeError):
+        return "unknown"
+    return "unknown" if passed is None else ("passed" if passed else "FAILED")
