@@ -24,7 +24,7 @@ from preserve.storage.history import publish
 from preserve.storage.repair import repair
 from preserve.storage.replicate import replicate
 from tests import media
-from tests.conftest import content_key
+from tests.conftest import content_key, two_disk_repo
 from tests.s3server import S3Server
 from tests.test_cli import run
 
@@ -161,13 +161,7 @@ def lived(tmp_path_factory):
     """Four AIPs at two disks, audited twice (one damage found and repaired), its catalog
     kept aside: what every kill case rebuilds (the rebuild writes the catalog alone)."""
     tmp = tmp_path_factory.mktemp("lived")
-    repo, _ = Repository.init(tmp / "repo")
-    (tmp / "disk2").mkdir()
-    (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
-        {"name": "disk2", "kind": "local", "path": str(tmp / "disk2")}))
-    repo.close()
-    _copies(repo, 2, ["local", "disk2"])
-    repo = Repository(repo.root)
+    repo = two_disk_repo(tmp)
     for n in range(4):
         source = tmp / f"source{n}"
         for k in range(3):
@@ -216,13 +210,7 @@ def test_a_rebuild_killed_at_any_moment_ends_the_same_when_run_again(lived, targ
 
 @pytest.mark.storage_left_damaged  # a payload file rots on purpose
 def test_locations_that_disagree_are_named_and_the_valid_newest_copy_wins(tmp_path, collection):
-    repo, _ = Repository.init(tmp_path / "repo")
-    (tmp_path / "disk2").mkdir()
-    (repo.root / "locations" / "disk2.yaml").write_text(yaml.safe_dump(
-        {"name": "disk2", "kind": "local", "path": str(tmp_path / "disk2")}))
-    repo.close()
-    _copies(repo, 2, ["local", "disk2"])
-    repo = Repository(repo.root)
+    repo = two_disk_repo(tmp_path)
     aip = ingest(repo, collection, Metadata("Parish")).aip_id
     describe(repo, aip, Description(title="Corrected", note="kill the typo"))
     publish(repo)
