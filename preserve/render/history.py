@@ -3,7 +3,7 @@ rebuild`."""
 
 from __future__ import annotations
 
-from preserve.render.base import out, text
+from preserve.render.base import err, out, text
 
 
 def log_verify(report) -> None:
@@ -30,8 +30,9 @@ def log_verify(report) -> None:
 
 
 def log_checkpoint(note: str) -> None:
+    """The note alone on stdout (`> kept.txt` keeps exactly it); the advice on stderr."""
     out.print(note, end="", markup=False, highlight=False)
-    out.print("Keep this text outside the repository (print it, send it): "
+    err.print("Keep this text outside the repository (print it, send it): "
               "'preserve log verify --against FILE' proves the history has not been "
               "rewritten since.", markup=False)
 
