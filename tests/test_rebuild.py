@@ -150,7 +150,8 @@ KILL_POINTS = [("preserve.data.rebuild:prepare", 1),
                ("preserve.catalog.database:Database.create_if_missing", 1),
                ("preserve.data.object_reading:read_object", 1),
                ("preserve.data.object_reading:read_object", 4),
-               ("preserve.data.rebuild:_rebuild_aip", 3),
+               ("preserve.data.rebuild:_choose", 3),
+               ("preserve.data.rebuild:_insert", 1),
                ("preserve.data.rebuild:_insert_log", 1),
                ("preserve.data.rebuild:_count", 1)] + [
     ("preserve.catalog.database:Database.executemany", n) for n in (1, 3, 6, 9, 14, 17, 19)]
