@@ -297,3 +297,22 @@ def test_describe_refuses_what_it_cannot_record_with_exit_2(repo, collection):
     assert [v["version"] for v in repo.catalog.versions_of(aip)] == [1]  # nothing written
     done = json.loads(run(repo.root, "describe", aip, "--rights", "CC0", "--json").stdout)
     assert (done["version"], done["changed"], done["replicas"]) == (2, ["Rights"], ["local"])
+
+
+def test_tidy_never_takes_the_files_of_a_version_another_run_is_writing(repo, collection):
+    """Red-team case 55: a describe's tidy, run while another describe of the same AIP had
+    recorded its new files but not yet the version, took those rows as a killed run's:
+    the version was then published with the previous bag-info in its inventory."""
+    from preserve.domain.model import FileRecord
+    from preserve.storage.recovery import tidy
+
+    aip = ingest(repo, collection, Metadata("Parish")).aip_id
+    row = FileRecord("bag-info.txt", 3, {"sha256": "0" * 64, "sha512": "1" * 128})
+    repo.catalog.add_files(aip, 2, [row])  # what add_version records before the version
+    lock = repo.staging / f"{aip}.v2.lock"
+    lock.write_text(f"{os.getpid()} now\n")  # this process: the run goes on
+    tidy(repo)
+    assert repo.catalog.orphan_versions() == [(aip, 2)]
+    lock.write_text("999999999 then\n")  # no such process: a killed run's rows
+    tidy(repo)
+    assert repo.catalog.orphan_versions() == []

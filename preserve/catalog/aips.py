@@ -55,6 +55,8 @@ class Aips:
                        (aip_id, version, record.created, files, nbytes, oxum, tagmanifest,
                         tagmanifest_sha256, inventory_sha512, record.message,
                         record.user_name, record.user_address, title))
+            if version == 1:  # the AIP was made when its first version was: as stored
+                db.execute("UPDATE aips SET created = ? WHERE id = ?", (record.created, aip_id))
             insert_events(db, events)
             db.executemany("INSERT INTO derivations VALUES (?, ?, ?, ?, ?, ?)",
                            [(aip_id, version, *d) for d in derivations])
@@ -114,14 +116,23 @@ class Aips:
                                "version <= ? LIMIT 1", (aip_id, path, version)).fetchone() \
             is not None
 
-    def discard_orphan_rows(self) -> int:
-        """Content rows of a stored AIP's version that was never staged (a run killed
-        between recording a version's files and the version itself)."""
+    def orphan_versions(self) -> list[tuple[str, int]]:
+        """(AIP, version) of a stored AIP's content rows whose version was never staged: a
+        run killed between recording a version's files and the version itself, or one
+        still writing (its staging lock says which)."""
+        return [tuple(r) for r in self.execute(
+            "SELECT DISTINCT aip_id, version FROM files WHERE aip_id IN (SELECT id FROM aips "
+            "WHERE state = 'stored') AND NOT EXISTS (SELECT 1 FROM versions v WHERE "
+            "v.aip_id = files.aip_id AND v.version = files.version) ORDER BY 1, 2")]
+
+    def discard_orphan_rows(self, aip_id: str, version: int) -> int:
+        """The content rows of one orphan version (orphan_versions), unless it was staged
+        meanwhile."""
         with self.transaction() as db:
             return db.execute(
-                "DELETE FROM files WHERE aip_id IN (SELECT id FROM aips WHERE state = "
-                "'stored') AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.aip_id = "
-                "files.aip_id AND v.version = files.version)").rowcount
+                "DELETE FROM files WHERE aip_id = ? AND version = ? AND NOT EXISTS (SELECT 1 "
+                "FROM versions v WHERE v.aip_id = files.aip_id AND v.version = "
+                "files.version)", (aip_id, version)).rowcount
 
     def state_files(self, aip_id: str, version: int, *,
                     tags_only: bool = False) -> Iterator[tuple[str, int, int, dict]]:

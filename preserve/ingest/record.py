@@ -159,9 +159,9 @@ class IngestRecord:
         self.events = [EventRecord(e.identifier, self.aip_id, e.type, e.datetime, e.outcome,
                                    e.detail, e.outcome_detail, e.agents[0][0], self.version)
                        for e in events]
-        # the OCFL version says why as the ingestion event does, and when the AIP was
-        # begun, as the catalog does (a rebuilt catalog reads both back from it)
-        self.version_created, self.version_message = self.created, events[0].detail
+        # the OCFL version says when and why as the ingestion event does (and the AIP's
+        # catalog row takes that time when v1 is staged: a rebuild reads it back)
+        self.version_created, self.version_message = when, events[0].detail
         return events
 
     def warnings(self) -> list[str]:

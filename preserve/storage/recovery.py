@@ -149,8 +149,12 @@ def resolve_versions(repo: Repository) -> list[str]:
             actions.append(f"AIP {aip_id} v{version} is unfinished and its object's root "
                            "inventory names neither it nor the version before: left for "
                            "'preserve audit' and 'preserve repair'")
-    if catalog.discard_orphan_rows():
-        actions.append("removed the file records of versions never staged")
+    for aip_id, version in catalog.orphan_versions():
+        if lock_alive(repo.staging / f"{aip_id}.v{version}.lock"):
+            continue  # a run is writing it: its files are recorded before the version
+        if catalog.discard_orphan_rows(aip_id, version):  # (red-team case 55)
+            actions.append(f"removed the file records of AIP {aip_id} v{version}, a version "
+                           "never staged")
     return actions
 
 
