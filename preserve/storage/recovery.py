@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from pathlib import Path
 
 from preserve.domain import ocfl
@@ -159,11 +160,22 @@ def resolve_versions(repo: Repository) -> list[str]:
 
 
 def lock_alive(lock: Path) -> bool:
-    """Whether the ingest that wrote this staging lock (its pid first) still runs."""
+    """Whether the run that wrote this staging lock (its pid first) still runs. A lock
+    read while its writer is writing it is empty: it is alive while young (red-team case
+    55: a describe's tidy took a running describe's empty lock for a dead one's, removed
+    its staging folder and completed its version under it)."""
     try:
         return pid_alive(int(lock.read_text().split()[0]))
-    except (ValueError, IndexError, FileNotFoundError):
+    except FileNotFoundError:
         return False
+    except (ValueError, IndexError):
+        try:
+            return time.time() - lock.stat().st_mtime < LOCK_WRITING_SECONDS
+        except OSError:
+            return False
+
+
+LOCK_WRITING_SECONDS = 60  # how long an unreadable lock is taken for one being written
 
 
 DRILL_SCRATCH = "preserve-drill-"  # a restore drill's folder in the system's temporary folder
