@@ -233,7 +233,7 @@ def _text(escaped: str | None) -> str | None:
         return None
     if "&" in escaped:
         escaped = escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    return decode_name(escaped)
+    return decode_name(escaped) if "%" in escaped else escaped
 
 
 def _premis(text: str) -> tuple[dict[str, tuple], dict[str, int], dict[str, tuple[str, str]]]:
@@ -258,8 +258,9 @@ def _premis(text: str) -> tuple[dict[str, tuple], dict[str, int], dict[str, tupl
             sizes[path] = int(found["size"])
         identified[path] = (puid, None if name == "unknown" and not puid else name,
                             _text(found["formatVersion"]), *notes)
-        for source, event in _DERIVATION.findall(block):
-            derived[path] = (_text(source), _text(event))
+        if "<premis:relationship>" in block:  # a migration's derivative
+            for source, event in _DERIVATION.findall(block):
+                derived[path] = (_text(source), _text(event))
     return identified, sizes, derived
 
 
