@@ -310,3 +310,18 @@ def processes_of(repo_root: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def copy_catalog(source, target) -> None:
+    """Every row of every table of catalog `source` into catalog `target` (emptied first):
+    the same catalog on another database, for catalog diff to compare."""
+    from preserve.catalog.tables import metadata
+
+    with target.transaction() as db:
+        for table in reversed(metadata.sorted_tables):
+            db.execute(f"DELETE FROM {table.name}")
+        for table in metadata.sorted_tables:
+            columns = [c.name for c in table.columns]
+            rows = source.execute(f"SELECT {', '.join(columns)} FROM {table.name}")
+            db.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                           f"({', '.join('?' * len(columns))})", rows.fetchall())

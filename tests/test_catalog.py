@@ -29,6 +29,7 @@ from preserve.storage.repair import repair
 from tests.conftest import (
     assert_bagit_python_valid,
     content_key,
+    copy_catalog,
     many_small_files,
     two_disk_repo,
 )
@@ -351,14 +352,7 @@ def test_two_catalogs_are_compared_table_by_table_across_both_databases(
 
     Catalog.create_if_missing(fresh_database)
     server = Catalog(fresh_database)
-    with server.transaction() as db:
-        for table in reversed(metadata.sorted_tables):
-            db.execute(f"DELETE FROM {table.name}")
-        for table in metadata.sorted_tables:
-            columns = [c.name for c in table.columns]
-            rows = repo.catalog.execute(f"SELECT {', '.join(columns)} FROM {table.name}")
-            db.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-                           f"({', '.join('?' * len(columns))})", rows.fetchall())
+    copy_catalog(repo.catalog, server)
     server.close()
     repo.close()
     root = tmp_path / "repo"

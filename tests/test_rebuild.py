@@ -24,7 +24,7 @@ from preserve.storage.history import publish
 from preserve.storage.repair import repair
 from preserve.storage.replicate import replicate
 from tests import media
-from tests.conftest import content_key, two_disk_repo
+from tests.conftest import content_key, copy_catalog, two_disk_repo
 from tests.s3server import S3Server
 from tests.test_cli import run
 
@@ -252,19 +252,12 @@ def test_a_lost_postgresql_catalog_is_rebuilt_row_for_row(tmp_path, collection, 
                                                           fresh_database):
     """The same on a shared catalog: its tables dropped, rebuilt into the same database."""
     from preserve.catalog.database import TABLES
-    from preserve.catalog.tables import metadata
 
     repo, _ = _a_repository_that_has_lived(tmp_path, collection, server, fresh_database)
     kept = tmp_path / "before.sqlite"  # a copy to compare with (catalog diff reads both)
     Catalog.create_if_missing(kept)
     copy = Catalog(kept)
-    with copy.transaction() as db:
-        db.execute("DELETE FROM meta")
-        for table in metadata.sorted_tables:
-            columns = [c.name for c in table.columns]
-            rows = repo.catalog.execute(f"SELECT {', '.join(columns)} FROM {table.name}")
-            db.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-                           f"({', '.join('?' * len(columns))})", rows.fetchall())
+    copy_catalog(repo.catalog, copy)
     copy.close()
     with repo.catalog.transaction() as db:
         for table in sorted(TABLES):

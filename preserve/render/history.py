@@ -20,13 +20,10 @@ def log_verify(report) -> None:
         event = f" AIP {text(p.aip)} event {text(p.event)}" if p.event else ""
         place = f" (entry {p.position})" if p.position else ""
         out.print(f"  [bold red]{p.kind}[/] at {text(p.where)}:{event}{place}: {text(p.detail)}")
-    if report.status == "ok":
-        out.print("[green]The history is whole: every copy matches the signed log.[/]")
-    elif report.problems:
-        out.print(f"[bold red]{len(report.problems)} problem(s) in the history.[/]")
-    else:
-        out.print("[yellow]No problem found where the log could be read; some locations "
-                  "could not be reached.[/]")
+    _verdict(report, "The history is whole: every copy matches the signed log.",
+             f"{len(report.problems)} problem(s) in the history.",
+             "No problem found where the log could be read; some locations could not be "
+             "reached.")
 
 
 def log_checkpoint(note: str) -> None:
@@ -50,9 +47,12 @@ def rebuild_report(result) -> None:
     for p in result.problems:
         where = f" AIP {text(p['aip'])}" if p.get("aip") else ""
         out.print(f"  [bold red]{p['kind']}[/]{where}: {text(p['detail'])}")
-    if result.status == "ok":
-        out.print("[green]The catalog is rebuilt from storage.[/]")
-    elif result.problems:
-        out.print(f"[bold red]Rebuilt, with {len(result.problems)} problem(s) named above.[/]")
-    else:
-        out.print("[yellow]Rebuilt from the locations that could be reached.[/]")
+    _verdict(result, "The catalog is rebuilt from storage.",
+             f"Rebuilt, with {len(result.problems)} problem(s) named above.",
+             "Rebuilt from the locations that could be reached.")
+
+
+def _verdict(result, ok: str, problems: str, unreachable: str) -> None:
+    """The last line of a report whose status is a Verdict's."""
+    out.print({"ok": f"[green]{ok}[/]", "problems": f"[bold red]{problems}[/]",
+               "unreachable": f"[yellow]{unreachable}[/]"}[result.status])
