@@ -80,8 +80,14 @@ class Repository:
         self.catalog = Catalog(self.catalog_address, rebuilding=rebuilding)
         self.policy: Policy = load_policy(
             self.root / "policies" / f"{self.config.get('policy', DEFAULT_POLICY)}.yaml")
+        self.retired: dict[str, dict] = {}  # locations emptied by `storage migrate --retire`
         self.locations = self._load_locations()
         for name in self.policy.locations:
+            if name in self.retired:
+                raise ConfigError(f"policy {self.policy.source} names location '{name}', "
+                                  f"which was retired on {self.retired[name]['retired']}",
+                                  hint="name the location its copies moved to "
+                                       f"('{self.retired[name].get('retired_to', '?')}') instead")
             if name not in self.locations:
                 raise ConfigError(f"policy {self.policy.source} names location '{name}', "
                                   f"which has no file {self.root / 'locations' / (name + '.yaml')}")
@@ -112,6 +118,9 @@ class Repository:
         folder = self.root / "locations"
         for file in sorted(folder.glob("*.yaml")):
             cfg = _read_location(file)
+            if cfg.settings.get("retired"):  # emptied and given up: history, not storage
+                self.retired[cfg.name] = cfg.settings
+                continue
             if cfg.kind in LOCATION_KEYS:
                 check_keys(file.read_text(encoding="utf-8"), LOCATION_KEYS[cfg.kind], file,
                            ignore=SECRET_KEYS)

@@ -177,6 +177,25 @@ def migrate_aip(context, *, aip: str, puid: str | None = None) -> dict:
                 lambda repo: apply(repo, [aip], puid=puid, workers=1).to_dict())
 
 
+@_task("storage-migrate", retry=RETRY)
+def storage_migrate_aip(context, *, aip: str, source: str, target: str,
+                        retire: bool = False) -> dict:
+    """Move one AIP's copy off `source` (storage migrate): copied, verified, and with
+    `retire` removed there; the job that leaves `source` empty retires it."""
+    from preserve.storage.media_migration import migrate_location
+
+    def work(repo: Repository) -> dict:
+        result = migrate_location(repo, source, target, retire=retire, aips=[aip])
+        if result.unreachable or any(m.unreachable for m in result.moves):
+            raise StorageUnreachable(result.unreachable or f"'{source}' or '{target}'")
+        for move in result.moves:
+            if move.problem:  # the job fails, saying why (its copy stays at `source`)
+                raise PreserveError(f"AIP {aip}: {move.problem}")
+        return result.to_dict()
+
+    return _job(context, "storage-migrate", aip, work)
+
+
 @_task("schedule-audits", queue=queue.HOUSEKEEPING, cron="*/10 * * * *")
 def schedule_audits(context, timestamp: int) -> dict:
     """Every ten minutes, by whichever worker's turn it is (see enqueue_due_audits)."""

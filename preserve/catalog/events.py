@@ -19,6 +19,11 @@ class Events:
         with self.transaction() as db:
             db.execute("UPDATE events SET record = NULL WHERE id = ?", (event_id,))
 
+    def event_record_of(self, event_id: str) -> str | None:
+        """Where the event's logs/ document is (events.record), None if no such event."""
+        row = self.execute("SELECT record FROM events WHERE id = ?", (event_id,)).fetchone()
+        return row[0] if row else None
+
     def events(self, aip_id: str) -> list[EventRecord]:
         rows = self.execute("SELECT id, aip_id, type, datetime, outcome, detail, "
                                "outcome_detail, agent, version FROM events WHERE aip_id = ? "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from preserve.catalog.database import DIGEST_COLUMNS, log_replica, row_digests
+from preserve.catalog.database import DIGEST_COLUMNS, insert_events, log_replica, row_digests
 from preserve.errors import NotFound
 
 
@@ -34,6 +34,31 @@ class Replicas:
                             for path, checksum in (composites or {}).items()))
             log_replica(db, (aip_id, version, location), "stored", key=key, stored=when,
                         composites=sorted([p, c] for p, c in (composites or {}).items()))
+
+    def remove_replicas(self, aip_id: str, location: str, event) -> list[int]:
+        """Forget every copy of the AIP at `location` (its files were removed and found
+        gone: `storage migrate --retire`), with the event that says so, in one transaction;
+        the versions it held."""
+        with self.transaction() as db:
+            versions = [r[0] for r in db.execute(
+                "SELECT version FROM replicas WHERE aip_id = ? AND location = ? ORDER BY "
+                "version", (aip_id, location))]
+            for table in ("file_checks", "composite_checksums", "replicas"):
+                db.execute(f"DELETE FROM {table} WHERE aip_id = ? AND location = ?",
+                           (aip_id, location))
+            for version in versions:
+                log_replica(db, (aip_id, version, location), "removed")
+            insert_events(db, [event])
+        return versions
+
+    def versions_at(self, aip_id: str, location: str) -> list[int]:
+        return [r[0] for r in self.execute(
+            "SELECT version FROM replicas WHERE aip_id = ? AND location = ? ORDER BY version",
+            (aip_id, location))]
+
+    def replica_count(self, location: str) -> int:
+        return self.execute("SELECT COUNT(*) FROM replicas WHERE location = ?",
+                            (location,)).fetchone()[0]
 
     def set_composite_checksum(self, aip_id: str, version: int, location: str, path: str,
                                checksum: str | None) -> None:

@@ -24,7 +24,7 @@ for command, name in [
 ]:
     app.command(name)(command)
 for command, name in [(storage.storage_add, "add"), (storage.storage_list, "list"),
-                      (storage.storage_check, "check")]:
+                      (storage.storage_check, "check"), (storage.storage_migrate, "migrate")]:
     storage_app.command(name)(command)
 catalog_app.command("diff")(data.catalog_diff)
 catalog_app.command("rebuild")(data.catalog_rebuild)

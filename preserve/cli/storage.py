@@ -180,6 +180,39 @@ def storage_list(json_out: JsonOpt = False):
         raise typer.Exit(EXIT_UNREACHABLE)
 
 
+def storage_migrate(
+    source: Annotated[str, typer.Argument(metavar="FROM", help="The location to empty.")],
+    target: Annotated[str, typer.Argument(metavar="TO", help="Where its copies go.")],
+    retire: Annotated[bool, typer.Option(
+        "--retire", help="Then delete the copies at FROM (each only once its copy at TO is "
+        "verified) and mark FROM retired.")] = False,
+    plan_only: Annotated[bool, typer.Option(
+        "--plan", help="Only say what would move: AIPs, bytes, an estimate of the "
+        "time.")] = False,
+    queued: QueueOpt = False,
+    json_out: JsonOpt = False,
+):
+    """Move every AIP copy off a location (media refresh): copy to TO, verify every byte
+    there, record it; with --retire, only then remove it at FROM. Resumable. Exit 0 done,
+    1 problems (something stays at FROM), 3 a location unreachable."""
+    from preserve.storage.media_migration import migrate_location, plan
+
+    repo = open_repo()
+    if queued:
+        from preserve.admin.tasks import enqueue_per_aip
+
+        chosen = [m.aip for m in plan(repo, source, target, retire=retire).moves]
+        enqueued("storage-migrate", enqueue_per_aip(repo, "storage-migrate", chosen,
+                                                    source=source, target=target,
+                                                    retire=retire), json_out)
+        return
+    with render.progress_bar(show_progress() and not plan_only) as progress:
+        result = migrate_location(repo, source, target, retire=retire, plan_only=plan_only,
+                                  progress=progress)
+    render.report(result, json_out, render.storage_migration)
+    raise typer.Exit(result.exit_code)
+
+
 def storage_check(name: Annotated[str, typer.Argument()], json_out: JsonOpt = False):
     """Write, read back and delete a probe at a location; say what works."""
     repo = open_repo()

@@ -358,6 +358,8 @@ def replica_states(entries: list[dict]) -> dict[tuple[str, int, str], dict]:
         elif e["op"] == "audited":
             state["last_audit"] = e["last_audit"]
             state["checks"] = dict(e["checks"])
+        elif e["op"] == "removed":  # the copy was retired (storage migrate)
+            del states[replica]
         elif e["op"] == "composite":
             state["composites"].pop(e["path"], None)
             if e["checksum"]:

@@ -45,7 +45,8 @@ FORMATS: Schema = {
                "streams": None, "note": None}],
 }
 _LOCATION = {"name": None, "kind": None, "media": None, "commissioned": None,
-             "expected_lifetime_years": None, "device": None}
+             "expected_lifetime_years": None, "device": None,
+             "retired": None, "retired_to": None}
 LOCATION: dict[str, Schema] = {
     "local": {**_LOCATION, "path": None},
     "s3": {**_LOCATION, "bucket": None, "prefix": None, "endpoint_url": None, "region": None,

@@ -236,6 +236,45 @@ def replication(result) -> None:
     out.print(f"{status}: {len(result.copied)} copied, {result.already} already in place")
 
 
+def storage_migration(result) -> None:
+    """`storage migrate`: the plan, or what each AIP's copy became."""
+    head = f"{text(result.source)} -> {text(result.target)}"
+    if result.unreachable:
+        out.print(f"[red]unreachable[/] ({head}): {text(result.unreachable)}; nothing was done")
+        return
+    total = sum(m.bytes for m in result.moves)
+    if result.plan_only:
+        out.print(f"[bold]Plan[/] {head}: {len(result.moves)} AIP(s), "
+                  f"{sum(len(m.versions) for m in result.moves)} version copies, "
+                  f"{human_size(total)}; {human_size(result.bytes_to_copy)} to copy "
+                  f"({sum(bool(m.to_copy) for m in result.moves)} AIP(s) not yet at "
+                  f"{text(result.target)}), then every byte at {text(result.target)} re-read")
+        if result.estimate_seconds is not None:
+            out.print(f"About {result.estimate_seconds:,.0f} s at the {human_size(result.read_rate)}"
+                      f"/s {text(result.source)} was read at just now (a target that writes "
+                      "more slowly takes longer)")
+        if result.retire:
+            out.print(f"Then each copy at {text(result.source)} is deleted once its copy at "
+                      f"{text(result.target)} is verified, and {text(result.source)} retired.")
+        return
+    for m in result.moves:
+        if m.problem:
+            colour = "yellow" if m.unreachable else "red"
+            out.print(f"[{colour}]kept[/] AIP {m.aip} at {text(result.source)}: {text(m.problem)}")
+    done = sum(m.verified for m in result.moves)
+    out.print(f"{head}: {sum(len(m.copied) for m in result.moves)} version copies made, "
+              f"{done} of {len(result.moves)} AIP(s) verified at {text(result.target)}"
+              + (f", {sum(m.retired for m in result.moves)} removed from {text(result.source)}"
+                 if result.retire else ""))
+    for note in result.notes:
+        out.print(f"[yellow]{text(note)}[/]")
+    if result.location_retired:
+        out.print(f"[bold green]{text(result.source)} is empty and retired[/] (its file keeps "
+                  "its history); it can be disconnected")
+    elif result.exit_code == 0:
+        out.print("[bold green]every copy is at the target, verified[/]")
+
+
 def locations(statuses) -> None:
     table = Table(title=f"{len(statuses)} storage location(s)", title_justify="left")
     for col in ("name", "kind", "where", "reachable", "media", "age", "AIP versions", "size",
@@ -245,8 +284,10 @@ def locations(statuses) -> None:
         age = f"{s.age_years:g} y" if s.age_years is not None else "-"
         if s.expected_lifetime_years:
             age += f" of {s.expected_lifetime_years:g}"
-        table.add_row(text(s.name), s.kind, text(s.where),
-                      "[green]yes[/]" if s.reachable else f"[red]NO[/] {text(s.problem)}",
+        reach = ("[green]yes[/]" if s.reachable else f"[red]NO[/] {text(s.problem)}")
+        if s.retired:
+            reach = f"[dim]retired {s.retired} (copies moved to {text(s.retired_to)})[/]"
+        table.add_row(text(s.name), s.kind, text(s.where), reach,
                       text(s.media or "-"), age, str(s.aip_versions), human_size(s.bytes),
                       "yes" if s.in_policy else "no")
     out.print(table)

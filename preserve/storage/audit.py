@@ -45,7 +45,13 @@ from preserve.repository import Repository
 from preserve.storage.audit_records import AuditResult, Problem, Recorder, Visit, _row
 from preserve.storage.audit_replica import audit_replica
 from preserve.storage.history import check_object
-from preserve.storage.object_log import LogDocument, event_record, log_document, write_document
+from preserve.storage.object_log import (
+    LogDocument,
+    complete_documents,
+    event_record,
+    log_document,
+    write_document,
+)
 from preserve.stores import LocalStorage
 from preserve.stores.base import root_file_problems
 
@@ -74,6 +80,7 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
     with the same options, unless `restart`; with `due`, the next run simply takes what is
     still due."""
     progress = progress or Silent()
+    complete_documents(repo)  # a killed run's event documents, before they are looked for
     policy = repo.policy.audit
     mode = "full" if full else ("policy" if due else "quick")
     wanted = sorted({repo.catalog.resolve(a) for a in aips}) if aips else None
@@ -292,5 +299,5 @@ def _event(repo, storage, visit: Visit, found: list[Problem],
     event = Event("fixity check", now_utc(), outcome, detail, summary,
                   [(agent, "executing program")])
     document = log_document(storage, ocfl.object_of(key), aip_id, event,
-                            f"{storage.name}-v{version}")
+                            f"{storage.name}-v{version}", staging=repo.staging)
     return event_record(aip_id, event, None, document.record), document

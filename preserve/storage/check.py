@@ -19,6 +19,7 @@ from preserve.domain import ocfl
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, Busy, PreserveError
 from preserve.repository import Repository
 from preserve.storage.expected import expected_digests, is_head, replica_gaps
+from preserve.storage.object_log import INTENT, complete_documents, owner_gone_intent
 from preserve.storage.recovery import WORK_STAGING, ended_work, lock_alive, recover, work_kind
 from preserve.stores import LocalStorage
 from preserve.stores.base import root_file_problems, write_root_files
@@ -121,6 +122,12 @@ def _check_staging(repo: Repository, running: set[str], found) -> None:
                                 "look at it and move it away; preserve never removes it"))
         elif entry.startswith(WORK_STAGING):
             continue
+        elif entry.startswith(INTENT):
+            if owner_gone_intent(entry):
+                found(Inconsistency("unwritten-record", "repository", str(path), "the PREMIS "
+                                    "document of an event an interrupted run recorded but did "
+                                    "not write (--fix, or the next writing command, writes "
+                                    "it)", fixable=True))
         elif entry.endswith(".lock"):
             if entry[:-5] not in running:
                 found(Inconsistency("stale-lock", "repository", str(path), "the lock of an "
@@ -215,6 +222,9 @@ def _held_besides_declaration(location, key: str) -> list[str]:
 def _fix_one(repo: Repository, finding: Inconsistency, pending: set[str]) -> bool:
     if finding.kind == "half-aip":
         return finding.what not in pending
+    if finding.kind == "unwritten-record":  # written, never removed unwritten
+        complete_documents(repo)
+        return not os.path.lexists(finding.what)
     if finding.where == "repository":  # a stale lock, a staging folder of an ended run
         fstree.rmtree(finding.what, ignore_errors=True)
         return not os.path.lexists(finding.what)

@@ -41,6 +41,9 @@ class LocationStatus:
     below_policy: int = 0  # AIP versions here with fewer verified copies than policy asks
     oldest_verified: str | None = None  # its least recently verified copy, last verified
     warnings: list[str] = field(default_factory=list)
+    retired: str | None = None  # the day `storage migrate --retire` emptied it...
+    retired_to: str | None = None  # ... moving its copies there
+
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,6 +163,12 @@ def location_statuses(repo: Repository) -> list[LocationStatus]:
             name, (0, 0, None))
         status.warnings = _warnings(status, repo.policy)
         out.append(status)
+    for name, raw in sorted(repo.retired.items()):
+        out.append(LocationStatus(
+            name, str(raw.get("kind")), str(raw.get("path") or raw.get("bucket")),
+            raw.get("media"), str(raw.get("commissioned") or "") or None, None,
+            None, True, None, 0, 0, False, retired=str(raw["retired"]),
+            retired_to=raw.get("retired_to")))
     return out
 
 

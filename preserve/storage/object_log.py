@@ -5,15 +5,23 @@ logs/. OCFL leaves logs/ outside the inventory; the repository's event log
 
 The catalog learns of an event, with the digest of its document, before the document is
 written: a document is never in storage without its event in the catalog (which
-`log verify` and the audit would call inserted, when another run is between the two)."""
+`log verify` and the audit would call inserted, when another run is between the two).
+The document itself is first kept in the repository's staging folder (an intent, synced),
+so that a run killed between the catalog and the store leaves what the next run writes
+(complete_documents), never an event whose document is missing for good."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
+import os
+import re
+import uuid
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 from preserve.domain import ocfl
 from preserve.domain.model import EventRecord
@@ -37,18 +45,41 @@ class LogDocument:
     key: str
     data: bytes
     record: str  # events.record: the location, the file in the object, its SHA-256
+    intent: Path | None = None  # the document kept in staging until it is written
+
+
+# "logdoc-<pid>-<hex>.json" in the repository's staging folder: a document to write
+INTENT = "logdoc-"
+_INTENT_NAME = re.compile(re.escape(INTENT) + r"([0-9]+)-[0-9a-f]+\.json")
 
 
 def log_document(storage, object_root: str, aip_id: str, event: Event, label: str,
-                 agents: list[Agent] | None = None) -> LogDocument:
-    """The document `<time>-<label>-<event id>.xml` and the record naming it."""
+                 agents: list[Agent] | None = None, *, staging: Path | None = None
+                 ) -> LogDocument:
+    """The document `<time>-<label>-<event id>.xml` and the record naming it; with
+    `staging` (the repository's), kept there first (see the module)."""
     buffer = io.StringIO()
     PremisWriter(buffer, aip_id).finish([event], agents or [])
     data = buffer.getvalue().encode("utf-8")
     stamp = event.datetime.replace(":", "").replace("-", "")
     name = f"{ocfl.LOGS}/{stamp}-{label}-{event.identifier}.xml"
-    return LogDocument(storage, object_root + name, data,
-                       log_record(storage.name, name, hashlib.sha256(data).hexdigest()))
+    document = LogDocument(storage, object_root + name, data,
+                           log_record(storage.name, name, hashlib.sha256(data).hexdigest()))
+    if staging is not None:
+        document.intent = _keep(staging, event.identifier, document)
+    return document
+
+
+def _keep(staging: Path, event_id: str, document: LogDocument) -> Path:
+    staging.mkdir(parents=True, exist_ok=True)
+    path = staging / f"{INTENT}{os.getpid()}-{uuid.uuid4().hex[:16]}.json"
+    with open(path, "x", encoding="utf-8") as f:
+        json.dump({"event": event_id, "location": document.storage.name, "key": document.key,
+                   "record": document.record,
+                   "data": base64.b64encode(document.data).decode("ascii")}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
 
 
 def write_document(catalog, event_id: str, document: LogDocument) -> bool:
@@ -61,14 +92,60 @@ def write_document(catalog, event_id: str, document: LogDocument) -> bool:
         with suppress(PreserveError, OSError):
             catalog.clear_event_record(event_id)
         return False
+    finally:
+        if document.intent is not None:
+            document.intent.unlink(missing_ok=True)
+
+
+def owner_gone_intent(name: str) -> bool:
+    """Whether the run that kept this intent has ended."""
+    from preserve.system.locks import pid_alive
+
+    match = _INTENT_NAME.fullmatch(name)
+    return match is not None and not pid_alive(int(match.group(1)))
+
+
+def complete_documents(repo) -> list[str]:
+    """Write the documents of events that runs since ended recorded in the catalog but
+    never wrote (a kill between the two); forget those whose event never was recorded.
+    A line for each written."""
+    done = []
+    try:
+        names = sorted(os.listdir(repo.staging))
+    except OSError:
+        return done
+    for name in names:
+        if not owner_gone_intent(name):
+            continue
+        path = repo.staging / name
+        try:
+            intent = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # killed while it was being written: no event yet
+            path.unlink(missing_ok=True)
+            continue
+        storage = repo.locations.get(intent["location"])
+        if storage is not None and repo.catalog.event_record_of(intent["event"]) == \
+                intent["record"]:
+            document = LogDocument(storage, intent["key"], base64.b64decode(intent["data"]),
+                                   intent["record"], path)
+            if write_document(repo.catalog, intent["event"], document):
+                done.append(f"wrote {intent['key']} at '{storage.name}', the record of an "
+                            "event an interrupted run had recorded")
+        path.unlink(missing_ok=True)
+    return done
 
 
 def record_event(repo, storage, object_root: str, aip_id: str, event: Event, label: str,
                  agents: list[Agent] | None = None, version: int | None = None) -> None:
     """An event that changes no version: in the catalog, then in the object's logs/ at
     `storage` (a store that cannot be written to loses only that copy)."""
-    document = log_document(storage, object_root, aip_id, event, label, agents)
-    repo.catalog.add_events([event_record(aip_id, event, version, document.record)])
+    document = log_document(storage, object_root, aip_id, event, label, agents,
+                            staging=repo.staging)
+    try:
+        repo.catalog.add_events([event_record(aip_id, event, version, document.record)])
+    except BaseException:
+        document.intent.unlink(missing_ok=True)
+        raise
     write_document(repo.catalog, event.identifier, document)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
 from preserve.repository import Repository
+from preserve.storage.object_log import complete_documents
 from preserve.stores import LocalStorage
 from preserve.system import fstree
 from preserve.system.locks import OWN_STAGING, owner_gone, pid_alive
@@ -34,6 +35,7 @@ WORK_STAGING = (REPAIR_STAGING, MIGRATE_STAGING, UNPACK_STAGING)
 def tidy(repo: Repository) -> list[str]:
     """Remove what earlier, ended runs left; a line per thing removed or resolved."""
     actions = recover(repo)
+    actions += complete_documents(repo)  # events recorded, their documents not yet written
     actions += kill_orphaned_tools()  # before their working folders go (cases 45, 60)
     for path in ended_work(repo):
         fstree.rmtree(path, ignore_errors=True)
