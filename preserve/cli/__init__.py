@@ -21,6 +21,7 @@ for command, name in [
     (storage.audit, None), (storage.repair, None), (planning.formats, None),
     (planning.migrate, None), (planning.reidentify, None), (storage.check, None),
     (admin.schedule, None), (admin.worker, None), (admin.jobs, None), (admin.drill, None),
+    (admin.report, None),
 ]:
     app.command(name)(command)
 for command, name in [(storage.storage_add, "add"), (storage.storage_list, "list"),

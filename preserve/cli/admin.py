@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -93,3 +94,48 @@ def drill(
         result = run_drill(open_repo(), sample, location=location, progress=progress)
     render.report(result, json_out, render.drill_report)
     raise typer.Exit(result.exit_code)
+
+
+def report(
+    html_file: Annotated[Path | None, typer.Option(
+        "--html", help="Write the report as one self-contained HTML file.")] = None,
+    pdf_file: Annotated[Path | None, typer.Option(
+        "--pdf", help="Write it as a PDF (printed by headless Chromium).")] = None,
+    json_out: JsonOpt = False,
+):
+    """The repository's health: holdings and growth, copies and their verification, media,
+    formats by risk, drills, the event log, and the NDSA Levels v2.0 computed from that
+    evidence. The same catalog gives the same report. Exit 0; 1 when the last audit found
+    problems or a location's medium is past its service life."""
+    from preserve.admin.report import build
+    from preserve.render import health as show
+
+    facts = build(open_repo())
+    if html_file or pdf_file:
+        document = show.html(facts)
+        if html_file:
+            partial = html_file.with_name(f".{html_file.name}.partial")
+            partial.write_text(document, encoding="utf-8")
+            partial.replace(html_file)
+        if pdf_file:
+            show.pdf(document, pdf_file)
+        written = ", ".join(str(p) for p in (html_file, pdf_file) if p)
+        if json_out:
+            render.emit_json(facts)
+        else:
+            render.out.print(f"Report written to {render.text(written)}")
+    elif json_out:
+        render.emit_json(facts)
+    else:
+        show.terminal(facts)
+    raise typer.Exit(EXIT_PROBLEMS if _alarming(facts) else EXIT_OK)
+
+
+def _alarming(facts: dict) -> bool:
+    """What a monitor must hear of: damage the last audit found, a medium past its life."""
+    if facts["integrity"]["open_problems"]:
+        return True
+    return any(loc["aip_versions"] and loc["age_years"] is not None
+               and loc["expected_lifetime_years"]
+               and loc["age_years"] >= loc["expected_lifetime_years"]
+               for loc in facts["copies"]["locations"])

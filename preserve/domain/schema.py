@@ -46,7 +46,7 @@ FORMATS: Schema = {
 }
 _LOCATION = {"name": None, "kind": None, "media": None, "commissioned": None,
              "expected_lifetime_years": None, "device": None,
-             "retired": None, "retired_to": None}
+             "retired": None, "retired_to": None, "site": None}
 LOCATION: dict[str, Schema] = {
     "local": {**_LOCATION, "path": None},
     "s3": {**_LOCATION, "bucket": None, "prefix": None, "endpoint_url": None, "region": None,

@@ -126,10 +126,14 @@ def _make_local_folder(path: Path) -> None:
                           hint="mount the disk first, or create the folder yourself") from None
 
 
-def location_statuses(repo: Repository) -> list[LocationStatus]:
+def location_statuses(repo: Repository, *, live: bool = True,
+                      today: dt.date | None = None) -> list[LocationStatus]:
     """Every location, with what threatens the copies on it (issue 25): its medium's age
     against its expected service life (its own, else the policy's for the medium), SMART
-    health where a device is named, free space, and the AIP versions that depend on it."""
+    health where a device is named, free space, and the AIP versions that depend on it.
+    Without `live`, only what the catalog and the configuration say (the report's: the
+    same catalog, the same figures), ages as of `today`."""
+    today = today or dt.date.today()
     held = repo.catalog.replica_summary()
     exposure = repo.catalog.exposure(repo.policy.copies)
     out = []
@@ -137,14 +141,15 @@ def location_statuses(repo: Repository) -> list[LocationStatus]:
         raw = load_yaml((repo.root / "locations" / f"{name}.yaml").read_text()) or {}
         reachable, problem = True, None
         try:
-            location.check_reachable()
+            if live:
+                location.check_reachable()
         except PreserveError as e:
             reachable, problem = False, e.message
         commissioned = raw.get("commissioned")
         age = None
         if commissioned:
             try:
-                age = round((dt.date.today() - dt.date.fromisoformat(str(commissioned))).days
+                age = round((today - dt.date.fromisoformat(str(commissioned))).days
                             / 365.25, 1)
             except ValueError:
                 age = None
@@ -156,9 +161,9 @@ def location_statuses(repo: Repository) -> list[LocationStatus]:
                                 reachable, problem, versions, nbytes,
                                 name in repo.policy.locations)
         root = getattr(location, "root", None)
-        if reachable and root is not None:
+        if live and reachable and root is not None:
             status.free_bytes = shutil.disk_usage(root).free
-        status.smart = smart_health(raw.get("device"))
+        status.smart = smart_health(raw.get("device")) if live else "unknown"
         status.sole_copies, status.below_policy, status.oldest_verified = exposure.get(
             name, (0, 0, None))
         status.warnings = _warnings(status, repo.policy)
