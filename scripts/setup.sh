@@ -14,10 +14,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # LibreOffice Writer (office documents), poppler (text and page renders of PDFs); fonts
 # so that documents render with real glyphs. PostgreSQL: the shared catalog and job queue
 # of a repository on many machines (the tests start throwaway servers of their own).
+# Chromium prints the health report as PDF (report --pdf), and the tests open the HTML
+# report in it through Playwright (never a browser Playwright downloads).
 export DEBIAN_FRONTEND=noninteractive
 PACKAGES="libmagic1 python3 python3-venv python3-pip zip imagemagick ffmpeg flac ghostscript
   libreoffice-writer-nogui poppler-utils qpdf fonts-dejavu-core fonts-liberation2 postgresql
-  util-linux ca-certificates"
+  util-linux ca-certificates chromium"
 # Another apt (an unattended upgrade) may hold the lock: wait for it rather than fail.
 APT_WAIT="-o DPkg::Lock::Timeout=600"
 # shellcheck disable=SC2086
