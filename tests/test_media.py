@@ -48,6 +48,12 @@ def test_storage_list_warns_of_ageing_media_and_copies_that_depend_on_one(tmp_pa
     assert disk2["smart"] == "unknown" and disk2["free_bytes"] > 0
     assert local["oldest_verified"] and disk2["oldest_verified"]  # when last verified whole
 
+    # every audit says the same of the locations it read
+    audited = json.loads(run(repo.root, "audit", "--json").stdout)
+    assert audited["media_warnings"]["disk2"] == disk2["warnings"]
+    assert audited["media_warnings"]["local"] == local["warnings"]
+    assert "past its expected service life" in run(repo.root, "audit").stdout
+
     # the policy's service life for the medium, and when to warn, are the archive's own
     data["media"] = {"service_life_years": {"hdd": 10}, "warn_at": 0.5}
     policy.write_text(yaml.safe_dump(data))

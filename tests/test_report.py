@@ -53,6 +53,9 @@ def test_the_reports_figures_are_those_of_list_audit_and_formats(lived):
     assert facts["integrity"]["coverage"]["share"] == 1.0
     assert facts["integrity"]["drills"]["count"] == 1 and facts["integrity"]["drills"][
         "failed"] == 0
+    drill = facts["integrity"]["drills"]["recent"][0]
+    assert drill["outcome"] == "success" and "OCFL object valid (ocfl-py)" in drill[
+        "outcome_detail"]
     assert facts["copies"]["per_version"] == {"1": 3}
     assert _cell(facts, "metadata", 2, "Enough metadata to know what the content is")[
         "evidence"].endswith("2 of 3")

@@ -4,7 +4,8 @@ An audit proves that stored bytes still hash as recorded; a drill does what a di
 would ask: it exports randomly chosen AIP version copies (an AIP version at one location)
 to a scratch folder as bags, every byte checked against the catalog on the way out
 (access/export.py), then validates each bag on its own terms (RFC 8493, every manifest
-digest recomputed), and records the result as a PREMIS validation event in the catalog
+digest recomputed) and the OCFL object it came from (ocfl-py, on a disk), and records
+the result as a PREMIS validation event in the catalog
 and the object's logs/, whatever it was (issue 25; APTrust's restore tests). The copies
 restored are removed; a killed drill's are removed by the next one.
 """
@@ -36,6 +37,7 @@ from preserve.ingest.validation import validate_bag
 from preserve.repository import Repository
 from preserve.storage.object_log import record_event
 from preserve.storage.recovery import DRILL_SCRATCH, remove_ended_drills
+from preserve.stores import LocalStorage
 from preserve.system import fstree
 
 
@@ -49,6 +51,7 @@ class Drill:
     bytes: int = 0
     problem: str = ""
     unreachable: bool = False  # the location could not be reached: nothing was judged
+    ocfl: str = ""  # what ocfl-py said of the object the copy is in
 
 
 @dataclass
@@ -105,7 +108,10 @@ def _restore(repo: Repository, aip: str, version: int, name: str, scratch: Path)
             drill.problem = "; ".join(f"{f.code} {f.location()}: {f.message}"
                                       for f in errors[:5])
         else:
-            drill.restored = True
+            drill.ocfl = _validate_object(repo, aip, name)
+            drill.restored = not drill.ocfl.startswith("invalid")
+            if not drill.restored:
+                drill.problem = drill.ocfl
     except PreserveError as e:
         drill.problem = e.message
         drill.unreachable = isinstance(e, StorageUnreachable)
@@ -115,6 +121,24 @@ def _restore(repo: Repository, aip: str, version: int, name: str, scratch: Path)
     return drill
 
 
+def _validate_object(repo: Repository, aip: str, name: str) -> str:
+    """The OCFL object the copy belongs to, validated by ocfl-py (every version's
+    inventory, every digest), where it is on a disk; said, never silently skipped,
+    where it cannot be."""
+    location = repo.locations[name]
+    if not isinstance(location, LocalStorage):
+        return "OCFL object not validated (ocfl-py reads objects on a disk)"
+    try:
+        from ocfl.validator import Validator
+    except ImportError:
+        return "OCFL object not validated (ocfl-py is not installed)"
+    path = location.root / ocfl.object_root(aip)
+    validator = Validator(log_warnings=False, check_digests=True)
+    if validator.validate_object(str(path)):
+        return "OCFL object valid (ocfl-py)"
+    return f"invalid OCFL object (ocfl-py): {str(validator.log).strip()[:300]}"
+
+
 def _record(repo: Repository, drill: Drill) -> None:
     """The drill's PREMIS event, in the catalog and in the logs/ of the object at the
     location drilled, as an audit's (a store that cannot be written to loses only that
@@ -122,7 +146,7 @@ def _record(repo: Repository, drill: Drill) -> None:
     detail = (f"restore drill: v{drill.version} exported from '{drill.location}' as a bag "
               "(every byte checked against the record) and validated (RFC 8493, every "
               "manifest digest recomputed)")
-    outcome = (f"{drill.files} file(s), {drill.bytes} bytes restored and valid"
+    outcome = (f"{drill.files} file(s), {drill.bytes} bytes restored and valid; {drill.ocfl}"
                if drill.restored else f"not restorable: {drill.problem}")
     event = Event("validation", now_utc(), "success" if drill.restored else "failure", detail,
                   outcome, [(AGENT_PRESERVE, "executing program")])

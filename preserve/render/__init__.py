@@ -304,6 +304,9 @@ def audit_report(result) -> None:
               f"{result.files} file(s), "
               f"{human_size(result.bytes_read)} read, {len(result.problems)} problem(s) "
               f"(run {result.run_id})")
+    for name, warnings in sorted(result.media_warnings.items()):
+        for warning in warnings:
+            out.print(f"  [yellow]{text(name)}[/]: {text(warning)}")
     if result.resumed_from:
         out.print(f"Continued the unfinished audit started {result.resumed_from}; its findings "
                   "are included.")

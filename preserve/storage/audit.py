@@ -118,11 +118,21 @@ def audit(repo: Repository, *, aips: list[str] | None = None, location: str | No
             repo.catalog.record_audit_problems(result.run_id, [_row(p) for p in stale])
         result.problems = [Problem(*p) for p in repo.catalog.audit_problems(result.run_id)]
         result.problems += _storage_roots(repo, {v.state.location for v in visits}, reachable)
+        result.media_warnings = _media_warnings(repo, {v.state.location for v in visits})
         result.finished = now_utc(precise=True)
         repo.catalog.finish_audit(result.run_id, result.finished,
                                   "interrupted" if result.stopped and not due else result.status,
                                   result.replicas, result.files, result.bytes_read)
     return result
+
+
+def _media_warnings(repo: Repository, names: set[str]) -> dict[str, list[str]]:
+    """What `storage list` warns of the locations this audit read (issue 25): a medium
+    ageing out, SMART, free space, copies that depend on one medium."""
+    from preserve.storage.locations import location_statuses
+
+    return {s.name: s.warnings for s in location_statuses(repo, names=names & set(
+        repo.locations)) if s.warnings}
 
 
 @contextmanager

@@ -46,6 +46,7 @@ class AuditResult:
     resumed_from: str | None = None   # start of the interrupted run this one continued
     stopped: str | None = None        # why the run ended before its selection: "budget"
     selected_files: int = 0
+    media_warnings: dict[str, list[str]] = field(default_factory=dict)  # per location audited
 
     @property
     def status(self) -> str:
@@ -67,7 +68,8 @@ class AuditResult:
                 "resumed_from": self.resumed_from, "complete": self.stopped is None,
                 "stopped": self.stopped, "replicas": self.replicas, "files": self.files,
                 "bytes_read": self.bytes_read,
-                "problems": [p.to_dict() for p in self.problems]}
+                "problems": [p.to_dict() for p in self.problems],
+                "media_warnings": self.media_warnings}
 
 
 @dataclass

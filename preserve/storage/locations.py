@@ -126,8 +126,8 @@ def _make_local_folder(path: Path) -> None:
                           hint="mount the disk first, or create the folder yourself") from None
 
 
-def location_statuses(repo: Repository, *, live: bool = True,
-                      today: dt.date | None = None) -> list[LocationStatus]:
+def location_statuses(repo: Repository, *, live: bool = True, today: dt.date | None = None,
+                      names: set[str] | None = None) -> list[LocationStatus]:
     """Every location, with what threatens the copies on it (issue 25): its medium's age
     against its expected service life (its own, else the policy's for the medium), SMART
     health where a device is named, free space, and the AIP versions that depend on it.
@@ -138,6 +138,8 @@ def location_statuses(repo: Repository, *, live: bool = True,
     exposure = repo.catalog.exposure(repo.policy.copies)
     out = []
     for name, location in repo.locations.items():
+        if names is not None and name not in names:
+            continue
         raw = load_yaml((repo.root / "locations" / f"{name}.yaml").read_text()) or {}
         reachable, problem = True, None
         try:
@@ -168,7 +170,7 @@ def location_statuses(repo: Repository, *, live: bool = True,
             name, (0, 0, None))
         status.warnings = _warnings(status, repo.policy)
         out.append(status)
-    for name, raw in sorted(repo.retired.items()):
+    for name, raw in sorted(repo.retired.items()) if names is None else []:
         out.append(LocationStatus(
             name, str(raw.get("kind")), str(raw.get("path") or raw.get("bucket")),
             raw.get("media"), str(raw.get("commissioned") or "") or None, None,
