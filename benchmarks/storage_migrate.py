@@ -54,7 +54,7 @@ def preserve(root: Path, *args: str) -> float:
 
 def run(kind: str) -> None:
     rounds = {"replicate": [], "migrate": []}
-    for n in range(3):
+    for _ in range(3):
         shutil.rmtree(WORK, ignore_errors=True)
         WORK.mkdir(parents=True)
         sources = make_sources(kind)
