@@ -132,9 +132,11 @@ def test_a_copy_that_fails_its_audit_at_the_target_keeps_the_source(tmp_path, co
 
     assert replicate(repo, to="disk3").complete  # disk3 already holds copies...
     repo.close()
-    victim = sorted((tmp_path / "disk3").rglob("*.txt"))[0]  # ... one of which then rots
-    victim.chmod(0o644)
-    victim.write_text("rot")
+    victim = sorted((tmp_path / "disk3").rglob("*.txt"))[0]  # ... one of which then rots,
+    victim.chmod(0o644)                                       # its size unchanged
+    rotten = bytearray(victim.read_bytes())
+    rotten[0] ^= 0x20
+    victim.write_bytes(bytes(rotten))
     damaged = next(a for a in aips if ocfl.object_root(a).rstrip("/") in str(victim))
 
     done = json.loads(run(repo.root, "storage", "migrate", "disk2", "disk3", "--retire",

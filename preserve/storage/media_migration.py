@@ -7,8 +7,9 @@ Three steps, each safe to interrupt and run again:
    it (copy_version: from a local copy checked against the record, each file verified as
    it lands, the copy recorded only once all of it is there); a PREMIS replication event
    (refreshment, for a medium of the same type) in the object's logs/ at TO;
-2. verify: a full audit of the AIPs' copies at TO re-reads and re-hashes every byte there
-   (a copy TO already held is verified too: it becomes what FROM's copy leaves behind);
+2. verify: an audit of the AIPs' copies at TO re-reads and re-hashes every byte there
+   (see _verify; a copy TO already held is verified too: it becomes what FROM's copy
+   leaves behind);
 3. retire (--retire): for an AIP whose every version at FROM has a copy at TO that the
    audit passed, and whose other copies still number what policy asks, the object's
    files at FROM are deleted and found gone, then its rows are removed with a PREMIS
@@ -214,12 +215,17 @@ def _copy(repo: Repository, result: MoveResult, target, progress: Progress) -> N
 
 
 def _verify(repo: Repository, result: MoveResult, progress: Progress) -> None:
-    """Every byte of the AIPs' copies at TO read back and hashed: one full audit of them."""
+    """Every byte of the AIPs' copies at TO read back and hashed, in one audit of them: on
+    a disk a quick one (every byte re-read, hashed with the fast digest recorded at ingest:
+    the copy was already checked against SHA-256 as it was written, so what is left to
+    catch is what the medium did to it since); elsewhere a full one (SHA-512 and
+    SHA-256 of every byte read back)."""
     ready = [m for m in result.moves if not m.problem]
     if not ready:
         return
-    found = audit(repo, aips=[m.aip for m in ready], location=result.target, full=True,
-                  progress=progress)
+    on_disk = isinstance(repo.locations[result.target], LocalStorage)
+    found = audit(repo, aips=[m.aip for m in ready], location=result.target,
+                  full=not on_disk, progress=progress)
     damage: dict[str, list[str]] = {}
     for p in found.problems:
         if p.kind != "stale" and p.location == result.target:
