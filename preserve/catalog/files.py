@@ -46,9 +46,12 @@ class Files:
         return [tuple(r) for r in self.execute(sql, args)]
 
     def payload_for_policy(self, aip_ids: list[str] | None = None,
-                           collection: str | None = None) -> Iterator[tuple]:
+                           collection: str | None = None,
+                           puids: list[str] | None = None,
+                           mimes: list[str] | None = None) -> Iterator[tuple]:
         """(AIP, collection, path, version holding it, size, sha512, puid, mime, format, the
-        derivative made from it or None) of every stored payload file, by AIP and path."""
+        derivative made from it or None) of every stored payload file, by AIP and path (of
+        `puids`, or, unidentified, of `mimes`, where either is given)."""
         sql = ("SELECT f.aip_id, a.collection, f.path, f.version, f.size, f.sha512, f.puid, "
                "f.mime, f.format, (SELECT d.derivative FROM derivations d JOIN versions w ON "
                "w.aip_id = d.aip_id AND w.version = d.version AND w.state = 'stored' "
@@ -57,7 +60,40 @@ class Files:
                "v.aip_id = f.aip_id AND v.version = f.version AND v.state = 'stored' "
                f"WHERE a.state = 'stored' AND {PAYLOAD}")
         where, args = and_where({"f.aip_id": aip_ids, "a.collection": collection})
+        if puids is not None or mimes is not None:
+            ask = [f"f.puid IN ({', '.join('?' * len(puids))})"] if puids else []
+            if mimes:
+                ask.append(f"(f.puid IS NULL AND f.mime IN ({', '.join('?' * len(mimes))}))")
+            where += f" AND ({' OR '.join(ask) or '1 = 0'})"
+            args = [*args, *(puids or []), *(mimes or [])]
         yield from self.execute(sql + where + " ORDER BY f.aip_id, f.path", args)
+
+    def payload_format_groups(self, aip_ids: list[str] | None = None,
+                              collection: str | None = None) -> list[tuple]:
+        """(puid, mime, format, files, bytes) of the stored payload by identification: the
+        formats report sums in the database and looks at single files only where a rule
+        needs them."""
+        where, args = and_where({"f.aip_id": aip_ids, "a.collection": collection})
+        return [tuple(r[:5]) for r in self.execute(
+            "SELECT f.puid, f.mime, f.format, COUNT(*), CAST(SUM(f.size) AS BIGINT) "
+            "FROM files f JOIN aips a ON a.id = "
+            "f.aip_id JOIN versions v ON v.aip_id = f.aip_id AND v.version = f.version AND "
+            f"v.state = 'stored' WHERE a.state = 'stored' AND {PAYLOAD}{where} "
+            "GROUP BY f.puid, f.mime, f.format ORDER BY f.puid, f.mime, f.format", args)]
+
+    def payload_format_derived(self, aip_ids: list[str] | None = None,
+                               collection: str | None = None) -> dict[tuple, int]:
+        """{(puid, mime, format): stored payload files a migration has derived a file
+        from}; only the AIPs that hold a derivation are looked into."""
+        where, args = and_where({"f.aip_id": aip_ids, "a.collection": collection})
+        return {tuple(r[:3]): r[3] for r in self.execute(
+            "SELECT f.puid, f.mime, f.format, COUNT(*) FROM files f JOIN aips a ON a.id = "
+            "f.aip_id JOIN versions v ON v.aip_id = f.aip_id AND v.version = f.version AND "
+            f"v.state = 'stored' WHERE a.state = 'stored' AND {PAYLOAD}{where} AND f.aip_id IN "
+            "(SELECT aip_id FROM derivations) AND EXISTS (SELECT 1 FROM derivations d JOIN "
+            "versions w ON w.aip_id = d.aip_id AND w.version = d.version AND w.state = "
+            "'stored' WHERE d.aip_id = f.aip_id AND d.source = f.path) "
+            "GROUP BY f.puid, f.mime, f.format", args)}
 
     def derivations(self, aip_id: str) -> list[tuple[int, str, str, str]]:
         """(version, source, derivative, rule) of each migration of a stored version."""

@@ -61,34 +61,76 @@ class FormatRow:
 
 def report(repo: Repository, refs: list[str] | None = None,
            collection: str | None = None) -> list[FormatRow]:
-    """One row per format held, the riskiest and largest first."""
+    """One row per format held, the riskiest and largest first. Files, bytes and what
+    awaits migration are summed in the database; single files are looked at only where
+    a format's last migration attempts are to be told apart (failed, unproven, deferred:
+    the AIPs with such attempts) or its rule depends on each file's streams (issue 25:
+    the health report of a million files)."""
     policy = format_policy(repo)
     ids = [repo.catalog.resolve(r) for r in refs] if refs else None
     rows: dict[tuple, FormatRow] = {}
-    attempts = repo.catalog.migration_attempts()
-    for (aip, _coll, path, version, size, _sha, puid, mime, fmt, made) in \
-            repo.catalog.payload_for_policy(ids, collection):
-        rule = rule_of(repo, policy, aip, version, path, puid, mime)
-        key = (puid, None if puid else mime, rule.name if rule else None)
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = FormatRow(puid, fmt, mime)
-            if rule is not None:
-                row.risk, row.action, row.rule = rule.risk, rule.action, rule.name
-                if rule.action == "migrate":
-                    row.target, row.pathway = list(rule.target.puids), rule.pathway
-                    row.tools = {p.tool: tool_version(p.tool) for name in rule.pathways
-                                 for p in policy.chain(name)}
-        row.files += 1
+    derived = repo.catalog.payload_format_derived(ids, collection)
+    migrated: set[tuple] = set()  # (puid, mime) of the formats the policy migrates
+    video: set[tuple] = set()     # ... whose rule depends on the file's streams
+    for puid, mime, fmt, files, size in repo.catalog.payload_format_groups(ids, collection):
+        rule = policy.rule_for(puid, mime)
+        if rule is not None and rule.streams == "video":
+            video.add((puid, mime))
+            continue
+        row = _row(rows, policy, rule, puid, mime, fmt)
+        row.files += files
         row.bytes += size
+        if row.action == "migrate":
+            row.pending += files - derived.get((puid, mime, fmt), 0)
+            migrated.add((puid, mime))
+    attempts = repo.catalog.migration_attempts()
+    if video:
+        _file_by_file(repo, policy, rows, ids, collection, video, attempts, count=True)
+    tried = sorted(set(attempts) & set(ids) if ids is not None else attempts)
+    if migrated and tried:
+        _file_by_file(repo, policy, rows, tried, collection, migrated, attempts, count=False)
+    order = {"high": 0, "medium": 1, "low": 2, None: 3}
+    return sorted(rows.values(), key=lambda r: (order[r.risk], -r.bytes, r.puid or ""))
+
+
+def _row(rows: dict, policy, rule, puid, mime, fmt) -> FormatRow:
+    key = (puid, None if puid else mime, rule.name if rule else None)
+    row = rows.get(key)
+    if row is None:
+        row = rows[key] = FormatRow(puid, fmt, mime)
+        if rule is not None:
+            row.risk, row.action, row.rule = rule.risk, rule.action, rule.name
+            if rule.action == "migrate":
+                row.target, row.pathway = list(rule.target.puids), rule.pathway
+                row.tools = {p.tool: tool_version(p.tool) for name in rule.pathways
+                             for p in policy.chain(name)}
+    return row
+
+
+def _file_by_file(repo, policy, rows, ids, collection, wanted: set[tuple], attempts,
+                  *, count: bool) -> None:
+    """The files of the formats `wanted` (of the AIPs `ids`): with `count`, each counted
+    under its own rule (one that depends on its streams) and, to migrate without a
+    derivative, as pending; always, how the last attempt at those ended."""
+    puids = sorted({p for p, _ in wanted if p})
+    mimes = sorted({m for p, m in wanted if not p and m})
+    for (aip, _coll, path, version, size, _sha, puid, mime, fmt, made) in \
+            repo.catalog.payload_for_policy(ids, collection, puids, mimes):
+        if (puid, mime) not in wanted:
+            continue
+        if count:
+            rule = rule_of(repo, policy, aip, version, path, puid, mime)
+            row = _row(rows, policy, rule, puid, mime, fmt)
+            row.files += 1
+            row.bytes += size
+            row.pending += row.action == "migrate" and made is None
+        else:
+            row = _row(rows, policy, policy.rule_for(puid, mime), puid, mime, fmt)
         if row.action == "migrate" and made is None:
-            row.pending += 1
             last = last_attempt(attempts.get(aip, ()), path)
             row.failed += bool(last) and last[1] == "failure"
             row.unproven += bool(last) and last[1] == UNPROVEN
             row.deferred += bool(last) and last[1] == DEFERRED
-    order = {"high": 0, "medium": 1, "low": 2, None: 3}
-    return sorted(rows.values(), key=lambda r: (order[r.risk], -r.bytes, r.puid or ""))
 
 
 @dataclass
