@@ -6,8 +6,10 @@
 # from the WAV, PDF/A-2b from the letter, each proven before it is kept), show it,
 # export every version as a verified bag, audit every replica in full, check that
 # catalog and storage agree, verify the signed event log, rebuild the catalog from
-# storage alone and prove it equal to the one it replaced, and show when the next
-# audits are due.
+# storage alone and prove it equal to the one it replaced, move every copy to a second
+# disk (copied, every byte verified there), run a restore drill, report the
+# repository's health (NDSA levels from the evidence; HTML, and PDF where Chromium is),
+# and show when the next audits are due.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -43,4 +45,16 @@ $P log verify
 ASIDE=$($P catalog rebuild --replace --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["aside"])')
 $P catalog diff "$ASIDE"
 rm -f "$ASIDE" "$ASIDE-wal" "$ASIDE-shm"
+[ -f "$PRESERVE_REPO/locations/second-disk.yaml" ] || \
+  $P storage add second-disk "$PRESERVE_REPO/second-disk" --media "hard disk"
+$P storage migrate local second-disk --plan
+$P storage migrate local second-disk
+$P storage list
+$P drill --sample 2
+$P report
+if command -v chromium >/dev/null; then
+  $P report --html "$PRESERVE_REPO/health.html" --pdf "$PRESERVE_REPO/health.pdf"
+else
+  $P report --html "$PRESERVE_REPO/health.html"
+fi
 $P schedule
