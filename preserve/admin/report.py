@@ -108,8 +108,8 @@ def build(repo: Repository) -> dict:
                    "recent": _events(catalog.events_like("validation", "restore drill"))}}
 
     rows = formats_report(repo)
-    migrations_refused = sum(n for t, o, n in catalog.event_counts()
-                             if t == "migration" and o != "success")
+    counted = catalog.event_counts()
+    migrations_refused = sum(n for t, o, n in counted if t == "migration" and o != "success")
     formats = {"rows": [r.to_dict() for r in rows],
                "to_migrate": sum(r.pending for r in rows),
                "migrated": catalog.derivations_count(), "refused": migrations_refused,
@@ -120,7 +120,7 @@ def build(repo: Repository) -> dict:
     log = {"entries": catalog.log_size(),
            "checkpoint": {"size": checkpoints[-1][0], "root": checkpoints[-1][1],
                           "note": checkpoints[-1][2]} if checkpoints else None}
-    events = [{"type": t, "outcome": o, "count": n} for t, o, n in catalog.event_counts()]
+    events = [{"type": t, "outcome": o, "count": n} for t, o, n in counted]
     facts = {"format": REPORT_FORMAT, "as_of": as_of, "holdings": holdings, "copies": copies,
              "integrity": integrity, "formats": formats, "events": events, "log": log}
     facts["ndsa"] = assess(repo, facts, raw)

@@ -72,14 +72,15 @@ class Files:
                               collection: str | None = None) -> list[tuple]:
         """(puid, mime, format, files, bytes) of the stored payload by identification: the
         formats report sums in the database and looks at single files only where a rule
-        needs them."""
+        needs them. Grouped by MIME type first: grouped by PUID first, SQLite walks the
+        PUID index and reads every row out of order (twice as slow on a million files)."""
         where, args = and_where({"f.aip_id": aip_ids, "a.collection": collection})
-        return [tuple(r[:5]) for r in self.execute(
+        return [tuple(r) for r in self.execute(
             "SELECT f.puid, f.mime, f.format, COUNT(*), CAST(SUM(f.size) AS BIGINT) "
-            "FROM files f JOIN aips a ON a.id = "
-            "f.aip_id JOIN versions v ON v.aip_id = f.aip_id AND v.version = f.version AND "
-            f"v.state = 'stored' WHERE a.state = 'stored' AND {PAYLOAD}{where} "
-            "GROUP BY f.puid, f.mime, f.format ORDER BY f.puid, f.mime, f.format", args)]
+            "FROM files f JOIN aips a ON a.id = f.aip_id JOIN versions v ON v.aip_id = "
+            "f.aip_id AND v.version = f.version AND v.state = 'stored' WHERE a.state = "
+            f"'stored' AND {PAYLOAD}{where} GROUP BY f.mime, f.puid, f.format "
+            "ORDER BY f.puid, f.mime, f.format", args)]
 
     def payload_format_derived(self, aip_ids: list[str] | None = None,
                                collection: str | None = None) -> dict[tuple, int]:
