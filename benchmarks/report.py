@@ -96,17 +96,44 @@ def timed_build(root: Path) -> float:
     return best
 
 
+def slow_queries(root: Path) -> None:
+    from preserve.admin.report import build
+    from preserve.catalog import database
+
+    original = database.Database.execute
+
+    def timed(self, sql, args=()):
+        started = time.perf_counter()
+        rows = original(self, sql, args)
+        spent = time.perf_counter() - started
+        if spent > 0.1:
+            print(f"  {spent:.2f} s  {sql[:90]}")
+        return rows
+
+    database.Database.execute = timed
+    try:
+        repo = Repository(root)
+        build(repo)
+        repo.close()
+    finally:
+        database.Database.execute = original
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--aips", type=int, default=100_000)
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--postgresql-only", action="store_true")
+    parser.add_argument("--queries", action="store_true",
+                        help="also name each query over 0.1 s of one build")
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     server = None if args.sqlite_only else PostgresServer(WORK / "pg")
     try:
-        targets = [("SQLite", None)] + ([("PostgreSQL", server.url)] if server else [])
+        targets = ([] if args.postgresql_only else [("SQLite", None)]) + (
+            [("PostgreSQL", server.url)] if server else [])
         for name, url in targets:
             root = WORK / name.lower()
             repo, _ = Repository.init(root, url)
@@ -118,6 +145,8 @@ def main() -> None:
             repo.close()
             print(f"{name}: {args.aips:,} AIPs, {args.aips * args.files:,} files filled in "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
+            if args.queries:
+                slow_queries(root)
             print(f"{name}: report build {timed_build(root):.2f} s; "
                   f"`preserve report --json` {timed_command(root):.2f} s", flush=True)
     finally:

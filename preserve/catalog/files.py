@@ -72,15 +72,25 @@ class Files:
                               collection: str | None = None) -> list[tuple]:
         """(puid, mime, format, files, bytes) of the stored payload by identification: the
         formats report sums in the database and looks at single files only where a rule
-        needs them. Grouped by MIME type first: grouped by PUID first, SQLite walks the
-        PUID index and reads every row out of order (twice as slow on a million files)."""
-        where, args = and_where({"f.aip_id": aip_ids, "a.collection": collection})
-        return [tuple(r) for r in self.execute(
-            "SELECT f.puid, f.mime, f.format, COUNT(*), CAST(SUM(f.size) AS BIGINT) "
-            "FROM files f JOIN aips a ON a.id = f.aip_id JOIN versions v ON v.aip_id = "
-            "f.aip_id AND v.version = f.version AND v.state = 'stored' WHERE a.state = "
-            f"'stored' AND {PAYLOAD}{where} GROUP BY f.mime, f.puid, f.format "
-            "ORDER BY f.puid, f.mime, f.format", args)]
+        needs them. For the whole repository, the file rows whose version is stored (a
+        semi-join both databases hash: under a second for a million rows, where a join
+        per row took three on PostgreSQL). Grouped by MIME type first: grouped by PUID
+        first, SQLite walks the PUID index and reads every row out of order."""
+        group = "GROUP BY f.mime, f.puid, f.format"
+        head = "SELECT f.puid, f.mime, f.format, COUNT(*), CAST(SUM(f.size) AS BIGINT) "
+        if aip_ids is None and collection is None:
+            rows = self.execute(
+                f"{head}FROM files f WHERE {PAYLOAD} AND EXISTS (SELECT 1 FROM versions w "
+                "WHERE w.aip_id = f.aip_id AND w.version = f.version AND w.state = 'stored') "
+                "AND f.aip_id NOT IN (SELECT id FROM aips WHERE state <> 'stored') "
+                f"{group}")
+        else:
+            where, args = and_where({"f.aip_id": aip_ids, "a.collection": collection})
+            rows = self.execute(
+                f"{head}FROM files f JOIN aips a ON a.id = f.aip_id JOIN versions v ON "
+                "v.aip_id = f.aip_id AND v.version = f.version AND v.state = 'stored' WHERE "
+                f"a.state = 'stored' AND {PAYLOAD}{where} {group}", args)
+        return sorted((tuple(r) for r in rows), key=_identity)
 
     def payload_format_derived(self, aip_ids: list[str] | None = None,
                                collection: str | None = None) -> dict[tuple, int]:
@@ -111,3 +121,8 @@ class Files:
                        "basis = ?, warning = ?, confidence = ? WHERE aip_id = ? AND version = ? "
                        "AND path = ?", (puid, format_name, format_version, mime, basis, warning,
                                         confidence, aip_id, version, path))
+
+
+def _identity(group: tuple) -> tuple:
+    """A format group's place in the report: by PUID, MIME type, name; none last."""
+    return tuple((value is None, value or "") for value in group[:3])
