@@ -69,6 +69,8 @@ def test_the_same_catalog_gives_the_same_bytes(lived, tmp_path):
     assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
     shown = run(lived, "report").stdout
     assert "NDSA Levels" in shown and "Audit coverage" in shown
+    refused = run(lived, "report", "--html", tmp_path / "nowhere" / "r.html", check_code=2)
+    assert "does not exist" in refused.stderr and not (tmp_path / "nowhere").exists()
 
 
 def test_ndsa_cells_move_as_the_evidence_changes(lived, tmp_path):

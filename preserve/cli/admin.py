@@ -9,7 +9,7 @@ import typer
 
 from preserve import render
 from preserve.cli.app import JsonOpt, open_repo, repo_root, show_progress
-from preserve.errors import EXIT_OK, EXIT_PROBLEMS
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS, BadArgument
 
 
 def schedule(
@@ -110,13 +110,22 @@ def report(
     from preserve.admin.report import build
     from preserve.render import health as show
 
+    for target in (html_file, pdf_file):
+        if target is not None and not target.parent.is_dir():
+            raise BadArgument(f"{target}: the folder {target.parent} does not exist",
+                              hint="give a file in an existing folder")
     facts = build(open_repo())
     if html_file or pdf_file:
         document = show.html(facts)
         if html_file:
             partial = html_file.with_name(f".{html_file.name}.partial")
-            partial.write_text(document, encoding="utf-8")
-            partial.replace(html_file)
+            try:
+                partial.write_text(document, encoding="utf-8")
+                partial.replace(html_file)
+            except OSError as e:
+                partial.unlink(missing_ok=True)
+                raise BadArgument(f"{html_file} cannot be written: {e.strerror or e}",
+                                  hint="give a file in a folder you may write to") from None
         if pdf_file:
             show.pdf(document, pdf_file)
         written = ", ".join(str(p) for p in (html_file, pdf_file) if p)
