@@ -247,3 +247,26 @@ def test_an_event_recorded_but_its_document_not_yet_written_is_written_by_the_ne
     run(repo.root, "check")
     run(repo.root, "log", "verify")
     assert not list((repo.root / "staging").glob("logdoc-*"))
+
+
+def test_a_queued_migration_moves_each_aip_as_a_job_and_the_last_retires_the_location(
+        tmp_path, collection, fresh_database):
+    repo = two_disk_repo(tmp_path, fresh_database)
+    aips = [ingest(repo, collection, Metadata("c", title=f"Box {n}")).aip_id for n in range(2)]
+    repo.close()
+    _add_disk(repo.root, "disk3", tmp_path / "disk3")
+    _set_policy(repo.root, ["local", "disk3"])
+    queued = json.loads(run(repo.root, "storage", "migrate", "disk2", "disk3", "--retire",
+                            "--queue", "--json").stdout)
+    assert queued["task"] == "storage-migrate" and len(queued["jobs"]) == 2
+    assert _objects(tmp_path / "disk3") == []  # nothing done before a worker takes them
+    run(repo.root, "worker", "--once")
+    jobs = [j for j in json.loads(run(repo.root, "jobs", "--json").stdout)
+            if j["task"] == "storage-migrate"]
+    assert sorted(j["status"] for j in jobs) == ["succeeded", "succeeded"], jobs
+    assert _objects(tmp_path / "disk2") == [] and len(_objects(tmp_path / "disk3")) == 2
+    assert yaml.safe_load((repo.root / "locations" / "disk2.yaml").read_text())["retired"]
+    repo = Repository(repo.root)
+    for aip in aips:
+        assert repo.catalog.replica_locations(aip, 1) == ["disk3", "local"]
+    repo.close()
