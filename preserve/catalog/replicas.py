@@ -56,6 +56,13 @@ class Replicas:
             "SELECT version FROM replicas WHERE aip_id = ? AND location = ? ORDER BY version",
             (aip_id, location))]
 
+    def held_at(self, location: str) -> list[tuple[str, int, int]]:
+        """(AIP, version, bytes) of every copy recorded at `location`."""
+        return [tuple(r) for r in self.execute(
+            "SELECT r.aip_id, r.version, v.bytes FROM replicas r JOIN versions v ON "
+            "v.aip_id = r.aip_id AND v.version = r.version WHERE r.location = ? "
+            "ORDER BY r.aip_id, r.version", (location,))]
+
     def replica_count(self, location: str) -> int:
         return self.execute("SELECT COUNT(*) FROM replicas WHERE location = ?",
                             (location,)).fetchone()[0]

@@ -143,16 +143,18 @@ def plan(repo: Repository, source: str, target: str, *, retire: bool = False,
             hint=f"put '{target}' in its place under replication.locations, then run this again")
     result = MoveResult(source, target, retire)
     wanted = {repo.catalog.resolve(a) for a in aips} if aips else None
-    held: dict[str, list[int]] = {}
-    for aip, version, name, _key in repo.catalog.replicas():
-        if name == source and (wanted is None or aip in wanted):
-            held.setdefault(aip, []).append(version)
+    held: dict[str, list[tuple[int, int]]] = {}
+    for aip, version, nbytes in repo.catalog.held_at(source):  # one query, not one per AIP
+        if wanted is None or aip in wanted:
+            held.setdefault(aip, []).append((version, nbytes))
+    at: dict[str, set[int]] = {}
+    for aip, version, _ in repo.catalog.held_at(target):
+        at.setdefault(aip, set()).add(version)
     for aip in sorted(held):
-        versions = sorted(held[aip])
-        at_target = set(repo.catalog.versions_at(aip, target))
+        versions = sorted(v for v, _ in held[aip])
+        at_target = at.get(aip, set())
         top = max(versions)
-        move = AipMove(aip, versions, sum(repo.catalog.version_info(aip, v)["bytes"]
-                                          for v in versions))
+        move = AipMove(aip, versions, sum(n for _, n in held[aip]))
         # TO takes every version up to FROM's newest, in order (each is written on the one
         # before), those FROM never held included
         move.to_copy = [v for v in range(1, top + 1) if v not in at_target]
