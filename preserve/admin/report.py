@@ -15,10 +15,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from preserve.admin.ndsa import assess
-from preserve.domain.schema import load_yaml
 from preserve.planning.formats import report as formats_report
 from preserve.repository import Repository
-from preserve.storage.locations import location_statuses
+from preserve.storage.locations import location_file, location_statuses
 from preserve.stores import LocalStorage
 
 REPORT_FORMAT = 1
@@ -45,10 +44,9 @@ def place_of(repo: Repository, name: str, raw: dict) -> Place:
 
 
 def location_files(repo: Repository) -> dict[str, dict]:
-    out = {}
-    for file in sorted((repo.root / "locations").glob("*.yaml")):
-        out[file.stem] = load_yaml(file.read_text(encoding="utf-8"), file) or {}
-    return out
+    """Every location's file, those in use and those retired, by name."""
+    return {name: location_file(repo, name)
+            for name in sorted({*repo.locations, *repo.retired})}
 
 
 def build(repo: Repository) -> dict:

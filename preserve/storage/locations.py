@@ -126,6 +126,12 @@ def _make_local_folder(path: Path) -> None:
                           hint="mount the disk first, or create the folder yourself") from None
 
 
+def location_file(repo: Repository, name: str) -> dict:
+    """What locations/NAME.yaml says, as written (the medium, commissioned, site...)."""
+    file = repo.root / "locations" / f"{name}.yaml"
+    return load_yaml(file.read_text(encoding="utf-8"), file) or {}
+
+
 def location_statuses(repo: Repository, *, live: bool = True, today: dt.date | None = None,
                       names: set[str] | None = None) -> list[LocationStatus]:
     """Every location, with what threatens the copies on it (issue 25): its medium's age
@@ -140,7 +146,7 @@ def location_statuses(repo: Repository, *, live: bool = True, today: dt.date | N
     for name, location in repo.locations.items():
         if names is not None and name not in names:
             continue
-        raw = load_yaml((repo.root / "locations" / f"{name}.yaml").read_text()) or {}
+        raw = location_file(repo, name)
         reachable, problem = True, None
         try:
             if live:

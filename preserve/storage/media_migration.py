@@ -46,6 +46,7 @@ from preserve.errors import (
 )
 from preserve.repository import Repository
 from preserve.storage.audit import audit
+from preserve.storage.locations import location_file
 from preserve.storage.object_log import event_record, log_document, record_event, write_document
 from preserve.storage.recovery import tidy
 from preserve.storage.replicate import copy_version
@@ -317,8 +318,7 @@ def _agents() -> list[Agent]:
 
 def _medium(repo: Repository, name: str) -> str | None:
     """The location's medium as its file names it (none named: not known to be alike)."""
-    file = repo.root / "locations" / f"{name}.yaml"
-    raw = load_yaml(file.read_text(encoding="utf-8"), file) or {}
+    raw = location_file(repo, name)
     return str(raw["media"]).lower() if raw.get("media") else None
 
 
