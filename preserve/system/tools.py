@@ -179,7 +179,21 @@ def kill_orphaned_tools() -> list[str]:
             for pid in gone for n in (kill_marked(f"{pid}-"),) if n]
 
 
-def _limited(argv: list[str], memory_mb: int | None) -> list[str]:
+@cache
+def _network_namespaces() -> bool:
+    """Whether this machine lets a process leave the network behind (`unshare --net` in a
+    user namespace of its own: root, or a kernel that allows unprivileged ones)."""
+    unshare = find_tool("unshare")
+    if unshare is None:
+        return False
+    try:
+        return subprocess.run([unshare, "--map-root-user", "--net", "--", "true"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _limited(argv: list[str], memory_mb: int | None, isolated: bool = False) -> list[str]:
     if _STOPPED.is_set():
         raise ToolFailure(f"{argv[0]} was not started: the run is being stopped")
     path = find_tool(argv[0])
@@ -188,6 +202,8 @@ def _limited(argv: list[str], memory_mb: int | None) -> list[str]:
                           hint="install it (scripts/setup.sh installs the default tools), "
                                "or change the pathway in policies/formats.yaml")
     argv = [path, *argv[1:]]
+    if isolated and _network_namespaces():  # no network: nothing to send a file's bytes to
+        argv = [find_tool("unshare"), "--map-root-user", "--net", "--", *argv]
     prlimit = find_tool("prlimit")
     if memory_mb and prlimit:
         argv = [prlimit, f"--as={memory_mb * 1024 * 1024}", "--", *argv]
@@ -195,11 +211,13 @@ def _limited(argv: list[str], memory_mb: int | None) -> list[str]:
 
 
 def run_tool(argv: list[str], *, timeout: float, memory_mb: int | None = None,
-             cwd: str | None = None, env: dict | None = None) -> ToolRun:
+             cwd: str | None = None, env: dict | None = None,
+             isolated: bool = False) -> ToolRun:
     """Run a tool to the end; its exit status is the caller's to judge. Raises ToolTimeout
     when it runs past `timeout` (its process group killed), ToolFailure when it cannot
-    start."""
-    full = _limited(argv, memory_mb)
+    start. `isolated`: in a network namespace of its own, where the machine allows one
+    (the validators' child: it reads files preserve did not choose)."""
+    full = _limited(argv, memory_mb, isolated)
     command, env, mark = _supervised(full, env)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
