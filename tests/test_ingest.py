@@ -121,12 +121,20 @@ def test_premis_records_objects_events_and_agents(repo, collection):
     odd = [o.findtext(f"{P}originalName") for o in files]
     assert "line%0Afeed%0Dreturn.txt" in odd  # XML would normalise a raw CR away
     events = [e.findtext(f"{P}eventType") for e in root.findall(f"{P}event")]
-    assert events == ["ingestion", "message digest calculation", "format identification",
-                      "validation"]
+    # the AIP's events (the catalog's too), then a format validation event per file
+    aip_events = ["ingestion", "message digest calculation", "format identification",
+                  "validation", "validation", "virus check"]
+    assert events[:6] == aip_events
+    per_file = root.findall(f"{P}event")[6:]
+    validated = sum(result.checks["validation"].get(s, 0) for s in ("valid", "invalid"))
+    assert len(per_file) == validated > 0
+    assert all(e.findtext(f"{P}eventType") == "validation" for e in per_file)
+    linked = {v.text for e in per_file for v in e.iter(f"{P}linkingObjectIdentifierValue")}
+    assert "data/images/photo.png" in linked
     agents = {a.findtext(f"{P}agentName"): a for a in root.findall(f"{P}agent")}
-    assert set(agents) == {"preserve", "siegfried", "libmagic"}
+    assert {"preserve", "siegfried", "libmagic", "Pillow"} <= set(agents)
     assert "DROID_SignatureFile_V" in agents["siegfried"].findtext(f"{P}agentNote")
-    assert [e.type for e in repo.catalog.events(result.aip_id)] == events
+    assert [e.type for e in repo.catalog.events(result.aip_id)] == aip_events
 
 
 def test_bag_info_carries_the_descriptive_fields(repo, collection):

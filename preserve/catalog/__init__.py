@@ -37,9 +37,11 @@ from preserve.catalog.jobs import Jobs
 from preserve.catalog.log import EventLog
 from preserve.catalog.replicas import Replicas
 from preserve.catalog.stats import Stats
+from preserve.catalog.validations import Validations
 
 
-class Catalog(Aips, Files, Replicas, Audits, Events, EventLog, Jobs, Stats, Database):
+class Catalog(Aips, Files, Replicas, Audits, Events, EventLog, Jobs, Stats, Validations,
+              Database):
     """The catalog at `where`: an SQLite file, or a postgresql:// URL. One class of parts
     by concern (AIPs and versions, files, replicas, audits, events, the event log, jobs), each in its own
     module, on one connection (database.py)."""

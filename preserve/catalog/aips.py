@@ -84,8 +84,8 @@ class Aips:
                              (aip_id, version)).fetchone()
             if row is None or row[0] != "staging":
                 return
-            for table in ("files", "events", "replicas", "file_checks", "composite_checksums",
-                          "derivations"):
+            for table in ("files", "file_validations", "events", "replicas", "file_checks",
+                          "composite_checksums", "derivations"):
                 db.execute(f"DELETE FROM {table} WHERE aip_id = ? AND version = ?",
                            (aip_id, version))
             db.execute("DELETE FROM versions WHERE aip_id = ? AND version = ?",
@@ -161,8 +161,8 @@ class Aips:
             row = db.execute("SELECT state FROM aips WHERE id = ?", (aip_id,)).fetchone()
             if row is None or row[0] != "staging":
                 return
-            for table in ("files", "versions", "events", "replicas", "file_checks",
-                          "composite_checksums"):
+            for table in ("files", "file_validations", "versions", "events", "replicas",
+                          "file_checks", "composite_checksums"):
                 db.execute(f"DELETE FROM {table} WHERE aip_id = ?", (aip_id,))
             db.execute("DELETE FROM aips WHERE id = ?", (aip_id,))
 

@@ -94,6 +94,25 @@ files = Table(
     **NO_ROWID,
 )
 
+# What a check of each file's content found (issue 26): a format validation, a virus
+# scan. One row a file and check, the newest verdict (the PREMIS events keep them all).
+file_validations = Table(
+    "file_validations", metadata,
+    Column("aip_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),  # the version of the file's row in `files`
+    Column("path", PATH, nullable=False),
+    Column("check_type", Text, nullable=False),  # "validation" or "virus check"
+    Column("status", Text, nullable=False),  # valid, invalid, encrypted, not checked;
+    Column("detail", Text),                   # infected, not scanned
+    Column("tools", Text),
+    Column("checked", Text, nullable=False),
+    Column("event", Text),  # the PREMIS event's identifier
+    PrimaryKeyConstraint("aip_id", "version", "path", "check_type"),
+    ForeignKeyConstraint(["aip_id"], ["aips.id"], ondelete="CASCADE"),
+    Index("file_validations_status", "check_type", "status"),
+    **NO_ROWID,
+)
+
 replicas = Table(
     "replicas", metadata,
     _aip_ref(),

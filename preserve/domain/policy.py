@@ -30,6 +30,13 @@ class IngestPolicy:
     # pass about 1032:1; beyond it lie bombs (bzip2, xz, sparse tar members, overlapping
     # zip members).
     archive_max_ratio: int = 1000
+    # Format validation (issue 26): off; on (every file with a validator checked, damaged
+    # ones marked and listed); strict (a SIP with a damaged or encrypted file refused).
+    validate: str = "on"
+    # Virus scanning with ClamAV, the same three choices (strict: an infected SIP refused).
+    virus: str = "on"
+    virus_database: str | None = None  # a folder or signature file; the system's if None
+    virus_database_max_age_days: float = 7
 
 
 AUDIT_KINDS = ("quick", "full")
@@ -105,6 +112,16 @@ def _choice(section: dict, key: str, choices: tuple, default: str, file: Path, w
     return value
 
 
+CHECK_CHOICES = ("off", "on", "strict")
+
+
+def _switch(section: dict, key: str, file: Path) -> str:
+    """on, off or strict; YAML 1.1 reads a bare on/off as true/false, taken as meant."""
+    value = section.get(key, "on")
+    value = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+    return _choice({key: value}, key, CHECK_CHOICES, "on", file, "ingest")
+
+
 def load_policy(path: Path) -> Policy:
     text, data = read_yaml(path, "policy file")
     _need(isinstance(data, dict), path, "(top)", "must be a mapping of sections")
@@ -153,7 +170,17 @@ def load_policy(path: Path) -> Policy:
         case_collisions=_choice(ingest, "case_collisions", COLLISION_CHOICES, "refuse", path,
                                 "ingest"),
         archive_max_ratio=ingest.get("archive_max_ratio", IngestPolicy.archive_max_ratio),
+        validate=_switch(ingest, "validate", path),
+        virus=_switch(ingest, "virus", path),
+        virus_database=ingest.get("virus_database"),
+        virus_database_max_age_days=ingest.get("virus_database_max_age_days",
+                                               IngestPolicy.virus_database_max_age_days),
     )
+    _need(policy.ingest.virus_database is None or isinstance(policy.ingest.virus_database, str),
+          path, "ingest.virus_database", "must be the path of a folder or signature file")
+    age = policy.ingest.virus_database_max_age_days
+    _need(isinstance(age, int | float) and age > 0, path, "ingest.virus_database_max_age_days",
+          "must be a number of days above 0")
     _need(isinstance(policy.ingest.archive_max_ratio, int)
           and policy.ingest.archive_max_ratio >= 1, path, "ingest.archive_max_ratio",
           "must be a whole number of at least 1")

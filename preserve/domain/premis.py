@@ -155,48 +155,17 @@ class PremisWriter:
               '    </premis:relationship>\n')
         w('  </premis:object>\n')
 
-    def finish(self, events: list[Event], agents: list[Agent]) -> None:
+    def finish(self, events: list[Event], agents: list[Agent],
+               more_events: TextIO | None = None) -> None:
+        """The events (and `more_events`: events already rendered by event_xml, read to
+        the end, e.g. one per file spooled to a temporary file), then the agents."""
         w = self.out.write
         for ev in events:
-            w('  <premis:event>\n'
-              '    <premis:eventIdentifier>\n'
-              '      <premis:eventIdentifierType>UUID</premis:eventIdentifierType>\n'
-              f'      <premis:eventIdentifierValue>{ev.identifier}</premis:eventIdentifierValue>\n'
-              '    </premis:eventIdentifier>\n'
-              f'    <premis:eventType>{_t(ev.type)}</premis:eventType>\n'
-              f'    <premis:eventDateTime>{_t(ev.datetime)}</premis:eventDateTime>\n'
-              '    <premis:eventDetailInformation>\n'
-              f'      <premis:eventDetail>{_t(ev.detail)}</premis:eventDetail>\n'
-              '    </premis:eventDetailInformation>\n'
-              '    <premis:eventOutcomeInformation>\n'
-              f'      <premis:eventOutcome>{_t(ev.outcome)}</premis:eventOutcome>\n')
-            if ev.outcome_detail:
-                w('      <premis:eventOutcomeDetail>\n'
-                  f'        <premis:eventOutcomeDetailNote>{_t(ev.outcome_detail)}'
-                  '</premis:eventOutcomeDetailNote>\n'
-                  '      </premis:eventOutcomeDetail>\n')
-            w('    </premis:eventOutcomeInformation>\n')
-            for agent_id, role in ev.agents:
-                w('    <premis:linkingAgentIdentifier>\n'
-                  '      <premis:linkingAgentIdentifierType>local</premis:linkingAgentIdentifierType>\n'
-                  f'      <premis:linkingAgentIdentifierValue>{_t(agent_id)}'
-                  '</premis:linkingAgentIdentifierValue>\n'
-                  f'      <premis:linkingAgentRole>{_t(role)}</premis:linkingAgentRole>\n'
-                  '    </premis:linkingAgentIdentifier>\n')
-            w('    <premis:linkingObjectIdentifier>\n'
-              '      <premis:linkingObjectIdentifierType>UUID</premis:linkingObjectIdentifierType>\n'
-              f'      <premis:linkingObjectIdentifierValue>{_t(self.aip_id)}'
-              '</premis:linkingObjectIdentifierValue>\n'
-              '    </premis:linkingObjectIdentifier>\n')
-            for path, role in ev.objects:
-                w('    <premis:linkingObjectIdentifier>\n'
-                  '      <premis:linkingObjectIdentifierType>bag path'
-                  '</premis:linkingObjectIdentifierType>\n'
-                  f'      <premis:linkingObjectIdentifierValue>{_t(path)}'
-                  '</premis:linkingObjectIdentifierValue>\n'
-                  f'      <premis:linkingObjectRole>{_t(role)}</premis:linkingObjectRole>\n'
-                  '    </premis:linkingObjectIdentifier>\n')
-            w('  </premis:event>\n')
+            w(event_xml(ev, self.aip_id))
+        if more_events is not None:
+            more_events.seek(0)
+            while chunk := more_events.read(1 << 20):
+                w(chunk)
         for ag in agents:
             w('  <premis:agent>\n'
               '    <premis:agentIdentifier>\n'
@@ -211,3 +180,49 @@ class PremisWriter:
                 w(f'    <premis:agentNote>{_t(ag.note)}</premis:agentNote>\n')
             w('  </premis:agent>\n')
         w('</premis:premis>\n')
+
+
+def event_xml(ev: Event, aip_id: str) -> str:
+    """One event as PremisWriter lays it out, linked to the AIP and to its objects."""
+    parts: list[str] = []
+    w = parts.append
+    w('  <premis:event>\n'
+      '    <premis:eventIdentifier>\n'
+      '      <premis:eventIdentifierType>UUID</premis:eventIdentifierType>\n'
+      f'      <premis:eventIdentifierValue>{ev.identifier}</premis:eventIdentifierValue>\n'
+      '    </premis:eventIdentifier>\n'
+      f'    <premis:eventType>{_t(ev.type)}</premis:eventType>\n'
+      f'    <premis:eventDateTime>{_t(ev.datetime)}</premis:eventDateTime>\n'
+      '    <premis:eventDetailInformation>\n'
+      f'      <premis:eventDetail>{_t(ev.detail)}</premis:eventDetail>\n'
+      '    </premis:eventDetailInformation>\n'
+      '    <premis:eventOutcomeInformation>\n'
+      f'      <premis:eventOutcome>{_t(ev.outcome)}</premis:eventOutcome>\n')
+    if ev.outcome_detail:
+        w('      <premis:eventOutcomeDetail>\n'
+          f'        <premis:eventOutcomeDetailNote>{_t(ev.outcome_detail)}'
+          '</premis:eventOutcomeDetailNote>\n'
+          '      </premis:eventOutcomeDetail>\n')
+    w('    </premis:eventOutcomeInformation>\n')
+    for agent_id, role in ev.agents:
+        w('    <premis:linkingAgentIdentifier>\n'
+          '      <premis:linkingAgentIdentifierType>local</premis:linkingAgentIdentifierType>\n'
+          f'      <premis:linkingAgentIdentifierValue>{_t(agent_id)}'
+          '</premis:linkingAgentIdentifierValue>\n'
+          f'      <premis:linkingAgentRole>{_t(role)}</premis:linkingAgentRole>\n'
+          '    </premis:linkingAgentIdentifier>\n')
+    w('    <premis:linkingObjectIdentifier>\n'
+      '      <premis:linkingObjectIdentifierType>UUID</premis:linkingObjectIdentifierType>\n'
+      f'      <premis:linkingObjectIdentifierValue>{_t(aip_id)}'
+      '</premis:linkingObjectIdentifierValue>\n'
+      '    </premis:linkingObjectIdentifier>\n')
+    for path, role in ev.objects:
+        w('    <premis:linkingObjectIdentifier>\n'
+          '      <premis:linkingObjectIdentifierType>bag path'
+          '</premis:linkingObjectIdentifierType>\n'
+          f'      <premis:linkingObjectIdentifierValue>{_t(path)}'
+          '</premis:linkingObjectIdentifierValue>\n'
+          f'      <premis:linkingObjectRole>{_t(role)}</premis:linkingObjectRole>\n'
+          '    </premis:linkingObjectIdentifier>\n')
+    w('  </premis:event>\n')
+    return "".join(parts)

@@ -32,7 +32,8 @@ POLICY: Schema = {
     "replication": {"copies": None, "locations": None},
     "media": {"service_life_years": {"*": None}, "warn_at": None},
     "ingest": {"links": None, "special_files": None, "case_collisions": None,
-               "archive_max_ratio": None},
+               "archive_max_ratio": None, "validate": None, "virus": None,
+               "virus_database": None, "virus_database_max_age_days": None},
 }
 _PATHWAY = {"tool": None, "args": None, "timeout_seconds": None, "memory_mb": None,
             "then": None, "description": None}

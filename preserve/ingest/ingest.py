@@ -36,6 +36,7 @@ from preserve.domain.policy import IngestPolicy
 from preserve.domain.premis import FileObject, PremisWriter
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import BadArgument, BagInvalid, FixityMismatch, PreserveError, SourceRefused
+from preserve.ingest.content_checks import ContentChecks
 from preserve.ingest.duplicates import same_content
 from preserve.ingest.packed_bags import unpacked_bag
 from preserve.ingest.record import IngestRecord, IngestResult
@@ -45,7 +46,8 @@ from preserve.ingest.validation import validate_bag
 from preserve.parallel import WorkerPool, batched, default_workers, run_batches
 from preserve.pipeline.copying import Overflow, copied, copy_batch, copy_one
 from preserve.pipeline.entries import ARCHIVE_ERRORS, archive_error
-from preserve.pipeline.identifying import CopyResult, identify_batch, load_siegfried, magic_batch
+from preserve.pipeline.identifying import CopyResult, identify_batch, load_siegfried
+from preserve.pipeline.validating import batch_timeout, checked_batch
 from preserve.repository import Repository
 from preserve.storage.versions import (
     INVENTORY_ALGORITHMS,
@@ -94,7 +96,8 @@ def _ingest(repo: Repository, source: Source, meta: Metadata, policy: IngestPoli
     with source.scan(policy) as scan:
         _refuse_problems(source, scan, policy)
         aip_id = aip_id or str(uuid.uuid4())
-        job = _Job(repo, source, scan, meta, aip_id, workers or default_workers(), progress)
+        job = _Job(repo, source, scan, meta, aip_id, workers or default_workers(), progress,
+                   policy)
         try:
             job.start_workers()  # they boot (siegfried loads its signatures) meanwhile
             from preserve.storage.recovery import tidy
@@ -148,11 +151,12 @@ def _refuse_problems(source: Source, scan: Scan, policy: IngestPolicy) -> None:
         raise SourceRefused(f"{source.origin} holds no files or folders; nothing to ingest")
 
 
-class _Job(IngestRecord):
+class _Job(IngestRecord, ContentChecks):
     """One ingest in progress: the staging bag, its open manifests, the catalog rows."""
 
-    def __init__(self, repo, source, scan, meta, aip_id, workers, progress):
+    def __init__(self, repo, source, scan, meta, aip_id, workers, progress, policy):
         self.repo, self.source, self.scan, self.meta = repo, source, scan, meta
+        self.policy = policy
         self.aip_id, self.workers, self.progress = aip_id, workers, progress
         self.algorithms = list(repo.policy.manifest_algorithms)
         self.bag_algorithms = scan.expected_algorithms()  # a source bag's, checked on copy
@@ -188,6 +192,7 @@ class _Job(IngestRecord):
         self.copy_pool = WorkerPool(workers)
         siegfried_environment()  # before its process starts: Go reads it at start
         self.siegfried_pool = WorkerPool(1, initializer=load_siegfried)
+        self._start_checks()
 
     def start_workers(self) -> None:
         """Boot the worker processes while this one prepares (tidy, space, folders): each
@@ -270,15 +275,21 @@ class _Job(IngestRecord):
                 self.progress.advance(1, r.size)
             if len(pending) >= CATALOG_BATCH:
                 self.repo.catalog.add_files(self.aip_id, self.version, pending)
+                self._store_verdicts()
                 pending = []
         if pending:
             self.repo.catalog.add_files(self.aip_id, self.version, pending)
+        self._store_verdicts()
         if self.source.changed():
             self.failures.append(f"{self.source.origin}: the archive changed while it was being "
                                  "read")
         if self.failures or self.mismatches:
             self._fail()
-        premis.finish(self._premis_events(), self._agents())
+        self._scan_for_viruses()
+        self._refuse_by_policy()
+        premis.finish(self._premis_events(), self._agents() + self._check_agents(),
+                      more_events=self.file_events)
+        self.file_events.close()
 
     def _copy_all(self):
         """Batches of finished copies, identified: copying and hashing in worker processes
@@ -297,9 +308,10 @@ class _Job(IngestRecord):
             copies = (self._copy_parallel(None if few else copy_pool) if self.source.parallel
                       else self._copy_sequential())
             try:
+                checked = partial(checked_batch, validate=self.policy.validate != "off")
                 if few:  # not worth starting a process for
                     for results in copies:
-                        yield magic_batch(identify_batch(results))
+                        yield checked(identify_batch(results))
                     return
                 # One siegfried process identifies for every copier (its signatures take
                 # about 100 MB each time they are loaded); its Go runtime runs `workers`
@@ -307,8 +319,9 @@ class _Job(IngestRecord):
                 identified = run_batches(
                     partial(identify_batch, workers=self.workers), copies, workers=1,
                     pool=siegfried, deadline=lambda b: 300 + sum(r.size for r in b) / 20e6)
-                yield from run_batches(magic_batch, identified, workers=self.workers,
-                                       pool=copy_pool, deadline=lambda b: 300, ahead=1)
+                yield from run_batches(checked, identified, workers=self.workers,
+                                       pool=copy_pool, ahead=1,
+                                       deadline=lambda b: 300 + batch_timeout(b[0]))
             finally:
                 copies.close()
 
@@ -370,6 +383,7 @@ class _Job(IngestRecord):
                              ident.magic_mime, ident.magic_description)
         premis.write_object(FileObject(path, r.path, r.size, digests, ident.puid,
                                        ident.format, ident.version, notes))
+        self._file_checked(path, r.validation)
         return FileRecord(path, r.size, digests, ident.puid, ident.format, ident.version,
                           ident.mime, ident.basis, ident.warning, ident.confidence,
                           ident.magic_mime, ident.magic_description)

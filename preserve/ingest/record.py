@@ -46,6 +46,17 @@ class IngestResult:
     replicas: list[str] = field(default_factory=list)
     replication_problems: list[str] = field(default_factory=list)
     duplicate_of: list[str] = field(default_factory=list)  # AIPs holding the same content
+    # validation (verdict -> files), flagged (files not valid), virus (the scan), issue 26
+    checks: dict = field(default_factory=dict)
+
+    def problems(self) -> list[str]:
+        """Files stored that are damaged or infected: the ingest exits 1 (problems found)."""
+        checks = self.checks or {}
+        virus = checks.get("virus") or {}
+        return ([f"{f['path']}: {f['status']}: {'; '.join(f['findings'])}"
+                 for f in checks.get("flagged", []) if f["status"] in ("invalid", "infected")]
+                + [f"data/{p}: infected: {s}" for p, s in (virus.get("infected") or {}).items()
+                   if not any(f["path"] == "data/" + p for f in checks.get("flagged", []))])
 
     def to_dict(self) -> dict:
         d = {"id": self.aip_id, **self.__dict__}
@@ -156,6 +167,7 @@ class IngestRecord:
         events.append(Event("validation", when, "success",
                             "AIP bag structure validated against RFC 8493 by preserve before "
                             "storage", f"BagIt {bagfmt.BAGIT_VERSION}", preserve_role))
+        events += self._check_events(when)
         self.events = [EventRecord(e.identifier, self.aip_id, e.type, e.datetime, e.outcome,
                                    e.detail, e.outcome_detail, e.agents[0][0], self.version)
                        for e in events]
@@ -185,4 +197,5 @@ class IngestRecord:
                             - self.confidence[EXTENSION_ONLY],
                             self.confidence[EXTENSION_ONLY], list(self.scan.skipped), seconds,
                             self.location.name, self.warnings(), list(self.replicas),
-                            list(self.replication_problems), list(self.duplicate_of))
+                            list(self.replication_problems), list(self.duplicate_of),
+                            self.check_summary())

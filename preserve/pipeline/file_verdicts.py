@@ -42,9 +42,16 @@ class Checked:
         self.note(finding)
 
     def note(self, finding: str) -> None:
-        finding = " ".join(str(finding).split())[:FINDING_CHARS]
+        finding = " ".join(str(finding).split())  # cut to FINDING_CHARS once named (shown)
         if finding and finding not in self.findings and len(self.findings) < FINDINGS_KEPT:
             self.findings.append(finding)
+
+    def shown(self, path: str, name: str) -> Checked:
+        """The verdict with the file's working path replaced by its name (a bag path) in
+        its findings, each cut to FINDING_CHARS."""
+        self.findings = [f.replace(path, name)[:FINDING_CHARS] if name else f[:FINDING_CHARS]
+                         for f in self.findings]
+        return self
 
     def to_dict(self) -> dict:
         return {"status": self.status, "findings": self.findings, "tools": self.tools,

@@ -34,6 +34,7 @@ class CopyResult:
     dest: str = ""
     magic: tuple[str | None, str | None] = (None, None)
     entry: dict | None = None  # siegfried's, kept until libmagic has been asked
+    validation: object | None = None  # the format validator's Checked (validating.py)
 
 
 def load_siegfried() -> None:

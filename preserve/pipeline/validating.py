@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from preserve.errors import PreserveError
 from preserve.pipeline.file_verdicts import Checked, not_checked
+from preserve.pipeline.identifying import CopyResult, magic_batch
 from preserve.system.tools import run_tool
 
 MEMORY_MB = 4096  # the child's address space: its libraries and one decoded file
@@ -71,6 +72,7 @@ class Item:
     kind: str
     mime: str
     size: int
+    name: str = ""  # what findings call it (a bag path): never a staging folder's path
 
     def timeout(self) -> float:
         return SECONDS_PER_FILE + self.size / BYTES_PER_SECOND
@@ -90,8 +92,10 @@ def validate_paths(items: list[Item], workdir: str | None = None) -> dict[str, C
                     f.write(json.dumps({"path": item.path, "kind": item.kind,
                                         "mime": item.mime, "timeout": item.timeout()}) + "\n")
             why = _run_child(request, result, sum(i.timeout() for i in remaining))
+            named = {i.path: i.name for i in remaining}
             for line in _lines(result):
-                verdicts[line.pop("path")] = Checked.from_dict(line)
+                path = line.pop("path")
+                verdicts[path] = Checked.from_dict(line).shown(path, named.get(path, ""))
         done = [i for i in remaining if i.path in verdicts]
         if len(done) == len(remaining):
             break
@@ -124,3 +128,34 @@ def _lines(path: str) -> list[dict]:
             if line.endswith("\n"):
                 out.append(json.loads(line))
     return out
+
+
+def _items(results: list[CopyResult]) -> list[Item]:
+    items = []
+    for r in results:
+        ident = r.identification
+        if r.error is None and ident is not None and r.size:
+            kind = kind_for(ident.puid, ident.mime or ident.magic_mime, r.path)
+            if kind:
+                items.append(Item(r.dest, kind, ident.mime or ident.magic_mime or "", r.size,
+                                  "data/" + r.path))
+    return items
+
+
+def batch_timeout(results: list[CopyResult]) -> float:
+    """How long a batch's validation may take, all its files together."""
+    return sum(i.timeout() for i in _items(results))
+
+
+def checked_batch(item: tuple[list[CopyResult], dict], validate: bool = True
+                  ) -> tuple[list[CopyResult], dict]:
+    """The stage after identification, in the copy workers: libmagic for what siegfried
+    left it (magic_batch), then each file's validator, run on the copy just written (still
+    in the page cache). A zero-byte file gets no verdict: there is nothing to decode."""
+    results, tools = magic_batch(item)
+    if validate:
+        items = _items(results)
+        verdicts = validate_paths(items) if items else {}
+        for r in results:
+            r.validation = verdicts.get(r.dest)
+    return results, tools

@@ -30,6 +30,7 @@ def tool_named(name: str) -> str:
     return f"{name} {tool_version(name) or '(version unknown)'}"
 
 
+ADDRESS = re.compile(r" @ 0x[0-9a-f]+")  # ffmpeg names its decoder by a memory address
 DAMAGE_WARNING = re.compile(r"corrupt|truncat|premature|broken", re.I)
 
 
@@ -89,7 +90,7 @@ def check_audio_video(path: str, timeout: float, *, flac: bool = False) -> Check
                       method="every stream decoded by ffmpeg (-v error -f null)")
     run = run_tool(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", path,
                     "-map", "0", "-f", "null", "-"], timeout=timeout, memory_mb=MEMORY_MB)
-    said = [line.strip() for line in run.stderr.splitlines() if line.strip()]
+    said = [ADDRESS.sub("", line).strip() for line in run.stderr.splitlines() if line.strip()]
     if run.returncode != 0 or said:
         checked.fail("ffmpeg: " + ("; ".join(said[:3]) if said else f"exit {run.returncode}"))
     if flac:

@@ -77,8 +77,10 @@ def ingest_summary(result) -> None:
     table.add_row("identified", f"{result.files - result.unidentified - result.extension_only} "
                   f"by signature, {result.extension_only} by extension only, "
                   f"{result.unidentified} not identified")
+    _checks_rows(table, result.checks)
     out.print(table)
     out.print(formats_table(result.formats, title="Formats found"))
+    _flagged(result.checks)
     if result.skipped:
         out.print(f"[yellow]Left out by policy ({len(result.skipped)}):[/]")
         for s in result.skipped:
@@ -93,6 +95,46 @@ def ingest_summary(result) -> None:
             out.print(f"  {text(w)}")
         if len(result.warnings) > LISTED:
             out.print(f"  ... and {len(result.warnings) - LISTED} more (--json lists them all)")
+
+
+def _checks_rows(table: Table, checks: dict) -> None:
+    """The validation and virus-check lines of an ingest summary (issue 26)."""
+    validation = dict(checks.get("validation") or {})
+    if validation:
+        policy = validation.pop("policy", "on")
+        none = validation.pop("no validator", 0)
+        if policy == "off":
+            table.add_row("validated", "[yellow]no: validation is off in the policy[/]")
+        else:
+            said = ", ".join(f"{n} {status}" for status, n in sorted(validation.items()))
+            table.add_row("validated", (said or "no file") + f"; {none} of formats without a "
+                          "validator")
+    virus = checks.get("virus")
+    if virus is not None:
+        if not virus["done"]:
+            table.add_row("virus check", f"[yellow]not done[/]: {text(virus['why_not'])}")
+        else:
+            table.add_row("virus check", f"{virus['files']} file(s) scanned, "
+                          f"{len(virus['infected'])} infected, {len(virus['not_scanned'])} "
+                          f"not scanned whole ({text(virus['engine'])}; "
+                          f"{text(virus['database'])})")
+
+
+def _flagged(checks: dict) -> None:
+    flagged = checks.get("flagged") or []
+    if not flagged:
+        return
+    table = Table(title=f"Files marked at ingest ({len(flagged)})", title_justify="left")
+    table.add_column("file")
+    table.add_column("verdict")
+    table.add_column("findings")
+    style = {"invalid": "red", "infected": "bold red", "encrypted": "yellow"}
+    for f in flagged[:LISTED]:
+        s = style.get(f["status"], "dim")
+        table.add_row(text(f["path"]), f"[{s}]{f['status']}[/]", text("; ".join(f["findings"])))
+    out.print(table)
+    if len(flagged) > LISTED:
+        out.print(f"  ... and {len(flagged) - LISTED} more (--json lists them all)")
 
 
 def formats_table(rows, title: str) -> Table:
