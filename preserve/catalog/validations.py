@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from preserve.catalog.database import PAYLOAD
+from preserve.catalog.database import and_where
 
 VALIDATION = "validation"
 VIRUS_CHECK = "virus check"
@@ -38,16 +38,19 @@ class Validations:
             args += (check_type,)
         return [tuple(r) for r in self.execute(sql + " ORDER BY path, check_type", args)]
 
-    def validation_by_format(self) -> list[tuple[str | None, str, int]]:
-        """(PUID, status, files) over the payload of stored AIPs: the formats report's
-        validation columns. A file with no verdict counts under "not checked"."""
-        rows = self.execute(
-            "SELECT f.puid, COALESCE(v.status, 'not checked'), COUNT(*) FROM files f "
-            "JOIN aips a ON a.id = f.aip_id "
-            "LEFT JOIN file_validations v ON v.aip_id = f.aip_id AND v.version = f.version "
-            "AND v.path = f.path AND v.check_type = 'validation' "
-            f"WHERE a.state = 'stored' AND {PAYLOAD} GROUP BY f.puid, v.status")
-        return [tuple(r) for r in rows]
+    def validation_groups(self, aip_ids: list[str] | None = None,
+                          collection: str | None = None) -> list[tuple]:
+        """(puid, mime, format, status, files, bytes) of the stored payload's format
+        verdicts: the formats report's validation counts (a file with no verdict is not
+        checked). Driven by the verdicts, so its cost grows with them, not with files."""
+        where, args = and_where({"f.aip_id": aip_ids, "a.collection": collection})
+        return [tuple(r) for r in self.execute(
+            "SELECT f.puid, f.mime, f.format, v.status, COUNT(*), CAST(SUM(f.size) AS BIGINT) "
+            "FROM file_validations v JOIN files f ON f.aip_id = v.aip_id AND f.version = "
+            "v.version AND f.path = v.path JOIN aips a ON a.id = f.aip_id JOIN versions w ON "
+            "w.aip_id = f.aip_id AND w.version = f.version AND w.state = 'stored' "
+            f"WHERE v.check_type = 'validation' AND a.state = 'stored'{where} "
+            "GROUP BY f.puid, f.mime, f.format, v.status", args)]
 
     def validation_counts(self, aip_id: str | None = None,
                           check_type: str = VALIDATION) -> dict[str, int]:

@@ -44,19 +44,25 @@ def show(
     versions = repo.catalog.versions_of(aip_id)
     derivations = repo.catalog.derivations(aip_id)
     description, unread = description_of(repo, aip_id)
+    checks: dict[str, dict] = {}
+    for _version, path, check, status, detail, _tools, _when in repo.catalog.validations(aip_id):
+        checks.setdefault(path, {})[check] = (status, detail)
     if json_out:
         render.emit_json({**summary.to_dict(), "description": description,
                           "description_unread": unread, "versions": versions,
                           "derivations": [{"version": v, "source": s, "derivative": d,
                                            "rule": r} for v, s, d, r in derivations],
-                          "files_list": [f.to_dict() for f in files],
+                          "files_list": [{**f.to_dict(), "checks": {
+                              c: {"status": st, "detail": d}
+                              for c, (st, d) in checks.get(f.path, {}).items()}}
+                              for f in files],
                           "formats": [{"puid": p, "format": f, "files": n, "bytes": b}
                                       for p, f, n, b in formats],
                           "events": [e.to_dict() for e in events]})
     else:
         render.aip_show(summary, description or {}, files, formats, events, versions,
                         derivations, max_files=max_files, all_events=all_events,
-                        unread=unread)
+                        unread=unread, checks=checks)
 
 
 def describe(

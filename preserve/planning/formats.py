@@ -24,6 +24,7 @@ from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import FixityMismatch
+from preserve.pipeline.file_verdicts import ENCRYPTED, INVALID, VALID
 from preserve.planning.migrate import DEFERRED, UNPROVEN, format_policy, last_attempt, rule_of
 from preserve.repository import Repository
 from preserve.storage.object_log import record_event
@@ -50,13 +51,22 @@ class FormatRow:
     deferred: int = 0             # ... or an archivist decided to leave it for now
     pathway: str | None = None
     tools: dict[str, str | None] = field(default_factory=dict)  # tool -> version (None: absent)
+    # format validation's verdicts (issue 26); files with none are not checked
+    valid: int = 0
+    invalid: int = 0
+    encrypted: int = 0
+
+    @property
+    def not_checked(self) -> int:
+        return self.files - self.valid - self.invalid - self.encrypted
 
     @property
     def pathway_works(self) -> bool | None:
         return None if self.pathway is None else all(self.tools.values())
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "pathway_works": self.pathway_works}
+        return {**asdict(self), "pathway_works": self.pathway_works,
+                "not_checked": self.not_checked}
 
 
 def report(repo: Repository, refs: list[str] | None = None,
@@ -89,8 +99,41 @@ def report(repo: Repository, refs: list[str] | None = None,
     tried = sorted(set(attempts) & set(ids) if ids is not None else attempts)
     if migrated and tried:
         _file_by_file(repo, policy, rows, tried, collection, migrated, attempts, count=False)
+    _verdicts(repo, policy, rows, ids, collection)
     order = {"high": 0, "medium": 1, "low": 2, None: 3}
-    return sorted(rows.values(), key=lambda r: (order[r.risk], -r.bytes, r.puid or ""))
+    return sorted((r for r in rows.values() if r.files),
+                  key=lambda r: (order[r.risk], -r.bytes, r.puid or ""))
+
+
+# Files validation found damaged or encrypted are at high risk whatever their format's
+# usual risk: they get a row of their own (issue 26). The action is what an archivist does.
+AT_RISK_ROWS = {INVALID: ("damaged (validation)", "replace from the producer"),
+                ENCRYPTED: ("encrypted (validation)", "obtain the key")}
+
+
+def _verdicts(repo, policy, rows: dict, ids, collection) -> None:
+    """Each format's verdict counts; damaged and encrypted files moved to a high-risk row."""
+    for puid, mime, fmt, status, files, size in repo.catalog.validation_groups(ids, collection):
+        rule = policy.rule_for(puid, mime)
+        row = rows.get((puid, None if puid else mime, rule.name if rule else None))
+        if row is None:  # a rule by streams: the first row of the format
+            row = next((r for k, r in rows.items() if k[:2] == (puid, None if puid else mime)
+                        ), None) or _row(rows, policy, rule, puid, mime, fmt)
+        if status not in AT_RISK_ROWS:
+            if status == VALID:
+                row.valid += files
+            continue
+        row.files -= files
+        row.bytes -= size or 0
+        if row.action == "migrate":  # a damaged file is not migrated: it awaits a good copy
+            row.pending = max(0, row.pending - files)
+        name, action = AT_RISK_ROWS[status]
+        key = (puid, None if puid else mime, name)
+        risky = rows.get(key) or rows.setdefault(key, FormatRow(puid, fmt, mime, risk="high",
+                                                                 action=action, rule=name))
+        risky.files += files
+        risky.bytes += size or 0
+        setattr(risky, status, getattr(risky, status) + files)
 
 
 def _row(rows: dict, policy, rule, puid, mime, fmt) -> FormatRow:

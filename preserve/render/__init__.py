@@ -10,6 +10,7 @@ of ingest, storage, data management and administration are here. Commands call t
 from __future__ import annotations
 
 import os
+from collections import Counter
 from itertools import islice
 
 from rich.table import Table
@@ -137,6 +138,18 @@ def _flagged(checks: dict) -> None:
         out.print(f"  ... and {len(flagged) - LISTED} more (--json lists them all)")
 
 
+def _checked(verdicts: dict) -> str:
+    """A file's verdicts for the files table: "valid", "invalid: <finding>", "infected"."""
+    style = {"valid": "green", "invalid": "red", "infected": "bold red", "encrypted": "yellow"}
+    parts = []
+    for check in ("validation", "virus check"):
+        if check in verdicts:
+            status, detail = verdicts[check]
+            shown = text(status) if status == "valid" else f"{text(status)}: {text(detail or '')}"
+            parts.append(f"[{style.get(status, 'dim')}]{shown[:120]}[/]")
+    return "; ".join(parts) or "[dim]not checked[/]"
+
+
 def formats_table(rows, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("PUID")
@@ -162,7 +175,10 @@ def aip_list(aips) -> None:
 
 
 def aip_show(summary, description, files, formats, events, versions, derivations, *,
-             max_files: int, all_events: bool = False, unread: str | None = None) -> None:
+             max_files: int, all_events: bool = False, unread: str | None = None,
+             checks: dict | None = None) -> None:
+    """`checks`: {bag path: {check type: (status, detail)}} (format validation, virus)."""
+    checks = checks or {}
     out.print(f"[bold]AIP {summary.id}[/] (version {summary.version})")
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("collection", text(summary.collection))
@@ -177,6 +193,9 @@ def aip_show(summary, description, files, formats, events, versions, derivations
     table.add_row("files", f"{summary.files} ({human_size(summary.bytes)})")
     table.add_row("replicas", ", ".join(summary.locations))
     table.add_row("package digest", f"sha256 {summary.package_digest}")
+    verdicts = Counter(c["validation"][0] for c in checks.values() if "validation" in c)
+    table.add_row("validated", ", ".join(f"{n} {s}" for s, n in sorted(verdicts.items()))
+                  + f"; {summary.files - sum(verdicts.values())} not checked")
     out.print(table)
     vt = Table(title="Versions (OCFL)", title_justify="left")
     for col in ("version", "created", "agent", "message", "files added"):
@@ -196,12 +215,13 @@ def aip_show(summary, description, files, formats, events, versions, derivations
     ft = Table(title=f"Files ({len(files)}" + (f", first {max_files} shown" if
                                                 len(files) > max_files else "") + ")",
                title_justify="left")
-    for col in ("path", "size", "PUID", "format", "MIME", "sha256"):
+    for col in ("path", "size", "PUID", "format", "MIME", "checked", "sha256"):
         ft.add_column(col, justify="right" if col == "size" else "left")
     for f in files[:max_files]:
         ft.add_row(text(f.path), str(f.size), text(f.puid or "-"),
                    text(" ".join(x for x in (f.format, f.format_version) if x) or "-"),
-                   text(f.mime or ""), f.digests.get("sha256", "")[:16] + "…")
+                   text(f.mime or ""), _checked(checks.get(f.path, {})),
+                   f.digests.get("sha256", "")[:16] + "…")
     out.print(ft)
     if all_events:
         et = Table(title=f"Events ({len(events)})", title_justify="left")

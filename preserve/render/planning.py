@@ -15,7 +15,7 @@ def formats_report(rows) -> None:
     for col, just in (("PUID", "left"), ("format", "left"), ("files", "right"),
                       ("size", "right"), ("risk", "left"), ("action", "left"),
                       ("to do", "right"), ("failed", "right"), ("unproven", "right"),
-                      ("deferred", "right"), ("tools here", "left")):
+                      ("deferred", "right"), ("validated", "left"), ("tools here", "left")):
         table.add_column(col, justify=just)
     colours = {"high": "red", "medium": "yellow", "low": "green"}
     for r in rows:
@@ -30,8 +30,17 @@ def formats_report(rows) -> None:
                       str(r.pending) if r.action == "migrate" else "",
                       f"[red]{r.failed}[/]" if r.failed else "",
                       f"[yellow]{r.unproven}[/]" if r.unproven else "",
-                      str(r.deferred) if r.deferred else "", works)
+                      str(r.deferred) if r.deferred else "", _validated(r), works)
     out.print(table)
+
+
+def _validated(r) -> str:
+    """A format's verdicts: "12 valid, 1 not checked"; damaged and encrypted in colour."""
+    parts = [f"{r.valid} valid"] if r.valid else []
+    parts += [f"[red]{r.invalid} invalid[/]"] if r.invalid else []
+    parts += [f"[yellow]{r.encrypted} encrypted[/]"] if r.encrypted else []
+    parts += [f"[dim]{r.not_checked} not checked[/]"] if r.not_checked else []
+    return ", ".join(parts)
 
 
 def migration_plan(candidates, unchanged: dict) -> None:
