@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from preserve.catalog.database import and_where
+from preserve.domain.file_checks import VALIDATION
 
-VALIDATION = "validation"
-VIRUS_CHECK = "virus check"
 # (version, bag path, check type, status, detail, tools, datetime, event id)
 ValidationRow = tuple[int, str, str, str, str | None, str | None, str, str | None]
 

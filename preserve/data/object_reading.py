@@ -14,6 +14,9 @@ Where each column comes from:
                 for tag files; size: the store's listing; identification: the version's
                 PREMIS file objects (formatName, formatVersion, PRONOM key, formatNotes)
     derivations the PREMIS derivation relationships of a version's new files
+    file_validations  the per-file validation and virus check events of the version's
+                PREMIS (domain/file_checks.py); later checks (validate-files) are in
+                logs/ documents, applied by the rebuild from the event log
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import xxhash
 from preserve.domain import bag as bagfmt
 from preserve.domain import ocfl
 from preserve.domain.bag import FAST_LIST
+from preserve.domain.file_checks import read_check_rows
 from preserve.domain.identify import parse_format_notes
 from preserve.domain.premis import PREMIS_NS, decode_name
 from preserve.errors import PreserveError
@@ -52,6 +56,7 @@ class ObjectRows:
     versions: list[tuple] = field(default_factory=list)
     files: list[tuple] = field(default_factory=list)
     derivations: list[tuple] = field(default_factory=list)  # without the rule: the log's
+    validations: list[tuple] = field(default_factory=list)  # file_validations rows
 
 
 def _reader(storage, root: str) -> Callable[[str], bytes]:
@@ -149,6 +154,10 @@ def _read_version(read: Callable[[str], bytes], inventory: dict, n: int,
     premis_name = "metadata/premis.xml" if n == 1 else f"metadata/premis-v{n}.xml"
     identified, sizes, derived = (_premis(text(premis_name)) if premis_name in state
                                   else ({}, {}, {}))
+    if premis_name in state:  # the checks of each new file's content (issue 26)
+        checks = {(r.path, r.check_type): r for r in read_check_rows(text(premis_name))}
+        out.validations += [(out.aip, n, r.path, r.check_type, r.status, r.detail, r.tools,
+                             r.checked, r.event) for r in checks.values()]
     prefix = f"v{n}/content/"
     for path, where in sorted(state.items()):
         if not where.startswith(prefix):

@@ -315,7 +315,8 @@ def _choose(aip: str, copies: list[tuple[str, str]], found: dict[str, ObjectRows
             result.problems.append({"kind": "missing", "aip": aip, "location": name,
                                     "detail": f"the log says v{n} was stored at '{name}', "
                                               "which holds no valid copy of it now"})
-    return best.aip_row, best.versions, best.files, derivations, replicas, checks, composites
+    return (best.aip_row, best.versions, best.files, derivations, replicas, checks, composites,
+            best.validations)
 
 
 INSERTS = ("INSERT INTO aips VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -324,7 +325,8 @@ INSERTS = ("INSERT INTO aips VALUES (?, ?, ?, ?, ?, ?, ?)",
            "INSERT INTO derivations VALUES (?, ?, ?, ?, ?, ?)",
            "INSERT INTO replicas VALUES (?, ?, ?, ?, ?, ?, ?)",
            "INSERT INTO file_checks VALUES (?, ?, ?, ?, ?)",
-           "INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)")
+           "INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)",
+           "INSERT INTO file_validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 BATCH = 200  # AIPs a transaction: a re-run after a kill redoes at most this many
 
 

@@ -12,8 +12,14 @@ from collections import Counter
 from pathlib import Path
 
 from preserve import AGENT_PRESERVE
-from preserve.catalog.validations import VALIDATION, VIRUS_CHECK
 from preserve.domain.clock import now_utc
+from preserve.domain.file_checks import (
+    VALIDATION,
+    VIRUS_CHECK,
+    tool_agent,
+    validation_event,
+    virus_event,
+)
 from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event, event_xml
 from preserve.errors import SourceRefused
@@ -23,22 +29,6 @@ from preserve.pipeline.virus import Scan, scan_folder
 FLAGGED_KEPT = 1000  # files not valid listed in the result one by one; the rest counted
 INFECTED = "infected"
 NOT_SCANNED = "not scanned"
-
-
-def tool_agent(tool: str) -> str:
-    """A validating tool's PREMIS agent identifier: "qpdf 11.3.0" -> "qpdf-11.3.0"."""
-    return "-".join(tool.split())
-
-
-def file_event(path: str, checked: Checked, when: str) -> Event:
-    """The PREMIS validation event of one file; its outcome is the verdict itself."""
-    return Event("validation", when, checked.status,
-                 f"format validation: {checked.method}" + (
-                     f" ({', '.join(checked.tools)})" if checked.tools else ""),
-                 "; ".join(checked.findings) or None,
-                 [(tool_agent(t), "executing program") for t in checked.tools]
-                 + [(AGENT_PRESERVE, "implementer")],
-                 objects=[(path, "source")])
 
 
 class ContentChecks:
@@ -59,7 +49,8 @@ class ContentChecks:
         if checked is None:
             return
         when = now_utc()
-        event = file_event(path, checked, when)
+        event = validation_event(path, checked.status, checked.findings, checked.tools,
+                                 checked.method, when, AGENT_PRESERVE)
         self.file_events.write(event_xml(event, self.aip_id))
         self.validated[checked.status] += 1
         self.check_tools.update(checked.tools)
@@ -99,10 +90,7 @@ class ContentChecks:
 
     def _virus_row(self, path: str, status: str, detail: str, when: str) -> None:
         scan = self.virus_scan
-        event = Event("virus check", when, "failure" if status == INFECTED else "not done",
-                      f"virus check by {scan.describe()}",
-                      f"{status}: {detail}",
-                      [(tool_agent(scan.engine), "executing program")], objects=[(path, "source")])
+        event = virus_event(path, status, detail, scan.describe(), when)
         self.file_events.write(event_xml(event, self.aip_id))
         self.validation_rows.append((self.version, path, VIRUS_CHECK, status, detail,
                                      scan.describe(), when, event.identifier))
