@@ -177,6 +177,15 @@ def migrate_aip(context, *, aip: str, puid: str | None = None) -> dict:
                 lambda repo: apply(repo, [aip], puid=puid, workers=1).to_dict())
 
 
+@_task("validate-files", retry=RETRY)
+def validate_files_aip(context, *, aip: str) -> dict:
+    """Validate one AIP's stored files again: events, no new version."""
+    from preserve.planning.validate_files import validate_stored
+
+    return _job(context, "validate-files", aip,
+                lambda repo: validate_stored(repo, [aip], workers=1).to_dict())
+
+
 @_task("storage-migrate", retry=RETRY)
 def storage_migrate_aip(context, *, aip: str, source: str, target: str,
                         retire: bool = False) -> dict:

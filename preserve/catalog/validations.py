@@ -58,3 +58,14 @@ class Validations:
                + (" AND aip_id = ?" if aip_id else "") + " GROUP BY status")
         args = (check_type, aip_id) if aip_id else (check_type,)
         return {status: n for status, n in self.execute(sql, args)}
+
+    def payload_to_validate(self, aip_ids: list[str] | None = None) -> list[tuple]:
+        """(AIP, path, version holding it, size, sha512, puid, mime, libmagic's mime) of
+        every stored payload file of the AIPs (all when None), by AIP and path."""
+        where, args = and_where({"f.aip_id": aip_ids})
+        return [tuple(r) for r in self.execute(
+            "SELECT f.aip_id, f.path, f.version, f.size, f.sha512, f.puid, f.mime, "
+            "f.magic_mime FROM files f JOIN aips a ON a.id = f.aip_id JOIN versions v ON "
+            "v.aip_id = f.aip_id AND v.version = f.version AND v.state = 'stored' "
+            f"WHERE a.state = 'stored' AND substr(f.path, 1, 5) = 'data/'{where} "
+            "ORDER BY f.aip_id, f.path", args)]

@@ -19,7 +19,8 @@ for command, name in [
     (ingest.identify, None), (data.list_aips, "list"), (data.show, None),
     (data.describe, None), (access.export, None), (storage.replicate, None),
     (storage.audit, None), (storage.repair, None), (planning.formats, None),
-    (planning.migrate, None), (planning.reidentify, None), (storage.check, None),
+    (planning.migrate, None), (planning.reidentify, None),
+    (planning.validate_files, "validate-files"), (storage.check, None),
     (admin.schedule, None), (admin.worker, None), (admin.jobs, None), (admin.drill, None),
     (admin.report, None),
 ]:

@@ -110,3 +110,32 @@ def reidentify(
         result = run_reidentify(repo, None if all_aips else aips, progress=progress)
     render.report(result, json_out, render.reidentify_report)
     raise typer.Exit(result.exit_code)
+
+
+def validate_files(
+    aips: Annotated[list[str] | None, typer.Argument(
+        help="AIPs whose stored files to validate (or --all).")] = None,
+    all_aips: Annotated[bool, typer.Option("--all", help="Every AIP.")] = False,
+    workers: WorkersOpt = None,
+    queued: QueueOpt = False,
+    json_out: JsonOpt = False,
+):
+    """Validate the stored files again (after a validator was added or improved): a PREMIS
+    validation event per file, no new version; exit 1 if a file is damaged."""
+    from preserve.planning.validate_files import validate_stored
+
+    if not aips and not all_aips:
+        raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
+    repo = open_repo()
+    if queued:
+        from preserve.admin.tasks import enqueue_per_aip
+
+        ids = ([repo.catalog.resolve(a) for a in aips] if aips and not all_aips
+               else [a.id for a in repo.catalog.list_aips()])
+        enqueued("validate-files", enqueue_per_aip(repo, "validate-files", ids), json_out)
+        return
+    with render.progress_bar(show_progress()) as progress:
+        result = validate_stored(repo, None if all_aips else aips, workers=workers,
+                                 progress=progress)
+    render.report(result, json_out, render.validation_report)
+    raise typer.Exit(result.exit_code)

@@ -27,6 +27,7 @@ from pathlib import Path
 from preserve.catalog import Catalog
 from preserve.catalog.database import REBUILDING, TABLES, is_server_url
 from preserve.catalog.log import count_logged
+from preserve.data.logged_checks import apply_logged_checks
 from preserve.data.object_reading import ObjectRows, UnreadableObject, read_object
 from preserve.domain import checkpoint as notes
 from preserve.domain import ocfl
@@ -202,6 +203,7 @@ def rebuild(repo: Repository, *, sources: list[str] | None = None, verify: bool 
         progress.advance(len(found), 0)
     _insert(catalog, rows)
     _insert_log(catalog, entries, checkpoints, result)
+    apply_logged_checks(catalog, reachable, entries, result.problems)
     with catalog.transaction() as db:
         db.execute("DELETE FROM meta WHERE key = ?", (MARK,))
     _count(catalog, result)

@@ -36,6 +36,7 @@ from preserve.render.planning import (
     migration_plan,
     migration_report,
     reidentify_report,
+    validation_report,
 )
 
 # what commands reach as render.<name> from base.py and planning.py
@@ -57,6 +58,7 @@ __all__ = [
     "out",
     "progress_bar",
     "reidentify_report",
+    "validation_report",
     "report",
     "text",
 ]

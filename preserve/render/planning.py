@@ -125,3 +125,25 @@ def reidentify_report(result) -> None:
                   f"{c.new_puid or 'none'} ({text(c.new_format or '')}){due}")
     for u in result.unreadable[:LISTED]:
         out.print(f"[bold red]not read:[/] {text(u)}")
+
+
+def validation_report(result) -> None:
+    """`validate-files`: the verdicts, and each file whose verdict changed."""
+    said = ", ".join(f"{n} {s}" for s, n in sorted(result.verdicts.items())) or "none"
+    out.print(f"{result.files} file(s) of {result.aips} AIP(s) looked at: {said}; "
+              f"{result.no_validator} of formats without a validator")
+    if result.changed:
+        table = Table(title=f"Verdicts that changed ({len(result.changed)})",
+                      title_justify="left")
+        for col in ("AIP", "file", "before", "now", "findings"):
+            table.add_column(col)
+        style = {"invalid": "red", "encrypted": "yellow", "valid": "green"}
+        for c in result.changed[:LISTED]:
+            table.add_row(c.aip[:8], text(c.path), c.before or "[dim]never validated[/]",
+                          f"[{style.get(c.after, 'dim')}]{c.after}[/]",
+                          text("; ".join(c.findings)))
+        out.print(table)
+        if len(result.changed) > LISTED:
+            out.print(f"  ... and {len(result.changed) - LISTED} more (--json lists them all)")
+    for u in result.unreadable[:LISTED]:
+        out.print(f"[bold red]not read:[/] {text(u)}")

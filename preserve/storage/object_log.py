@@ -54,12 +54,15 @@ _INTENT_NAME = re.compile(re.escape(INTENT) + r"([0-9]+)-[0-9a-f]+\.json")
 
 
 def log_document(storage, object_root: str, aip_id: str, event: Event, label: str,
-                 agents: list[Agent] | None = None, *, staging: Path | None = None
-                 ) -> LogDocument:
+                 agents: list[Agent] | None = None, *, staging: Path | None = None,
+                 more_events: str = "") -> LogDocument:
     """The document `<time>-<label>-<event id>.xml` and the record naming it; with
-    `staging` (the repository's), kept there first (see the module)."""
+    `staging` (the repository's), kept there first (see the module). `more_events`:
+    events already rendered (premis.event_xml) that the document carries after `event`
+    (validate-files: one per file checked)."""
     buffer = io.StringIO()
-    PremisWriter(buffer, aip_id).finish([event], agents or [])
+    PremisWriter(buffer, aip_id).finish([event], agents or [],
+                                        more_events=io.StringIO(more_events))
     data = buffer.getvalue().encode("utf-8")
     stamp = event.datetime.replace(":", "").replace("-", "")
     name = f"{ocfl.LOGS}/{stamp}-{label}-{event.identifier}.xml"
@@ -136,11 +139,12 @@ def complete_documents(repo) -> list[str]:
 
 
 def record_event(repo, storage, object_root: str, aip_id: str, event: Event, label: str,
-                 agents: list[Agent] | None = None, version: int | None = None) -> None:
+                 agents: list[Agent] | None = None, version: int | None = None, *,
+                 more_events: str = "") -> None:
     """An event that changes no version: in the catalog, then in the object's logs/ at
     `storage` (a store that cannot be written to loses only that copy)."""
     document = log_document(storage, object_root, aip_id, event, label, agents,
-                            staging=repo.staging)
+                            staging=repo.staging, more_events=more_events)
     try:
         repo.catalog.add_events([event_record(aip_id, event, version, document.record)])
     except BaseException:
