@@ -91,8 +91,9 @@ def _check_pdfa_claim(path: str, claimed: str, checked: Checked) -> None:
     report = pdfa.validate_written(path, flavour)
     checked.method += f"; its claim of PDF/A-{claimed} checked at level {flavour.upper()} " \
                       "by pikepdf.pdfa"
-    if report.verdict == "fail":
-        rules = "; ".join(f"{f.rule}: {f.message}" for f in report.findings[:2])
+    violations = [f for f in report.findings if f.kind == "violation"]
+    if report.verdict == "fail" or violations:  # one violation is enough, whatever else
+        rules = "; ".join(f"{f.rule}: {f.message}" for f in (violations or report.findings)[:2])
         checked.fail(f"claims PDF/A-{claimed} but does not conform to PDF/A-{flavour.upper()}: "
                      f"{rules}")
     elif report.verdict != "pass":
@@ -109,6 +110,9 @@ OBFUSCATION = (b"http://www.idpf.org/2008/embedding", b"http://ns.adobe.com/pdf/
 
 
 def check_zip(path: str, timeout: float, mime: str = "") -> Checked:
+    """`mime`: as identified; a plain ZIP's is taken from its file name's extension."""
+    if mime in ("application/zip", "application/x-zip-compressed"):
+        mime = ""
     checked = Checked(tools=["Python zipfile"],
                       method="every member read against its CRC-32 (Python zipfile)")
     try:
@@ -124,8 +128,23 @@ def check_zip(path: str, timeout: float, mime: str = "") -> Checked:
                                   "to read it")
                 continue
             _read_member(archive, info, checked)
-        _container_members(archive, names, mime, checked)
+        _container_members(archive, names, mime or _mime_by_name(path), checked)
     return checked
+
+
+# What a ZIP file's name says it is, where its identification said only "ZIP": a .docx
+# without [Content_Types].xml is identified as a plain ZIP, and is a damaged document.
+BY_EXTENSION = {".docx": "application/vnd.openxmlformats", ".xlsx": "application/vnd."
+                "openxmlformats", ".pptx": "application/vnd.openxmlformats",
+                ".odt": "application/vnd.oasis.opendocument", ".ods": "application/vnd.oasis."
+                "opendocument", ".odp": "application/vnd.oasis.opendocument",
+                ".epub": "application/epub+zip"}
+
+
+def _mime_by_name(path: str) -> str:
+    import os
+
+    return BY_EXTENSION.get(os.path.splitext(path)[1].lower(), "")
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, checked: Checked) -> None:
