@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set everything up, then run the main job on the embedded default repository
-# (./storage): create it, ingest the bundled sample collection, list, validate the
-# stored AIP, correct its description (a second OCFL version), report the formats held
+# (./storage): create it, ingest the bundled sample collection (every file validated,
+# ClamAV run where it has signatures), list, validate the stored AIP, validate its files
+# again, correct its description (a second OCFL version), report the formats held
 # and their risks, migrate those at risk (a third version: PNG from the BMP scan, FLAC
 # from the WAV, PDF/A-2b from the letter, each proven before it is kept), show it,
 # export every version as a verified bag, audit every replica in full, check that
@@ -27,7 +28,11 @@ $P validate "$PRESERVE_REPO/aips/${OBJECT}v1/content"
 # a correction is a new version: bag-info and PREMIS change, the payload is not copied
 $P describe "$AIP" --title "Sample collection of the town archive" \
    --note "title completed after review"
-# formats held, their risk by policies/formats.yaml, and whether this machine can migrate
+# every file was validated at ingest (a PREMIS event per file); validate-files runs the
+# validators again over what is stored, as events, without a new version
+$P validate-files --all
+# formats held, their risk by policies/formats.yaml (damaged files at high risk), their
+# validation verdicts, and whether this machine can migrate
 $P formats
 $P migrate --plan
 # each derivative re-identified and its content proven equal before a version keeps it
