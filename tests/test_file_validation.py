@@ -75,7 +75,7 @@ def test_each_file_has_a_premis_validation_event_naming_tool_and_outcome(repo, c
     assert "qpdf" in pdf.findtext(f".//{P}eventDetail")
     assert "xref" in pdf.findtext(f".//{P}eventOutcomeDetailNote")
     agents = {a.findtext(f"{P}agentName") for a in root.findall(f"{P}agent")}
-    assert {"qpdf", "Pillow", "ffmpeg", "flac"} <= agents
+    assert {"libqpdf", "pikepdf", "Pillow", "ffmpeg", "flac"} <= agents
     summary = [e for e in repo.catalog.events(result.aip_id) if e.type == "validation"]
     assert summary[-1].outcome == "failure" and "invalid" in summary[-1].outcome_detail
 
@@ -152,8 +152,11 @@ def test_ingest_with_every_validating_tool_missing_says_what_was_not_checked(
             if c == "validation"}
     assert rows["data/good.mp4"] == ("not checked",
                                      "ffmpeg is not installed: sound and video are not decoded")
-    assert rows["data/good.pdf"][0] == "valid" and "qpdf is not installed" in rows[
-        "data/good.pdf"][1]
+    # PDFs need no program (pikepdf's libqpdf); uncompressed WAV needs no decoding
+    assert rows["data/good.pdf"] == ("valid", rows["data/good.pdf"][1])
+    assert rows["data/broken-xref.pdf"][0] == "invalid"
+    assert rows["data/short-data.wav"][0] == "invalid"
+    assert rows["data/good.flac"][0] == "not checked"
     assert result.checks["virus"]["done"] is False
     assert "ClamAV is not installed" in result.checks["virus"]["why_not"]
     virus = [e for e in repo.catalog.events(result.aip_id) if e.type == "virus check"]
