@@ -1,25 +1,30 @@
 """Format validation of files (issue 26): which validator a file gets, and running a batch
 of them in a sandboxed child process (validator_run.py).
 
-Ingest calls `validate_batch` in its copy workers, after identification, so validation
+Ingest calls `checked_batch` in its copy workers, after identification, so validation
 of one batch runs on both cores beside the copy of the next; `preserve validate-files`
-calls `validate_paths` on files read back from storage. A file whose format has no
+calls `validate_paths` on files read back from storage, on threads. Each worker process
+(each thread) keeps one validator child (validator_run.py) for all its files. A file whose format has no
 validator gets no verdict (the reports count it as not checked); one whose validator
 could not finish gets NOT_CHECKED with the reason, never VALID.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import select
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 
 from preserve.errors import PreserveError
 from preserve.pipeline.file_verdicts import Checked, not_checked
 from preserve.pipeline.identifying import CopyResult, magic_batch
-from preserve.system.tools import run_tool
+from preserve.system.tools import start_tool, stop_tool
 
 MEMORY_MB = 4096  # the child's address space: its libraries and one decoded file
 SECONDS_PER_FILE = 120  # and one more second per MB: a full decode of a long video
@@ -78,56 +83,97 @@ class Item:
         return SECONDS_PER_FILE + self.size / BYTES_PER_SECOND
 
 
-def validate_paths(items: list[Item], workdir: str | None = None) -> dict[str, Checked]:
-    """Each item's verdict, by path. The files run in one sandboxed child process; if it
-    is killed on a file (past its time, out of memory, crashed), that file is NOT_CHECKED
-    with the reason and the files after it run in a new child."""
+def validate_paths(items: list[Item]) -> dict[str, Checked]:
+    """Each item's verdict, by path, from this thread's validator child (started on first
+    use, kept for the next files). A file the child is stopped on (past its time, out
+    of memory, crashed) is NOT_CHECKED with the reason; the next file gets a new child."""
+    child = _children.__dict__.setdefault("child", _Child())
     verdicts: dict[str, Checked] = {}
-    remaining = list(items)
-    while remaining:
-        with tempfile.TemporaryDirectory(prefix="preserve-validate-", dir=workdir) as work:
-            request, result = os.path.join(work, "request"), os.path.join(work, "result")
-            with open(request, "w", encoding="utf-8") as f:
-                for item in remaining:
-                    f.write(json.dumps({"path": item.path, "kind": item.kind,
-                                        "mime": item.mime, "timeout": item.timeout()}) + "\n")
-            why = _run_child(request, result, sum(i.timeout() for i in remaining))
-            named = {i.path: i.name for i in remaining}
-            for line in _lines(result):
-                path = line.pop("path")
-                verdicts[path] = Checked.from_dict(line).shown(path, named.get(path, ""))
-        done = [i for i in remaining if i.path in verdicts]
-        if len(done) == len(remaining):
-            break
-        stuck = next(i for i in remaining if i.path not in verdicts)
-        verdicts[stuck.path] = not_checked(f"the validator was stopped on it: {why}")
-        remaining = [i for i in remaining if i.path not in verdicts]
+    for item in items:
+        answer = child.ask(item)
+        if isinstance(answer, str):
+            verdicts[item.path] = not_checked(f"the validator was stopped on it: {answer}")
+        else:
+            answer.pop("path", None)
+            verdicts[item.path] = Checked.from_dict(answer).shown(item.path, item.name)
     return verdicts
 
 
-def _run_child(request: str, result: str, timeout: float) -> str:
-    """Run the child; "" when it ended well, else why it did not."""
-    try:
-        run = run_tool([sys.executable, "-m", "preserve.pipeline.validator_run", request,
-                        result], timeout=timeout, memory_mb=MEMORY_MB, isolated=True)
-    except PreserveError as e:
-        return e.message
-    if run.returncode != 0:
-        said = run.stderr.strip().splitlines()
-        return f"exit {run.returncode}" + (f": {said[-1][:200]}" if said else "")
-    return ""
+_children = threading.local()  # each thread's child: validate-files validates on threads
 
 
-def _lines(path: str) -> list[dict]:
-    """The result lines the child finished (a last, half-written one is dropped)."""
-    out = []
-    if not os.path.exists(path):
-        return out
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.endswith("\n"):
-                out.append(json.loads(line))
-    return out
+class _Child:
+    """One validator child process and the pipes to it."""
+
+    def __init__(self):
+        self.proc = None
+        self.requests = -1  # the write end of the requests pipe
+        self.pending = b""
+        self.errors = None
+        atexit.register(self.stop)
+
+    def ask(self, item: Item) -> dict | str:
+        """The child's verdict on `item`, or why there is none."""
+        request = (json.dumps({"path": item.path, "kind": item.kind, "mime": item.mime,
+                               "timeout": item.timeout()}) + "\n").encode()
+        try:
+            if self.proc is not None and self.proc.poll() is not None:
+                self.stop()  # it ended between two files: a new one, not a verdict lost
+            if self.proc is None:
+                self._start()
+            os.write(self.requests, request)
+        except (PreserveError, OSError) as e:
+            self.stop()
+            return getattr(e, "message", None) or str(e)
+        deadline = time.monotonic() + item.timeout()
+        out = self.proc.stdout.fileno()
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.stop()
+                return f"it ran past {item.timeout():.0f} s"
+            ready, _, _ = select.select([out], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(out, 1 << 16)
+            if not chunk:
+                return self._ended()
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return json.loads(line)
+
+    def _start(self) -> None:
+        read, self.requests = os.pipe()
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+        try:
+            self.proc = start_tool([sys.executable, "-m", "preserve.pipeline.validator_run",
+                                    "--serve", str(read)], memory_mb=MEMORY_MB,
+                                   isolated=True, pass_fds=(read,), stderr=self.errors)
+        finally:
+            os.close(read)
+        self.pending = b""
+
+    def _ended(self) -> str:
+        """The child ended while asked (a crash, the memory limit): why, from its exit
+        status and the last line it wrote to its standard error."""
+        code = self.proc.wait()
+        self.errors.seek(0, os.SEEK_END)
+        self.errors.seek(max(0, self.errors.tell() - 4096))
+        said = self.errors.read().decode("utf-8", "replace").strip().splitlines()
+        self.stop()
+        return f"exit {code}" + (f": {said[-1][:200]}" if said else "")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_tool(self.proc)
+            self.proc.stdout.close()
+            self.proc = None
+        if self.requests >= 0:
+            os.close(self.requests)
+            self.requests = -1
+        if self.errors is not None:
+            self.errors.close()
+            self.errors = None
 
 
 def _items(results: list[CopyResult]) -> list[Item]:

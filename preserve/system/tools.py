@@ -243,6 +243,32 @@ def run_tool(argv: list[str], *, timeout: float, memory_mb: int | None = None,
         return ToolRun(full, code, seconds, _tail(out), _tail(err))
 
 
+def start_tool(argv: list[str], *, memory_mb: int | None = None, isolated: bool = False,
+               pass_fds: tuple[int, ...] = (), stderr=None) -> subprocess.Popen:
+    """A tool that keeps running (a server of requests), under the same sandbox as
+    run_tool's, its standard output a pipe. The supervisor gives a tool in the background
+    /dev/null as standard input, so requests go through one of `pass_fds`. Stopped by
+    stop_tool, by kill_all (Ctrl-C), or with the thread that started it."""
+    full = _limited(argv, memory_mb, isolated)
+    command, env, mark = _supervised(full, None)
+    try:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                pass_fds=pass_fds)
+    except OSError as e:
+        raise ToolFailure(f"cannot start {argv[0]}: {e.strerror or e}") from e
+    proc.mark = mark
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    return proc
+
+
+def stop_tool(proc: subprocess.Popen) -> None:
+    _kill_group(proc)
+    with _LIVE_LOCK:
+        _LIVE.discard(proc)
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """The tool's process group, and any of its processes that left it (case 41)."""
     with suppress(ProcessLookupError, PermissionError):
