@@ -295,3 +295,31 @@ def test_a_check_event_reads_back_as_the_row_it_was_written_from(path, findings,
     virus = virus_event("data/" + path, "infected", "Eicar-Sig", "ClamAV 1.4; sigs", "t")
     [vrow] = read_check_rows(event_xml(virus, "aip"))
     assert (vrow.status, vrow.detail, vrow.tools) == ("infected", "Eicar-Sig", "ClamAV 1.4; sigs")
+
+
+def test_validate_files_queued_on_postgresql_is_a_job_per_aip(tmp_path, corpus,
+                                                              fresh_database):
+    """--queue: one job per AIP; a worker runs them; the verdicts land in the shared
+    catalog as they would from the command."""
+    from tests.conftest import two_disk_repo
+
+    repo = two_disk_repo(tmp_path, fresh_database)
+    policy = replace(repo.policy.ingest, validate="off", virus="off")
+    aips = [ingest(repo, source, Metadata("c", f"box {n}"), policy=policy).aip_id
+            for n, source in enumerate((corpus, corpus))]
+    repo.close()
+    queued = json.loads(run(repo.root, "validate-files", "--all", "--queue", "--json").stdout)
+    assert queued["task"] == "validate-files" and len(queued["jobs"]) == 2
+    run(repo.root, "worker", "--once")
+    jobs = [j for j in json.loads(run(repo.root, "jobs", "--json").stdout)
+            if j["task"] == "validate-files"]
+    assert sorted(j["status"] for j in jobs) == ["succeeded", "succeeded"], jobs
+    from preserve.repository import Repository
+
+    repo = Repository(repo.root)
+    try:
+        for aip in aips:
+            verdicts = repo.catalog.validation_counts(aip)
+            assert verdicts["valid"] == 14 and verdicts["encrypted"] == 2
+    finally:
+        repo.close()
