@@ -189,8 +189,10 @@ def _items(results: list[CopyResult]) -> list[Item]:
 
 
 def batch_timeout(results: list[CopyResult]) -> float:
-    """How long a batch's validation may take, all its files together."""
-    return sum(i.timeout() for i in _items(results))
+    """How long a batch's validation may take, all its files together: every file
+    counted, since those libmagic is still to identify are not known to have no
+    validator (each file's own timeout is the child's: validate_paths)."""
+    return sum(SECONDS_PER_FILE + r.size / BYTES_PER_SECOND for r in results if r.size)
 
 
 def checked_batch(item: tuple[list[CopyResult], dict], validate: bool = True

@@ -86,6 +86,7 @@ def validate_stored(repo: Repository, refs: list[str] | None = None, *,
 
     def rows_of(aip: str) -> list[tuple]:
         return rows[first[aip]:first[aip] + total[aip]]
+
     result = ValidateResult()
     files_of = Counter(r[0] for r in rows)
     progress.start("validating", len(rows), sum(r[3] for r in rows))
