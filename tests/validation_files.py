@@ -30,6 +30,11 @@ EXPECTED = {
     "missing-member.docx": ("invalid", "[Content_Types].xml"),
     "not-well-formed.xml": ("invalid", "mismatched tag"),
     "bad-digest.warc": ("invalid", "digest"),
+    "encrypted.zip": ("encrypted", "encrypted"),
+    "encrypted.odt": ("encrypted", "password"),
+    "schema/valid-record.xml": ("valid", ""),
+    "schema/invalid-record.xml": ("invalid", "not valid against its schema record.xsd"),
+    "schema/record.xsd": ("valid", ""),
 }
 
 DOCX_PARTS = {
@@ -132,7 +137,47 @@ def make_files(root: Path) -> Path:
     (root / "not-well-formed.xml").write_text('<?xml version="1.0"?><ead><title>Fonds</ead>')
     (root / "good.txt").write_text("Қазақстан, Azərbaycan, Россия\n", encoding="utf-8")
     _warcs(root)
+    _encrypted_containers(root)
+    _schemas(root / "schema")
     return root
+
+
+def _encrypted_containers(root: Path) -> None:
+    (root / "secret.txt").write_text("minutes of the council\n")
+    subprocess.run(["zip", "-q", "-j", "-P", "secret", str(root / "encrypted.zip"),
+                    str(root / "secret.txt")], check=True)
+    (root / "secret.txt").unlink()
+    with zipfile.ZipFile(root / "encrypted.odt", "w") as z:  # as LibreOffice saves one
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        z.writestr("META-INF/manifest.xml",
+                   '<?xml version="1.0"?><manifest:manifest xmlns:manifest="urn:oasis:names:'
+                   'tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry '
+                   'manifest:full-path="content.xml" manifest:media-type="text/xml">'
+                   '<manifest:encryption-data manifest:checksum-type="SHA1/1K" '
+                   'manifest:checksum="x"/></manifest:file-entry></manifest:manifest>')
+        z.writestr("content.xml", bytes(range(256)) * 4)  # what encryption leaves
+
+
+SCHEMA = """<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <xs:element name="record"><xs:complexType><xs:sequence>
+    <xs:element name="title" type="xs:string"/>
+    <xs:element name="year" type="xs:gYear"/>
+  </xs:sequence></xs:complexType></xs:element>
+</xs:schema>
+"""
+
+
+def _schemas(folder: Path) -> None:
+    """Records that name the schema shipped beside them: one valid, one not."""
+    folder.mkdir()
+    (folder / "record.xsd").write_text(SCHEMA)
+    head = ('<?xml version="1.0"?><record xmlns:xsi="http://www.w3.org/2001/XMLSchema-'
+            'instance" xsi:noNamespaceSchemaLocation="record.xsd">')
+    (folder / "valid-record.xml").write_text(head + "<title>Minutes</title><year>1923</year>"
+                                             "</record>")
+    (folder / "invalid-record.xml").write_text(head + "<title>Minutes</title><year>in the "
+                                               "twenties</year></record>")
 
 
 def _warcs(root: Path) -> None:
