@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from preserve.errors import FixityMismatch, StorageUnreachable
-from preserve.stores import s3 as s3mod
+from preserve.stores import s3_uploads
 from preserve.stores.s3 import S3Settings, S3Storage
 from preserve.stores.s3_settings import settings_from_yaml
 from tests.s3server import S3Server
@@ -60,7 +60,7 @@ def test_upload_is_verified_and_reads_back(s3_server, bucket, tmp_path):
 
 def test_multipart_upload_checks_the_composite_checksum(s3_server, bucket, tmp_path,
                                                          monkeypatch):
-    monkeypatch.setattr(s3mod, "PART_SIZE", 5 << 20)  # S3's smallest part
+    monkeypatch.setattr(s3_uploads, "PART_SIZE", 5 << 20)  # S3's smallest part
     _, name = bucket
     store = _storage(s3_server, name)
     path, digest = _file(tmp_path, (12 << 20) + 123)

@@ -140,10 +140,18 @@ def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite
     in parts, the composite checksum the store gave at upload. A composite where preserve
     wrote one part, or another composite, means the object was replaced (red-team case 83:
     a same-size multipart upload passed)."""
-    for rel, want, size in checks:
-        if stop():
-            return
-        stored = storage.stored_checksum(ocfl.key_of(key, rel))
+    pending: dict[str, tuple] = {}  # asked, not yet answered: a window, not every file
+
+    def asked():
+        for rel, want, size in checks:
+            if stop():
+                return
+            object_key = ocfl.key_of(key, rel)
+            pending[object_key] = (rel, want, size)
+            yield object_key
+
+    for object_key, stored in _stored_checksums(storage, asked()):
+        rel, want, size = pending.pop(object_key)
         if stored is None:
             recorder.problem(rel, "missing", "not at this location")
         elif stored[2]:
@@ -168,6 +176,15 @@ def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite
             else:
                 recorder.good(rel)
         _checked(recorder, progress, 1, 0)
+
+
+def _stored_checksums(storage, keys):
+    """(key, stored checksum) of each key: many in flight where the store can (S3)."""
+    if hasattr(storage, "stored_checksums"):
+        yield from storage.stored_checksums(keys)
+    else:
+        for key in keys:
+            yield key, storage.stored_checksum(key)
 
 
 def _checked(recorder, progress, files: int, nbytes: int) -> None:

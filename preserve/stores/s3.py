@@ -1,11 +1,8 @@
 """S3-compatible object storage (AWS S3, MinIO, Ceph RGW, Wasabi...) through boto3.
 
-Every object is uploaded with a SHA-256 checksum computed here, then
-verified: the checksum the store reports for what it holds (HeadObject with
-ChecksumMode=ENABLED) must equal ours, and so must the size. An ETag is
-never taken for an MD5. Large files go in parts of PART_SIZE with a SHA-256
-per part; the store's composite checksum (SHA-256 of the part digests) is
-recomputed here and compared. Memory stays at one part per upload.
+Uploads, each verified, are s3_uploads.py's; here: the client (a pool of `concurrency`
+connections), the calls and how their failures are named, reading, listing, the store's
+checksums for a quick audit (`concurrency` in flight), removal.
 
 Credentials come only from the environment or an AWS profile; nothing
 secret is ever written to a file, a message or an event.
@@ -13,43 +10,32 @@ secret is ever written to a file, a message or an event.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from preserve.domain import ocfl
 from preserve.domain.names import decode_object_key, encode_object_key
 from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
-from preserve.stores.base import DigestOf, ObjectInfo, bag_files, checked_key, layout_versions, open_stored
+from preserve.stores.base import ObjectInfo, checked_key, layout_versions
 from preserve.stores.s3_settings import CHECKSUM_BEHAVIOURS, S3Settings
+from preserve.stores.s3_uploads import (  # noqa: F401 - uploaded_in_parts: the audit's
+    DIGEST_REFUSED,
+    MULTIPART_AT_ONCE,
+    S3Uploads,
+    uploaded_in_parts,
+)
 
 PROBE_READ_TIMEOUT = 15.0  # seconds: is the store there at all (check_reachable)?
 DOWN_FOR = 120.0  # seconds a location that did not answer is not asked again
-PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
 
 
-def part_size(size: int) -> int:
-    """The part size of a file of `size` bytes: PART_SIZE, more for files that would need
-    more than 9,000 parts (stores allow 10,000)."""
-    return max(PART_SIZE, -(-size // 9000))
-
-
-def uploaded_in_parts(size: int) -> bool:
-    """Whether preserve uploads a file of `size` bytes in parts (see put_file)."""
-    return size > part_size(size)
-UPLOAD_THREADS = 8            # small objects in flight at once: latency, not bandwidth, bounds them
-MULTIPART_AT_ONCE = 2         # large uploads in flight at once: memory is this x one part
-def _b64(hex_digest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
-
-
-class S3Storage:
+class S3Storage(S3Uploads):
     kind = "s3"
 
     def __init__(self, name: str, settings: S3Settings, client=None):
@@ -65,6 +51,8 @@ class S3Storage:
         self._down: StorageUnreachable | None = None  # found unreachable moments ago
         self._down_until = 0.0
         self._multipart_slots = threading.BoundedSemaphore(MULTIPART_AT_ONCE)
+        self._verification: str | None = None  # BY_STORE, BY_ETAG or BY_HEAD, once known
+        self._verification_lock = threading.Lock()
 
     def place(self) -> tuple[str, str]:
         """(store, key prefix) where this location's objects live, for telling whether two
@@ -118,6 +106,7 @@ class S3Storage:
             else self.settings.read_timeout
         config = Config(
             retries={"max_attempts": attempts, "mode": "standard"},
+            max_pool_connections=self.settings.concurrency + MULTIPART_AT_ONCE,
             connect_timeout=self.settings.connect_timeout, read_timeout=read,
             s3={"addressing_style": self.settings.addressing_style},
             request_checksum_calculation=self.settings.checksum,
@@ -166,6 +155,12 @@ class S3Storage:
             code = error.get("Code", "?")
             if code in NOT_FOUND:
                 raise
+            if code in DIGEST_REFUSED:  # the store checked the bytes against our SHA-256
+                raise FixityMismatch(
+                    f"'{self.name}' refused {what}: the bytes it received do not have the "
+                    f"SHA-256 recorded for them ({code})",
+                    hint="the local copy or the network changed them: run 'preserve "
+                         "audit' on the local copy, then re-run") from None
             if code in ("NoSuchBucket", "AccessDenied", "InvalidAccessKeyId",
                         "SignatureDoesNotMatch", "AllAccessDisabled"):
                 raise StorageUnreachable(
@@ -225,136 +220,6 @@ class S3Storage:
                 dt.datetime.now(dt.UTC) + dt.timedelta(days=self.settings.object_lock_days))
         return extra
 
-    def put_file(self, key: str, path: Path, sha256_hex: str, size: int) -> str | None:
-        """Upload a local file and verify what the store holds; raises FixityMismatch if not.
-        Returns the composite checksum of a multipart upload (None for one part): a quick
-        audit compares it with what the store reports later, without reading anything."""
-        if not uploaded_in_parts(size):
-            # By default the SDK computes the checksum from the bytes it actually sends and
-            # the store checks it; we then compare the store's value with the digest taken
-            # at ingest. Where the SDK may not add checksums (when_required), we send ours.
-            checksum = ({"ChecksumSHA256": _b64(sha256_hex)}
-                        if self.settings.checksum == "when_required" else {})
-            with open_stored(str(path), str(path)) as body:
-                self._call(f"upload {key}", self.client.put_object, Bucket=self.settings.bucket,
-                           Key=self._key(key), Body=body, ContentLength=size,
-                           ChecksumAlgorithm="SHA256", **checksum, **self._extra())
-            self.verify(key, sha256_hex, size)
-            return None
-        with self._multipart_slots:
-            composite = self._put_multipart(key, path, part_size(size))
-        self.verify(key, sha256_hex, size, composite=composite)
-        return composite
-
-    def _put_multipart(self, key: str, path: Path, part_bytes: int) -> str:
-        bucket, full = self.settings.bucket, self._key(key)
-        upload = self._call(f"start upload of {key}", self.client.create_multipart_upload,
-                            Bucket=bucket, Key=full, ChecksumAlgorithm="SHA256", **self._extra())
-        upload_id = upload["UploadId"]
-        parts, digests = [], []
-        try:
-            with open_stored(str(path), str(path)) as f:
-                number = 0
-                while chunk := f.read(part_bytes):
-                    number += 1
-                    digest = hashlib.sha256(chunk).digest()
-                    digests.append(digest)
-                    b64 = base64.b64encode(digest).decode()
-                    response = self._call(f"upload part {number} of {key}",
-                                          self.client.upload_part, Bucket=bucket, Key=full,
-                                          UploadId=upload_id, PartNumber=number, Body=chunk,
-                                          ChecksumAlgorithm="SHA256", ChecksumSHA256=b64)
-                    parts.append({"PartNumber": number, "ETag": response["ETag"],
-                                  "ChecksumSHA256": b64})
-            self._call(f"complete upload of {key}", self.client.complete_multipart_upload,
-                       Bucket=bucket, Key=full, UploadId=upload_id,
-                       MultipartUpload={"Parts": parts})
-        except BaseException:
-            # if the abort fails too, the store's lifecycle rule for incomplete uploads applies
-            with suppress(Exception):
-                self.client.abort_multipart_upload(Bucket=bucket, Key=full, UploadId=upload_id)
-            raise
-        return base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
-
-    def verify(self, key: str, sha256_hex: str, size: int, composite: str | None = None) -> None:
-        """Compare the store's own checksum and size for `key` with ours."""
-        head = self._call(f"check {key}", self.client.head_object, Bucket=self.settings.bucket,
-                          Key=self._key(key), ChecksumMode="ENABLED")
-        stored = (head.get("ChecksumSHA256") or "").split("-")[0]
-        expected = composite or _b64(sha256_hex)
-        if head.get("ContentLength") != size:
-            raise FixityMismatch(f"'{self.name}' holds {head.get('ContentLength')} bytes for "
-                                 f"{key}, {size} were written")
-        if not stored:
-            raise FixityMismatch(f"'{self.name}' reports no SHA-256 checksum for {key}; cannot "
-                                 "verify the upload",
-                                 hint="this store may not support checksums: set "
-                                      "'checksum: when_required' and verify by reading")
-        if stored != expected:
-            raise FixityMismatch(f"'{self.name}' holds different bytes for {key}: its SHA-256 "
-                                 f"is {stored}, ours {expected}")
-
-    def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
-                    *, move: bool = False) -> dict[str, str]:
-        """Upload every file of the version folder, its inventory last, each verified against
-        `digests` (the sha256 recorded at ingest) or, failing that, against a digest taken
-        here. The files stream from the folder, a few uploads in flight at a time, so that
-        memory does not grow with the number of files. `move` means nothing here."""
-        digests = digests or (lambda _: None)
-        composites: dict[str, str] = {}
-
-        def upload(path: Path, digest: str | None) -> None:
-            rel = rel_of(path)
-            if digest is None:
-                with open_stored(str(path), str(path)) as f:
-                    digest = hashlib.file_digest(f, "sha256").hexdigest()
-            composite = self.put_file(prefix + rel, path, digest, path.stat().st_size)
-            if composite:
-                composites[rel] = composite
-
-        def rel_of(path: Path) -> str:
-            return path.relative_to(source).as_posix()
-
-        def last(path: Path) -> bool:  # a version's inventory, after its content
-            return path.parent == source and path.name in ocfl.VERSION_FILES
-
-        self.client  # create the client once, before the threads share it  # noqa: B018
-        in_flight: set[Future] = set()
-        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-            try:
-                for path in bag_files(source):
-                    if last(path):
-                        continue
-                    if len(in_flight) >= UPLOAD_THREADS * 4:
-                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            future.result()  # the first failure stops the bag
-                    # the digest is looked up here: `digests` may read the catalog, whose
-                    # connection belongs to this thread
-                    in_flight.add(pool.submit(upload, path, digests(rel_of(path))))
-                for future in as_completed(in_flight):
-                    future.result()
-            except BaseException:
-                for future in in_flight:
-                    future.cancel()
-                raise
-        for path in sorted(p for p in source.iterdir() if p.is_file() and last(p)):
-            upload(path, digests(rel_of(path)))  # only now is the bag complete
-        return composites
-
-    def replace_file(self, key: str, good: Path) -> str | None:
-        """Upload the verified file `good` over `key` (a new version where versioning is on);
-        its composite checksum if it went in parts."""
-        with open(good, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        return self.put_file(key, good, digest, good.stat().st_size)
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """A small new object (an event record), checksummed and verified."""
-        self._call(f"upload {key}", self.client.put_object, Bucket=self.settings.bucket,
-                   Key=self._key(key), Body=data, ChecksumAlgorithm="SHA256", **self._extra())
-        self.verify(key, hashlib.sha256(data).hexdigest(), len(data))
-
     def stored_checksum(self, key: str) -> tuple[int, str | None, bool] | None:
         """(size, base64 SHA-256 the store holds, whether it is a multipart composite), or
         None if the object is missing: a quick audit without downloading anything."""
@@ -373,6 +238,27 @@ class S3Storage:
             or "-" in head.get("ETag", "")
         return head["ContentLength"], (checksum or "").split("-")[0] or None, composite
 
+    def stored_checksums(self, keys: Iterator[str]) -> Iterator[tuple[str, tuple | None]]:
+        """stored_checksum of each key, in order, `concurrency` requests in flight: on a
+        WAN a quick audit waits one round trip per that many objects, not per object.
+        Stops asking as soon as the caller stops reading (a failure, Ctrl-C)."""
+        self.client  # created once, before the threads share it  # noqa: B018
+        threads = self.settings.concurrency
+        window: deque = deque()
+        with ThreadPoolExecutor(threads) as pool:
+            try:
+                for key in keys:
+                    window.append((key, pool.submit(self.stored_checksum, key)))
+                    if len(window) >= 2 * threads:
+                        key, future = window.popleft()
+                        yield key, future.result()
+                while window:
+                    key, future = window.popleft()
+                    yield key, future.result()
+            finally:
+                for _key, future in window:
+                    future.cancel()
+
     def round_trip(self) -> list[tuple[str, bool, str]]:
         """Upload (verified), read back and delete a small object, step by step."""
         import os
@@ -387,7 +273,7 @@ class S3Storage:
             tmp.flush()
             try:
                 self.put_file(key, Path(tmp.name), hashlib.sha256(data).hexdigest(), len(data))
-                steps.append(("write", True, "uploaded; the store's SHA-256 matches ours"))
+                steps.append(("write", True, "uploaded and verified: " + self.verification()))
                 with self.open(key) as body:
                     steps.append(("read", body.read() == data, "bytes read back are identical"))
             except PreserveError as e:

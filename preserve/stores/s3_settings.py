@@ -31,6 +31,9 @@ class S3Settings:
     max_attempts: int = 8  # per request: throttling, 5xx and connection resets are retried
     connect_timeout: float = 10.0  # seconds to open a connection
     read_timeout: float = 60.0     # seconds a request may wait for the store's answer
+    # Requests in flight at once (uploads, checks, reads): on a WAN each request waits a
+    # round trip, so throughput is this many objects per round trip (issue 29).
+    concurrency: int = 16
 
 SECRET_KEYS = ("aws_secret_access_key", "secret_access_key", "secret", "password",
                "aws_access_key_id", "access_key")
@@ -87,6 +90,11 @@ def settings_from_yaml(name: str, data: dict, file: Path) -> S3Settings:
     attempts = data.get("max_attempts", 8)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
         raise ConfigError(f"{file}: max_attempts must be a whole number of at least 1")
+    concurrency = data.get("concurrency", 16)
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or \
+            not 1 <= concurrency <= 256:
+        raise ConfigError(f"{file}: concurrency must be a whole number from 1 to 256 (requests "
+                          f"in flight at once), not {concurrency!r}")
     for key, default in (("connect_timeout", 10), ("read_timeout", 60)):
         value = data.get(key, default)
         if not isinstance(value, int | float) or isinstance(value, bool) or \
@@ -103,4 +111,5 @@ def settings_from_yaml(name: str, data: dict, file: Path) -> S3Settings:
         max_attempts=int(data.get("max_attempts", 8)),
         connect_timeout=float(data.get("connect_timeout", 10)),
         read_timeout=float(data.get("read_timeout", 60)),
+        concurrency=concurrency,
     )
