@@ -129,3 +129,55 @@ def test_secrets_in_a_location_file_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="must not be written"):
         settings_from_yaml("x", {"bucket": "b", "aws_secret_access_key": "s"},
                            tmp_path / "x.yaml")
+
+
+def _counted(store: S3Storage) -> dict:
+    """Every request the store's client sends, by operation (botocore's own events)."""
+    sent: dict = {}
+
+    def count(model, **_):
+        sent[model.name] = sent.get(model.name, 0) + 1
+
+    store.client.meta.events.register("before-call.s3", count)
+    return sent
+
+
+def test_one_request_per_object_and_the_verification_named(s3_server, bucket, tmp_path):
+    """Issue 29: an upload is one request; moto does not check the SHA-256 sent with an
+    upload (the probe finds that once), so its ETag is held against the MD5 of the bytes
+    sent, and the SDK's SHA-256 of them against the record; nothing is read back."""
+    _, name = bucket
+    store = _storage(s3_server, name)
+    assert store.verification() == s3_uploads.BY_ETAG
+    sent = _counted(store)
+    bag = tmp_path / "v1"
+    (bag / "content" / "data").mkdir(parents=True)
+    for n in range(40):
+        (bag / "content" / "data" / f"f{n}").write_bytes(os.urandom(100 + n))
+    store.publish_bag(bag, "aa/obj/v1/")
+    assert sent == {"PutObject": 40}
+    assert not [o for o in store.list("") if s3_uploads.PROBE_KEY in o.key]  # probe removed
+    steps = dict((step, detail) for step, _ok, detail in store.round_trip())
+    assert "does not check checksums" in steps["write"]
+
+
+def test_a_local_copy_that_changed_is_refused_in_one_request(s3_server, bucket, tmp_path):
+    _, name = bucket
+    store = _storage(s3_server, name)
+    path, digest = _file(tmp_path, 5000)
+    path.write_bytes(b"x" + path.read_bytes()[1:])  # changed since its digest was recorded
+    sent = _counted(store)
+    with pytest.raises(FixityMismatch, match="holds different bytes"):
+        store.put_file("k/changed", path, digest, 5000)
+    assert sent.get("HeadObject") is None
+
+
+def test_concurrency_is_a_checked_location_setting(tmp_path):
+    from preserve.errors import ConfigError
+
+    base = {"kind": "s3", "bucket": "bucket-one"}
+    assert settings_from_yaml("c", base, tmp_path / "c.yaml").concurrency == 16
+    assert settings_from_yaml("c", {**base, "concurrency": 32}, tmp_path).concurrency == 32
+    for wrong in (0, 1000, "many", True):
+        with pytest.raises(ConfigError, match="concurrency"):
+            settings_from_yaml("c", {**base, "concurrency": wrong}, tmp_path / "c.yaml")
