@@ -238,10 +238,24 @@ class S3Uploads:
         return self.put_file(key, good, digest, good.stat().st_size)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        """A small new object (an event record), checksummed and verified."""
-        self._call(f"upload {key}", self.client.put_object, Bucket=self.settings.bucket,
-                   Key=self._key(key), Body=data, ChecksumAlgorithm="SHA256", **self._extra())
-        self.verify(key, hashlib.sha256(data).hexdigest(), len(data))
+        """A small new object (an event record, an inventory), checksummed and verified in
+        one request as put_file's are: the SHA-256 sent is of these very bytes."""
+        sha256 = hashlib.sha256(data)
+        ours = base64.b64encode(sha256.digest()).decode()
+        answer = self._call(f"upload {key}", self.client.put_object,
+                            Bucket=self.settings.bucket, Key=self._key(key), Body=data,
+                            ChecksumAlgorithm="SHA256", ChecksumSHA256=ours, **self._extra())
+        how = self.verification()
+        etag = answer.get("ETag", "").strip('"')
+        if how == BY_STORE:
+            self._compare(key, answer.get("ChecksumSHA256"), ours)
+        elif re.fullmatch(r"[0-9a-f]{32}", etag):
+            md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            if etag != md5:
+                raise FixityMismatch(f"'{self.name}' received other bytes for {key} than "
+                                     f"were sent: its MD5 (ETag) is {etag}, ours {md5}")
+        else:
+            self.verify(key, sha256.hexdigest(), len(data))
 
 
 class HashingReader:

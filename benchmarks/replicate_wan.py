@@ -1,0 +1,183 @@
+"""Replication across a link with latency (issue 29): preserve against the tools an
+archivist would otherwise pick, side by side in one sitting, through the same relay.
+
+    .venv/bin/python benchmarks/replicate_wan.py [--rtt 0,10,40] [--files 1000]
+        [--only small|large] [--aws PATH]
+
+moto's server on loopback, behind benchmarks/latency_proxy.py (each direction delayed by
+half the round trip). On the same data (small: FILES files of 1-64 KiB, from
+replicate.py's corpus; large: 8 x 128 MiB), each through the relay:
+  preserve      `preserve replicate --to wan` (location concurrency 16: its default)
+  loop          boto3 upload_file, one file after another
+  aws           `aws s3 sync` (awscli from PyPI, in its own venv), its defaults (10
+                requests at once) and with 16
+  rclone        `rclone copy --checksum` (Debian's rclone), its defaults (4 transfers)
+                and with 16
+Requests: what moto's access log counts for each run (every request any tool made).
+preserve also writes the bag's tag files and OCFL inventories (a few more objects), and
+verifies every object; the others upload the files only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import WORK, timed  # noqa: E402
+from latency_proxy import LatencyRelay  # noqa: E402
+from replicate import ENV, PY, free_port, make_source  # noqa: E402
+
+SAME = 16  # preserve's default concurrency: the peers are run with it too
+
+
+def subset(kind: str, files: int) -> Path:
+    source = make_source(kind)
+    if kind == "large":
+        return source
+    target = WORK / f"replicate-small-{files}"
+    if not (target / ".complete").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        chosen = sorted(p for p in source.rglob("*") if p.is_file() and p.name != ".complete")
+        for p in chosen[:files]:
+            dest = target / p.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, dest)
+        (target / ".complete").write_text("ok")
+    return target
+
+
+class Server:
+    def __init__(self, env: dict):
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the server writes it
+            prefix="moto-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([PY, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                      str(self.port)], env=env, stdout=self.log,
+                                     stderr=self.log)
+        self.s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{self.port}",
+                               region_name="us-east-1", aws_access_key_id="bench",
+                               aws_secret_access_key="bench")
+        for _ in range(100):
+            try:
+                self.s3.list_buckets()
+                break
+            except Exception:
+                time.sleep(0.1)
+
+    def requests(self) -> int:
+        with open(self.log.name, "rb") as f:
+            return sum(1 for line in f if b'" 2' in line or b'" 4' in line or b'" 5' in line)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        os.unlink(self.log.name)
+
+
+def measure(server: Server, argv: list[str], env: dict, **kw) -> tuple[float, int, float]:
+    before = server.requests()
+    seconds, peak, _anon, _pss, _cpu = timed(argv, env, **kw)
+    time.sleep(0.3)  # the server's log catches up
+    return seconds, server.requests() - before, peak
+
+
+def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str | None) -> None:
+    source = subset(kind, files)
+    data = [p for p in source.rglob("*") if p.is_file() and p.name != ".complete"]
+    nbytes = sum(p.stat().st_size for p in data)
+    relay = LatencyRelay(server.port, rtt).start()
+    out = WORK / f"wan-{kind}"
+    shutil.rmtree(out, ignore_errors=True)
+    rows = []
+    try:
+        repo = out / "repo"
+        renv = dict(env, PRESERVE_REPO=str(repo))
+        subprocess.run([PY, "-m", "preserve", "init"], env=renv, check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run([PY, "-m", "preserve", "ingest", str(source), "-c", "bench"],
+                       env=renv, check=True, stdout=subprocess.DEVNULL)
+        stamp = f"{kind}-{int(rtt)}-{int(time.time())}"
+        buckets = {t: f"{t}-{stamp}" for t in ("pres", "loop", "aws", "awsn", "rcl", "rcln")}
+        for b in buckets.values():
+            server.s3.create_bucket(Bucket=b)
+        (repo / "locations" / "wan.yaml").write_text(yaml.safe_dump({
+            "name": "wan", "kind": "s3", "bucket": buckets["pres"], "endpoint_url": relay.url,
+            "region": "us-east-1", "addressing_style": "path"}))
+        rows.append(("preserve replicate (16)", *measure(
+            server, [PY, "-m", "preserve", "replicate", "--to", "wan"], renv)))
+        loop = (f"import boto3,sys\ns3=boto3.client('s3',endpoint_url='{relay.url}',"
+                "region_name='us-east-1')\nfor p in sys.stdin.read().split('\\n'):\n"
+                f"    p and s3.upload_file(p,'{buckets['loop']}',p)\n")
+        with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
+            listing.write("\n".join(map(str, data)))
+            listing.flush()
+            rows.append(("boto3 upload_file loop", *measure(
+                server, [PY, "-c", loop.replace("sys.stdin.read()",
+                                                f"open('{listing.name}').read()")], env)))
+        if aws:
+            for label, bucket, n in (("aws s3 sync (10)", buckets["aws"], None),
+                                     (f"aws s3 sync ({SAME})", buckets["awsn"], SAME)):
+                with tempfile.NamedTemporaryFile("w", suffix=".cfg") as cfg:
+                    cfg.write("[default]\nregion = us-east-1\n" + (
+                        f"s3 =\n    max_concurrent_requests = {n}\n" if n else ""))
+                    cfg.flush()
+                    rows.append((label, *measure(server, [
+                        aws, "s3", "sync", str(source), f"s3://{bucket}/", "--endpoint-url",
+                        relay.url, "--only-show-errors", "--exclude", ".complete"],
+                        dict(env, AWS_CONFIG_FILE=cfg.name))))
+        if shutil.which("rclone"):
+            renv2 = {k: v for k, v in env.items() if k != "AWS_CA_BUNDLE"}  # plain http here
+            renv2.update(RCLONE_CONFIG_WAN_TYPE="s3", RCLONE_CONFIG_WAN_PROVIDER="Other",
+                         RCLONE_CONFIG_WAN_ENDPOINT=relay.url,
+                         RCLONE_CONFIG_WAN_ACCESS_KEY_ID="bench",
+                         RCLONE_CONFIG_WAN_SECRET_ACCESS_KEY="bench",
+                         RCLONE_CONFIG_WAN_REGION="us-east-1")
+            for label, bucket, extra in (
+                    ("rclone copy --checksum (4)", buckets["rcl"], []),
+                    (f"rclone copy --checksum ({SAME})", buckets["rcln"],
+                     ["--transfers", str(SAME), "--checkers", str(SAME)])):
+                rows.append((label, *measure(server, [
+                    "rclone", "copy", "--checksum", "--exclude", ".complete", str(source),
+                    f"wan:{bucket}", *extra], renv2)))
+    finally:
+        relay.stop()
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"{kind}, round trip {rtt:g} ms: {len(data)} files, {nbytes / 1e6:.0f} MB")
+    best_peer = min((r[1] for r in rows[1:]), default=None)
+    for label, seconds, requests, peak in rows:
+        print(f"  {label:<28} {seconds:7.2f} s  {len(data) / seconds:6.0f} files/s  "
+              f"{nbytes / seconds / 1e6:6.1f} MB/s  {requests:6d} requests  "
+              f"peak RSS {peak / 2**20:5.0f} MiB")
+    if best_peer:
+        print(f"  fastest peer / preserve = {best_peer / rows[0][1]:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rtt", default="0,10,40")
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--only", choices=("small", "large"))
+    parser.add_argument("--aws", default="/tmp/awscli-venv/bin/aws")
+    args = parser.parse_args()
+    env = dict(os.environ, **ENV, PRESERVE_NO_PROGRESS="1")
+    aws = args.aws if Path(args.aws).exists() else shutil.which("aws")
+    server = Server(env)
+    try:
+        for kind in [args.only] if args.only else ["small", "large"]:
+            for rtt in (float(x) for x in args.rtt.split(",")):
+                run(kind, rtt, args.files, server, env, aws)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
