@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
@@ -237,27 +235,6 @@ class S3Storage(S3Uploads):
         composite = bool(checksum and "-" in checksum) or head.get("ChecksumType") == "COMPOSITE" \
             or "-" in head.get("ETag", "")
         return head["ContentLength"], (checksum or "").split("-")[0] or None, composite
-
-    def stored_checksums(self, keys: Iterator[str]) -> Iterator[tuple[str, tuple | None]]:
-        """stored_checksum of each key, in order, `concurrency` requests in flight: on a
-        WAN a quick audit waits one round trip per that many objects, not per object.
-        Stops asking as soon as the caller stops reading (a failure, Ctrl-C)."""
-        self.client  # created once, before the threads share it  # noqa: B018
-        threads = self.settings.concurrency
-        window: deque = deque()
-        with ThreadPoolExecutor(threads) as pool:
-            try:
-                for key in keys:
-                    window.append((key, pool.submit(self.stored_checksum, key)))
-                    if len(window) >= 2 * threads:
-                        key, future = window.popleft()
-                        yield key, future.result()
-                while window:
-                    key, future = window.popleft()
-                    yield key, future.result()
-            finally:
-                for _key, future in window:
-                    future.cancel()
 
     def round_trip(self) -> list[tuple[str, bool, str]]:
         """Upload (verified), read back and delete a small object, step by step."""
