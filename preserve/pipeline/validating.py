@@ -110,6 +110,7 @@ class _Child:
         self.requests = -1  # the write end of the requests pipe
         self.pending = b""
         self.errors = None
+        self.path: str | None = None
         atexit.register(self.stop)
 
     def ask(self, item: Item) -> dict | str:
@@ -117,8 +118,9 @@ class _Child:
         request = (json.dumps({"path": item.path, "kind": item.kind, "mime": item.mime,
                                "timeout": item.timeout()}) + "\n").encode()
         try:
-            if self.proc is not None and self.proc.poll() is not None:
-                self.stop()  # it ended between two files: a new one, not a verdict lost
+            if self.proc is not None and (self.proc.poll() is not None
+                                          or self.path != os.environ.get("PATH")):
+                self.stop()  # it ended between two files, or the tools it would find changed
             if self.proc is None:
                 self._start()
             os.write(self.requests, request)
@@ -143,6 +145,7 @@ class _Child:
         return json.loads(line)
 
     def _start(self) -> None:
+        self.path = os.environ.get("PATH")  # where it finds ffmpeg, flac, ImageMagick
         read, self.requests = os.pipe()
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         try:
