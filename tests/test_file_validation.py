@@ -328,3 +328,15 @@ def test_validate_files_queued_on_postgresql_is_a_job_per_aip(tmp_path, corpus,
             assert verdicts["encrypted"] == _expected("encrypted")
     finally:
         repo.close()
+
+
+def test_the_command_stores_marked_files_exits_0_and_says_so_in_red(repo, corpus):
+    """Policy `on`: the ingest did what was asked (exit 0), and says how many damaged
+    files it stored; `strict` is how a cron job stops on them (exit 1)."""
+    done = run(repo.root, "ingest", corpus, "-c", "tests")
+    assert f"{_expected('invalid')} damaged or infected file(s) stored" in done.stdout
+    assert "Files marked at ingest" in done.stdout
+    policy = repo.root / "policies" / "default.yaml"
+    policy.write_text(policy.read_text().replace("  validate: on", "  validate: strict"))
+    refused = run(repo.root, "ingest", corpus, "-c", "tests", check_code=1)
+    assert "refused by policy (strict)" in refused.stdout + refused.stderr

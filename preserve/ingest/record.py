@@ -50,7 +50,8 @@ class IngestResult:
     checks: dict = field(default_factory=dict)
 
     def problems(self) -> list[str]:
-        """Files stored that are damaged or infected: the ingest exits 1 (problems found)."""
+        """Files stored that are damaged or infected (policy `on` stores them marked; the
+        ingest succeeded, exit 0; `strict` would have refused the SIP)."""
         checks = self.checks or {}
         virus = checks.get("virus") or {}
         return ([f"{f['path']}: {f['status']}: {'; '.join(f['findings'])}"

@@ -84,6 +84,9 @@ def ingest_summary(result) -> None:
     out.print(table)
     out.print(formats_table(result.formats, title="Formats found"))
     _flagged(result.checks)
+    if result.problems():
+        out.print(f"[bold red]{len(result.problems())} damaged or infected file(s) stored[/], "
+                  "marked as such (policy 'strict' refuses such a SIP instead)")
     if result.skipped:
         out.print(f"[yellow]Left out by policy ({len(result.skipped)}):[/]")
         for s in result.skipped:
