@@ -38,6 +38,8 @@ from latency_proxy import LatencyRelay  # noqa: E402
 from replicate import ENV, PY, free_port, make_source  # noqa: E402
 
 SAME = 16  # preserve's default concurrency: the peers are run with it too
+CONCURRENCY = 16  # preserve's (--concurrency)
+PEERS = True
 
 
 def subset(kind: str, files: int) -> Path:
@@ -111,8 +113,8 @@ def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str |
             server.s3.create_bucket(Bucket=b)
         (repo / "locations" / "wan.yaml").write_text(yaml.safe_dump({
             "name": "wan", "kind": "s3", "bucket": buckets["pres"], "endpoint_url": relay.url,
-            "region": "us-east-1", "addressing_style": "path"}))
-        rows.append(("preserve replicate (16)", *measure(
+            "region": "us-east-1", "addressing_style": "path", "concurrency": CONCURRENCY}))
+        rows.append((f"preserve replicate ({CONCURRENCY})", *measure(
             server, [PY, "-m", "preserve", "replicate", "--to", "wan"], renv)))
         loop = (f"import boto3,sys\ns3=boto3.client('s3',endpoint_url='{relay.url}',"
                 "region_name='us-east-1')\nfor p in sys.stdin.read().split('\\n'):\n"
@@ -123,7 +125,7 @@ def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str |
             rows.append(("boto3 upload_file loop", *measure(
                 server, [PY, "-c", loop.replace("sys.stdin.read()",
                                                 f"open('{listing.name}').read()")], env)))
-        if aws:
+        if aws and PEERS:
             for label, bucket, n in (("aws s3 sync (10)", buckets["aws"], None),
                                      (f"aws s3 sync ({SAME})", buckets["awsn"], SAME)):
                 with tempfile.NamedTemporaryFile("w", suffix=".cfg") as cfg:
@@ -134,7 +136,7 @@ def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str |
                         aws, "s3", "sync", str(source), f"s3://{bucket}/", "--endpoint-url",
                         relay.url, "--only-show-errors", "--exclude", ".complete"],
                         dict(env, AWS_CONFIG_FILE=cfg.name))))
-        if shutil.which("rclone"):
+        if shutil.which("rclone") and PEERS:
             renv2 = {k: v for k, v in env.items() if k != "AWS_CA_BUNDLE"}  # plain http here
             renv2.update(RCLONE_CONFIG_WAN_TYPE="s3", RCLONE_CONFIG_WAN_PROVIDER="Other",
                          RCLONE_CONFIG_WAN_ENDPOINT=relay.url,
@@ -167,7 +169,11 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--only", choices=("small", "large"))
     parser.add_argument("--aws", default="/tmp/awscli-venv/bin/aws")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--preserve-only", action="store_true")
     args = parser.parse_args()
+    global CONCURRENCY, PEERS
+    CONCURRENCY, PEERS = args.concurrency, not args.preserve_only
     env = dict(os.environ, **ENV, PRESERVE_NO_PROGRESS="1")
     aws = args.aws if Path(args.aws).exists() else shutil.which("aws")
     server = Server(env)

@@ -161,15 +161,22 @@ def test_one_request_per_object_and_the_verification_named(s3_server, bucket, tm
     assert "does not check checksums" in steps["write"]
 
 
-def test_a_local_copy_that_changed_is_refused_in_one_request(s3_server, bucket, tmp_path):
+def test_a_local_copy_that_changed_is_refused_before_anything_is_sent(s3_server, bucket,
+                                                                      tmp_path):
     _, name = bucket
     store = _storage(s3_server, name)
+    store.verification()
     path, digest = _file(tmp_path, 5000)
     path.write_bytes(b"x" + path.read_bytes()[1:])  # changed since its digest was recorded
     sent = _counted(store)
-    with pytest.raises(FixityMismatch, match="holds different bytes"):
+    with pytest.raises(FixityMismatch, match="nothing was sent"):
         store.put_file("k/changed", path, digest, 5000)
-    assert sent.get("HeadObject") is None
+    assert sent == {}
+    big, big_digest = _file(tmp_path, (2 << 20) + 5)  # sent as a stream: refused after
+    big.write_bytes(b"x" + big.read_bytes()[1:])
+    with pytest.raises(FixityMismatch, match="holds different bytes"):
+        store.put_file("k/big", big, big_digest, (2 << 20) + 5)
+    assert sent == {"PutObject": 1}
 
 
 def test_concurrency_is_a_checked_location_setting(tmp_path):
