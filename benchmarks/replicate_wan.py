@@ -40,6 +40,7 @@ from replicate import ENV, PY, free_port, make_source  # noqa: E402
 SAME = 16  # preserve's default concurrency: the peers are run with it too
 CONCURRENCY = 16  # preserve's (--concurrency)
 PEERS = True
+SKIP_LOOP = False
 
 
 def subset(kind: str, files: int) -> Path:
@@ -116,15 +117,15 @@ def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str |
             "region": "us-east-1", "addressing_style": "path", "concurrency": CONCURRENCY}))
         rows.append((f"preserve replicate ({CONCURRENCY})", *measure(
             server, [PY, "-m", "preserve", "replicate", "--to", "wan"], renv)))
-        loop = (f"import boto3,sys\ns3=boto3.client('s3',endpoint_url='{relay.url}',"
-                "region_name='us-east-1')\nfor p in sys.stdin.read().split('\\n'):\n"
-                f"    p and s3.upload_file(p,'{buckets['loop']}',p)\n")
-        with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
-            listing.write("\n".join(map(str, data)))
-            listing.flush()
-            rows.append(("boto3 upload_file loop", *measure(
-                server, [PY, "-c", loop.replace("sys.stdin.read()",
-                                                f"open('{listing.name}').read()")], env)))
+        if not SKIP_LOOP:
+            loop = (f"import boto3\ns3=boto3.client('s3',endpoint_url='{relay.url}',"
+                    "region_name='us-east-1')\nfor p in open(LISTING).read().split('\\n'):\n"
+                    f"    p and s3.upload_file(p,'{buckets['loop']}',p)\n")
+            with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
+                listing.write("\n".join(map(str, data)))
+                listing.flush()
+                rows.append(("boto3 upload_file loop", *measure(
+                    server, [PY, "-c", loop.replace("LISTING", repr(listing.name))], env)))
         if aws and PEERS:
             for label, bucket, n in (("aws s3 sync (10)", buckets["aws"], None),
                                      (f"aws s3 sync ({SAME})", buckets["awsn"], SAME)):
@@ -171,9 +172,11 @@ def main() -> None:
     parser.add_argument("--aws", default="/tmp/awscli-venv/bin/aws")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--preserve-only", action="store_true")
+    parser.add_argument("--skip-loop", action="store_true", help="(slow across a WAN)")
     args = parser.parse_args()
-    global CONCURRENCY, PEERS
+    global CONCURRENCY, PEERS, SKIP_LOOP
     CONCURRENCY, PEERS = args.concurrency, not args.preserve_only
+    SKIP_LOOP = args.skip_loop or args.preserve_only
     env = dict(os.environ, **ENV, PRESERVE_NO_PROGRESS="1")
     aws = args.aws if Path(args.aws).exists() else shutil.which("aws")
     server = Server(env)
