@@ -41,6 +41,7 @@ SAME = 16  # preserve's default concurrency: the peers are run with it too
 CONCURRENCY = 16  # preserve's (--concurrency)
 PEERS = True
 SKIP_LOOP = False
+AUDIT = False
 
 
 def subset(kind: str, files: int) -> Path:
@@ -117,6 +118,16 @@ def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str |
             "region": "us-east-1", "addressing_style": "path", "concurrency": CONCURRENCY}))
         rows.append((f"preserve replicate ({CONCURRENCY})", *measure(
             server, [PY, "-m", "preserve", "replicate", "--to", "wan"], renv)))
+        if AUDIT:
+            rows.append((f"preserve audit, quick ({CONCURRENCY})", *measure(
+                server, [PY, "-m", "preserve", "audit", "--location", "wan"], renv)))
+            heads = (f"import boto3\ns3=boto3.client('s3',endpoint_url='{relay.url}',"
+                     "region_name='us-east-1')\nb='" + buckets["pres"] + "'\n"
+                     "for page in s3.get_paginator('list_objects_v2').paginate(Bucket=b):\n"
+                     "    for o in page.get('Contents', []):\n"
+                     "        s3.head_object(Bucket=b, Key=o['Key'], ChecksumMode='ENABLED')\n")
+            rows.append(("list + one HeadObject each", *measure(server, [PY, "-c", heads],
+                                                                env)))
         if not SKIP_LOOP:
             loop = (f"import boto3\ns3=boto3.client('s3',endpoint_url='{relay.url}',"
                     "region_name='us-east-1')\nfor p in open(LISTING).read().split('\\n'):\n"
@@ -155,7 +166,8 @@ def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str |
         relay.stop()
         shutil.rmtree(out, ignore_errors=True)
     print(f"{kind}, round trip {rtt:g} ms: {len(data)} files, {nbytes / 1e6:.0f} MB")
-    best_peer = min((r[1] for r in rows[1:]), default=None)
+    best_peer = min((r[1] for r in rows[1:] if "audit" not in r[0] and "HeadObject" not in r[0]),
+                    default=None)
     for label, seconds, requests, peak in rows:
         print(f"  {label:<28} {seconds:7.2f} s  {len(data) / seconds:6.0f} files/s  "
               f"{nbytes / seconds / 1e6:6.1f} MB/s  {requests:6d} requests  "
@@ -173,8 +185,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--preserve-only", action="store_true")
     parser.add_argument("--skip-loop", action="store_true", help="(slow across a WAN)")
+    parser.add_argument("--audit", action="store_true",
+                        help="also: preserve's quick audit of the copy, and a HeadObject loop")
     args = parser.parse_args()
-    global CONCURRENCY, PEERS, SKIP_LOOP
+    global CONCURRENCY, PEERS, SKIP_LOOP, AUDIT
+    AUDIT = args.audit
     CONCURRENCY, PEERS = args.concurrency, not args.preserve_only
     SKIP_LOOP = args.skip_loop or args.preserve_only
     env = dict(os.environ, **ENV, PRESERVE_NO_PROGRESS="1")
