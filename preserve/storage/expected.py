@@ -69,7 +69,13 @@ def listing(storage, key: str, unreadable: Callable[[str], None] = lambda rel: N
             yield ocfl.rel_in_version(rel), o.size
         else:
             unreadable(ocfl.rel_in_version(rel))
-    if root:
+    if root and hasattr(storage, "list_here"):  # an object store: one listing, not 3 HEADs
+        here = {o.key: o.size for o in storage.list_here(ocfl.object_of(key))}
+        for name in ocfl.ROOT_FILES:
+            size = here.get(ocfl.key_of(key, name))
+            if size is not None:
+                yield name, size
+    elif root:
         for name in ocfl.ROOT_FILES:
             found = storage.stat(ocfl.key_of(key, name))
             if found is not None:
