@@ -18,7 +18,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from preserve.domain import ocfl
-from preserve.errors import FixityMismatch
+from preserve.errors import FixityMismatch, PreserveError
 from preserve.stores.base import DigestOf, bag_files, open_stored
 
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
@@ -48,7 +48,10 @@ BY_ETAG = ("the store does not check checksums: the SHA-256 of the bytes sent ag
 BY_HEAD = "the store's SHA-256 read back after each upload (two requests per object)"
 DIGEST_REFUSED = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch",
                             "XAmzContentSHA256Mismatch"})
-PROBE_KEY = ".preserve-checksum-probe-"
+# Where the probe goes: an extension folder of the storage root, where OCFL lets a tool
+# keep its own files (`check` names nothing there), should it outlive its deletion (a
+# bucket whose Object Lock keeps every object for its retention).
+PROBE_KEY = "extensions/preserve-probe/checksum-"
 
 
 def _b64(hex_digest: str) -> str:
@@ -78,8 +81,9 @@ class S3Uploads:
                        ChecksumAlgorithm="SHA256", ChecksumSHA256=wrong)
         except FixityMismatch:  # refused: it checks what it receives
             return BY_STORE
-        self._call("remove the checksum probe", self.client.delete_object,
-                   Bucket=self.settings.bucket, Key=key)
+        with suppress(PreserveError):  # Object Lock may keep it: harmless where it is
+            self._call("remove the checksum probe", self.client.delete_object,
+                       Bucket=self.settings.bucket, Key=key)
         return BY_ETAG
 
     def put_file(self, key: str, path: Path, sha256_hex: str, size: int) -> str | None:
