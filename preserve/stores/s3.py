@@ -305,19 +305,15 @@ class S3Storage(S3Uploads):
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object under `prefix`, a page (1,000 keys) at a time: listing a bucket of
         millions of objects holds one page in memory."""
-        kwargs = {"Bucket": self.settings.bucket, "Prefix": self._key(prefix)}
-        while True:
-            page = self._call(f"list {prefix}", self.client.list_objects_v2, **kwargs)
-            for obj in page.get("Contents", []):
-                yield ObjectInfo(decode_object_key(obj["Key"][len(self.prefix):]), obj["Size"])
-            if not page.get("IsTruncated"):
-                return
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        return self._listed(prefix)
 
     def list_here(self, prefix: str) -> Iterator[ObjectInfo]:
         """The objects directly under `prefix` (not in its "folders"): an object root's
         few files in one request, where a HeadObject each would wait a round trip each."""
-        kwargs = {"Bucket": self.settings.bucket, "Prefix": self._key(prefix), "Delimiter": "/"}
+        return self._listed(prefix, Delimiter="/")
+
+    def _listed(self, prefix: str, **extra) -> Iterator[ObjectInfo]:
+        kwargs = {"Bucket": self.settings.bucket, "Prefix": self._key(prefix), **extra}
         while True:
             page = self._call(f"list {prefix}", self.client.list_objects_v2, **kwargs)
             for obj in page.get("Contents", []):
