@@ -22,6 +22,8 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    UniqueConstraint,
+    event,
 )
 
 metadata = MetaData()
@@ -112,6 +114,52 @@ file_validations = Table(
     Index("file_validations_status", "check_type", "status"),
     **NO_ROWID,
 )
+
+# The full-text search index (issue 27): a row per AIP (its descriptive metadata), per
+# payload file (its name and format) and per page of a file's extracted text (kept in the
+# AIP under metadata/text/). `keys` are the words' search keys (domain/words.py), which the
+# engine indexes: FTS5 in SQLite (search_fts, kept by triggers), a GIN index of the keys
+# as lexemes in PostgreSQL. `id` is only the row's number for FTS5 (never compared).
+search_pages = Table(
+    "search_pages", metadata,
+    Column("id", Integer().with_variant(BigInteger, "postgresql"), primary_key=True,
+           autoincrement=True, info={"surrogate": True}),
+    Column("aip_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),  # the AIP's version indexed
+    Column("collection", Text, nullable=False),
+    Column("path", PATH, nullable=False),  # '' for the AIP's own row
+    Column("page", Integer, nullable=False),  # 0: the file's name and format; 1...: pages
+    Column("kind", Text, nullable=False),  # aip, file, text, ocr
+    Column("puid", Text),
+    Column("text", Text, nullable=False),
+    Column("keys", Text, nullable=False),
+    ForeignKeyConstraint(["aip_id"], ["aips.id"], ondelete="CASCADE"),
+    UniqueConstraint("aip_id", "path", "page"),
+)
+# What each database indexes the keys with, made with the table (here and by Alembic).
+SEARCH_DDL = {
+    "sqlite": [
+        "CREATE VIRTUAL TABLE search_fts USING fts5(keys, content='search_pages', "
+        "content_rowid='id', tokenize='unicode61 remove_diacritics 0')",
+        "CREATE TRIGGER search_pages_added AFTER INSERT ON search_pages BEGIN "
+        "INSERT INTO search_fts(rowid, keys) VALUES (new.id, new.keys); END",
+        "CREATE TRIGGER search_pages_removed AFTER DELETE ON search_pages BEGIN "
+        "INSERT INTO search_fts(search_fts, rowid, keys) VALUES ('delete', old.id, old.keys); "
+        "END",
+    ],
+    "postgresql": [
+        "CREATE INDEX search_pages_keys ON search_pages USING gin "
+        "(array_to_tsvector(string_to_array(keys, ' ')))",
+    ],
+}
+
+
+def _search_ddl(target, connection, **_kw) -> None:
+    for statement in SEARCH_DDL.get(connection.dialect.name, []):
+        connection.exec_driver_sql(statement)
+
+
+event.listen(search_pages, "after_create", _search_ddl)
 
 replicas = Table(
     "replicas", metadata,

@@ -73,7 +73,8 @@ def compare(here: Catalog, there: Catalog, ignore: list[str] | None = None) -> C
                           hint="name a column as TABLE.COLUMN, e.g. events.seq")
     result = CatalogDiff(here.describe(), there.describe(), ignored)
     for name, table in sorted(metadata.tables.items()):
-        columns = [c.name for c in table.columns if f"{name}.{c.name}" not in ignored]
+        columns = [c.name for c in table.columns if f"{name}.{c.name}" not in ignored
+                   and not c.info.get("surrogate")]  # a number each catalog gives its rows
         key = [c.name for c in table.primary_key.columns if c.name in columns] or columns
         result.tables.append(_compare_table(here, there, name, columns, key))
     return result

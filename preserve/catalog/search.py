@@ -1,0 +1,83 @@
+"""The full-text search index (issue 27), one question for two engines.
+
+Rows carry their words' search keys (domain/words.py). A query is terms that must all
+match, each a few keys any of which a row must hold or (three letters and more) begin
+with. SQLite asks FTS5 (`"key"*` prefix queries, ranked by bm25); PostgreSQL asks a
+GIN index of the keys as lexemes, taken literally (`array_to_tsvector`; no parser, no
+dictionary), with `'key':*` prefixes, ranked by ts_rank. The same keys and the same rule
+give both the same hits; only their order among equals may differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from preserve.catalog.database import and_where
+from preserve.domain.words import is_prefix
+
+# (aip id, version, collection, path, page, kind, puid, text, keys)
+PageRow = tuple[str, int, str, str, int, str, str | None, str, str]
+# (aip id, version, collection, path, page, kind, puid, text)
+Hit = tuple[str, int, str, str, int, str, str | None, str]
+COLUMNS = "p.aip_id, p.version, p.collection, p.path, p.page, p.kind, p.puid, p.text"
+
+
+class Search:
+    """Search: one part of the Catalog (preserve.catalog), on its connection."""
+
+    def replace_search_rows(self, aip_id: str, rows: Iterable[PageRow]) -> int:
+        """An AIP's rows, replacing what the index held of it, in one transaction."""
+        rows = list(rows)
+        with self.transaction() as db:
+            db.execute("DELETE FROM search_pages WHERE aip_id = ?", (aip_id,))
+            db.executemany("INSERT INTO search_pages (aip_id, version, collection, path, "
+                           "page, kind, puid, text, keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           rows)
+        return len(rows)
+
+    def search_stale(self) -> list[str]:
+        """Stored AIPs whose head version the index does not hold: a version added since
+        (a correction, a migration, extracted text), or never indexed."""
+        return [r[0] for r in self.execute(
+            "SELECT a.id FROM aips a JOIN (SELECT aip_id, MAX(version) AS head FROM versions "
+            "WHERE state = 'stored' GROUP BY aip_id) v ON v.aip_id = a.id LEFT JOIN "
+            "search_pages p ON p.aip_id = a.id AND p.kind = 'aip' WHERE a.state = 'stored' "
+            "AND (p.version IS NULL OR p.version <> v.head) ORDER BY a.id")]
+
+    def search_counts(self) -> dict[str, int]:
+        """Rows of the index by kind."""
+        return {kind: n for kind, n in self.execute(
+            "SELECT kind, COUNT(*) FROM search_pages GROUP BY kind")}
+
+    def search_hits(self, terms: list[tuple[str, ...]], *, collection: str | None = None,
+                    puid: str | None = None, aip_id: str | None = None,
+                    limit: int = 200) -> list[Hit]:
+        """The best `limit` rows holding every term, best first."""
+        if not terms:
+            return []
+        where, args = and_where({"p.collection": collection, "p.puid": puid,
+                                 "p.aip_id": aip_id})
+        if self.server:
+            return [tuple(r) for r in self.execute(
+                f"SELECT {COLUMNS} FROM search_pages p, CAST(? AS tsquery) q WHERE "
+                "array_to_tsvector(string_to_array(p.keys, ' ')) @@ q" + where +
+                " ORDER BY ts_rank(array_to_tsvector(string_to_array(p.keys, ' ')), q) DESC, "
+                "p.aip_id, p.path, p.page LIMIT ?", [tsquery(terms), *args, limit])]
+        return [tuple(r) for r in self.execute(
+            f"SELECT {COLUMNS} FROM search_fts JOIN search_pages p ON p.id = search_fts.rowid "
+            "WHERE search_fts MATCH ?" + where +
+            " ORDER BY bm25(search_fts), p.aip_id, p.path, p.page LIMIT ?",
+            [fts5_query(terms), *args, limit])]
+
+
+def fts5_query(terms: list[tuple[str, ...]]) -> str:
+    """The terms as an FTS5 query: `("k1"* OR "k2"*) AND ...` (keys are letters and
+    digits only, so quoting is all they need)."""
+    return " AND ".join("(" + " OR ".join(f'"{k}"' + ("*" if is_prefix(k) else "")
+                                          for k in term) + ")" for term in terms)
+
+
+def tsquery(terms: list[tuple[str, ...]]) -> str:
+    """The terms as a PostgreSQL tsquery, lexemes taken literally: `('k1':* | 'k2') & ...`."""
+    return " & ".join("(" + " | ".join(f"'{k}'" + (":*" if is_prefix(k) else "")
+                                       for k in term) + ")" for term in terms)
