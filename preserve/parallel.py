@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -190,3 +191,28 @@ def _kill(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         with suppress(Exception):
             process.join(5)
+
+
+def in_order(fn, items, stop, threads: int):
+    """fn of each item, `threads` at a time, yielded in the items' order; no new item is
+    started once `stop()` says so, or once the caller stops reading."""
+    if threads <= 1:
+        for item in items:
+            if stop():
+                return
+            yield fn(item)
+        return
+    window: deque = deque()
+    with ThreadPoolExecutor(threads) as pool:
+        try:
+            for item in items:
+                if stop():
+                    break
+                window.append(pool.submit(fn, item))
+                if len(window) >= 2 * threads:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        finally:
+            for future in window:
+                future.cancel()

@@ -186,6 +186,20 @@ def validate_files_aip(context, *, aip: str) -> dict:
                 lambda repo: validate_stored(repo, [aip], workers=1).to_dict())
 
 
+@_task("extract", retry=RETRY)
+def extract_aip(context, *, aip: str) -> dict:
+    """Extract one AIP's full text into a new version, then index it."""
+    from preserve.data.extract import extract_stored
+    from preserve.data.search_index import index_aip
+
+    def work(repo: Repository) -> dict:
+        result = extract_stored(repo, [aip], workers=1).to_dict()
+        index_aip(repo, repo.catalog.resolve(aip))
+        return result
+
+    return _job(context, "extract", aip, work)
+
+
 @_task("storage-migrate", retry=RETRY)
 def storage_migrate_aip(context, *, aip: str, source: str, target: str,
                         retire: bool = False) -> dict:

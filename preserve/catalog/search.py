@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from preserve.catalog.database import and_where
+from preserve.catalog.database import PAYLOAD, and_where
 from preserve.domain.words import is_prefix
 
 # (aip id, version, collection, path, page, kind, puid, text, keys)
@@ -43,6 +43,24 @@ class Search:
             "WHERE state = 'stored' GROUP BY aip_id) v ON v.aip_id = a.id LEFT JOIN "
             "search_pages p ON p.aip_id = a.id AND p.kind = 'aip' WHERE a.state = 'stored' "
             "AND (p.version IS NULL OR p.version <> v.head) ORDER BY a.id")]
+
+    def payload_formats(self, aip_id: str) -> list[tuple[str, str | None, str | None]]:
+        """(bag path, puid, format name) of the AIP's stored payload files."""
+        return [tuple(r) for r in self.execute(
+            "SELECT f.path, f.puid, f.format FROM files f JOIN versions v ON v.aip_id = "
+            "f.aip_id AND v.version = f.version AND v.state = 'stored' WHERE f.aip_id = ? "
+            f"AND {PAYLOAD} ORDER BY f.path", (aip_id,))]
+
+    def kept_text(self, aip_ids: list[str] | None = None) -> dict[str, set[str]]:
+        """{AIP: the bag paths of the text files it keeps (metadata/text/...)}."""
+        where, args = and_where({"f.aip_id": aip_ids})
+        kept: dict[str, set[str]] = {}
+        for aip, path in self.stream(
+                "SELECT f.aip_id, f.path FROM files f JOIN versions v ON v.aip_id = f.aip_id "
+                "AND v.version = f.version AND v.state = 'stored' WHERE "
+                f"substr(f.path, 1, 14) = 'metadata/text/'{where}", args):
+            kept.setdefault(aip, set()).add(path)
+        return kept
 
     def search_counts(self) -> dict[str, int]:
         """Rows of the index by kind."""

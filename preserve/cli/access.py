@@ -1,4 +1,4 @@
-"""Commands that give AIPs out: export."""
+"""Commands that give AIPs out: export, search, and the text search finds (extract)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from preserve import render
-from preserve.cli.app import JsonOpt, open_repo, show_progress
+from preserve.cli.app import JsonOpt, QueueOpt, WorkersOpt, open_repo, show_progress
 
 
 def export(
@@ -31,3 +31,64 @@ def export(
         render.out.print(f"[bold green]Exported[/] AIP {result.aip_id} v{result.version} to "
                          f"{render.text(result.destination)} ({result.files} files, "
                          f"{result.bytes} bytes, all verified, read from {result.location})")
+
+
+def extract(
+    aips: Annotated[list[str] | None, typer.Argument(
+        help="AIPs whose stored files to extract text from (or --all).")] = None,
+    all_aips: Annotated[bool, typer.Option("--all", help="Every AIP.")] = False,
+    workers: WorkersOpt = None,
+    queued: QueueOpt = False,
+    json_out: JsonOpt = False,
+):
+    """Extract the full text of stored files (text layers, office documents, OCR of scans)
+    and keep it in each AIP as a new version; then index it for search. Exit 1 if a
+    file gave no text."""
+    from preserve.data.extract import extract_stored
+    from preserve.data.search_index import refresh
+
+    if not aips and not all_aips:
+        raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
+    repo = open_repo()
+    if queued:
+        from preserve.admin.tasks import enqueue_per_aip
+        from preserve.cli.app import enqueued
+
+        ids = ([repo.catalog.resolve(a) for a in aips] if aips and not all_aips
+               else [a.id for a in repo.catalog.list_aips()])
+        enqueued("extract", enqueue_per_aip(repo, "extract", ids), json_out)
+        return
+    with render.progress_bar(show_progress()) as progress:
+        result = extract_stored(repo, None if all_aips else aips, workers=workers,
+                                progress=progress)
+        refresh(repo, progress)
+    render.report(result, json_out, render.extract_report)
+    raise typer.Exit(result.exit_code)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="Words to find (every one must be found).")],
+    collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
+    format_puid: Annotated[str | None, typer.Option(
+        "--format", help="Only files of this PRONOM id (e.g. fmt/276).")] = None,
+    aip: Annotated[str | None, typer.Option("--aip", help="Only this AIP.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Hits to show.")] = 20,
+    json_out: JsonOpt = False,
+):
+    """Find AIPs and files by words in their description, names, formats and full text:
+    ranked, each with a snippet and its page. Kazakh, Azerbaijani, Russian and English
+    as people type them. Exit 1 when nothing is found."""
+    from preserve.access.search import search as run_search
+    from preserve.data.search_index import refresh
+
+    repo = open_repo()
+    with render.progress_bar(show_progress()) as progress:
+        refresh(repo, progress)  # AIPs changed since they were indexed
+    aip_id = repo.catalog.resolve(aip) if aip else None
+    hits = run_search(repo.catalog, query, collection=collection, puid=format_puid,
+                      aip_id=aip_id, limit=limit)
+    if json_out:
+        render.emit_json({"query": query, "hits": [h.to_dict() for h in hits]})
+    else:
+        render.search_report(query, hits)
+    raise typer.Exit(0 if hits else 1)

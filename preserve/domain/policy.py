@@ -7,6 +7,7 @@ risks, rights) extend the same schema.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,19 @@ class IngestPolicy:
     virus: str = "on"
     virus_database: str | None = None  # a folder or signature file; the system's if None
     virus_database_max_age_days: float = 7
+
+
+@dataclass
+class TextPolicy:
+    """Full text (issue 27): whether ingest extracts it (`extract`: on or off), and the
+    OCR languages (tesseract's model names, in order, the first leading): for every
+    collection (`languages`) or for one (`collections`); none named: detected per page."""
+    extract: str = "on"
+    languages: list[str] = field(default_factory=list)
+    collections: dict[str, list[str]] = field(default_factory=dict)
+
+    def languages_for(self, collection: str) -> list[str] | None:
+        return self.collections.get(collection) or self.languages or None
 
 
 AUDIT_KINDS = ("quick", "full")
@@ -98,6 +112,7 @@ class Policy:
     ingest: IngestPolicy = field(default_factory=IngestPolicy)
     audit: AuditPolicy = field(default_factory=AuditPolicy)
     media: MediaPolicy = field(default_factory=MediaPolicy)
+    text: TextPolicy = field(default_factory=TextPolicy)
 
 
 def _need(cond: bool, file: Path, key: str, message: str) -> None:
@@ -184,7 +199,24 @@ def load_policy(path: Path) -> Policy:
     _need(isinstance(policy.ingest.archive_max_ratio, int)
           and policy.ingest.archive_max_ratio >= 1, path, "ingest.archive_max_ratio",
           "must be a whole number of at least 1")
+    policy.text = _text_policy(data.get("text") or {}, path)
     return policy
+
+
+def _text_policy(text: dict, path: Path) -> TextPolicy:
+    _need(isinstance(text, dict), path, "text", "must be a mapping")
+    extract = _choice(text, "extract", ("on", "off"), "on", path, "text") \
+        if not isinstance(text.get("extract"), bool) else ("on" if text["extract"] else "off")
+    languages = text.get("languages") or []
+    collections = text.get("collections") or {}
+    _need(isinstance(collections, dict), path, "text.collections",
+          "must map a collection's name to its languages")
+    for where, names in [("text.languages", languages),
+                         *((f"text.collections.{c}", v) for c, v in collections.items())]:
+        _need(isinstance(names, list) and all(isinstance(n, str) and re.fullmatch(
+            r"[a-z_]+", n) for n in names), path, where,
+            "must be a list of tesseract language models, e.g. [kaz, rus]")
+    return TextPolicy(extract, list(languages), {str(c): list(v) for c, v in collections.items()})
 
 
 def _audit_rule(data: dict, path: Path, where: str, base: AuditRule) -> AuditRule:

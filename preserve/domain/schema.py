@@ -34,6 +34,7 @@ POLICY: Schema = {
     "ingest": {"links": None, "special_files": None, "case_collisions": None,
                "archive_max_ratio": None, "validate": None, "virus": None,
                "virus_database": None, "virus_database_max_age_days": None},
+    "text": {"extract": None, "languages": None, "collections": {"*": None}},
 }
 _PATHWAY = {"tool": None, "args": None, "timeout_seconds": None, "memory_mb": None,
             "then": None, "description": None}

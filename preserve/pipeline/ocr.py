@@ -14,6 +14,7 @@ models: same bytes of text, every run (one thread: OMP_THREAD_LIMIT=1).
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -50,11 +51,31 @@ def tesseract_version() -> str | None:
 
 
 @functools.cache
+def _list_langs() -> tuple[str, frozenset[str]]:
+    """(tessdata folder, the language models in it) of this machine's tesseract."""
+    run = run_tool(["tesseract", "--list-langs"], timeout=60)
+    said = run.stdout + run.stderr
+    folder = re.search(r'"([^"]+)"', said)
+    names = frozenset(line.strip() for line in said.splitlines()
+                      if re.fullmatch(r"[a-z_]+", line.strip()))
+    return (folder.group(1) if folder else ""), names
+
+
 def installed_languages() -> frozenset[str]:
     """The language models tesseract has on this machine."""
-    run = run_tool(["tesseract", "--list-langs"], timeout=60)
-    lines = (run.stdout + run.stderr).splitlines()
-    return frozenset(line.strip() for line in lines if re.fullmatch(r"[a-z_]+", line.strip()))
+    return _list_langs()[1]
+
+
+@functools.cache
+def model_id(lang: str) -> str:
+    """A language model as PREMIS records it: its name and the start of its file's
+    sha256 (Debian's packages carry no version inside the model)."""
+    path = Path(_list_langs()[0]) / f"{lang}.traineddata"
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return lang
+    return f"{lang} ({path.name} sha256 {digest}...)"
 
 
 def ocr_page(image: Path, workdir: Path, languages: list[str] | None = None,

@@ -6,15 +6,13 @@ store, or (a quick audit of S3) compared with the store's own checksums."""
 from __future__ import annotations
 
 import base64
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 
 from preserve.domain import ocfl
 from preserve.domain.fixity import FAST_ALGORITHM, hash_batch, hash_stream
 from preserve.domain.names import display
 from preserve.errors import PreserveError
-from preserve.parallel import batched, run_batches
+from preserve.parallel import batched, in_order, run_batches
 from preserve.storage.audit_records import Recorder, Visit
 from preserve.storage.expected import expected_digests, is_head, listing
 from preserve.stores import LocalStorage
@@ -151,31 +149,6 @@ def _concurrency(storage) -> int:
     if threads > 1:
         storage.client  # noqa: B018
     return threads
-
-
-def in_order(fn, items, stop, threads: int):
-    """fn of each item, `threads` at a time, yielded in the items' order; no new item is
-    started once `stop()` says so, or once the caller stops reading."""
-    if threads <= 1:
-        for item in items:
-            if stop():
-                return
-            yield fn(item)
-        return
-    window: deque = deque()
-    with ThreadPoolExecutor(threads) as pool:
-        try:
-            for item in items:
-                if stop():
-                    break
-                window.append(pool.submit(fn, item))
-                if len(window) >= 2 * threads:
-                    yield window.popleft().result()
-            while window:
-                yield window.popleft().result()
-        finally:
-            for future in window:
-                future.cancel()
 
 
 def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite) -> None:

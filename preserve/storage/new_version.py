@@ -52,6 +52,7 @@ from preserve.system import fstree
 from preserve.system.locks import writer_lock
 
 BAG_INFO = "bag-info.txt"
+PREMIS_PREFIX = "metadata/premis"  # the versions' PREMIS documents: written here only
 HASHED = (*INVENTORY_ALGORITHMS, FAST_ALGORITHM)
 
 
@@ -64,7 +65,8 @@ class VersionChange:
     per file); `derived`: for an added file made from another, (its source's bag path,
     the migration event's identifier, the rule's name); `identified`: added files
     already identified (a migration identifies each derivative to accept it), which
-    are not identified again."""
+    are not identified again; `metadata`: new tag files under metadata/ (extracted
+    text, OCR), (bag path, the file to copy in), never replacing one the AIP holds."""
     message: str
     event: Event
     agents: list[Agent]
@@ -73,6 +75,7 @@ class VersionChange:
     events: list[Event] = field(default_factory=list)
     derived: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     identified: dict[str, Identification] = field(default_factory=dict)
+    metadata: list[tuple[str, Path]] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +96,7 @@ def add_version(repo: Repository, aip_id: str, change: VersionChange) -> Version
     """Write the change as the AIP's next version, on the primary disk, then on the
     policy's other locations (each failure there reported, `replicate` finishes it)."""
     _check_added(change.added)
+    _check_metadata(change.metadata)
     tidy(repo)
     catalog = repo.catalog
     location = repo.primary_location()
@@ -105,6 +109,10 @@ def add_version(repo: Repository, aip_id: str, change: VersionChange) -> Version
         if taken:
             raise BadArgument(f"AIP {aip_id} v{head} already holds {display(taken[0])}: payload "
                               "is never replaced", hint="add the new file under another name")
+        taken = [rel for rel, _ in change.metadata if catalog.holds(aip_id, head, rel)]
+        if taken:
+            raise BadArgument(f"AIP {aip_id} v{head} already holds {display(taken[0])}: a "
+                              "version never replaces metadata it adds")
         version = head + 1
         name = f"{aip_id}.v{version}"
         lock = repo.staging / f"{name}.lock"
@@ -176,6 +184,20 @@ def _check_added(added: list[tuple[str, Path]]) -> None:
             raise BadArgument(f"{source} is not a file to add")
 
 
+def _check_metadata(files: list[tuple[str, Path]]) -> None:
+    seen = set()
+    for rel, source in files:
+        try:
+            check_relative(rel)
+        except UnsafePath as e:
+            raise BadArgument(f"{display(rel)!r} cannot be a bag path: {e}") from None
+        if not rel.startswith("metadata/") or rel in seen or rel.startswith(PREMIS_PREFIX):
+            raise BadArgument(f"{display(rel)!r}: new metadata goes under metadata/, once")
+        seen.add(rel)
+        if not Path(source).is_file():
+            raise BadArgument(f"{source} is not a file to add")
+
+
 def _write_version(repo, location, aip_id: str, head: int, version: int, staged: Path,
                    change: VersionChange) -> list[FileRecord]:
     catalog = repo.catalog
@@ -184,6 +206,9 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
     bag = version_dir / ocfl.CONTENT
     fstree.makedirs(bag / "metadata")
     added = _copy_added(bag, change.added, change.identified)
+    for rel, source in change.metadata:  # hashed with the other tag files, below
+        fstree.makedirs((bag / rel).parent)
+        shutil.copyfile(source, bag / rel)
     info = catalog.version_info(aip_id, head)
     files = info["files"] + len(added)
     nbytes = info["bytes"] + sum(r.size for r in added)

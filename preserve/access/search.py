@@ -1,0 +1,74 @@
+"""`preserve search`: AIPs and files found by words, ranked, each with a snippet and its page.
+
+The query goes through the language layer (domain/words.py) to the catalog's engine
+(catalog/search.py: FTS5 or PostgreSQL, the same hits). Hits come a page at a time; a
+file is shown once, at its best page. The snippet is cut here, from the page's own text,
+around its first word that answers a query term, the words that answer marked: the same
+on both engines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from preserve.catalog import Catalog
+from preserve.domain.words import keys, matches, query_terms, words
+from preserve.errors import BadArgument
+
+SNIPPET_WORDS = 12  # words either side of the first match
+FETCH_FACTOR = 5  # pages fetched per hit asked for (a file's pages collapse into one)
+
+
+@dataclass
+class Hit:
+    aip: str
+    version: int
+    collection: str
+    path: str  # the payload file ('' for the AIP's own description)
+    page: int  # 1... for text pages; 0 for a name or a description
+    kind: str  # aip, file, text, ocr
+    puid: str | None
+    snippet: str  # the page's words around the first match, matches in [brackets]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "path": self.path or None, "page": self.page or None}
+
+
+def search(catalog: Catalog, query: str, *, collection: str | None = None,
+           puid: str | None = None, aip_id: str | None = None, limit: int = 20) -> list[Hit]:
+    """The best `limit` hits of `query`: every word of it must be found."""
+    terms = query_terms(query)
+    if not terms:
+        raise BadArgument(f"the query {query!r} has no words to search for",
+                          hint="give a word, a name or a phrase")
+    if limit < 1:
+        raise BadArgument("--limit must be at least 1")
+    rows = catalog.search_hits(terms, collection=collection, puid=puid, aip_id=aip_id,
+                               limit=limit * FETCH_FACTOR)
+    hits, seen = [], set()
+    for aip, version, coll, path, page, kind, row_puid, text in rows:
+        where = (aip, path)
+        if where in seen:
+            continue
+        seen.add(where)
+        hits.append(Hit(aip, version, coll, path, page, kind, row_puid, snippet(text, terms)))
+        if len(hits) == limit:
+            break
+    return hits
+
+
+def snippet(text: str, terms: list[tuple[str, ...]], width: int = SNIPPET_WORDS) -> str:
+    """The words around the first that answers a term, every answering word in brackets."""
+    found = list(words(text))
+    marked = [any(matches(t, keys(m.group())) for t in terms) for m in found]
+    if not found:
+        return ""
+    first = marked.index(True) if True in marked else 0
+    start, end = max(0, first - width), min(len(found), first + width + 1)
+    out, at = [], found[start].start()
+    for m, hit in zip(found[start:end], marked[start:end], strict=True):
+        out.append(text[at:m.start()])
+        out.append(f"[{m.group()}]" if hit else m.group())
+        at = m.end()
+    body = " ".join("".join(out).split())
+    return ("… " if start else "") + body + (" …" if end < len(found) else "")
