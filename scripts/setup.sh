@@ -16,12 +16,16 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # of a repository on many machines (the tests start throwaway servers of their own).
 # ClamAV scans what is ingested (its signatures come from freshclam, or a database of the
 # archive's own named in the policy).
+# tesseract and its Kazakh, Azerbaijani (Latin and Cyrillic), Russian and English models
+# read scanned pages for search (extract), OSD telling their script.
 # Chromium prints the health report as PDF (report --pdf), and the tests open the HTML
 # report in it through Playwright (never a browser Playwright downloads).
 export DEBIAN_FRONTEND=noninteractive
 PACKAGES="libmagic1 python3 python3-venv python3-pip zip imagemagick ffmpeg flac ghostscript
   libreoffice-writer-nogui poppler-utils qpdf fonts-dejavu-core fonts-liberation2 postgresql
-  util-linux ca-certificates chromium clamav"
+  util-linux ca-certificates chromium clamav
+  tesseract-ocr tesseract-ocr-osd tesseract-ocr-kaz tesseract-ocr-aze tesseract-ocr-aze-cyrl
+  tesseract-ocr-rus tesseract-ocr-eng"
 # Another apt (an unattended upgrade) may hold the lock: wait for it rather than fail.
 APT_WAIT="-o DPkg::Lock::Timeout=600"
 # shellcheck disable=SC2086
@@ -48,6 +52,6 @@ fi
 # happens where PYTHONDONTWRITEBYTECODE is set: each start (and each worker) would compile
 # the package again. Compile it once here, as a regular install would.
 .venv/bin/python -m compileall -q preserve >/dev/null
-.venv/bin/python -c "import preserve, pygfried, magic, bagit, xxhash, pikepdf.pdfa, PIL, warcio, msoffcrypto, sqlalchemy, psycopg, procrastinate" \
+.venv/bin/python -c "import preserve, pygfried, magic, bagit, xxhash, pikepdf.pdfa, PIL, warcio, msoffcrypto, snowballstemmer, sqlalchemy, psycopg, procrastinate" \
   || { echo "setup failed: preserve's dependencies do not import" >&2; exit 1; }
 echo "preserve is installed in .venv (run .venv/bin/preserve --help)"

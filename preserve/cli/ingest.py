@@ -98,6 +98,7 @@ def ingest(
         result = run_ingest(repo, source, meta, policy=policy, workers=workers, progress=progress,
                             strict=strict, as_folder=as_folder,
                             refuse_duplicate=refuse_duplicate)
+        result.text = extract_after_ingest(repo, result.aip_id, workers, progress)
     render.report(result, json_out, render.ingest_summary)
     copies_missing(f"AIP {result.aip_id}", result)
 
@@ -136,3 +137,21 @@ def identify(
         render.identifications(rows)
     if any(i.error for _, i in rows):
         raise typer.Exit(EXIT_PROBLEMS)
+
+
+def extract_after_ingest(repo, aip_id: str, workers: int | None, progress) -> dict | None:
+    """The new AIP's full text, as a version of its own, where policy asks (text.extract:
+    on); then indexed. A file that gives no text leaves the ingest as it is: named, and
+    `preserve extract` tries it again."""
+    if repo.policy.text.extract != "on":
+        return None
+    from preserve.data.extract import extract_stored
+    from preserve.data.search_index import index_aip
+    from preserve.errors import PreserveError
+
+    try:
+        done = extract_stored(repo, [aip_id], workers=workers, progress=progress)
+        index_aip(repo, aip_id)
+    except PreserveError as e:
+        return {"error": e.message, "hint": "run 'preserve extract' once it is put right"}
+    return done.to_dict()

@@ -29,6 +29,7 @@ from preserve.catalog.database import REBUILDING, TABLES, is_server_url
 from preserve.catalog.log import count_logged
 from preserve.data.logged_checks import apply_logged_checks
 from preserve.data.object_reading import ObjectRows, UnreadableObject, read_object
+from preserve.data.search_index import refresh
 from preserve.domain import checkpoint as notes
 from preserve.domain import ocfl
 from preserve.domain.merkle import MerkleTree, leaf_hash
@@ -59,6 +60,7 @@ class RebuildResult(Verdict):
     unreachable: dict[str, str] = field(default_factory=dict)
     problems: list[dict] = field(default_factory=list)  # conflicts, unreadable copies
     aside: str | None = None  # where --replace put the catalog that was there
+    indexed: int = 0  # rows of the search index, made from the text the AIPs keep
 
     def to_dict(self) -> dict:
         return {"status": self.status, **{k: v for k, v in self.__dict__.items()}}
@@ -206,6 +208,11 @@ def rebuild(repo: Repository, *, sources: list[str] | None = None, verify: bool 
     apply_logged_checks(catalog, reachable, entries, result.problems)
     with catalog.transaction() as db:
         db.execute("DELETE FROM meta WHERE key = ?", (MARK,))
+    try:  # the search index, from the text the AIPs keep: nothing extracted again
+        result.indexed = refresh(repo, progress).rows
+    except PreserveError as e:
+        result.problems.append({"kind": "search index", "aip": None, "detail": f"not rebuilt: "
+                                f"{e.message} (search rebuilds it when run)"})
     _count(catalog, result)
     return result
 

@@ -45,7 +45,7 @@ class TextPolicy:
     """Full text (issue 27): whether ingest extracts it (`extract`: on or off), and the
     OCR languages (tesseract's model names, in order, the first leading): for every
     collection (`languages`) or for one (`collections`); none named: detected per page."""
-    extract: str = "on"
+    extract: str = "off"
     languages: list[str] = field(default_factory=list)
     collections: dict[str, list[str]] = field(default_factory=dict)
 
@@ -205,7 +205,7 @@ def load_policy(path: Path) -> Policy:
 
 def _text_policy(text: dict, path: Path) -> TextPolicy:
     _need(isinstance(text, dict), path, "text", "must be a mapping")
-    extract = _choice(text, "extract", ("on", "off"), "on", path, "text") \
+    extract = _choice(text, "extract", ("on", "off"), "off", path, "text") \
         if not isinstance(text.get("extract"), bool) else ("on" if text["extract"] else "off")
     languages = text.get("languages") or []
     collections = text.get("collections") or {}

@@ -48,6 +48,7 @@ class IngestResult:
     duplicate_of: list[str] = field(default_factory=list)  # AIPs holding the same content
     # validation (verdict -> files), flagged (files not valid), virus (the scan), issue 26
     checks: dict = field(default_factory=dict)
+    text: dict | None = None  # the full text extracted after ingest (policy text.extract)
 
     def problems(self) -> list[str]:
         """Files stored that are damaged or infected (policy `on` stores them marked; the

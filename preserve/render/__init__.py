@@ -84,6 +84,11 @@ def ingest_summary(result) -> None:
                   f"by signature, {result.extension_only} by extension only, "
                   f"{result.unidentified} not identified")
     _checks_rows(table, result.checks)
+    if result.text:
+        table.add_row("full text", text(result.text.get("error")) if "error" in result.text else
+                      f"{len(result.text['extracted'])} file(s), {result.text['pages']} page(s) "
+                      f"({result.text['ocr_pages']} by OCR), {len(result.text['failed'])} "
+                      "without text")
     out.print(table)
     out.print(formats_table(result.formats, title="Formats found"))
     _flagged(result.checks)
