@@ -135,6 +135,7 @@ search_pages = Table(
     Column("keys", Text, nullable=False),
     ForeignKeyConstraint(["aip_id"], ["aips.id"], ondelete="CASCADE"),
     UniqueConstraint("aip_id", "path", "page"),
+    info={"derived": True},  # made from the AIPs' text whenever stale (data/search_index.py)
 )
 # What each database indexes the keys with, made with the table (here and by Alembic).
 SEARCH_DDL = {

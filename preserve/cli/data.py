@@ -98,6 +98,9 @@ def catalog_diff(
              "postgresql:// address.")],
     ignore: Annotated[list[str] | None, typer.Option(
         "--ignore", help="TABLE.COLUMN left out of the comparison (repeatable).")] = None,
+    index: Annotated[bool, typer.Option(
+        "--index", help="Compare the search index too (bring both up to date first: "
+                        "'preserve search' does).")] = False,
     json_out: JsonOpt = False,
 ):
     """Compare this repository's catalog with another, table by table: rows only one
@@ -115,7 +118,7 @@ def catalog_diff(
     else:
         there = Repository(Path(other)).catalog
     try:
-        result = compare(repo.catalog, there, ignore)
+        result = compare(repo.catalog, there, ignore, index=index)
     finally:
         there.close()
     render.report(result, json_out, render.catalog_diff)

@@ -62,8 +62,8 @@ def casefold(text: str) -> str:
 @functools.lru_cache(maxsize=200_000)
 def key(word: str) -> str:
     """One word's search key: case, script and the letters a keyboard lacks folded away."""
-    folded = casefold(word).translate(_FOLD)
-    plain = unicodedata.normalize("NFKD", folded)
+    folded = casefold(unicodedata.normalize("NFKC", word)).translate(_FOLD)
+    plain = unicodedata.normalize("NFKD", folded).casefold()  # ligatures, math letters
     return "".join(c for c in plain if c.isalnum() and not unicodedata.combining(c))
 
 

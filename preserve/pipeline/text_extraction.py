@@ -90,7 +90,9 @@ def extract(kind: str, source: Path, workdir: Path, mime: str = "",
         text = html_text(text)
     elif kind == "xml":
         text = xml_text(data) or text
-    return Extracted([text], "decoded")
+    pages = text.split("\f")  # a form feed starts a new page, as in pdftotext's text
+    return Extracted(pages[:-1] if len(pages) > 1 and not pages[-1].strip() else pages,
+                     "decoded")
 
 
 def _pdf(source: Path, workdir: Path, languages: list[str] | None) -> Extracted:
