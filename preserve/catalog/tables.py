@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    text,
 )
 
 metadata = MetaData()
@@ -148,11 +149,10 @@ SEARCH_DDL = {
         "INSERT INTO search_fts(search_fts, rowid, keys) VALUES ('delete', old.id, old.keys); "
         "END",
     ],
-    "postgresql": [
-        "CREATE INDEX search_pages_keys ON search_pages USING gin "
-        "(array_to_tsvector(string_to_array(keys, ' ')))",
-    ],
 }
+# PostgreSQL's: the keys as lexemes, taken literally (no parser, no dictionary).
+Index("search_pages_keys", text("array_to_tsvector(string_to_array(keys, ' '))"),
+      _table=search_pages, postgresql_using="gin").ddl_if(dialect="postgresql")
 
 
 def _search_ddl(target, connection, **_kw) -> None:
