@@ -4,7 +4,7 @@ Rows carry their words' search keys (domain/words.py). A query is terms that mus
 match, each a few keys any of which a row must hold or (three letters and more) begin
 with. SQLite asks FTS5 (`"key"*` prefix queries, ranked by bm25); PostgreSQL asks a
 GIN index of the keys as lexemes, taken literally (`array_to_tsvector`; no parser, no
-dictionary), with `'key':*` prefixes, ranked by ts_rank. The same keys and the same rule
+dictionary) and stored, with `'key':*` prefixes, ranked by ts_rank. The same keys and the same rule
 give both the same hits; only their order among equals may differ.
 """
 
@@ -28,11 +28,16 @@ class Search:
     def replace_search_rows(self, aip_id: str, rows: Iterable[PageRow]) -> int:
         """An AIP's rows, replacing what the index held of it, in one transaction."""
         rows = list(rows)
+        columns = "aip_id, version, collection, path, page, kind, puid, text, keys"
         with self.transaction() as db:
             db.execute("DELETE FROM search_pages WHERE aip_id = ?", (aip_id,))
-            db.executemany("INSERT INTO search_pages (aip_id, version, collection, path, "
-                           "page, kind, puid, text, keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           rows)
+            if self.server:
+                db.executemany(f"INSERT INTO search_pages ({columns}, tsv) VALUES (?, ?, ?, ?, "
+                               "?, ?, ?, ?, ?, array_to_tsvector(string_to_array(?, ' ')))",
+                               [(*r, r[-1]) for r in rows])
+            else:
+                db.executemany(f"INSERT INTO search_pages ({columns}) VALUES (?, ?, ?, ?, ?, "
+                               "?, ?, ?, ?)", rows)
         return len(rows)
 
     def search_stale(self) -> list[str]:
@@ -78,8 +83,7 @@ class Search:
         if self.server:
             return [tuple(r) for r in self.execute(
                 f"SELECT {COLUMNS} FROM search_pages p, CAST(? AS tsquery) q WHERE "
-                "array_to_tsvector(string_to_array(p.keys, ' ')) @@ q" + where +
-                " ORDER BY ts_rank(array_to_tsvector(string_to_array(p.keys, ' ')), q) DESC, "
+                "p.tsv @@ q" + where + " ORDER BY ts_rank(p.tsv, q) DESC, "
                 "p.aip_id, p.path, p.page LIMIT ?", [tsquery(terms), *args, limit])]
         return [tuple(r) for r in self.execute(
             f"SELECT {COLUMNS} FROM search_fts JOIN search_pages p ON p.id = search_fts.rowid "

@@ -24,8 +24,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
-    text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 metadata = MetaData()
 NO_ROWID = {"sqlite_with_rowid": False}
@@ -134,6 +134,9 @@ search_pages = Table(
     Column("puid", Text),
     Column("text", Text, nullable=False),
     Column("keys", Text, nullable=False),
+    # PostgreSQL: the keys as lexemes, taken literally (array_to_tsvector: no parser, no
+    # dictionary), stored, so that ranking never makes them again; NULL in SQLite (FTS5).
+    Column("tsv", Text().with_variant(TSVECTOR(), "postgresql"), info={"surrogate": True}),
     ForeignKeyConstraint(["aip_id"], ["aips.id"], ondelete="CASCADE"),
     UniqueConstraint("aip_id", "path", "page"),
     info={"derived": True},  # made from the AIPs' text whenever stale (data/search_index.py)
@@ -150,9 +153,9 @@ SEARCH_DDL = {
         "END",
     ],
 }
-# PostgreSQL's: the keys as lexemes, taken literally (no parser, no dictionary).
-Index("search_pages_keys", text("array_to_tsvector(string_to_array(keys, ' '))"),
-      _table=search_pages, postgresql_using="gin").ddl_if(dialect="postgresql")
+# PostgreSQL's: a GIN index of the stored lexemes.
+Index("search_pages_tsv", search_pages.c.tsv, postgresql_using="gin").ddl_if(
+    dialect="postgresql")
 
 
 def _search_ddl(target, connection, **_kw) -> None:

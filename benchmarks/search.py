@@ -1,0 +1,216 @@
+"""Full-text search (issue 27): indexing 50,000 pages, query latency on both engines, OCR
+throughput, and born-digital PDF extraction.
+
+    .venv/bin/python benchmarks/search.py [--pages 50000] [--queries 300] [--ocr-pages 24]
+                                          [--skip-pg] [--skip-ocr] [--skip-pdf]
+
+- index: AIPs of text files (100 pages each, pages split by form feeds, about 300 words
+  a page in Kazakh, Azerbaijani, Russian and English, a vocabulary of some 60,000 words),
+  ingested and their text extracted (`extract`: decoded, kept in the AIP), then the
+  index built from what the AIPs keep (`refresh`, the step the target is about), timed
+  on SQLite and on PostgreSQL (a real server from Debian's packages, tests/pgserver.py);
+- queries: words of every kind the relevance set has (as printed, capitals, without
+  Azerbaijani letters, Kazakh on a Russian keyboard and in Latin letters, other
+  inflections), rare and common, one and two words; p50/p95/max per engine (the whole
+  of `search`: the language layer, the engine, snippets);
+- OCR: pages rendered at 300 dpi (DejaVu Serif, four languages), `extract` on both cores,
+  pages per minute, and the peak memory of preserve and of its largest child;
+- PDF: a born-digital PDF of 400 pages (LibreOffice from text), `extract`, pages per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from preserve.access.search import search  # noqa: E402
+from preserve.data.extract import extract_stored  # noqa: E402
+from preserve.data.search_index import refresh  # noqa: E402
+from preserve.ingest.ingest import Metadata, ingest  # noqa: E402
+from preserve.repository import Repository  # noqa: E402
+from tests import search_corpus  # noqa: E402
+
+WORK = HERE / "work" / "search"
+PAGES_PER_FILE = 100
+FILES_PER_AIP = 10
+WORDS_PER_PAGE = 300
+SYLLABLES = {
+    "kk": "қа за ті ба ңы ғы ұл өр мен тар лар дың кі та хан сы ол ер жа ма".split(),
+    "az": "kı tab xa na sı əl yaz ma lar ın də çi şə hər qə zet mək təb".split(),
+    "ru": "би бли о те ка ру ко пи си ар хив ле то пис ей жур на лов".split(),
+    "en": "li bra ry man u script ar chive his tor ian col lec tion news pa per".split(),
+}
+
+
+def vocabulary(rng: random.Random) -> dict[str, list[str]]:
+    """Per language: the relevance set's words and about 15,000 made of its syllables."""
+    out = {}
+    for lang, syllables in SYLLABLES.items():
+        made = {"".join(rng.choices(syllables, k=rng.randint(2, 5))) for _ in range(15_000)}
+        out[lang] = [w for w, _ in search_corpus.WORDS[lang]] + sorted(made)
+    return out
+
+
+def make_sips(pages: int, rng: random.Random) -> list[Path]:
+    words = vocabulary(rng)
+    langs = list(words)
+    sips, n = [], 0
+    per_aip = PAGES_PER_FILE * FILES_PER_AIP
+    for a in range((pages + per_aip - 1) // per_aip):
+        sip = WORK / "sips" / f"aip-{a:03d}"
+        sip.mkdir(parents=True)
+        for f in range(FILES_PER_AIP):
+            lang = langs[(a + f) % len(langs)]
+            vocab = words[lang]
+            body = []
+            for _ in range(PAGES_PER_FILE):
+                if n >= pages:
+                    break
+                # Zipf-like: a few words on every page, most rare
+                page = [vocab[min(int(rng.paretovariate(1.0)) - 1, len(vocab) - 1)
+                              if rng.random() < 0.5 else rng.randrange(len(vocab))]
+                        for _ in range(WORDS_PER_PAGE)]
+                body.append(" ".join(page))
+                n += 1
+            if body:
+                (sip / f"book-{f:02d}-{lang}.txt").write_text("\f".join(body) + "\f",
+                                                               encoding="utf-8")
+        sips.append(sip)
+    return sips
+
+
+def build(where: Path, catalog: str | None, sips: list[Path]) -> tuple[Repository, dict]:
+    repo, _ = Repository.init(where, catalog)
+    started = time.perf_counter()
+    for sip in sips:
+        ingest(repo, sip, Metadata("Benchmark", sip.name, [], [], None))
+    ingested = time.perf_counter()
+    extract_stored(repo)
+    extracted = time.perf_counter()
+    done = refresh(repo)
+    indexed = time.perf_counter()
+    return repo, {"ingest s": ingested - started, "extract s": extracted - ingested,
+                  "index s": indexed - extracted, "rows": done.rows}
+
+
+def query_set(n: int, rng: random.Random) -> list[str]:
+    asked = [q for _, q, _ in search_corpus.queries()]
+    words = vocabulary(random.Random(1))
+    common = [w for lang in words for w in words[lang][15:25]]  # on most pages
+    out = []
+    while len(out) < n:
+        r = rng.random()
+        if r < 0.6:
+            out.append(rng.choice(asked))
+        elif r < 0.8:
+            out.append(rng.choice(common))
+        else:
+            out.append(f"{rng.choice(asked)} {rng.choice(common)}")
+    return out
+
+
+def time_queries(repo: Repository, queries: list[str]) -> dict:
+    for q in queries[:20]:  # warm: the page cache and the language layer's caches
+        search(repo.catalog, q)
+    took = []
+    for q in queries:
+        started = time.perf_counter()
+        search(repo.catalog, q)
+        took.append((time.perf_counter() - started) * 1000)
+    took.sort()
+    return {"p50 ms": statistics.median(took), "p95 ms": took[int(len(took) * 0.95) - 1],
+            "max ms": took[-1]}
+
+
+def ocr_throughput(n: int) -> dict:
+    from tests.test_search import PAGES, render_page
+
+    sip = WORK / "scans"
+    sip.mkdir(parents=True)
+    texts = list(PAGES.values())
+    for i in range(n):
+        render_page(texts[i % len(texts)] + f"\npage {i + 1}", sip / f"page-{i:03d}.png")
+    repo, _ = Repository.init(WORK / "ocr-repo")
+    ingest(repo, sip, Metadata("Scans", "scans", [], [], None))
+    started = time.perf_counter()
+    result = extract_stored(repo)
+    seconds = time.perf_counter() - started
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"pages": result.ocr_pages, "seconds": seconds,
+            "pages/min": result.ocr_pages / seconds * 60,
+            "peak MB (preserve, largest child)": f"{own:.0f}, {child:.0f}"}
+
+
+def pdf_extraction(pages: int) -> dict:
+    src = WORK / "pdf-src"
+    src.mkdir(parents=True)
+    rng = random.Random(7)
+    words = [w for lang in search_corpus.WORDS.values() for w, _ in lang] * 10
+    text = src / "book.txt"
+    text.write_text("\f".join(" ".join(rng.choices(words, k=250)) for _ in range(pages)),
+                    encoding="utf-8")
+    subprocess.run(["soffice", "--headless", "--norestore",
+                    f"-env:UserInstallation={(WORK / 'lo').as_uri()}", "--convert-to", "pdf",
+                    "--outdir", str(src), str(text)], check=True, capture_output=True)
+    text.unlink()
+    repo, _ = Repository.init(WORK / "pdf-repo")
+    ingest(repo, src, Metadata("PDF", "born digital", [], [], None))
+    started = time.perf_counter()
+    result = extract_stored(repo)
+    seconds = time.perf_counter() - started
+    return {"pages": result.pages, "seconds": seconds, "pages/s": result.pages / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pages", type=int, default=50_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--ocr-pages", type=int, default=24)
+    parser.add_argument("--pdf-pages", type=int, default=400)
+    parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--skip-ocr", action="store_true")
+    parser.add_argument("--skip-pdf", action="store_true")
+    args = parser.parse_args()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    rng = random.Random(2026)
+    sips = make_sips(args.pages, rng)
+    queries = query_set(args.queries, random.Random(5))
+    targets = [("SQLite", None)]
+    server = None
+    if not args.skip_pg:
+        from tests.pgserver import PostgresServer
+
+        server = PostgresServer(WORK / "pg")
+        targets.append(("PostgreSQL", server.new_database("search")))
+    try:
+        for name, catalog in targets:
+            repo, built = build(WORK / f"repo-{name}", catalog, sips)
+            timed = time_queries(repo, queries)
+            print(f"{name}: {args.pages:,} pages: " + ", ".join(
+                f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in {**built, **timed}.items()), flush=True)
+            repo.close()
+    finally:
+        if server:
+            server.stop()
+    if not args.skip_pdf:
+        print("born-digital PDF:", pdf_extraction(args.pdf_pages), flush=True)
+    if not args.skip_ocr:
+        print("OCR:", ocr_throughput(args.ocr_pages), flush=True)
+
+
+if __name__ == "__main__":
+    main()
