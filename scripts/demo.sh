@@ -38,6 +38,11 @@ $P migrate --plan
 # each derivative re-identified and its content proven equal before a version keeps it
 $P migrate --apply
 $P show "$AIP"
+# full text kept in the AIP (a version: text layers, decoded text, OCR of the scans with
+# ALTO and hOCR), then found by words as readers type them
+$P extract --all
+$P search harbour
+$P search "council" --json
 rm -rf "/tmp/preserve-demo-export-$AIP" "/tmp/preserve-demo-export-$AIP-v1"
 $P export "$AIP" "/tmp/preserve-demo-export-$AIP"
 $P export "$AIP" "/tmp/preserve-demo-export-$AIP-v1" --version 1
