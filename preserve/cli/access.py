@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from preserve import render
-from preserve.cli.app import JsonOpt, QueueOpt, WorkersOpt, open_repo, show_progress
+from preserve.cli.app import (
+    JsonOpt,
+    QueueOpt,
+    WorkersOpt,
+    enqueue_aips,
+    open_repo,
+    show_progress,
+)
 
 
 def export(
@@ -51,12 +58,7 @@ def extract(
         raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
     repo = open_repo()
     if queued:
-        from preserve.admin.tasks import enqueue_per_aip
-        from preserve.cli.app import enqueued
-
-        ids = ([repo.catalog.resolve(a) for a in aips] if aips and not all_aips
-               else [a.id for a in repo.catalog.list_aips()])
-        enqueued("extract", enqueue_per_aip(repo, "extract", ids), json_out)
+        enqueue_aips(repo, "extract", aips, all_aips, json_out)
         return
     with render.progress_bar(show_progress()) as progress:
         result = extract_stored(repo, None if all_aips else aips, workers=workers,

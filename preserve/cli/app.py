@@ -82,6 +82,16 @@ def _interrupted() -> None:
                      "behind. Run the same command again to do the work.")
 
 
+def enqueue_aips(repo, task: str, aips: list[str] | None, all_aips: bool,
+                 json_out: bool) -> None:
+    """--queue of a command over named AIPs or --all: a job per AIP."""
+    from preserve.admin.tasks import enqueue_per_aip
+
+    ids = ([repo.catalog.resolve(a) for a in aips] if aips and not all_aips
+           else [a.id for a in repo.catalog.list_aips()])
+    enqueued(task, enqueue_per_aip(repo, task, ids), json_out)
+
+
 def enqueued(task: str, jobs: list[int], json_out: bool, **extra) -> None:
     """What --queue did: the job ids (none: each was already waiting)."""
     if json_out:

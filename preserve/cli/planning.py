@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 
 from preserve import render
-from preserve.cli.app import JsonOpt, QueueOpt, WorkersOpt, enqueued, open_repo, show_progress
+from preserve.cli.app import (
+    JsonOpt,
+    QueueOpt,
+    WorkersOpt,
+    enqueue_aips,
+    enqueued,
+    open_repo,
+    show_progress,
+)
 
 
 def formats(
@@ -128,11 +136,7 @@ def validate_files(
         raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
     repo = open_repo()
     if queued:
-        from preserve.admin.tasks import enqueue_per_aip
-
-        ids = ([repo.catalog.resolve(a) for a in aips] if aips and not all_aips
-               else [a.id for a in repo.catalog.list_aips()])
-        enqueued("validate-files", enqueue_per_aip(repo, "validate-files", ids), json_out)
+        enqueue_aips(repo, "validate-files", aips, all_aips, json_out)
         return
     with render.progress_bar(show_progress()) as progress:
         result = validate_stored(repo, None if all_aips else aips, workers=workers,

@@ -26,23 +26,21 @@ import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
 from preserve.data.search_index import ALTO, HOCR, TEXT_PREFIX, text_path
-from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
-from preserve.domain.names import display
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import PreserveError
 from preserve.parallel import default_workers, in_order
-from preserve.pipeline.copying import copy_one
 from preserve.pipeline.ocr import model_id
 from preserve.pipeline.text_extraction import Extracted, extract, text_kind
 from preserve.repository import Repository
 from preserve.storage.new_version import VersionChange, add_version
 from preserve.storage.recovery import tidy
+from preserve.storage.versions import fetch_stored, plain_suffix
 from preserve.system import fstree
 from preserve.system.tools import allow_tools, kill_all
 
@@ -162,7 +160,9 @@ def _extract_one(repo: Repository, c: Candidate, workdir: Path,
     fstree.makedirs(workdir)
     out = FileText(c, workdir=workdir)
     try:
-        source = _fetch(repo, c, workdir)
+        source = fetch_stored(repo.primary_location(), c.aip_id, c.version, c.path, c.size,
+                              c.sha512, workdir / f"source{plain_suffix(c.path)}",
+                              "no text was taken from it")
         out.extracted = extract(c.kind, source, workdir, c.mime, languages)
         source.unlink()
     except PreserveError as e:
@@ -171,23 +171,6 @@ def _extract_one(repo: Repository, c: Candidate, workdir: Path,
         out.error = f"{type(e).__name__}: {e}"
     out.when = now_utc()
     return out
-
-
-def _fetch(repo: Repository, c: Candidate, workdir: Path) -> Path:
-    """The stored file copied under a plain name, its sha512 checked on the way."""
-    from preserve.errors import FixityMismatch
-
-    location = repo.primary_location()
-    key = ocfl.key_of(ocfl.version_key(ocfl.object_root(c.aip_id), c.version), c.path)
-    suffix = PurePosixPath(c.path).suffix.lower()
-    dest = workdir / f"source{suffix if suffix[1:].isalnum() and len(suffix) < 12 else ''}"
-    with location.open(key, c.size) as stream:
-        _, digests, _ = copy_one(stream, str(dest), ["sha512"])
-    if digests["sha512"] != c.sha512:
-        raise FixityMismatch(f"the stored {display(c.path)} does not match its recorded "
-                             "sha512: no text was taken from it",
-                             hint="run 'preserve audit' and 'preserve repair' first")
-    return dest
 
 
 def _record(repo: Repository, aip_id: str, texts: list[FileText],

@@ -13,18 +13,17 @@ import shutil
 import stat
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from preserve import __version__
-from preserve.domain import ocfl
 from preserve.domain.formats import PLACEHOLDER_RE, FormatPolicy, FormatRule, Pathway
 from preserve.domain.identify import Identification, identify_paths
 from preserve.domain.names import display
-from preserve.errors import FixityMismatch, PreserveError, ToolFailure
-from preserve.pipeline.copying import copy_one
+from preserve.errors import PreserveError, ToolFailure
 from preserve.planning.equivalence import verify
 from preserve.planning.proof import CheckFailed
 from preserve.repository import Repository
+from preserve.storage.versions import fetch_stored, plain_suffix
 from preserve.system import fstree
 from preserve.system.tools import run_tool, tool_version
 
@@ -204,21 +203,11 @@ def _filled(folder: Path) -> bool:
 
 
 def _fetch(repo: Repository, c: Candidate, workdir: Path) -> Path:
-    """The stored source, copied into the working folder under a plain name (tools choke
-    on odd names), its sha512 checked on the way."""
-    location = repo.primary_location()
-    key = ocfl.key_of(ocfl.version_key(ocfl.object_root(c.aip_id), c.version), c.source)
-    suffix = PurePosixPath(c.source).suffix.lower()
-    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
-    dest = workdir / "source" / f"source{suffix}"
-    fstree.makedirs(dest.parent)
-    with location.open(key, c.size) as stream:  # a regular file of its size, or damage
-        _, digests, _ = copy_one(stream, str(dest), ["sha512"])
-    if digests["sha512"] != c.sha512:
-        raise FixityMismatch(f"the stored {display(c.source)} of AIP {c.aip_id} does not match "
-                             "its recorded sha512: nothing was migrated from it",
-                             hint="run 'preserve audit' and 'preserve repair' first")
-    return dest
+    """The stored source, copied into the working folder under a plain name, its sha512
+    checked on the way."""
+    return fetch_stored(repo.primary_location(), c.aip_id, c.version, c.source, c.size,
+                        c.sha512, workdir / "source" / f"source{plain_suffix(c.source)}",
+                        "nothing was migrated from it")
 
 
 def _run_pathway(pathway: Pathway, source: Path, workdir: Path, extension: str

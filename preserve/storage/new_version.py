@@ -96,7 +96,7 @@ def add_version(repo: Repository, aip_id: str, change: VersionChange) -> Version
     """Write the change as the AIP's next version, on the primary disk, then on the
     policy's other locations (each failure there reported, `replicate` finishes it)."""
     _check_added(change.added)
-    _check_metadata(change.metadata)
+    _check_added(change.metadata, "metadata/", "metadata")
     tidy(repo)
     catalog = repo.catalog
     location = repo.primary_location()
@@ -170,29 +170,18 @@ def copy_missing_versions(repo: Repository, aip_id: str, version: int
     return copied, problems
 
 
-def _check_added(added: list[tuple[str, Path]]) -> None:
+def _check_added(added: list[tuple[str, Path]], folder: str = "data/",
+                 what: str = "payload") -> None:
+    """Each new file: a safe bag path under `folder`, named once, a file to copy in (the
+    versions' PREMIS documents are written by the version writer only)."""
     seen = set()
     for rel, source in added:
         try:
             check_relative(rel)
         except UnsafePath as e:
             raise BadArgument(f"{display(rel)!r} cannot be a bag path: {e}") from None
-        if not rel.startswith("data/") or rel in seen:
-            raise BadArgument(f"{display(rel)!r}: new payload goes under data/, once")
-        seen.add(rel)
-        if not Path(source).is_file():
-            raise BadArgument(f"{source} is not a file to add")
-
-
-def _check_metadata(files: list[tuple[str, Path]]) -> None:
-    seen = set()
-    for rel, source in files:
-        try:
-            check_relative(rel)
-        except UnsafePath as e:
-            raise BadArgument(f"{display(rel)!r} cannot be a bag path: {e}") from None
-        if not rel.startswith("metadata/") or rel in seen or rel.startswith(PREMIS_PREFIX):
-            raise BadArgument(f"{display(rel)!r}: new metadata goes under metadata/, once")
+        if not rel.startswith(folder) or rel in seen or rel.startswith(PREMIS_PREFIX):
+            raise BadArgument(f"{display(rel)!r}: new {what} goes under {folder}, once")
         seen.add(rel)
         if not Path(source).is_file():
             raise BadArgument(f"{source} is not a file to add")

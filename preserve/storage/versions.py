@@ -12,14 +12,16 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
+import re
 import socket
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from preserve.catalog import Catalog
 from preserve.domain import bag as bagfmt
 from preserve.domain import ocfl
 from preserve.domain.fixity import FAST_ALGORITHM, hash_file
 from preserve.domain.model import FileRecord
+from preserve.domain.names import display
 from preserve.domain.ocfl import VersionRecord
 from preserve.errors import FixityMismatch
 
@@ -96,6 +98,30 @@ def verified_local(path: Path, sha512: str, what: str, hint: str) -> Path:
         raise FixityMismatch(f"{what} is missing or does not match its recorded digest",
                              hint=hint)
     return path
+
+
+def fetch_stored(location, aip_id: str, version: int, path: str, size: int, sha512: str,
+                 dest: Path, refused: str) -> Path:
+    """A stored payload file copied to `dest` (a private working copy: no tool runs inside
+    storage), its sha512 checked on the way; FixityMismatch saying `refused` (what was
+    not done) when its bytes are not the recorded ones."""
+    from preserve.pipeline.copying import copy_one
+
+    key = ocfl.key_of(ocfl.version_key(ocfl.object_root(aip_id), version), path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with location.open(key, size) as stream:  # a regular file of its size, or damage
+        _, digests, _ = copy_one(stream, str(dest), ["sha512"])
+    if digests["sha512"] != sha512:
+        raise FixityMismatch(f"the stored {display(path)} of AIP {aip_id} does not match its "
+                             f"recorded sha512: {refused}",
+                             hint="run 'preserve audit' and 'preserve repair' first")
+    return dest
+
+
+def plain_suffix(path: str) -> str:
+    """A file's extension where it is a plain one (tools choke on odd names), else ''."""
+    suffix = PurePosixPath(path).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
 
 
 def _sha512(data: bytes) -> str:
