@@ -157,6 +157,21 @@ def test_search_on_the_command_line(tmp_path):
     assert "no words" in run(root, "search", "--", "...", check_code=2).stderr
     # a second extract finds nothing left to do
     assert json.loads(run(root, "extract", "--all", "--json").stdout)["planned"] == 0
+    # kept text damaged in storage: named, never indexed from; what was indexed still found
+    repo = Repository(root)
+    aip = repo.catalog.list_aips()[0].id
+    kept = (repo.primary_location().local_path(ocfl.object_root(aip)) / "v2" / "content"
+            / text_path("data/note.txt"))
+    original = kept.read_bytes()
+    kept.write_bytes((b"forged text " * len(original))[:len(original)])  # only the digest tells
+    repo.catalog.execute("UPDATE search_pages SET version = 1 WHERE kind = 'aip'")  # stale
+    said = run(root, "search", "Qazaqstan", "--json")
+    assert "note.txt.txt" in said.stderr and "recorded digest" in said.stderr
+    assert "not indexed again" in said.stderr
+    assert json.loads(said.stdout)["hits"][0]["path"] == "data/note.txt"
+    assert json.loads(run(root, "search", "forged", "--json", check_code=1).stdout)["hits"] == []
+    kept.write_bytes(original)  # repaired: indexed again at the next search
+    assert run(root, "search", "Qazaqstan").stderr == ""
 
 
 # -- OCR: the same text every run, its accuracy per language ------------------------------

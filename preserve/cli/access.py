@@ -63,7 +63,7 @@ def extract(
     with render.progress_bar(show_progress()) as progress:
         result = extract_stored(repo, None if all_aips else aips, workers=workers,
                                 progress=progress)
-        refresh(repo, progress)
+        result.problems += refresh(repo, progress).problems
     render.report(result, json_out, render.extract_report)
     raise typer.Exit(result.exit_code)
 
@@ -85,12 +85,15 @@ def search(
 
     repo = open_repo()
     with render.progress_bar(show_progress()) as progress:
-        refresh(repo, progress)  # AIPs changed since they were indexed
+        refreshed = refresh(repo, progress)  # AIPs changed since they were indexed
+    for problem in refreshed.problems:
+        render.err.print(f"[yellow]warning:[/] {render.text(problem)}")
     aip_id = repo.catalog.resolve(aip) if aip else None
     hits = run_search(repo.catalog, query, collection=collection, puid=format_puid,
                       aip_id=aip_id, limit=limit)
     if json_out:
-        render.emit_json({"query": query, "hits": [h.to_dict() for h in hits]})
+        render.emit_json({"query": query, "hits": [h.to_dict() for h in hits],
+                          "warnings": refreshed.problems})
     else:
         render.search_report(query, hits)
     raise typer.Exit(0 if hits else 1)

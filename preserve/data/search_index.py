@@ -12,15 +12,16 @@ again by `refresh` (search does it first), so no writer needs to know of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 from preserve.catalog.search import PageRow
 from preserve.domain import bag as bagfmt
 from preserve.domain import ocfl
 from preserve.domain.progress import Progress, Silent
 from preserve.domain.words import index_keys
+from preserve.errors import FixityMismatch, PreserveError
 from preserve.repository import Repository
-from preserve.storage.versions import verified_local
 
 TEXT_PREFIX = "metadata/text/"
 TEXT = ".txt"
@@ -49,18 +50,24 @@ def payload_of(text: str) -> str | None:
 class Refreshed:
     aips: int = 0
     rows: int = 0
+    problems: list[str] = field(default_factory=list)  # AIPs left as they were indexed
 
 
 def refresh(repo: Repository, progress: Progress | None = None) -> Refreshed:
-    """Index again every AIP whose head version the index does not hold."""
+    """Index again every AIP whose head version the index does not hold. An AIP whose
+    kept text cannot be read whole is named and left as it was indexed (tried again
+    next time); the others are indexed."""
     progress = progress or Silent()
     stale = repo.catalog.search_stale()
     done = Refreshed()
     if stale:
         progress.start("indexing", len(stale), len(stale))
         for aip_id in stale:
-            done.rows += index_aip(repo, aip_id)
-            done.aips += 1
+            try:
+                done.rows += index_aip(repo, aip_id)
+                done.aips += 1
+            except PreserveError as e:  # damaged text: that AIP keeps its older rows
+                done.problems.append(f"AIP {aip_id} not indexed again: {e.message}")
             progress.advance(1, 1)
     return done
 
@@ -79,14 +86,20 @@ def aip_rows(repo: Repository, aip_id: str) -> list[PageRow]:
     files = list(catalog.state_files(aip_id, head))
     formats = {path: (puid, name) for path, puid, name in catalog.payload_formats(aip_id)}
 
-    def read(path: str, held_in: int, digests: dict) -> bytes:
-        stored = location.local_path(ocfl.key_of(ocfl.version_key(root, held_in), path))
-        verified_local(stored, digests["sha512"], f"{stored} (AIP {aip_id})",
-                       "run 'preserve audit' and 'preserve repair', then search again")
-        return stored.read_bytes()
+    def read(path: str, held_in: int, size: int, digests: dict) -> bytes:
+        """A kept file's bytes (small: text of one file), once they are the recorded ones."""
+        key = ocfl.key_of(ocfl.version_key(root, held_in), path)
+        with location.open(key, size) as stream:  # any kind of store
+            data = stream.read()
+        if hashlib.sha512(data).hexdigest() != digests["sha512"]:
+            raise FixityMismatch(f"{path} of AIP {aip_id} at '{location.name}' does not match "
+                                 "its recorded digest: it was not indexed",
+                                 hint="run 'preserve audit' and 'preserve repair', then "
+                                      "search again")
+        return data
 
     rows: list[PageRow] = []
-    tags = {path: (held_in, digests) for path, held_in, _size, digests in files
+    tags = {path: (held_in, size, digests) for path, held_in, size, digests in files
             if not path.startswith("data/")}
     info, _ = bagfmt.parse_bag_info(read("bag-info.txt", *tags["bag-info.txt"])
                                     .decode("utf-8"))
@@ -94,11 +107,11 @@ def aip_rows(repo: Repository, aip_id: str) -> list[PageRow]:
     about = "\n".join([*described, collection])
     rows.append(_row(aip_id, head, collection, "", 0, "aip", None, about))
     ocr = {path[:path.rindex(".page-")] for path in tags if path.endswith(ALTO)}
-    for path, (held_in, digests) in sorted(tags.items()):
+    for path, (held_in, size, digests) in sorted(tags.items()):
         payload = payload_of(path)
         if payload is None:
             continue
-        text = read(path, held_in, digests).decode("utf-8", errors="replace")
+        text = read(path, held_in, size, digests).decode("utf-8", errors="replace")
         pages = text.split("\f")
         if pages and pages[-1] == "":
             pages.pop()
