@@ -45,25 +45,30 @@ WORK = HERE / "work" / "search"
 PAGES_PER_FILE = 100
 FILES_PER_AIP = 10
 WORDS_PER_PAGE = 300
-SYLLABLES = {
-    "kk": "қа за ті ба ңы ғы ұл өр мен тар лар дың кі та хан сы ол ер жа ма".split(),
-    "az": "kı tab xa na sı əl yaz ma lar ın də çi şə hər qə zet mək təb".split(),
-    "ru": "би бли о те ка ру ко пи си ар хив ле то пис ей жур на лов".split(),
-    "en": "li bra ry man u script ar chive his tor ian col lec tion news pa per".split(),
+SYLLABLES = {  # split at the spaces
+    "kk": "қа за ті ба ңы ғы ұл өр мен тар лар дың кі та хан сы ол ер жа ма",
+    "az": "kı tab xa na sı əl yaz ma lar ın də çi şə hər qə zet mək təb",
+    "ru": "би бли о те ка ру ко пи си ар хив ле то пис ей жур на лов",
+    "en": "li bra ry man u script ar chive his tor ian col lec tion news pa per",
 }
 
 
 def vocabulary(rng: random.Random) -> dict[str, list[str]]:
-    """Per language: the relevance set's words and about 15,000 made of its syllables."""
+    """Per language: about 15,000 words made of its syllables, in the order of their
+    frequency (the first on most pages), the relevance set's words among them at ranks
+    100-1,500 (words of a subject: on a few hundred to a few thousand pages)."""
     out = {}
     for lang, syllables in SYLLABLES.items():
-        made = {"".join(rng.choices(syllables, k=rng.randint(2, 5))) for _ in range(15_000)}
-        out[lang] = [w for w, _ in search_corpus.WORDS[lang]] + sorted(made)
+        made = sorted({"".join(rng.choices(syllables.split(), k=rng.randint(2, 5)))
+                       for _ in range(15_000)})
+        rng.shuffle(made)
+        for word, _ in search_corpus.WORDS[lang]:
+            made.insert(rng.randint(100, 1500), word)
+        out[lang] = made
     return out
 
 
-def make_sips(pages: int, rng: random.Random) -> list[Path]:
-    words = vocabulary(rng)
+def make_sips(pages: int, rng: random.Random, words: dict[str, list[str]]) -> list[Path]:
     langs = list(words)
     sips, n = [], 0
     per_aip = PAGES_PER_FILE * FILES_PER_AIP
@@ -104,20 +109,14 @@ def build(where: Path, catalog: str | None, sips: list[Path]) -> tuple[Repositor
                   "index s": indexed - extracted, "rows": done.rows}
 
 
-def query_set(n: int, rng: random.Random) -> list[str]:
+def query_set(n: int, rng: random.Random, vocab: dict[str, list[str]]) -> tuple[list, list]:
+    """(realistic, worst): the relevance set's queries, alone or with a common word; and
+    the words on most pages, alone."""
     asked = [q for _, q, _ in search_corpus.queries()]
-    words = vocabulary(random.Random(1))
-    common = [w for lang in words for w in words[lang][15:25]]  # on most pages
-    out = []
-    while len(out) < n:
-        r = rng.random()
-        if r < 0.6:
-            out.append(rng.choice(asked))
-        elif r < 0.8:
-            out.append(rng.choice(common))
-        else:
-            out.append(f"{rng.choice(asked)} {rng.choice(common)}")
-    return out
+    common = [w for lang in vocab for w in vocab[lang][:10]]  # on most pages
+    realistic = [rng.choice(asked) if rng.random() < 0.7 else
+                 f"{rng.choice(asked)} {rng.choice(common)}" for _ in range(n)]
+    return realistic, [rng.choice(common) for _ in range(n // 3)]
 
 
 def time_queries(repo: Repository, queries: list[str]) -> dict:
@@ -173,6 +172,11 @@ def pdf_extraction(pages: int) -> dict:
     return {"pages": result.pages, "seconds": seconds, "pages/s": result.pages / seconds}
 
 
+def _said(figures: dict) -> str:
+    return ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in figures.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=50_000)
@@ -185,9 +189,9 @@ def main() -> None:
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    rng = random.Random(2026)
-    sips = make_sips(args.pages, rng)
-    queries = query_set(args.queries, random.Random(5))
+    vocab = vocabulary(random.Random(1))
+    sips = make_sips(args.pages, random.Random(2026), vocab)
+    realistic, worst = query_set(args.queries, random.Random(5), vocab)
     targets = [("SQLite", None)]
     server = None
     if not args.skip_pg:
@@ -198,10 +202,11 @@ def main() -> None:
     try:
         for name, catalog in targets:
             repo, built = build(WORK / f"repo-{name}", catalog, sips)
-            timed = time_queries(repo, queries)
-            print(f"{name}: {args.pages:,} pages: " + ", ".join(
-                f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
-                for k, v in {**built, **timed}.items()), flush=True)
+            print(f"{name}: {args.pages:,} pages: " + _said(built), flush=True)
+            print(f"  queries, realistic ({len(realistic)}): "
+                  + _said(time_queries(repo, realistic)), flush=True)
+            print(f"  queries, words on most pages ({len(worst)}): "
+                  + _said(time_queries(repo, worst)), flush=True)
             repo.close()
     finally:
         if server:

@@ -58,17 +58,22 @@ def search(catalog: Catalog, query: str, *, collection: str | None = None,
 
 
 def snippet(text: str, terms: list[tuple[str, ...]], width: int = SNIPPET_WORDS) -> str:
-    """The words around the first that answers a term, every answering word in brackets."""
+    """The words around the first that answers a term, every answering word in brackets.
+    Words are looked at up to the first match and then across its window only."""
     found = list(words(text))
-    marked = [any(matches(t, keys(m.group())) for t in terms) for m in found]
     if not found:
         return ""
-    first = marked.index(True) if True in marked else 0
+
+    def hit(m) -> bool:
+        k = keys(m.group())
+        return any(matches(t, k) for t in terms)
+
+    first = next((n for n, m in enumerate(found) if hit(m)), 0)
     start, end = max(0, first - width), min(len(found), first + width + 1)
     out, at = [], found[start].start()
-    for m, hit in zip(found[start:end], marked[start:end], strict=True):
+    for m in found[start:end]:
         out.append(text[at:m.start()])
-        out.append(f"[{m.group()}]" if hit else m.group())
+        out.append(f"[{m.group()}]" if hit(m) else m.group())
         at = m.end()
     body = " ".join("".join(out).split())
     return ("… " if start else "") + body + (" …" if end < len(found) else "")

@@ -19,6 +19,9 @@ from preserve.domain.words import is_prefix
 PageRow = tuple[str, int, str, str, int, str, str | None, str, str]
 # (aip id, version, collection, path, page, kind, puid, text)
 Hit = tuple[str, int, str, str, int, str, str | None, str]
+# Rows a query ranks at most: the first that match, in the order they were indexed.
+RANKED = 2000
+MAX_ID = 2**63 - 1
 COLUMNS = "p.aip_id, p.version, p.collection, p.path, p.page, p.kind, p.puid, p.text"
 
 
@@ -75,21 +78,30 @@ class Search:
     def search_hits(self, terms: list[tuple[str, ...]], *, collection: str | None = None,
                     puid: str | None = None, aip_id: str | None = None,
                     limit: int = 200) -> list[Hit]:
-        """The best `limit` rows holding every term, best first."""
+        """The best `limit` rows holding every term, best first: ranked among the first
+        RANKED rows that match (in the order they were indexed), so that a word on most
+        pages costs what a rarer one does."""
         if not terms:
             return []
         where, args = and_where({"p.collection": collection, "p.puid": puid,
                                  "p.aip_id": aip_id})
         if self.server:
             return [tuple(r) for r in self.execute(
-                f"SELECT {COLUMNS} FROM search_pages p, CAST(? AS tsquery) q WHERE "
-                "p.tsv @@ q" + where + " ORDER BY ts_rank(p.tsv, q) DESC, "
-                "p.aip_id, p.path, p.page LIMIT ?", [tsquery(terms), *args, limit])]
+                "WITH q AS (SELECT CAST(? AS tsquery) AS q), m AS MATERIALIZED (SELECT p.id "
+                f"FROM search_pages p, q WHERE p.tsv @@ q.q{where} ORDER BY p.id LIMIT ?) "
+                f"SELECT {COLUMNS} FROM m JOIN search_pages p ON p.id = m.id, q "
+                "ORDER BY ts_rank(p.tsv, q.q) DESC, p.aip_id, p.path, p.page LIMIT ?",
+                [tsquery(terms), *args, RANKED, limit])]
+        match = fts5_query(terms)
+        last = self.execute(  # the RANKED-th match: those after it are not ranked
+            "SELECT p.id FROM search_fts JOIN search_pages p ON p.id = search_fts.rowid "
+            f"WHERE search_fts MATCH ?{where} ORDER BY p.id LIMIT 1 OFFSET ?",
+            [match, *args, RANKED - 1]).scalar()
         return [tuple(r) for r in self.execute(
             f"SELECT {COLUMNS} FROM search_fts JOIN search_pages p ON p.id = search_fts.rowid "
-            "WHERE search_fts MATCH ?" + where +
-            " ORDER BY bm25(search_fts), p.aip_id, p.path, p.page LIMIT ?",
-            [fts5_query(terms), *args, limit])]
+            f"WHERE search_fts MATCH ? AND search_fts.rowid <= ?{where} "
+            "ORDER BY bm25(search_fts), p.aip_id, p.path, p.page LIMIT ?",
+            [match, last if last is not None else MAX_ID, *args, limit])]
 
 
 def fts5_query(terms: list[tuple[str, ...]]) -> str:

@@ -76,16 +76,36 @@ def _stemmers():
 
 @functools.lru_cache(maxsize=200_000)
 def keys(word: str) -> tuple[str, ...]:
-    """The keys a word is indexed and asked by: its key, and its Snowball stem's where
-    Russian (Cyrillic) or English (Latin) stemming changes it."""
+    """The keys a word is indexed by: its key, and its Snowball stem's where Russian
+    (Cyrillic) or English (Latin) stemming changes it into something other than its
+    beginning (`libraries` → `librari`; `библиотеки` → `библиотек` needs no key of its
+    own: a query matches the words its keys begin)."""
     own = key(word)
     if not own:
         return ()
+    stem = _stem(word, own)
+    return (own,) if not stem or own.startswith(stem) else (own, stem)
+
+
+@functools.lru_cache(maxsize=200_000)
+def asked(word: str) -> tuple[str, ...]:
+    """The keys a query word is asked by, any of which a page word must be or begin with:
+    its stem's key where that begins its own (every word the stem begins is found), else
+    both."""
+    own = key(word)
+    if not own:
+        return ()
+    stem = _stem(word, own)
+    if not stem or stem == own:
+        return (own,)
+    return (stem,) if own.startswith(stem) and is_prefix(stem) else (own, stem)
+
+
+def _stem(word: str, own: str) -> str:
     lower = casefold(word)
     russian, english = _stemmers()
     stemmer = russian if _is_cyrillic(lower) else english if lower.isascii() else None
-    stem = key(stemmer.stemWord(lower)) if stemmer else own
-    return (own,) if not stem or stem == own else (own, stem)
+    return key(stemmer.stemWord(lower)) if stemmer else own
 
 
 def _is_cyrillic(word: str) -> bool:
@@ -108,7 +128,7 @@ def query_terms(query: str) -> list[tuple[str, ...]]:
     every term must match. Words with no key (punctuation) are dropped."""
     terms, seen = [], set()
     for m in WORD.finditer(query):
-        k = keys(m.group())
+        k = asked(m.group())
         if k and k not in seen:
             seen.add(k)
             terms.append(k)
