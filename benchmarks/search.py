@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--ocr-pages", type=int, default=24)
     parser.add_argument("--pdf-pages", type=int, default=400)
     parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-ocr", action="store_true")
     parser.add_argument("--skip-pdf", action="store_true")
     args = parser.parse_args()
@@ -192,7 +193,7 @@ def main() -> None:
     vocab = vocabulary(random.Random(1))
     sips = make_sips(args.pages, random.Random(2026), vocab)
     realistic, worst = query_set(args.queries, random.Random(5), vocab)
-    targets = [("SQLite", None)]
+    targets = [] if args.skip_sqlite else [("SQLite", None)]
     server = None
     if not args.skip_pg:
         from tests.pgserver import PostgresServer

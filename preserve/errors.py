@@ -59,6 +59,12 @@ class FixityMismatch(PreserveError):
     exit_code = EXIT_PROBLEMS
 
 
+class RightsRefused(PreserveError):
+    """Rights close what was asked for (an export of a closed AIP)."""
+
+    exit_code = EXIT_PROBLEMS
+
+
 class NotFound(PreserveError):
     """An AIP, location or path the user named does not exist."""
 

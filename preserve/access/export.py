@@ -43,10 +43,15 @@ class ExportResult:
 
 
 def export(repo: Repository, ref: str, dest: Path, *, version: int | None = None,
-           location: str | None = None, progress: Progress | None = None) -> ExportResult:
+           location: str | None = None, progress: Progress | None = None,
+           override_rights: str | None = None) -> ExportResult:
+    """Write a version out as a bag, every byte verified. An AIP rights close is refused
+    unless `override_rights` says why: the reason, the user and the rule overridden are
+    then recorded as a PREMIS event before a byte is written."""
     progress = progress or Silent()
     catalog = repo.catalog
     aip_id = catalog.resolve(ref)
+    _rights_allow(repo, aip_id, override_rights)
     summary = catalog.get_aip(aip_id)
     version = summary.version if version is None else version  # 0 is no version (case 29)
     if not 1 <= version <= summary.version:
@@ -165,3 +170,33 @@ def _copy_verified(catalog, storage, root: str, aip_id: str, version: int, parti
             check_relative(rel)
             fstree.makedirs(partial / rel)
     return files, nbytes
+
+
+def _rights_allow(repo: Repository, aip_id: str, override: str | None) -> None:
+    from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
+    from preserve.access.rights import decision
+    from preserve.domain.clock import now_utc
+    from preserve.domain.premis import Agent, Event
+    from preserve.errors import RightsRefused
+    from preserve.storage.object_log import record_event
+    from preserve.storage.versions import version_user
+
+    decided = decision(repo, aip_id)
+    if decided.open:
+        return
+    if override is None or not override.strip():
+        raise RightsRefused(
+            f"AIP {aip_id} is closed by its rights: {decided.chain[-1]}",
+            hint="'preserve rights explain' says why; --override-rights REASON exports it "
+                 "anyway, recorded with your name")
+    user, _ = version_user()
+    person = f"user-{user}"
+    event = Event("dissemination", now_utc(), "success",
+                  "export of an AIP its rights close, rights overridden: "
+                  + "; ".join(decided.chain), override.strip(),
+                  [(AGENT_PRESERVE, "executing program"), (person, "authorizer")])
+    agents = [Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__,
+                    "preserve digital preservation repository"), Agent(person, user, "person")]
+    location = repo.primary_location()
+    record_event(repo, location, ocfl.object_root(aip_id), aip_id, event, "rights-override",
+                 agents)

@@ -9,9 +9,11 @@ on both engines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from preserve.catalog import Catalog
+from preserve.domain.rights import Decision
 from preserve.domain.words import keys, matches, query_terms, words
 from preserve.errors import BadArgument
 
@@ -28,15 +30,20 @@ class Hit:
     page: int  # 1... for text pages; 0 for a name or a description
     kind: str  # aip, file, text, ocr
     puid: str | None
-    snippet: str  # the page's words around the first match, matches in [brackets]
+    snippet: str | None  # the page's words around the first match, matches in [brackets];
+    closed: bool = False  # None where rights close the AIP: nothing of it is shown
+    opens_on: str | None = None
 
     def to_dict(self) -> dict:
         return {**asdict(self), "path": self.path or None, "page": self.page or None}
 
 
 def search(catalog: Catalog, query: str, *, collection: str | None = None,
-           puid: str | None = None, aip_id: str | None = None, limit: int = 20) -> list[Hit]:
-    """The best `limit` hits of `query`: every word of it must be found."""
+           puid: str | None = None, aip_id: str | None = None, limit: int = 20,
+           rights: Callable[[str], Decision] | None = None) -> list[Hit]:
+    """The best `limit` hits of `query`: every word of it must be found. `rights`: the
+    decision for an AIP (access/rights.Decisions); a closed AIP's hits carry no snippet,
+    so nothing of what rights close is shown."""
     terms = query_terms(query)
     if not terms:
         raise BadArgument(f"the query {query!r} has no words to search for",
@@ -51,7 +58,13 @@ def search(catalog: Catalog, query: str, *, collection: str | None = None,
         if where in seen:
             continue
         seen.add(where)
-        hits.append(Hit(aip, version, coll, path, page, kind, row_puid, snippet(text, terms)))
+        decided = rights(aip) if rights else None
+        if decided is not None and not decided.open:
+            hits.append(Hit(aip, version, coll, path, page, kind, row_puid, None, True,
+                            decided.opens_on))
+        else:
+            hits.append(Hit(aip, version, coll, path, page, kind, row_puid,
+                            snippet(text, terms)))
         if len(hits) == limit:
             break
     return hits

@@ -36,13 +36,14 @@ from preserve.catalog.files import Files
 from preserve.catalog.jobs import Jobs
 from preserve.catalog.log import EventLog
 from preserve.catalog.replicas import Replicas
+from preserve.catalog.rights import Rights
 from preserve.catalog.search import Search
 from preserve.catalog.stats import Stats
 from preserve.catalog.validations import Validations
 
 
 class Catalog(Aips, Files, Replicas, Audits, Events, EventLog, Jobs, Stats, Validations,
-              Search, Database):
+              Search, Rights, Database):
     """The catalog at `where`: an SQLite file, or a postgresql:// URL. One class of parts
     by concern (AIPs and versions, files, replicas, audits, events, the event log, jobs), each in its own
     module, on one connection (database.py)."""

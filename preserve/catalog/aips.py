@@ -45,10 +45,12 @@ class Aips:
                       nbytes: int, oxum: str, tagmanifest: str, tagmanifest_sha256: str,
                       inventory_sha512: str, events: list[EventRecord], *,
                       title: str | None = None,
-                      derivations: Iterable[tuple[str, str, str, str]] = ()) -> None:
+                      derivations: Iterable[tuple[str, str, str, str]] = (),
+                      rights: Iterable[tuple[str, str, str]] = ()) -> None:
         """Record a finished version before it is published; it stays invisible until
         mark_stored. `title`: the bag's Title, as of this version; `derivations`: (source,
-        derivative, rule, event id) of each file a migration added."""
+        derivative, rule, event id) of each file a migration added; `rights`: (statement
+        id, recorded, JSON) of each rights statement it records."""
         with self.transaction() as db:
             db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                        "'staging')",
@@ -60,6 +62,8 @@ class Aips:
             insert_events(db, events)
             db.executemany("INSERT INTO derivations VALUES (?, ?, ?, ?, ?, ?)",
                            [(aip_id, version, *d) for d in derivations])
+            db.executemany("INSERT INTO rights_statements VALUES (?, ?, ?, ?, ?)",
+                           [(aip_id, version, *r) for r in rights])
 
     def mark_stored(self, aip_id: str, version: int, location: str, key: str, when: str) -> None:
         with self.transaction() as db:
@@ -85,7 +89,7 @@ class Aips:
             if row is None or row[0] != "staging":
                 return
             for table in ("files", "file_validations", "events", "replicas", "file_checks",
-                          "composite_checksums", "derivations"):
+                          "composite_checksums", "derivations", "rights_statements"):
                 db.execute(f"DELETE FROM {table} WHERE aip_id = ? AND version = ?",
                            (aip_id, version))
             db.execute("DELETE FROM versions WHERE aip_id = ? AND version = ?",

@@ -165,6 +165,19 @@ def _search_ddl(target, connection, **_kw) -> None:
 
 event.listen(search_pages, "after_create", _search_ddl)
 
+# Rights statements (issue 28): each as the version that recorded it holds it in its PREMIS
+# (domain/premis.rights_xml); the newest stored one governs (domain/rights.decide).
+rights_statements = Table(
+    "rights_statements", metadata,
+    _aip_ref(),
+    Column("version", Integer, nullable=False),
+    Column("statement_id", Text, nullable=False),
+    Column("recorded", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the statement as JSON (RightsStatement)
+    PrimaryKeyConstraint("aip_id", "statement_id"),
+    Index("rights_statements_version", "aip_id", "version"),
+)
+
 replicas = Table(
     "replicas", metadata,
     _aip_ref(),

@@ -23,15 +23,20 @@ def export(
     dest: Annotated[Path, typer.Argument(help="New folder to write the bag into.")],
     version: Annotated[int | None, typer.Option(help="AIP version (default: latest).")] = None,
     location: Annotated[str | None, typer.Option(help="Read from this location.")] = None,
+    override_rights: Annotated[str | None, typer.Option(
+        "--override-rights", metavar="REASON",
+        help="Export an AIP its rights close; the reason is recorded with your name.")
+    ] = None,
     json_out: JsonOpt = False,
 ):
-    """Write an AIP out as a BagIt bag, verifying every byte on the way."""
+    """Write an AIP out as a BagIt bag, verifying every byte on the way. An AIP its rights
+    close is refused (exit 1) unless --override-rights says why."""
     from preserve.access.export import export as run_export
 
     repo = open_repo()
     with render.progress_bar(show_progress()) as progress:
         result = run_export(repo, aip, dest, version=version, location=location,
-                            progress=progress)
+                            progress=progress, override_rights=override_rights)
     if json_out:
         render.emit_json(result.to_dict())
     else:
@@ -80,6 +85,7 @@ def search(
     """Find AIPs and files by words in their description, names, formats and full text:
     ranked, each with a snippet and its page. Kazakh, Azerbaijani, Russian and English
     as people type them. Exit 1 when nothing is found."""
+    from preserve.access.rights import Decisions
     from preserve.access.search import search as run_search
     from preserve.data.search_index import refresh
 
@@ -90,10 +96,77 @@ def search(
         render.err.print(f"[yellow]warning:[/] {render.text(problem)}")
     aip_id = repo.catalog.resolve(aip) if aip else None
     hits = run_search(repo.catalog, query, collection=collection, puid=format_puid,
-                      aip_id=aip_id, limit=limit)
+                      aip_id=aip_id, limit=limit, rights=Decisions(repo))
     if json_out:
         render.emit_json({"query": query, "hits": [h.to_dict() for h in hits],
                           "warnings": refreshed.problems})
     else:
         render.search_report(query, hits)
     raise typer.Exit(0 if hits else 1)
+
+
+def rights(
+    args: Annotated[list[str], typer.Argument(
+        metavar="AIP | explain AIP",
+        help="The AIP to record a statement for; or 'explain AIP' to say whether it is "
+             "open, when it opens, and why.")],
+    status: Annotated[str | None, typer.Option(
+        help="copyrighted, public-domain, licensed or unknown.")] = None,
+    holder: Annotated[str | None, typer.Option(help="The rights holder.")] = None,
+    jurisdiction: Annotated[str | None, typer.Option(
+        help="Where the status holds (a country code: kz, az, ru...).")] = None,
+    basis: Annotated[str | None, typer.Option(
+        help="The law, contract or finding the statement rests on.")] = None,
+    license_uri: Annotated[str | None, typer.Option(
+        "--license", help="The licence's URI (status licensed).")] = None,
+    embargo_until: Annotated[str | None, typer.Option(
+        help="Closed before this date (YYYY-MM-DD), whatever else holds.")] = None,
+    opens_after: Annotated[int | None, typer.Option(
+        "--opens-after", metavar="YEARS",
+        help="Copyrighted: opens this many years after --from-date or --from-field.")] = None,
+    from_date: Annotated[str | None, typer.Option(help="The date the years count from.")
+                         ] = None,
+    from_field: Annotated[str | None, typer.Option(
+        help="The bag-info label holding that date (e.g. Creator-Death-Date).")] = None,
+    counting: Annotated[str | None, typer.Option(
+        help="year-end (to the end of that year, the default) or exact (to the day).")
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="Why: kept with the statement.")] = None,
+    on: Annotated[str | None, typer.Option(
+        help="explain: decide as on this date (YYYY-MM-DD) instead of today.")] = None,
+    json_out: JsonOpt = False,
+):
+    """Record a rights statement as a new version (PREMIS rights), or explain the
+    decision: open or closed, the rule chain, the date it opens."""
+    from preserve.access.rights import decision, record_rights
+    from preserve.domain.rights import RightsStatement, parse_date
+
+    repo = open_repo()
+    if args[:1] == ["explain"]:
+        if len(args) != 2:
+            raise typer.BadParameter("name one AIP: preserve rights explain AIP",
+                                     param_hint="AIP")
+        day = parse_date(on) if on else None
+        if on and day is None:
+            raise typer.BadParameter("give the date as YYYY-MM-DD", param_hint="--on")
+        aip_id = repo.catalog.resolve(args[1])
+        decided = decision(repo, aip_id, day)
+        if json_out:
+            render.emit_json({"aip": aip_id, **decided.to_dict()})
+        else:
+            render.rights_report(aip_id, decided)
+        return
+    if len(args) != 1 or status is None:
+        raise typer.BadParameter("name one AIP and give --status", param_hint="AIP")
+    statement = RightsStatement(status, holder, jurisdiction, basis, license_uri,
+                                embargo_until, opens_after, from_date, from_field, counting,
+                                note)
+    result = record_rights(repo, args[0], statement)
+    decided = decision(repo, result.aip_id)
+    if json_out:
+        render.emit_json({**result.to_dict(), "statement": statement.identifier,
+                          "decision": decided.to_dict()})
+    else:
+        render.out.print(f"[bold green]Recorded[/] rights statement {statement.identifier} "
+                         f"as AIP {result.aip_id} v{result.version}")
+        render.rights_report(result.aip_id, decided)

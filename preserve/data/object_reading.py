@@ -35,7 +35,7 @@ from preserve.domain import ocfl
 from preserve.domain.bag import FAST_LIST
 from preserve.domain.file_checks import read_check_rows
 from preserve.domain.identify import parse_format_notes
-from preserve.domain.premis import PREMIS_NS, decode_name
+from preserve.domain.premis import PREMIS_NS, decode_name, read_rights
 from preserve.errors import PreserveError
 from preserve.stores.base import open_stored
 
@@ -57,6 +57,7 @@ class ObjectRows:
     files: list[tuple] = field(default_factory=list)
     derivations: list[tuple] = field(default_factory=list)  # without the rule: the log's
     validations: list[tuple] = field(default_factory=list)  # file_validations rows
+    rights: list[tuple] = field(default_factory=list)  # rights_statements rows
 
 
 def _reader(storage, root: str) -> Callable[[str], bytes]:
@@ -158,6 +159,8 @@ def _read_version(read: Callable[[str], bytes], inventory: dict, n: int,
         checks = {(r.path, r.check_type): r for r in read_check_rows(text(premis_name))}
         out.validations += [(out.aip, n, r.path, r.check_type, r.status, r.detail, r.tools,
                              r.checked, r.event) for r in checks.values()]
+        out.rights += [(out.aip, n, r.identifier, r.recorded, r.to_json())
+                       for r in read_rights(text(premis_name))]
     prefix = f"v{n}/content/"
     for path, where in sorted(state.items()):
         if not where.startswith(prefix):

@@ -325,7 +325,7 @@ def _choose(aip: str, copies: list[tuple[str, str]], found: dict[str, ObjectRows
                                     "detail": f"the log says v{n} was stored at '{name}', "
                                               "which holds no valid copy of it now"})
     return (best.aip_row, best.versions, best.files, derivations, replicas, checks, composites,
-            best.validations)
+            best.validations, best.rights)
 
 
 INSERTS = ("INSERT INTO aips VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -335,7 +335,8 @@ INSERTS = ("INSERT INTO aips VALUES (?, ?, ?, ?, ?, ?, ?)",
            "INSERT INTO replicas VALUES (?, ?, ?, ?, ?, ?, ?)",
            "INSERT INTO file_checks VALUES (?, ?, ?, ?, ?)",
            "INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)",
-           "INSERT INTO file_validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+           "INSERT INTO file_validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           "INSERT INTO rights_statements VALUES (?, ?, ?, ?, ?)")
 BATCH = 200  # AIPs a transaction: a re-run after a kill redoes at most this many
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from preserve.domain.rights import COUNTING, RightsPolicy
 from preserve.domain.schema import POLICY as POLICY_KEYS
 from preserve.domain.schema import check_keys, read_yaml
 from preserve.errors import ConfigError
@@ -113,6 +114,7 @@ class Policy:
     audit: AuditPolicy = field(default_factory=AuditPolicy)
     media: MediaPolicy = field(default_factory=MediaPolicy)
     text: TextPolicy = field(default_factory=TextPolicy)
+    rights: RightsPolicy = field(default_factory=RightsPolicy)
 
 
 def _need(cond: bool, file: Path, key: str, message: str) -> None:
@@ -200,7 +202,25 @@ def load_policy(path: Path) -> Policy:
           and policy.ingest.archive_max_ratio >= 1, path, "ingest.archive_max_ratio",
           "must be a whole number of at least 1")
     policy.text = _text_policy(data.get("text") or {}, path)
+    policy.rights = _rights_policy(data.get("rights") or {}, path)
     return policy
+
+
+def _rights_policy(rights: dict, path: Path) -> RightsPolicy:
+    _need(isinstance(rights, dict), path, "rights", "must be a mapping")
+    without = _choice(rights, "without_statement", ("open", "closed"), "open", path, "rights")
+    after = rights.get("public_after") or {}
+    _need(isinstance(after, dict), path, "rights.public_after",
+          "must be a mapping: {years: 75, from: Creator-Death-Date}")
+    years = after.get("years")
+    _need(years is None or (isinstance(years, int) and 0 < years <= 500), path,
+          "rights.public_after.years", "must be a number of years from 1 to 500")
+    label = after.get("from")
+    _need(years is None or isinstance(label, str) and label.strip(), path,
+          "rights.public_after.from", "must name the bag-info label holding the date "
+          "the years count from (e.g. Creator-Death-Date)")
+    counting = _choice(after, "counting", COUNTING, "year-end", path, "rights.public_after")
+    return RightsPolicy(without, years, label, counting)
 
 
 def _text_policy(text: dict, path: Path) -> TextPolicy:

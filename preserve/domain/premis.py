@@ -8,12 +8,14 @@ any character XML 1.0 cannot carry, so every identifier round-trips.
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from preserve.domain.names import decode_object_key
+from preserve.domain.rights import RightsStatement
 
 PREMIS_NS = "http://www.loc.gov/premis/v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -156,9 +158,11 @@ class PremisWriter:
         w('  </premis:object>\n')
 
     def finish(self, events: list[Event], agents: list[Agent],
-               more_events: TextIO | None = None) -> None:
+               more_events: TextIO | None = None,
+               rights: list[RightsStatement] | None = None) -> None:
         """The events (and `more_events`: events already rendered by event_xml, read to
-        the end, e.g. one per file spooled to a temporary file), then the agents."""
+        the end, e.g. one per file spooled to a temporary file), the agents, then the
+        rights statements."""
         w = self.out.write
         for ev in events:
             w(event_xml(ev, self.aip_id))
@@ -179,6 +183,8 @@ class PremisWriter:
             if ag.note:
                 w(f'    <premis:agentNote>{_t(ag.note)}</premis:agentNote>\n')
             w('  </premis:agent>\n')
+        for statement in rights or []:
+            w(rights_xml(statement, self.aip_id))
         w('</premis:premis>\n')
 
 
@@ -226,3 +232,77 @@ def event_xml(ev: Event, aip_id: str) -> str:
           '    </premis:linkingObjectIdentifier>\n')
     w('  </premis:event>\n')
     return "".join(parts)
+
+
+# The exact statement travels in a rightsExtension (lax: PREMIS readers skip it) so that a
+# catalog rebuilt from storage decides as the one that recorded it.
+PRESERVE_RIGHTS_NS = "https://preserve.invalid/ns/rights/1"
+_RIGHTS_JSON = re.compile(r"<preserve:statement[^>]*>([^<]*)</preserve:statement>")
+_COPYRIGHT_STATUS = {"copyrighted": "copyrighted", "public-domain": "publicdomain",
+                     "unknown": "unknown"}
+
+
+def rights_xml(s: RightsStatement, aip_id: str) -> str:
+    """One rights statement as PREMIS 3 rights: the basis, copyright or licence
+    information, dissemination granted or restricted (an embargo's end date), the AIP
+    linked, and the statement itself for preserve."""
+    w = []
+    w.append('  <premis:rights>\n    <premis:rightsStatement>\n'
+             '      <premis:rightsStatementIdentifier>\n'
+             '        <premis:rightsStatementIdentifierType>UUID'
+             '</premis:rightsStatementIdentifierType>\n'
+             f'        <premis:rightsStatementIdentifierValue>{_t(s.identifier)}'
+             '</premis:rightsStatementIdentifierValue>\n'
+             '      </premis:rightsStatementIdentifier>\n'
+             f'      <premis:rightsBasis>{"License" if s.status == "licensed" else "Copyright"}'
+             '</premis:rightsBasis>\n')
+    notes = [f"{label}: {value}" for label, value in (
+        ("rights holder", s.holder), ("basis", s.basis), ("note", s.note)) if value]
+    if s.status == "licensed":
+        w.append('      <premis:licenseInformation>\n'
+                 f'        <premis:licenseTerms>{_t(s.license or s.basis)}</premis:licenseTerms>\n'
+                 + "".join(f'        <premis:licenseNote>{_t(n)}</premis:licenseNote>\n'
+                           for n in notes)
+                 + '      </premis:licenseInformation>\n')
+    else:
+        w.append('      <premis:copyrightInformation>\n'
+                 f'        <premis:copyrightStatus>{_COPYRIGHT_STATUS[s.status]}'
+                 '</premis:copyrightStatus>\n'
+                 f'        <premis:copyrightJurisdiction>{_t(s.jurisdiction or "und")}'
+                 '</premis:copyrightJurisdiction>\n'
+                 + (f'        <premis:copyrightStatusDeterminationDate>{_t(s.recorded[:10])}'
+                    '</premis:copyrightStatusDeterminationDate>\n' if s.recorded else "")
+                 + "".join(f'        <premis:copyrightNote>{_t(n)}</premis:copyrightNote>\n'
+                           for n in notes)
+                 + '      </premis:copyrightInformation>\n')
+    w.append('      <premis:rightsGranted>\n        <premis:act>disseminate</premis:act>\n')
+    if s.embargo_until:
+        w.append('        <premis:restriction>Disallow</premis:restriction>\n'
+                 '        <premis:termOfRestriction>\n'
+                 f'          <premis:startDate>{_t(s.recorded[:10] or "..")}</premis:startDate>\n'
+                 f'          <premis:endDate>{_t(s.embargo_until)}</premis:endDate>\n'
+                 '        </premis:termOfRestriction>\n')
+    if s.opens_after_years:
+        w.append(f'        <premis:rightsGrantedNote>dissemination {s.opens_after_years} '
+                 'years after ' + _t(s.from_date or f"the date in bag-info {s.from_field}")
+                 + '</premis:rightsGrantedNote>\n')
+    w.append('      </premis:rightsGranted>\n'
+             '      <premis:linkingObjectIdentifier>\n'
+             '        <premis:linkingObjectIdentifierType>UUID'
+             '</premis:linkingObjectIdentifierType>\n'
+             f'        <premis:linkingObjectIdentifierValue>{_t(aip_id)}'
+             '</premis:linkingObjectIdentifierValue>\n'
+             '      </premis:linkingObjectIdentifier>\n'
+             '    </premis:rightsStatement>\n'
+             '    <premis:rightsExtension>\n'
+             f'      <preserve:statement xmlns:preserve="{PRESERVE_RIGHTS_NS}">'
+             f'{_t(s.to_json())}</preserve:statement>\n'
+             '    </premis:rightsExtension>\n'
+             '  </premis:rights>\n')
+    return "".join(w)
+
+
+def read_rights(text: str) -> list[RightsStatement]:
+    """The statements a PREMIS document of preserve's carries (rights_xml)."""
+    return [RightsStatement.from_json(decode_name(html.unescape(m.group(1))))
+            for m in _RIGHTS_JSON.finditer(text)]

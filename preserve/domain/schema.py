@@ -35,6 +35,8 @@ POLICY: Schema = {
                "archive_max_ratio": None, "validate": None, "virus": None,
                "virus_database": None, "virus_database_max_age_days": None},
     "text": {"extract": None, "languages": None, "collections": {"*": None}},
+    "rights": {"without_statement": None,
+               "public_after": {"years": None, "from": None, "counting": None}},
 }
 _PATHWAY = {"tool": None, "args": None, "timeout_seconds": None, "memory_mb": None,
             "then": None, "description": None}

@@ -21,7 +21,9 @@ def search_report(query: str, hits: list) -> None:
         where = {"aip": "description", "file": "name, format"}.get(h.kind, h.kind)
         table.add_row(str(n), h.aip[:8], text(h.collection), text(h.path[5:] or "-"),
                       str(h.page or ""), where)
-        table.add_row("", "", "", _marked(h.snippet), "", "", end_section=True)
+        shown = (_marked(h.snippet) if not h.closed else "[yellow]closed by rights[/]"
+                 + (f" (opens on {h.opens_on})" if h.opens_on else ""))
+        table.add_row("", "", "", shown, "", "", end_section=True)
     out.print(table)
 
 
@@ -48,3 +50,12 @@ def extract_report(result) -> None:
         out.print(table)
     for p in result.problems[:LISTED]:
         out.print(f"[bold red]problem:[/] {text(p)}")
+
+
+def rights_report(aip_id: str, decided) -> None:
+    """`rights explain`: open or closed, the date it opens, the rules in order."""
+    state = "[bold green]open[/]" if decided.open else "[bold red]closed[/]"
+    out.print(f"AIP {aip_id} is {state}" + (f"; it opens on {decided.opens_on}"
+                                             if decided.opens_on else ""))
+    for n, step in enumerate(decided.chain, 1):
+        out.print(f"  {n}. {text(step)}")

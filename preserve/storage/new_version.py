@@ -34,6 +34,7 @@ from preserve.domain.identify import Identification, format_notes, identify_path
 from preserve.domain.model import FileRecord
 from preserve.domain.names import UnsafePath, check_relative, display, encode_manifest_path
 from preserve.domain.premis import Agent, Event, FileObject, PremisWriter
+from preserve.domain.rights import RightsStatement
 from preserve.errors import BadArgument, FixityMismatch, PreserveError, StorageUnreachable
 from preserve.pipeline.copying import copy_one
 from preserve.repository import Repository
@@ -76,6 +77,7 @@ class VersionChange:
     derived: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     identified: dict[str, Identification] = field(default_factory=dict)
     metadata: list[tuple[str, Path]] = field(default_factory=list)
+    rights: list[RightsStatement] = field(default_factory=list)  # PREMIS rights it records
 
 
 @dataclass
@@ -212,7 +214,7 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
         for record in added:
             source = change.derived.get(record.path)
             premis.write_object(_premis_object(record, source[:2] if source else None))
-        premis.finish([change.event, *change.events], change.agents)
+        premis.finish([change.event, *change.events], change.agents, rights=change.rights)
     if added:
         _extend_manifests(location, aip_id, tags, bag, added)
 
@@ -231,7 +233,8 @@ def _write_version(repo, location, aip_id: str, head: int, version: int, staged:
         tagmanifest, tagmanifest_sha256, inventory_sha512,
         [event_record(aip_id, event, version) for event in [change.event, *change.events]],
         title=title, derivations=[(source, rel, rule, event_id) for rel, (source, event_id, rule)
-                                  in change.derived.items()])
+                                  in change.derived.items()],
+        rights=[(r.identifier, r.recorded, r.to_json()) for r in change.rights])
     key = ocfl.version_key(root, version)
     head_inventory = staged / ocfl.INVENTORY
     shutil.copyfile(version_dir / ocfl.INVENTORY, head_inventory)
