@@ -152,6 +152,29 @@ def ocr_throughput(n: int) -> dict:
             "peak MB (preserve, largest child)": f"{own:.0f}, {child:.0f}"}
 
 
+def ocr_accuracy() -> dict:
+    """Character error rate per language on the test's pages (DejaVu Serif, 300 dpi):
+    clean, and degraded as a poor scan is (blurred, speckled, slightly rotated)."""
+    from preserve.pipeline.ocr import ocr_page
+    from tests.test_search import PAGES, character_error_rate, render_page
+
+    folder = WORK / "cer"
+    folder.mkdir(parents=True)
+    out = {}
+    for lang, text in PAGES.items():
+        clean = render_page(text, folder / f"{lang}.png")
+        poor = folder / f"{lang}-poor.png"
+        subprocess.run(["convert", str(clean), "-rotate", "0.7", "-blur", "0x1.2",
+                        "-attenuate", "0.6", "+noise", "Impulse", "-colorspace", "Gray",
+                        str(poor)], check=True)
+        rates = []
+        for image in (clean, poor):
+            page = ocr_page(image, folder)
+            rates.append(f"{character_error_rate(text, page.text):.3f} ({'+'.join(page.languages)})")
+        out[lang] = {"clean": rates[0], "degraded": rates[1]}
+    return out
+
+
 def pdf_extraction(pages: int) -> dict:
     src = WORK / "pdf-src"
     src.mkdir(parents=True)
@@ -185,17 +208,18 @@ def main() -> None:
     parser.add_argument("--pdf-pages", type=int, default=400)
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--skip-index", action="store_true")
     parser.add_argument("--skip-ocr", action="store_true")
     parser.add_argument("--skip-pdf", action="store_true")
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     vocab = vocabulary(random.Random(1))
-    sips = make_sips(args.pages, random.Random(2026), vocab)
+    sips = make_sips(args.pages, random.Random(2026), vocab) if not args.skip_index else []
     realistic, worst = query_set(args.queries, random.Random(5), vocab)
-    targets = [] if args.skip_sqlite else [("SQLite", None)]
+    targets = [] if args.skip_sqlite or args.skip_index else [("SQLite", None)]
     server = None
-    if not args.skip_pg:
+    if not (args.skip_pg or args.skip_index):
         from tests.pgserver import PostgresServer
 
         server = PostgresServer(WORK / "pg")
@@ -216,6 +240,7 @@ def main() -> None:
         print("born-digital PDF:", pdf_extraction(args.pdf_pages), flush=True)
     if not args.skip_ocr:
         print("OCR:", ocr_throughput(args.ocr_pages), flush=True)
+        print("OCR character error rate:", ocr_accuracy(), flush=True)
 
 
 if __name__ == "__main__":

@@ -189,3 +189,18 @@ def test_a_wrong_statement_is_refused_and_nothing_written(closed_aip):
     assert "YYYY-MM-DD" in run(root, "rights", aip, "--status", "public-domain",
                                "--embargo-until", "soon", check_code=2).stderr
     assert Repository(root).catalog.get_aip(aip).version == 2
+
+
+def test_a_daily_review_records_the_day_an_aip_opens(closed_aip):
+    root, aip = closed_aip
+    first = json.loads(run(root, "rights", "review", "--json").stdout)["changed"]
+    assert first == [{"aip": aip, "before": None, "now": "closed", "opens_on": "2076-01-01"}]
+    assert json.loads(run(root, "rights", "review", "--json").stdout)["changed"] == []
+    opened = json.loads(run(root, "rights", "review", "--on", "2076-01-01",
+                            "--json").stdout)["changed"]
+    assert opened == [{"aip": aip, "before": "closed", "now": "open", "opens_on": None}]
+    events = Repository(root).catalog.execute(
+        "SELECT detail FROM events WHERE aip_id = ? AND type = 'policy assignment' "
+        "ORDER BY seq", (aip,)).fetchall()
+    assert [e[0] for e in events] == ["access decision: closed (opens on 2076-01-01)",
+                                      "access decision: open"]

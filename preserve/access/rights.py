@@ -79,3 +79,35 @@ class Decisions:
         if aip_id not in self.made:
             self.made[aip_id] = decision(self.repo, aip_id, self.today)
         return self.made[aip_id]
+
+
+REVIEW_DETAIL = "access decision: "  # the detail of the event a review records
+
+
+def review(repo: Repository, today: dt.date | None = None) -> list[dict]:
+    """Record, as a PREMIS event per AIP, each decision that changed since the last one
+    recorded (a date passed: an embargo ended, a term ran out; a new statement): what a
+    daily job runs, so the history says when each AIP opened. An AIP with a statement is
+    reviewed; the first review records its decision as it stands."""
+    from preserve.domain import ocfl
+    from preserve.storage.object_log import record_event
+
+    changed = []
+    catalog = repo.catalog
+    last = catalog.last_decisions(REVIEW_DETAIL)
+    location = repo.primary_location()
+    for aip_id in catalog.aips_with_rights():
+        decided = decision(repo, aip_id, today)
+        state = "open" if decided.open else "closed"
+        if last.get(aip_id) == state:
+            continue
+        event = Event("policy assignment", now_utc(), "success", f"{REVIEW_DETAIL}{state}"
+                      + (f" (opens on {decided.opens_on})" if decided.opens_on else ""),
+                      "; ".join(decided.chain), [(AGENT_PRESERVE, "executing program")])
+        agents = [Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__,
+                        "preserve digital preservation repository")]
+        record_event(repo, location, ocfl.object_root(aip_id), aip_id, event,
+                     "rights-review", agents)
+        changed.append({"aip": aip_id, "before": last.get(aip_id), "now": state,
+                        "opens_on": decided.opens_on})
+    return changed

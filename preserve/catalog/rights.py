@@ -22,3 +22,19 @@ class Rights:
             "SELECT r.version, r.body FROM rights_statements r JOIN versions v ON v.aip_id = "
             "r.aip_id AND v.version = r.version AND v.state = 'stored' WHERE r.aip_id = ? "
             "ORDER BY r.version, r.recorded", (aip_id,))]
+
+    def aips_with_rights(self) -> list[str]:
+        """Stored AIPs that have a rights statement."""
+        return [r[0] for r in self.execute(
+            "SELECT DISTINCT r.aip_id FROM rights_statements r JOIN aips a ON a.id = r.aip_id "
+            "WHERE a.state = 'stored' ORDER BY r.aip_id")]
+
+    def last_decisions(self, prefix: str) -> dict[str, str]:
+        """{AIP: the state its last review event recorded} (events whose detail begins
+        with `prefix`, then the state)."""
+        out: dict[str, str] = {}
+        for aip_id, detail in self.execute(
+                "SELECT aip_id, detail FROM events WHERE type = 'policy assignment' AND "
+                "substr(detail, 1, ?) = ? ORDER BY seq", (len(prefix), prefix)):
+            out[aip_id] = detail[len(prefix):].split(" ", 1)[0]
+        return out

@@ -107,9 +107,10 @@ def search(
 
 def rights(
     args: Annotated[list[str], typer.Argument(
-        metavar="AIP | explain AIP",
-        help="The AIP to record a statement for; or 'explain AIP' to say whether it is "
-             "open, when it opens, and why.")],
+        metavar="AIP | explain AIP | review",
+        help="The AIP to record a statement for; 'explain AIP' to say whether it is "
+             "open, when it opens, and why; 'review' (daily, from cron) to record each "
+             "AIP whose access changed as a PREMIS event.")],
     status: Annotated[str | None, typer.Option(
         help="copyrighted, public-domain, licensed or unknown.")] = None,
     holder: Annotated[str | None, typer.Option(help="The rights holder.")] = None,
@@ -142,6 +143,18 @@ def rights(
     from preserve.domain.rights import RightsStatement, parse_date
 
     repo = open_repo()
+    if args == ["review"]:
+        from preserve.access.rights import review
+
+        changed = review(repo, parse_date(on) if on else None)
+        if json_out:
+            render.emit_json({"changed": changed})
+        else:
+            render.out.print(f"{len(changed)} AIP(s) whose access changed, recorded")
+            for c in changed:
+                render.out.print(f"  AIP {c['aip']}: {c['before'] or 'not reviewed'} -> "
+                                 f"{c['now']}")
+        return
     if args[:1] == ["explain"]:
         if len(args) != 2:
             raise typer.BadParameter("name one AIP: preserve rights explain AIP",
