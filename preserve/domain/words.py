@@ -27,8 +27,10 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
-# A word: letters and digits (a hyphen, apostrophe or underscore separates words).
-WORD = re.compile(r"[^\W_]+")
+# A word: letters and digits, with the combining marks that follow them (`İ` lowered is
+# `i` and a combining dot above); a hyphen, apostrophe or underscore separates words.
+_MARKS = "\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+WORD = re.compile(f"[^\\W_](?:[^\\W_]|[{_MARKS}])*")
 # The shortest key matched as a prefix: shorter query keys match only whole words, so
 # that `a` or `и` do not match every page.
 MIN_PREFIX = 3
