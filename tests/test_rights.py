@@ -23,9 +23,9 @@ from preserve.domain.rights import (
     opening_day,
 )
 from preserve.repository import Repository
+from tests.conftest import PREMIS_XSD as SCHEMA  # noqa: E402
 from tests.test_cli import run
 
-SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "premis-v3-0.xsd"
 OPEN = RightsPolicy()
 D = dt.date.fromisoformat
 
