@@ -23,7 +23,7 @@ from preserve.domain.rights import (
     opening_day,
 )
 from preserve.repository import Repository
-from tests.conftest import PREMIS_XSD as SCHEMA  # noqa: E402
+from tests.conftest import PREMIS_XSD as SCHEMA
 from tests.test_cli import run
 
 OPEN = RightsPolicy()

@@ -217,8 +217,14 @@ def test_ocr_is_deterministic_accurate_and_detects_the_language(tmp_path, capsys
         rates[lang] = character_error_rate(text, first.text)
         ET.fromstring(first.alto)  # ALTO is XML, with word positions
         assert b"HPOS" in first.alto and b"bbox" in first.hocr
+        poor = tmp_path / f"{lang}-poor.png"  # a poor scan: blurred, speckled, turned
+        subprocess.run(["convert", str(image), "-rotate", "0.7", "-blur", "0x1.2",
+                        "-attenuate", "0.6", "+noise", "Impulse", str(poor)], check=True)
+        read = ocr_page(poor, tmp_path)
+        assert read.languages == [lang], read.basis
+        rates[f"{lang} degraded"] = character_error_rate(text, read.text)
     with capsys.disabled():
-        print("\nOCR character error rate, clean 300 dpi DejaVu Serif pages: "
+        print("\nOCR character error rate, 300 dpi DejaVu Serif pages: "
               + ", ".join(f"{lang} {r:.3f}" for lang, r in rates.items()))
     assert all(r <= 0.02 for r in rates.values()), rates
 

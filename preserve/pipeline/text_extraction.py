@@ -130,21 +130,22 @@ def _render(source: Path, number: int, workdir: Path) -> Path:
 
 
 def _image(source: Path, workdir: Path, languages: list[str] | None) -> Extracted:
-    """Every frame of the image a page: split to PNG by Pillow (tesseract's reader knows
-    fewer formats than Pillow, JPEG 2000 among them)."""
-    from PIL import Image, ImageSequence
-
+    """Every frame of the image a page: split to PNG by ImageMagick (sandboxed; it reads
+    more formats than tesseract, JPEG 2000 among them), each read by OCR."""
+    frames = workdir / "frames"
+    frames.mkdir(exist_ok=True)
+    run = run_tool(["convert", str(source), "+adjoin", str(frames / "frame-%04d.png")],
+                   timeout=PDF_TIMEOUT, memory_mb=2048)
+    made = sorted(frames.iterdir())
+    if run.returncode != 0 or not made:
+        raise ToolFailure(f"ImageMagick could not read the image: {run.summary()}")
     pages, ocr = [], {}
-    with Image.open(source) as img:
-        for number, frame in enumerate(ImageSequence.Iterator(img), 1):
-            image = workdir / f"frame-{number}.png"
-            dpi = frame.info.get("dpi")
-            frame.convert("L").save(image, dpi=dpi) if dpi else frame.convert("L").save(image)
-            ocr[number] = ocr_page(image, workdir, languages,
-                                   dpi=None if dpi and dpi[0] > 1 else RENDER_DPI)
-            pages.append(ocr[number].text)
-            image.unlink()
-    return Extracted(pages, "OCR", list(ocr[1].tools) if ocr else [], ocr)
+    for number, image in enumerate(made, 1):
+        ocr[number] = ocr_page(image, workdir, languages)
+        pages.append(ocr[number].text)
+        image.unlink()
+    tools = [("convert", tool_version("convert") or "unknown"), *ocr[1].tools]
+    return Extracted(pages, "OCR", list(dict.fromkeys(tools)), ocr)
 
 
 def _office(source: Path, workdir: Path, mime: str) -> Extracted:
