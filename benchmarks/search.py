@@ -13,7 +13,8 @@ throughput, and born-digital PDF extraction.
   Azerbaijani letters, Kazakh on a Russian keyboard and in Latin letters, other
   inflections), rare and common, one and two words; p50/p95/max per engine (the whole
   of `search`: the language layer, the engine, snippets);
-- OCR: pages rendered at 300 dpi (DejaVu Serif, four languages), `extract` on both cores,
+- OCR: full A4 pages rendered at 300 dpi (30 lines of DejaVu Serif, four languages),
+  `extract` on both cores,
   pages per minute, and the peak memory of preserve and of its largest child;
 - PDF: a born-digital PDF of 400 pages (LibreOffice from text), `extract`, pages per second.
 """
@@ -133,13 +134,18 @@ def time_queries(repo: Repository, queries: list[str]) -> dict:
 
 
 def ocr_throughput(n: int) -> dict:
-    from tests.test_search import PAGES, render_page
+    from tests.test_search import PAGES
 
     sip = WORK / "scans"
     sip.mkdir(parents=True)
     texts = list(PAGES.values())
-    for i in range(n):
-        render_page(texts[i % len(texts)] + f"\npage {i + 1}", sip / f"page-{i:03d}.png")
+    for i in range(n):  # a full A4 page at 300 dpi: 30 lines of DejaVu Serif 11 pt
+        body = "\n".join(texts[i % len(texts)].replace("\n", " ")[:70] for _ in range(30))
+        subprocess.run(["convert", "-density", "300", "-size", "2480x3508", "xc:white",
+                        "-font", "DejaVu-Serif", "-pointsize", "11", "-fill", "black",
+                        "-interline-spacing", "20", "-annotate", "+150+250",
+                        f"{body}\npage {i + 1}", "-colorspace", "Gray", "-depth", "8",
+                        str(sip / f"page-{i:03d}.png")], check=True, capture_output=True)
     repo, _ = Repository.init(WORK / "ocr-repo")
     ingest(repo, sip, Metadata("Scans", "scans", [], [], None))
     started = time.perf_counter()
