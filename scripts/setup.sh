@@ -52,6 +52,6 @@ fi
 # happens where PYTHONDONTWRITEBYTECODE is set: each start (and each worker) would compile
 # the package again. Compile it once here, as a regular install would.
 .venv/bin/python -m compileall -q preserve >/dev/null
-.venv/bin/python -c "import preserve, pygfried, magic, bagit, xxhash, pikepdf.pdfa, PIL, warcio, msoffcrypto, snowballstemmer, sqlalchemy, psycopg, procrastinate" \
+.venv/bin/python -c "import preserve, pygfried, magic, bagit, xxhash, pikepdf.pdfa, PIL, warcio, msoffcrypto, snowballstemmer, ocrmypdf, sqlalchemy, psycopg, procrastinate" \
   || { echo "setup failed: preserve's dependencies do not import" >&2; exit 1; }
 echo "preserve is installed in .venv (run .venv/bin/preserve --help)"

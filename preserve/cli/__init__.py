@@ -10,7 +10,7 @@ registered below, in the order `preserve --help` lists them.
 from __future__ import annotations
 
 from preserve.cli import access, admin, data, ingest, planning, storage
-from preserve.cli.app import app, catalog_app, log_app, main, storage_app
+from preserve.cli.app import access_app, app, catalog_app, log_app, main, storage_app
 
 __all__ = ["app", "main"]
 
@@ -33,3 +33,4 @@ catalog_app.command("diff")(data.catalog_diff)
 catalog_app.command("rebuild")(data.catalog_rebuild)
 log_app.command("verify")(storage.log_verify)
 log_app.command("checkpoint")(storage.log_checkpoint)
+access_app.command("build")(access.access_build)

@@ -183,3 +183,23 @@ def rights(
         render.out.print(f"[bold green]Recorded[/] rights statement {statement.identifier} "
                          f"as AIP {result.aip_id} v{result.version}")
         render.rights_report(result.aip_id, decided)
+
+
+def access_build(
+    aips: Annotated[list[str] | None, typer.Argument(
+        help="AIPs whose access copies to make (or --all).")] = None,
+    all_aips: Annotated[bool, typer.Option("--all", help="Every AIP.")] = False,
+    json_out: JsonOpt = False,
+):
+    """Make the access copies that are missing or stale, from the AIPs: for a PDF of
+    scans (read by OCR in `extract`), a searchable PDF/A-2b (OCRmyPDF). Kept outside the
+    AIPs (access/), each recorded as an event. Exit 1 if one could not be made."""
+    from preserve.access.copies import build
+
+    if not aips and not all_aips:
+        raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
+    repo = open_repo()
+    with render.progress_bar(show_progress()) as progress:
+        result = build(repo, None if all_aips else aips, progress=progress)
+    render.report(result, json_out, render.access_report)
+    raise typer.Exit(result.exit_code)

@@ -113,6 +113,9 @@ app.add_typer(catalog_app, name="catalog")
 log_app = typer.Typer(no_args_is_help=True,
                       help="The tamper-evident event log: verify it, print its checkpoint.")
 app.add_typer(log_app, name="log")
+access_app = typer.Typer(no_args_is_help=True,
+                         help="Access copies (DIP): made from the AIPs, kept outside them.")
+app.add_typer(access_app, name="access")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,12 @@ from itertools import islice
 from rich.table import Table
 
 from preserve.domain.bag import human_size
-from preserve.render.access import extract_report, rights_report, search_report
+from preserve.render.access import (
+    access_report,
+    extract_report,
+    rights_report,
+    search_report,
+)
 from preserve.render.base import (
     FINDINGS_LISTED,
     LISTED,
@@ -42,6 +47,7 @@ from preserve.render.planning import (
 
 # what commands reach as render.<name> from base.py and planning.py
 __all__ = [
+    "access_report",
     "extract_report",
     "rights_report",
     "search_report",

@@ -59,3 +59,14 @@ def rights_report(aip_id: str, decided) -> None:
                                              if decided.opens_on else ""))
     for n, step in enumerate(decided.chain, 1):
         out.print(f"  {n}. {text(step)}")
+
+
+def access_report(result) -> None:
+    """`access build`: the copies made, those already current, what failed."""
+    out.print(f"{len(result.made)} access cop(ies) made, {result.current} already current")
+    for m in result.made[:LISTED]:
+        out.print(f"  AIP {m['aip'][:8]} {text(m['path'])}: searchable PDF/A "
+                  f"({'+'.join(m['languages'])})")
+    for f in result.failed[:LISTED]:
+        out.print(f"[bold red]not made:[/] AIP {f['aip'][:8]} {text(f['path'])}: "
+                  f"{text(f['error'])}")
