@@ -198,9 +198,10 @@ def decode(data: bytes, declared: str | None = None) -> str:
             return data.decode(encoding)
         except (UnicodeDecodeError, LookupError):
             continue
-    high = [b for b in data if b >= 0xC0]
-    return data.decode("cp1251" if len(high) > len(data) // 20 else "latin-1",
-                       errors="replace")
+    high = sum(1 for b in data if b >= 0xC0)  # Cyrillic letters in Windows-1251
+    ascii_letters = sum(1 for b in data if 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A)
+    cyrillic = high > 0.3 * (high + ascii_letters)  # Latin-1 text is mostly ASCII letters
+    return data.decode("cp1251" if cyrillic else "latin-1", errors="replace")
 
 
 class _HtmlText(HTMLParser):
@@ -236,8 +237,9 @@ def xml_text(data: bytes) -> str | None:
     parts: list[str] = []
     parser = expat.ParserCreate()
     parser.CharacterDataHandler = parts.append
+    parser.EndElementHandler = lambda _name: parts.append("\n")  # elements are words apart
     try:
         parser.Parse(data, True)
     except expat.ExpatError:
         return None
-    return re.sub(r"\s*\n\s*", "\n", "".join(parts)).strip()
+    return re.sub(r"[ \t]*\n\s*", "\n", "".join(parts)).strip()
