@@ -91,9 +91,13 @@ def test_policy_languages_and_ingest_by_policy(tmp_path):
     assert "page 1: rus (policy)" in premis
     found = json.loads(run(root, "search", "библиотека", "--json").stdout)["hits"]
     assert found[0]["path"] == "data/page.png"
+    # a model this machine lacks: the file is named with what to install, nothing kept
     data["text"] = {"languages": ["klingon"]}
-    policy.write_text(yaml.safe_dump(data))
-    assert "text.languages" not in run(root, "list").stderr  # a valid name is a name
+    policy.write_text(yaml.safe_dump(data, allow_unicode=True))
+    (sip / "page2.png").write_bytes((sip / "page.png").read_bytes())
+    run(root, "ingest", "-c", "Other", sip)
+    said = json.loads(run(root, "extract", "--all", "--json", check_code=1).stdout)
+    assert "no model for klingon" in said["failed"][0]["error"]
 
 
 def test_a_wrong_text_policy_is_named(tmp_path):
