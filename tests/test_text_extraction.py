@@ -152,3 +152,18 @@ def test_an_unreadable_file_is_named_and_tried_again(tmp_path):
     assert again["planned"] == 1  # only the one that failed
 
 
+
+
+def test_an_interrupted_extraction_leaves_nothing_the_next_run_does_not_remove(tmp_path):
+    root = tmp_path / "repo"
+    run(root, "init")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that has ended
+    for name in (f"extract-{dead.pid}-0a1b2c3d", f"access-{dead.pid}-0a1b2c3d"):
+        (root / "staging" / name / "kept").mkdir(parents=True)
+    said = json.loads(run(root, "check", "--json", check_code=1).stdout)
+    found = {(i["kind"], i["detail"].split(" of a ")[-1].split(" whose")[0])
+             for i in said["findings"]}
+    assert found == {("leftover", "text extraction"), ("leftover", "access copy")}, said
+    run(root, "extract", "--all")
+    assert sorted((root / "staging").iterdir()) == []

@@ -32,6 +32,7 @@ from preserve.errors import PreserveError, ToolFailure
 from preserve.pipeline.ocr import ocr_page
 from preserve.repository import Repository
 from preserve.storage.object_log import record_event
+from preserve.storage.recovery import ACCESS_STAGING, tidy
 from preserve.storage.versions import fetch_stored
 from preserve.system import fstree
 from preserve.system.tools import allow_tools, run_tool, tool_version
@@ -97,6 +98,7 @@ def build(repo: Repository, refs: list[str] | None = None, *,
           progress: Progress | None = None) -> AccessResult:
     """Make what is missing or stale of the AIPs' access copies (all AIPs when None)."""
     progress = progress or Silent()
+    tidy(repo)
     catalog = repo.catalog
     ids = [catalog.resolve(r) for r in refs] if refs else [a.id for a in catalog.list_aips()]
     todo = [(aip, *f) for aip in ids for f in scanned_pdfs(repo, aip)]
@@ -125,7 +127,8 @@ def build(repo: Repository, refs: list[str] | None = None, *,
 def _make(repo: Repository, root: Path, aip_id: str, path: str, version: int, size: int,
           sha512: str) -> dict:
     check_relative(path)
-    work = repo.staging / f"access-{os.getpid()}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+    work = repo.staging / (f"{ACCESS_STAGING}{os.getpid()}-"
+                           f"{hashlib.sha1(path.encode()).hexdigest()[:8]}")
     fstree.makedirs(work)
     try:
         source = fetch_stored(repo.primary_location(), aip_id, version, path, size, sha512,

@@ -39,12 +39,11 @@ from preserve.pipeline.ocr import model_id
 from preserve.pipeline.text_extraction import Extracted, extract, text_kind
 from preserve.repository import Repository
 from preserve.storage.new_version import VersionChange, add_version
-from preserve.storage.recovery import tidy
+from preserve.storage.recovery import EXTRACT_STAGING, tidy
 from preserve.storage.versions import fetch_stored, plain_suffix
 from preserve.system import fstree
 from preserve.system.tools import allow_tools, kill_all
 
-EXTRACT_STAGING = "extract-"
 EVENT_TYPE = "metadata extraction"  # PREMIS event type (id.loc.gov vocabulary)
 
 

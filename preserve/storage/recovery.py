@@ -29,7 +29,13 @@ from preserve.system.tools import kill_orphaned_tools
 UNPACK_STAGING = "unpack-"  # a packed bag's unpacking: unpack-<pid>-<hex>
 REPAIR_STAGING = "repair-"
 MIGRATE_STAGING = "migrate-"  # a migration's working folders (see planning/migrate.py)
-WORK_STAGING = (REPAIR_STAGING, MIGRATE_STAGING, UNPACK_STAGING)
+EXTRACT_STAGING = "extract-"  # full text's (data/extract.py)
+ACCESS_STAGING = "access-"  # an access copy's (access/copies.py)
+WORK_STAGING = (REPAIR_STAGING, MIGRATE_STAGING, UNPACK_STAGING, EXTRACT_STAGING,
+                ACCESS_STAGING)
+_WORK_KINDS = {UNPACK_STAGING: "ingest of a packed bag", REPAIR_STAGING: "repair",
+               MIGRATE_STAGING: "migration", EXTRACT_STAGING: "text extraction",
+               ACCESS_STAGING: "access copy"}
 
 
 def tidy(repo: Repository) -> list[str]:
@@ -47,10 +53,8 @@ def tidy(repo: Repository) -> list[str]:
 
 
 def work_kind(path) -> str:
-    """What left a working folder: "repair", "migration" or "ingest of a packed bag"."""
-    if path.name.startswith(UNPACK_STAGING):
-        return "ingest of a packed bag"
-    return "repair" if path.name.startswith(REPAIR_STAGING) else "migration"
+    """What left a working folder: "repair", "migration", "ingest of a packed bag"..."""
+    return next(kind for prefix, kind in _WORK_KINDS.items() if path.name.startswith(prefix))
 
 
 def ended_work(repo: Repository) -> list:

@@ -69,7 +69,7 @@ _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # the pid). Nothing else there is preserve's: a person put it, and it is never removed
 # (red-team 2026-12 case 31: a user's export under staging/ was deleted as "debris").
 OWN_STAGING = re.compile(rf"{_UUID}(?:\.v[1-9][0-9]*)?(?:\.lock)?"
-                         rf"|(?:repair|migrate|unpack)-[0-9]+-[0-9a-f-]+"
+                         rf"|(?:repair|migrate|unpack|extract|access)-[0-9]+-[0-9a-f-]+"
                          r"|logdoc-[0-9]+-[0-9a-f]+\.json")
 OWN_LOCATION_STAGING = re.compile(r"(?:v[1-9][0-9]*|file-[0-9a-f]{32})\.[0-9]+|check-"
                                   + _UUID)
@@ -81,5 +81,6 @@ def owner_gone(name: str) -> bool:
     preserve's own (OWN_STAGING, OWN_LOCATION_STAGING) can be debris at all."""
     if not (OWN_STAGING.fullmatch(name) or OWN_LOCATION_STAGING.fullmatch(name)):
         return False
-    match = re.search(r"(?:\.|^repair-|^migrate-|^unpack-)(\d+)(?:-|$)", name)
+    match = re.search(r"(?:\.|^repair-|^migrate-|^unpack-|^extract-|^access-)(\d+)(?:-|$)",
+                      name)
     return match is not None and not pid_alive(int(match.group(1)))
