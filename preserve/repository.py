@@ -64,7 +64,9 @@ class LocationConfig:
 
 
 class Repository:
-    def __init__(self, root: Path, *, rebuilding: bool = False):
+    def __init__(self, root: Path, *, rebuilding: bool = False, read_only: bool = False):
+        """`read_only`: the catalog opened so that nothing can be written through it (the
+        reading room)."""
         self.root = Path(root)
         config_path = self.root / CONFIG_NAME
         if not config_path.is_file():
@@ -77,7 +79,7 @@ class Repository:
         if self.config.get("format") != REPOSITORY_FORMAT:
             raise ConfigError(f"{config_path}: repository format {self.config.get('format')!r} "
                               f"is not {REPOSITORY_FORMAT}, the one this preserve reads")
-        self.catalog = Catalog(self.catalog_address, rebuilding=rebuilding)
+        self.catalog = Catalog(self.catalog_address, rebuilding=rebuilding, read_only=read_only)
         self.policy: Policy = load_policy(
             self.root / "policies" / f"{self.config.get('policy', DEFAULT_POLICY)}.yaml")
         self.retired: dict[str, dict] = {}  # locations emptied by `storage migrate --retire`

@@ -107,7 +107,7 @@ def build(repo: Repository, refs: list[str] | None = None, *,
     progress.start("access copies", len(todo), sum(t[3] for t in todo))
     allow_tools()
     for aip_id, path, version, size, sha512 in todo:
-        manifest = _manifest(root, aip_id)
+        manifest = read_manifest(root, aip_id)
         if manifest.get(path, {}).get("source_sha512") == sha512 and \
                 (root / aip_id / path[5:]).is_file():
             result.current += 1
@@ -182,7 +182,7 @@ def tool_version_of_ocrmypdf() -> str:
     return run.stdout.strip() or "unknown"
 
 
-def _manifest(root: Path, aip_id: str) -> dict:
+def read_manifest(root: Path, aip_id: str) -> dict:
     try:
         return json.loads((root / f"{aip_id}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

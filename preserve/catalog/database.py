@@ -93,13 +93,23 @@ def _server_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-def _connect(where: str | Path, *, autocommit: bool = True):
-    """A driver connection to the catalog: psycopg for a server, sqlite3 for a file."""
+def _connect(where: str | Path, *, autocommit: bool = True, read_only: bool = False):
+    """A driver connection to the catalog: psycopg for a server, sqlite3 for a file.
+    `read_only`: one that cannot write (the reading room's): SQLite opened with mode=ro,
+    PostgreSQL with every transaction read-only."""
     if is_server_url(where):
         import psycopg
 
-        return psycopg.connect(libpq_url(str(where)), autocommit=autocommit,
+        conn = psycopg.connect(libpq_url(str(where)), autocommit=autocommit,
                                application_name="preserve", connect_timeout=10)
+        if read_only:
+            conn.execute("SET default_transaction_read_only = on")
+        return conn
+    if read_only:
+        conn = sqlite3.connect(f"{Path(where).resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
     # isolation_level None: autocommit; transaction() begins and commits itself. Any thread
     # may use it (audits record from a pool's result thread), one at a time.
     conn = sqlite3.connect(where, timeout=30, isolation_level=None, check_same_thread=False)
@@ -184,9 +194,11 @@ class Database:
     """The connection to the catalog at `where` (an SQLite file, or a postgresql:// URL), its
     schema and transactions: what every part of the Catalog (preserve.catalog) stands on."""
 
-    def __init__(self, where: str | Path, *, rebuilding: bool = False):
+    def __init__(self, where: str | Path, *, rebuilding: bool = False,
+                 read_only: bool = False):
         """`rebuilding`: open a catalog a rebuild has left under way (only the rebuild
-        does: every other command would find half of the repository missing)."""
+        does: every other command would find half of the repository missing). `read_only`:
+        a connection that cannot write (the reading room)."""
         self.server = is_server_url(where)
         if self.server:
             safe_url(str(where))  # a password in the address is refused before any use
@@ -202,7 +214,7 @@ class Database:
         unreachable, unreadable = _driver_errors(self.server)
         self.conn = None
         try:
-            self.conn = _connect(self.where)
+            self.conn = _connect(self.where, read_only=read_only)
             self._check_schema()
             if not rebuilding and self.execute("SELECT 1 FROM meta WHERE key = ?",
                                                (REBUILDING,)).fetchone():

@@ -18,7 +18,7 @@ for command, name in [
     (ingest.init, None), (ingest.ingest, None), (ingest.validate, None),
     (ingest.identify, None), (data.list_aips, "list"), (data.show, None),
     (data.describe, None), (access.export, None), (access.extract, None),
-    (access.search, None), (access.rights, None), (storage.replicate, None),
+    (access.search, None), (access.rights, None), (access.serve, None), (storage.replicate, None),
     (storage.audit, None), (storage.repair, None), (planning.formats, None),
     (planning.migrate, None), (planning.reidentify, None),
     (planning.validate_files, "validate-files"), (storage.check, None),

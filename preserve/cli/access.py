@@ -203,3 +203,20 @@ def access_build(
         result = build(repo, None if all_aips else aips, progress=progress)
     render.report(result, json_out, render.access_report)
     raise typer.Exit(result.exit_code)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default: "
+                                           "put a reverse proxy with TLS in front).")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8080,
+):
+    """The read-only web reading room: search, collections, items and their access
+    copies, for what rights open today; nothing else is ever read or shown."""
+    from preserve.access.reading_room import serve as run_serve
+    repo = open_repo()
+    root = repo.root
+    repo.close()
+    render.err.print(f"reading room of {render.text(root)} on http://{host}:{port}/ "
+                     "(Ctrl-C stops it)")
+    run_serve(root, host, port)
