@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from preserve.access.search import search
 from preserve.catalog.search import fts5_query, tsquery
 from preserve.data.extract import extract_stored
-from preserve.data.search_index import refresh, text_path
+from preserve.data.search_index import refresh
 from preserve.domain import ocfl
+from preserve.domain.kept_text import text_path
 from preserve.domain.words import index_keys, key, keys, matches, query_terms
 from preserve.ingest.ingest import Metadata, ingest
 from preserve.pipeline.ocr import ocr_page

@@ -15,6 +15,7 @@ logs/). OCRmyPDF runs as any tool does: sandboxed, with a timeout and a memory l
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,22 +26,22 @@ from pathlib import Path
 from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
+from preserve.domain.kept_text import TEXT, ocr_page_base, text_path
 from preserve.domain.names import check_relative, display
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
-from preserve.errors import PreserveError, ToolFailure
+from preserve.errors import FixityMismatch, PreserveError, ToolFailure
 from preserve.pipeline.ocr import ocr_page
 from preserve.repository import Repository
 from preserve.storage.object_log import record_event
 from preserve.storage.recovery import ACCESS_STAGING, tidy
-from preserve.storage.versions import fetch_stored
+from preserve.storage.versions import fetch_stored, read_verified
 from preserve.system import fstree
 from preserve.system.tools import allow_tools, run_tool, tool_version
 
 ACCESS_FOLDER = "access"
 TIMEOUT = 1800
 MEMORY_MB = 4096
-TEXT_PREFIX = "metadata/text/"
 
 
 @dataclass
@@ -74,11 +75,10 @@ def scanned_pdfs(repo: Repository, aip_id: str) -> list[tuple]:
     for path, (held, size, digests) in sorted(files.items()):
         if not path.startswith("data/") or not path.lower().endswith(".pdf"):
             continue
-        text = f"{TEXT_PREFIX}{path[5:]}.txt"
+        text = text_path(path)
         if text not in files:
             continue
-        pages = sum(1 for p in files if p.startswith(f"{TEXT_PREFIX}{path[5:]}.page-")
-                    and p.endswith(".alto.xml"))
+        pages = sum(1 for p in files if ocr_page_base(p) == text[:-len(TEXT)])
         if pages and pages == _page_count(repo, aip_id, text, files[text]):
             out.append((path, held, size, digests["sha512"]))
     return out
@@ -86,10 +86,10 @@ def scanned_pdfs(repo: Repository, aip_id: str) -> list[tuple]:
 
 def _page_count(repo: Repository, aip_id: str, text: str, held: tuple) -> int:
     version, size, digests = held
-    key = ocfl.key_of(ocfl.version_key(ocfl.object_root(aip_id), version), text)
-    with repo.primary_location().open(key, size) as stream:
-        data = stream.read()
-    if hashlib.sha512(data).hexdigest() != digests["sha512"]:
+    try:
+        data = read_verified(repo.primary_location(), aip_id, version, text, size,
+                             digests["sha512"], "no access copy was made", "build again")
+    except FixityMismatch:
         return -1  # damaged: never built on
     return data.decode("utf-8", "replace").count("\f")
 
@@ -177,6 +177,7 @@ def _languages(repo: Repository, aip_id: str, source: Path, work: Path) -> list[
     return ocr_page(prefix.with_suffix(".png"), work, None, dpi=300).languages
 
 
+@functools.cache
 def tool_version_of_ocrmypdf() -> str:
     run = run_tool([sys.executable, "-m", "ocrmypdf", "--version"], timeout=60)
     return run.stdout.strip() or "unknown"

@@ -29,8 +29,8 @@ from itertools import groupby
 from pathlib import Path
 
 from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
-from preserve.data.search_index import ALTO, HOCR, TEXT_PREFIX, text_path
 from preserve.domain.clock import now_utc
+from preserve.domain.kept_text import ALTO, HOCR, TEXT_PREFIX, text_path
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
 from preserve.errors import PreserveError

@@ -12,38 +12,21 @@ again by `refresh` (search does it first), so no writer needs to know of it.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 from preserve.catalog.search import PageRow
 from preserve.domain import bag as bagfmt
-from preserve.domain import ocfl
+from preserve.domain.kept_text import ALTO, TEXT, ocr_page_base, payload_of
 from preserve.domain.progress import Progress, Silent
 from preserve.domain.words import index_keys
-from preserve.errors import FixityMismatch, PreserveError
+from preserve.errors import PreserveError
 from preserve.repository import Repository
+from preserve.storage.versions import read_verified
 
-TEXT_PREFIX = "metadata/text/"
-TEXT = ".txt"
-ALTO = ".alto.xml"
-HOCR = ".hocr"
 # bag-info labels that say nothing a reader searches for.
 NOT_SEARCHED = {"payload-oxum", "bag-size", "bagging-date", "bag-count", "bag-software-agent",
                 "preserve-aip-version", "preserve-source", "source-bagging-date",
                 "bagit-profile-identifier"}
-
-
-def text_path(payload: str, page: int | None = None, suffix: str = TEXT) -> str:
-    """Where the AIP keeps a payload file's text (or one page's ALTO or hOCR)."""
-    rel = payload[len("data/"):]
-    return f"{TEXT_PREFIX}{rel}" + (f".page-{page:04d}{suffix}" if page else suffix)
-
-
-def payload_of(text: str) -> str | None:
-    """The payload file a kept text file belongs to (None for an ALTO or hOCR page)."""
-    if not text.startswith(TEXT_PREFIX) or not text.endswith(TEXT) or ".page-" in text[-20:]:
-        return None
-    return "data/" + text[len(TEXT_PREFIX):-len(TEXT)]
 
 
 @dataclass
@@ -82,21 +65,12 @@ def aip_rows(repo: Repository, aip_id: str) -> list[PageRow]:
     aip = catalog.get_aip(aip_id)
     head, collection = aip.version, aip.collection
     location = repo.primary_location()
-    root = ocfl.object_root(aip_id)
     files = list(catalog.state_files(aip_id, head))
     formats = {path: (puid, name) for path, puid, name in catalog.payload_formats(aip_id)}
 
     def read(path: str, held_in: int, size: int, digests: dict) -> bytes:
-        """A kept file's bytes (small: text of one file), once they are the recorded ones."""
-        key = ocfl.key_of(ocfl.version_key(root, held_in), path)
-        with location.open(key, size) as stream:  # any kind of store
-            data = stream.read()
-        if hashlib.sha512(data).hexdigest() != digests["sha512"]:
-            raise FixityMismatch(f"{path} of AIP {aip_id} at '{location.name}' does not match "
-                                 "its recorded digest: it was not indexed",
-                                 hint="run 'preserve audit' and 'preserve repair', then "
-                                      "search again")
-        return data
+        return read_verified(location, aip_id, held_in, path, size, digests["sha512"],
+                             "it was not indexed", "search again")
 
     rows: list[PageRow] = []
     tags = {path: (held_in, size, digests) for path, held_in, size, digests in files
@@ -106,7 +80,7 @@ def aip_rows(repo: Repository, aip_id: str) -> list[PageRow]:
     described = [f.value for f in info if f.label.lower() not in NOT_SEARCHED]
     about = "\n".join([*described, collection])
     rows.append(_row(aip_id, head, collection, "", 0, "aip", None, about))
-    ocr = {path[:path.rindex(".page-")] for path in tags if path.endswith(ALTO)}
+    ocr = {ocr_page_base(path) for path in tags if path.endswith(ALTO)}
     for path, (held_in, size, digests) in sorted(tags.items()):
         payload = payload_of(path)
         if payload is None:

@@ -118,6 +118,21 @@ def fetch_stored(location, aip_id: str, version: int, path: str, size: int, sha5
     return dest
 
 
+def read_verified(location, aip_id: str, version: int, path: str, size: int, sha512: str,
+                  refused: str, then: str) -> bytes:
+    """A small stored file's bytes (a kept text, say), from any kind of store, once they are
+    found to be the recorded ones; else FixityMismatch saying `refused` (what was not
+    done) and what to do `then`."""
+    key = ocfl.key_of(ocfl.version_key(ocfl.object_root(aip_id), version), path)
+    with location.open(key, size) as stream:
+        data = stream.read()
+    if _sha512(data) != sha512:
+        raise FixityMismatch(f"{path} of AIP {aip_id} at '{location.name}' does not match "
+                             f"its recorded digest: {refused}",
+                             hint=f"run 'preserve audit' and 'preserve repair', then {then}")
+    return data
+
+
 def plain_suffix(path: str) -> str:
     """A file's extension where it is a plain one (tools choke on odd names), else ''."""
     suffix = PurePosixPath(path).suffix.lower()
