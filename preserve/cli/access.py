@@ -13,6 +13,7 @@ from preserve.cli.app import (
     QueueOpt,
     WorkersOpt,
     enqueue_aips,
+    named_or_all,
     open_repo,
     show_progress,
 )
@@ -59,8 +60,7 @@ def extract(
     from preserve.data.extract import extract_stored
     from preserve.data.search_index import refresh
 
-    if not aips and not all_aips:
-        raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
+    named_or_all(aips, all_aips)
     repo = open_repo()
     if queued:
         enqueue_aips(repo, "extract", aips, all_aips, json_out)
@@ -196,8 +196,7 @@ def access_build(
     AIPs (access/), each recorded as an event. Exit 1 if one could not be made."""
     from preserve.access.copies import build
 
-    if not aips and not all_aips:
-        raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
+    named_or_all(aips, all_aips)
     repo = open_repo()
     with render.progress_bar(show_progress()) as progress:
         result = build(repo, None if all_aips else aips, progress=progress)

@@ -82,6 +82,13 @@ def _interrupted() -> None:
                      "behind. Run the same command again to do the work.")
 
 
+def named_or_all(aips: list[str] | None, all_aips: bool) -> list[str] | None:
+    """The AIPs a command over AIPs is given (None: --all); neither is a usage error."""
+    if not aips and not all_aips:
+        raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
+    return None if all_aips else aips
+
+
 def enqueue_aips(repo, task: str, aips: list[str] | None, all_aips: bool,
                  json_out: bool) -> None:
     """--queue of a command over named AIPs or --all: a job per AIP."""

@@ -13,6 +13,7 @@ from preserve.cli.app import (
     WorkersOpt,
     enqueue_aips,
     enqueued,
+    named_or_all,
     open_repo,
     show_progress,
 )
@@ -111,8 +112,7 @@ def reidentify(
     recorded (PREMIS), the format policy applied to the new answer."""
     from preserve.planning.formats import reidentify as run_reidentify
 
-    if not aips and not all_aips:
-        raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
+    named_or_all(aips, all_aips)
     repo = open_repo()
     with render.progress_bar(show_progress()) as progress:
         result = run_reidentify(repo, None if all_aips else aips, progress=progress)
@@ -132,8 +132,7 @@ def validate_files(
     validation event per file, no new version; exit 1 if a file is damaged."""
     from preserve.planning.validate_files import validate_stored
 
-    if not aips and not all_aips:
-        raise typer.BadParameter("name AIPs, or give --all", param_hint="AIPS")
+    named_or_all(aips, all_aips)
     repo = open_repo()
     if queued:
         enqueue_aips(repo, "validate-files", aips, all_aips, json_out)
