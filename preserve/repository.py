@@ -83,6 +83,7 @@ class Repository:
         self.policy: Policy = load_policy(
             self.root / "policies" / f"{self.config.get('policy', DEFAULT_POLICY)}.yaml")
         self.retired: dict[str, dict] = {}  # locations emptied by `storage migrate --retire`
+        self.access_path: Path | None = None  # the location with role access, if any
         self.locations = self._load_locations()
         for name in self.policy.locations:
             if name in self.retired:
@@ -90,6 +91,11 @@ class Repository:
                                   f"which was retired on {self.retired[name]['retired']}",
                                   hint="name the location its copies moved to "
                                        f"('{self.retired[name].get('retired_to', '?')}') instead")
+            if name not in self.locations and \
+                    (self.root / "locations" / f"{name}.yaml").is_file():
+                raise ConfigError(f"policy {self.policy.source} names location '{name}', "
+                                  "whose role is access: it keeps access copies, never "
+                                  "preservation copies", hint="name a preservation location")
             if name not in self.locations:
                 raise ConfigError(f"policy {self.policy.source} names location '{name}', "
                                   f"which has no file {self.root / 'locations' / (name + '.yaml')}")
@@ -126,6 +132,13 @@ class Repository:
             if cfg.kind in LOCATION_KEYS:
                 check_keys(file.read_text(encoding="utf-8"), LOCATION_KEYS[cfg.kind], file,
                            ignore=SECRET_KEYS)
+            role = cfg.settings.get("role") or "preservation"
+            if role == "access":  # access copies (issue 28): never preservation storage
+                self.access_path = self._access_location(file, cfg)
+                continue
+            if role != "preservation":
+                raise ConfigError(f"{file}: role {role!r} is not one preserve knows "
+                                  "(preservation, the default, or access)")
             if cfg.kind == "local":
                 path = Path(cfg.settings.get("path", cfg.name))
                 if not path.is_absolute():
@@ -139,6 +152,17 @@ class Repository:
                                   "knows (local, s3)")
         _refuse_shared_places(out, folder)
         return out
+
+    def _access_location(self, file: Path, cfg) -> Path:
+        """The folder of the location with role `access`: where access copies are kept,
+        apart from every preservation copy (one such location; a local folder)."""
+        if cfg.kind != "local":
+            raise ConfigError(f"{file}: an access location must be a local folder (kind "
+                              "local): the reading room serves its files")
+        if self.access_path is not None:
+            raise ConfigError(f"{file}: a second location with role access; keep one")
+        path = Path(cfg.settings.get("path", cfg.name))
+        return path if path.is_absolute() else self.root / path
 
     def primary_location(self) -> LocalStorage:
         """The first location of the replication policy: a local disk, where bags are built."""

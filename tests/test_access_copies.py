@@ -48,7 +48,7 @@ def test_a_pdf_of_scans_gets_a_searchable_pdfa_copy_outside_the_aip(tmp_path):
     assert repo.catalog.get_aip(aip).version == 2  # the AIP is not changed by its copies
     events = repo.catalog.execute("SELECT detail FROM events WHERE aip_id = ? AND type = "
                                   "'creation'", (aip,)).fetchall()
-    assert len(events) == 1 and "searchable PDF/A-2b" in events[0][0]
+    assert len(events) == 1 and "PDF/A-2b with a text layer" in events[0][0]
     again = json.loads(run(root, "access", "build", aip, "--json").stdout)
     assert again["made"] == [] and again["current"] == 1
     # rebuilt from the AIP at any time: the same text
@@ -80,3 +80,85 @@ def test_a_damaged_source_gives_no_copy(tmp_path):
     assert failed and "does not match its recorded sha512" in failed[0]["error"]
     assert not (root / "access" / aip / "scan.pdf").exists()
     stored.write_bytes(original)
+
+
+def _policy(root: Path, text: str) -> None:
+    policy = root / "policies" / "default.yaml"
+    policy.write_text(policy.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+def test_images_sound_and_video_get_copies_by_policy_in_the_access_location(tmp_path):
+    sip = tmp_path / "sip"
+    (sip / "scans").mkdir(parents=True)
+    frames = [Image.new("RGB", (1200, 900), colour) for colour in ("white", "#c0d0e0")]
+    frames[0].save(sip / "scans" / "letter.tif", save_all=True, append_images=frames[1:],
+                   compression="tiff_lzw")
+    Image.new("RGBA", (300, 200), (10, 20, 30, 128)).save(sip / "scans" / "seal.png")
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=2", str(sip / "song.wav")], check=True)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=duration=1:size=160x120:rate=10", "-f", "lavfi", "-i",
+                    "sine=duration=1", "-shortest", "-c:v", "ffv1", "-c:a", "pcm_s16le",
+                    str(sip / "film.mkv")], check=True)
+    root = tmp_path / "repo"
+    run(root, "init")
+    shelf = tmp_path / "shelf"
+    run(root, "storage", "add", "reading", shelf, "--role", "access")
+    aip = json.loads(run(root, "ingest", "-c", "Pictures", sip, "--json").stdout)["id"]
+    said = json.loads(run(root, "access", "build", "--all", "--json").stdout)
+    made = {m["path"]: m for m in said["made"]}
+    assert made["data/scans/letter.tif"]["files"] == ["scans/letter.tif.0001.jpg",
+                                                      "scans/letter.tif.0002.jpg"]
+    assert made["data/scans/letter.tif"]["pages"] == 2
+    assert made["data/song.wav"]["files"] == ["song.wav.opus"]
+    assert made["data/film.mkv"]["files"] == ["film.mkv.mp4"]
+    assert not (root / "access").exists()  # all of it in the access location
+    folder = shelf / aip
+    with Image.open(folder / "scans" / "letter.tif.0002.jpg") as second:
+        assert second.size == (1200, 900) and second.getpixel((5, 5))[0] in range(185, 200)
+    info = json.loads((folder / "scans" / "letter.tif.pages" / "0001" / "info.json")
+                      .read_text())
+    assert (info["profile"], info["width"], info["height"]) == ("level0", 1200, 900)
+    tiles = list((folder / "scans" / "letter.tif.pages" / "0001").rglob("default.jpg"))
+    assert len(tiles) >= 4
+    with Image.open(folder / "scans" / "seal.png.thumb.jpg") as thumb:
+        assert thumb.width == 300 and thumb.mode == "RGB"  # alpha flattened
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
+                            "-of", "csv=p=0", str(folder / "film.mkv.mp4")],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert probe == ["h264", "aac"]
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
+                            "-of", "csv=p=0", str(folder / "song.wav.opus")],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert probe == ["opus"]
+    repo = Repository(root)
+    assert repo.catalog.get_aip(aip).version == 1  # never in the preservation versions
+    assert "access" not in repo.locations  # never a preservation location
+    kinds = [d for (d,) in repo.catalog.execute(
+        "SELECT detail FROM events WHERE aip_id = ? AND type = 'creation'", (aip,))]
+    assert len(kinds) == 4 and any("Opus 96 kbit/s" in k for k in kinds)
+    repo.close()
+    # the policy changes its mind: sound as MP3, images without tiles
+    _policy(root, "access:\n  copies: {sound: mp3, images: jpeg}\n")
+    said = json.loads(run(root, "access", "build", "--all", "--json").stdout)
+    assert sorted(m["path"] for m in said["made"]) == ["data/scans/letter.tif",
+                                                       "data/scans/seal.png", "data/song.wav"]
+    assert said["current"] == 1  # the video
+    assert (folder / "song.wav.mp3").is_file() and not (folder / "song.wav.opus").exists()
+    assert not (folder / "scans" / "letter.tif.pages").exists()
+    assert (folder / "scans" / "letter.tif.0001.jpg").is_file()
+
+
+def test_an_access_location_is_never_a_preservation_location(tmp_path):
+    root = tmp_path / "repo"
+    run(root, "init")
+    run(root, "storage", "add", "reading", tmp_path / "shelf", "--role", "access")
+    assert "must be a local folder" in run(root, "storage", "add", "s3access",
+                                           "s3://bucket/x", "--role", "access",
+                                           check_code=2).stderr
+    policy = root / "policies" / "default.yaml"
+    policy.write_text(policy.read_text(encoding="utf-8").replace(
+        "locations: [local]", "locations: [local, reading]").replace(
+        "copies: 1", "copies: 2"), encoding="utf-8")
+    said = run(root, "list", check_code=2).stderr
+    assert "role is access" in said

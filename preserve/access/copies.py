@@ -1,53 +1,61 @@
-"""Access copies (DIP) made from the AIP (issues 27 and 28): never in the preservation
-versions, rebuilt from the AIP at any time.
+"""Access copies (DIP) made from the AIP (issue 28): never in the preservation versions,
+rebuilt from the AIP at any time (`preserve access build [--all | AIP...] [--queue]`).
 
-This first kind: for a PDF whose every page is a scan (no text layer: `extract` read it
-by OCR), a searchable PDF/A-2b made by OCRmyPDF 17 from PyPI (Debian's 14 passes its
-languages to tesseract in an order that changes from run to run: research §6), with the
-language the collection's policy names or the one detected on its first page
-(pipeline/ocr.py). The copy is written to the access folder (`access/` in the repository,
-or `access: {path: ...}` in preserve.yaml), at `<AIP>/<payload path>`, through a
-temporary name and a rename; a small manifest per AIP (`<AIP>.json`) names, per copy,
-the source's sha512 and the copy's sha256, so a second run makes only what is missing
-or stale. Each copy made is a PREMIS *creation* event (catalog, signed log, the object's
-logs/). OCRmyPDF runs as any tool does: sandboxed, with a timeout and a memory limit.
+Every payload file of an AIP's head version whose kind the policy gives a copy
+(`access.copies`: documents, images, sound, video; access/makers.py makes them) gets one,
+made from the stored file (fetched and verified against its sha512 first), in the access
+location: the storage location with role `access` (`preserve storage add NAME PATH --role
+access`), else `access/` in the repository. A file that was migrated is represented by
+its newest derivative, not twice.
+
+Per AIP, a manifest (`<AIP>.json`) names per source: the source's sha512, the policy's
+choice, and what was made: the files a reader may download (with their sha256), the
+pages of the viewer (IIIF level-0 tile folders) and a thumbnail. The reading room opens
+only what a manifest names. A second run makes only what is missing or stale (a new
+version changed the file, the policy changed its choice, a file was lost); copies of
+files no longer in the head version are removed.
+
+A copy is written in a folder beside its place (`.staging/` in the access location),
+then moved into place and named in the manifest: an interrupted run leaves no half copy
+where the reading room looks. Each copy made is a PREMIS *creation* event (catalog,
+signed log, the object's logs/).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
+from preserve.access.makers import Made, kind_of, make
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
-from preserve.domain.kept_text import TEXT, ocr_page_base, text_path
 from preserve.domain.names import check_relative, display
 from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
-from preserve.errors import FixityMismatch, PreserveError, ToolFailure
+from preserve.errors import PreserveError, ToolFailure
+from preserve.parallel import default_workers, in_order
 from preserve.pipeline.ocr import ocr_page
 from preserve.repository import Repository
 from preserve.storage.object_log import record_event
 from preserve.storage.recovery import ACCESS_STAGING, tidy
-from preserve.storage.versions import fetch_stored, read_verified
+from preserve.storage.versions import fetch_stored
 from preserve.system import fstree
-from preserve.system.tools import allow_tools, run_tool, tool_version
+from preserve.system.tools import allow_tools, kill_all, run_tool
 
 ACCESS_FOLDER = "access"
-TIMEOUT = 1800
-MEMORY_MB = 4096
+MANIFEST_FORMAT = 2
+STAGING = ".staging"  # in the access location: copies being made
 
 
 @dataclass
 class AccessResult:
     made: list[dict] = field(default_factory=list)
-    current: int = 0  # copies already made from the same source
+    current: int = 0  # copies already made from the same source, by the same choice
+    removed: list[dict] = field(default_factory=list)  # of files no longer in the AIP
     failed: list[dict] = field(default_factory=list)
 
     @property
@@ -58,141 +66,241 @@ class AccessResult:
         return {**asdict(self), "exit_code": self.exit_code}
 
 
+@dataclass
+class Source:
+    aip_id: str
+    path: str  # bag path, data/...
+    version: int  # the version holding its content
+    size: int
+    sha512: str
+    mime: str
+    kind: str
+    choice: str
+
+
 def access_root(repo: Repository) -> Path:
+    """Where access copies are kept: the location with role access, else `access.path`
+    of preserve.yaml, else access/ in the repository."""
+    if repo.access_path is not None:
+        return repo.access_path
     configured = (repo.config.get("access") or {}).get("path")
     path = Path(configured) if configured else Path(ACCESS_FOLDER)
     return path if path.is_absolute() else repo.root / path
 
 
-def scanned_pdfs(repo: Repository, aip_id: str) -> list[tuple]:
-    """(path, version, size, sha512) of the AIP's PDFs read wholly by OCR: the ones whose
-    every page has ALTO kept beside its text."""
+def sources(repo: Repository, aip_id: str) -> list[Source]:
+    """The head version's payload files that get an access copy, by path."""
     catalog = repo.catalog
     head = catalog.get_aip(aip_id).version
-    files = {path: (held, size, digests) for path, held, size, digests
-             in catalog.state_files(aip_id, head)}
+    held = {path: version for path, version, _, _ in catalog.state_files(aip_id, head)}
+    superseded = {source for _, source, _, _ in catalog.derivations(aip_id)}
+    choices = repo.policy.access.copies
     out = []
-    for path, (held, size, digests) in sorted(files.items()):
-        if not path.startswith("data/") or not path.lower().endswith(".pdf"):
-            continue
-        text = text_path(path)
-        if text not in files:
-            continue
-        pages = sum(1 for p in files if ocr_page_base(p) == text[:-len(TEXT)])
-        if pages and pages == _page_count(repo, aip_id, text, files[text]):
-            out.append((path, held, size, digests["sha512"]))
+    for f in catalog.files(aip_id, head):
+        kind = kind_of(f.mime or f.magic_mime)
+        if kind and choices[kind] != "none" and f.size and f.path not in superseded:
+            out.append(Source(aip_id, f.path, held[f.path], f.size, f.digests["sha512"],
+                              f.mime or f.magic_mime or "", kind, choices[kind]))
     return out
 
 
-def _page_count(repo: Repository, aip_id: str, text: str, held: tuple) -> int:
-    version, size, digests = held
-    try:
-        data = read_verified(repo.primary_location(), aip_id, version, text, size,
-                             digests["sha512"], "no access copy was made", "build again")
-    except FixityMismatch:
-        return -1  # damaged: never built on
-    return data.decode("utf-8", "replace").count("\f")
+def is_current(root: Path, entry: dict | None, source: Source) -> bool:
+    if not entry or entry.get("source_sha512") != source.sha512 or \
+            entry.get("choice") != source.choice:
+        return False
+    folder = root / source.aip_id
+    return all((folder / name).is_file() for name in entry.get("files", {})) and \
+        all((folder / p["tiles"] / "info.json").is_file() for p in entry.get("pages", []))
 
 
-def build(repo: Repository, refs: list[str] | None = None, *,
+def build(repo: Repository, refs: list[str] | None = None, *, workers: int | None = None,
           progress: Progress | None = None) -> AccessResult:
     """Make what is missing or stale of the AIPs' access copies (all AIPs when None)."""
     progress = progress or Silent()
     tidy(repo)
     catalog = repo.catalog
-    ids = [catalog.resolve(r) for r in refs] if refs else [a.id for a in catalog.list_aips()]
-    todo = [(aip, *f) for aip in ids for f in scanned_pdfs(repo, aip)]
-    result = AccessResult()
     root = access_root(repo)
-    progress.start("access copies", len(todo), sum(t[3] for t in todo))
-    allow_tools()
-    for aip_id, path, version, size, sha512 in todo:
+    _tidy_staging(root)
+    ids = [catalog.resolve(r) for r in refs] if refs else [a.id for a in catalog.list_aips()]
+    result = AccessResult()
+    todo: list[Source] = []
+    for aip_id in ids:
         manifest = read_manifest(root, aip_id)
-        if manifest.get(path, {}).get("source_sha512") == sha512 and \
-                (root / aip_id / path[5:]).is_file():
-            result.current += 1
-        else:
-            try:
-                made = _make(repo, root, aip_id, path, version, size, sha512)
-            except PreserveError as e:
-                result.failed.append({"aip": aip_id, "path": path, "error": e.message})
+        wanted = sources(repo, aip_id)
+        for source in wanted:
+            if is_current(root, manifest.get(source.path), source):
+                result.current += 1
             else:
-                manifest[path] = made
-                _write_manifest(root, aip_id, manifest)
-                result.made.append({"aip": aip_id, "path": path, **made})
-        progress.advance(1, size)
+                todo.append(source)
+        gone = sorted(set(manifest) - {s.path for s in wanted})
+        if gone:
+            for path in gone:
+                _remove(root / aip_id, manifest.pop(path))
+                result.removed.append({"aip": aip_id, "path": path})
+            write_manifest(root, aip_id, manifest)
+    if not todo:
+        return result
+    allow_tools()
+    progress.start("access copies", len(todo), sum(s.size for s in todo))
+
+    def one(source: Source) -> tuple[Source, Made | None, str | None]:
+        try:
+            return source, _make(repo, root, source), None
+        except PreserveError as e:
+            return source, None, e.message
+
+    try:  # tools run on `workers` threads; the catalog and manifests are written here
+        for source, made, error in in_order(one, todo, lambda: False,
+                                            workers or default_workers()):
+            if made is None:
+                result.failed.append({"aip": source.aip_id, "path": source.path,
+                                      "error": error})
+            else:
+                when = now_utc()
+                _record(repo, source, made, when)
+                entry = {"kind": source.kind, "choice": source.choice,
+                         "source_sha512": source.sha512, "made": when, "files": made.files,
+                         "pages": made.pages, "thumbnail": made.thumbnail,
+                         "player": made.player, "tools": made.tools,
+                         "languages": made.languages}
+                manifest = read_manifest(root, source.aip_id)
+                old = manifest.get(source.path)
+                manifest[source.path] = entry
+                write_manifest(root, source.aip_id, manifest)
+                if old:  # names the new copy no longer has (a choice changed)
+                    _remove(root / source.aip_id, old, keep=entry)
+                result.made.append({"aip": source.aip_id, "path": source.path,
+                                    "kind": source.kind, "choice": source.choice,
+                                    "files": sorted(entry["files"]),
+                                    "pages": len(entry["pages"]),
+                                    "languages": made.languages})
+            progress.advance(1, source.size)
+    except BaseException:
+        kill_all()  # no tool is left running behind an interrupted run
+        raise
     return result
 
 
-def _make(repo: Repository, root: Path, aip_id: str, path: str, version: int, size: int,
-          sha512: str) -> dict:
-    check_relative(path)
-    work = repo.staging / (f"{ACCESS_STAGING}{os.getpid()}-"
-                           f"{hashlib.sha1(path.encode()).hexdigest()[:8]}")
+def _make(repo: Repository, root: Path, source: Source) -> Made:
+    """One source's copy: made in the staging folder, moved into place."""
+    check_relative(source.path)
+    name = source.path[5:]
+    tag = f"{os.getpid()}-{hashlib.sha1(source.path.encode()).hexdigest()[:8]}"
+    work = repo.staging / f"{ACCESS_STAGING}{tag}"
+    out = root / STAGING / tag
     fstree.makedirs(work)
+    fstree.makedirs(out)
     try:
-        source = fetch_stored(repo.primary_location(), aip_id, version, path, size, sha512,
-                              work / "source.pdf", "no access copy was made from it")
-        languages = _languages(repo, aip_id, source, work)
-        out = work / "searchable.pdf"
-        run = run_tool([sys.executable, "-m", "ocrmypdf", "--output-type", "pdfa-2",
-                        "-l", "+".join(languages), "--jobs", "1", "--quiet", str(source),
-                        str(out)], timeout=TIMEOUT, memory_mb=MEMORY_MB,
-                       env={**os.environ, "OMP_THREAD_LIMIT": "1"})
-        if run.returncode != 0 or not out.is_file():
-            raise ToolFailure(f"OCRmyPDF could not make a searchable copy of "
-                              f"{display(path)}: {run.summary()}")
-        dest = root / aip_id / path[5:]
-        fstree.makedirs(dest.parent)
-        partial = dest.with_name(f".{dest.name}.partial")
-        os.replace(out, partial)
-        with open(partial, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        os.replace(partial, dest)
+        stored = fetch_stored(repo.primary_location(), source.aip_id, source.version,
+                              source.path, source.size, source.sha512,
+                              work / ("source" + Path(name).suffix.lower()),
+                              "no access copy was made from it")
+        made = make(source.kind, source.choice, source.mime, stored, name, out,
+                    lambda: _languages(repo, source.aip_id, stored, work))
+        for item in made.names():
+            _move_into_place(out / item, root / source.aip_id / item)
+    except ToolFailure as e:
+        raise ToolFailure(f"AIP {source.aip_id}, {display(source.path)}: {e.message}") from e
     finally:
         fstree.rmtree(work, ignore_errors=True)
-    tools = f"OCRmyPDF {tool_version_of_ocrmypdf()}, tesseract {tool_version('tesseract')}"
-    when = now_utc()
+        fstree.rmtree(out, ignore_errors=True)
+    return made
+
+
+def _move_into_place(made: Path, dest: Path) -> None:
+    fstree.makedirs(dest.parent)
+    if dest.is_dir() and not dest.is_symlink():  # the pages of an older copy
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+        os.replace(made, dest)
+        fstree.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(made, dest)
+
+
+def _record(repo: Repository, source: Source, made: Made, when: str) -> None:
+    names = ", ".join(sorted(made.files)) or "(none)"
+    pages = f"; {len(made.pages)} page(s) for the viewer" if made.pages else ""
     event = Event("creation", when, "success",
-                  f"access copy of {display(path)}: a searchable PDF/A-2b made by {tools}",
-                  f"languages {'+'.join(languages)}; kept outside the AIP at "
-                  f"{ACCESS_FOLDER}/{aip_id}/{path[5:]} (sha256 {digest})",
-                  [(AGENT_PRESERVE, "executing program")], objects=[(path, "source")])
-    record_event(repo, repo.primary_location(), ocfl.object_root(aip_id), aip_id, event,
-                 "access-copy", [Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__,
-                                       "preserve digital preservation repository")])
-    return {"source_sha512": sha512, "sha256": digest, "languages": languages, "made": when}
+                  f"access copy of {display(source.path)}: {made.detail}, by "
+                  f"{', '.join(made.tools)}",
+                  f"kept outside the AIP, in the access location: {names}{pages}",
+                  [(AGENT_PRESERVE, "executing program")], objects=[(source.path, "source")])
+    record_event(repo, repo.primary_location(), ocfl.object_root(source.aip_id),
+                 source.aip_id, event, "access-copy",
+                 [Agent(AGENT_PRESERVE, AGENT_NAME, "software", __version__,
+                        "preserve digital preservation repository")])
 
 
 def _languages(repo: Repository, aip_id: str, source: Path, work: Path) -> list[str]:
-    """The policy's languages for the AIP's collection, else those of its first page."""
+    """The policy's OCR languages for the AIP's collection, else those of the first page."""
     chosen = repo.policy.text.languages_for(repo.catalog.get_aip(aip_id).collection)
     if chosen:
         return chosen
     prefix = work / "first"
     run = run_tool(["pdftoppm", "-r", "300", "-gray", "-png", "-singlefile", "-f", "1",
-                    "-l", "1", str(source), str(prefix)], timeout=TIMEOUT, memory_mb=2048)
+                    "-l", "1", str(source), str(prefix)], timeout=600, memory_mb=2048)
     if run.returncode != 0:
         raise ToolFailure(f"pdftoppm could not render the first page: {run.summary()}")
     return ocr_page(prefix.with_suffix(".png"), work, None, dpi=300).languages
 
 
-@functools.cache
-def tool_version_of_ocrmypdf() -> str:
-    run = run_tool([sys.executable, "-m", "ocrmypdf", "--version"], timeout=60)
-    return run.stdout.strip() or "unknown"
+def _remove(folder: Path, entry: dict, keep: dict | None = None) -> None:
+    """The files of a manifest entry (but those `keep` also names)."""
+    kept = set(_entry_names(keep)) if keep else set()
+    for name in _entry_names(entry):
+        if name in kept:
+            continue
+        target = folder / name
+        if target.is_dir():
+            fstree.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def _entry_names(entry: dict) -> list[str]:
+    pages = {p["tiles"].rsplit("/", 1)[0] for p in entry.get("pages", [])}
+    return [*entry.get("files", {}), *([entry["thumbnail"]] if entry.get("thumbnail")
+                                       else []), *pages]
+
+
+def _tidy_staging(root: Path) -> None:
+    """Remove what runs that ended left being made (a process that is gone)."""
+    folder = root / STAGING
+    if not folder.is_dir():
+        return
+    for item in folder.iterdir():
+        pid = item.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            fstree.rmtree(item, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_manifest(root: Path, aip_id: str) -> dict:
+    """Per source path, what was made of it (empty: nothing yet, or an older format)."""
     try:
-        return json.loads((root / f"{aip_id}.json").read_text(encoding="utf-8"))
+        data = json.loads((root / f"{aip_id}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        return {}
+    return data.get("copies") or {}
 
 
-def _write_manifest(root: Path, aip_id: str, manifest: dict) -> None:
+def write_manifest(root: Path, aip_id: str, copies: dict) -> None:
     fstree.makedirs(root)
     path = root / f"{aip_id}.json"
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps({"format": MANIFEST_FORMAT, "aip": aip_id,
+                                   "copies": copies}, indent=1, sort_keys=True),
+                       encoding="utf-8")
     os.replace(partial, path)

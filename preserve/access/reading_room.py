@@ -1,76 +1,141 @@
-"""`preserve serve`: the read-only web reading room (issue 28, first part).
+"""`preserve serve`: the read-only web reading room (issue 28).
 
 A Starlette application; what it must not show, it never reads:
 
 - read-only by construction: the catalog is opened so that nothing can be written
-  through it (SQLite mode=ro and query_only; PostgreSQL read-only transactions), there is
-  no route but GET and HEAD, and the only files it opens are access copies named in an
-  AIP's access manifest (access/copies.py): no path a reader sends is ever joined to a
-  folder;
-- every route that names an AIP asks the rights decision first (access/rights.py): a
-  closed or unknown AIP answers 404 with a page that says nothing of it, the same page
-  for both, so that a reader cannot even learn that a closed item exists; search lists
-  open AIPs only (a closed AIP's words, names and snippets never reach a page);
-- downloads of access copies answer Range requests (206) so that a large book resumes;
-- no script and no request to any other host: pages work with JavaScript off.
-
-The decision is made at each request, so an AIP opens on its day without a restart.
+  through it (SQLite mode=ro and query_only; PostgreSQL read-only transactions), no route
+  answers but GET and HEAD, and the only files it opens are those an AIP's access
+  manifest names (access/copies.py), a tile inside a page folder a manifest names, or a
+  preservation master the catalog lists where the policy's `access.masters` allows it: a
+  path a reader sends is never joined to a folder unchecked;
+- every route that names an AIP asks the rights decision first (access/rights.py), made
+  at each request, so that an AIP opens on its day without a restart. A closed AIP, or
+  one open to staff only and asked for by a reader who has not signed in, answers 404
+  with the page a missing one gets: manifest, tiles, thumbnail, downloads and search
+  snippets alike. With `access.closed_items: metadata` its item page shows its
+  description, its rights and the day it opens, and nothing else of it;
+- pages work with JavaScript off (search, items, downloads, players); the page viewer
+  (OpenSeadragon, installed from npm by scripts/setup.sh, served from here) needs it; no
+  request goes to any other host;
+- pages in Kazakh, Azerbaijani, Russian or English (access/messages.py); staff sign in
+  with HTTP Basic against the staff file (access/staff.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from preserve.access import messages
 from preserve.access.copies import access_root, read_manifest
 from preserve.access.rights import Decisions
 from preserve.access.search import search
+from preserve.access.staff import STAFF_FILE, Staff
+from preserve.domain import ocfl
 from preserve.errors import PreserveError
 from preserve.repository import Repository
 from preserve.storage.new_version import current_bag_info
 
-TEMPLATES = Path(__file__).with_name("templates")
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+# OpenSeadragon, installed from npm by scripts/setup.sh (never copied into the repository)
+VIEWER = HERE / "viewer" / "node_modules" / "openseadragon" / "build" / "openseadragon"
 SEARCH_LIMIT = 50
 SHOWN_LABELS = ("Title", "Creator", "External-Identifier", "External-Description",
                 "Source-Organization", "Rights", "Preserve-Collection")
+TILE_PART = re.compile(r"^[A-Za-z0-9,.!^:_-]+$")  # a segment of a IIIF tile's path
 
 
-def create_app(root: Path):
+@dataclass
+class Reader:
+    language: str
+    user: str | None  # a signed-in staff member's name
+    translate: object
+
+
+@dataclass
+class Item:
+    aip: object
+    decision: object
+    shown: str  # "open": everything; "metadata": its description and rights only
+
+
+def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | None = None,
+               viewer: Path | None = None):
     """The reading room of the repository at `root`."""
     from starlette.applications import Starlette
-    from starlette.responses import FileResponse, HTMLResponse
-    from starlette.routing import Route
+    from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
 
     repo = Repository(root, read_only=True)
+    staff = Staff(staff_file or repo.root / STAFF_FILE)
+    viewer = viewer if viewer is not None else VIEWER
+    has_viewer = (viewer / "openseadragon.min.js").is_file()
     pages = Environment(loader=FileSystemLoader(TEMPLATES),
                         autoescape=select_autoescape(["html"]))
     pages.filters["marked"] = marked
+    manifests = ManifestCache(access_root(repo))
 
-    def page(template: str, status: int = 200, **values) -> HTMLResponse:
-        return HTMLResponse(pages.get_template(template).render(**values),
-                            status_code=status, headers=SECURITY_HEADERS)
+    def reader_of(request) -> Reader:
+        language = messages.choose(request.query_params.get("lang"),
+                                   request.cookies.get("lang"),
+                                   request.headers.get("accept-language"))
+        return Reader(language, staff.user(request.headers.get("authorization")),
+                      messages.translator(language))
 
-    def not_here() -> HTMLResponse:
-        return page("not_found.html", 404)
+    def page(request, template: str, status: int = 200, **values) -> HTMLResponse:
+        reader = reader_of(request)
+        response = HTMLResponse(pages.get_template(template).render(
+            _=reader.translate, lang=reader.language, languages=messages.LANGUAGES,
+            user=reader.user, **{"path": request.url.path, **values}), status_code=status)
+        asked = request.query_params.get("lang")
+        if asked in messages.LANGUAGES:
+            response.set_cookie("lang", asked, max_age=365 * 86400, samesite="lax",
+                                httponly=True)
+        return response
 
-    def open_aip(ref: str):
-        """The AIP's summary when it exists and is open today, else None."""
+    def not_here(request) -> HTMLResponse:
+        return page(request, "not_found.html", 404, path="/")  # the address is not echoed
+
+    def item_for(request, *, metadata_too: bool = False) -> Item | None:
+        """The AIP the address names when this reader may see it, else None."""
+        ref = request.path_params["aip"]
         try:
             aip = repo.catalog.get_aip(ref) if _is_id(ref) else None
         except PreserveError:
             return None
-        if aip is None or not Decisions(repo)(aip.id).open:
+        if aip is None:
             return None
-        return aip
+        decision = Decisions(repo)(aip.id)
+        if decision.open and (not decision.staff_only or staff.user(
+                request.headers.get("authorization"))):
+            return Item(aip, decision, "open")
+        if metadata_too and repo.policy.access.closed_items == "metadata":
+            return Item(aip, decision, "metadata")
+        return None
+
+    def visible_aips(request) -> list:
+        signed_in = staff.user(request.headers.get("authorization")) is not None
+        decide = Decisions(repo, dt.datetime.now(dt.UTC).date())
+        return [a for a in repo.catalog.list_aips()
+                if decide(a.id).open and (signed_in or not decide(a.id).staff_only)]
+
+    def base_url(request) -> str:
+        return (public_url or str(request.base_url)).rstrip("/")
 
     async def home(request):
-        open_now = _open_aips(repo)
         collections: dict[str, int] = {}
-        for aip in open_now:
+        for aip in visible_aips(request):
             collections[aip.collection] = collections.get(aip.collection, 0) + 1
-        return page("home.html", collections=sorted(collections.items()))
+        return page(request, "home.html", collections=sorted(collections.items()))
 
     async def find(request):
         query = request.query_params.get("q", "").strip()
@@ -78,66 +143,247 @@ def create_app(root: Path):
         hits: list = []
         if query:
             decide = Decisions(repo)
+            signed_in = staff.user(request.headers.get("authorization")) is not None
             try:
                 found = search(repo.catalog, query, collection=collection,
                                limit=SEARCH_LIMIT, rights=decide)
             except PreserveError:
                 found = []
-            hits = [h for h in found if not h.closed]  # nothing of a closed AIP is shown
-        return page("search.html", query=query, hits=hits, collection=collection)
+            # nothing of a closed AIP is shown, nor of a staff-only one to a reader
+            hits = [h for h in found if not h.closed
+                    and (signed_in or not decide(h.aip).staff_only)]
+        return page(request, "search.html", query=query, hits=hits, collection=collection)
 
     async def collection(request):
         name = request.path_params["name"]
-        aips = [a for a in _open_aips(repo) if a.collection == name]
+        aips = [a for a in visible_aips(request) if a.collection == name]
         if not aips:
-            return not_here()
-        return page("collection.html", name=name, aips=aips)
+            return not_here(request)
+        return page(request, "collection.html", name=name, aips=aips)
 
     async def item(request):
-        aip = open_aip(request.path_params["aip"])
-        if aip is None:
-            return not_here()
+        found = item_for(request, metadata_too=True)
+        if found is None:
+            return not_here(request)
+        aip = found.aip
         fields = [(label, value) for label, value in current_bag_info(repo, aip.id)
                   if label in SHOWN_LABELS]
-        copies = sorted(read_manifest(access_root(repo), aip.id))
-        return page("item.html", aip=aip, fields=fields, copies=copies,
-                    decision=Decisions(repo)(aip.id))
+        if found.shown != "open":
+            return page(request, "item.html", aip=aip, fields=fields, decision=found.decision,
+                        shown=found.shown, copies=[], players=[], pages=0, masters=[],
+                        thumbnail=False)
+        copies = manifests.get(aip.id)
+        downloads = [name for entry in copies.values() for name in entry["files"]]
+        players = [(entry["player"], next(iter(entry["files"])))
+                   for entry in copies.values() if entry.get("player") and entry["files"]]
+        return page(request, "item.html", aip=aip, fields=fields, decision=found.decision,
+                    shown="open", copies=downloads, players=players,
+                    pages=sum(len(e["pages"]) for e in copies.values()),
+                    masters=_masters(repo, aip, found.decision),
+                    thumbnail=any(e.get("thumbnail") for e in copies.values()))
+
+    async def view(request):
+        found = item_for(request)
+        if found is None or not _canvases(manifests.get(found.aip.id)):
+            return not_here(request)
+        aip_id = found.aip.id
+        sources = [f"/aip/{aip_id}/iiif/{n}/info.json"
+                   for n in range(len(_canvases(manifests.get(aip_id))))]
+        return page(request, "viewer.html", aip=found.aip, sources=json.dumps(sources),
+                    has_viewer=has_viewer)
+
+    async def manifest(request):
+        found = item_for(request)
+        if found is None or not _canvases(manifests.get(found.aip.id)):
+            return not_here(request)
+        body = iiif_manifest(found.aip, _canvases(manifests.get(found.aip.id)),
+                             base_url(request), current_bag_info(repo, found.aip.id))
+        return Response(body, media_type="application/ld+json;profile="
+                        '"http://iiif.io/api/presentation/3/context.json"')
+
+    async def tile(request):
+        found = item_for(request)
+        if found is None:
+            return not_here(request)
+        canvases = _canvases(manifests.get(found.aip.id))
+        number, rest = request.path_params["n"], request.path_params["rest"]
+        if not 0 <= number < len(canvases):
+            return not_here(request)
+        folder = access_root(repo) / found.aip.id / canvases[number]["tiles"]
+        parts = rest.split("/")
+        if not all(TILE_PART.match(p) and p not in (".", "..") for p in parts):
+            return not_here(request)
+        path = folder.joinpath(*parts)
+        try:
+            inside = path.resolve(strict=True).is_relative_to(folder.resolve(strict=True))
+        except OSError:
+            return not_here(request)
+        if not inside or not path.is_file():
+            return not_here(request)
+        if rest == "info.json":
+            info = json.loads(path.read_text(encoding="utf-8"))
+            info["id"] = f"{base_url(request)}/aip/{found.aip.id}/iiif/{number}"
+            return Response(json.dumps(info), media_type="application/ld+json;profile="
+                            '"http://iiif.io/api/image/3/context.json"')
+        return FileResponse(path, media_type="image/jpeg")
+
+    async def thumbnail(request):
+        found = item_for(request)
+        if found is None:
+            return not_here(request)
+        for entry in manifests.get(found.aip.id).values():
+            if entry.get("thumbnail"):
+                path = access_root(repo) / found.aip.id / entry["thumbnail"]
+                if path.is_file():
+                    return FileResponse(path, media_type="image/jpeg")
+        return not_here(request)
 
     async def download(request):
-        aip = open_aip(request.path_params["aip"])
-        if aip is None:
-            return not_here()
-        wanted = "data/" + request.path_params["path"]
-        manifest = read_manifest(access_root(repo), aip.id)
-        if wanted not in manifest:  # only what the manifest names is ever opened
-            return not_here()
-        path = access_root(repo) / aip.id / wanted[5:]
+        found = item_for(request)
+        if found is None:
+            return not_here(request)
+        wanted = request.path_params["path"]
+        copies = manifests.get(found.aip.id)
+        # only what a manifest names is ever opened
+        if not any(wanted in entry["files"] for entry in copies.values()):
+            return not_here(request)
+        path = access_root(repo) / found.aip.id / wanted
         if not path.is_file():
-            return not_here()
-        return FileResponse(path, filename=Path(wanted).name, headers=SECURITY_HEADERS)
+            return not_here(request)
+        return FileResponse(path, filename=Path(wanted).name)
 
-    routes = [Route("/", home), Route("/search", find),
+    async def master(request):
+        found = item_for(request)
+        if found is None:
+            return not_here(request)
+        wanted = "data/" + request.path_params["path"]
+        held = {path: version for path, version in _masters(repo, found.aip, found.decision)}
+        if wanted not in held:
+            return not_here(request)
+        location = repo.primary_location()
+        key = ocfl.key_of(ocfl.version_key(ocfl.object_root(found.aip.id), held[wanted]),
+                          wanted)
+        path = location.root / key
+        if not path.is_file():
+            return not_here(request)
+        return FileResponse(path, filename=Path(wanted).name)
+
+    async def sign_in(request):
+        if staff.user(request.headers.get("authorization")) is None:
+            return Response("Staff sign-in required.", status_code=401, headers={
+                "WWW-Authenticate": 'Basic realm="preserve reading room", charset="UTF-8"'})
+        return RedirectResponse("/", status_code=303)
+
+    routes = [Route("/", home), Route("/search", find), Route("/staff", sign_in),
               Route("/collection/{name}", collection), Route("/aip/{aip}", item),
-              Route("/aip/{aip}/copy/{path:path}", download)]
+              Route("/aip/{aip}/view", view),
+              Route("/aip/{aip}/manifest.json", manifest),
+              Route("/aip/{aip}/iiif/{n:int}/{rest:path}", tile),
+              Route("/aip/{aip}/thumbnail.jpg", thumbnail),
+              Route("/aip/{aip}/copy/{path:path}", download),
+              Route("/aip/{aip}/master/{path:path}", master),
+              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    if has_viewer:
+        routes.append(Mount("/osd", StaticFiles(directory=viewer), name="osd"))
     app = Starlette(routes=routes)
     app.state.repository = repo
-    return app
+    return SecurityHeaders(app)
 
 
-# No script, no frame, no request to any other host; nothing cached by a shared cache.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "private, no-store",
-}
+# No script but our own, no frame, no request to any other host; nothing cached by a
+# shared cache (what a reader sees depends on rights, language and sign-in).
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+     b"connect-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+     b"base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"private, no-store"),
+    (b"vary", b"Authorization, Cookie, Accept-Language"),
+]
+
+
+class SecurityHeaders:
+    """ASGI middleware: the headers above on every response, the static files' too."""
+
+    def __init__(self, app):
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in SECURITY_HEADERS}
+                message["headers"] = [(k, v) for k, v in message.get("headers", [])
+                                      if k.lower() not in names] + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class ManifestCache:
+    """Each AIP's access manifest, read again only when its file changes."""
+
+    def __init__(self, root: Path):
+        self.root, self.seen = root, {}
+
+    def get(self, aip_id: str) -> dict:
+        try:
+            st = (self.root / f"{aip_id}.json").stat()
+        except OSError:
+            return {}
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self.seen.get(aip_id, (None,))[0] != stamp:
+            self.seen[aip_id] = (stamp, read_manifest(self.root, aip_id))
+        return self.seen[aip_id][1]
+
+
+def _canvases(copies: dict) -> list[dict]:
+    """The viewer's pages of an AIP, in the order of their sources' paths."""
+    return [page for _, entry in sorted(copies.items()) for page in entry.get("pages", [])]
+
+
+def _masters(repo: Repository, aip, decision) -> list[tuple[str, int]]:
+    """(path, version holding it) of the payload files a reader may download as they are
+    kept: only where the policy's `access.masters` names the AIP's rights status."""
+    allowed = repo.policy.access.masters
+    statement = repo.catalog.rights_statement(aip.id) if allowed else None
+    if not decision.open or statement is None or statement.status not in allowed:
+        return []
+    return [(path, version) for path, version, _, _ in
+            repo.catalog.state_files(aip.id, aip.version) if path.startswith("data/")]
+
+
+def iiif_manifest(aip, canvases: list[dict], base: str, bag_info: list) -> str:
+    """A IIIF Presentation 3 manifest of the AIP's pages (iiif-prezi3), each canvas
+    painted by its level-0 image service."""
+    from iiif_prezi3 import Manifest
+
+    url = f"{base}/aip/{aip.id}"
+    title = aip.title or aip.id
+    metadata = [{"label": {"en": [label]}, "value": {"none": [value]}}
+                for label, value in bag_info if label in SHOWN_LABELS]
+    m = Manifest(id=f"{url}/manifest.json", label={"none": [title]}, metadata=metadata)
+    for n, page in enumerate(canvases):
+        service = f"{url}/iiif/{n}"
+        canvas = m.make_canvas(id=f"{url}/canvas/{n}", label={"none": [str(n + 1)]},
+                               height=page["height"], width=page["width"])
+        full = page.get("full")
+        painted = canvas.add_image(
+            image_url=f"{service}/{full}" if full else f"{url}/thumbnail.jpg",
+            anno_page_id=f"{url}/page/{n}", anno_id=f"{url}/annotation/{n}",
+            format="image/jpeg", height=page["height"], width=page["width"])
+        painted.items[0].body.make_service(id=service, type="ImageService3",
+                                           profile="level0")
+    return m.json(indent=None)
 
 
 def marked(snippet: str):
     """A snippet as HTML: escaped, its [matches] marked."""
-    import re
-
     from markupsafe import Markup, escape
 
     parts = re.split(r"\[([^\[\]]+)\]", snippet)
@@ -147,22 +393,16 @@ def marked(snippet: str):
 
 def _is_id(ref: str) -> bool:
     """A whole AIP identifier (a reader never reaches an AIP by a prefix)."""
-    import uuid
-
     try:
         return str(uuid.UUID(ref)) == ref
     except ValueError:
         return False
 
 
-def _open_aips(repo: Repository) -> list:
-    decide = Decisions(repo, dt.datetime.now(dt.UTC).date())
-    return [a for a in repo.catalog.list_aips() if decide(a.id).open]
-
-
-def serve(root: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve(root: Path, host: str = "127.0.0.1", port: int = 8080, *,
+          staff_file: Path | None = None, public_url: str | None = None) -> None:
     """Run the reading room until stopped (Ctrl-C)."""
     import uvicorn
 
-    uvicorn.run(create_app(root), host=host, port=port, log_level="warning",
-                server_header=False, proxy_headers=False)
+    uvicorn.run(create_app(root, staff_file=staff_file, public_url=public_url), host=host,
+                port=port, log_level="warning", server_header=False, proxy_headers=False)

@@ -200,6 +200,15 @@ def extract_aip(context, *, aip: str) -> dict:
     return _job(context, "extract", aip, work)
 
 
+@_task("access-build", retry=RETRY)
+def access_build_aip(context, *, aip: str) -> dict:
+    """Make what is missing or stale of one AIP's access copies."""
+    from preserve.access.copies import build
+
+    return _job(context, "access-build", aip,
+                lambda repo: build(repo, [aip], workers=1).to_dict())
+
+
 @_task("storage-migrate", retry=RETRY)
 def storage_migrate_aip(context, *, aip: str, source: str, target: str,
                         retire: bool = False) -> dict:

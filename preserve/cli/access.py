@@ -133,6 +133,9 @@ def rights(
         help="year-end (to the end of that year, the default) or exact (to the day).")
     ] = None,
     note: Annotated[str | None, typer.Option(help="Why: kept with the statement.")] = None,
+    audience: Annotated[str | None, typer.Option(
+        help="staff: the reading room shows the AIP, when open, to signed-in staff only "
+             "(public: to everyone, the default).")] = None,
     on: Annotated[str | None, typer.Option(
         help="explain: decide as on this date (YYYY-MM-DD) instead of today.")] = None,
     json_out: JsonOpt = False,
@@ -173,7 +176,7 @@ def rights(
         raise typer.BadParameter("name one AIP and give --status", param_hint="AIP")
     statement = RightsStatement(status, holder, jurisdiction, basis, license_uri,
                                 embargo_until, opens_after, from_date, from_field, counting,
-                                note)
+                                note, audience)
     result = record_rights(repo, args[0], statement)
     decided = decision(repo, result.aip_id)
     if json_out:
@@ -189,19 +192,62 @@ def access_build(
     aips: Annotated[list[str] | None, typer.Argument(
         help="AIPs whose access copies to make (or --all).")] = None,
     all_aips: Annotated[bool, typer.Option("--all", help="Every AIP.")] = False,
+    workers: WorkersOpt = None,
+    queued: QueueOpt = False,
     json_out: JsonOpt = False,
 ):
-    """Make the access copies that are missing or stale, from the AIPs: for a PDF of
-    scans (read by OCR in `extract`), a searchable PDF/A-2b (OCRmyPDF). Kept outside the
-    AIPs (access/), each recorded as an event. Exit 1 if one could not be made."""
+    """Make the access copies that are missing or stale, from the AIPs, by the policy's
+    `access.copies`: PDF/A with a text layer for documents, JPEG and IIIF tiles for
+    images, Opus or MP3 for sound, MP4 or WebM for video. Kept in the access location,
+    never in the AIPs; each recorded as an event. Exit 1 if one could not be made."""
     from preserve.access.copies import build
 
     named_or_all(aips, all_aips)
     repo = open_repo()
+    if queued:
+        enqueue_aips(repo, "access-build", aips, all_aips, json_out)
+        return
     with render.progress_bar(show_progress()) as progress:
-        result = build(repo, None if all_aips else aips, progress=progress)
+        result = build(repo, None if all_aips else aips, workers=workers, progress=progress)
     render.report(result, json_out, render.access_report)
     raise typer.Exit(result.exit_code)
+
+
+def access_staff(
+    args: Annotated[list[str], typer.Argument(
+        metavar="add NAME | remove NAME | list",
+        help="Add a staff member of the reading room (the password is asked for, or read "
+             "from standard input with --password-stdin), remove one, or list them.")],
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input.")] = False,
+):
+    """The reading room's staff, who see what rights open to staff only (HTTP Basic
+    against staff.users in the repository: serve it over TLS only)."""
+    from preserve.access.staff import STAFF_FILE, add_user, read_users, remove_user
+
+    repo = open_repo()
+    path = repo.root / STAFF_FILE
+    if args == ["list"]:
+        for name in sorted(read_users(path)):
+            render.out.print(render.text(name))
+        return
+    if len(args) != 2 or args[0] not in ("add", "remove"):
+        raise typer.BadParameter("say 'add NAME', 'remove NAME' or 'list'", param_hint="ARGS")
+    if args[0] == "remove":
+        if not remove_user(path, args[1]):
+            render.err.print(f"no staff member {render.text(args[1])} in {render.text(path)}")
+            raise typer.Exit(1)
+        render.out.print(f"Removed {render.text(args[1])}")
+        return
+    import sys
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    new = add_user(path, args[1], password)
+    render.out.print(f"{'Added' if new else 'Changed the password of'} "
+                     f"{render.text(args[1])} ({render.text(path)})")
 
 
 def serve(
@@ -209,13 +255,19 @@ def serve(
                                            "put a reverse proxy with TLS in front).")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8080,
+    public_url: Annotated[str | None, typer.Option(
+        help="The address readers use (e.g. https://library.example/room), for the IIIF "
+             "identifiers; default: the address each request came to.")] = None,
+    staff_file: Annotated[Path | None, typer.Option(
+        help="The staff users file (default: staff.users in the repository).")] = None,
 ):
-    """The read-only web reading room: search, collections, items and their access
-    copies, for what rights open today; nothing else is ever read or shown."""
+    """The read-only web reading room: search, collections, items, the page viewer and
+    downloads of access copies, for what rights open today; nothing else is ever read or
+    shown."""
     from preserve.access.reading_room import serve as run_serve
     repo = open_repo()
     root = repo.root
     repo.close()
     render.err.print(f"reading room of {render.text(root)} on http://{host}:{port}/ "
                      "(Ctrl-C stops it)")
-    run_serve(root, host, port)
+    run_serve(root, host, port, staff_file=staff_file, public_url=public_url)

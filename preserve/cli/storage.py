@@ -152,6 +152,9 @@ def storage_add(
     profile: Annotated[str | None, typer.Option(help="AWS profile for credentials.")] = None,
     media: Annotated[str | None, typer.Option(help="e.g. 'LTO-9 tape', 'hard disk'.")] = None,
     lifetime_years: Annotated[float | None, typer.Option(help="Expected lifetime.")] = None,
+    role: Annotated[str | None, typer.Option(
+        help="preservation (default) or access: the folder of access copies the reading "
+             "room serves, never used for preservation copies.")] = None,
 ):
     """Define a storage location (writes locations/NAME.yaml; never any secret)."""
     from preserve.storage.locations import add_location
@@ -159,7 +162,12 @@ def storage_add(
     file = add_location(open_repo(), name, url, endpoint_url=endpoint_url, region=region,
                         addressing_style=addressing_style, storage_class=storage_class,
                         lock_mode=lock_mode, lock_days=lock_days, checksum=checksum,
-                        profile=profile, media=media, lifetime_years=lifetime_years)
+                        profile=profile, media=media, lifetime_years=lifetime_years,
+                        role=role)
+    if role == "access":
+        render.out.print(f"Access location [bold]{render.text(name)}[/] written to "
+                         f"{render.text(file)}: 'preserve access build' keeps copies there.")
+        return
     render.out.print(f"Location [bold]{render.text(name)}[/] written to {render.text(file)}; "
                      f"'preserve storage check {render.text(name)}' tests it, and listing it "
                      "under replication.locations in the policy puts copies there.")

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from preserve.domain.rights import COUNTING, RightsPolicy
+from preserve.domain.rights import COUNTING, STATUSES, RightsPolicy
 from preserve.domain.schema import POLICY as POLICY_KEYS
 from preserve.domain.schema import check_keys, read_yaml
 from preserve.errors import ConfigError
@@ -52,6 +52,27 @@ class TextPolicy:
 
     def languages_for(self, collection: str) -> list[str] | None:
         return self.collections.get(collection) or self.languages or None
+
+
+# Access copies (issue 28) per kind of file, and what each choice makes: documents as a
+# PDF/A-2b with a text layer; images as a JPEG with level-0 IIIF tiles for the page
+# viewer (iiif) or the JPEG alone; sound as Opus or MP3; video as WebM (VP9, Opus) or MP4
+# (H.264, AAC); none: no copy of that kind.
+ACCESS_CHOICES = {"documents": ("pdfa", "none"), "images": ("iiif", "jpeg", "none"),
+                  "sound": ("opus", "mp3", "none"), "video": ("mp4", "webm", "none")}
+CLOSED_ITEMS = ("hidden", "metadata")
+
+
+@dataclass
+class AccessPolicy:
+    """What access copies are made, and what the reading room shows (issue 28)."""
+    copies: dict[str, str] = field(default_factory=lambda: {
+        kind: choices[0] for kind, choices in ACCESS_CHOICES.items()})
+    # Rights statuses whose preservation masters a reader may download (none by default).
+    masters: list[str] = field(default_factory=list)
+    # A closed item in the reading room: hidden (404, as if it did not exist) or its
+    # metadata page with the rights and the day it opens, and nothing else of it.
+    closed_items: str = "hidden"
 
 
 AUDIT_KINDS = ("quick", "full")
@@ -115,6 +136,7 @@ class Policy:
     media: MediaPolicy = field(default_factory=MediaPolicy)
     text: TextPolicy = field(default_factory=TextPolicy)
     rights: RightsPolicy = field(default_factory=RightsPolicy)
+    access: AccessPolicy = field(default_factory=AccessPolicy)
 
 
 def _need(cond: bool, file: Path, key: str, message: str) -> None:
@@ -203,6 +225,23 @@ def load_policy(path: Path) -> Policy:
           "must be a whole number of at least 1")
     policy.text = _text_policy(data.get("text") or {}, path)
     policy.rights = _rights_policy(data.get("rights") or {}, path)
+    policy.access = _access_policy(data.get("access") or {}, path)
+    return policy
+
+
+def _access_policy(access: dict, path: Path) -> AccessPolicy:
+    _need(isinstance(access, dict), path, "access", "must be a mapping")
+    copies = access.get("copies") or {}
+    _need(isinstance(copies, dict), path, "access.copies",
+          "must map documents, images, sound and video to a kind of copy")
+    policy = AccessPolicy()
+    for kind, choices in ACCESS_CHOICES.items():
+        policy.copies[kind] = _choice(copies, kind, choices, choices[0], path, "access.copies")
+    masters = access.get("masters") or []
+    _need(isinstance(masters, list) and all(m in STATUSES for m in masters), path,
+          "access.masters", f"must be a list of rights statuses ({', '.join(STATUSES)})")
+    policy.masters = list(masters)
+    policy.closed_items = _choice(access, "closed_items", CLOSED_ITEMS, "hidden", path, "access")
     return policy
 
 

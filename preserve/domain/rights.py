@@ -28,6 +28,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 STATUSES = ("copyrighted", "public-domain", "licensed", "unknown")
+AUDIENCES = ("public", "staff")
 COUNTING = ("year-end", "exact")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -45,6 +46,7 @@ class RightsStatement:
     from_field: str | None = None  # or the bag-info label holding it
     counting: str | None = None  # year-end (default) or exact
     note: str | None = None
+    audience: str | None = None  # "staff": the reading room shows it to staff only
     identifier: str = field(default_factory=lambda: str(uuid.uuid4()))
     recorded: str = ""  # when (the version's time)
     recorded_by: str | None = None
@@ -73,6 +75,7 @@ class Decision:
     opens_on: str | None  # ISO date the AIP opens, when closed and it will
     chain: list[str]  # the rules applied, in order, as a person reads them
     statement: str | None = None  # the statement's identifier
+    staff_only: bool = False  # open, but the reading room shows it to signed-in staff only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +96,8 @@ def check_statement(s: RightsStatement) -> list[str]:
         problems.append("opens-after needs --from-date or --from-field")
     if s.counting is not None and s.counting not in COUNTING:
         problems.append(f"counting must be one of {', '.join(COUNTING)}")
+    if s.audience is not None and s.audience not in AUDIENCES:
+        problems.append(f"audience must be one of {', '.join(AUDIENCES)}")
     if s.status == "licensed" and not (s.license or s.basis):
         problems.append("a licensed status needs --license (a URI) or --basis")
     return problems
@@ -145,8 +150,9 @@ def decide(statement: RightsStatement | None, fields: dict[str, list[str]],
         opens.append(status_opens)
     is_open = status_open and not (embargo and today < embargo)
     if is_open:
-        chain.append("open")
-        return Decision(True, None, chain, statement.identifier)
+        staff = statement.audience == "staff"
+        chain.append("open to signed-in staff only (audience: staff)" if staff else "open")
+        return Decision(True, None, chain, statement.identifier, staff)
     will_open = (status_open or status_opens is not None)
     opens_on = max(opens) if will_open and opens else None
     chain.append(f"closed; opens on {opens_on}" if opens_on else "closed; no date it opens")

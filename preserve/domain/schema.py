@@ -37,6 +37,8 @@ POLICY: Schema = {
     "text": {"extract": None, "languages": None, "collections": {"*": None}},
     "rights": {"without_statement": None,
                "public_after": {"years": None, "from": None, "counting": None}},
+    "access": {"copies": {"documents": None, "images": None, "sound": None, "video": None},
+               "masters": None, "closed_items": None},
 }
 _PATHWAY = {"tool": None, "args": None, "timeout_seconds": None, "memory_mb": None,
             "then": None, "description": None}
@@ -50,7 +52,7 @@ FORMATS: Schema = {
 }
 _LOCATION = {"name": None, "kind": None, "media": None, "commissioned": None,
              "expected_lifetime_years": None, "device": None,
-             "retired": None, "retired_to": None, "site": None}
+             "retired": None, "retired_to": None, "site": None, "role": None}
 LOCATION: dict[str, Schema] = {
     "local": {**_LOCATION, "path": None},
     "s3": {**_LOCATION, "bucket": None, "prefix": None, "endpoint_url": None, "region": None,

@@ -129,16 +129,22 @@ def _render(source: Path, number: int, workdir: Path) -> Path:
     return image
 
 
+def split_frames(source: Path, folder: Path, timeout: int) -> list[Path]:
+    """Every frame of an image as a PNG file, in order (ImageMagick, sandboxed: it reads
+    more formats than tesseract or libvips, JPEG 2000 and BMP among them)."""
+    folder.mkdir(exist_ok=True)
+    run = run_tool(["convert", str(source), "+adjoin", str(folder / "frame-%04d.png")],
+                   timeout=timeout, memory_mb=2048)
+    made = sorted(folder.iterdir())
+    if run.returncode != 0 or not made:
+        raise ToolFailure(f"ImageMagick could not read the image: {run.summary()}")
+    return made
+
+
 def _image(source: Path, workdir: Path, languages: list[str] | None) -> Extracted:
     """Every frame of the image a page: split to PNG by ImageMagick (sandboxed; it reads
     more formats than tesseract, JPEG 2000 among them), each read by OCR."""
-    frames = workdir / "frames"
-    frames.mkdir(exist_ok=True)
-    run = run_tool(["convert", str(source), "+adjoin", str(frames / "frame-%04d.png")],
-                   timeout=PDF_TIMEOUT, memory_mb=2048)
-    made = sorted(frames.iterdir())
-    if run.returncode != 0 or not made:
-        raise ToolFailure(f"ImageMagick could not read the image: {run.summary()}")
+    made = split_frames(source, workdir / "frames", PDF_TIMEOUT)
     pages, ocr = [], {}
     for number, image in enumerate(made, 1):
         ocr[number] = ocr_page(image, workdir, languages)

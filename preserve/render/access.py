@@ -63,10 +63,13 @@ def rights_report(aip_id: str, decided) -> None:
 
 def access_report(result) -> None:
     """`access build`: the copies made, those already current, what failed."""
-    out.print(f"{len(result.made)} access cop(ies) made, {result.current} already current")
+    out.print(f"{len(result.made)} access cop(ies) made, {result.current} already current"
+              + (f", {len(result.removed)} removed (their files left the AIP)"
+                 if result.removed else ""))
     for m in result.made[:LISTED]:
-        out.print(f"  AIP {m['aip'][:8]} {text(m['path'])}: searchable PDF/A "
-                  f"({'+'.join(m['languages'])})")
+        pages = f", {m['pages']} page(s) for the viewer" if m["pages"] else ""
+        out.print(f"  AIP {m['aip'][:8]} {text(m['path'])}: {m['kind']} as {m['choice']} "
+                  f"({text(', '.join(m['files']))}{pages})")
     for f in result.failed[:LISTED]:
         out.print(f"[bold red]not made:[/] AIP {f['aip'][:8]} {text(f['path'])}: "
                   f"{text(f['error'])}")

@@ -54,14 +54,20 @@ def add_location(repo: Repository, name: str, url: str, *, endpoint_url: str | N
                  storage_class: str | None = None, lock_mode: str | None = None,
                  lock_days: int | None = None, checksum: str | None = None,
                  profile: str | None = None, media: str | None = None,
-                 lifetime_years: float | None = None) -> str:
-    """Write locations/NAME.yaml for a path or an s3://bucket/prefix URL; return its path."""
+                 lifetime_years: float | None = None, role: str | None = None) -> str:
+    """Write locations/NAME.yaml for a path or an s3://bucket/prefix URL; return its path.
+    Role `access`: the folder of access copies (a local path), never preservation storage."""
     if not NAME_RE.match(name):
         raise ConfigError(f"location name {name!r}: use letters, digits, '.', '_' or '-'")
     file = repo.root / "locations" / f"{name}.yaml"
     if file.exists():
         raise ConfigError(f"location '{name}' already exists ({file}); edit that file instead")
     data: dict = {"name": name}
+    if role not in (None, "preservation", "access"):
+        raise ConfigError(f"--role must be preservation or access, not {role!r}")
+    if role == "access" and url.startswith("s3://"):
+        raise ConfigError("an access location must be a local folder: the reading room "
+                          "serves its files", hint="give a folder path")
     if url.startswith("s3://"):
         bucket, _, prefix = url[5:].partition("/")
         if not bucket:
@@ -84,6 +90,8 @@ def add_location(repo: Repository, name: str, url: str, *, endpoint_url: str | N
                                   "--lock-days N")
             data["object_lock"] = {"mode": lock_mode, "days": int(lock_days)}
         data.setdefault("media", media or "object storage")
+    elif role == "access":
+        data.update({"kind": "local", "path": url, "role": "access"})
     else:
         _check_local_folder(Path(url))
         data.update({"kind": "local", "path": url})
@@ -95,7 +103,9 @@ def add_location(repo: Repository, name: str, url: str, *, endpoint_url: str | N
                     "AWS profile\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     try:
         Repository(repo.root).close()  # the new file must load (one place counted once...)
-        if data["kind"] == "local":
+        if data.get("role") == "access":
+            Path(url).mkdir(parents=True, exist_ok=True)
+        elif data["kind"] == "local":
             _make_local_folder(Path(url))  # ... before its folder is made
     except PreserveError:
         file.unlink()
