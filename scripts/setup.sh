@@ -40,6 +40,15 @@ if [ -n "$missing" ]; then
   $SUDO apt-get $APT_WAIT install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+# The reading room's page viewer, OpenSeadragon, from the npm registry at the version its
+# lock file names (never copied into the repository). Node.js and npm from Debian where
+# the machine has none.
+if ! command -v npm >/dev/null 2>&1; then
+  $SUDO apt-get $APT_WAIT update -qq
+  $SUDO apt-get $APT_WAIT install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+(cd preserve/access/viewer && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
@@ -52,6 +61,6 @@ fi
 # happens where PYTHONDONTWRITEBYTECODE is set: each start (and each worker) would compile
 # the package again. Compile it once here, as a regular install would.
 .venv/bin/python -m compileall -q preserve >/dev/null
-.venv/bin/python -c "import preserve, pygfried, magic, bagit, xxhash, pikepdf.pdfa, PIL, warcio, msoffcrypto, snowballstemmer, ocrmypdf, sqlalchemy, psycopg, procrastinate" \
+.venv/bin/python -c "import preserve, pygfried, magic, bagit, xxhash, pikepdf.pdfa, PIL, warcio, msoffcrypto, snowballstemmer, ocrmypdf, sqlalchemy, psycopg, procrastinate, pyvips, iiif_prezi3" \
   || { echo "setup failed: preserve's dependencies do not import" >&2; exit 1; }
 echo "preserve is installed in .venv (run .venv/bin/preserve --help)"

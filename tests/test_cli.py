@@ -13,10 +13,11 @@ import pytest
 from tests.conftest import assert_bagit_python_valid, content_key, object_key
 
 
-def run(repo: Path, *args, check_code: int | None = 0) -> subprocess.CompletedProcess:
+def run(repo: Path, *args, check_code: int | None = 0,
+        input: str | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PRESERVE_REPO=str(repo), PRESERVE_NO_PROGRESS="1")
     proc = subprocess.run([sys.executable, "-m", "preserve", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, input=input)
     if check_code is not None:
         assert proc.returncode == check_code, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr

@@ -4,6 +4,7 @@ write; pages in a real browser."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -26,59 +27,90 @@ pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None,
                                 reason="scripts/setup.sh installs tesseract")
 
 
-def _sip(tmp: Path, name: str, lang: str) -> Path:
+# The rights states of the matrix: (rights options, open to readers?, to staff?)
+STATES = {
+    "open": (["--status", "public-domain"], True, True),
+    "ended": (["--status", "licensed", "--license", "https://creativecommons.org/licenses/by/4.0/",
+               "--embargo-until", "2020-01-01"], True, True),
+    "closed": (["--status", "copyrighted", "--opens-after", "75", "--from-date", "2010-01-01"],
+               False, False),
+    "embargoed": (["--status", "public-domain", "--embargo-until", "2099-01-01"], False, False),
+    "unknown": (["--status", "unknown"], False, False),
+    "staff": (["--status", "public-domain", "--audience", "staff"], False, True),
+}
+CLOSED = [name for name, (_, public, _) in STATES.items() if not public]
+WORDS = {name: f"Zanzibar{name.capitalize()}ledger" for name in STATES}  # each item's own
+STAFF = ("archivist", "a long staff password")
+
+
+def _sip(tmp: Path, name: str) -> Path:
     sip = tmp / name
     sip.mkdir()
-    render_page(PAGES[lang], tmp / f"{name}.png")
-    with Image.open(tmp / f"{name}.png") as page:
-        page.save(sip / f"{name}-book.pdf", resolution=300)
+    if name == "open":  # a PDF of a scan: a PDF/A copy with its page tiles
+        render_page(PAGES["kaz"], tmp / f"{name}.png")
+        with Image.open(tmp / f"{name}.png") as page:
+            page.save(sip / f"{name}-book.pdf", resolution=300)
+    else:  # a scan: a JPEG copy with its tiles
+        render_page(f"Harbour ledger {WORDS[name]} of 1923", sip / f"{name}-book.png")
     return sip
 
 
-@pytest.fixture(scope="module")
-def room(tmp_path_factory):
-    """A repository with an open item and a closed one, each with text and an access
-    copy, and its reading room running."""
-    tmp = tmp_path_factory.mktemp("room")
-    root = tmp / "repo"
-    run(root, "init")
-    ids = {}
-    for name, lang, collection in (("open", "kaz", "Kazakh books"),
-                                   ("closed", "eng", "Sealed letters")):
-        said = run(root, "ingest", "-c", collection, "--title", f"The {name} item",
-                   _sip(tmp, name, lang), "--json")
-        ids[name] = json.loads(said.stdout)["id"]
-    run(root, "rights", ids["open"], "--status", "public-domain")
-    run(root, "rights", ids["closed"], "--status", "copyrighted", "--opens-after", "75",
-        "--from-date", "2010-01-01")
-    run(root, "extract", "--all")
-    run(root, "search", "library")  # the index made before the room opens
-    assert len(json.loads(run(root, "access", "build", "--all", "--json").stdout)["made"]) == 2
+def _collection(name: str) -> str:
+    return f"Shelf {name}"
+
+
+def _start(root: Path, *args: str):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    catalog = root / "catalog.sqlite"
-    before = hashlib.sha256(catalog.read_bytes()).hexdigest()
-    server = subprocess.Popen([sys.executable, "-m", "preserve", "serve", "--port", str(port)],
-                              env=dict(os.environ, PRESERVE_REPO=str(root)),
+    server = subprocess.Popen([sys.executable, "-m", "preserve", "serve", "--port", str(port),
+                               *args], env=dict(os.environ, PRESERVE_REPO=str(root)),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:  # until it answers (a condition, not a fixed wait)
         try:
             urllib.request.urlopen(base + "/", timeout=5).read()
-            break
+            return server, base
         except (urllib.error.URLError, ConnectionError):
             assert server.poll() is None, server.stderr.read().decode()
             assert time.monotonic() < deadline, "the reading room did not start"
             time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def room(tmp_path_factory):
+    """A repository with an item in each rights state, each with text and access copies,
+    a staff member, and its reading room running."""
+    tmp = tmp_path_factory.mktemp("room")
+    root = tmp / "repo"
+    run(root, "init")
+    ids = {}
+    for name, (options, _, _) in STATES.items():
+        said = run(root, "ingest", "-c", _collection(name), "--title", f"The {name} item",
+                   _sip(tmp, name), "--json")
+        ids[name] = json.loads(said.stdout)["id"]
+        run(root, "rights", ids[name], *options)
+    run(root, "access", "staff", "add", STAFF[0], "--password-stdin", input=STAFF[1])
+    run(root, "extract", "--all")
+    run(root, "search", "ledger")  # the index made before the room opens
+    assert len(json.loads(run(root, "access", "build", "--all", "--json").stdout)["made"]) \
+        == len(STATES)
+    catalog = root / "catalog.sqlite"
+    before = hashlib.sha256(catalog.read_bytes()).hexdigest()
+    server, base = _start(root)
     yield {"base": base, "root": root, "ids": ids, "catalog_sha256": before}
     server.terminate()
     server.wait(timeout=30)
 
 
-def _get(url: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
-    request = urllib.request.Request(url, headers=headers or {})
+def _get(url: str, headers: dict | None = None, staff: bool = False
+         ) -> tuple[int, bytes, dict]:
+    headers = dict(headers or {})
+    if staff:
+        headers["Authorization"] = "Basic " + base64.b64encode(
+            ":".join(STAFF).encode()).decode()
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, answer.read(), dict(answer.headers)
@@ -88,36 +120,139 @@ def _get(url: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
 
 def _leaks(body: bytes, room, name: str) -> list[str]:
     """What of item `name` a page shows: its id, title, collection, file name, words."""
-    marks = [room["ids"][name], f"The {name} item", f"{name}-book.pdf",
-             {"open": "Kazakh books", "closed": "Sealed letters"}[name],
-             {"open": "Республикасының", "closed": "manuscripts"}[name]]
+    marks = [room["ids"][name], f"The {name} item", f"{name}-book", _collection(name),
+             "Республикасының" if name == "open" else WORDS[name]]
     text = body.decode("utf-8", "replace")
     return [m for m in marks if m in text]
 
 
-def test_nothing_of_a_closed_item_is_served_on_any_route(room):
-    base, ids = room["base"], room["ids"]
-    for name, ok in (("open", True), ("closed", False)):
-        aip = ids[name]
-        collection = {"open": "Kazakh%20books", "closed": "Sealed%20letters"}[name]
-        word = {"open": "Республикасының", "closed": "manuscripts"}[name]
-        for route in (f"/aip/{aip}", f"/aip/{aip}/copy/{name}-book.pdf",
-                      f"/collection/{collection}"):
-            status, body, _ = _get(base + route)
-            assert (status == 200) is ok, (route, status)
-            if not ok:
-                assert _leaks(body, room, name) == [], route
-                assert not body.startswith(b"%PDF")
+def _routes(room, name: str) -> list[str]:
+    """Every route that serves something of an item: its page, viewer, IIIF manifest,
+    image information, a tile, thumbnail, access copy, master, collection page."""
+    aip = room["ids"][name]
+    folder = room["root"] / "access" / aip
+    pages = next(folder.glob("*.pages"))
+    tile = sorted((pages / "0001").rglob("default.jpg"))[0].relative_to(pages / "0001")
+    copy = "open-book.pdf" if name == "open" else f"{name}-book.png.jpg"
+    master = "open-book.pdf" if name == "open" else f"{name}-book.png"
+    return [f"/aip/{aip}", f"/aip/{aip}/view", f"/aip/{aip}/manifest.json",
+            f"/aip/{aip}/iiif/0/info.json", f"/aip/{aip}/iiif/0/{tile.as_posix()}",
+            f"/aip/{aip}/thumbnail.jpg", f"/aip/{aip}/copy/{copy}",
+            f"/aip/{aip}/master/{master}",
+            f"/collection/{urllib.parse.quote(_collection(name))}"]
+
+
+def _no_content(body: bytes) -> bool:
+    return not (body.startswith(b"%PDF") or body.startswith(b"\xff\xd8")
+                or body.lstrip().startswith(b"{"))
+
+
+@pytest.mark.parametrize("name", list(STATES))
+def test_every_route_serves_an_item_only_where_its_rights_open_it(room, name):
+    """The matrix: every rights state x every route, for a reader and for staff; zero
+    bytes of a closed item served, tiles, thumbnails and snippets included."""
+    _, public, staff_may = STATES[name]
+    base = room["base"]
+    for staff in (False, True):
+        allowed = staff_may if staff else public
+        for route in _routes(room, name):
+            status, body, _ = _get(base + route, staff=staff)
+            if "/master/" in route:  # masters: never, unless the policy allows (below)
+                assert status == 404, route
+            elif allowed:
+                assert status == 200, (route, status)
+            else:
+                assert status == 404, (route, staff, status)
+                assert _leaks(body, room, name) == [], (route, staff)
+                assert _no_content(body), route
+        word = "Республикасының" if name == "open" else WORDS[name]
         for route in ("/", f"/search?q={urllib.parse.quote(word)}",
-                      f"/search?q={urllib.parse.quote(word)}&collection={collection}"):
-            status, body, _ = _get(base + route)
+                      f"/search?q={urllib.parse.quote(word)}&collection="
+                      f"{urllib.parse.quote(_collection(name))}"):
+            status, body, _ = _get(base + route, staff=staff)
             assert status == 200
             body = body.replace(word.encode(), b"")  # the reader's own query, echoed
-            assert bool(_leaks(body, room, name)) is ok, (route, _leaks(body, room, name))
+            assert bool(_leaks(body, room, name)) is allowed, (route, staff,
+                                                               _leaks(body, room, name))
     # a closed item and one that never existed answer alike
-    missing = _get(f"{base}/aip/00000000-0000-4000-8000-000000000000")
-    closed = _get(f"{base}/aip/{ids['closed']}")
-    assert (missing[0], missing[1]) == (closed[0], closed[1])
+    if not public:
+        missing = _get(f"{base}/aip/00000000-0000-4000-8000-000000000000")
+        closed = _get(f"{base}/aip/{room['ids'][name]}")
+        assert (missing[0], missing[1]) == (closed[0], closed[1])
+
+
+def test_the_iiif_manifest_and_tiles_of_an_open_item(room):
+    aip, base = room["ids"]["open"], room["base"]
+    status, body, headers = _get(f"{base}/aip/{aip}/manifest.json")
+    manifest = json.loads(body)
+    assert manifest["type"] == "Manifest" and manifest["label"] == {"none": ["The open item"]}
+    assert "presentation/3" in headers["content-type"]
+    canvas = manifest["items"][0]
+    service = canvas["items"][0]["items"][0]["body"]["service"][0]
+    assert service == {"id": f"{base}/aip/{aip}/iiif/0", "type": "ImageService3",
+                       "profile": "level0"}
+    info = json.loads(_get(service["id"] + "/info.json")[1])
+    assert info["id"] == service["id"] and (info["width"], info["height"]) == (
+        canvas["width"], canvas["height"])
+    painted = canvas["items"][0]["items"][0]["body"]["id"]
+    status, body, headers = _get(painted)
+    assert status == 200 and body.startswith(b"\xff\xd8") and headers["content-type"] == \
+        "image/jpeg"
+
+
+def test_staff_sign_in_with_http_basic(room):
+    base, aip = room["base"], room["ids"]["staff"]
+    status, _, headers = _get(base + "/staff")
+    assert status == 401 and headers["www-authenticate"].startswith("Basic ")
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"archivist:wrong").decode()}
+    assert _get(f"{base}/aip/{aip}", wrong)[0] == 404
+    status, body, _ = _get(f"{base}/aip/{aip}", staff=True)
+    assert status == 200 and "Signed in as archivist" in body.decode()
+    assert "Open to staff only." in body.decode()
+
+
+def test_pages_in_the_readers_language(room):
+    base = room["base"]
+    assert "Оқу залы" in _get(base + "/?lang=kk")[1].decode()
+    status, body, headers = _get(base + "/", {"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"})
+    assert '<html lang="ru">' in body.decode() and "Читальный зал" in body.decode()
+    body = _get(base + "/", {"Accept-Language": "de, az;q=0.8"})[1].decode()
+    assert "Oxu zalı" in body
+    assert "Reading room" in _get(base + "/", {"Accept-Language": "de"})[1].decode()
+    status, body, headers = _get(f"{base}/aip/{room['ids']['open']}?lang=az")
+    assert "lang=az" in headers["set-cookie"] and "Oxucular üçün açıqdır." in body.decode()
+    body = _get(f"{base}/aip/{room['ids']['open']}", {"Cookie": "lang=kk"})[1].decode()
+    assert "Оқырмандарға ашық." in body and "Атауы" in body
+
+
+def test_closed_items_metadata_and_masters_where_the_policy_allows(room, tmp_path):
+    """access.closed_items: metadata shows a closed item's description, rights and the
+    day it opens, and nothing else; access.masters lets readers download the masters of
+    public-domain items only."""
+    root = tmp_path / "repo"
+    shutil.copytree(room["root"], root)
+    policy = root / "policies" / "default.yaml"
+    policy.write_text(policy.read_text(encoding="utf-8") + "access:\n  closed_items: metadata"
+                      "\n  masters: [public-domain]\n", encoding="utf-8")
+    server, base = _start(root)
+    try:
+        ids = room["ids"]
+        status, body, _ = _get(f"{base}/aip/{ids['closed']}")
+        page = body.decode()
+        assert status == 200 and "The closed item" in page and "Opens on 2086-01-01." in page
+        assert "/copy/" not in page and "thumbnail" not in page and "/view" not in page
+        for route in _routes({**room, "root": root}, "closed")[1:-1]:
+            status, body, _ = _get(base + route)
+            assert status == 404 and _no_content(body), route
+        body = _get(f"{base}/aip/{ids['unknown']}")[1].decode()
+        assert "No date is set on which it opens." in body
+        status, body, _ = _get(f"{base}/aip/{ids['open']}/master/open-book.pdf")
+        stored = next(p for p in root.rglob("open-book.pdf") if "content" in p.parts)
+        assert status == 200 and body == stored.read_bytes()
+        assert _get(f"{base}/aip/{ids['ended']}/master/ended-book.png")[0] == 404  # licensed
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_downloads_answer_range_requests_with_the_exact_bytes(room):
@@ -160,15 +295,19 @@ def test_the_reading_room_writes_nothing(room):
     assert hashlib.sha256(catalog.read_bytes()).hexdigest() == room["catalog_sha256"]
 
 
+def _browser(p):
+    return p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium")
 def test_pages_in_a_browser_without_javascript(room, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = _browser(p)
         try:
             page = browser.new_context(java_script_enabled=False).new_page()
             outside = []
@@ -185,7 +324,51 @@ def test_pages_in_a_browser_without_javascript(room, tmp_path):
             page.wait_for_selector("h1")
             assert page.inner_text("h1") == "The open item"
             page.screenshot(path=str(tmp_path / "item.png"), full_page=True)
+            with page.expect_download() as download:  # a download works without script
+                page.click("text=open-book.pdf")
+            saved = tmp_path / "got.pdf"
+            download.value.save_as(saved)
+            aip = room["ids"]["open"]
+            assert saved.read_bytes() == (room["root"] / "access" / aip /
+                                          "open-book.pdf").read_bytes()
             assert outside == []  # no request to any other host
             assert (tmp_path / "search.png").stat().st_size > 1000
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium")
+def test_the_page_viewer_shows_the_page_from_its_tiles(room, tmp_path):
+    """OpenSeadragon (from npm, served by the room) draws the page from its level-0
+    tiles; every request stays on the room's host and is answered."""
+    from playwright.sync_api import sync_playwright
+
+    aip = room["ids"]["open"]
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            asked, failed, errors = [], [], []
+            page.on("request", lambda r: asked.append(r.url))
+            page.on("response", lambda r: failed.append((r.url, r.status))
+                    if r.status >= 400 else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{room['base']}/aip/{aip}/view")
+            page.wait_for_selector("#viewer[data-loaded=yes]", timeout=30_000)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(tmp_path / "viewer.png"))
+            assert errors == [] and failed == []
+            assert all(u.startswith(room["base"]) for u in asked)
+            assert any("/iiif/0/info.json" in u for u in asked)
+            assert any(u.endswith("/default.jpg") for u in asked)
+            with Image.open(tmp_path / "viewer.png") as shot:  # the page, drawn: black text
+                box = page.locator("#viewer").bounding_box()
+                area = shot.convert("L").crop((int(box["x"]), int(box["y"]),
+                                               int(box["x"] + box["width"]),
+                                               int(box["y"] + box["height"])))
+                histogram = area.histogram()
+                assert sum(histogram[200:]) > 0.2 * sum(histogram)  # a white page...
+                assert sum(histogram[:80]) > 50  # ... with dark letters on it
         finally:
             browser.close()
