@@ -275,11 +275,20 @@ def test_downloads_answer_range_requests_with_the_exact_bytes(room):
     "/aip/{open}/copy/..%5c..%5cpreserve.yaml", "/aip/../preserve.yaml",
     "/aip/{open}/copy/open-book.pdf%00.txt", "/aip/{open}/copy/", "/aip/f65b/",
     "/aip/{open}/copy/../{open}.json", "/collection/..%2F..%2Fpreserve.yaml",
-    "/static/../../catalog.sqlite"])
+    "/static/../../catalog.sqlite", "/static/..%2F..%2Freading_room.py",
+    "/osd/../../../../../preserve.yaml", "/osd/%2e%2e/%2e%2e/package.json",
+    "/aip/{open}/iiif/0/../../../../preserve.yaml", "/aip/{open}/iiif/0/..%2F..%2Fopen-book.pdf",
+    "/aip/{open}/iiif/0/%2e%2e/%2e%2e/%2e%2e/%2e%2e/catalog.sqlite",
+    "/aip/{open}/iiif/0/../vips-properties.xml", "/aip/{open}/iiif/99/info.json",
+    "/aip/{open}/iiif/-1/info.json", "/aip/{open}/iiif/0//etc/passwd",
+    "/aip/{open}/master/../../preserve.yaml", "/aip/{open}/master/open-book.pdf",
+    "/aip/{open}/copy/open-book.pdf.pages/0001/info.json", "/aip/{open}/thumbnail.jpg/..",
+    "/aip/{open}/copy/open-book.pdf.thumb.jpg"])
 def test_a_path_outside_what_the_manifest_names_is_never_opened(room, route):
     status, body, _ = _get(room["base"] + route.format(open=room["ids"]["open"]))
     assert status == 404, (route, status)
     assert b"format:" not in body and b"root:" not in body and b"SQLite" not in body
+    assert _no_content(body) and b"import" not in body
 
 
 def test_the_reading_room_writes_nothing(room):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -138,6 +139,12 @@ def test_cron_and_systemd_lines_run_the_due_audit(repo):
     assert "audit --due" in cron
     units = subprocess.run(run + ["--systemd"], env=env, capture_output=True, text=True).stdout
     assert "[Timer]" in units and "OnCalendar=" in units and "audit --due" in units
+    # the daily rights review (issue 28), in both, and its cron line runs as it is
+    assert "preserve-rights-review.timer" in units and "rights review" in units
+    review = next(line for line in cron.splitlines() if line.startswith("5 0 * * * "))
+    done = subprocess.run(review[len("5 0 * * * "):], shell=True, env=env, timeout=120)
+    assert done.returncode == 0
+    assert json.loads((repo.root / "last-rights-review.json").read_text()) == {"changed": []}
 
 
 def test_schedule_leads_with_a_summary_of_aip_copies(three_aips):

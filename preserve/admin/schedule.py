@@ -60,11 +60,19 @@ def _command(root: Path) -> str:
     return f"{exe} --repo {root.resolve()} audit --due"
 
 
+def _review_command(root: Path) -> str:
+    return _command(root).replace(" audit --due", " rights review")
+
+
 def cron_line(root: Path) -> str:
-    """Every night at 02:17 (not on the hour, to spread load); mail goes to the owner."""
+    """The audit every night at 02:17 (not on the hour, to spread load), and the rights
+    review just after midnight UTC, when embargoes end and terms run out (each AIP whose
+    access changed gets a PREMIS event); mail goes to the owner."""
     return (f"17 2 * * * {_command(root)} --json > {root.resolve()}/last-audit.json "
             "|| echo \"preserve audit: exit $? (1 damage or overdue, 3 unreachable): see "
-            f"{root.resolve()}/last-audit.json\"")
+            f"{root.resolve()}/last-audit.json\"\n"
+            f"CRON_TZ=UTC\n5 0 * * * {_review_command(root)} --json > "
+            f"{root.resolve()}/last-rights-review.json")
 
 
 def systemd_units(root: Path) -> str:
@@ -88,6 +96,26 @@ Description=Run the preserve fixity audit every night
 [Timer]
 OnCalendar=*-*-* 02:17:00
 RandomizedDelaySec=30min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+
+# /etc/systemd/system/preserve-rights-review.service
+[Unit]
+Description=preserve: record each AIP whose access changed today (embargoes, terms)
+
+[Service]
+Type=oneshot
+ExecStart={_review_command(root)}
+Environment=PRESERVE_NO_PROGRESS=1
+
+# /etc/systemd/system/preserve-rights-review.timer
+[Unit]
+Description=Review access rights every day just after midnight UTC
+
+[Timer]
+OnCalendar=*-*-* 00:05:00 UTC
 Persistent=true
 
 [Install]

@@ -238,6 +238,19 @@ def schedule_audits(context, timestamp: int) -> dict:
         repo.close()
 
 
+@_task("rights-review", queue=queue.HOUSEKEEPING, cron="5 0 * * *")
+def rights_review(context, timestamp: int) -> dict:
+    """Every day just after midnight (UTC): each AIP whose access changed (an embargo
+    ended, a term ran out) gets a PREMIS event (access/rights.review)."""
+    from preserve.access.rights import review
+
+    repo = Repository(_ROOT["repo"])
+    try:
+        return {"changed": review(repo)}
+    finally:
+        repo.close()
+
+
 def enqueue_due_audits(repo: Repository, *, cap: int = AUDIT_QUEUE_CAP, app=None) -> dict:
     """One audit job for each AIP copy the fixity policy says is due (a damaged one is due
     until repaired), unless one is waiting or running, and no more than `cap` waiting:
