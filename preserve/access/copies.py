@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
+from preserve.access import iiif
 from preserve.access.makers import Made, kind_of, make
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
@@ -124,8 +125,11 @@ def build(repo: Repository, refs: list[str] | None = None, *, workers: int | Non
     ids = [catalog.resolve(r) for r in refs] if refs else [a.id for a in catalog.list_aips()]
     result = AccessResult()
     todo: list[Source] = []
+    changed: set[str] = set()  # AIPs whose IIIF manifest is to be written again
     for aip_id in ids:
         manifest = read_manifest(root, aip_id)
+        if not iiif.manifest_path(root, aip_id).is_file() and iiif.canvases(manifest):
+            changed.add(aip_id)
         wanted = sources(repo, aip_id)
         for source in wanted:
             if is_current(root, manifest.get(source.path), source):
@@ -138,8 +142,19 @@ def build(repo: Repository, refs: list[str] | None = None, *, workers: int | Non
                 _remove(root / aip_id, manifest.pop(path))
                 result.removed.append({"aip": aip_id, "path": path})
             write_manifest(root, aip_id, manifest)
+            changed.add(aip_id)
+    try:
+        _make_all(repo, root, todo, result, changed, workers, progress)
+    finally:  # what was made is shown in the viewer, even after an interruption
+        for aip_id in sorted(changed):
+            iiif.write_manifest(root, aip_id, read_manifest(root, aip_id))
+    return result
+
+
+def _make_all(repo: Repository, root: Path, todo: list[Source], result: AccessResult,
+              changed: set[str], workers: int | None, progress: Progress) -> None:
     if not todo:
-        return result
+        return
     allow_tools()
     progress.start("access copies", len(todo), sum(s.size for s in todo))
 
@@ -169,6 +184,7 @@ def build(repo: Repository, refs: list[str] | None = None, *, workers: int | Non
                 write_manifest(root, source.aip_id, manifest)
                 if old:  # names the new copy no longer has (a choice changed)
                     _remove(root / source.aip_id, old, keep=entry)
+                changed.add(source.aip_id)
                 result.made.append({"aip": source.aip_id, "path": source.path,
                                     "kind": source.kind, "choice": source.choice,
                                     "files": sorted(entry["files"]),
@@ -178,7 +194,6 @@ def build(repo: Repository, refs: list[str] | None = None, *, workers: int | Non
     except BaseException:
         kill_all()  # no tool is left running behind an interrupted run
         raise
-    return result
 
 
 def _make(repo: Repository, root: Path, source: Source) -> Made:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from preserve.access import messages
+from preserve.access import iiif, messages
 from preserve.access.copies import access_root, read_manifest
 from preserve.access.rights import Decisions
 from preserve.access.search import search
@@ -50,6 +51,7 @@ VIEWER = HERE / "viewer" / "node_modules" / "openseadragon" / "build" / "opensea
 SEARCH_LIMIT = 50
 SHOWN_LABELS = ("Title", "Creator", "External-Identifier", "External-Description",
                 "Source-Organization", "Rights", "Preserve-Collection")
+MANIFESTS_KEPT = 512  # IIIF manifests kept made, the oldest let go first
 TILE_PART = re.compile(r"^[A-Za-z0-9,.!^:_-]+$")  # a segment of a IIIF tile's path
 
 
@@ -83,6 +85,19 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
                         autoescape=select_autoescape(["html"]))
     pages.filters["marked"] = marked
     manifests = ManifestCache(access_root(repo))
+    made_manifests: dict[tuple, str] = {}
+    kept = PerVersion()
+
+    def decision_of(aip):
+        """The rights decision of the AIP today: it changes only with a new version (a
+        statement, a description) or a new day (a term runs out)."""
+        today = dt.datetime.now(dt.UTC).date()
+        return kept.get(("decision", aip.id, aip.version, today),
+                        lambda: Decisions(repo, today)(aip.id))
+
+    def bag_info(aip) -> list:
+        return kept.get(("bag-info", aip.id, aip.version),
+                        lambda: current_bag_info(repo, aip.id))
 
     def reader_of(request) -> Reader:
         language = messages.choose(request.query_params.get("lang"),
@@ -114,7 +129,7 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
             return None
         if aip is None:
             return None
-        decision = Decisions(repo)(aip.id)
+        decision = decision_of(aip)
         if decision.open and (not decision.staff_only or staff.user(
                 request.headers.get("authorization"))):
             return Item(aip, decision, "open")
@@ -124,9 +139,8 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
 
     def visible_aips(request) -> list:
         signed_in = staff.user(request.headers.get("authorization")) is not None
-        decide = Decisions(repo, dt.datetime.now(dt.UTC).date())
         return [a for a in repo.catalog.list_aips()
-                if decide(a.id).open and (signed_in or not decide(a.id).staff_only)]
+                if decision_of(a).open and (signed_in or not decision_of(a).staff_only)]
 
     def base_url(request) -> str:
         return (public_url or str(request.base_url)).rstrip("/")
@@ -166,8 +180,7 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
         if found is None:
             return not_here(request)
         aip = found.aip
-        fields = [(label, value) for label, value in current_bag_info(repo, aip.id)
-                  if label in SHOWN_LABELS]
+        fields = [(label, value) for label, value in bag_info(aip) if label in SHOWN_LABELS]
         if found.shown != "open":
             return page(request, "item.html", aip=aip, fields=fields, decision=found.decision,
                         shown=found.shown, copies=[], players=[], pages=0, masters=[],
@@ -184,20 +197,33 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
 
     async def view(request):
         found = item_for(request)
-        if found is None or not _canvases(manifests.get(found.aip.id)):
+        if found is None or not iiif.canvases(manifests.get(found.aip.id)):
             return not_here(request)
         aip_id = found.aip.id
         sources = [f"/aip/{aip_id}/iiif/{n}/info.json"
-                   for n in range(len(_canvases(manifests.get(aip_id))))]
+                   for n in range(len(iiif.canvases(manifests.get(aip_id))))]
         return page(request, "viewer.html", aip=found.aip, sources=json.dumps(sources),
                     has_viewer=has_viewer)
 
     async def manifest(request):
         found = item_for(request)
-        if found is None or not _canvases(manifests.get(found.aip.id)):
+        if found is None or not iiif.canvases(manifests.get(found.aip.id)):
             return not_here(request)
-        body = iiif_manifest(found.aip, _canvases(manifests.get(found.aip.id)),
-                             base_url(request), current_bag_info(repo, found.aip.id))
+        aip = found.aip
+        path = iiif.manifest_path(access_root(repo), aip.id)
+        key = (aip.id, aip.version, manifests.stamp(aip.id), base_url(request))
+        body = made_manifests.get(key)
+        if body is None:  # once per AIP version, copies and address
+            try:
+                template = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return not_here(request)
+            fields = [(label, value) for label, value in bag_info(aip)
+                      if label in SHOWN_LABELS]
+            body = iiif.served(template, base_url(request), aip.title or aip.id, fields)
+            if len(made_manifests) >= MANIFESTS_KEPT:
+                made_manifests.pop(next(iter(made_manifests)))
+            made_manifests[key] = body
         return Response(body, media_type="application/ld+json;profile="
                         '"http://iiif.io/api/presentation/3/context.json"')
 
@@ -205,7 +231,7 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
         found = item_for(request)
         if found is None:
             return not_here(request)
-        canvases = _canvases(manifests.get(found.aip.id))
+        canvases = iiif.canvases(manifests.get(found.aip.id))
         number, rest = request.path_params["n"], request.path_params["rest"]
         if not 0 <= number < len(canvases):
             return not_here(request)
@@ -225,7 +251,7 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
             info["id"] = f"{base_url(request)}/aip/{found.aip.id}/iiif/{number}"
             return Response(json.dumps(info), media_type="application/ld+json;profile="
                             '"http://iiif.io/api/image/3/context.json"')
-        return FileResponse(path, media_type="image/jpeg")
+        return small_file(path)
 
     async def thumbnail(request):
         found = item_for(request)
@@ -235,7 +261,7 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
             if entry.get("thumbnail"):
                 path = access_root(repo) / found.aip.id / entry["thumbnail"]
                 if path.is_file():
-                    return FileResponse(path, media_type="image/jpeg")
+                    return small_file(path)
         return not_here(request)
 
     async def download(request):
@@ -325,26 +351,53 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+SMALL = 256 * 1024  # a tile or thumbnail: read at once, not streamed by worker threads
+
+
+def small_file(path: Path):
+    """A JPEG tile or thumbnail. Tiles are small and many: read in one call rather than
+    streamed through a thread per chunk (FileResponse), which costs more than the bytes."""
+    from starlette.responses import FileResponse, Response
+
+    if path.stat().st_size > SMALL:
+        return FileResponse(path, media_type="image/jpeg")
+    return Response(path.read_bytes(), media_type="image/jpeg")
+
+
+class PerVersion:
+    """Values computed once per key (an AIP version, a day), the oldest let go first."""
+
+    def __init__(self, size: int = 4096):
+        self.size, self.values = size, {}
+
+    def get(self, key: tuple, compute):
+        if key not in self.values:
+            if len(self.values) >= self.size:
+                self.values.pop(next(iter(self.values)))
+            self.values[key] = compute()
+        return self.values[key]
+
+
 class ManifestCache:
     """Each AIP's access manifest, read again only when its file changes."""
 
     def __init__(self, root: Path):
         self.root, self.seen = root, {}
 
-    def get(self, aip_id: str) -> dict:
+    def stamp(self, aip_id: str) -> tuple | None:
         try:
             st = (self.root / f"{aip_id}.json").stat()
         except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def get(self, aip_id: str) -> dict:
+        stamp = self.stamp(aip_id)
+        if stamp is None:
             return {}
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if self.seen.get(aip_id, (None,))[0] != stamp:
             self.seen[aip_id] = (stamp, read_manifest(self.root, aip_id))
         return self.seen[aip_id][1]
-
-
-def _canvases(copies: dict) -> list[dict]:
-    """The viewer's pages of an AIP, in the order of their sources' paths."""
-    return [page for _, entry in sorted(copies.items()) for page in entry.get("pages", [])]
 
 
 def _masters(repo: Repository, aip, decision) -> list[tuple[str, int]]:
@@ -356,30 +409,6 @@ def _masters(repo: Repository, aip, decision) -> list[tuple[str, int]]:
         return []
     return [(path, version) for path, version, _, _ in
             repo.catalog.state_files(aip.id, aip.version) if path.startswith("data/")]
-
-
-def iiif_manifest(aip, canvases: list[dict], base: str, bag_info: list) -> str:
-    """A IIIF Presentation 3 manifest of the AIP's pages (iiif-prezi3), each canvas
-    painted by its level-0 image service."""
-    from iiif_prezi3 import Manifest
-
-    url = f"{base}/aip/{aip.id}"
-    title = aip.title or aip.id
-    metadata = [{"label": {"en": [label]}, "value": {"none": [value]}}
-                for label, value in bag_info if label in SHOWN_LABELS]
-    m = Manifest(id=f"{url}/manifest.json", label={"none": [title]}, metadata=metadata)
-    for n, page in enumerate(canvases):
-        service = f"{url}/iiif/{n}"
-        canvas = m.make_canvas(id=f"{url}/canvas/{n}", label={"none": [str(n + 1)]},
-                               height=page["height"], width=page["width"])
-        full = page.get("full")
-        painted = canvas.add_image(
-            image_url=f"{service}/{full}" if full else f"{url}/thumbnail.jpg",
-            anno_page_id=f"{url}/page/{n}", anno_id=f"{url}/annotation/{n}",
-            format="image/jpeg", height=page["height"], width=page["width"])
-        painted.items[0].body.make_service(id=service, type="ImageService3",
-                                           profile="level0")
-    return m.json(indent=None)
 
 
 def marked(snippet: str):
@@ -399,10 +428,32 @@ def _is_id(ref: str) -> bool:
         return False
 
 
+ROOM_SETTINGS = "PRESERVE_READING_ROOM"  # the settings each worker process starts from
+
+
+def app_from_environment():
+    """The application of a worker process (`serve --workers N`), from its settings."""
+    settings = json.loads(os.environ[ROOM_SETTINGS])
+    return create_app(Path(settings["root"]), public_url=settings["public_url"],
+                      staff_file=Path(settings["staff_file"]) if settings["staff_file"]
+                      else None)
+
+
 def serve(root: Path, host: str = "127.0.0.1", port: int = 8080, *,
-          staff_file: Path | None = None, public_url: str | None = None) -> None:
-    """Run the reading room until stopped (Ctrl-C)."""
+          staff_file: Path | None = None, public_url: str | None = None,
+          workers: int = 1) -> None:
+    """Run the reading room until stopped (Ctrl-C): `workers` processes on one socket
+    (each its own read-only catalog connection), so that every core serves readers."""
     import uvicorn
 
-    uvicorn.run(create_app(root, staff_file=staff_file, public_url=public_url), host=host,
-                port=port, log_level="warning", server_header=False, proxy_headers=False)
+    options = {"host": host, "port": port, "log_level": "warning", "server_header": False,
+               "proxy_headers": False}
+    if workers <= 1:
+        uvicorn.run(create_app(root, staff_file=staff_file, public_url=public_url),
+                    **options)
+        return
+    os.environ[ROOM_SETTINGS] = json.dumps({
+        "root": str(root), "public_url": public_url,
+        "staff_file": str(staff_file) if staff_file else None})
+    uvicorn.run("preserve.access.reading_room:app_from_environment", factory=True,
+                workers=workers, **options)

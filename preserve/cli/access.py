@@ -260,6 +260,8 @@ def serve(
              "identifiers; default: the address each request came to.")] = None,
     staff_file: Annotated[Path | None, typer.Option(
         help="The staff users file (default: staff.users in the repository).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=64, help="Server processes (default: one per core).")] = None,
 ):
     """The read-only web reading room: search, collections, items, the page viewer and
     downloads of access copies, for what rights open today; nothing else is ever read or
@@ -270,4 +272,7 @@ def serve(
     repo.close()
     render.err.print(f"reading room of {render.text(root)} on http://{host}:{port}/ "
                      "(Ctrl-C stops it)")
-    run_serve(root, host, port, staff_file=staff_file, public_url=public_url)
+    from preserve.parallel import default_workers
+
+    run_serve(root, host, port, staff_file=staff_file, public_url=public_url,
+              workers=workers or default_workers())
