@@ -218,7 +218,13 @@ def load(root: Path, open_ids: list[str], closed_ids: list[str], readers: int,
         for page in range(min(PAGES_PER_BOOK, 20)):
             folder = (sample / f"{page + 1:04d}").resolve()
             tiles[page] = [p.relative_to(folder).as_posix() for p in folder.rglob("default.jpg")]
-        # warm up: the first manifest (iiif-prezi3's import), the page cache
+        # warm up: every book's page and manifest once (the server's caches, which are
+        # bounded, filled), the page cache
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for aip in open_ids:
+            for path in (f"/aip/{aip}", f"/aip/{aip}/manifest.json"):
+                connection.request("GET", path)
+                connection.getresponse().read()
         warm: dict = {}
         reader(port, open_ids, closed_ids, 5, 0, tiles, warm, threading.Lock())
         before = rss_mb(server.pid)

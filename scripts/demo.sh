@@ -5,6 +5,7 @@
 # again, correct its description (a second OCFL version), report the formats held
 # and their risks, migrate those at risk (a third version: PNG from the BMP scan, FLAC
 # from the WAV, PDF/A-2b from the letter, each proven before it is kept), show it,
+# record its rights, make its access copies and open the reading room on it,
 # export every version as a verified bag, audit every replica in full, check that
 # catalog and storage agree, verify the signed event log, rebuild the catalog from
 # storage alone and prove it equal to the one it replaced, move every copy to a second
@@ -43,6 +44,30 @@ $P show "$AIP"
 $P extract --all
 $P search harbour
 $P search "council" --json
+# rights as data (a version whose PREMIS holds the statement), and the decision explained
+$P rights "$AIP" --status public-domain --note "sample material, released as CC0 1.0"
+$P rights explain "$AIP"
+# copies for readers, outside the AIP: PDF/A with a text layer, JPEG and IIIF tiles,
+# Opus; then the read-only reading room asked for the item, its IIIF manifest and a tile
+$P access build --all
+$P serve --port 8089 --workers 1 & ROOM=$!
+trap 'kill $ROOM 2>/dev/null || true' EXIT
+.venv/bin/python - "$AIP" <<'PY'
+import json, sys, time, urllib.request
+base, aip = "http://127.0.0.1:8089", sys.argv[1]
+for _ in range(300):  # until the reading room answers
+    try:
+        urllib.request.urlopen(base + "/", timeout=5)
+        break
+    except OSError:
+        time.sleep(0.1)
+page = urllib.request.urlopen(f"{base}/aip/{aip}", timeout=30).read().decode()
+manifest = json.load(urllib.request.urlopen(f"{base}/aip/{aip}/manifest.json", timeout=30))
+info = json.load(urllib.request.urlopen(f"{base}/aip/{aip}/iiif/0/info.json", timeout=30))
+print(f"reading room: item page {len(page)} bytes, {len(manifest['items'])} page(s) in its "
+      f"IIIF manifest, the first {info['width']}x{info['height']} in level-0 tiles")
+PY
+kill $ROOM; wait $ROOM 2>/dev/null || true
 rm -rf "/tmp/preserve-demo-export-$AIP" "/tmp/preserve-demo-export-$AIP-v1"
 $P export "$AIP" "/tmp/preserve-demo-export-$AIP"
 $P export "$AIP" "/tmp/preserve-demo-export-$AIP-v1" --version 1

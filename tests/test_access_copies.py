@@ -82,9 +82,13 @@ def test_a_damaged_source_gives_no_copy(tmp_path):
     stored.write_bytes(original)
 
 
-def _policy(root: Path, text: str) -> None:
+def _policy(root: Path, *changes: tuple[str, str]) -> None:
     policy = root / "policies" / "default.yaml"
-    policy.write_text(policy.read_text(encoding="utf-8") + text, encoding="utf-8")
+    text = policy.read_text(encoding="utf-8")
+    for old, new in changes:
+        assert old in text
+        text = text.replace(old, new)
+    policy.write_text(text, encoding="utf-8")
 
 
 def test_images_sound_and_video_get_copies_by_policy_in_the_access_location(tmp_path):
@@ -139,7 +143,7 @@ def test_images_sound_and_video_get_copies_by_policy_in_the_access_location(tmp_
     assert len(kinds) == 4 and any("Opus 96 kbit/s" in k for k in kinds)
     repo.close()
     # the policy changes its mind: sound as MP3, images without tiles
-    _policy(root, "access:\n  copies: {sound: mp3, images: jpeg}\n")
+    _policy(root, ("sound: opus", "sound: mp3"), ("images: iiif", "images: jpeg"))
     said = json.loads(run(root, "access", "build", "--all", "--json").stdout)
     assert sorted(m["path"] for m in said["made"]) == ["data/scans/letter.tif",
                                                        "data/scans/seal.png", "data/song.wav"]

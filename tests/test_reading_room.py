@@ -232,8 +232,9 @@ def test_closed_items_metadata_and_masters_where_the_policy_allows(room, tmp_pat
     root = tmp_path / "repo"
     shutil.copytree(room["root"], root)
     policy = root / "policies" / "default.yaml"
-    policy.write_text(policy.read_text(encoding="utf-8") + "access:\n  closed_items: metadata"
-                      "\n  masters: [public-domain]\n", encoding="utf-8")
+    policy.write_text(policy.read_text(encoding="utf-8").replace(
+        "closed_items: hidden", "closed_items: metadata").replace(
+        "masters: []", "masters: [public-domain]"), encoding="utf-8")
     server, base = _start(root)
     try:
         ids = room["ids"]

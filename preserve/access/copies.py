@@ -157,16 +157,17 @@ def _make_all(repo: Repository, root: Path, todo: list[Source], result: AccessRe
         return
     allow_tools()
     progress.start("access copies", len(todo), sum(s.size for s in todo))
+    workers = workers or default_workers()
+    jobs = max(1, workers // len(todo))  # one book alone: OCRmyPDF on every core
 
     def one(source: Source) -> tuple[Source, Made | None, str | None]:
         try:
-            return source, _make(repo, root, source), None
+            return source, _make(repo, root, source, jobs), None
         except PreserveError as e:
             return source, None, e.message
 
     try:  # tools run on `workers` threads; the catalog and manifests are written here
-        for source, made, error in in_order(one, todo, lambda: False,
-                                            workers or default_workers()):
+        for source, made, error in in_order(one, todo, lambda: False, workers):
             if made is None:
                 result.failed.append({"aip": source.aip_id, "path": source.path,
                                       "error": error})
@@ -196,7 +197,7 @@ def _make_all(repo: Repository, root: Path, todo: list[Source], result: AccessRe
         raise
 
 
-def _make(repo: Repository, root: Path, source: Source) -> Made:
+def _make(repo: Repository, root: Path, source: Source, jobs: int) -> Made:
     """One source's copy: made in the staging folder, moved into place."""
     check_relative(source.path)
     name = source.path[5:]
@@ -211,7 +212,7 @@ def _make(repo: Repository, root: Path, source: Source) -> Made:
                               work / ("source" + Path(name).suffix.lower()),
                               "no access copy was made from it")
         made = make(source.kind, source.choice, source.mime, stored, name, out,
-                    lambda: _languages(repo, source.aip_id, stored, work))
+                    lambda: _languages(repo, source.aip_id, stored, work), jobs)
         for item in made.names():
             _move_into_place(out / item, root / source.aip_id / item)
     except ToolFailure as e:

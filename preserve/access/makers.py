@@ -82,12 +82,13 @@ def kind_of(mime: str | None) -> str | None:
 
 
 def make(kind: str, choice: str, mime: str, source: Path, name: str, out: Path,
-         languages: Callable[[], list[str]]) -> Made:
-    """One access copy of `source` (the stored file `name`), by kind and choice."""
+         languages: Callable[[], list[str]], jobs: int = 1) -> Made:
+    """One access copy of `source` (the stored file `name`), by kind and choice; `jobs`:
+    the cores it may use (a single book is read on all of them)."""
     (out / name).parent.mkdir(parents=True, exist_ok=True)
     if kind == "documents":
         if mime.split(";")[0].strip().lower() == "application/pdf":
-            return _pdf(source, name, out, languages)
+            return _pdf(source, name, out, languages, jobs)
         return _office(source, name, out)
     if kind == "images":
         return _image(source, name, out, tiles=choice == "iiif")
@@ -96,7 +97,8 @@ def make(kind: str, choice: str, mime: str, source: Path, name: str, out: Path,
     raise ValueError(f"no access copy of kind {kind}")
 
 
-def _pdf(source: Path, name: str, out: Path, languages: Callable[[], list[str]]) -> Made:
+def _pdf(source: Path, name: str, out: Path, languages: Callable[[], list[str]],
+         jobs: int) -> Made:
     """A PDF of scans: OCRmyPDF makes a PDF/A-2b with a text layer. A PDF with text of its
     own is not rasterised: a PDF/A already is copied as it is; another gets a text layer
     on its pages of scans (OCRmyPDF --skip-text) as a plain PDF, because Ghostscript
@@ -104,7 +106,7 @@ def _pdf(source: Path, name: str, out: Path, languages: Callable[[], list[str]])
     `migrate` makes the PDF/A, proven, and the copy is then made from that)."""
     chosen = languages()
     dest = out / name
-    base = [sys.executable, "-m", "ocrmypdf", "-l", "+".join(chosen), "--jobs", "1",
+    base = [sys.executable, "-m", "ocrmypdf", "-l", "+".join(chosen), "--jobs", str(jobs),
             "--quiet"]
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
     run = run_tool([*base, "--output-type", "pdfa-2", str(source), str(dest)],

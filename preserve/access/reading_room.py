@@ -51,7 +51,7 @@ VIEWER = HERE / "viewer" / "node_modules" / "openseadragon" / "build" / "opensea
 SEARCH_LIMIT = 50
 SHOWN_LABELS = ("Title", "Creator", "External-Identifier", "External-Description",
                 "Source-Organization", "Rights", "Preserve-Collection")
-MANIFESTS_KEPT = 512  # IIIF manifests kept made, the oldest let go first
+MANIFEST_BYTES_KEPT = 32 * 1024 * 1024  # IIIF manifests kept made, the oldest let go first
 TILE_PART = re.compile(r"^[A-Za-z0-9,.!^:_-]+$")  # a segment of a IIIF tile's path
 
 
@@ -85,7 +85,7 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
                         autoescape=select_autoescape(["html"]))
     pages.filters["marked"] = marked
     manifests = ManifestCache(access_root(repo))
-    made_manifests: dict[tuple, str] = {}
+    made_manifests = KeptText(MANIFEST_BYTES_KEPT)
     kept = PerVersion()
 
     def decision_of(aip):
@@ -221,9 +221,7 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
             fields = [(label, value) for label, value in bag_info(aip)
                       if label in SHOWN_LABELS]
             body = iiif.served(template, base_url(request), aip.title or aip.id, fields)
-            if len(made_manifests) >= MANIFESTS_KEPT:
-                made_manifests.pop(next(iter(made_manifests)))
-            made_manifests[key] = body
+            made_manifests.put(key, body)
         return Response(body, media_type="application/ld+json;profile="
                         '"http://iiif.io/api/presentation/3/context.json"')
 
@@ -378,11 +376,29 @@ class PerVersion:
         return self.values[key]
 
 
-class ManifestCache:
-    """Each AIP's access manifest, read again only when its file changes."""
+class KeptText:
+    """Texts by key, at most `limit` characters in all, the oldest let go first: the
+    server's memory stays bounded however many items readers open."""
 
-    def __init__(self, root: Path):
-        self.root, self.seen = root, {}
+    def __init__(self, limit: int):
+        self.limit, self.size, self.values = limit, 0, {}
+
+    def get(self, key: tuple) -> str | None:
+        return self.values.get(key)
+
+    def put(self, key: tuple, text: str) -> None:
+        while self.values and self.size + len(text) > self.limit:
+            self.size -= len(self.values.pop(next(iter(self.values))))
+        self.values[key] = text
+        self.size += len(text)
+
+
+class ManifestCache:
+    """Each AIP's access manifest, read again only when its file changes; the manifests
+    of the `size` AIPs read last are kept."""
+
+    def __init__(self, root: Path, size: int = 2048):
+        self.root, self.seen, self.size = root, {}, size
 
     def stamp(self, aip_id: str) -> tuple | None:
         try:
@@ -396,6 +412,8 @@ class ManifestCache:
         if stamp is None:
             return {}
         if self.seen.get(aip_id, (None,))[0] != stamp:
+            if len(self.seen) >= self.size:
+                self.seen.pop(next(iter(self.seen)))
             self.seen[aip_id] = (stamp, read_manifest(self.root, aip_id))
         return self.seen[aip_id][1]
 
