@@ -166,3 +166,55 @@ def test_an_access_location_is_never_a_preservation_location(tmp_path):
         "copies: 1", "copies: 2"), encoding="utf-8")
     said = run(root, "list", check_code=2).stderr
     assert "role is access" in said
+
+
+def test_access_build_queued_on_postgresql_is_a_job_per_aip(tmp_path, fresh_database):
+    from tests.conftest import two_disk_repo
+
+    repo = two_disk_repo(tmp_path, fresh_database)
+    root = repo.root
+    repo.close()
+    ids = []
+    for n in range(2):
+        sip = tmp_path / f"sip{n}"
+        sip.mkdir()
+        Image.new("RGB", (600, 400), "white").save(sip / f"photo{n}.png")
+        ids.append(json.loads(run(root, "ingest", "-c", "Photos", sip, "--json").stdout)["id"])
+    queued = json.loads(run(root, "access", "build", "--all", "--queue", "--json").stdout)
+    assert queued["task"] == "access-build" and len(queued["jobs"]) == 2
+    run(root, "worker", "--once")
+    jobs = [j for j in json.loads(run(root, "jobs", "--json").stdout)
+            if j["task"] == "access-build"]
+    assert sorted(j["status"] for j in jobs) == ["succeeded", "succeeded"], jobs
+    for n, aip in enumerate(ids):
+        assert (root / "access" / aip / f"photo{n}.png.jpg").is_file()
+        assert (root / "access" / f"{aip}.iiif.json").is_file()
+
+
+def test_the_reading_room_plays_sound_and_video_and_resumes_them(tmp_path):
+    from tests.test_reading_room import _get, _start
+
+    sip = tmp_path / "sip"
+    sip.mkdir()
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=330:duration=2", str(sip / "talk.wav")], check=True)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=duration=1:size=160x120:rate=10", "-c:v", "ffv1",
+                    str(sip / "reel.mkv")], check=True)
+    root = tmp_path / "repo"
+    run(root, "init")
+    aip = json.loads(run(root, "ingest", "-c", "Sound", sip, "--json").stdout)["id"]
+    run(root, "access", "build", "--all")
+    server, base = _start(root)
+    try:
+        page = _get(f"{base}/aip/{aip}")[1].decode()
+        assert f'<audio controls preload="none" src="/aip/{aip}/copy/talk.wav.opus">' in page
+        assert f'<video controls preload="none" src="/aip/{aip}/copy/reel.mkv.mp4">' in page
+        whole = (root / "access" / aip / "reel.mkv.mp4").read_bytes()
+        head = _get(f"{base}/aip/{aip}/copy/reel.mkv.mp4", {"Range": "bytes=0-999"})
+        tail = _get(f"{base}/aip/{aip}/copy/reel.mkv.mp4", {"Range": "bytes=1000-"})
+        assert (head[0], tail[0]) == (206, 206) and head[1] + tail[1] == whole
+        assert _get(f"{base}/aip/{aip}/thumbnail.jpg")[1].startswith(b"\xff\xd8")  # poster
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
