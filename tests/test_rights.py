@@ -204,3 +204,29 @@ def test_a_daily_review_records_the_day_an_aip_opens(closed_aip):
         "ORDER BY seq", (aip,)).fetchall()
     assert [e[0] for e in events] == ["access decision: closed (opens on 2076-01-01)",
                                       "access decision: open"]
+
+
+def test_a_term_counts_from_a_date_the_archivist_describes(closed_aip):
+    """`describe --field` puts the date in bag-info; the policy's term (75 years from
+    Creator-Death-Date) then decides, from a folder SIP, with no statement of its own."""
+    root, aip = closed_aip
+    policy = root / "policies" / "default.yaml"
+    policy.write_text(policy.read_text(encoding="utf-8").replace(
+        "# public_after: {years: 75, from: Creator-Death-Date, counting: year-end}",
+        "public_after: {years: 75, from: Creator-Death-Date, counting: year-end}"),
+        encoding="utf-8")
+    run(root, "rights", aip, "--status", "copyrighted")
+    said = json.loads(run(root, "rights", "explain", aip, "--json").stdout)
+    assert not said["open"] and said["opens_on"] is None  # no date yet: closed
+    assert "Creator-Death-Date" in " ".join(said["chain"])
+    for wrong in ("Payload-Oxum=1.1", "Preserve-Collection=x", "Bad Label=x", "Death="):
+        assert run(root, "describe", aip, "--field", wrong, check_code=2).returncode == 2
+    run(root, "describe", aip, "--field", "Creator-Death-Date=1960-04-11",
+        "--note", "from the authority file")
+    said = json.loads(run(root, "rights", "explain", aip, "--json").stdout)
+    assert not said["open"] and said["opens_on"] == "2036-01-01"
+    said = json.loads(run(root, "rights", "explain", aip, "--on", "2036-01-01",
+                          "--json").stdout)
+    assert said["open"]
+    run(root, "describe", aip, "--field", "Creator-Death-Date=1948-02-29")
+    assert json.loads(run(root, "rights", "explain", aip, "--json").stdout)["open"]

@@ -74,14 +74,24 @@ def describe(
         help="External identifier (repeatable; replaces every one).")] = None,
     rights: Annotated[str | None, typer.Option(help="The corrected rights statement.")] = None,
     note: Annotated[str | None, typer.Option(help="Why: kept in the version and PREMIS.")] = None,
+    field: Annotated[list[str] | None, typer.Option(
+        "--field", metavar="LABEL=VALUE",
+        help="Any other bag-info label (repeatable; replaces that label's values), e.g. "
+             "Creator-Death-Date=1951-03-02, which a rights term may count from.")] = None,
     json_out: JsonOpt = False,
 ):
     """Correct an AIP's description: a new version (bag-info and PREMIS), payload untouched."""
     from preserve.data.describe import Description
     from preserve.data.describe import describe as run_describe
 
+    fields: dict[str, list[str]] = {}
+    for given in field or []:
+        label, sep, value = given.partition("=")
+        if not sep or not label.strip():
+            raise typer.BadParameter(f"{given!r}: give LABEL=VALUE", param_hint="--field")
+        fields.setdefault(label.strip(), []).append(value.strip())
     repo = open_repo()
-    description = Description(title, creator, identifier, rights, note)
+    description = Description(title, creator, identifier, rights, note, fields or None)
     result = run_describe(repo, aip, description)
     if json_out:
         render.emit_json({**result.to_dict(), "changed": sorted(description.changed())})

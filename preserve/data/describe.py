@@ -9,6 +9,7 @@ where it is, referenced by the new inventory, never copied.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
@@ -35,6 +36,9 @@ class Description:
     identifiers: list[str] | None = None
     rights: str | None = None
     note: str | None = None  # why: the version's message and the PREMIS event's
+    # any other bag-info label -> its values (e.g. Creator-Death-Date, which a rights
+    # term may count from); replaces every value of that label
+    fields: dict[str, list[str]] | None = None
 
     def changed(self) -> dict[str, list[str]]:
         """bag-info label -> its new values, for the fields given."""
@@ -43,15 +47,36 @@ class Description:
             value = getattr(self, name)
             if value is not None:
                 out[label] = list(value) if isinstance(value, list) else [value]
+        for label, values in (self.fields or {}).items():
+            out[label] = list(values)
         return out
+
+
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_fields(fields: dict[str, list[str]]) -> None:
+    """Labels an archivist may set: a plain name (RFC 8493 allows more, but a label is
+    also a PREMIS and catalog key), none of BagIt's own nor preserve's."""
+    for label, values in fields.items():
+        if not LABEL.match(label):
+            raise BadArgument(f"--field {label!r}: a label is letters, digits, '.', '_' or "
+                              "'-', starting with a letter or digit")
+        if label.startswith(OWN_LABELS) or label.lower() in RESERVED:
+            raise BadArgument(f"--field {label}: preserve or BagIt writes that label itself")
+        for value in values:
+            check_utf8(f"--field {label}", value)
+            if not value.strip() or "\n" in value or "\r" in value:
+                raise BadArgument(f"--field {label}: give a value on one line")
 
 
 def describe(repo: Repository, ref: str, description: Description) -> VersionResult:
     """Write the corrections as the AIP's next version; return what was stored where."""
     changes = description.changed()
     if not changes:
-        raise BadArgument("nothing to correct", hint="give --title, --creator, --identifier "
-                          "or --rights (and --note to say why)")
+        raise BadArgument("nothing to correct", hint="give --title, --creator, --identifier, "
+                          "--rights or --field LABEL=VALUE (and --note to say why)")
+    check_fields(description.fields or {})
     check_metadata(Metadata("-", description.title, description.creators or [],
                             description.identifiers or [], description.rights))
     check_utf8("--note", description.note)
@@ -75,6 +100,11 @@ def describe(repo: Repository, ref: str, description: Description) -> VersionRes
         f": {description.note}" if description.note else "")
     return add_version(repo, aip_id, VersionChange(message, event, agents, bag_info=changes))
 
+
+# labels BagIt gives a meaning of its own (RFC 8493 2.2.2), lowercased
+RESERVED = {"payload-oxum", "bag-size", "bagging-date", "bag-group-identifier",
+            "bag-count", "bag-software-agent", "internal-sender-identifier",
+            "internal-sender-description"}
 
 # bag-info labels preserve writes for itself: not the AIP's description
 OWN_LABELS = ("Preserve-", "Bagging-Date", "Payload-Oxum", "Bag-Size", "Bag-Software-Agent",
