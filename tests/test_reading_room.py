@@ -382,3 +382,45 @@ def test_the_page_viewer_shows_the_page_from_its_tiles(room, tmp_path):
                 assert sum(histogram[:80]) > 50  # ... with dark letters on it
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium")
+def test_the_rights_matrix_in_a_browser(room):
+    """What Chromium receives, for every rights state x every route, as a reader and as
+    signed-in staff: a closed item's routes answer 404 with not one byte of it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = _browser(p)
+        try:
+            for staff in (False, True):
+                context = browser.new_context(http_credentials={
+                    "username": STAFF[0], "password": STAFF[1]} if staff else None)
+                if staff:  # the browser answers the sign-in challenge once
+                    assert context.new_page().goto(room["base"] + "/staff").status == 200
+                page = context.new_page()
+                for name, (_, public, staff_may) in STATES.items():
+                    allowed = staff_may if staff else public
+                    for route in _routes(room, name):
+                        if "/copy/" in route or "/master/" in route:  # a download:
+                            # fetched as the browser would, its sign-in sent along
+                            answer = page.request.get(room["base"] + route, headers={
+                                "Authorization": "Basic " + base64.b64encode(
+                                    ":".join(STAFF).encode()).decode()} if staff else {})
+                        else:
+                            answer = page.goto(room["base"] + route)
+                        body = answer.body()
+                        if "/master/" in route or not allowed:
+                            assert answer.status == 404, (name, route, staff)
+                            assert _leaks(body, room, name) == [], (name, route, staff)
+                            assert _no_content(body), (name, route, staff)
+                        else:
+                            assert answer.status == 200, (name, route, staff, answer.status)
+                    word = "Республикасының" if name == "open" else WORDS[name]
+                    answer = page.goto(f"{room['base']}/search?q={urllib.parse.quote(word)}")
+                    found = answer.body().replace(word.encode(), b"")
+                    assert bool(_leaks(found, room, name)) is allowed, (name, staff)
+                context.close()
+        finally:
+            browser.close()
