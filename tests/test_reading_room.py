@@ -99,9 +99,17 @@ def room(tmp_path_factory):
     catalog = root / "catalog.sqlite"
     before = hashlib.sha256(catalog.read_bytes()).hexdigest()
     server, base = _start(root)
-    yield {"base": base, "root": root, "ids": ids, "catalog_sha256": before}
+    yield {"base": base, "root": root, "ids": ids, "catalog_sha256": before,
+           "tree": _tree(root)}
     server.terminate()
     server.wait(timeout=30)
+
+
+def _tree(root: Path) -> dict[str, tuple[int, str]]:
+    """Every file of the repository (its access copies included): size and sha256."""
+    return {str(p.relative_to(root)): (p.stat().st_size, hashlib.sha256(p.read_bytes())
+                                       .hexdigest())
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
 def _get(url: str, headers: dict | None = None, staff: bool = False
@@ -303,6 +311,7 @@ def test_the_reading_room_writes_nothing(room):
         _get(base + route)
     catalog = room["root"] / "catalog.sqlite"
     assert hashlib.sha256(catalog.read_bytes()).hexdigest() == room["catalog_sha256"]
+    assert _tree(room["root"]) == room["tree"]  # nothing written, made or removed anywhere
 
 
 def _browser(p):
