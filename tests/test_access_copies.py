@@ -4,6 +4,7 @@ kept outside it, recorded, remade only when missing or stale."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -218,3 +219,25 @@ def test_the_reading_room_plays_sound_and_video_and_resumes_them(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_what_an_interrupted_build_left_is_removed_and_made_again(tmp_path):
+    sip = tmp_path / "sip"
+    sip.mkdir()
+    Image.new("RGB", (800, 600), "white").save(sip / "photo.png")
+    root = tmp_path / "repo"
+    run(root, "init")
+    aip = json.loads(run(root, "ingest", "-c", "Photos", sip, "--json").stdout)["id"]
+    ended = root / "access" / ".staging" / "999999999-0badc0de"  # no such process
+    (ended / "photo.png.pages" / "0001").mkdir(parents=True)
+    (ended / "photo.png.jpg").write_bytes(b"half a copy")
+    running = root / "access" / ".staging" / f"{os.getpid()}-0badc0de"  # still running
+    running.mkdir()
+    said = json.loads(run(root, "access", "build", "--all", "--json").stdout)
+    assert [m["path"] for m in said["made"]] == ["data/photo.png"]
+    assert not ended.exists() and running.is_dir()
+    # a copy lost from the access location is stale: made again, and only it
+    (root / "access" / aip / "photo.png.jpg").unlink()
+    said = json.loads(run(root, "access", "build", "--all", "--json").stdout)
+    assert [m["path"] for m in said["made"]] == ["data/photo.png"]
+    assert (root / "access" / aip / "photo.png.jpg").read_bytes().startswith(b"\xff\xd8")

@@ -42,7 +42,7 @@ from preserve.parallel import default_workers, in_order
 from preserve.pipeline.ocr import ocr_page
 from preserve.repository import Repository
 from preserve.storage.object_log import record_event
-from preserve.storage.recovery import ACCESS_STAGING, tidy
+from preserve.storage.recovery import ACCESS_STAGING, remove_ended_access_copies, tidy
 from preserve.storage.versions import fetch_stored
 from preserve.system import fstree
 from preserve.system.tools import allow_tools, kill_all, run_tool
@@ -121,7 +121,7 @@ def build(repo: Repository, refs: list[str] | None = None, *, workers: int | Non
     tidy(repo)
     catalog = repo.catalog
     root = access_root(repo)
-    _tidy_staging(root)
+    remove_ended_access_copies(root / STAGING)
     ids = [catalog.resolve(r) for r in refs] if refs else [a.id for a in catalog.list_aips()]
     result = AccessResult()
     todo: list[Source] = []
@@ -278,27 +278,6 @@ def _entry_names(entry: dict) -> list[str]:
     pages = {p["tiles"].rsplit("/", 1)[0] for p in entry.get("pages", [])}
     return [*entry.get("files", {}), *([entry["thumbnail"]] if entry.get("thumbnail")
                                        else []), *pages]
-
-
-def _tidy_staging(root: Path) -> None:
-    """Remove what runs that ended left being made (a process that is gone)."""
-    folder = root / STAGING
-    if not folder.is_dir():
-        return
-    for item in folder.iterdir():
-        pid = item.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            fstree.rmtree(item, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_manifest(root: Path, aip_id: str) -> dict:

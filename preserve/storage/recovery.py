@@ -63,6 +63,12 @@ def ended_work(repo: Repository) -> list:
             if entry.startswith(WORK_STAGING) and owner_gone(entry)]
 
 
+def remove_ended_access_copies(folder) -> list[str]:
+    """'<pid>-<hex>' folders of access copies being made (access/copies.py, in the access
+    location's .staging/) whose run has ended."""
+    return _remove_ended(folder, r"([0-9]+)-[0-9a-f]+", "access copy")
+
+
 def remove_partial_exports(dest) -> list[str]:
     """'DEST.partial-<pid>' folders of exports to DEST whose process has ended (case 52)."""
     parent, name = os.path.split(os.path.abspath(dest))
