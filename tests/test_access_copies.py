@@ -241,3 +241,43 @@ def test_what_an_interrupted_build_left_is_removed_and_made_again(tmp_path):
     said = json.loads(run(root, "access", "build", "--all", "--json").stdout)
     assert [m["path"] for m in said["made"]] == ["data/photo.png"]
     assert (root / "access" / aip / "photo.png.jpg").read_bytes().startswith(b"\xff\xd8")
+
+
+def test_the_reading_room_on_a_postgresql_catalog_reads_only(tmp_path, fresh_database):
+    from preserve.catalog.database import Database
+    from tests.conftest import two_disk_repo
+    from tests.test_reading_room import _get, _start
+
+    repo = two_disk_repo(tmp_path, fresh_database)
+    root = repo.root
+    repo.close()
+    ids = {}
+    for name in ("open", "closed"):
+        sip = tmp_path / name
+        sip.mkdir()
+        Image.new("RGB", (900, 700), "white").save(sip / f"{name}.png")
+        ids[name] = json.loads(run(root, "ingest", "-c", "Photos", "--title", f"The {name} "
+                                   "photograph", sip, "--json").stdout)["id"]
+    run(root, "rights", ids["open"], "--status", "public-domain")
+    run(root, "rights", ids["closed"], "--status", "unknown")
+    run(root, "access", "build", "--all")
+    server, base = _start(root)
+    try:
+        status, body, _ = _get(f"{base}/aip/{ids['open']}")
+        assert status == 200 and "The open photograph" in body.decode()
+        info = json.loads(_get(f"{base}/aip/{ids['open']}/iiif/0/info.json")[1])
+        assert (info["width"], info["height"]) == (900, 700)
+        for route in ("", "/iiif/0/info.json", "/thumbnail.jpg", "/manifest.json"):
+            status, body, _ = _get(f"{base}/aip/{ids['closed']}{route}")
+            assert status == 404 and b"closed photograph" not in body
+        home = _get(base + "/")[1].decode()
+        assert "Photos</a> (1)" in home  # the closed one is not counted
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    reader = Database(fresh_database, read_only=True)  # what the room opens
+    try:
+        with pytest.raises(Exception, match="read-only"):
+            reader.execute("UPDATE aips SET title = 'changed'")
+    finally:
+        reader.close()
