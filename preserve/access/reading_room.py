@@ -137,10 +137,21 @@ def create_app(root: Path, *, staff_file: Path | None = None, public_url: str | 
             return Item(aip, decision, "metadata")
         return None
 
+    listed: dict[tuple, list] = {}
+
     def visible_aips(request) -> list:
+        """The AIPs this reader may see, decided once per catalog state, day and kind of
+        reader (not once per AIP per request: a catalog of 100,000 AIPs)."""
         signed_in = staff.user(request.headers.get("authorization")) is not None
-        return [a for a in repo.catalog.list_aips()
-                if decision_of(a).open and (signed_in or not decision_of(a).staff_only)]
+        stamp = tuple(repo.catalog.execute(
+            "SELECT COUNT(*), MAX(created) FROM versions WHERE state = 'stored'").fetchone())
+        key = (stamp, dt.datetime.now(dt.UTC).date(), signed_in)
+        if key not in listed:
+            listed.clear() if len(listed) > 8 else None
+            listed[key] = [a for a in repo.catalog.list_aips()
+                           if decision_of(a).open and (signed_in or
+                                                       not decision_of(a).staff_only)]
+        return listed[key]
 
     def base_url(request) -> str:
         return (public_url or str(request.base_url)).rstrip("/")
