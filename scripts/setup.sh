@@ -19,13 +19,15 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # tesseract and its Kazakh, Azerbaijani (Latin and Cyrillic), Russian and English models
 # read scanned pages for search (extract), OSD telling their script.
 # Chromium prints the health report as PDF (report --pdf), and the tests open the HTML
-# report in it through Playwright (never a browser Playwright downloads).
+# report and the reading room in it through Playwright (never a browser Playwright
+# downloads). faketime: a test runs the reading room on a clock set just before an
+# embargo ends.
 export DEBIAN_FRONTEND=noninteractive
 PACKAGES="libmagic1 python3 python3-venv python3-pip zip imagemagick ffmpeg flac ghostscript
   libreoffice-writer-nogui poppler-utils qpdf fonts-dejavu-core fonts-liberation2 postgresql
   util-linux ca-certificates chromium clamav
   tesseract-ocr tesseract-ocr-osd tesseract-ocr-kaz tesseract-ocr-aze tesseract-ocr-aze-cyrl
-  tesseract-ocr-rus tesseract-ocr-eng"
+  tesseract-ocr-rus tesseract-ocr-eng faketime"
 # Another apt (an unattended upgrade) may hold the lock: wait for it rather than fail.
 APT_WAIT="-o DPkg::Lock::Timeout=600"
 # shellcheck disable=SC2086

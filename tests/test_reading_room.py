@@ -59,12 +59,12 @@ def _collection(name: str) -> str:
     return f"Shelf {name}"
 
 
-def _start(root: Path, *args: str):
+def _start(root: Path, *args: str, before: tuple[str, ...] = ()):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "preserve", "serve", "--port", str(port),
-                               *args], env=dict(os.environ, PRESERVE_REPO=str(root)),
+    server = subprocess.Popen([*before, sys.executable, "-m", "preserve", "serve", "--port",
+                               str(port), *args], env=dict(os.environ, PRESERVE_REPO=str(root)),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -103,6 +103,36 @@ def room(tmp_path_factory):
            "tree": _tree(root)}
     server.terminate()
     server.wait(timeout=30)
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="scripts/setup.sh installs it")
+def test_an_item_opens_on_its_day_without_a_restart(tmp_path):
+    """The room runs on a clock set to seconds before an embargo ends (libfaketime): the
+    item is not there, then, once the day comes, it is, with nobody doing anything."""
+    sip = tmp_path / "sip"
+    sip.mkdir()
+    Image.new("RGB", (600, 400), "white").save(sip / "map.png")
+    root = tmp_path / "repo"
+    run(root, "init")
+    aip = json.loads(run(root, "ingest", "-c", "Maps", "--title", "The sealed map", sip,
+                         "--json").stdout)["id"]
+    run(root, "rights", aip, "--status", "public-domain", "--embargo-until", "2100-01-01")
+    run(root, "access", "build", "--all")
+    server, base = _start(root, "--workers", "1",
+                          before=("faketime", "-f", "@2099-12-31 23:59:52"))
+    try:
+        status, body, _ = _get(f"{base}/aip/{aip}/thumbnail.jpg")
+        assert status == 404 and b"sealed" not in body  # 31 December 2099
+        assert "Maps" not in _get(base + "/")[1].decode()
+        deadline = time.monotonic() + 120
+        while _get(f"{base}/aip/{aip}")[0] != 200:  # until its day comes
+            assert time.monotonic() < deadline, "the item did not open on its day"
+            time.sleep(0.2)
+        assert _get(f"{base}/aip/{aip}/thumbnail.jpg")[0] == 200
+        assert "Maps" in _get(base + "/")[1].decode()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _tree(root: Path) -> dict[str, tuple[int, str]]:
