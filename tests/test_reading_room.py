@@ -59,12 +59,13 @@ def _collection(name: str) -> str:
     return f"Shelf {name}"
 
 
-def _start(root: Path, *args: str, before: tuple[str, ...] = ()):
+def _start(root: Path, *args: str, env: dict | None = None):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([*before, sys.executable, "-m", "preserve", "serve", "--port",
-                               str(port), *args], env=dict(os.environ, PRESERVE_REPO=str(root)),
+    server = subprocess.Popen([sys.executable, "-m", "preserve", "serve", "--port", str(port),
+                               *args], env={**os.environ, "PRESERVE_REPO": str(root),
+                                            **(env or {})},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -118,8 +119,11 @@ def test_an_item_opens_on_its_day_without_a_restart(tmp_path):
                          "--json").stdout)["id"]
     run(root, "rights", aip, "--status", "public-domain", "--embargo-until", "2100-01-01")
     run(root, "access", "build", "--all")
-    server, base = _start(root, "--workers", "1",
-                          before=("faketime", "-f", "@2099-12-31 23:59:52"))
+    # libfaketime preloaded into the server itself (the faketime command would fork, and
+    # its child outlive the test)
+    server, base = _start(root, "--workers", "1", env={
+        "LD_PRELOAD": "/usr/$LIB/faketime/libfaketime.so.1",
+        "FAKETIME": "@2099-12-31 23:59:52", "FAKETIME_NO_CACHE": "1"})
     try:
         status, body, _ = _get(f"{base}/aip/{aip}/thumbnail.jpg")
         assert status == 404 and b"sealed" not in body  # 31 December 2099
