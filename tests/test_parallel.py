@@ -91,3 +91,19 @@ def test_a_written_copy_starts_its_writeback_at_once(tmp_path):
         os.close(fd)
     syncfs(tmp_path)  # what decides durability, after the hint
     assert (tmp_path / "copy").stat().st_size == 1 << 20
+
+
+def test_a_tool_started_as_ctrl_c_stops_every_tool_is_stopped_too():
+    """Ctrl-C between a tool's start and its registration (the race that let an
+    interrupted migration wait for its tool): the tool is stopped all the same."""
+    import subprocess
+
+    from preserve.system.tools import _tracked, allow_tools, kill_all
+
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)  # started, not yet known
+    kill_all()  # Ctrl-C now
+    try:
+        with _tracked(proc):  # the thread that started it registers it
+            assert proc.wait(timeout=10) < 0  # killed, not left to run its 60 s
+    finally:
+        allow_tools()

@@ -69,8 +69,14 @@ def allow_tools() -> None:
 
 @contextmanager
 def _tracked(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """The tool known to kill_all while it runs. A tool started as kill_all ran (Ctrl-C
+    between its start and this) is stopped here: kill_all sets _STOPPED before it looks
+    at _LIVE, so one of the two always sees the other."""
     with _LIVE_LOCK:
         _LIVE.add(proc)
+        stopped = _STOPPED.is_set()
+    if stopped:
+        _kill_group(proc)
     try:
         yield proc
     finally:
@@ -260,6 +266,9 @@ def start_tool(argv: list[str], *, memory_mb: int | None = None, isolated: bool 
     proc.mark = mark
     with _LIVE_LOCK:
         _LIVE.add(proc)
+        stopped = _STOPPED.is_set()
+    if stopped:  # started as kill_all ran (see _tracked)
+        _kill_group(proc)
     return proc
 
 
