@@ -281,3 +281,22 @@ def test_the_reading_room_on_a_postgresql_catalog_reads_only(tmp_path, fresh_dat
             reader.execute("UPDATE aips SET title = 'changed'")
     finally:
         reader.close()
+
+
+def test_a_migrated_file_is_copied_from_its_derivative_once(tmp_path):
+    """After a migration the BMP is represented by its PNG: the BMP's copy is removed,
+    the PNG's made; never both."""
+    from tests.test_migrate import _one_bmp_repo
+
+    root, aip = _one_bmp_repo(tmp_path)
+    said = json.loads(run(root, "access", "build", "--all", "--json").stdout)
+    assert [m["path"] for m in said["made"]] == ["data/scan.bmp"]
+    run(root, "migrate", "--apply")
+    said = json.loads(run(root, "access", "build", "--all", "--json").stdout)
+    assert said["removed"] == [{"aip": aip, "path": "data/scan.bmp"}]
+    assert [m["path"] for m in said["made"]] == ["data/scan.png"]
+    folder = root / "access" / aip
+    assert not (folder / "scan.bmp.jpg").exists() and not (folder / "scan.bmp.pages").exists()
+    assert (folder / "scan.png.jpg").is_file()
+    iiif = json.loads((root / "access" / f"{aip}.iiif.json").read_text())
+    assert len(iiif["items"]) == 1 and "scan.png" not in json.dumps(iiif)  # by number
