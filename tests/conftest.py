@@ -325,3 +325,13 @@ def copy_catalog(source, target) -> None:
             rows = source.execute(f"SELECT {', '.join(columns)} FROM {table.name}")
             db.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
                            f"({', '.join('?' * len(columns))})", rows.fetchall())
+
+
+def as_at_a_terminal() -> None:
+    """preexec_fn of a command a test stops with Ctrl-C (SIGINT): Ctrl-C's default
+    disposition, as at a terminal. A test run started in the background by a shell (`&`)
+    inherits SIGINT ignored, and so would the command: the test would wait on a command
+    that never hears it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

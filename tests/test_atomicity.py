@@ -18,7 +18,7 @@ from preserve.ingest.ingest import Metadata, ingest
 from preserve.ingest.validation import validate_bag
 from preserve.repository import Repository
 from preserve.storage.recovery import recover
-from tests.conftest import assert_ocfl_valid, processes_of, stored_bag
+from tests.conftest import as_at_a_terminal, assert_ocfl_valid, processes_of, stored_bag
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def _start(repo_root: Path, src: Path) -> subprocess.Popen:
     env = dict(os.environ, PRESERVE_REPO=str(repo_root), PRESERVE_NO_PROGRESS="1")
     return subprocess.Popen([sys.executable, "-m", "preserve", "ingest", str(src), "-c", "crash",
                              "--workers", "2"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=as_at_a_terminal)
 
 
 def _wait_for_staging(repo: Repository, proc: subprocess.Popen) -> None:

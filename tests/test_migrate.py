@@ -25,7 +25,7 @@ from preserve.errors import ConfigError
 from preserve.planning.migrate import derivative_name
 from preserve.repository import Repository, bundled_policies
 from tests import media
-from tests.conftest import assert_bagit_python_valid, content_key, object_key
+from tests.conftest import as_at_a_terminal, assert_bagit_python_valid, content_key, object_key
 from tests.test_cli import run
 
 POLICY = bundled_policies() / "formats.yaml"
@@ -437,7 +437,8 @@ def test_ctrl_c_stops_the_tools_and_a_rerun_migrates(tmp_path):
         tool="python3", args=["-c", "import time; time.sleep(90)", "{input}", "{output}"]))
     env = dict(os.environ, PRESERVE_REPO=str(root), PRESERVE_NO_PROGRESS="1")
     proc = subprocess.Popen([sys.executable, "-m", "preserve", "migrate", "--apply"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=as_at_a_terminal)
     mine = f"time.sleep\\(90\\).*{tmp_path}"  # this test's tool, not another run's (issue 22)
     _until(lambda: _running(mine) or proc.poll() is not None)
     assert proc.poll() is None
