@@ -300,3 +300,23 @@ def test_a_migrated_file_is_copied_from_its_derivative_once(tmp_path):
     assert (folder / "scan.png.jpg").is_file()
     iiif = json.loads((root / "access" / f"{aip}.iiif.json").read_text())
     assert len(iiif["items"]) == 1 and "scan.png" not in json.dumps(iiif)  # by number
+
+
+def test_an_office_document_gets_a_pdfa_copy_by_libreoffice(tmp_path):
+    sip = tmp_path / "sip"
+    sip.mkdir()
+    (tmp_path / "minutes.txt").write_text("Minutes of the council, 1923.\nҚазақстан\n",
+                                          encoding="utf-8")
+    subprocess.run(["soffice", "--headless", "--norestore",
+                    f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
+                    "--convert-to", "odt", "--outdir", str(sip), str(tmp_path / "minutes.txt")],
+                   check=True, capture_output=True, timeout=300)
+    root = tmp_path / "repo"
+    run(root, "init")
+    aip = json.loads(run(root, "ingest", "-c", "Council", sip, "--json").stdout)["id"]
+    said = json.loads(run(root, "access", "build", "--all", "--json").stdout)
+    assert said["made"][0]["files"] == ["minutes.odt.pdf"] and said["made"][0]["pages"] == 1
+    copy = root / "access" / aip / "minutes.odt.pdf"
+    with pikepdf.open(copy) as pdf:
+        assert pdf.open_metadata().pdfa_status == "2B"
+    assert "Қазақстан" in _text(copy)
