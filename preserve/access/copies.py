@@ -40,12 +40,13 @@ from preserve.domain.progress import Progress, Silent
 from preserve.errors import PreserveError, ToolFailure
 from preserve.parallel import default_workers, in_order
 from preserve.pipeline.ocr import ocr_page
+from preserve.pipeline.text_extraction import RENDER_DPI, render_page
 from preserve.repository import Repository
 from preserve.storage.object_log import record_event
 from preserve.storage.recovery import ACCESS_STAGING, remove_ended_access_copies, tidy
 from preserve.storage.versions import fetch_stored
 from preserve.system import fstree
-from preserve.system.tools import allow_tools, kill_all, run_tool
+from preserve.system.tools import allow_tools, kill_all
 
 ACCESS_FOLDER = "access"
 MANIFEST_FORMAT = 2
@@ -253,12 +254,7 @@ def _languages(repo: Repository, aip_id: str, source: Path, work: Path) -> list[
     chosen = repo.policy.text.languages_for(repo.catalog.get_aip(aip_id).collection)
     if chosen:
         return chosen
-    prefix = work / "first"
-    run = run_tool(["pdftoppm", "-r", "300", "-gray", "-png", "-singlefile", "-f", "1",
-                    "-l", "1", str(source), str(prefix)], timeout=600, memory_mb=2048)
-    if run.returncode != 0:
-        raise ToolFailure(f"pdftoppm could not render the first page: {run.summary()}")
-    return ocr_page(prefix.with_suffix(".png"), work, None, dpi=300).languages
+    return ocr_page(render_page(source, 1, work), work, None, dpi=RENDER_DPI).languages
 
 
 def _remove(folder: Path, entry: dict, keep: dict | None = None) -> None:

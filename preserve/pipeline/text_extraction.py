@@ -108,7 +108,7 @@ def _pdf(source: Path, workdir: Path, languages: list[str] | None) -> Extracted:
     for number, text in enumerate(pages, 1):
         if sum(c.isalpha() for c in text) >= SCANNED_PAGE_LETTERS:
             continue
-        image = _render(source, number, workdir)
+        image = render_page(source, number, workdir)
         ocr[number] = ocr_page(image, workdir, languages, dpi=RENDER_DPI)
         pages[number - 1] = ocr[number].text
         image.unlink()
@@ -118,7 +118,8 @@ def _pdf(source: Path, workdir: Path, languages: list[str] | None) -> Extracted:
     return Extracted(pages, method, tools, ocr)
 
 
-def _render(source: Path, number: int, workdir: Path) -> Path:
+def render_page(source: Path, number: int, workdir: Path) -> Path:
+    """Page `number` of a PDF as a grey PNG at RENDER_DPI, for OCR (sandboxed pdftoppm)."""
     prefix = workdir / f"page-{number}"
     run = run_tool(["pdftoppm", "-r", str(RENDER_DPI), "-gray", "-png", "-singlefile",
                     "-f", str(number), "-l", str(number), str(source), str(prefix)],
