@@ -89,7 +89,8 @@ class Aips:
             if row is None or row[0] != "staging":
                 return
             for table in ("files", "file_validations", "events", "replicas", "file_checks",
-                          "composite_checksums", "derivations", "rights_statements"):
+                          "composite_checksums", "stored_etags", "derivations",
+                          "rights_statements"):
                 db.execute(f"DELETE FROM {table} WHERE aip_id = ? AND version = ?",
                            (aip_id, version))
             db.execute("DELETE FROM versions WHERE aip_id = ? AND version = ?",
@@ -166,7 +167,7 @@ class Aips:
             if row is None or row[0] != "staging":
                 return
             for table in ("files", "file_validations", "versions", "events", "replicas",
-                          "file_checks", "composite_checksums"):
+                          "file_checks", "composite_checksums", "stored_etags"):
                 db.execute(f"DELETE FROM {table} WHERE aip_id = ?", (aip_id,))
             db.execute("DELETE FROM aips WHERE id = ?", (aip_id,))
 

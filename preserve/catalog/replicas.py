@@ -19,21 +19,75 @@ class Replicas:
                                "aip_id = ? AND location = ?", (aip_id, location)).fetchone()[0]
 
     def add_replica(self, aip_id: str, version: int, location: str, key: str, when: str,
-                    composites: dict[str, str] | None = None) -> None:
+                    composites: dict[str, str] | None = None, *,
+                    etags_uploaded: bool = False) -> None:
         """Record a copy that has been written and verified (never before), with the
-        store's composite checksums of the files it took in parts."""
+        store's composite checksums of the files it took in parts and, with
+        `etags_uploaded`, the ETag each upload was answered with (begin_uploads)."""
+        replica = (aip_id, version, location)
         with self.transaction() as db:
             db.execute("INSERT INTO replicas VALUES (?, ?, ?, ?, 'verified', ?, NULL) ON CONFLICT "
                        "(aip_id, version, location) DO UPDATE SET key = excluded.key, state = "
                        "excluded.state, stored = excluded.stored, last_audit = NULL",
-                       (aip_id, version, location, key, when))
+                       (*replica, key, when))
             db.execute("DELETE FROM composite_checksums WHERE aip_id = ? AND version = ? AND "
-                       "location = ?", (aip_id, version, location))
+                       "location = ?", replica)
             db.executemany("INSERT INTO composite_checksums VALUES (?, ?, ?, ?, ?)",
-                           ((aip_id, version, location, path, checksum)
+                           ((*replica, path, checksum)
                             for path, checksum in (composites or {}).items()))
-            log_replica(db, (aip_id, version, location), "stored", key=key, stored=when,
+            db.execute("DELETE FROM stored_etags WHERE aip_id = ? AND version = ? AND "
+                       "location = ?", replica)
+            if etags_uploaded:
+                db.execute("INSERT INTO stored_etags SELECT ?, ?, ?, path, etag FROM uploaded",
+                           replica)
+            log_replica(db, replica, "stored", key=key, stored=when,
                         composites=sorted([p, c] for p, c in (composites or {}).items()))
+
+    # -- what an object store answered (stored_etags) -------------------------------------
+
+    def begin_uploads(self) -> None:
+        """A scratch table for the ETag each upload of one copy is answered with: compared
+        with the listing after the copy, kept by add_replica (bounded memory: on disk)."""
+        self.execute("CREATE TEMP TABLE IF NOT EXISTS uploaded (path TEXT PRIMARY KEY, "
+                     "etag TEXT NOT NULL)")
+        self.execute("DELETE FROM uploaded")
+
+    def note_uploads(self, rows: list[tuple[str, str]]) -> None:
+        """(path in the version, ETag) of objects just uploaded and verified."""
+        self.executemany("INSERT INTO uploaded VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET "
+                         "etag = excluded.etag", rows)
+
+    def uploads_changed(self) -> list[tuple[str, str, str]]:
+        """(path, ETag at upload, ETag listed) of objects the listing shows with another
+        ETag than their upload was answered with: written again by someone since."""
+        return [tuple(r) for r in self.execute(
+            "SELECT u.path, u.etag, l.etag FROM uploaded u JOIN listing l ON l.path = u.path "
+            "WHERE l.etag IS NOT NULL AND l.etag != u.etag ORDER BY u.path")]
+
+    def learn_etags(self, aip_id: str, version: int, location: str,
+                    rows: list[tuple[str, str | None]]) -> None:
+        """(path, ETag) of objects just verified at `location` (an audit, a repair); an
+        ETag of None forgets the path's (it was written and not yet verified)."""
+        with self.transaction() as db:
+            for path, etag in rows:
+                db.execute("DELETE FROM stored_etags WHERE aip_id = ? AND version = ? AND "
+                           "location = ? AND path = ?", (aip_id, version, location, path))
+                if etag:
+                    db.execute("INSERT INTO stored_etags VALUES (?, ?, ?, ?, ?)",
+                               (aip_id, version, location, path, etag))
+
+    def stored_etag(self, aip_id: str, version: int, location: str, path: str) -> str | None:
+        """The ETag recorded for `path` of the replica; an object root's file ("/...") was
+        last written with the newest version up to `version`."""
+        if path.startswith("/"):
+            row = self.execute("SELECT etag FROM stored_etags WHERE aip_id = ? AND version <= ? "
+                               "AND location = ? AND path = ? ORDER BY version DESC LIMIT 1",
+                               (aip_id, version, location, path)).fetchone()
+        else:
+            row = self.execute("SELECT etag FROM stored_etags WHERE aip_id = ? AND version = ? "
+                               "AND location = ? AND path = ?",
+                               (aip_id, version, location, path)).fetchone()
+        return row[0] if row else None
 
     def remove_replicas(self, aip_id: str, location: str, event) -> list[int]:
         """Forget every copy of the AIP at `location` (its files were removed and found
@@ -43,7 +97,7 @@ class Replicas:
             versions = [r[0] for r in db.execute(
                 "SELECT version FROM replicas WHERE aip_id = ? AND location = ? ORDER BY "
                 "version", (aip_id, location))]
-            for table in ("file_checks", "composite_checksums", "replicas"):
+            for table in ("file_checks", "composite_checksums", "stored_etags", "replicas"):
                 db.execute(f"DELETE FROM {table} WHERE aip_id = ? AND location = ?",
                            (aip_id, location))
             for version in versions:
@@ -134,19 +188,24 @@ class Replicas:
             raise NotFound(f"AIP {aip_id} v{version} has no replica at {location}")
         return row[0]
 
-    def load_listing(self, objects: Iterable[tuple[str, int]]) -> None:
-        """Keep a replica's listing (path in the bag, size) for the comparisons below, so
-        that auditing an AIP of millions of files holds none of them in memory."""
+    def load_listing(self, objects: Iterable[tuple[str, int, str | None]]) -> None:
+        """Keep a replica's listing (path in the bag, size, the store's ETag or None) for
+        the comparisons below, so that auditing an AIP of millions of files holds none of
+        them in memory."""
         self.execute("CREATE TEMP TABLE IF NOT EXISTS listing (path TEXT PRIMARY KEY, "
-                      "size BIGINT NOT NULL)")
+                      "size BIGINT NOT NULL, etag TEXT)")
         self.execute("DELETE FROM listing")
         it = iter(objects)
         while chunk := list(islice(it, 1000)):  # a constant few hundred KB
-            self.executemany("INSERT INTO listing VALUES (?, ?) ON CONFLICT (path) DO UPDATE "
-                              "SET size = excluded.size", chunk)
+            self.executemany("INSERT INTO listing VALUES (?, ?, ?) ON CONFLICT (path) DO "
+                              "UPDATE SET size = excluded.size, etag = excluded.etag", chunk)
 
     def listed_size(self, path: str) -> int | None:
         row = self.execute("SELECT size FROM listing WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def listed_etag(self, path: str) -> str | None:
+        row = self.execute("SELECT etag FROM listing WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None
 
     def listed_not_catalogued(self, aip_id: str, version: int) -> list[tuple[str, int]]:
@@ -166,32 +225,38 @@ class Replicas:
             "l.path = f.path WHERE f.aip_id = ? AND f.version = ? AND "
             "(l.size IS NULL OR l.size != f.size) ORDER BY f.path", (aip_id, version))]
 
-    def stage_payload_checks(self, aip_id: str, version: int) -> tuple[int, int]:
+    def stage_payload_checks(self, aip_id: str, version: int,
+                             location: str | None = None) -> tuple[int, int]:
         """Queue the payload files listed with their recorded size, biggest first (so both
-        cores finish together); returns (files, bytes)."""
+        cores finish together); with `location`, each marked when the listing gives the
+        ETag recorded for it there. Returns (files, bytes)."""
         self.execute("CREATE TEMP TABLE IF NOT EXISTS tocheck (seq BIGINT PRIMARY KEY, "
                       "path TEXT NOT NULL, size BIGINT NOT NULL, sha256 TEXT, sha512 TEXT, "
-                      "xxh3_128 TEXT)")
+                      "xxh3_128 TEXT, same_etag INTEGER NOT NULL DEFAULT 0)")
         self.execute("DELETE FROM tocheck")
         self.execute(
-            "INSERT INTO tocheck (seq, path, size, sha256, sha512, xxh3_128) SELECT "
+            "INSERT INTO tocheck (seq, path, size, sha256, sha512, xxh3_128, same_etag) SELECT "
             "ROW_NUMBER() OVER (ORDER BY f.size DESC, f.path), f.path, "
-            "f.size, f.sha256, f.sha512, f.xxh3_128 FROM files f JOIN listing l ON "
-            "l.path = f.path AND l.size = f.size WHERE f.aip_id = ? AND f.version = ? "
-            "ORDER BY f.size DESC, f.path", (aip_id, version))
+            "f.size, f.sha256, f.sha512, f.xxh3_128, CASE WHEN s.etag IS NOT NULL AND "
+            "s.etag = l.etag THEN 1 ELSE 0 END FROM files f JOIN listing l ON "
+            "l.path = f.path AND l.size = f.size LEFT JOIN stored_etags s ON "
+            "s.aip_id = f.aip_id AND s.version = f.version AND s.location = ? AND "
+            "s.path = f.path WHERE f.aip_id = ? AND f.version = ? "
+            "ORDER BY f.size DESC, f.path", (location or "", aip_id, version))
         return tuple(self.execute("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM tocheck")
                      .fetchone())
 
-    def staged_payload_checks(self, chunk: int = 5_000) -> Iterator[tuple[str, int, dict]]:
-        """(path, size, recorded digests) of the queued files, a chunk at a time (no
-        statement stays open while results are committed)."""
+    def staged_payload_checks(self, chunk: int = 5_000
+                              ) -> Iterator[tuple[str, int, dict, bool]]:
+        """(path, size, recorded digests, listed with its recorded ETag) of the queued
+        files, a chunk at a time (no statement stays open while results are committed)."""
         last = 0
         while True:
-            rows = self.execute(f"SELECT seq, path, size, {', '.join(DIGEST_COLUMNS)} FROM "
-                                   "tocheck WHERE seq > ? ORDER BY seq LIMIT ?",
+            rows = self.execute(f"SELECT seq, path, size, same_etag, {', '.join(DIGEST_COLUMNS)} "
+                                   "FROM tocheck WHERE seq > ? ORDER BY seq LIMIT ?",
                                    (last, chunk)).fetchall()
             if not rows:
                 return
-            for _seq, path, size, *digests in rows:
-                yield path, size, row_digests(digests)
+            for _seq, path, size, same_etag, *digests in rows:
+                yield path, size, row_digests(digests), bool(same_etag)
             last = rows[-1][0]

@@ -266,6 +266,24 @@ composite_checksums = Table(
     **NO_ROWID,
 )
 
+# The ETag each object of a replica had when preserve wrote it and verified it (or when an
+# audit last verified it by the store's checksum or by reading it): a quick audit of an
+# object store compares its listing with these, one request per thousand objects instead
+# of one per object (issue 29). What the stores answered, not a record of the AIPs: never
+# in the event log (a row per file), so a catalog rebuilt from storage starts without
+# them and the next quick audit of each location asks each object once and learns them.
+stored_etags = Table(
+    "stored_etags", metadata,
+    _aip_ref(),
+    Column("version", Integer, nullable=False),
+    Column("location", Text, nullable=False),
+    Column("path", PATH, nullable=False),
+    Column("etag", Text, nullable=False),
+    PrimaryKeyConstraint("aip_id", "version", "location", "path"),
+    info={"store_answers": True},
+    **NO_ROWID,
+)
+
 audit_problems = Table(
     "audit_problems", metadata,
     Column("run_id", Text, ForeignKey("audit_runs.id", ondelete="CASCADE"), nullable=False),

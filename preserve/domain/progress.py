@@ -19,3 +19,24 @@ class Silent:
 
     def advance(self, files, nbytes):
         pass
+
+
+class Share:
+    """One item's share of a run's bar (a version copied: its files and bytes), advanced
+    as its parts are done, never past its share; `finish` gives the rest (an item done
+    whole, or failed)."""
+
+    def __init__(self, progress: Progress, files: int, nbytes: int):
+        self.progress, self.files, self.nbytes = progress, files, nbytes
+
+    def start(self, phase, files, nbytes) -> None:
+        pass
+
+    def advance(self, files: int, nbytes: int) -> None:
+        files, nbytes = min(files, self.files), min(nbytes, self.nbytes)
+        self.files, self.nbytes = self.files - files, self.nbytes - nbytes
+        if files or nbytes:
+            self.progress.advance(files, nbytes)
+
+    def finish(self) -> None:
+        self.advance(self.files, self.nbytes)

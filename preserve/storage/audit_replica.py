@@ -1,7 +1,8 @@
 """One replica audited: its listing compared with the catalog (missing, truncated and
 unexpected files, the object root's strays, the tag files), then the digests of the
 selected payload files: hashed on both cores on a local disk, streamed from a remote
-store, or (a quick audit of S3) compared with the store's own checksums."""
+store, or (a quick audit of S3) the listing's ETags compared with those recorded when
+each object was verified, and the store's own checksum of any other."""
 
 from __future__ import annotations
 
@@ -51,13 +52,18 @@ def audit_replica(repo, storage, visit: Visit, pool, recorder: Recorder, progres
         except PreserveError as e:
             problem(None, "unreachable", e.message)
             return
+    quick_s3 = isinstance(storage, S3Storage) and visit.kind != "full"
+    location = storage.name if quick_s3 else None
     tag_checks = []
     for rel, want in sorted(tags.items()):
         size = catalog.listed_size(rel)
         if size is None:
             problem(rel, "missing", "not at this location")
         else:
-            tag_checks.append((rel, want, size))
+            etag = catalog.listed_etag(rel) if quick_s3 else None
+            same = etag is not None and etag == catalog.stored_etag(aip_id, version,
+                                                                    storage.name, rel)
+            tag_checks.append((rel, want, size, same))
 
     def chosen(rel: str) -> bool:
         return visit.paths is None or rel in visit.paths
@@ -71,13 +77,17 @@ def audit_replica(repo, storage, visit: Visit, pool, recorder: Recorder, progres
         unchecked += chosen(rel)
     progress.advance(unchecked, 0)
     recorder.checked_batch(unchecked)
-    count, nbytes = catalog.stage_payload_checks(aip_id, version)
-    checks = chain(((rel, want, size) for rel, size, want in catalog.staged_payload_checks()
-                    if chosen(rel)), tag_checks)  # big files first, the small tag files last
-    if isinstance(storage, S3Storage) and visit.kind != "full":
+    count, nbytes = catalog.stage_payload_checks(aip_id, version, location)
+    checks = chain(((rel, want, size, same) for rel, size, want, same
+                    in catalog.staged_payload_checks() if chosen(rel)),
+                   tag_checks)  # big files first, the small tag files last
+    if quick_s3:
         _quick_s3(storage, key, checks, recorder, progress, stop,
-                  lambda rel: catalog.composite_checksum(aip_id, version, storage.name, rel))
-    elif isinstance(storage, LocalStorage):
+                  lambda rel: catalog.composite_checksum(aip_id, version, storage.name, rel),
+                  lambda rows: catalog.learn_etags(aip_id, version, storage.name, rows))
+        return
+    checks = ((rel, want, size) for rel, want, size, _same in checks)
+    if isinstance(storage, LocalStorage):
         many = count > 64 or nbytes > (64 << 20)
         _hash_local(storage, key, checks, visit.kind == "full",
                     pool if many and pool.workers > 1 else None,
@@ -151,18 +161,27 @@ def _concurrency(storage) -> int:
     return threads
 
 
-def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite) -> None:
-    """The store's own checksum of each object against what was recorded, nothing read.
-    An object preserve wrote in one part must carry the SHA-256 of its bytes; one written
-    in parts, the composite checksum the store gave at upload. A composite where preserve
-    wrote one part, or another composite, means the object was replaced (red-team case 83:
-    a same-size multipart upload passed)."""
+def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite,
+              learn) -> None:
+    """Nothing read. An object the listing shows with the ETag recorded when it was last
+    verified (uploaded, repaired, or audited below) is unchanged since: no request. Any
+    other (never verified here, a catalog rebuilt, an ETag that changed) is asked for the
+    store's own checksum, held against the record, and its ETag then recorded: an object
+    preserve wrote in one part must carry the SHA-256 of its bytes; one written in parts,
+    the composite checksum the store gave at upload. A composite where preserve wrote one
+    part, or another composite, means the object was replaced (red-team case 83: a
+    same-size multipart upload passed)."""
     pending: dict[str, tuple] = {}  # asked, not yet answered: a window, not every file
+    learned: list[tuple[str, str]] = []
 
     def asked():
-        for rel, want, size in checks:
+        for rel, want, size, same in checks:
             if stop():
                 return
+            if same:
+                recorder.good(rel)
+                _checked(recorder, progress, 1, 0)
+                continue
             object_key = ocfl.key_of(key, rel)
             pending[object_key] = (rel, want, size)
             yield object_key
@@ -170,32 +189,44 @@ def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite
     def ask(object_key: str):
         return object_key, storage.stored_checksum(object_key)
 
+    def verified(rel: str, etag: str | None) -> None:
+        if etag and rel not in recorder.named:
+            learned.append((rel, etag))
+            if len(learned) >= 1000:
+                learn(learned)
+                learned.clear()
+
     for object_key, stored in in_order(ask, asked(), stop, _concurrency(storage)):
         rel, want, size = pending.pop(object_key)
         if stored is None:
             recorder.problem(rel, "missing", "not at this location")
-        elif stored[2]:
+        elif stored.composite:
             recorded = recorded_composite(rel)
-            if recorded is not None and stored[1] == recorded.split("-")[0]:
+            if recorded is not None and stored.sha256 == recorded.split("-")[0]:
                 recorder.good(rel)
+                verified(rel, stored.etag)
             elif recorded is None and uploaded_in_parts(size):
                 recorder.good(rel)  # written before composites were recorded: a full audit
             else:                   # reads it
                 recorder.problem(rel, "corrupt", "the object was replaced: the store holds "
-                                 f"a multipart upload (checksum {stored[1]}) where preserve "
-                                 + ("wrote one part" if recorded is None else
-                                    f"recorded {recorded}"))
+                                 f"a multipart upload (checksum {stored.sha256}) where "
+                                 "preserve " + ("wrote one part" if recorded is None else
+                                                f"recorded {recorded}"))
         elif "sha256" not in want:  # an inventory or its sidecar, recorded by sha512 only:
             _hash_remote(storage, key, [(rel, want, size)], True, recorder, progress, stop)
-            continue                  # small, so fetched and hashed (case 63: passed unread)
+            verified(rel, stored.etag)  # small, so fetched and hashed (case 63: passed
+            continue                    # unread)
         else:
             ours = base64.b64encode(bytes.fromhex(want["sha256"])).decode()
-            if stored[1] != ours:
-                recorder.problem(rel, "corrupt", f"the store's SHA-256 is {stored[1]}, "
+            if stored.sha256 != ours:
+                recorder.problem(rel, "corrupt", f"the store's SHA-256 is {stored.sha256}, "
                                  f"recorded {ours}")
             else:
                 recorder.good(rel)
+                verified(rel, stored.etag)
         _checked(recorder, progress, 1, 0)
+    if learned:
+        learn(learned)
 
 
 def _checked(recorder, progress, files: int, nbytes: int) -> None:

@@ -57,29 +57,30 @@ def is_head(catalog: Catalog, aip_id: str, version: int, location: str) -> bool:
 
 
 def listing(storage, key: str, unreadable: Callable[[str], None] = lambda rel: None, *,
-            root: bool = False) -> Iterator[tuple[str, int]]:
-    """(name in the version, size) of every stored object of the version folder at `key`
-    (see ocfl.key_of), and of the object root's files with `root`, for
-    Catalog.load_listing. A name that is not UTF-8 (a stray file, a foreign key escaping
-    such bytes) can be in no manifest and no catalog: it goes to `unreadable` instead,
-    never into the catalog, where it would stop the whole run (red-team cases 81, 82)."""
+            root: bool = False) -> Iterator[tuple[str, int, str | None]]:
+    """(name in the version, size, the store's ETag or None) of every stored object of the
+    version folder at `key` (see ocfl.key_of), and of the object root's files with `root`,
+    for Catalog.load_listing. A name that is not UTF-8 (a stray file, a foreign key
+    escaping such bytes) can be in no manifest and no catalog: it goes to `unreadable`
+    instead, never into the catalog, where it would stop the whole run (red-team cases 81,
+    82)."""
     for o in storage.list(key):
         rel = o.key[len(key):]
         if is_utf8(rel):
-            yield ocfl.rel_in_version(rel), o.size
+            yield ocfl.rel_in_version(rel), o.size, o.etag
         else:
             unreadable(ocfl.rel_in_version(rel))
     if root and hasattr(storage, "list_here"):  # an object store: one listing, not 3 HEADs
-        here = {o.key: o.size for o in storage.list_here(ocfl.object_of(key))}
+        here = {o.key: o for o in storage.list_here(ocfl.object_of(key))}
         for name in ocfl.ROOT_FILES:
-            size = here.get(ocfl.key_of(key, name))
-            if size is not None:
-                yield name, size
+            found = here.get(ocfl.key_of(key, name))
+            if found is not None:
+                yield name, found.size, found.etag
     elif root:
         for name in ocfl.ROOT_FILES:
             found = storage.stat(ocfl.key_of(key, name))
             if found is not None:
-                yield name, found.size
+                yield name, found.size, found.etag
 
 
 def replica_gaps(catalog: Catalog, aip_id: str, version: int, storage, key: str,

@@ -34,7 +34,7 @@ from preserve import AGENT_NAME, AGENT_PRESERVE, __version__
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
 from preserve.domain.premis import Agent, Event
-from preserve.domain.progress import Progress, Silent
+from preserve.domain.progress import Progress, Share, Silent
 from preserve.domain.schema import load_yaml
 from preserve.errors import (
     EXIT_OK,
@@ -194,16 +194,21 @@ def migrate_location(repo: Repository, source: str, target: str, *, retire: bool
 
 def _copy(repo: Repository, result: MoveResult, target, progress: Progress) -> None:
     todo = [(m, v) for m in result.moves for v in m.to_copy]
-    size = {(m.aip, v): repo.catalog.version_info(m.aip, v)["bytes"] for m, v in todo}
-    progress.start("copy", len(todo), sum(size.values()))
+    size = {(m.aip, v): repo.catalog.version_info(m.aip, v) for m, v in todo}
+    progress.start("copy", sum(s["files"] for s in size.values()),
+                   sum(s["bytes"] for s in size.values()))
     medium = _medium(repo, result.source)
     same_medium = medium is not None and medium == _medium(repo, result.target)
     for move in result.moves:
         try:
             for version in move.to_copy:
-                if copy_version(repo, move.aip, version, target):
-                    move.copied.append(version)
-                progress.advance(1, size[(move.aip, version)])
+                info = size[(move.aip, version)]
+                share = Share(progress, info["files"], info["bytes"])
+                try:
+                    if copy_version(repo, move.aip, version, target, share):
+                        move.copied.append(version)
+                finally:
+                    share.finish()
         except StorageUnreachable as e:
             move.problem, move.unreachable = e.message, True
         except PreserveError as e:

@@ -133,11 +133,15 @@ def _repair_one(repo: Repository, problem: Problem) -> Repair:
         for source_name, good in _good_copies(repo, problem, want, staging):
             try:
                 with writer_lock(repo.root, target.name, problem.aip, catalog=repo.catalog):
-                    composite = target.replace_file(key, good)
+                    answer = target.replace_file(key, good)
                     repo.catalog.set_composite_checksum(problem.aip, problem.version,
                                                         problem.location, problem.path,
-                                                        composite)
-                if not _verify_in_place(target, key, want):
+                                                        answer.composite)
+                verified = _verify_in_place(target, key, want)
+                # the ETag the next quick audit compares: this upload's, once read back
+                repo.catalog.learn_etags(problem.aip, problem.version, problem.location,
+                                         [(problem.path, answer.etag if verified else None)])
+                if not verified:
                     return Repair(problem.aip, problem.version, problem.location, problem.path,
                                   problem.kind, "failed", source_name,
                                   "written, but reading it back did not verify")

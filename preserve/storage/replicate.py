@@ -11,13 +11,15 @@ leave every other location's work done.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
-from preserve.domain.progress import Progress, Silent
+from preserve.domain.names import display
+from preserve.domain.progress import Progress, Share, Silent
 from preserve.errors import FixityMismatch, NoSpace, PreserveError, StorageUnreachable
 from preserve.repository import Repository
 from preserve.storage.expected import expected_digests, replica_gaps
@@ -52,7 +54,8 @@ class ReplicationResult:
         }
 
 
-def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
+def copy_version(repo: Repository, aip_id: str, version: int, target,
+                 progress: Progress | None = None) -> bool:
     """Write one AIP version to `target` from a verified local replica, check that all of
     it is there, then record it. The version folder goes first, the object root's
     inventory (naming the new head) last, as ingest and describe write them. Under the
@@ -79,35 +82,77 @@ def copy_version(repo: Repository, aip_id: str, version: int, target) -> bool:
         # found a re-run then refused to overwrite it, for good). Under the lock, with the
         # locations proven distinct (Repository), it is removed and copied again; for a
         # first version, so is all of the object's folder (nothing of it is recorded).
+        # With its unfinished multipart uploads (case 50): both at once (a round trip each
+        # across a WAN, for every AIP).
         clear = root if version == 1 else key
-        target.delete_prefix(clear)
-        target.abort_uploads(clear)  # and its unfinished multipart uploads (case 50)
+        _together(lambda: target.delete_prefix(clear), lambda: target.abort_uploads(clear))
         where = f"location '{target.name}'"
         needed = catalog.version_info(aip_id, version)["bytes"]
         if isinstance(target, LocalStorage):
             require_space(target.root, needed, where)
+        answers = _Answers(catalog, progress or Silent())
         try:
             with full_disk_named(where, needed):
                 if version == 1:
-                    target.put_bytes(root + ocfl.OBJECT_DECLARATION,
-                                     ocfl.declaration(ocfl.OBJECT_DECLARATION))
-                composites = target.publish_bag(
-                    source.bag_path(key), key,
-                    lambda rel: expected.sha256(ocfl.rel_in_version(rel)))
-                named = {ocfl.rel_in_version(rel): c for rel, c in composites.items()}
-                composite = target.replace_file(root + ocfl.INVENTORY, inventory)  # visible
-                if composite:  # the store's checksum of a large inventory, for quick audits
-                    named["/" + ocfl.INVENTORY] = composite
-                target.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(
-                    expected.tags[ocfl.INVENTORY]["sha512"]))
+                    answers(ocfl.ROOT_FILES[0], 0, target.put_bytes(
+                        root + ocfl.OBJECT_DECLARATION,
+                        ocfl.declaration(ocfl.OBJECT_DECLARATION)))
+                target.publish_bag(source.bag_path(key), key,
+                                   lambda rel: expected.sha256(ocfl.rel_in_version(rel)),
+                                   written=lambda rel, size, answer: answers(
+                                       ocfl.rel_in_version(rel), size, answer))
+                # the object root names the new version: visible (both at once: a crash
+                # between them leaves a root the next run writes again either way)
+                inventory_answer, sidecar_answer = _together(
+                    lambda: target.replace_file(root + ocfl.INVENTORY, inventory),
+                    lambda: target.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(
+                        expected.tags[ocfl.INVENTORY]["sha512"])))
+                answers(ocfl.ROOT_FILES[1], 0, inventory_answer)
+                answers(ocfl.ROOT_FILES[2], 0, sidecar_answer)
+                answers.flush()
             _verify_complete(repo, aip_id, version, target, key, expected)
         except BaseException:  # a full disk, a mismatch, Ctrl-C: the object as it was
             with suppress(Exception):  # else the next run clears it (see above)
                 _undo(repo, source, target, aip_id, version)
             raise
-        catalog.add_replica(aip_id, version, target.name, key, now_utc(),
-                            named)
+        catalog.add_replica(aip_id, version, target.name, key, now_utc(), answers.composites,
+                            etags_uploaded=True)
         return True
+
+
+class _Answers:
+    """What the store answered for each object of one copy, as each lands (in the thread
+    that owns the catalog): composite checksums (a few large files) in memory, ETags in
+    the catalog's scratch table (a row per file), the progress bar in files and bytes."""
+
+    def __init__(self, catalog, progress: Progress):
+        self.catalog, self.progress = catalog, progress
+        self.composites: dict[str, str] = {}
+        self.etags: list[tuple[str, str]] = []
+        catalog.begin_uploads()
+
+    def __call__(self, rel: str, size: int, answer) -> None:
+        if answer is not None and answer.composite:
+            self.composites[rel] = answer.composite
+        if answer is not None and answer.etag:
+            self.etags.append((rel, answer.etag))
+            if len(self.etags) >= 1000:
+                self.flush()
+        if size:
+            self.progress.advance(1, size)
+
+    def flush(self) -> None:
+        self.catalog.note_uploads(self.etags)
+        self.etags = []
+
+
+def _together(*calls):
+    """Run independent storage calls at once (each waits a round trip across a WAN);
+    their results in order, the first failure raised once all have ended."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = [pool.submit(call) for call in calls]
+        wait(futures)
+    return [future.result() for future in futures]
 
 
 def _undo(repo: Repository, source, target, aip_id: str, version: int) -> None:
@@ -122,8 +167,7 @@ def _undo(repo: Repository, source, target, aip_id: str, version: int) -> None:
             target.remove_empty_folders(root)
         return
     key = ocfl.version_key(root, version)
-    target.delete_prefix(key)
-    target.abort_uploads(key)
+    _together(lambda: target.delete_prefix(key), lambda: target.abort_uploads(key))
     previous = expected_digests(repo.catalog, aip_id, version - 1, root=True)
     target.replace_file(root + ocfl.INVENTORY, _verified_inventory(
         source, ocfl.version_key(root, version - 1), previous))
@@ -143,8 +187,11 @@ def _verified_inventory(source, key: str, expected) -> Path:
 def _verify_complete(repo: Repository, aip_id: str, version: int, target, key: str,
                      expected) -> None:
     """Every file of the version is at `target` at the end, at its recorded size: each was
-    verified as it was uploaded, and this listing proves none went missing since."""
+    verified as it was uploaded, and this listing proves none went missing or was written
+    again since (an object store lists each object's ETag: the upload's answer)."""
     wrong = replica_gaps(repo.catalog, aip_id, version, target, key, expected.tags)
+    wrong += [f"{display(rel)}: written again since its upload (ETag {listed}, {sent} when "
+              "uploaded)" for rel, sent, listed in repo.catalog.uploads_changed()]
     if wrong:
         raise FixityMismatch(f"the copy of AIP {aip_id} v{version} at '{target.name}' is "
                              f"incomplete after upload ({len(wrong)} file(s)); it was not "
@@ -181,13 +228,17 @@ def replicate(repo: Repository, *, to: str | None = None, aips: list[str] | None
             wanted = {repo.catalog.resolve(a) for a in aips}
             missing = [(a, v) for a, v in missing if a in wanted]
         work.extend((aip_id, version, target) for aip_id, version in missing)
-    total = {(a, v): repo.catalog.version_info(a, v)["bytes"] for a, v, _ in work}
-    progress.start("replicate", len(work), sum(total[(a, v)] for a, v, _ in work))
+    sizes = {(a, v): repo.catalog.version_info(a, v) for a, v, _ in work}
+    progress.start("replicate", sum(sizes[(a, v)]["files"] for a, v, _ in work),
+                   sum(sizes[(a, v)]["bytes"] for a, v, _ in work))
     for aip_id, version, target in work:
+        info = sizes[(aip_id, version)]
+        share = Share(progress, info["files"], info["bytes"])
         if target.name in result.unreachable or target.name in result.full:
+            share.finish()
             continue
         try:
-            if copy_version(repo, aip_id, version, target):
+            if copy_version(repo, aip_id, version, target, share):
                 result.copied.append((aip_id, version, target.name))
             else:
                 result.already += 1
@@ -198,5 +249,6 @@ def replicate(repo: Repository, *, to: str | None = None, aips: list[str] | None
             result.unreachable.append(target.name)
         except PreserveError as e:
             result.failed.append((aip_id, version, target.name, e.message))
-        progress.advance(1, total[(aip_id, version)])
+        share.finish()
     return result
+

@@ -30,6 +30,18 @@ from preserve.system import fstree
 class ObjectInfo:
     key: str
     size: int
+    etag: str | None = None  # an object store's listing gives it; a disk has none
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a store answered when it took an object: its ETag, and for an upload in parts
+    the composite checksum it computed (a disk: neither)."""
+    etag: str | None = None
+    composite: str | None = None
+
+
+Written = Callable[[str, int, Stored], None]  # bag path, bytes, the store's answer: as each lands
 
 
 DigestOf = Callable[[str], "str | None"]  # bag path -> recorded sha256, asked file by file
@@ -75,10 +87,11 @@ class Storage(Protocol):
     name: str
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
-                    *, move: bool = False) -> dict[str, str]:
+                    *, move: bool = False, written: Written | None = None) -> None:
         """Store the finished bag folder `source` under `prefix`, verified against
-        `digests` (the sha256 each bag path must have); visible only once complete. Returns
-        the store's composite checksums of files uploaded in parts, by bag path."""
+        `digests` (the sha256 each bag path must have); visible only once complete. An
+        object store tells `written` what it answered for each file (in the caller's
+        thread)."""
 
     def check_reachable(self) -> None:
         """Raise StorageUnreachable unless the location answers."""

@@ -16,7 +16,15 @@ from typing import BinaryIO
 
 from preserve.domain.fixity import hash_stream, write_all
 from preserve.errors import ConfigError, FixityMismatch, StorageUnreachable
-from preserve.stores.base import DigestOf, ObjectInfo, checked_key, layout_versions, open_stored
+from preserve.stores.base import (
+    DigestOf,
+    ObjectInfo,
+    Stored,
+    Written,
+    checked_key,
+    layout_versions,
+    open_stored,
+)
 from preserve.system import fstree
 from preserve.system.locks import owner_gone
 from preserve.system.writeback import syncfs
@@ -149,7 +157,7 @@ class LocalStorage:
         return removed
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
-                    *, move: bool = False) -> dict[str, str]:
+                    *, move: bool = False, written: Written | None = None) -> None:
         """Store the finished bag `source` under `prefix`, all at once.
 
         With move=True (a staging folder on this filesystem) the folder is renamed into
@@ -170,8 +178,7 @@ class LocalStorage:
         read_only(source)
         sync_filesystem(source)
         os.rename(source, target)
-        fsync_dir(target.parent)
-        return {}  # files on a disk have no composite checksums
+        fsync_dir(target.parent)  # `written`: a disk answers nothing worth keeping
 
     def _copy_verified(self, source: Path, name: str, digests: DigestOf) -> Path:
         """Copy the bag folder into this location's staging area, hashing on the way.
@@ -216,7 +223,7 @@ class LocalStorage:
         base = str(self._path(prefix))
         return lambda rel: os.path.join(base, checked_key(rel))
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes) -> Stored:
         """A small object (an event record, an inventory's sidecar): written in the staging
         area, synced, renamed into place (replacing what was there, whole or not at all)."""
         tmp = self._aside()
@@ -225,8 +232,9 @@ class LocalStorage:
             f.flush()
             os.fsync(f.fileno())
         self._into_place(tmp, key)
+        return Stored()
 
-    def replace_file(self, key: str, good: Path) -> str | None:
+    def replace_file(self, key: str, good: Path) -> Stored:
         """Put the verified file `good` at `key`, atomically (copied into the staging area,
         synced, renamed): a damaged file is replaced whole or not at all."""
         tmp = self._aside()
@@ -234,7 +242,7 @@ class LocalStorage:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         self._into_place(tmp, key)
-        return None
+        return Stored()  # a disk answers nothing worth keeping
 
     def _aside(self) -> Path:
         """A new file's name in the staging area, by this process (a kill leaves it to

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from preserve.domain.names import decode_object_key, encode_object_key
 from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
@@ -24,13 +24,22 @@ from preserve.stores.base import ObjectInfo, checked_key, layout_versions
 from preserve.stores.s3_settings import CHECKSUM_BEHAVIOURS, S3Settings
 from preserve.stores.s3_uploads import (  # noqa: F401 - uploaded_in_parts: the audit's
     DIGEST_REFUSED,
-    MULTIPART_AT_ONCE,
+    PART_MEMORY,
+    PART_SIZE,
     S3Uploads,
     uploaded_in_parts,
 )
 
 PROBE_READ_TIMEOUT = 15.0  # seconds: is the store there at all (check_reachable)?
 DOWN_FOR = 120.0  # seconds a location that did not answer is not asked again
+
+
+class StoreChecksum(NamedTuple):
+    """What the store says of an object, read with one HeadObject: nothing downloaded."""
+    size: int
+    sha256: str | None     # base64, as the store holds it (of the parts, for a composite)
+    composite: bool        # uploaded in parts: a checksum of the parts' checksums
+    etag: str | None
 
 
 class S3Storage(S3Uploads):
@@ -48,7 +57,8 @@ class S3Storage(S3Uploads):
         self._session = None
         self._down: StorageUnreachable | None = None  # found unreachable moments ago
         self._down_until = 0.0
-        self._multipart_slots = threading.BoundedSemaphore(MULTIPART_AT_ONCE)
+        self._part_pool = None  # made on the first upload in parts (s3_uploads._parts)
+        self._part_budget = None
         self._verification: str | None = None  # BY_STORE, BY_ETAG or BY_HEAD, once known
         self._verification_lock = threading.Lock()
 
@@ -104,14 +114,20 @@ class S3Storage(S3Uploads):
             else self.settings.read_timeout
         config = Config(
             retries={"max_attempts": attempts, "mode": "standard"},
-            max_pool_connections=self.settings.concurrency + MULTIPART_AT_ONCE,
+            max_pool_connections=self.settings.concurrency + PART_MEMORY // PART_SIZE,
             connect_timeout=self.settings.connect_timeout, read_timeout=read,
             s3={"addressing_style": self.settings.addressing_style},
             request_checksum_calculation=self.settings.checksum,
             response_checksum_validation=self.settings.checksum,
         )
-        return session.client("s3", endpoint_url=self.settings.endpoint_url,
-                              region_name=self.settings.region, config=config)
+        client = session.client("s3", endpoint_url=self.settings.endpoint_url,
+                                region_name=self.settings.region, config=config)
+        # The SDK asks the store to accept a body read from a file before sending it
+        # (Expect: 100-continue): a round trip more for every such upload across a WAN,
+        # to spare bytes a store would refuse, which ours never are for long (issue 29).
+        from botocore.handlers import add_expect_header
+        client.meta.events.unregister("before-call.s3", add_expect_header)
+        return client
 
     # -- keys --------------------------------------------------------------------------
 
@@ -218,9 +234,9 @@ class S3Storage(S3Uploads):
                 dt.datetime.now(dt.UTC) + dt.timedelta(days=self.settings.object_lock_days))
         return extra
 
-    def stored_checksum(self, key: str) -> tuple[int, str | None, bool] | None:
-        """(size, base64 SHA-256 the store holds, whether it is a multipart composite), or
-        None if the object is missing: a quick audit without downloading anything."""
+    def stored_checksum(self, key: str) -> StoreChecksum | None:
+        """The store's checksum of `key`, or None if the object is missing: a quick audit
+        of an object not verified before (see audit_replica)."""
         from botocore.exceptions import ClientError
 
         try:
@@ -234,7 +250,8 @@ class S3Storage(S3Uploads):
         checksum = head.get("ChecksumSHA256")
         composite = bool(checksum and "-" in checksum) or head.get("ChecksumType") == "COMPOSITE" \
             or "-" in head.get("ETag", "")
-        return head["ContentLength"], (checksum or "").split("-")[0] or None, composite
+        return StoreChecksum(head["ContentLength"], (checksum or "").split("-")[0] or None,
+                             composite, head.get("ETag", "").strip('"') or None)
 
     def round_trip(self) -> list[tuple[str, bool, str]]:
         """Upload (verified), read back and delete a small object, step by step."""
@@ -317,7 +334,8 @@ class S3Storage(S3Uploads):
         while True:
             page = self._call(f"list {prefix}", self.client.list_objects_v2, **kwargs)
             for obj in page.get("Contents", []):
-                yield ObjectInfo(decode_object_key(obj["Key"][len(self.prefix):]), obj["Size"])
+                yield ObjectInfo(decode_object_key(obj["Key"][len(self.prefix):]), obj["Size"],
+                                 obj.get("ETag", "").strip('"') or None)
             if not page.get("IsTruncated"):
                 return
             kwargs["ContinuationToken"] = page["NextContinuationToken"]

@@ -3,9 +3,11 @@
 sent with it; the verification each store gets is found once, by a probe.
 
 Every object is uploaded with a SHA-256 checksum; an ETag is taken for an MD5 only where
-the store does not check checksums and its ETag has an MD5's form. Large files go in
-parts of PART_SIZE with a SHA-256 per part; the store's composite checksum (SHA-256 of
-the part digests) is recomputed here and compared. Memory stays at one part per upload.
+the store does not check checksums and its ETag has an MD5's form. Each upload returns
+what the store answered (its ETag, kept for quick audits: catalog.stored_etags). Large
+files go in parts of PART_SIZE with a SHA-256 per part, many parts in flight across all
+of a copy's files, their memory bounded by PART_MEMORY; the store's composite checksum
+(SHA-256 of the part digests) is recomputed here and compared.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from pathlib import Path
 
 from preserve.domain import ocfl
 from preserve.errors import FixityMismatch, PreserveError
-from preserve.stores.base import DigestOf, bag_files, open_stored
+from preserve.stores.base import DigestOf, Stored, Written, bag_files, open_stored
 
 PART_SIZE = 8 << 20   # smallest part; bigger files get bigger parts (at most 9,000 parts)
 
@@ -34,7 +37,9 @@ def uploaded_in_parts(size: int) -> bool:
     """Whether preserve uploads a file of `size` bytes in parts (see put_file)."""
     return size > part_size(size)
 IN_MEMORY = 1 << 20  # files up to this are sent as bytes: concurrency x this in memory
-MULTIPART_AT_ONCE = 2         # large uploads in flight at once: memory is this x one part
+# Parts read and not yet sent, across every upload of a location: what a copy of large
+# files holds in memory (8 parts of 8 MiB in flight; aws s3 sync keeps 10).
+PART_MEMORY = 64 << 20
 # How each upload is verified (issue 29), said by `storage check` and the replication
 # report. A store that checks the SHA-256 sent with an upload (AWS S3, MinIO, Ceph RGW)
 # refuses bytes that do not have it: one request, nothing read back. One that does not
@@ -86,23 +91,21 @@ class S3Uploads:
                        Bucket=self.settings.bucket, Key=key)
         return BY_ETAG
 
-    def put_file(self, key: str, path: Path, sha256_hex: str, size: int) -> str | None:
+    def put_file(self, key: str, path: Path, sha256_hex: str, size: int,
+                 stop: threading.Event | None = None) -> Stored:
         """Upload a local file and verify what the store holds; raises FixityMismatch if not.
-        Returns the composite checksum of a multipart upload (None for one part): a quick
-        audit compares it with what the store reports later, without reading anything."""
+        Returns the store's answer: its ETag, and for a multipart upload the composite
+        checksum (a quick audit compares them with what the store reports later, without
+        reading anything). `stop`, once set, ends an upload in parts between parts."""
         if size <= IN_MEMORY:
-            self._put_small(key, path, sha256_hex, size)
-            return None
+            return self._put_small(key, path, sha256_hex, size)
         if not uploaded_in_parts(size):
-            self._put_single(key, path, sha256_hex, size)
-            return None
-        with self._multipart_slots:
-            composite, answer = self._put_multipart(key, path, part_size(size))
+            return self._put_single(key, path, sha256_hex, size)
+        composite, answer = self._put_multipart(key, path, part_size(size), stop)
         if self.verification() == BY_STORE:  # each part was checked against its SHA-256
             self._compare(key, answer.get("ChecksumSHA256"), composite)
-        else:
-            self.verify(key, sha256_hex, size, composite=composite)
-        return composite
+            return Stored(_etag(answer), composite)
+        return Stored(self.verify(key, sha256_hex, size, composite=composite), composite)
 
     def _put_small(self, key: str, path: Path, sha256_hex: str, size: int) -> None:
         """A small file read whole, held against its record, then sent as bytes: the SDK
@@ -116,9 +119,9 @@ class S3Uploads:
                                  f"size or SHA-256 differs); nothing was sent to "
                                  f"'{self.name}'", hint="run 'preserve audit' on the local "
                                  "copy, then 'preserve repair'")
-        self.put_bytes(key, data)
+        return self.put_bytes(key, data)
 
-    def _put_single(self, key: str, path: Path, sha256_hex: str, size: int) -> None:
+    def _put_single(self, key: str, path: Path, sha256_hex: str, size: int) -> Stored:
         """One request. To a store that checks checksums, the SHA-256 recorded at ingest
         goes with the bytes (x-amz-checksum-sha256): bytes that differ from the record are
         refused. To one that does not, the SDK's SHA-256 of the bytes it sends goes (a store
@@ -133,20 +136,20 @@ class S3Uploads:
                                 Bucket=self.settings.bucket, Key=self._key(key), Body=body,
                                 ContentLength=size, ChecksumAlgorithm="SHA256", **checksum,
                                 **self._extra())
+        etag = _etag(answer)
         if how == BY_STORE:
             self._compare(key, answer.get("ChecksumSHA256"), ours)
-            return
+            return Stored(etag)
         self._compare(key, base64.b64encode(body.sha256.digest()).decode(), ours)
-        etag = answer.get("ETag", "").strip('"')
-        if re.fullmatch(r"[0-9a-f]{32}", etag):
+        if re.fullmatch(r"[0-9a-f]{32}", etag or ""):
             if etag != body.md5.hexdigest():
                 raise FixityMismatch(f"'{self.name}' received other bytes for {key} than were "
                                      f"sent: its MD5 (ETag) is {etag}, the bytes sent "
                                      f"{body.md5.hexdigest()}")
-            return
+            return Stored(etag)
         with self._verification_lock:
             self._verification = BY_HEAD
-        self.verify(key, sha256_hex, size)
+        return Stored(self.verify(key, sha256_hex, size))
 
     def _compare(self, key: str, stored: str | None, expected: str) -> None:
         stored = (stored or "").split("-")[0]
@@ -154,30 +157,66 @@ class S3Uploads:
             raise FixityMismatch(f"'{self.name}' holds different bytes for {key}: its SHA-256 "
                                  f"is {stored or 'not given'}, ours {expected}")
 
-    def _put_multipart(self, key: str, path: Path, part_bytes: int) -> tuple[str, dict]:
+    def _put_multipart(self, key: str, path: Path, part_bytes: int,
+                       stop: threading.Event | None) -> tuple[str, dict]:
+        """The parts go to the location's part pool, as many at once as PART_MEMORY holds
+        (shared by every upload in flight, so eight large files do not hold eight times
+        as much); this thread reads them, in order, each byte once."""
         bucket, full = self.settings.bucket, self._key(key)
         upload = self._call(f"start upload of {key}", self.client.create_multipart_upload,
                             Bucket=bucket, Key=full, ChecksumAlgorithm="SHA256", **self._extra())
         upload_id = upload["UploadId"]
-        parts, digests = [], []
+        budget, pool = self._parts()
+        sent: list[Future] = []
+        digests = []
+        failed: list[BaseException] = []  # a refused part stops the file at once
+
+        def send(number: int, chunk: bytes, b64: str, held: int) -> dict:
+            try:
+                response = self._call(f"upload part {number} of {key}",
+                                      self.client.upload_part, Bucket=bucket, Key=full,
+                                      UploadId=upload_id, PartNumber=number, Body=chunk,
+                                      ChecksumAlgorithm="SHA256", ChecksumSHA256=b64)
+            except BaseException as e:
+                failed.append(e)
+                raise
+            finally:
+                budget.give(held)
+            return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": b64}
+
         try:
             with open_stored(str(path), str(path)) as f:
                 number = 0
-                while chunk := f.read(part_bytes):
+                while True:
+                    if failed:
+                        raise failed[0]
+                    if stop is not None and stop.is_set():
+                        raise PreserveError(f"the upload of {key} was stopped")
+                    held = budget.take(part_bytes)
+                    try:
+                        chunk = f.read(part_bytes)
+                    except BaseException:
+                        budget.give(held)
+                        raise
+                    if not chunk:
+                        budget.give(held)
+                        break
                     number += 1
                     digest = hashlib.sha256(chunk).digest()
                     digests.append(digest)
-                    b64 = base64.b64encode(digest).decode()
-                    response = self._call(f"upload part {number} of {key}",
-                                          self.client.upload_part, Bucket=bucket, Key=full,
-                                          UploadId=upload_id, PartNumber=number, Body=chunk,
-                                          ChecksumAlgorithm="SHA256", ChecksumSHA256=b64)
-                    parts.append({"PartNumber": number, "ETag": response["ETag"],
-                                  "ChecksumSHA256": b64})
+                    sent.append(pool.submit(send, number, chunk,
+                                            base64.b64encode(digest).decode(), held))
+                    del chunk
+            parts = [future.result() for future in sent]
             answer = self._call(f"complete upload of {key}",
                                 self.client.complete_multipart_upload, Bucket=bucket, Key=full,
                                 UploadId=upload_id, MultipartUpload={"Parts": parts})
         except BaseException:
+            for future in sent:
+                future.cancel()
+            for future in sent:  # the parts already sent finish before the upload is aborted
+                with suppress(BaseException):
+                    future.result()
             # if the abort fails too, the store's lifecycle rule for incomplete uploads applies
             with suppress(Exception):
                 self.client.abort_multipart_upload(Bucket=bucket, Key=full, UploadId=upload_id)
@@ -185,8 +224,18 @@ class S3Uploads:
         composite = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
         return composite, answer
 
-    def verify(self, key: str, sha256_hex: str, size: int, composite: str | None = None) -> None:
-        """Compare the store's own checksum and size for `key` with ours."""
+    def _parts(self) -> tuple[_Budget, ThreadPoolExecutor]:
+        """The location's part pool and the memory its parts may hold, made once."""
+        with self._verification_lock:
+            if self._part_pool is None:
+                threads = max(1, min(self.settings.concurrency, PART_MEMORY // PART_SIZE))
+                self._part_pool = ThreadPoolExecutor(threads, thread_name_prefix="part")
+                self._part_budget = _Budget(PART_MEMORY)
+            return self._part_budget, self._part_pool
+
+    def verify(self, key: str, sha256_hex: str, size: int,
+               composite: str | None = None) -> str | None:
+        """Compare the store's own checksum and size for `key` with ours; its ETag."""
         head = self._call(f"check {key}", self.client.head_object, Bucket=self.settings.bucket,
                           Key=self._key(key), ChecksumMode="ENABLED")
         stored = (head.get("ChecksumSHA256") or "").split("-")[0]
@@ -202,34 +251,39 @@ class S3Uploads:
         if stored != expected:
             raise FixityMismatch(f"'{self.name}' holds different bytes for {key}: its SHA-256 "
                                  f"is {stored}, ours {expected}")
+        return _etag(head)
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
-                    *, move: bool = False) -> dict[str, str]:
-        """Upload every file of the version folder, its inventory last, each verified against
-        `digests` (the sha256 recorded at ingest) or, failing that, against a digest taken
-        here. The files stream from the folder, a few uploads in flight at a time, so that
-        memory does not grow with the number of files. `move` means nothing here."""
+                    *, move: bool = False, written: Written | None = None) -> None:
+        """Upload every file of the version folder, its inventory and sidecar last, each
+        verified against `digests` (the sha256 recorded at ingest) or, failing that,
+        against a digest taken here; `written` is told each store's answer, in this
+        thread. The files stream from the folder, `concurrency` uploads in flight, so
+        that memory does not grow with the number of files. `move` means nothing here."""
         digests = digests or (lambda _: None)
-        composites: dict[str, str] = {}
+        written = written or (lambda rel, size, answer: None)
+        stop = threading.Event()
 
-        def upload(path: Path, digest: str | None) -> None:
-            rel = rel_of(path)
+        def upload(path: Path, rel: str, digest: str | None) -> tuple[str, int, Stored]:
+            if stop.is_set():
+                raise PreserveError("stopped")
+            size = path.stat().st_size
             if digest is None:
                 with open_stored(str(path), str(path)) as f:
                     digest = hashlib.file_digest(f, "sha256").hexdigest()
-            composite = self.put_file(prefix + rel, path, digest, path.stat().st_size)
-            if composite:
-                composites[rel] = composite
-
-        def rel_of(path: Path) -> str:
-            return path.relative_to(source).as_posix()
+            return rel, size, self.put_file(prefix + rel, path, digest, size, stop)
 
         def last(path: Path) -> bool:  # a version's inventory, after its content
             return path.parent == source and path.name in ocfl.VERSION_FILES
 
+        def settle(futures) -> None:
+            for future in futures:
+                written(*future.result())  # the first failure stops the bag
+
         self.client  # create the client once, before the threads share it  # noqa: B018
         in_flight: set[Future] = set()
         threads = self.settings.concurrency
+        top = str(source)
         with ThreadPoolExecutor(threads) as pool:
             try:
                 for path in bag_files(source):
@@ -237,29 +291,32 @@ class S3Uploads:
                         continue
                     if len(in_flight) >= threads * 4:
                         done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            future.result()  # the first failure stops the bag
+                        settle(done)
+                    rel = str(path)[len(top) + 1:]
                     # the digest is looked up here: `digests` may read the catalog, whose
                     # connection belongs to this thread
-                    in_flight.add(pool.submit(upload, path, digests(rel_of(path))))
-                for future in as_completed(in_flight):
-                    future.result()
+                    in_flight.add(pool.submit(upload, path, rel, digests(rel)))
+                done, in_flight = wait(in_flight)
+                settle(done)
+                # only now is the bag complete: its inventory and sidecar, together
+                for path in sorted(p for p in source.iterdir() if p.is_file() and last(p)):
+                    in_flight.add(pool.submit(upload, path, path.name, digests(path.name)))
+                done, in_flight = wait(in_flight)
+                settle(done)
             except BaseException:
+                stop.set()
                 for future in in_flight:
                     future.cancel()
                 raise
-        for path in sorted(p for p in source.iterdir() if p.is_file() and last(p)):
-            upload(path, digests(rel_of(path)))  # only now is the bag complete
-        return composites
 
-    def replace_file(self, key: str, good: Path) -> str | None:
+    def replace_file(self, key: str, good: Path) -> Stored:
         """Upload the verified file `good` over `key` (a new version where versioning is on);
-        its composite checksum if it went in parts."""
+        the store's answer."""
         with open(good, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
         return self.put_file(key, good, digest, good.stat().st_size)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes) -> Stored:
         """A small new object (an event record, an inventory), checksummed and verified in
         one request as put_file's are: the SHA-256 sent is of these very bytes."""
         sha256 = hashlib.sha256(data)
@@ -268,16 +325,43 @@ class S3Uploads:
                             Bucket=self.settings.bucket, Key=self._key(key), Body=data,
                             ChecksumAlgorithm="SHA256", ChecksumSHA256=ours, **self._extra())
         how = self.verification()
-        etag = answer.get("ETag", "").strip('"')
+        etag = _etag(answer)
         if how == BY_STORE:
             self._compare(key, answer.get("ChecksumSHA256"), ours)
-        elif re.fullmatch(r"[0-9a-f]{32}", etag):
+        elif re.fullmatch(r"[0-9a-f]{32}", etag or ""):
             md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
             if etag != md5:
                 raise FixityMismatch(f"'{self.name}' received other bytes for {key} than "
                                      f"were sent: its MD5 (ETag) is {etag}, ours {md5}")
         else:
-            self.verify(key, sha256.hexdigest(), len(data))
+            etag = self.verify(key, sha256.hexdigest(), len(data))
+        return Stored(etag)
+
+
+def _etag(answer: dict) -> str | None:
+    """The ETag of a store's answer, without its quotes (listings give it the same way)."""
+    return answer.get("ETag", "").strip('"') or None
+
+
+class _Budget:
+    """Bytes that may be held at once (parts read and not yet sent); a part bigger than
+    the whole budget waits until nothing else is held."""
+
+    def __init__(self, total: int):
+        self.total, self.free = total, total
+        self._changed = threading.Condition()
+
+    def take(self, n: int) -> int:
+        n = min(n, self.total)
+        with self._changed:
+            self._changed.wait_for(lambda: self.free >= n)
+            self.free -= n
+        return n
+
+    def give(self, n: int) -> None:
+        with self._changed:
+            self.free += n
+            self._changed.notify_all()
 
 
 class HashingReader:
