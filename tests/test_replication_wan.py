@@ -1,0 +1,199 @@
+"""Replication and audits of an S3 copy at network speed (issue 29), against moto's server:
+what the stores answered is kept, so a quick audit asks nothing per object; large files
+go in many parts at once within a memory budget; no request waits on `100-continue`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+import pytest
+
+from preserve.ingest.ingest import Metadata, ingest
+from preserve.storage.audit import audit
+from preserve.storage.repair import repair
+from preserve.storage.replicate import replicate
+from preserve.stores import s3_uploads
+from preserve.stores.s3 import S3Storage
+from preserve.stores.s3_settings import S3Settings
+from tests.conftest import content_key
+from tests.test_replication import _two_copy_repo
+
+
+@pytest.fixture
+def server():
+    from tests.s3server import S3Server
+
+    s = S3Server()
+    yield s
+    s.stop()
+
+
+def _sent(store: S3Storage, aip: str) -> dict[str, int]:
+    """Requests the location's client makes from now on for the AIP's objects (not its
+    logs/, where an audit puts its record), by operation; a listing counts as many."""
+    sent: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def count(model, params, **_):
+        key = params.get("Key", params.get("Prefix", ""))
+        if aip in key and "/logs/" not in key:
+            with lock:
+                sent[model.name] = sent.get(model.name, 0) + 1
+
+    store.client.meta.events.register("before-parameter-build.s3", count)
+    return sent
+
+
+def _many_files(tmp_path, n: int = 60):
+    source = tmp_path / "many"
+    (source / "sub").mkdir(parents=True)
+    for i in range(n):
+        (source / ("sub" if i % 2 else "") / f"f{i:03}.bin").write_bytes(os.urandom(50 + i))
+    return source
+
+
+def test_a_quick_audit_after_replication_asks_nothing_per_object(tmp_path, server):
+    """The copy's ETags were kept as each upload was verified: the quick audit is the
+    listing, every object compared, none asked for (60 files: no HeadObject, no GetObject)."""
+    repo = _two_copy_repo(tmp_path, server)
+    aip = ingest(repo, _many_files(tmp_path), Metadata("c")).aip_id
+    kept = repo.catalog.execute("SELECT COUNT(*) FROM stored_etags WHERE aip_id = ? AND "
+                                "location = 'cloud'", (aip,)).fetchone()[0]
+    assert kept >= 60 + 2 + 3  # the files, the version's inventory and sidecar, root files
+    sent = _sent(repo.locations["cloud"], aip)
+    found = audit(repo, location="cloud")
+    assert found.problems == [] and found.files >= 60
+    assert set(sent) == {"ListObjectsV2"}, sent
+
+
+def test_objects_not_verified_here_are_asked_once_then_known(tmp_path, server):
+    """A catalog without the ETags (rebuilt from storage, or copies made before them): the
+    quick audit asks each object's checksum once, records the ETag, and the next asks
+    nothing. An object written again since (its ETag changed) is asked again, and a
+    changed one is found."""
+    repo = _two_copy_repo(tmp_path, server)
+    aip = ingest(repo, _many_files(tmp_path, 20), Metadata("c")).aip_id
+    with repo.catalog.transaction() as db:
+        db.execute("DELETE FROM stored_etags")
+    store = repo.locations["cloud"]
+    sent = _sent(store, aip)
+    assert audit(repo, location="cloud").problems == []
+    assert sent.get("HeadObject", 0) >= 20
+    sent.clear()
+    assert audit(repo, location="cloud").problems == []
+    assert set(sent) == {"ListObjectsV2"}, sent
+    key = f"preserve/{content_key(aip)}data/f004.bin"
+    client = server.client()
+    body = client.get_object(Bucket="archive", Key=key)["Body"].read()
+    client.put_object(Bucket="archive", Key=key, Body=bytes(len(body)),  # same size, zeros,
+                      ChecksumAlgorithm="SHA256")                      # its own checksum
+    sent.clear()
+    found = audit(repo, location="cloud")
+    assert [(p.path, p.kind) for p in found.problems] == [("data/f004.bin", "corrupt")]
+    assert sent.get("HeadObject") == 1  # that object alone
+
+
+def test_a_repaired_object_is_known_by_its_new_etag(tmp_path, server):
+    repo = _two_copy_repo(tmp_path, server)
+    aip = ingest(repo, _many_files(tmp_path, 10), Metadata("c")).aip_id
+    key = f"preserve/{content_key(aip)}data/f002.bin"
+    server.client().put_object(Bucket="archive", Key=key, Body=b"damaged")
+    assert audit(repo, location="cloud").exit_code == 1
+    assert repair(repo).exit_code == 0
+    sent = _sent(repo.locations["cloud"], aip)
+    assert audit(repo, location="cloud").problems == []
+    assert set(sent) == {"ListObjectsV2"}, sent
+
+
+def test_an_object_written_again_during_the_copy_is_not_recorded(tmp_path, server,
+                                                                 monkeypatch):
+    """Each upload was verified, and the listing after the copy shows every object with
+    the ETag its upload was answered with; one written again meanwhile (same size, other
+    bytes) fails the copy, which is not recorded."""
+    repo = _two_copy_repo(tmp_path, server, copies=1)
+    aip = ingest(repo, _many_files(tmp_path, 10), Metadata("c")).aip_id
+    key = f"preserve/{content_key(aip)}data/sub/f003.bin"
+    real = S3Storage.replace_file
+
+    def meanwhile(self, target_key, good):
+        if target_key.endswith("/inventory.json") and "/v1/" not in target_key:
+            server.client().put_object(Bucket="archive", Key=key, Body=bytes(53))
+        return real(self, target_key, good)
+
+    monkeypatch.setattr(S3Storage, "replace_file", meanwhile)
+    result = replicate(repo, to="cloud")
+    assert len(result.failed) == 1 and "written again since its upload" in result.failed[0][3]
+    assert "cloud" not in repo.catalog.replica_locations(aip, 1)
+
+
+def test_large_files_go_in_parts_at_once_within_the_memory_budget(tmp_path, server,
+                                                                   monkeypatch):
+    """Parts of every large upload share one budget: at most PART_MEMORY of them read and
+    not yet sent, so more than one part is in flight, never more than the budget holds."""
+    monkeypatch.setattr(s3_uploads, "PART_MEMORY", 2 * s3_uploads.PART_SIZE)
+    server.client().create_bucket(Bucket="parts")
+    store = S3Storage("parts", S3Settings(bucket="parts", endpoint_url=server.url,
+                                          region="us-east-1", addressing_style="path"))
+    flight, most, lock = [0], [0], threading.Lock()
+
+    def start(**_):
+        with lock:
+            flight[0] += 1
+            most[0] = max(most[0], flight[0])
+
+    def end(**_):
+        with lock:
+            flight[0] -= 1
+
+    store.client.meta.events.register("before-call.s3.UploadPart", start)
+    store.client.meta.events.register("after-call.s3.UploadPart", end)
+    big = tmp_path / "big.bin"
+    data = os.urandom(4 * s3_uploads.PART_SIZE + 123)
+    big.write_bytes(data)
+    answer = store.put_file("k/big.bin", big, hashlib.sha256(data).hexdigest(), len(data))
+    assert answer.composite and answer.etag and answer.etag.endswith("-5")
+    assert most[0] == 2
+    with store.open("k/big.bin") as f:
+        assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
+
+
+def test_a_streamed_upload_does_not_wait_for_100_continue(tmp_path, server):
+    """A file between 1 MiB and one part goes as a stream; the SDK would ask the store to
+    accept it first (Expect: 100-continue), a round trip more per object across a WAN."""
+    server.client().create_bucket(Bucket="stream")
+    store = S3Storage("stream", S3Settings(bucket="stream", endpoint_url=server.url,
+                                           region="us-east-1", addressing_style="path"))
+    headers = []
+    store.client.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: headers.append(dict(request.headers)))
+    path = tmp_path / "two.bin"
+    data = os.urandom((2 << 20) + 7)
+    path.write_bytes(data)
+    answer = store.put_file("k/two.bin", path, hashlib.sha256(data).hexdigest(), len(data))
+    assert answer.etag == hashlib.md5(data).hexdigest()  # moto: the MD5 of what it took
+    assert headers and all("Expect" not in h for h in headers), headers
+
+
+def test_replication_reports_files_and_bytes(tmp_path, server):
+    repo = _two_copy_repo(tmp_path, server, copies=1)
+    source = _many_files(tmp_path, 12)
+    aip = ingest(repo, source, Metadata("c")).aip_id
+    info = repo.catalog.version_info(aip, 1)
+    seen = {"start": None, "files": 0, "bytes": 0, "steps": 0}
+
+    class Recording:
+        def start(self, phase, files, nbytes):
+            seen["start"] = (phase, files, nbytes)
+
+        def advance(self, files, nbytes):
+            seen["files"] += files
+            seen["bytes"] += nbytes
+            seen["steps"] += 1
+
+    result = replicate(repo, to="cloud", progress=Recording())
+    assert result.complete and result.copied == [(aip, 1, "cloud")]
+    assert seen["start"] == ("replicate", info["files"], info["bytes"])
+    assert (seen["files"], seen["bytes"]) == (info["files"], info["bytes"])
+    assert seen["steps"] > 1  # advanced as the files landed, not once at the end
