@@ -12,6 +12,7 @@ storage on trust. Export, replication, audits and repair all start from this ans
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from preserve.catalog import Catalog
@@ -64,14 +65,20 @@ def listing(storage, key: str, unreadable: Callable[[str], None] = lambda rel: N
     escaping such bytes) can be in no manifest and no catalog: it goes to `unreadable`
     instead, never into the catalog, where it would stop the whole run (red-team cases 81,
     82)."""
+    here = None
+    if root and hasattr(storage, "list_here"):  # an object store: one listing, not 3 HEADs,
+        storage.client  # made here: two threads must not make it at once  # noqa: B018
+        pool = ThreadPoolExecutor(1)           # asked while the version's pages are
+        here = pool.submit(lambda: {o.key: o for o in storage.list_here(ocfl.object_of(key))})
+        pool.shutdown(wait=False)
     for o in storage.list(key):
         rel = o.key[len(key):]
         if is_utf8(rel):
             yield ocfl.rel_in_version(rel), o.size, o.etag
         else:
             unreadable(ocfl.rel_in_version(rel))
-    if root and hasattr(storage, "list_here"):  # an object store: one listing, not 3 HEADs
-        here = {o.key: o for o in storage.list_here(ocfl.object_of(key))}
+    if here is not None:
+        here = here.result()
         for name in ocfl.ROOT_FILES:
             found = here.get(ocfl.key_of(key, name))
             if found is not None:

@@ -91,16 +91,18 @@ def copy_version(repo: Repository, aip_id: str, version: int, target,
         if isinstance(target, LocalStorage):
             require_space(target.root, needed, where)
         answers = _Answers(catalog, progress or Silent())
+        side = ThreadPoolExecutor(1)  # the declaration goes while the content does
         try:
             with full_disk_named(where, needed):
-                if version == 1:
-                    answers(ocfl.ROOT_FILES[0], 0, target.put_bytes(
-                        root + ocfl.OBJECT_DECLARATION,
-                        ocfl.declaration(ocfl.OBJECT_DECLARATION)))
+                declared = side.submit(target.put_bytes, root + ocfl.OBJECT_DECLARATION,
+                                       ocfl.declaration(ocfl.OBJECT_DECLARATION)) \
+                    if version == 1 else None
                 target.publish_bag(source.bag_path(key), key,
                                    lambda rel: expected.sha256(ocfl.rel_in_version(rel)),
                                    written=lambda rel, size, answer: answers(
                                        ocfl.rel_in_version(rel), size, answer))
+                if declared is not None:  # before the root inventory makes the object
+                    answers(ocfl.ROOT_FILES[0], 0, declared.result())
                 # the object root names the new version: visible (both at once: a crash
                 # between them leaves a root the next run writes again either way)
                 inventory_answer, sidecar_answer = _together(
@@ -112,9 +114,12 @@ def copy_version(repo: Repository, aip_id: str, version: int, target,
                 answers.flush()
             _verify_complete(repo, aip_id, version, target, key, expected)
         except BaseException:  # a full disk, a mismatch, Ctrl-C: the object as it was
+            side.shutdown(wait=True)  # nothing of this copy still being written
             with suppress(Exception):  # else the next run clears it (see above)
                 _undo(repo, source, target, aip_id, version)
             raise
+        finally:
+            side.shutdown(wait=True)
         catalog.add_replica(aip_id, version, target.name, key, now_utc(), answers.composites,
                             etags_uploaded=True)
         return True
