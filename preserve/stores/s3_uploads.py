@@ -101,10 +101,14 @@ class S3Uploads:
             return self._put_small(key, path, sha256_hex, size)
         if not uploaded_in_parts(size):
             return self._put_single(key, path, sha256_hex, size)
-        composite, answer = self._put_multipart(key, path, part_size(size), stop)
-        if self.verification() == BY_STORE:  # each part was checked against its SHA-256
+        how = self.verification()
+        composite, etag, answer = self._put_multipart(key, path, part_size(size), stop,
+                                                      md5=how != BY_STORE)
+        if how == BY_STORE:  # each part was checked against its SHA-256
             self._compare(key, answer.get("ChecksumSHA256"), composite)
             return Stored(_etag(answer), composite)
+        if etag is not None:  # each part's ETag was the MD5 of the bytes sent, and the
+            return Stored(etag, composite)  # whole's the MD5 of those MD5s
         return Stored(self.verify(key, sha256_hex, size, composite=composite), composite)
 
     def _put_small(self, key: str, path: Path, sha256_hex: str, size: int) -> None:
@@ -158,31 +162,44 @@ class S3Uploads:
                                  f"is {stored or 'not given'}, ours {expected}")
 
     def _put_multipart(self, key: str, path: Path, part_bytes: int,
-                       stop: threading.Event | None) -> tuple[str, dict]:
+                       stop: threading.Event | None, md5: bool
+                       ) -> tuple[str, str | None, dict]:
         """The parts go to the location's part pool, as many at once as PART_MEMORY holds
         (shared by every upload in flight, so eight large files do not hold eight times
-        as much); this thread reads them, in order, each byte once."""
+        as much); this thread reads them, in order, each byte once, into buffers used
+        again. With `md5` (a store that does not check checksums), each part's ETag is
+        held against the MD5 of its bytes, and the whole's against the MD5 of those:
+        returned as the ETag verified (None where the store's ETags are no MD5s)."""
         bucket, full = self.settings.bucket, self._key(key)
         upload = self._call(f"start upload of {key}", self.client.create_multipart_upload,
                             Bucket=bucket, Key=full, ChecksumAlgorithm="SHA256", **self._extra())
         upload_id = upload["UploadId"]
-        budget, pool = self._parts()
+        buffers, pool = self._parts()
         sent: list[Future] = []
-        digests = []
+        digests, md5s = [], []
         failed: list[BaseException] = []  # a refused part stops the file at once
 
-        def send(number: int, chunk: bytes, b64: str, held: int) -> dict:
+        def send(number: int, buffer: bytearray, length: int, b64: str,
+                 part_md5: str | None) -> tuple[dict, bool]:
             try:
+                body = buffer if length == len(buffer) else bytes(memoryview(buffer)[:length])
                 response = self._call(f"upload part {number} of {key}",
                                       self.client.upload_part, Bucket=bucket, Key=full,
-                                      UploadId=upload_id, PartNumber=number, Body=chunk,
+                                      UploadId=upload_id, PartNumber=number, Body=body,
                                       ChecksumAlgorithm="SHA256", ChecksumSHA256=b64)
             except BaseException as e:
                 failed.append(e)
                 raise
             finally:
-                budget.give(held)
-            return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": b64}
+                buffers.give(buffer)
+            etag = _etag(response) or ""
+            if part_md5 and re.fullmatch(r"[0-9a-f]{32}", etag) and etag != part_md5:
+                failed.append(FixityMismatch(
+                    f"'{self.name}' received other bytes for part {number} of {key} than "
+                    f"were sent: its MD5 (ETag) is {etag}, the bytes sent {part_md5}"))
+                raise failed[-1]
+            return ({"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": b64},
+                    etag == part_md5)
 
         try:
             with open_stored(str(path), str(path)) as f:
@@ -192,25 +209,31 @@ class S3Uploads:
                         raise failed[0]
                     if stop is not None and stop.is_set():
                         raise PreserveError(f"the upload of {key} was stopped")
-                    held = budget.take(part_bytes)
+                    buffer = buffers.take(part_bytes)
                     try:
-                        chunk = f.read(part_bytes)
+                        length = _read_into(f, buffer)
                     except BaseException:
-                        budget.give(held)
+                        buffers.give(buffer)
                         raise
-                    if not chunk:
-                        budget.give(held)
+                    if not length:
+                        buffers.give(buffer)
                         break
                     number += 1
-                    digest = hashlib.sha256(chunk).digest()
+                    view = memoryview(buffer)[:length]
+                    digest = hashlib.sha256(view).digest()
                     digests.append(digest)
-                    sent.append(pool.submit(send, number, chunk,
-                                            base64.b64encode(digest).decode(), held))
-                    del chunk
-            parts = [future.result() for future in sent]
+                    part_md5 = hashlib.md5(view, usedforsecurity=False) if md5 else None
+                    if part_md5 is not None:
+                        md5s.append(part_md5.digest())
+                    del view
+                    sent.append(pool.submit(send, number, buffer, length,
+                                            base64.b64encode(digest).decode(),
+                                            part_md5 and part_md5.hexdigest()))
+            results = [future.result() for future in sent]
             answer = self._call(f"complete upload of {key}",
                                 self.client.complete_multipart_upload, Bucket=bucket, Key=full,
-                                UploadId=upload_id, MultipartUpload={"Parts": parts})
+                                UploadId=upload_id,
+                                MultipartUpload={"Parts": [part for part, _ in results]})
         except BaseException:
             for future in sent:
                 future.cancel()
@@ -222,15 +245,23 @@ class S3Uploads:
                 self.client.abort_multipart_upload(Bucket=bucket, Key=full, UploadId=upload_id)
             raise
         composite = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
-        return composite, answer
+        verified = None
+        if md5 and all(same for _, same in results):
+            whole = hashlib.md5(b"".join(md5s), usedforsecurity=False).hexdigest()
+            verified = f"{whole}-{len(md5s)}"
+            if _etag(answer) != verified:
+                raise FixityMismatch(f"'{self.name}' assembled other bytes for {key} than "
+                                     f"were sent: its ETag is {_etag(answer)}, the parts sent "
+                                     f"make {verified}")
+        return composite, verified, answer
 
-    def _parts(self) -> tuple[_Budget, ThreadPoolExecutor]:
-        """The location's part pool and the memory its parts may hold, made once."""
+    def _parts(self) -> tuple[_PartBuffers, ThreadPoolExecutor]:
+        """The location's part pool and the buffers its parts are read into, made once."""
         with self._verification_lock:
             if self._part_pool is None:
                 threads = max(1, min(self.settings.concurrency, PART_MEMORY // PART_SIZE))
                 self._part_pool = ThreadPoolExecutor(threads, thread_name_prefix="part")
-                self._part_budget = _Budget(PART_MEMORY)
+                self._part_budget = _PartBuffers(PART_MEMORY)
             return self._part_budget, self._part_pool
 
     def verify(self, key: str, sha256_hex: str, size: int,
@@ -343,24 +374,45 @@ def _etag(answer: dict) -> str | None:
     return answer.get("ETag", "").strip('"') or None
 
 
-class _Budget:
-    """Bytes that may be held at once (parts read and not yet sent); a part bigger than
-    the whole budget waits until nothing else is held."""
+def _read_into(f, buffer: bytearray) -> int:
+    """Fill `buffer` from `f` (a read may return less than asked); the bytes read."""
+    view, filled = memoryview(buffer), 0
+    while filled < len(buffer):
+        n = f.readinto(view[filled:])
+        if not n:
+            break
+        filled += n
+    return filled
+
+
+class _PartBuffers:
+    """Buffers for parts read and not yet sent: at most `total` bytes of them, each used
+    again once its part is sent. (A new 8 MiB object per part leaves the allocator
+    holding freed ones in every thread's arena: the process grew well past the parts in
+    flight.) A part bigger than the whole budget waits until nothing else is held."""
 
     def __init__(self, total: int):
-        self.total, self.free = total, total
+        self.total, self.held = total, 0
+        self.free: list[bytearray] = []
         self._changed = threading.Condition()
 
-    def take(self, n: int) -> int:
-        n = min(n, self.total)
+    def take(self, n: int) -> bytearray:
         with self._changed:
-            self._changed.wait_for(lambda: self.free >= n)
-            self.free -= n
-        return n
+            self._changed.wait_for(lambda: self.held + n <= self.total or not self.held)
+            self.held += n
+            for i, buffer in enumerate(self.free):
+                if len(buffer) == n:
+                    return self.free.pop(i)
+            while self.free and self.held + sum(map(len, self.free)) > self.total:
+                self.free.pop()  # of another size: let it go
+        return bytearray(n)
 
-    def give(self, n: int) -> None:
+    def give(self, buffer: bytearray) -> None:
         with self._changed:
-            self.free += n
+            self.held -= len(buffer)
+            self.free.append(buffer)
+            while self.free and self.held + sum(map(len, self.free)) > self.total:
+                self.free.pop(0)
             self._changed.notify_all()
 
 
