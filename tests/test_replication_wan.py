@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from preserve.errors import FixityMismatch
 from preserve.ingest.ingest import Metadata, ingest
 from preserve.storage.audit import audit
 from preserve.storage.repair import repair
@@ -202,3 +203,20 @@ def test_replication_reports_files_and_bytes(tmp_path, server):
     assert seen["start"] == ("replicate", info["files"], info["bytes"])
     assert (seen["files"], seen["bytes"]) == (info["files"], info["bytes"])
     assert seen["steps"] > 1  # advanced as the files landed, not once at the end
+
+
+def test_a_large_local_file_that_changed_is_never_completed_at_the_store(tmp_path, server):
+    """A file sent in parts is hashed whole as it is read: one whose bytes are not the
+    recorded ones is abandoned before the store assembles it (each part's own checksum
+    would have passed: they are of the bytes read)."""
+    server.client().create_bucket(Bucket="changed")
+    store = S3Storage("changed", S3Settings(bucket="changed", endpoint_url=server.url,
+                                            region="us-east-1", addressing_style="path"))
+    big = tmp_path / "big.bin"
+    data = os.urandom(s3_uploads.PART_SIZE + 1000)
+    big.write_bytes(data)
+    recorded = hashlib.sha256(data).hexdigest()
+    big.write_bytes(b"x" + data[1:])  # changed on disk since it was recorded
+    with pytest.raises(FixityMismatch, match="does not hold the bytes recorded"):
+        store.put_file("k/big.bin", big, recorded, len(data))
+    assert store.stat("k/big.bin") is None and store.open_uploads() == []

@@ -103,7 +103,7 @@ class S3Uploads:
             return self._put_single(key, path, sha256_hex, size)
         how = self.verification()
         composite, etag, answer = self._put_multipart(key, path, part_size(size), stop,
-                                                      md5=how != BY_STORE)
+                                                      sha256_hex, md5=how != BY_STORE)
         if how == BY_STORE:  # each part was checked against its SHA-256
             self._compare(key, answer.get("ChecksumSHA256"), composite)
             return Stored(_etag(answer), composite)
@@ -162,14 +162,16 @@ class S3Uploads:
                                  f"is {stored or 'not given'}, ours {expected}")
 
     def _put_multipart(self, key: str, path: Path, part_bytes: int,
-                       stop: threading.Event | None, md5: bool
+                       stop: threading.Event | None, sha256_hex: str, md5: bool
                        ) -> tuple[str, str | None, dict]:
         """The parts go to the location's part pool, as many at once as PART_MEMORY holds
         (shared by every upload in flight, so eight large files do not hold eight times
         as much); this thread reads them, in order, each byte once, into buffers used
-        again. With `md5` (a store that does not check checksums), each part's ETag is
-        held against the MD5 of its bytes, and the whole's against the MD5 of those:
-        returned as the ETag verified (None where the store's ETags are no MD5s)."""
+        again, and hashes them whole: a file that is not the one recorded (`sha256_hex`)
+        is never completed at the store. With `md5` (a store that does not check
+        checksums), each part's ETag is held against the MD5 of its bytes, and the
+        whole's against the MD5 of those: returned as the ETag verified (None where the
+        store's ETags are no MD5s)."""
         bucket, full = self.settings.bucket, self._key(key)
         upload = self._call(f"start upload of {key}", self.client.create_multipart_upload,
                             Bucket=bucket, Key=full, ChecksumAlgorithm="SHA256", **self._extra())
@@ -177,6 +179,7 @@ class S3Uploads:
         buffers, pool = self._parts()
         sent: list[Future] = []
         digests, md5s = [], []
+        whole = hashlib.sha256()
         failed: list[BaseException] = []  # a refused part stops the file at once
 
         def send(number: int, buffer: bytearray, length: int, b64: str,
@@ -220,6 +223,7 @@ class S3Uploads:
                         break
                     number += 1
                     view = memoryview(buffer)[:length]
+                    whole.update(view)
                     digest = hashlib.sha256(view).digest()
                     digests.append(digest)
                     part_md5 = hashlib.md5(view, usedforsecurity=False) if md5 else None
@@ -230,6 +234,12 @@ class S3Uploads:
                                             base64.b64encode(digest).decode(),
                                             part_md5 and part_md5.hexdigest()))
             results = [future.result() for future in sent]
+            if whole.hexdigest() != sha256_hex:
+                raise FixityMismatch(f"{path} does not hold the bytes recorded for {key} (its "
+                                     f"SHA-256 differs); the upload to '{self.name}' was "
+                                     "abandoned, nothing of it kept",
+                                     hint="run 'preserve audit' on the local copy, then "
+                                          "'preserve repair'")
             answer = self._call(f"complete upload of {key}",
                                 self.client.complete_multipart_upload, Bucket=bucket, Key=full,
                                 UploadId=upload_id,
@@ -247,8 +257,8 @@ class S3Uploads:
         composite = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
         verified = None
         if md5 and all(same for _, same in results):
-            whole = hashlib.md5(b"".join(md5s), usedforsecurity=False).hexdigest()
-            verified = f"{whole}-{len(md5s)}"
+            of_parts = hashlib.md5(b"".join(md5s), usedforsecurity=False).hexdigest()
+            verified = f"{of_parts}-{len(md5s)}"
             if _etag(answer) != verified:
                 raise FixityMismatch(f"'{self.name}' assembled other bytes for {key} than "
                                      f"were sent: its ETag is {_etag(answer)}, the parts sent "
