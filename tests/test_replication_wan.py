@@ -167,7 +167,8 @@ def test_large_files_go_in_parts_at_once_within_the_memory_budget(tmp_path, serv
 
 def test_a_streamed_upload_does_not_wait_for_100_continue(tmp_path, server):
     """A file between 1 MiB and one part goes as a stream; the SDK would ask the store to
-    accept it first (Expect: 100-continue), a round trip more per object across a WAN."""
+    accept it first (Expect: 100-continue), a round trip more per object across a WAN, and
+    over plain http hash every byte once more to sign the body."""
     server.client().create_bucket(Bucket="stream")
     store = S3Storage("stream", S3Settings(bucket="stream", endpoint_url=server.url,
                                            region="us-east-1", addressing_style="path"))
@@ -180,6 +181,8 @@ def test_a_streamed_upload_does_not_wait_for_100_continue(tmp_path, server):
     answer = store.put_file("k/two.bin", path, hashlib.sha256(data).hexdigest(), len(data))
     assert answer.etag == hashlib.md5(data).hexdigest()  # moto: the MD5 of what it took
     assert headers and all("Expect" not in h for h in headers), headers
+    # its SHA-256 goes in a signed header: the body is not hashed again for the signature
+    assert all(h["X-Amz-Content-SHA256"] == b"UNSIGNED-PAYLOAD" for h in headers), headers
 
 
 def test_replication_reports_files_and_bytes(tmp_path, server):

@@ -116,7 +116,12 @@ class S3Storage(S3Uploads):
             retries={"max_attempts": attempts, "mode": "standard"},
             max_pool_connections=self.settings.concurrency + PART_MEMORY // PART_SIZE,
             connect_timeout=self.settings.connect_timeout, read_timeout=read,
-            s3={"addressing_style": self.settings.addressing_style},
+            # Every upload carries its SHA-256 in a signed header (the store checks it, or
+            # its ETag is held against the MD5 of the bytes sent), so the body is not also
+            # hashed for the signature: the SDK does that over plain http, one pass more
+            # of every byte (issue 29).
+            s3={"addressing_style": self.settings.addressing_style,
+                "payload_signing_enabled": False},
             request_checksum_calculation=self.settings.checksum,
             response_checksum_validation=self.settings.checksum,
         )
