@@ -27,8 +27,9 @@ def server():
     s.stop()
 
 
-def _two_copy_repo(tmp_path, server: S3Server, bucket="archive", copies=2) -> Repository:
-    repo, _ = Repository.init(tmp_path / "repo")
+def _two_copy_repo(tmp_path, server: S3Server, bucket="archive", copies=2,
+                   catalog: str | None = None) -> Repository:
+    repo, _ = Repository.init(tmp_path / "repo", catalog)
     repo.close()
     server.client().create_bucket(Bucket=bucket)
     (repo.root / "locations" / "cloud.yaml").write_text(yaml.safe_dump({

@@ -55,10 +55,15 @@ def _many_files(tmp_path, n: int = 60):
     return source
 
 
-def test_a_quick_audit_after_replication_asks_nothing_per_object(tmp_path, server):
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
+def test_a_quick_audit_after_replication_asks_nothing_per_object(tmp_path, server, catalog,
+                                                                  request):
     """The copy's ETags were kept as each upload was verified: the quick audit is the
-    listing, every object compared, none asked for (60 files: no HeadObject, no GetObject)."""
-    repo = _two_copy_repo(tmp_path, server)
+    listing, every object compared, none asked for (60 files: no HeadObject, no GetObject);
+    on either catalog."""
+    url = request.getfixturevalue("fresh_database") if catalog == "postgresql" else None
+    repo = _two_copy_repo(tmp_path, server, catalog=url)
+    assert repo.catalog.describe().startswith("postgresql") == (catalog == "postgresql")
     aip = ingest(repo, _many_files(tmp_path), Metadata("c")).aip_id
     kept = repo.catalog.execute("SELECT COUNT(*) FROM stored_etags WHERE aip_id = ? AND "
                                 "location = 'cloud'", (aip,)).fetchone()[0]
