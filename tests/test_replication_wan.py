@@ -228,3 +228,54 @@ def test_a_large_local_file_that_changed_is_never_completed_at_the_store(tmp_pat
     with pytest.raises(FixityMismatch, match="does not hold the bytes recorded"):
         store.put_file("k/big.bin", big, recorded, len(data))
     assert store.stat("k/big.bin") is None and store.open_uploads() == []
+
+
+def test_several_aips_are_copied_at_once_within_the_location_concurrency(tmp_path, server,
+                                                                         monkeypatch):
+    """Each copy waits a few round trips in turn; several AIPs go at once (each thread
+    with its own catalog connection), and the location's `concurrency` bounds the
+    uploads of all of them together."""
+    import yaml
+
+    from preserve.storage import replicate as replication
+
+    repo = _two_copy_repo(tmp_path, server, copies=1)
+    location = repo.root / "locations" / "cloud.yaml"
+    location.write_text(yaml.safe_dump({**yaml.safe_load(location.read_text()),
+                                        "concurrency": 2}))
+    aips = []
+    for n in range(6):
+        source = tmp_path / f"src{n}"
+        source.mkdir()
+        for i in range(5):
+            (source / f"f{i}.txt").write_bytes(os.urandom(300 + i))
+        aips.append(ingest(repo, source, Metadata("c")).aip_id)
+    repo.close()
+    repo = type(repo)(repo.root)
+    lock = threading.Lock()
+    now = {"copies": 0, "requests": 0}
+    most = {"copies": 0, "requests": 0}
+
+    def counted(kind, fn):
+        def run(*args, **kwargs):
+            with lock:
+                now[kind] += 1
+                most[kind] = max(most[kind], now[kind])
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with lock:
+                    now[kind] -= 1
+        return run
+
+    real_copy, real_call = replication.copy_version, S3Storage._call
+    monkeypatch.setattr(replication, "copy_version", counted("copies", real_copy))
+    monkeypatch.setattr(S3Storage, "_call", lambda self, what, fn, **kw: real_call(
+        self, what, counted("requests", fn), **kw))
+    result = replicate(repo, to="cloud")
+    assert result.complete and sorted(a for a, _, _ in result.copied) == sorted(aips)
+    assert most["copies"] > 1
+    assert most["requests"] == 2  # in flight: the location's concurrency, for all copies
+    sent = _sent(repo.locations["cloud"], aips[0])
+    assert audit(repo, location="cloud").problems == []
+    assert set(sent) == {"ListObjectsV2"}, sent

@@ -11,6 +11,7 @@ leave every other location's work done.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ from preserve.stores import LocalStorage
 from preserve.stores.base import ensure_ocfl_root
 from preserve.system.locks import writer_lock
 from preserve.system.space import full_disk_named, require_space
+
+# AIPs copied at once to an object store (see _copy_lanes); requests in flight stay the
+# location's `concurrency`, shared by all of them.
+AIPS_AT_ONCE = 4
 
 
 @dataclass
@@ -55,7 +60,7 @@ class ReplicationResult:
 
 
 def copy_version(repo: Repository, aip_id: str, version: int, target,
-                 progress: Progress | None = None) -> bool:
+                 progress: Progress | None = None, stop: threading.Event | None = None) -> bool:
     """Write one AIP version to `target` from a verified local replica, check that all of
     it is there, then record it. The version folder goes first, the object root's
     inventory (naming the new head) last, as ingest and describe write them. Under the
@@ -100,7 +105,7 @@ def copy_version(repo: Repository, aip_id: str, version: int, target,
                 target.publish_bag(source.bag_path(key), key,
                                    lambda rel: expected.sha256(ocfl.rel_in_version(rel)),
                                    written=lambda rel, size, answer: answers(
-                                       ocfl.rel_in_version(rel), size, answer))
+                                       ocfl.rel_in_version(rel), size, answer), stop=stop)
                 if declared is not None:  # before the root inventory makes the object
                     answers(ocfl.ROOT_FILES[0], 0, declared.result())
                 # the object root names the new version: visible (both at once: a crash
@@ -232,28 +237,103 @@ def replicate(repo: Repository, *, to: str | None = None, aips: list[str] | None
         if aips is not None:
             wanted = {repo.catalog.resolve(a) for a in aips}
             missing = [(a, v) for a, v in missing if a in wanted]
+        if missing:  # once, before several copies might each find an empty root
+            with suppress(PreserveError):  # refused: each copy names why
+                ensure_ocfl_root(target)
         work.extend((aip_id, version, target) for aip_id, version in missing)
     sizes = {(a, v): repo.catalog.version_info(a, v) for a, v, _ in work}
     progress.start("replicate", sum(sizes[(a, v)]["files"] for a, v, _ in work),
                    sum(sizes[(a, v)]["bytes"] for a, v, _ in work))
-    for aip_id, version, target in work:
-        info = sizes[(aip_id, version)]
-        share = Share(progress, info["files"], info["bytes"])
-        if target.name in result.unreachable or target.name in result.full:
-            share.finish()
-            continue
-        try:
-            if copy_version(repo, aip_id, version, target, share):
-                result.copied.append((aip_id, version, target.name))
+    lanes: dict[tuple[str, str], list] = {}  # one AIP's versions at one location, in order
+    for item in work:
+        lanes.setdefault((item[2].name, item[0]), []).append(item)
+    at_once = min(AIPS_AT_ONCE, len(lanes)) if any(
+        not isinstance(target, LocalStorage) for *_, target in work) else 1
+    lock, stop = threading.Lock(), threading.Event()
+    progress = _Locked(progress) if at_once > 1 else progress
+
+    def copy_lane(items: list, here: Repository) -> None:
+        for aip_id, version, named in items:
+            target = here.locations[named.name]
+            info = sizes[(aip_id, version)]
+            share = Share(progress, info["files"], info["bytes"])
+            with lock:
+                skip = target.name in result.unreachable or target.name in result.full
+            if skip or stop.is_set():
+                share.finish()
+                continue
+            try:
+                copied = copy_version(here, aip_id, version, target, share, stop=stop)
+            except NoSpace as e:  # the next AIPs would not fit either
+                with lock:
+                    result.full.append(target.name)
+                    result.failed.append((aip_id, version, target.name, e.message))
+            except StorageUnreachable:
+                with lock:
+                    result.unreachable.append(target.name)
+            except PreserveError as e:
+                with lock:
+                    result.failed.append((aip_id, version, target.name, e.message))
             else:
-                result.already += 1
-        except NoSpace as e:  # the next AIPs would not fit either
-            result.full.append(target.name)
-            result.failed.append((aip_id, version, target.name, e.message))
-        except StorageUnreachable:
-            result.unreachable.append(target.name)
-        except PreserveError as e:
-            result.failed.append((aip_id, version, target.name, e.message))
-        share.finish()
+                with lock:
+                    if copied:
+                        result.copied.append((aip_id, version, target.name))
+                    else:
+                        result.already += 1
+            share.finish()
+
+    if at_once <= 1:
+        copy_lane(work, repo)
+        return result
+    _copy_lanes(repo, list(lanes.values()), at_once, copy_lane, stop)
+    with lock:
+        result.unreachable = sorted(set(result.unreachable))
     return result
 
+
+def _copy_lanes(repo: Repository, lanes: list, at_once: int, copy_lane, stop) -> None:
+    """Several AIPs copied at once to object stores: each copy waits a few round trips in
+    turn (clearing leftovers, the inventories, the listing after), which a WAN makes the
+    cost of every small AIP. Each thread has its own catalog connection (a Repository);
+    the location's `concurrency` and part buffers are shared by all (s3_uploads). Ctrl-C
+    stops every copy where it is, each undone as one copy alone is."""
+    here = threading.local()
+    opened: list[Repository] = []
+    guard = threading.Lock()
+
+    def lane(items: list) -> None:
+        if not hasattr(here, "repo"):
+            here.repo = Repository(repo.root)
+            with guard:
+                opened.append(here.repo)
+        copy_lane(items, here.repo)
+
+    try:
+        with ThreadPoolExecutor(at_once) as pool:
+            futures = [pool.submit(lane, items) for items in lanes]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                stop.set()
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        for opened_repo in opened:
+            opened_repo.close()
+
+
+class _Locked:
+    """A progress bar advanced from several threads."""
+
+    def __init__(self, progress: Progress):
+        self.progress, self._lock = progress, threading.Lock()
+
+    def start(self, phase, files, nbytes) -> None:
+        with self._lock:
+            self.progress.start(phase, files, nbytes)
+
+    def advance(self, files: int, nbytes: int) -> None:
+        with self._lock:
+            self.progress.advance(files, nbytes)

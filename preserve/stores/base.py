@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,11 +88,12 @@ class Storage(Protocol):
     name: str
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
-                    *, move: bool = False, written: Written | None = None) -> None:
+                    *, move: bool = False, written: Written | None = None,
+                    stop: threading.Event | None = None) -> None:
         """Store the finished bag folder `source` under `prefix`, verified against
         `digests` (the sha256 each bag path must have); visible only once complete. An
         object store tells `written` what it answered for each file (in the caller's
-        thread)."""
+        thread); `stop`, once set, ends its uploads (another thread's Ctrl-C)."""
 
     def check_reachable(self) -> None:
         """Raise StorageUnreachable unless the location answers."""

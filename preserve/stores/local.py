@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -157,7 +158,8 @@ class LocalStorage:
         return removed
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
-                    *, move: bool = False, written: Written | None = None) -> None:
+                    *, move: bool = False, written: Written | None = None,
+                    stop: threading.Event | None = None) -> None:
         """Store the finished bag `source` under `prefix`, all at once.
 
         With move=True (a staging folder on this filesystem) the folder is renamed into

@@ -11,7 +11,6 @@ secret is ever written to a file, a message or an event.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import suppress
@@ -27,6 +26,7 @@ from preserve.stores.s3_uploads import (  # noqa: F401 - uploaded_in_parts: the 
     PART_MEMORY,
     PART_SIZE,
     S3Uploads,
+    shared_place,
     uploaded_in_parts,
 )
 
@@ -57,10 +57,9 @@ class S3Storage(S3Uploads):
         self._session = None
         self._down: StorageUnreachable | None = None  # found unreachable moments ago
         self._down_until = 0.0
-        self._part_pool = None  # made on the first upload in parts (s3_uploads._parts)
-        self._part_budget = None
-        self._verification: str | None = None  # BY_STORE, BY_ETAG or BY_HEAD, once known
-        self._verification_lock = threading.Lock()
+        # the verification found, requests in flight and part buffers: one per store and
+        # prefix in this process, whatever the number of S3Storage objects on it
+        self._shared = shared_place(self.place(), settings.concurrency)
 
     def place(self) -> tuple[str, str]:
         """(store, key prefix) where this location's objects live, for telling whether two
@@ -159,7 +158,8 @@ class S3Storage(S3Uploads):
         if self._down is not None and time.monotonic() < self._down_until:
             raise self._down  # the failure said it moments ago: no more waiting on it
         try:
-            return fn(**kwargs)
+            with self._shared.in_flight:  # the location's `concurrency`, whatever is running
+                return fn(**kwargs)
         except (NoCredentialsError, PartialCredentialsError) as e:
             raise self._unreachable(what, e) from None
         except (BotoConnectionError, HTTPClientError) as e:

@@ -59,6 +59,28 @@ DIGEST_REFUSED = frozenset({"BadDigest", "InvalidDigest", "XAmzContentChecksumMi
 PROBE_KEY = "extensions/preserve-probe/checksum-"
 
 
+class _Place:
+    """What every S3Storage of one store and prefix in this process shares (replicate
+    copies several AIPs at once, each thread with its own): the verification found, the
+    requests in flight (the location's `concurrency`), the part pool and its buffers."""
+
+    def __init__(self, concurrency: int):
+        self.lock = threading.Lock()
+        self.verification: str | None = None
+        self.in_flight = threading.BoundedSemaphore(concurrency)
+        self.parts: tuple[_PartBuffers, ThreadPoolExecutor] | None = None
+
+
+_PLACES: dict[tuple[str, str, int], _Place] = {}
+_PLACES_LOCK = threading.Lock()
+
+
+def shared_place(place: tuple[str, str], concurrency: int) -> _Place:
+    """The state shared by every S3Storage of `place` with these settings."""
+    with _PLACES_LOCK:
+        return _PLACES.setdefault((*place, concurrency), _Place(concurrency))
+
+
 def _b64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
@@ -70,10 +92,11 @@ class S3Uploads:
     def verification(self) -> str:
         """How this store's uploads are verified: probed once (an upload of a few bytes
         with a wrong SHA-256: refused, or taken and deleted)."""
-        with self._verification_lock:
-            if self._verification is None:
-                self._verification = self._probe_checksums()
-            return self._verification
+        shared = self._shared
+        with shared.lock:
+            if shared.verification is None:
+                shared.verification = self._probe_checksums()
+            return shared.verification
 
     def _probe_checksums(self) -> str:
         import uuid
@@ -151,8 +174,8 @@ class S3Uploads:
                                      f"sent: its MD5 (ETag) is {etag}, the bytes sent "
                                      f"{body.md5.hexdigest()}")
             return Stored(etag)
-        with self._verification_lock:
-            self._verification = BY_HEAD
+        with self._shared.lock:
+            self._shared.verification = BY_HEAD
         return Stored(self.verify(key, sha256_hex, size))
 
     def _compare(self, key: str, stored: str | None, expected: str) -> None:
@@ -267,12 +290,13 @@ class S3Uploads:
 
     def _parts(self) -> tuple[_PartBuffers, ThreadPoolExecutor]:
         """The location's part pool and the buffers its parts are read into, made once."""
-        with self._verification_lock:
-            if self._part_pool is None:
+        shared = self._shared
+        with shared.lock:
+            if shared.parts is None:
                 threads = max(1, min(self.settings.concurrency, PART_MEMORY // PART_SIZE))
-                self._part_pool = ThreadPoolExecutor(threads, thread_name_prefix="part")
-                self._part_budget = _PartBuffers(PART_MEMORY)
-            return self._part_budget, self._part_pool
+                shared.parts = (_PartBuffers(PART_MEMORY),
+                                ThreadPoolExecutor(threads, thread_name_prefix="part"))
+            return shared.parts
 
     def verify(self, key: str, sha256_hex: str, size: int,
                composite: str | None = None) -> str | None:
@@ -295,7 +319,8 @@ class S3Uploads:
         return _etag(head)
 
     def publish_bag(self, source: Path, prefix: str, digests: DigestOf | None = None,
-                    *, move: bool = False, written: Written | None = None) -> None:
+                    *, move: bool = False, written: Written | None = None,
+                    stop: threading.Event | None = None) -> None:
         """Upload every file of the version folder, its inventory and sidecar last, each
         verified against `digests` (the sha256 recorded at ingest) or, failing that,
         against a digest taken here; `written` is told each store's answer, in this
@@ -303,7 +328,7 @@ class S3Uploads:
         that memory does not grow with the number of files. `move` means nothing here."""
         digests = digests or (lambda _: None)
         written = written or (lambda rel, size, answer: None)
-        stop = threading.Event()
+        stop = stop or threading.Event()
 
         def upload(path: Path, rel: str, digest: str | None) -> tuple[str, int, Stored]:
             if stop.is_set():
