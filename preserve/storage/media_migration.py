@@ -25,7 +25,9 @@ are skipped, the audit runs again, a deletion half done is done again.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 
 import yaml
@@ -49,8 +51,9 @@ from preserve.storage.audit import audit
 from preserve.storage.locations import location_file
 from preserve.storage.object_log import event_record, log_document, record_event, write_document
 from preserve.storage.recovery import tidy
-from preserve.storage.replicate import copy_version
+from preserve.storage.replicate import Locked, copy_version, in_lanes, lanes_at_once
 from preserve.stores import LocalStorage
+from preserve.stores.base import ensure_ocfl_root
 from preserve.system.locks import writer_lock
 
 RATE_SAMPLE_BYTES = 64 * 2**20  # what --plan reads of FROM to estimate the time
@@ -193,33 +196,50 @@ def migrate_location(repo: Repository, source: str, target: str, *, retire: bool
 
 
 def _copy(repo: Repository, result: MoveResult, target, progress: Progress) -> None:
+    """Each AIP's versions in turn; several AIPs at once to an object store (as
+    replicate copies them: replicate.in_lanes)."""
     todo = [(m, v) for m in result.moves for v in m.to_copy]
     size = {(m.aip, v): repo.catalog.version_info(m.aip, v) for m, v in todo}
     progress.start("copy", sum(s["files"] for s in size.values()),
                    sum(s["bytes"] for s in size.values()))
     medium = _medium(repo, result.source)
     same_medium = medium is not None and medium == _medium(repo, result.target)
-    for move in result.moves:
-        try:
-            for version in move.to_copy:
-                info = size[(move.aip, version)]
-                share = Share(progress, info["files"], info["bytes"])
-                try:
-                    if copy_version(repo, move.aip, version, target, share):
+    at_once = lanes_at_once([target], len([m for m in result.moves if m.to_copy]))
+    progress = Locked(progress) if at_once > 1 else progress
+    stop = threading.Event()
+
+    def copy_moves(moves: list[AipMove], here: Repository) -> None:
+        to = here.locations[target.name]
+        for move in moves:
+            shares = [Share(progress, size[(move.aip, v)]["files"], size[(move.aip, v)]["bytes"])
+                      for v in move.to_copy]
+            try:
+                for version, share in zip(move.to_copy, shares, strict=True):
+                    if stop.is_set():
+                        raise PreserveError("stopped")
+                    if copy_version(here, move.aip, version, to, share, stop=stop):
                         move.copied.append(version)
-                finally:
-                    share.finish()
-        except StorageUnreachable as e:
-            move.problem, move.unreachable = e.message, True
-        except PreserveError as e:
-            move.problem = e.message
-        if move.copied:
-            _event(repo, target, move.aip, Event(
-                "refreshment" if same_medium else "replication", now_utc(), "success",
-                f"storage migration from location '{result.source}' to '{result.target}'",
-                f"v{', v'.join(map(str, move.copied))} copied to '{result.target}', every file "
-                "verified against the record as it was written",
-                [(AGENT_PRESERVE, "executing program")]), "migrate")
+            except StorageUnreachable as e:
+                move.problem, move.unreachable = e.message, True
+            except PreserveError as e:
+                move.problem = e.message
+            for share in shares:
+                share.finish()
+            if move.copied:
+                _event(here, to, move.aip, Event(
+                    "refreshment" if same_medium else "replication", now_utc(), "success",
+                    f"storage migration from location '{result.source}' to "
+                    f"'{result.target}'",
+                    f"v{', v'.join(map(str, move.copied))} copied to '{result.target}', every "
+                    "file verified against the record as it was written",
+                    [(AGENT_PRESERVE, "executing program")]), "migrate")
+
+    if at_once <= 1:
+        copy_moves(result.moves, repo)
+        return
+    with suppress(PreserveError):  # once, before several copies might each find it empty
+        ensure_ocfl_root(target)
+    in_lanes(repo, [[m] for m in result.moves if m.to_copy], at_once, copy_moves, stop)
 
 
 def _verify(repo: Repository, result: MoveResult, progress: Progress) -> None:

@@ -247,10 +247,9 @@ def replicate(repo: Repository, *, to: str | None = None, aips: list[str] | None
     lanes: dict[tuple[str, str], list] = {}  # one AIP's versions at one location, in order
     for item in work:
         lanes.setdefault((item[2].name, item[0]), []).append(item)
-    at_once = min(AIPS_AT_ONCE, len(lanes)) if any(
-        not isinstance(target, LocalStorage) for *_, target in work) else 1
+    at_once = lanes_at_once([target for *_, target in work], len(lanes))
     lock, stop = threading.Lock(), threading.Event()
-    progress = _Locked(progress) if at_once > 1 else progress
+    progress = Locked(progress) if at_once > 1 else progress
 
     def copy_lane(items: list, here: Repository) -> None:
         for aip_id, version, named in items:
@@ -285,18 +284,25 @@ def replicate(repo: Repository, *, to: str | None = None, aips: list[str] | None
     if at_once <= 1:
         copy_lane(work, repo)
         return result
-    _copy_lanes(repo, list(lanes.values()), at_once, copy_lane, stop)
+    in_lanes(repo, list(lanes.values()), at_once, copy_lane, stop)
     with lock:
         result.unreachable = sorted(set(result.unreachable))
     return result
 
 
-def _copy_lanes(repo: Repository, lanes: list, at_once: int, copy_lane, stop) -> None:
-    """Several AIPs copied at once to object stores: each copy waits a few round trips in
-    turn (clearing leftovers, the inventories, the listing after), which a WAN makes the
-    cost of every small AIP. Each thread has its own catalog connection (a Repository);
-    the location's `concurrency` and part buffers are shared by all (s3_uploads). Ctrl-C
-    stops every copy where it is, each undone as one copy alone is."""
+def lanes_at_once(targets, lanes: int) -> int:
+    """How many AIPs to copy at once: AIPS_AT_ONCE where an object store is written."""
+    return min(AIPS_AT_ONCE, lanes) if any(
+        not isinstance(target, LocalStorage) for target in targets) else 1
+
+
+def in_lanes(repo: Repository, lanes: list, at_once: int, copy_lane, stop) -> None:
+    """Several AIPs copied at once to object stores (`copy_lane(items, repository)` for
+    each lane, `at_once` at a time): each copy waits a few round trips in turn (clearing
+    leftovers, the inventories, the listing after), which a WAN makes the cost of every
+    small AIP. Each thread has its own catalog connection (a Repository); the location's
+    `concurrency` and part buffers are shared by all (s3_uploads). Ctrl-C sets `stop`:
+    every copy ends where it is, each undone as one copy alone is."""
     here = threading.local()
     opened: list[Repository] = []
     guard = threading.Lock()
@@ -324,7 +330,7 @@ def _copy_lanes(repo: Repository, lanes: list, at_once: int, copy_lane, stop) ->
             opened_repo.close()
 
 
-class _Locked:
+class Locked:
     """A progress bar advanced from several threads."""
 
     def __init__(self, progress: Progress):
