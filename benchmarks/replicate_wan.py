@@ -2,7 +2,7 @@
 archivist would otherwise pick, side by side in one sitting, through the same relay.
 
     .venv/bin/python benchmarks/replicate_wan.py [--rtt 0,10,40] [--files 1000]
-        [--only small|large] [--aws PATH]
+        [--only small|large] [--aws PATH] [--audit] [--many N]
 
 moto's server on loopback, behind benchmarks/latency_proxy.py (each direction delayed by
 half the round trip). On the same data (small: FILES files of 1-64 KiB, from
@@ -183,6 +183,39 @@ def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str |
         print(f"  fastest peer / preserve = {best_peer / rows[0][1]:.2f}x")
 
 
+def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
+    """`count` AIPs of three 2 KB files each (the shape of most archives: an AIP per item),
+    `preserve replicate` alone: what each AIP's own round trips cost across the link."""
+    relay = LatencyRelay(server.port, rtt).start()
+    out = WORK / "wan-many"
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        repo = out / "repo"
+        renv = dict(env, PRESERVE_REPO=str(repo))
+        subprocess.run([PY, "-m", "preserve", "init"], env=renv, check=True,
+                       stdout=subprocess.DEVNULL)
+        for n in range(count):
+            source = out / f"item{n}"
+            source.mkdir(parents=True)
+            for i in range(3):
+                (source / f"page{i}.txt").write_bytes(os.urandom(2000))
+            subprocess.run([PY, "-m", "preserve", "ingest", str(source), "-c", "bench"],
+                           env=renv, check=True, stdout=subprocess.DEVNULL)
+        bucket = f"many-{int(rtt)}-{int(time.time())}"
+        server.s3.create_bucket(Bucket=bucket)
+        (repo / "locations" / "wan.yaml").write_text(yaml.safe_dump({
+            "name": "wan", "kind": "s3", "bucket": bucket, "endpoint_url": relay.url,
+            "region": "us-east-1", "addressing_style": "path", "concurrency": CONCURRENCY}))
+        seconds, requests, peak = measure(
+            server, [PY, "-m", "preserve", "replicate", "--to", "wan"], renv)
+    finally:
+        relay.stop()
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"{count} AIPs of 3 files, round trip {rtt:g} ms: {seconds:.2f} s, "
+          f"{seconds / count * 1000:.0f} ms per AIP, {requests} requests, "
+          f"peak RSS {peak / 2**20:.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rtt", default="0,10,40")
@@ -192,6 +225,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--preserve-only", action="store_true")
     parser.add_argument("--skip-loop", action="store_true", help="(slow across a WAN)")
+    parser.add_argument("--many", type=int, metavar="N",
+                        help="instead: N small AIPs, preserve replicate alone")
     parser.add_argument("--audit", action="store_true",
                         help="also: preserve's quick audit of the copy, and a HeadObject loop")
     args = parser.parse_args()
@@ -203,6 +238,10 @@ def main() -> None:
     aws = args.aws if Path(args.aws).exists() else shutil.which("aws")
     server = Server(env)
     try:
+        if args.many:
+            for rtt in (float(x) for x in args.rtt.split(",")):
+                run_many(rtt, args.many, server, env)
+            return
         for kind in [args.only] if args.only else ["small", "large"]:
             for rtt in (float(x) for x in args.rtt.split(",")):
                 run(kind, rtt, args.files, server, env, aws)
