@@ -244,9 +244,13 @@ def replicate(repo: Repository, *, to: str | None = None, aips: list[str] | None
     sizes = {(a, v): repo.catalog.version_info(a, v) for a, v, _ in work}
     progress.start("replicate", sum(sizes[(a, v)]["files"] for a, v, _ in work),
                    sum(sizes[(a, v)]["bytes"] for a, v, _ in work))
-    lanes: dict[tuple[str, str], list] = {}  # one AIP's versions at one location, in order
+    lanes: dict[tuple[str, str], list] = {}  # one AIP's versions at one object store, in
+    on_disks = []                              # order; copies to disks one after another
     for item in work:
-        lanes.setdefault((item[2].name, item[0]), []).append(item)
+        if isinstance(item[2], LocalStorage):
+            on_disks.append(item)
+        else:
+            lanes.setdefault((item[2].name, item[0]), []).append(item)
     at_once = lanes_at_once([target for *_, target in work], len(lanes))
     lock, stop = threading.Lock(), threading.Event()
     progress = Locked(progress) if at_once > 1 else progress
@@ -281,8 +285,9 @@ def replicate(repo: Repository, *, to: str | None = None, aips: list[str] | None
                         result.already += 1
             share.finish()
 
+    copy_lane(on_disks, repo)
     if at_once <= 1:
-        copy_lane(work, repo)
+        copy_lane([item for lane in lanes.values() for item in lane], repo)
         return result
     in_lanes(repo, list(lanes.values()), at_once, copy_lane, stop)
     with lock:
@@ -291,7 +296,9 @@ def replicate(repo: Repository, *, to: str | None = None, aips: list[str] | None
 
 
 def lanes_at_once(targets, lanes: int) -> int:
-    """How many AIPs to copy at once: AIPS_AT_ONCE where an object store is written."""
+    """How many AIPs to copy at once: AIPS_AT_ONCE where an object store is written (a
+    disk takes one copy at a time: its staging folder is named by the version and the
+    process)."""
     return min(AIPS_AT_ONCE, lanes) if any(
         not isinstance(target, LocalStorage) for target in targets) else 1
 
