@@ -27,6 +27,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from itertools import zip_longest
 
@@ -43,6 +44,7 @@ LOG_DIR = "extensions/preserve-log/"
 ENTRIES = LOG_DIR + "entries/"
 CHECKPOINTS = LOG_DIR + "checkpoints/"
 PUBLIC_KEY = LOG_DIR + "public-key.txt"
+LOG_BATCH = 64  # segments (or checkpoints) of the log copied to a location at once
 # The kinds of problem verify names (the user guide explains each).
 KINDS = ("edited", "inserted", "removed", "reordered", "truncated", "checkpoint", "not-copied",
          "unlogged")
@@ -147,18 +149,40 @@ def publish_if_pending(repo: Repository) -> dict[str, str]:
 
 
 def _copy_log(repo: Repository, storage, checkpoints: list[tuple], public) -> None:
+    """What `storage` lacks of the log: the segments a batch at a time, all of a batch at
+    once (a location new or long unreachable lacks many, each a round trip across a WAN),
+    then the checkpoints, each after the entries it vouches for."""
     have = {info.key for info in storage.list(LOG_DIR)}
     if PUBLIC_KEY not in have:
         storage.put_bytes(PUBLIC_KEY, _public_key_text(public).encode())
+    segments, notes_missing = [], []
     previous = 0
     for size, _root, note in checkpoints:
-        key = segment_key(previous + 1, size)
-        if key not in have:
-            data = "".join(text + "\n" for _, text in repo.catalog.log_entries(previous, size))
-            storage.put_bytes(key, data.encode("utf-8"))
-        if checkpoint_key(size) not in have:  # after its entries
-            storage.put_bytes(checkpoint_key(size), note.encode("utf-8"))
+        if segment_key(previous + 1, size) not in have:
+            segments.append((previous, size))
+        if checkpoint_key(size) not in have:
+            notes_missing.append((checkpoint_key(size), note.encode("utf-8")))
         previous = size
+    for start in range(0, len(segments), LOG_BATCH):  # the catalog is read in this thread
+        _put_all(storage, [(segment_key(first + 1, size), "".join(
+            text + "\n" for _, text in repo.catalog.log_entries(first, size)).encode("utf-8"))
+            for first, size in segments[start:start + LOG_BATCH]])
+    for start in range(0, len(notes_missing), LOG_BATCH):
+        _put_all(storage, notes_missing[start:start + LOG_BATCH])
+
+
+def _put_all(storage, objects: list[tuple[str, bytes]]) -> None:
+    """Small objects put at once (an object store bounds its requests in flight); the first
+    failure raised once all have ended."""
+    if len(objects) <= 1:
+        for key, data in objects:
+            storage.put_bytes(key, data)
+        return
+    with ThreadPoolExecutor(min(len(objects), 16)) as pool:
+        futures = [pool.submit(storage.put_bytes, key, data) for key, data in objects]
+        wait(futures)
+    for future in futures:
+        future.result()
 
 
 def _public_key_text(public) -> str:
