@@ -87,6 +87,18 @@ class Server:
         os.unlink(self.log.name)
 
 
+def new_repository(out: Path, env: dict, sources: list[Path]) -> tuple[Path, dict]:
+    """A repository in `out` with each source ingested as an AIP; its environment."""
+    repo = out / "repo"
+    renv = dict(env, PRESERVE_REPO=str(repo))
+    subprocess.run([PY, "-m", "preserve", "init"], env=renv, check=True,
+                   stdout=subprocess.DEVNULL)
+    for source in sources:
+        subprocess.run([PY, "-m", "preserve", "ingest", str(source), "-c", "bench"],
+                       env=renv, check=True, stdout=subprocess.DEVNULL)
+    return repo, renv
+
+
 def measure(server: Server, argv: list[str], env: dict, **kw) -> tuple[float, int, float]:
     before = server.requests()
     seconds, peak, _anon, _pss, _cpu = timed(argv, env, **kw)
@@ -103,12 +115,7 @@ def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str |
     shutil.rmtree(out, ignore_errors=True)
     rows = []
     try:
-        repo = out / "repo"
-        renv = dict(env, PRESERVE_REPO=str(repo))
-        subprocess.run([PY, "-m", "preserve", "init"], env=renv, check=True,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run([PY, "-m", "preserve", "ingest", str(source), "-c", "bench"],
-                       env=renv, check=True, stdout=subprocess.DEVNULL)
+        repo, renv = new_repository(out, env, [source])
         stamp = f"{kind}-{int(rtt)}-{int(time.time())}"
         buckets = {t: f"{t}-{stamp}" for t in ("pres", "loop", "aws", "awsn", "rcl", "rcln")}
         for b in buckets.values():
@@ -190,17 +197,13 @@ def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
     out = WORK / "wan-many"
     shutil.rmtree(out, ignore_errors=True)
     try:
-        repo = out / "repo"
-        renv = dict(env, PRESERVE_REPO=str(repo))
-        subprocess.run([PY, "-m", "preserve", "init"], env=renv, check=True,
-                       stdout=subprocess.DEVNULL)
+        items = []
         for n in range(count):
-            source = out / f"item{n}"
-            source.mkdir(parents=True)
+            items.append(out / f"item{n}")
+            items[-1].mkdir(parents=True)
             for i in range(3):
-                (source / f"page{i}.txt").write_bytes(os.urandom(2000))
-            subprocess.run([PY, "-m", "preserve", "ingest", str(source), "-c", "bench"],
-                           env=renv, check=True, stdout=subprocess.DEVNULL)
+                (items[-1] / f"page{i}.txt").write_bytes(os.urandom(2000))
+        repo, renv = new_repository(out, env, items)
         bucket = f"many-{int(rtt)}-{int(time.time())}"
         server.s3.create_bucket(Bucket=bucket)
         (repo / "locations" / "wan.yaml").write_text(yaml.safe_dump({
