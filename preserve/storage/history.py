@@ -27,7 +27,6 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from itertools import zip_longest
 
@@ -37,7 +36,7 @@ from preserve.domain.merkle import MerkleTree, leaf_hash
 from preserve.domain.model import Verdict
 from preserve.errors import PreserveError
 from preserve.repository import Repository
-from preserve.stores.base import ensure_ocfl_root
+from preserve.stores.base import ensure_ocfl_root, put_all
 from preserve.system.keys import create_key, load_key
 
 LOG_DIR = "extensions/preserve-log/"
@@ -164,25 +163,11 @@ def _copy_log(repo: Repository, storage, checkpoints: list[tuple], public) -> No
             notes_missing.append((checkpoint_key(size), note.encode("utf-8")))
         previous = size
     for start in range(0, len(segments), LOG_BATCH):  # the catalog is read in this thread
-        _put_all(storage, [(segment_key(first + 1, size), "".join(
+        put_all(storage, [(segment_key(first + 1, size), "".join(
             text + "\n" for _, text in repo.catalog.log_entries(first, size)).encode("utf-8"))
             for first, size in segments[start:start + LOG_BATCH]])
     for start in range(0, len(notes_missing), LOG_BATCH):
-        _put_all(storage, notes_missing[start:start + LOG_BATCH])
-
-
-def _put_all(storage, objects: list[tuple[str, bytes]]) -> None:
-    """Small objects put at once (an object store bounds its requests in flight); the first
-    failure raised once all have ended."""
-    if len(objects) <= 1:
-        for key, data in objects:
-            storage.put_bytes(key, data)
-        return
-    with ThreadPoolExecutor(min(len(objects), 16)) as pool:
-        futures = [pool.submit(storage.put_bytes, key, data) for key, data in objects]
-        wait(futures)
-    for future in futures:
-        future.result()
+        put_all(storage, notes_missing[start:start + LOG_BATCH])
 
 
 def _public_key_text(public) -> str:

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -126,6 +127,20 @@ def checked_key(key: str) -> str:
     except UnsafePath as e:
         raise ConfigError(f"refusing unsafe storage key {key!r}: {e}") from None
     return rel
+
+
+def put_all(storage, objects: list[tuple[str, bytes]]) -> None:
+    """Small objects put at once (each a round trip across a WAN; an object store bounds
+    its requests in flight); the first failure raised once all have ended."""
+    if len(objects) <= 1:
+        for key, data in objects:
+            storage.put_bytes(key, data)
+        return
+    with ThreadPoolExecutor(min(len(objects), 16)) as pool:
+        futures = [pool.submit(storage.put_bytes, key, data) for key, data in objects]
+        wait(futures)
+    for future in futures:
+        future.result()
 
 
 def ensure_ocfl_root(storage) -> None:
