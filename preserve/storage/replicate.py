@@ -12,7 +12,7 @@ leave every other location's work done.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ from preserve.storage.expected import expected_digests, replica_gaps
 from preserve.storage.recovery import tidy
 from preserve.storage.versions import verified_local
 from preserve.stores import LocalStorage
-from preserve.stores.base import ensure_ocfl_root
+from preserve.stores.base import ensure_ocfl_root, together
 from preserve.system.locks import writer_lock
 from preserve.system.space import full_disk_named, require_space
 
@@ -90,7 +90,7 @@ def copy_version(repo: Repository, aip_id: str, version: int, target,
         # With its unfinished multipart uploads (case 50): both at once (a round trip each
         # across a WAN, for every AIP).
         clear = root if version == 1 else key
-        _together(lambda: target.delete_prefix(clear), lambda: target.abort_uploads(clear))
+        together(lambda: target.delete_prefix(clear), lambda: target.abort_uploads(clear))
         where = f"location '{target.name}'"
         needed = catalog.version_info(aip_id, version)["bytes"]
         if isinstance(target, LocalStorage):
@@ -110,7 +110,7 @@ def copy_version(repo: Repository, aip_id: str, version: int, target,
                     answers(ocfl.ROOT_FILES[0], 0, declared.result())
                 # the object root names the new version: visible (both at once: a crash
                 # between them leaves a root the next run writes again either way)
-                inventory_answer, sidecar_answer = _together(
+                inventory_answer, sidecar_answer = together(
                     lambda: target.replace_file(root + ocfl.INVENTORY, inventory),
                     lambda: target.put_bytes(root + ocfl.SIDECAR, ocfl.sidecar(
                         expected.tags[ocfl.INVENTORY]["sha512"])))
@@ -156,15 +156,6 @@ class _Answers:
         self.etags = []
 
 
-def _together(*calls):
-    """Run independent storage calls at once (each waits a round trip across a WAN);
-    their results in order, the first failure raised once all have ended."""
-    with ThreadPoolExecutor(len(calls)) as pool:
-        futures = [pool.submit(call) for call in calls]
-        wait(futures)
-    return [future.result() for future in futures]
-
-
 def _undo(repo: Repository, source, target, aip_id: str, version: int) -> None:
     """Take back what a failed copy of `version` wrote to `target`: a first version's
     whole object folder; a later one's folder, and the root inventory put back to the
@@ -177,7 +168,7 @@ def _undo(repo: Repository, source, target, aip_id: str, version: int) -> None:
             target.remove_empty_folders(root)
         return
     key = ocfl.version_key(root, version)
-    _together(lambda: target.delete_prefix(key), lambda: target.abort_uploads(key))
+    together(lambda: target.delete_prefix(key), lambda: target.abort_uploads(key))
     previous = expected_digests(repo.catalog, aip_id, version - 1, root=True)
     target.replace_file(root + ocfl.INVENTORY, _verified_inventory(
         source, ocfl.version_key(root, version - 1), previous))

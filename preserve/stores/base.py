@@ -129,18 +129,22 @@ def checked_key(key: str) -> str:
     return rel
 
 
-def put_all(storage, objects: list[tuple[str, bytes]]) -> None:
-    """Small objects put at once (each a round trip across a WAN; an object store bounds
-    its requests in flight); the first failure raised once all have ended."""
-    if len(objects) <= 1:
-        for key, data in objects:
-            storage.put_bytes(key, data)
-        return
-    with ThreadPoolExecutor(min(len(objects), 16)) as pool:
-        futures = [pool.submit(storage.put_bytes, key, data) for key, data in objects]
+def together(*calls):
+    """Independent storage calls run at once (each a round trip across a WAN; an object
+    store bounds its requests in flight): their results in order, the first failure
+    raised once all have ended."""
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(min(len(calls), 16)) as pool:
+        futures = [pool.submit(call) for call in calls]
         wait(futures)
-    for future in futures:
-        future.result()
+    return [future.result() for future in futures]
+
+
+def put_all(storage, objects: list[tuple[str, bytes]]) -> None:
+    """Small objects put at once (see together)."""
+    together(*(lambda key=key, data=data: storage.put_bytes(key, data)
+               for key, data in objects))
 
 
 def ensure_ocfl_root(storage) -> None:
