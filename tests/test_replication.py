@@ -28,14 +28,14 @@ def server():
 
 
 def _two_copy_repo(tmp_path, server: S3Server, bucket="archive", copies=2,
-                   catalog: str | None = None) -> Repository:
+                   catalog: str | None = None, **settings) -> Repository:
     repo, _ = Repository.init(tmp_path / "repo", catalog)
     repo.close()
     server.client().create_bucket(Bucket=bucket)
     (repo.root / "locations" / "cloud.yaml").write_text(yaml.safe_dump({
         "name": "cloud", "kind": "s3", "bucket": bucket, "prefix": "preserve",
         "endpoint_url": server.url, "region": "us-east-1", "addressing_style": "path",
-        "max_attempts": 2}))
+        "max_attempts": 2, **settings}))
     policy = repo.root / "policies" / "default.yaml"
     data = yaml.safe_load(policy.read_text())
     data["replication"] = {"copies": copies, "locations": ["local", "cloud"]}
@@ -238,18 +238,24 @@ def _replace_by_multipart(server, key: str, body: bytes, bucket="archive") -> No
                                     "ChecksumSHA256": part["ChecksumSHA256"]}]})
 
 
-def test_the_quick_audit_catches_an_object_replaced_by_a_same_size_upload(tmp_path, server):
+@pytest.mark.parametrize("threshold", ["8 MiB", None])
+def test_the_quick_audit_catches_an_object_replaced_by_a_same_size_upload(tmp_path, server,
+                                                                          threshold):
     """Case 83: a same-size multipart upload over an object preserve wrote passed the quick
-    S3 audit (any composite checksum was taken as good)."""
+    S3 audit (any composite checksum was taken as good). With a threshold of 8 MiB the big
+    file goes in parts (its composite recorded); under the default, in one request."""
     import random
 
     source = tmp_path / "src"
     source.mkdir()
     (source / "small.txt").write_bytes(b"0123456789")
-    big = random.Random(5).randbytes(9 << 20)  # over 8 MiB: uploaded in parts
+    big = random.Random(5).randbytes(9 << 20)
     (source / "big.bin").write_bytes(big)
-    repo = _two_copy_repo(tmp_path, server)
+    repo = _two_copy_repo(tmp_path, server, **(
+        {"multipart_threshold": threshold} if threshold else {}))
     aip = ingest(repo, source, Metadata("c")).aip_id
+    composites = repo.catalog.execute("SELECT path FROM composite_checksums").fetchall()
+    assert [tuple(row) for row in composites] == ([("data/big.bin",)] if threshold else [])
     quick = __import__("preserve.storage.audit", fromlist=["audit"]).audit
     assert quick(repo, location="cloud").problems == []  # the recorded composite matches
     prefix = f"preserve/{content_key(aip)}data/"
@@ -259,6 +265,11 @@ def test_the_quick_audit_catches_an_object_replaced_by_a_same_size_upload(tmp_pa
     assert sorted((p.path, p.kind) for p in found.problems) == [
         ("data/big.bin", "corrupt"), ("data/small.txt", "corrupt")]
     assert found.exit_code == 1
+    if threshold is None:  # a replica from before composites were recorded: a composite
+        with repo.catalog.transaction() as db:  # over 8 MiB was preserve's own then
+            db.execute("UPDATE replicas SET stored = '2026-11-20T00:00:00Z'")
+        assert [(p.path, p.kind) for p in quick(repo, location="cloud").problems] == [
+            ("data/small.txt", "corrupt")]
 
 
 def test_a_foreign_key_escaping_bytes_that_are_not_utf8_is_reported_not_fatal(tmp_path, server):

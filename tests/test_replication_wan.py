@@ -4,6 +4,7 @@ go in many parts at once within a memory budget; no request waits on `100-contin
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import threading
@@ -143,7 +144,8 @@ def test_large_files_go_in_parts_at_once_within_the_memory_budget(tmp_path, serv
     monkeypatch.setattr(s3_uploads, "PART_MEMORY", 2 * s3_uploads.PART_SIZE)
     server.client().create_bucket(Bucket="parts")
     store = S3Storage("parts", S3Settings(bucket="parts", endpoint_url=server.url,
-                                          region="us-east-1", addressing_style="path"))
+                                          region="us-east-1", addressing_style="path",
+                                          multipart_threshold=s3_uploads.PART_SIZE))
     flight, most, lock = [0], [0], threading.Lock()
 
     def start(**_):
@@ -190,6 +192,41 @@ def test_a_streamed_upload_does_not_wait_for_100_continue(tmp_path, server):
     assert all(h["X-Amz-Content-SHA256"] == b"UNSIGNED-PAYLOAD" for h in headers), headers
 
 
+def test_a_file_under_the_threshold_goes_in_one_request_read_once(tmp_path, server,
+                                                                  monkeypatch):
+    """Up to the location's multipart_threshold a file goes in one request, streamed,
+    with the recorded SHA-256 in its header: the store holds the file's own SHA-256 (an
+    upload in parts leaves only a checksum of the parts'), and the file is read once (the
+    SDK would read it all first to compute a checksum not given)."""
+    server.client().create_bucket(Bucket="whole")
+    store = S3Storage("whole", S3Settings(bucket="whole", endpoint_url=server.url,
+                                          region="us-east-1", addressing_style="path",
+                                          multipart_threshold=3 * s3_uploads.PART_SIZE))
+    read = [0]
+
+    class Counting(s3_uploads.HashingReader):
+        def read(self, n=-1):
+            data = super().read(n)
+            read[0] += len(data)
+            return data
+
+    monkeypatch.setattr(s3_uploads, "HashingReader", Counting)
+    assert store.verification() == s3_uploads.BY_ETAG  # the probe, before counting
+    calls = []
+    store.client.meta.events.register("before-call.s3", lambda model, **_: calls.append(
+        model.name))
+    path = tmp_path / "big.bin"
+    data = os.urandom(2 * s3_uploads.PART_SIZE + 5)
+    path.write_bytes(data)
+    digest = hashlib.sha256(data)
+    answer = store.put_file("k/big.bin", path, digest.hexdigest(), len(data))
+    assert calls == ["PutObject"] and read[0] == len(data)
+    assert answer.composite is None and answer.etag == hashlib.md5(data).hexdigest()
+    stored = store.stored_checksum("k/big.bin")
+    assert not stored.composite
+    assert stored.sha256 == base64.b64encode(digest.digest()).decode()
+
+
 def test_replication_reports_files_and_bytes(tmp_path, server):
     repo = _two_copy_repo(tmp_path, server, copies=1)
     source = _many_files(tmp_path, 12)
@@ -219,7 +256,8 @@ def test_a_large_local_file_that_changed_is_never_completed_at_the_store(tmp_pat
     would have passed: they are of the bytes read)."""
     server.client().create_bucket(Bucket="changed")
     store = S3Storage("changed", S3Settings(bucket="changed", endpoint_url=server.url,
-                                            region="us-east-1", addressing_style="path"))
+                                            region="us-east-1", addressing_style="path",
+                                            multipart_threshold=s3_uploads.PART_SIZE))
     big = tmp_path / "big.bin"
     data = os.urandom(s3_uploads.PART_SIZE + 1000)
     big.write_bytes(data)

@@ -62,7 +62,7 @@ def test_multipart_upload_checks_the_composite_checksum(s3_server, bucket, tmp_p
                                                          monkeypatch):
     monkeypatch.setattr(s3_uploads, "PART_SIZE", 5 << 20)  # S3's smallest part
     _, name = bucket
-    store = _storage(s3_server, name)
+    store = _storage(s3_server, name, multipart_threshold=5 << 20)
     path, digest = _file(tmp_path, (12 << 20) + 123)
     store.put_file("k/big", path, digest, path.stat().st_size)
     with store.open("k/big") as body:
@@ -172,11 +172,14 @@ def test_a_local_copy_that_changed_is_refused_before_anything_is_sent(s3_server,
     with pytest.raises(FixityMismatch, match="nothing was sent"):
         store.put_file("k/changed", path, digest, 5000)
     assert sent == {}
-    big, big_digest = _file(tmp_path, (2 << 20) + 5)  # sent as a stream: refused after
+    # A file sent as a stream is refused after it was sent, and removed: moto keeps the
+    # recorded SHA-256 sent with it, which its bytes do not have.
+    big, big_digest = _file(tmp_path, (2 << 20) + 5)
     big.write_bytes(b"x" + big.read_bytes()[1:])
-    with pytest.raises(FixityMismatch, match="holds different bytes"):
+    with pytest.raises(FixityMismatch, match="does not hold the bytes recorded"):
         store.put_file("k/big", big, big_digest, (2 << 20) + 5)
-    assert sent == {"PutObject": 1}
+    assert sent == {"PutObject": 1, "DeleteObject": 1}
+    assert store.stat("k/big") is None
 
 
 def test_concurrency_is_a_checked_location_setting(tmp_path):
@@ -188,3 +191,19 @@ def test_concurrency_is_a_checked_location_setting(tmp_path):
     for wrong in (0, 1000, "many", True):
         with pytest.raises(ConfigError, match="concurrency"):
             settings_from_yaml("c", {**base, "concurrency": wrong}, tmp_path / "c.yaml")
+
+
+def test_the_multipart_threshold_is_a_checked_size(tmp_path):
+    from preserve.errors import ConfigError
+
+    base = {"kind": "s3", "bucket": "bucket-one"}
+    assert settings_from_yaml("c", base, tmp_path).multipart_threshold == 200 << 20
+    for given, size in ((64 << 20, 64 << 20), ("64 MiB", 64 << 20), ("0.5GiB", 1 << 29),
+                        ("100 MB", 10**8)):
+        assert settings_from_yaml("c", {**base, "multipart_threshold": given},
+                                  tmp_path).multipart_threshold == size
+    # S3 takes parts of 5 MiB at least, and 5 GiB at most in one request
+    for wrong in ("lots", 1 << 20, "6 GiB", True, "-8 MiB"):
+        with pytest.raises(ConfigError, match="multipart_threshold must be a size"):
+            settings_from_yaml("c", {**base, "multipart_threshold": wrong},
+                               tmp_path / "c.yaml")

@@ -188,6 +188,12 @@ class Replicas:
             raise NotFound(f"AIP {aip_id} v{version} has no replica at {location}")
         return row[0]
 
+    def replica_stored(self, aip_id: str, version: int, location: str) -> str | None:
+        """When the replica was written and verified (ISO 8601, UTC)."""
+        row = self.execute("SELECT stored FROM replicas WHERE aip_id = ? AND version = ? AND "
+                           "location = ?", (aip_id, version, location)).fetchone()
+        return row[0] if row else None
+
     def load_listing(self, objects: Iterable[tuple[str, int, str | None]]) -> None:
         """Keep a replica's listing (path in the bag, size, the store's ETag or None) for
         the comparisons below, so that auditing an AIP of millions of files holds none of

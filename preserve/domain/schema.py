@@ -58,7 +58,7 @@ LOCATION: dict[str, Schema] = {
     "s3": {**_LOCATION, "bucket": None, "prefix": None, "endpoint_url": None, "region": None,
            "addressing_style": None, "storage_class": None, "checksum": None, "profile": None,
            "max_attempts": None, "connect_timeout": None, "read_timeout": None,
-           "concurrency": None,
+           "concurrency": None, "multipart_threshold": None,
            "object_lock": {"mode": None, "days": None}},
 }
 

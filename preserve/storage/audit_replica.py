@@ -18,7 +18,7 @@ from preserve.storage.audit_records import Recorder, Visit
 from preserve.storage.expected import expected_digests, is_head, listing
 from preserve.stores import LocalStorage
 from preserve.stores.base import object_root_strays
-from preserve.stores.s3 import S3Storage, uploaded_in_parts
+from preserve.stores.s3 import COMPOSITES_SINCE, S3Storage, in_parts_before_composites
 
 
 def audit_replica(repo, storage, visit: Visit, pool, recorder: Recorder, progress,
@@ -82,9 +82,11 @@ def audit_replica(repo, storage, visit: Visit, pool, recorder: Recorder, progres
                     in catalog.staged_payload_checks() if chosen(rel)),
                    tag_checks)  # big files first, the small tag files last
     if quick_s3:
+        stored = catalog.replica_stored(aip_id, version, storage.name)
         _quick_s3(storage, key, checks, recorder, progress, stop,
                   lambda rel: catalog.composite_checksum(aip_id, version, storage.name, rel),
-                  lambda rows: catalog.learn_etags(aip_id, version, storage.name, rows))
+                  lambda rows: catalog.learn_etags(aip_id, version, storage.name, rows),
+                  before_composites=stored is not None and stored < COMPOSITES_SINCE)
         return
     checks = ((rel, want, size) for rel, want, size, _same in checks)
     if isinstance(storage, LocalStorage):
@@ -162,7 +164,7 @@ def _concurrency(storage) -> int:
 
 
 def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite,
-              learn) -> None:
+              learn, *, before_composites: bool) -> None:
     """Nothing read. An object the listing shows with the ETag recorded when it was last
     verified (uploaded, repaired, or audited below) is unchanged since: no request. Any
     other (never verified here, a catalog rebuilt, an ETag that changed) is asked for the
@@ -170,7 +172,8 @@ def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite
     preserve wrote in one part must carry the SHA-256 of its bytes; one written in parts,
     the composite checksum the store gave at upload. A composite where preserve wrote one
     part, or another composite, means the object was replaced (red-team case 83: a
-    same-size multipart upload passed)."""
+    same-size multipart upload passed). `before_composites`: the replica was stored before
+    composites were recorded (COMPOSITES_SINCE)."""
     pending: dict[str, tuple] = {}  # asked, not yet answered: a window, not every file
     learned: list[tuple[str, str]] = []
 
@@ -205,9 +208,9 @@ def _quick_s3(storage, key, checks, recorder, progress, stop, recorded_composite
             if recorded is not None and stored.sha256 == recorded.split("-")[0]:
                 recorder.good(rel)
                 verified(rel, stored.etag)
-            elif recorded is None and uploaded_in_parts(size):
-                recorder.good(rel)  # written before composites were recorded: a full audit
-            else:                   # reads it
+            elif recorded is None and before_composites and in_parts_before_composites(size):
+                recorder.good(rel)  # in parts, unrecorded, by the rule of its day: a
+            else:                   # full audit reads it
                 recorder.problem(rel, "corrupt", "the object was replaced: the store holds "
                                  f"a multipart upload (checksum {stored.sha256}) where "
                                  "preserve " + ("wrote one part" if recorded is None else

@@ -21,13 +21,14 @@ from preserve.domain.names import decode_object_key, encode_object_key
 from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
 from preserve.stores.base import ObjectInfo, checked_key, layout_versions
 from preserve.stores.s3_settings import CHECKSUM_BEHAVIOURS, S3Settings
-from preserve.stores.s3_uploads import (  # noqa: F401 - uploaded_in_parts: the audit's
+from preserve.stores.s3_uploads import (  # noqa: F401 - the audit's, with the S3 storage
+    COMPOSITES_SINCE,
     DIGEST_REFUSED,
     PART_MEMORY,
     PART_SIZE,
     S3Uploads,
+    in_parts_before_composites,
     shared_place,
-    uploaded_in_parts,
 )
 
 PROBE_READ_TIMEOUT = 15.0  # seconds: is the store there at all (check_reachable)?

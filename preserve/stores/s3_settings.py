@@ -34,6 +34,10 @@ class S3Settings:
     # Requests in flight at once (uploads, checks, reads): on a WAN each request waits a
     # round trip, so throughput is this many objects per round trip (issue 29).
     concurrency: int = 16
+    # Files larger than this go in parts (many at once, a SHA-256 per part); smaller ones
+    # in one request, so the store holds each file's own SHA-256, comparable with the
+    # record, where an upload in parts leaves only a checksum of the parts' checksums.
+    multipart_threshold: int = 200 << 20
 
 SECRET_KEYS = ("aws_secret_access_key", "secret_access_key", "secret", "password",
                "aws_access_key_id", "access_key")
@@ -42,6 +46,22 @@ LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 # S3 bucket naming rules: 3-63 characters, lower-case letters, digits, dots and hyphens,
 # starting and ending with a letter or digit.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# A size as a location file may give it: bytes, or a number with a unit.
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?")
+_UNITS = {None: 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9,
+          "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+SMALLEST_PART, LARGEST_PUT = 5 << 20, 5 << 30  # what S3 allows
+
+
+def size_setting(value, key: str, file: Path, low: int, high: int) -> int:
+    """A size in bytes from a location file (`209715200`, `200 MiB`, `0.5 GiB`), between
+    `low` and `high`."""
+    match = _SIZE.fullmatch(str(value).strip()) if not isinstance(value, bool) else None
+    size = int(float(match[1]) * _UNITS[match[2]]) if match else None
+    if size is None or not low <= size <= high:
+        raise ConfigError(f"{file}: {key} must be a size from {low >> 20} MiB to "
+                          f"{high >> 30} GiB (bytes, or with a unit: '200 MiB'), not {value!r}")
+    return size
 
 
 def check_endpoint(url: str, where: str) -> None:
@@ -112,4 +132,7 @@ def settings_from_yaml(name: str, data: dict, file: Path) -> S3Settings:
         connect_timeout=float(data.get("connect_timeout", 10)),
         read_timeout=float(data.get("read_timeout", 60)),
         concurrency=concurrency,
+        multipart_threshold=size_setting(data.get("multipart_threshold", 200 << 20),
+                                         "multipart_threshold", file, SMALLEST_PART,
+                                         LARGEST_PUT),
     )

@@ -4,10 +4,11 @@ sent with it; the verification each store gets is found once, by a probe.
 
 Every object is uploaded with a SHA-256 checksum; an ETag is taken for an MD5 only where
 the store does not check checksums and its ETag has an MD5's form. Each upload returns
-what the store answered (its ETag, kept for quick audits: catalog.stored_etags). Large
-files go in parts of PART_SIZE with a SHA-256 per part, many parts in flight across all
-of a copy's files, their memory bounded by PART_MEMORY; the store's composite checksum
-(SHA-256 of the part digests) is recomputed here and compared.
+what the store answered (its ETag, kept for quick audits: catalog.stored_etags). Files
+over the location's multipart_threshold go in parts of PART_SIZE or more with a SHA-256
+per part, many parts in flight across all of a copy's files, their memory bounded by
+PART_MEMORY; the store's composite checksum (SHA-256 of the part digests) is recomputed
+here and compared.
 """
 
 from __future__ import annotations
@@ -33,9 +34,22 @@ def part_size(size: int) -> int:
     return max(PART_SIZE, -(-size // 9000))
 
 
-def uploaded_in_parts(size: int) -> bool:
-    """Whether preserve uploads a file of `size` bytes in parts (see put_file)."""
+def uploaded_in_parts(size: int, threshold: int) -> bool:
+    """Whether preserve uploads a file of `size` bytes in parts, to a location whose
+    multipart_threshold is `threshold` (see put_file)."""
+    return size > threshold
+
+
+def in_parts_before_composites(size: int) -> bool:
+    """Whether a preserve from before COMPOSITES_SINCE uploaded a file of `size` bytes in
+    parts: every file of more than one PART_SIZE. Their composite checksums were not
+    recorded; a quick audit takes such a composite as theirs (a full audit reads it)."""
     return size > part_size(size)
+
+
+# Composite checksums recorded for every file uploaded in parts since (913d8f5): in a
+# replica stored later, a composite with no record is an object replaced (case 83).
+COMPOSITES_SINCE = "2026-11-26T13:57:28Z"
 IN_MEMORY = 1 << 20  # files up to this are sent as bytes: concurrency x this in memory
 # Parts read and not yet sent, across every upload of a location: what a copy of large
 # files holds in memory (8 parts of 8 MiB in flight; aws s3 sync keeps 10).
@@ -43,10 +57,9 @@ PART_MEMORY = 64 << 20
 # How each upload is verified (issue 29), said by `storage check` and the replication
 # report. A store that checks the SHA-256 sent with an upload (AWS S3, MinIO, Ceph RGW)
 # refuses bytes that do not have it: one request, nothing read back. One that does not
-# (found once per location by a probe with a wrong SHA-256) gets the SHA-256 the SDK
-# computed over the bytes it sent, compared with the record, and its ETag (the MD5 of
-# what it received) compared with the MD5 of those bytes; a store whose ETag is no MD5 is
-# read back (HeadObject).
+# (found once per location by a probe with a wrong SHA-256) has the bytes sent hashed on
+# the way, their SHA-256 compared with the record and its ETag (the MD5 of what it
+# received) with their MD5; a store whose ETag is no MD5 is read back (HeadObject).
 BY_STORE = "the store checks the SHA-256 sent with each upload (one request per object)"
 BY_ETAG = ("the store does not check checksums: the SHA-256 of the bytes sent against the "
            "record, and the store's ETag against their MD5 (one request per object)")
@@ -122,7 +135,7 @@ class S3Uploads:
         reading anything). `stop`, once set, ends an upload in parts between parts."""
         if size <= IN_MEMORY:
             return self._put_small(key, path, sha256_hex, size)
-        if not uploaded_in_parts(size):
+        if not uploaded_in_parts(size, self.settings.multipart_threshold):
             return self._put_single(key, path, sha256_hex, size)
         how = self.verification()
         composite, etag, answer = self._put_multipart(key, path, part_size(size), stop,
@@ -149,31 +162,41 @@ class S3Uploads:
         return self.put_bytes(key, data)
 
     def _put_single(self, key: str, path: Path, sha256_hex: str, size: int) -> Stored:
-        """One request. To a store that checks checksums, the SHA-256 recorded at ingest
-        goes with the bytes (x-amz-checksum-sha256): bytes that differ from the record are
-        refused. To one that does not, the SDK's SHA-256 of the bytes it sends goes (a store
-        keeping ours would vouch for bytes it never checked), compared with the record
-        here, and the store's ETag with the MD5 of the same bytes (HashingReader)."""
+        """One request, streamed from the file, with the SHA-256 recorded at ingest
+        (x-amz-checksum-sha256): a store that checks checksums refuses bytes that differ
+        from the record. For one that does not, the bytes sent are hashed as they go
+        (HashingReader): their SHA-256 is held against the record and the store's ETag
+        against their MD5; where either differs the object is deleted at once (it would
+        carry a checksum it was never held to) and the upload refused."""
         how = self.verification()
         ours = _b64(sha256_hex)
         with open_stored(str(path), str(path)) as f:
             body = HashingReader(f)
-            checksum = {"ChecksumSHA256": ours} if how == BY_STORE else {}
             answer = self._call(f"upload {key}", self.client.put_object,
                                 Bucket=self.settings.bucket, Key=self._key(key), Body=body,
-                                ContentLength=size, ChecksumAlgorithm="SHA256", **checksum,
-                                **self._extra())
+                                ContentLength=size, ChecksumAlgorithm="SHA256",
+                                ChecksumSHA256=ours, **self._extra())
         etag = _etag(answer)
         if how == BY_STORE:
             self._compare(key, answer.get("ChecksumSHA256"), ours)
             return Stored(etag)
-        self._compare(key, base64.b64encode(body.sha256.digest()).decode(), ours)
-        if re.fullmatch(r"[0-9a-f]{32}", etag or ""):
-            if etag != body.md5.hexdigest():
-                raise FixityMismatch(f"'{self.name}' received other bytes for {key} than were "
-                                     f"sent: its MD5 (ETag) is {etag}, the bytes sent "
-                                     f"{body.md5.hexdigest()}")
-            return Stored(etag)
+        try:
+            if body.sha256.hexdigest() != sha256_hex:
+                raise FixityMismatch(f"{path} does not hold the bytes recorded for {key} (its "
+                                     f"SHA-256 differs); what was sent to '{self.name}' was "
+                                     "removed", hint="run 'preserve audit' on the local copy, "
+                                     "then 'preserve repair'")
+            if re.fullmatch(r"[0-9a-f]{32}", etag or ""):
+                if etag != body.md5.hexdigest():
+                    raise FixityMismatch(f"'{self.name}' received other bytes for {key} than "
+                                         f"were sent: its MD5 (ETag) is {etag}, the bytes "
+                                         f"sent {body.md5.hexdigest()}")
+                return Stored(etag)
+        except FixityMismatch:
+            with suppress(PreserveError):  # else the copy's undo, or the next run, clears it
+                self._call(f"remove {key}", self.client.delete_object,
+                           Bucket=self.settings.bucket, Key=self._key(key))
+            raise
         with self._shared.lock:
             self._shared.verification = BY_HEAD
         return Stored(self.verify(key, sha256_hex, size))
