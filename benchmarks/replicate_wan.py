@@ -2,7 +2,7 @@
 archivist would otherwise pick, side by side in one sitting, through the same relay.
 
     .venv/bin/python benchmarks/replicate_wan.py [--rtt 0,10,40] [--files 1000]
-        [--only small|large] [--aws PATH] [--audit] [--many N]
+        [--only small|large] [--aws PATH] [--audit] [--many N] [--repeat N]
 
 moto's server on loopback, behind benchmarks/latency_proxy.py (each direction delayed by
 half the round trip). On the same data (small: FILES files of 1-64 KiB, from
@@ -106,88 +106,124 @@ def measure(server: Server, argv: list[str], env: dict, **kw) -> tuple[float, in
     return seconds, server.requests() - before, peak
 
 
-def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str | None) -> None:
+def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str | None,
+        repeat: int = 1) -> None:
+    """Each tool `repeat` times, in turn (a round of every tool, then the next), each run
+    into a bucket of its own: this machine's speed drifts by half between minutes (every
+    process's CPU time for the same work), so each tool's best run is compared, and the
+    median shown beside it."""
     source = subset(kind, files)
     data = [p for p in source.rglob("*") if p.is_file() and p.name != ".complete"]
     nbytes = sum(p.stat().st_size for p in data)
     relay = LatencyRelay(server.port, rtt).start()
     out = WORK / f"wan-{kind}"
     shutil.rmtree(out, ignore_errors=True)
-    rows = []
+    runs: dict[str, list[tuple[float, int, float]]] = {}
+    stamp = f"{kind}-{int(rtt)}-{int(time.time())}"
     try:
-        repo, renv = new_repository(out, env, [source])
-        stamp = f"{kind}-{int(rtt)}-{int(time.time())}"
-        buckets = {t: f"{t}-{stamp}" for t in ("pres", "loop", "aws", "awsn", "rcl", "rcln")}
-        for b in buckets.values():
-            server.s3.create_bucket(Bucket=b)
-        (repo / "locations" / "wan.yaml").write_text(yaml.safe_dump({
-            "name": "wan", "kind": "s3", "bucket": buckets["pres"], "endpoint_url": relay.url,
-            "region": "us-east-1", "addressing_style": "path", "concurrency": CONCURRENCY}))
-        rows.append((f"preserve replicate ({CONCURRENCY})", *measure(
-            server, [PY, "-m", "preserve", "replicate", "--to", "wan"], renv)))
-        if AUDIT:
-            rows.append((f"preserve audit, quick ({CONCURRENCY})", *measure(
-                server, [PY, "-m", "preserve", "audit", "--location", "wan"], renv)))
-            forget = ("import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\n"
-                      "c.execute('DELETE FROM stored_etags')\nc.commit()\n")
+        for round_ in range(repeat):  # a repository of its own: nothing of the round before
+            repo, renv = new_repository(out / str(round_), env, [source])
+            for label, go in _runners(repo, renv, relay, server, env, aws, data, source,
+                                      f"{stamp}-{round_}"):
+                runs.setdefault(label, []).append(go())
+            shutil.rmtree(out / str(round_), ignore_errors=True)
+    finally:
+        relay.stop()
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"{kind}, round trip {rtt:g} ms: {len(data)} files, {nbytes / 1e6:.0f} MB"
+          + (f", best of {repeat} runs in turn (median)" if repeat > 1 else ""))
+    best = {label: min(r, key=lambda x: x[0]) for label, r in runs.items()}
+    for label, (seconds, requests, peak) in best.items():
+        median = sorted(r[0] for r in runs[label])[len(runs[label]) // 2]
+        print(f"  {label:<28} {seconds:7.2f} s" + (f" ({median:6.2f})" if repeat > 1 else "")
+              + f"  {len(data) / seconds:6.0f} files/s  {nbytes / seconds / 1e6:6.1f} MB/s  "
+              f"{requests:6d} requests  peak RSS {peak / 2**20:5.0f} MiB")
+    labels = list(best)
+    peers = [best[label][0] for label in labels[1:] if "audit" not in label
+             and "HeadObject" not in label and not label.startswith(" ")]
+    if peers:
+        print(f"  fastest peer / preserve = {min(peers) / best[labels[0]][0]:.2f}x")
+
+
+def _runners(repo: Path, renv: dict, relay, server: Server, env: dict, aws: str | None,
+             data: list[Path], source: Path, stamp: str):
+    """(label, run) for every tool of one round, each into a new bucket."""
+    def bucket(tool: str) -> str:
+        name = f"{tool}-{stamp}"
+        server.s3.create_bucket(Bucket=name)
+        return name
+
+    def preserve() -> tuple[float, int, float]:
+        location = f"wan{stamp.replace('-', '')}"
+        (repo / "locations" / f"{location}.yaml").write_text(yaml.safe_dump({
+            "name": location, "kind": "s3", "bucket": bucket("pres"),
+            "endpoint_url": relay.url, "region": "us-east-1", "addressing_style": "path",
+            "concurrency": CONCURRENCY}))
+        return measure(server, [PY, "-m", "preserve", "replicate", "--to", location], renv)
+
+    yield f"preserve replicate ({CONCURRENCY})", preserve
+    if AUDIT:
+        location = f"wan{stamp.replace('-', '')}"
+        audit = [PY, "-m", "preserve", "audit", "--location", location]
+        yield f"preserve audit, quick ({CONCURRENCY})", lambda: measure(server, audit, renv)
+        forget = ("import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\n"
+                  "c.execute('DELETE FROM stored_etags')\nc.commit()\n")
+
+        def forgotten() -> tuple[float, int, float]:
             subprocess.run([PY, "-c", forget, str(repo / "catalog.sqlite")], check=True)
-            rows.append((f"  ETags not known ({CONCURRENCY})", *measure(
-                server, [PY, "-m", "preserve", "audit", "--location", "wan"], renv)))
-            rows.append(("  then known again", *measure(
-                server, [PY, "-m", "preserve", "audit", "--location", "wan"], renv)))
-            heads = (f"import boto3\ns3=boto3.client('s3',endpoint_url='{relay.url}',"
-                     "region_name='us-east-1')\nb='" + buckets["pres"] + "'\n"
-                     "for page in s3.get_paginator('list_objects_v2').paginate(Bucket=b):\n"
-                     "    for o in page.get('Contents', []):\n"
-                     "        s3.head_object(Bucket=b, Key=o['Key'], ChecksumMode='ENABLED')\n")
-            rows.append(("list + one HeadObject each", *measure(server, [PY, "-c", heads],
-                                                                env)))
-        if not SKIP_LOOP:
-            loop = (f"import boto3\ns3=boto3.client('s3',endpoint_url='{relay.url}',"
+            return measure(server, audit, renv)
+
+        yield f"  ETags not known ({CONCURRENCY})", forgotten
+        yield "  then known again", lambda: measure(server, audit, renv)
+        heads = (f"import boto3\ns3=boto3.client('s3',endpoint_url='{relay.url}',"
+                 "region_name='us-east-1')\nb='pres-" + stamp + "'\n"
+                 "for page in s3.get_paginator('list_objects_v2').paginate(Bucket=b):\n"
+                 "    for o in page.get('Contents', []):\n"
+                 "        s3.head_object(Bucket=b, Key=o['Key'], ChecksumMode='ENABLED')\n")
+        yield "list + one HeadObject each", lambda: measure(server, [PY, "-c", heads], env)
+    if not SKIP_LOOP:
+        def loop() -> tuple[float, int, float]:
+            code = (f"import boto3\ns3=boto3.client('s3',endpoint_url='{relay.url}',"
                     "region_name='us-east-1')\nfor p in open(LISTING).read().split('\\n'):\n"
-                    f"    p and s3.upload_file(p,'{buckets['loop']}',p)\n")
+                    f"    p and s3.upload_file(p,'{bucket('loop')}',p)\n")
             with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
                 listing.write("\n".join(map(str, data)))
                 listing.flush()
-                rows.append(("boto3 upload_file loop", *measure(
-                    server, [PY, "-c", loop.replace("LISTING", repr(listing.name))], env)))
-        if aws and PEERS:
-            for label, bucket, n in (("aws s3 sync (10)", buckets["aws"], None),
-                                     (f"aws s3 sync ({SAME})", buckets["awsn"], SAME)):
+                return measure(server, [PY, "-c", code.replace("LISTING", repr(listing.name))],
+                               env)
+
+        yield "boto3 upload_file loop", loop
+    if aws and PEERS:
+        def sync(tool: str, n: int | None):
+            def go() -> tuple[float, int, float]:
                 with tempfile.NamedTemporaryFile("w", suffix=".cfg") as cfg:
                     cfg.write("[default]\nregion = us-east-1\n" + (
                         f"s3 =\n    max_concurrent_requests = {n}\n" if n else ""))
                     cfg.flush()
-                    rows.append((label, *measure(server, [
-                        aws, "s3", "sync", str(source), f"s3://{bucket}/", "--endpoint-url",
-                        relay.url, "--only-show-errors", "--exclude", ".complete"],
-                        dict(env, AWS_CONFIG_FILE=cfg.name))))
-        if shutil.which("rclone") and PEERS:
-            renv2 = {k: v for k, v in env.items() if k != "AWS_CA_BUNDLE"}  # plain http here
-            renv2.update(RCLONE_CONFIG_WAN_TYPE="s3", RCLONE_CONFIG_WAN_PROVIDER="Other",
-                         RCLONE_CONFIG_WAN_ENDPOINT=relay.url,
-                         RCLONE_CONFIG_WAN_ACCESS_KEY_ID="bench",
-                         RCLONE_CONFIG_WAN_SECRET_ACCESS_KEY="bench",
-                         RCLONE_CONFIG_WAN_REGION="us-east-1")
-            for label, bucket, extra in (
-                    ("rclone copy --checksum (4)", buckets["rcl"], []),
-                    (f"rclone copy --checksum ({SAME})", buckets["rcln"],
-                     ["--transfers", str(SAME), "--checkers", str(SAME)])):
-                rows.append((label, *measure(server, [
-                    "rclone", "copy", "--checksum", "--exclude", ".complete", str(source),
-                    f"wan:{bucket}", *extra], renv2)))
-    finally:
-        relay.stop()
-        shutil.rmtree(out, ignore_errors=True)
-    print(f"{kind}, round trip {rtt:g} ms: {len(data)} files, {nbytes / 1e6:.0f} MB")
-    best_peer = min((r[1] for r in rows[1:] if "audit" not in r[0] and "HeadObject" not in r[0]
-                     and not r[0].startswith(" ")), default=None)
-    for label, seconds, requests, peak in rows:
-        print(f"  {label:<28} {seconds:7.2f} s  {len(data) / seconds:6.0f} files/s  "
-              f"{nbytes / seconds / 1e6:6.1f} MB/s  {requests:6d} requests  "
-              f"peak RSS {peak / 2**20:5.0f} MiB")
-    if best_peer:
-        print(f"  fastest peer / preserve = {best_peer / rows[0][1]:.2f}x")
+                    return measure(server, [
+                        aws, "s3", "sync", str(source), f"s3://{bucket(tool)}/",
+                        "--endpoint-url", relay.url, "--only-show-errors", "--exclude",
+                        ".complete"], dict(env, AWS_CONFIG_FILE=cfg.name))
+            return go
+
+        yield "aws s3 sync (10)", sync("aws", None)
+        yield f"aws s3 sync ({SAME})", sync("awsn", SAME)
+    if shutil.which("rclone") and PEERS:
+        renv2 = {k: v for k, v in env.items() if k != "AWS_CA_BUNDLE"}  # plain http here
+        renv2.update(RCLONE_CONFIG_WAN_TYPE="s3", RCLONE_CONFIG_WAN_PROVIDER="Other",
+                     RCLONE_CONFIG_WAN_ENDPOINT=relay.url,
+                     RCLONE_CONFIG_WAN_ACCESS_KEY_ID="bench",
+                     RCLONE_CONFIG_WAN_SECRET_ACCESS_KEY="bench",
+                     RCLONE_CONFIG_WAN_REGION="us-east-1")
+
+        def copy(tool: str, extra: list[str]):
+            return lambda: measure(server, [
+                "rclone", "copy", "--checksum", "--exclude", ".complete", str(source),
+                f"wan:{bucket(tool)}", *extra], renv2)
+
+        yield "rclone copy --checksum (4)", copy("rcl", [])
+        yield f"rclone copy --checksum ({SAME})", copy(
+            "rcln", ["--transfers", str(SAME), "--checkers", str(SAME)])
 
 
 def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
@@ -232,6 +268,8 @@ def main() -> None:
                         help="instead: N small AIPs, preserve replicate alone")
     parser.add_argument("--audit", action="store_true",
                         help="also: preserve's quick audit of the copy, and a HeadObject loop")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each tool, in turn; the best and the median shown")
     args = parser.parse_args()
     global CONCURRENCY, PEERS, SKIP_LOOP, AUDIT
     AUDIT = args.audit
@@ -247,7 +285,7 @@ def main() -> None:
             return
         for kind in [args.only] if args.only else ["small", "large"]:
             for rtt in (float(x) for x in args.rtt.split(",")):
-                run(kind, rtt, args.files, server, env, aws)
+                run(kind, rtt, args.files, server, env, aws, args.repeat)
     finally:
         server.stop()
 

@@ -71,8 +71,8 @@ def test_a_killed_repair_keeps_the_events_of_what_it_restored_and_its_leftovers_
     damaged = sorted((bag / "data").rglob("*.txt"))[:6]
     for path in damaged:
         path.write_text("rot")
-    # the 4th repair is killed with its good copy being staged
-    _killed(repo.root, "preserve.storage.repair:_fetch", 4, "repair")
+    # the 4th repair is killed as it writes its good copy, the next ones staged ahead
+    _killed(repo.root, "preserve.stores.local:LocalStorage.replace_file", 4, "repair")
     repo = Repository(repo.root)
     repairs = [e for e in repo.catalog.events(aip) if e.type == "replication"]
     assert len(repairs) == 3 and all(e.outcome == "success" for e in repairs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import os
 import threading
 
@@ -112,6 +113,40 @@ def test_a_repaired_object_is_known_by_its_new_etag(tmp_path, server):
     sent = _sent(repo.locations["cloud"], aip)
     assert audit(repo, location="cloud").problems == []
     assert set(sent) == {"ListObjectsV2"}, sent
+
+
+def test_a_disk_restored_from_an_object_store_fetches_copies_at_once(tmp_path, server,
+                                                                    monkeypatch):
+    """Repair finds good copies several at once, ahead of the one being written: a disk
+    restored from a store across a WAN waited a round trip per file, one after another.
+    The first two fetches meet at a barrier: one at a time, it breaks (and so does repair)."""
+    from preserve.storage import repair as repairing
+    from tests.conftest import stored_bag
+
+    repo = _two_copy_repo(tmp_path, server)
+    aip = ingest(repo, _many_files(tmp_path, 20), Metadata("c")).aip_id
+    bag = stored_bag(repo, aip)
+    lost = sorted(p for p in (bag / "data").rglob("*.bin"))[:12]
+    for path in lost:
+        path.chmod(0o644)
+        path.unlink()
+    met, calls = threading.Barrier(2, timeout=30), itertools.count()
+    real = repairing._fetch
+
+    def fetch(*args):
+        if next(calls) < 2:
+            met.wait()
+        return real(*args)
+
+    monkeypatch.setattr(repairing, "_fetch", fetch)
+    result = repair(repo)
+    assert result.exit_code == 0, result.to_dict()
+    assert sorted(r.path for r in result.repairs) == sorted(
+        str(p.relative_to(bag)) for p in lost)
+    assert {(r.outcome, r.source) for r in result.repairs} == {("repaired", "cloud")}
+    assert all(path.exists() for path in lost)
+    assert audit(repo).problems == []
+    assert not [p for p in repo.staging.iterdir() if p.name.startswith("repair-")]
 
 
 def test_an_object_written_again_during_the_copy_is_not_recorded(tmp_path, server,

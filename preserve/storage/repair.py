@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from preserve import AGENT_NAME, __version__
 from preserve.domain import ocfl
@@ -34,6 +37,7 @@ from preserve.stores.base import root_file_problems, write_root_files
 from preserve.system.locks import writer_lock
 
 REPAIRABLE = ("corrupt", "truncated", "missing", "inventory")
+FETCH_AHEAD = 8  # good copies sought at once (each a round trip or more from a store)
 
 
 @dataclass
@@ -81,13 +85,16 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
     tidy(repo)
     found = audit(repo, aips=aips, full=True, progress=progress or Silent())
     result = RepairResult()
+    repairable = []
     for problem in found.problems:
         if problem.kind == "storage-root":  # a location's own files: after the AIPs'
             continue
         if problem.kind not in REPAIRABLE or problem.path is None:
             result.untouched.append(problem)
-            continue
-        done = _repair_one(repo, problem)
+        else:
+            repairable.append(problem)
+    for problem, want, good in _fetched_ahead(repo, repairable):
+        done = _repair_one(repo, problem, want, good)
         result.repairs.append(done)
         # recorded at once: a kill later in the run must not leave a restoration without
         # its PREMIS event (red-team case 51)
@@ -122,40 +129,74 @@ def _repair_root_files(repo: Repository, name: str) -> list[Repair]:
     return out
 
 
-def _repair_one(repo: Repository, problem: Problem) -> Repair:
-    target = repo.locations[problem.location]
-    key = ocfl.key_of(repo.catalog.replica_key(problem.aip, problem.version, problem.location),
-                      problem.path)
-    want = _want(repo, problem)
-    staging = repo.staging / f"{REPAIR_STAGING}{os.getpid()}-{uuid.uuid4()}"  # see tidy
-    staging.mkdir(parents=True)
-    try:
-        for source_name, good in _good_copies(repo, problem, want, staging):
-            try:
-                with writer_lock(repo.root, target.name, problem.aip, catalog=repo.catalog):
-                    answer = target.replace_file(key, good)
-                    repo.catalog.set_composite_checksum(problem.aip, problem.version,
-                                                        problem.location, problem.path,
-                                                        answer.composite)
-                verified = _verify_in_place(target, key, want)
-                # the ETag the next quick audit compares: this upload's, once read back
-                repo.catalog.learn_etags(problem.aip, problem.version, problem.location,
-                                         [(problem.path, answer.etag if verified else None)])
-                if not verified:
-                    return Repair(problem.aip, problem.version, problem.location, problem.path,
-                                  problem.kind, "failed", source_name,
-                                  "written, but reading it back did not verify")
-            except PreserveError as e:
-                return Repair(problem.aip, problem.version, problem.location, problem.path,
-                              problem.kind, "failed", source_name, e.message)
-            return Repair(problem.aip, problem.version, problem.location, problem.path,
-                          problem.kind, "repaired", source_name,
-                          f"restored from '{source_name}' and verified")
+def _repair_one(repo: Repository, problem: Problem, want: dict[str, str],
+                good: tuple[str, Path] | None) -> Repair:
+    """Write the good copy found (where from, its staged file) over the damaged one, read
+    it back and check it."""
+    if good is None:
         return Repair(problem.aip, problem.version, problem.location, problem.path,
                       problem.kind, "no good copy", None,
                       "NO replica holds a copy matching the record; nothing was changed")
+    target = repo.locations[problem.location]
+    key = ocfl.key_of(repo.catalog.replica_key(problem.aip, problem.version, problem.location),
+                      problem.path)
+    source_name, staged = good
+    try:
+        with writer_lock(repo.root, target.name, problem.aip, catalog=repo.catalog):
+            answer = target.replace_file(key, staged)
+            repo.catalog.set_composite_checksum(problem.aip, problem.version,
+                                                problem.location, problem.path,
+                                                answer.composite)
+        verified = _verify_in_place(target, key, want)
+        # the ETag the next quick audit compares: this upload's, once read back
+        repo.catalog.learn_etags(problem.aip, problem.version, problem.location,
+                                 [(problem.path, answer.etag if verified else None)])
+        if not verified:
+            return Repair(problem.aip, problem.version, problem.location, problem.path,
+                          problem.kind, "failed", source_name,
+                          "written, but reading it back did not verify")
+    except PreserveError as e:
+        return Repair(problem.aip, problem.version, problem.location, problem.path,
+                      problem.kind, "failed", source_name, e.message)
+    return Repair(problem.aip, problem.version, problem.location, problem.path,
+                  problem.kind, "repaired", source_name,
+                  f"restored from '{source_name}' and verified")
+
+
+def _fetched_ahead(repo: Repository, problems: list[Problem]):
+    """(problem, what it must hash to, the first good copy found or None) for each, in
+    order. Good copies are found FETCH_AHEAD at once, ahead of the one being written: a
+    disk restored from an object store across a WAN waited a round trip per file, one
+    after another. What to try is read from the catalog here (its connection is this
+    thread's); the workers only read storage and hash. Each copy is staged in a folder
+    of its own, removed once written (or by tidy, after a run that ended)."""
+    pending: deque = deque()
+    pool = ThreadPoolExecutor(FETCH_AHEAD, thread_name_prefix="fetch")
+
+    def settled():
+        problem, want, staging, future = pending.popleft()
+        try:
+            yield problem, want, future.result()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    try:
+        for problem in problems:
+            want = _want(repo, problem)
+            staging = repo.staging / f"{REPAIR_STAGING}{os.getpid()}-{uuid.uuid4()}"  # tidy
+            staging.mkdir(parents=True)
+            pending.append((problem, want, staging, pool.submit(
+                _first_good, _candidates(repo, problem), want, staging)))
+            if len(pending) > FETCH_AHEAD:
+                yield from settled()
+        while pending:
+            yield from settled()
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        for *_, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+        for _, _, staging, _ in pending:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _want(repo, problem) -> dict[str, str]:
@@ -165,27 +206,37 @@ def _want(repo, problem) -> dict[str, str]:
                 .digests(problem.path) or {})
 
 
-def _good_copies(repo, problem, want, staging):
-    """(where from, staged file) of each copy found to match `want`, tried in turn. An
-    object root's inventory is the head version's inventory, so that version's own copy
-    serves, at the damaged location too; an object declaration is the spec's constant."""
-    if not want:
-        return
+def _candidates(repo, problem) -> list[tuple[str, object, str | None]]:
+    """(where from, its storage, the key there) of each copy that may serve, in the order
+    tried. An object root's inventory is the head version's inventory, so that version's
+    own copy serves, at the damaged location too; an object declaration is the spec's
+    constant (no storage)."""
     if problem.path == "/" + ocfl.OBJECT_DECLARATION:
-        good = staging / "good"
-        good.write_bytes(ocfl.declaration(ocfl.OBJECT_DECLARATION))
-        yield "the OCFL specification", good
-        return
+        return [("the OCFL specification", None, None)]
     from_version = ocfl.is_inventory(problem.path) and problem.path.startswith("/")
     rel = problem.path.lstrip("/") if from_version else problem.path
+    out = []
     for name in repo.catalog.replica_locations(problem.aip, problem.version):
         if (name == problem.location and not from_version) or name not in repo.locations:
             continue
-        source = repo.locations[name]
         vkey = repo.catalog.replica_key(problem.aip, problem.version, name)
-        good = _fetch(source, ocfl.key_of(vkey, rel), want, staging)
+        out.append((name, repo.locations[name], ocfl.key_of(vkey, rel)))
+    return out
+
+
+def _first_good(candidates, want: dict[str, str], staging: Path) -> tuple[str, Path] | None:
+    """The first candidate whose bytes match `want`, staged in `staging`."""
+    if not want:
+        return None
+    for name, source, key in candidates:
+        if source is None:
+            good = staging / "good"
+            good.write_bytes(ocfl.declaration(ocfl.OBJECT_DECLARATION))
+            return name, good
+        good = _fetch(source, key, want, staging)
         if good is not None:
-            yield name, good
+            return name, good
+    return None
 
 
 def _fetch(source, key: str, want: dict[str, str], staging):
