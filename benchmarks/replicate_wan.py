@@ -255,6 +255,41 @@ def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
           f"peak RSS {peak / 2**20:.0f} MiB")
 
 
+def run_repair(rtt: float, count: int, server: Server, env: dict) -> None:
+    """A disk restored from its object-store copy: `count` small files ingested, copied
+    to the store, deleted from the disk, then `preserve repair` (its full audit of both
+    copies first, then each file fetched, written, read back)."""
+    relay = LatencyRelay(server.port, rtt).start()
+    out = WORK / "wan-repair"
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        source = out / "item"
+        source.mkdir(parents=True)
+        for n in range(count):
+            (source / f"page{n:05}.txt").write_bytes(os.urandom(2000 + n % 5000))
+        repo, renv = new_repository(out, env, [source])
+        bucket = f"repair-{int(rtt)}-{int(time.time())}"
+        server.s3.create_bucket(Bucket=bucket)
+        (repo / "locations" / "wan.yaml").write_text(yaml.safe_dump({
+            "name": "wan", "kind": "s3", "bucket": bucket, "endpoint_url": relay.url,
+            "region": "us-east-1", "addressing_style": "path", "concurrency": CONCURRENCY}))
+        subprocess.run([PY, "-m", "preserve", "replicate", "--to", "wan"], env=renv,
+                       check=True, stdout=subprocess.DEVNULL)
+        lost = [p for p in (repo / "aips").rglob("page*.txt")]
+        for path in lost:
+            path.unlink()
+        audit_only = measure(server, [PY, "-m", "preserve", "audit", "--full", "--location",
+                                      "wan"], renv)
+        seconds, requests, peak = measure(server, [PY, "-m", "preserve", "repair"], renv)
+    finally:
+        relay.stop()
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"repair of {len(lost)} files lost from the disk, from the store, round trip "
+          f"{rtt:g} ms: {seconds:.2f} s ({requests} requests, peak RSS "
+          f"{peak / 2**20:.0f} MiB); a full audit of the store's copy alone "
+          f"{audit_only[0]:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rtt", default="0,10,40")
@@ -268,6 +303,8 @@ def main() -> None:
                         help="instead: N small AIPs, preserve replicate alone")
     parser.add_argument("--audit", action="store_true",
                         help="also: preserve's quick audit of the copy, and a HeadObject loop")
+    parser.add_argument("--repair", type=int, metavar="N",
+                        help="instead: N files lost from the disk, restored from the store")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of each tool, in turn; the best and the median shown")
     args = parser.parse_args()
@@ -279,6 +316,10 @@ def main() -> None:
     aws = args.aws if Path(args.aws).exists() else shutil.which("aws")
     server = Server(env)
     try:
+        if args.repair:
+            for rtt in (float(x) for x in args.rtt.split(",")):
+                run_repair(rtt, args.repair, server, env)
+            return
         if args.many:
             for rtt in (float(x) for x in args.rtt.split(",")):
                 run_many(rtt, args.many, server, env)
