@@ -293,7 +293,11 @@ def _read_location(file: Path) -> LocationConfig:
         raise ConfigError(f"{file} is not valid YAML: {e}") from e
     if not isinstance(data, dict) or "kind" not in data:
         raise ConfigError(f"{file}: a location needs at least 'kind' (local)")
-    name = str(data.get("name", file.stem))
+    given = data.get("name", file.stem)
+    name = str(given)
     if name != file.stem:
-        raise ConfigError(f"{file}: name {name!r} must match the file name {file.stem!r}")
+        raise ConfigError(f"{file}: name {name!r} must match the file name {file.stem!r}",
+                          hint=f"write it in quotes: name: '{file.stem}' (YAML reads "
+                               "off, on, yes and no as true or false)"
+                          if isinstance(given, bool | int | float) else None)
     return LocationConfig(name, str(data["kind"]), file, data)

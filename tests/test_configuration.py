@@ -74,6 +74,17 @@ def test_an_unknown_key_in_a_location_file_is_refused(tmp_path, server, extra, n
         assert f"did you mean '{nearest}'" in result.stderr
 
 
+def test_a_location_named_off_is_told_to_quote_its_name(tmp_path):
+    """YAML reads `name: off` as false: the message named 'False', and not why."""
+    repo, _ = Repository.init(tmp_path / "repo")
+    (tmp_path / "d").mkdir()
+    (repo.root / "locations" / "off.yaml").write_text(
+        f"name: off\nkind: local\npath: {tmp_path / 'd'}\n")
+    result = run(repo.root, "storage", "list", check_code=2)
+    assert "off.yaml: name 'False' must match the file name 'off'" in result.stderr
+    assert "name: 'off'" in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("url,options,words", [
     ("s3://arch/ad", ["--addressing-style", "weird"], "addressing_style"),
     ("s3://Bad_Bucket!!/x", [], "not a valid bucket name"),
