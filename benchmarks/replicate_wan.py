@@ -99,6 +99,13 @@ def new_repository(out: Path, env: dict, sources: list[Path]) -> tuple[Path, dic
     return repo, renv
 
 
+def wan_location(repo: Path, name: str, bucket: str, relay) -> None:
+    """An S3 location of `repo` on `bucket`, reached through the relay."""
+    (repo / "locations" / f"{name}.yaml").write_text(yaml.safe_dump({
+        "name": name, "kind": "s3", "bucket": bucket, "endpoint_url": relay.url,
+        "region": "us-east-1", "addressing_style": "path", "concurrency": CONCURRENCY}))
+
+
 def measure(server: Server, argv: list[str], env: dict, **kw) -> tuple[float, int, float]:
     before = server.requests()
     seconds, peak, _anon, _pss, _cpu = timed(argv, env, **kw)
@@ -155,10 +162,7 @@ def _runners(repo: Path, renv: dict, relay, server: Server, env: dict, aws: str 
 
     def preserve() -> tuple[float, int, float]:
         location = f"wan{stamp.replace('-', '')}"
-        (repo / "locations" / f"{location}.yaml").write_text(yaml.safe_dump({
-            "name": location, "kind": "s3", "bucket": bucket("pres"),
-            "endpoint_url": relay.url, "region": "us-east-1", "addressing_style": "path",
-            "concurrency": CONCURRENCY}))
+        wan_location(repo, location, bucket("pres"), relay)
         return measure(server, [PY, "-m", "preserve", "replicate", "--to", location], renv)
 
     yield f"preserve replicate ({CONCURRENCY})", preserve
@@ -242,9 +246,7 @@ def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
         repo, renv = new_repository(out, env, items)
         bucket = f"many-{int(rtt)}-{int(time.time())}"
         server.s3.create_bucket(Bucket=bucket)
-        (repo / "locations" / "wan.yaml").write_text(yaml.safe_dump({
-            "name": "wan", "kind": "s3", "bucket": bucket, "endpoint_url": relay.url,
-            "region": "us-east-1", "addressing_style": "path", "concurrency": CONCURRENCY}))
+        wan_location(repo, "wan", bucket, relay)
         seconds, requests, peak = measure(
             server, [PY, "-m", "preserve", "replicate", "--to", "wan"], renv)
     finally:
@@ -270,9 +272,7 @@ def run_repair(rtt: float, count: int, server: Server, env: dict) -> None:
         repo, renv = new_repository(out, env, [source])
         bucket = f"repair-{int(rtt)}-{int(time.time())}"
         server.s3.create_bucket(Bucket=bucket)
-        (repo / "locations" / "wan.yaml").write_text(yaml.safe_dump({
-            "name": "wan", "kind": "s3", "bucket": bucket, "endpoint_url": relay.url,
-            "region": "us-east-1", "addressing_style": "path", "concurrency": CONCURRENCY}))
+        wan_location(repo, "wan", bucket, relay)
         subprocess.run([PY, "-m", "preserve", "replicate", "--to", "wan"], env=renv,
                        check=True, stdout=subprocess.DEVNULL)
         lost = [p for p in (repo / "aips").rglob("page*.txt")]

@@ -34,12 +34,6 @@ def part_size(size: int) -> int:
     return max(PART_SIZE, -(-size // 9000))
 
 
-def uploaded_in_parts(size: int, threshold: int) -> bool:
-    """Whether preserve uploads a file of `size` bytes in parts, to a location whose
-    multipart_threshold is `threshold` (see put_file)."""
-    return size > threshold
-
-
 def in_parts_before_composites(size: int) -> bool:
     """Whether a preserve from before COMPOSITES_SINCE uploaded a file of `size` bytes in
     parts: every file of more than one PART_SIZE. Their composite checksums were not
@@ -135,7 +129,7 @@ class S3Uploads:
         reading anything). `stop`, once set, ends an upload in parts between parts."""
         if size <= IN_MEMORY:
             return self._put_small(key, path, sha256_hex, size)
-        if not uploaded_in_parts(size, self.settings.multipart_threshold):
+        if size <= self.settings.multipart_threshold:
             return self._put_single(key, path, sha256_hex, size)
         how = self.verification()
         composite, etag, answer = self._put_multipart(key, path, part_size(size), stop,
