@@ -3,6 +3,7 @@ archivist would otherwise pick, side by side in one sitting, through the same re
 
     .venv/bin/python benchmarks/replicate_wan.py [--rtt 0,10,40] [--files 1000]
         [--only small|large] [--aws PATH] [--audit] [--many N] [--repeat N]
+        [--repair N | --repair-store N]
 
 moto's server on loopback, behind benchmarks/latency_proxy.py (each direction delayed by
 half the round trip). On the same data (small: FILES files of 1-64 KiB, from
@@ -257,10 +258,12 @@ def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
           f"peak RSS {peak / 2**20:.0f} MiB")
 
 
-def run_repair(rtt: float, count: int, server: Server, env: dict) -> None:
+def run_repair(rtt: float, count: int, server: Server, env: dict, store: bool = False
+               ) -> None:
     """A disk restored from its object-store copy: `count` small files ingested, copied
     to the store, deleted from the disk, then `preserve repair` (its full audit of both
-    copies first, then each file fetched, written, read back)."""
+    copies first, then each file fetched, written, read back). With `store`, the other
+    way: the files lost from the store, written back from the disk."""
     relay = LatencyRelay(server.port, rtt).start()
     out = WORK / "wan-repair"
     shutil.rmtree(out, ignore_errors=True)
@@ -275,16 +278,24 @@ def run_repair(rtt: float, count: int, server: Server, env: dict) -> None:
         wan_location(repo, "wan", bucket, relay)
         subprocess.run([PY, "-m", "preserve", "replicate", "--to", "wan"], env=renv,
                        check=True, stdout=subprocess.DEVNULL)
-        lost = [p for p in (repo / "aips").rglob("page*.txt")]
-        for path in lost:
-            path.unlink()
+        if store:
+            lost = [o["Key"] for page in server.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket) for o in page.get("Contents", []) if "/page" in o["Key"]]
+            for i in range(0, len(lost), 1000):
+                server.s3.delete_objects(Bucket=bucket, Delete={
+                    "Objects": [{"Key": key} for key in lost[i:i + 1000]]})
+        else:
+            lost = [p for p in (repo / "aips").rglob("page*.txt")]
+            for path in lost:
+                path.unlink()
         audit_only = measure(server, [PY, "-m", "preserve", "audit", "--full", "--location",
-                                      "wan"], renv)
+                                      "wan"], renv, ok=(0, 1))
         seconds, requests, peak = measure(server, [PY, "-m", "preserve", "repair"], renv)
     finally:
         relay.stop()
         shutil.rmtree(out, ignore_errors=True)
-    print(f"repair of {len(lost)} files lost from the disk, from the store, round trip "
+    print(f"repair of {len(lost)} files lost from the "
+          + ("store, from the disk" if store else "disk, from the store") + ", round trip "
           f"{rtt:g} ms: {seconds:.2f} s ({requests} requests, peak RSS "
           f"{peak / 2**20:.0f} MiB); a full audit of the store's copy alone "
           f"{audit_only[0]:.2f} s")
@@ -305,6 +316,8 @@ def main() -> None:
                         help="also: preserve's quick audit of the copy, and a HeadObject loop")
     parser.add_argument("--repair", type=int, metavar="N",
                         help="instead: N files lost from the disk, restored from the store")
+    parser.add_argument("--repair-store", type=int, metavar="N",
+                        help="instead: N files lost from the store, restored from the disk")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of each tool, in turn; the best and the median shown")
     args = parser.parse_args()
@@ -316,9 +329,10 @@ def main() -> None:
     aws = args.aws if Path(args.aws).exists() else shutil.which("aws")
     server = Server(env)
     try:
-        if args.repair:
+        if args.repair or args.repair_store:
             for rtt in (float(x) for x in args.rtt.split(",")):
-                run_repair(rtt, args.repair, server, env)
+                run_repair(rtt, args.repair or args.repair_store, server, env,
+                           store=bool(args.repair_store))
             return
         if args.many:
             for rtt in (float(x) for x in args.rtt.split(",")):

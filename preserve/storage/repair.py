@@ -20,24 +20,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from preserve import AGENT_NAME, __version__
 from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
 from preserve.domain.fixity import hash_stream, write_all
-from preserve.domain.premis import Agent, Event
 from preserve.domain.progress import Progress, Silent
-from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, PreserveError
+from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, Busy, PreserveError
 from preserve.repository import Repository
 from preserve.storage.audit import audit
 from preserve.storage.audit_records import Problem, has_record
-from preserve.storage.expected import expected_digests
-from preserve.storage.object_log import event_record, record_event
+from preserve.storage.object_log import DocumentWriter
 from preserve.storage.recovery import REPAIR_STAGING, tidy
+from preserve.storage.restorations import (
+    INTENT,
+    keep_intent,
+    record_restoration,
+    verified_in_place,
+    want,
+)
 from preserve.stores.base import root_file_problems, write_root_files
 from preserve.system.locks import writer_lock
 
 REPAIRABLE = ("corrupt", "truncated", "missing", "inventory")
-FETCH_AHEAD = 8  # good copies sought at once (each a round trip or more from a store)
+WRITERS = 8  # files restored at once (each a round trip or more to or from a store)
 
 
 @dataclass
@@ -50,9 +54,12 @@ class Repair:
     outcome: str  # "repaired", "no good copy", "failed"
     source: str | None = None
     detail: str = ""
+    event: str | None = None  # the replication event's identifier, once it was written
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["event"]
+        return out
 
 
 @dataclass
@@ -93,16 +100,8 @@ def repair(repo: Repository, *, aips: list[str] | None = None,
             result.untouched.append(problem)
         else:
             repairable.append(problem)
-    for problem, want, good in _fetched_ahead(repo, repairable):
-        done = _repair_one(repo, problem, want, good)
+    for done in _restored(repo, repairable):
         result.repairs.append(done)
-        # recorded at once: a kill later in the run must not leave a restoration without
-        # its PREMIS event (red-team case 51)
-        _record_events(repo, done)
-        if done.outcome == "repaired" and has_record(done.path):
-            # read back and verified: no longer due for the next audit
-            repo.catalog.mark_verified((done.aip, done.version, done.location), [done.path],
-                                       now_utc(precise=True))
     touched = {p.location for p in found.problems if p.kind == "storage-root"} | {
         r.location for r in result.repairs if r.outcome == "repaired"}
     for name in sorted(touched):
@@ -129,65 +128,62 @@ def _repair_root_files(repo: Repository, name: str) -> list[Repair]:
     return out
 
 
-def _repair_one(repo: Repository, problem: Problem, want: dict[str, str],
-                good: tuple[str, Path] | None) -> Repair:
-    """Write the good copy found (where from, its staged file) over the damaged one, read
-    it back and check it."""
-    if good is None:
-        return Repair(problem.aip, problem.version, problem.location, problem.path,
-                      problem.kind, "no good copy", None,
-                      "NO replica holds a copy matching the record; nothing was changed")
-    target = repo.locations[problem.location]
-    key = ocfl.key_of(repo.catalog.replica_key(problem.aip, problem.version, problem.location),
-                      problem.path)
-    source_name, staged = good
-    try:
-        with writer_lock(repo.root, target.name, problem.aip, catalog=repo.catalog):
-            answer = target.replace_file(key, staged)
-            repo.catalog.set_composite_checksum(problem.aip, problem.version,
-                                                problem.location, problem.path,
-                                                answer.composite)
-        verified = _verify_in_place(target, key, want)
-        # the ETag the next quick audit compares: this upload's, once read back
-        repo.catalog.learn_etags(problem.aip, problem.version, problem.location,
-                                 [(problem.path, answer.etag if verified else None)])
-        if not verified:
-            return Repair(problem.aip, problem.version, problem.location, problem.path,
-                          problem.kind, "failed", source_name,
-                          "written, but reading it back did not verify")
-    except PreserveError as e:
-        return Repair(problem.aip, problem.version, problem.location, problem.path,
-                      problem.kind, "failed", source_name, e.message)
-    return Repair(problem.aip, problem.version, problem.location, problem.path,
-                  problem.kind, "repaired", source_name,
-                  f"restored from '{source_name}' and verified")
-
-
-def _fetched_ahead(repo: Repository, problems: list[Problem]):
-    """(problem, what it must hash to, the first good copy found or None) for each, in
-    order. Good copies are found FETCH_AHEAD at once, ahead of the one being written: a
-    disk restored from an object store across a WAN waited a round trip per file, one
-    after another. What to try is read from the catalog here (its connection is this
-    thread's); the workers only read storage and hash. Each copy is staged in a folder
-    of its own, removed once written (or by tidy, after a run that ended)."""
+def _restored(repo: Repository, problems: list[Problem]):
+    """Each problem's Repair, in order, its events recorded. WRITERS files are restored at
+    once (a disk restored from an object store, or an object store from a disk, across a
+    WAN waited a round trip or more per file, one after another): each thread finds a
+    good copy, keeps the restoration as an intent (restorations.py), writes the copy and
+    reads it back. This thread, which owns the catalog, reads what to try and records
+    each outcome in order, the event documents written meanwhile by DocumentWriter; it
+    holds the (location, AIP) writer locks while their files are written. Each copy is
+    staged in a folder of its own, removed once its events are recorded (or by tidy,
+    after a run that ended, which first finishes the record of what it restored)."""
     pending: deque = deque()
-    pool = ThreadPoolExecutor(FETCH_AHEAD, thread_name_prefix="fetch")
+    locks: dict[tuple[str, str], list] = {}  # (location, AIP) -> [its lock, files pending]
+    documents = DocumentWriter(repo.catalog, WRITERS)
 
     def settled():
-        problem, want, staging, future = pending.popleft()
+        problem, staging, future = pending.popleft()
+        recorded = False
         try:
-            yield problem, want, future.result()
+            done, answer = future.result()
+            _record(repo, done, answer, documents)
+            recorded = True
+            yield done
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            _leave(staging, future, recorded)
+            held = locks[(problem.location, problem.aip)]
+            held[1] -= 1
+            if not held[1]:
+                held[0].__exit__(None, None, None)
+                del locks[(problem.location, problem.aip)]
 
+    pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="repair")
     try:
         for problem in problems:
-            want = _want(repo, problem)
+            which = (problem.location, problem.aip)
+            if which not in locks:
+                lock = writer_lock(repo.root, problem.location, problem.aip, wait=False,
+                                   catalog=repo.catalog)
+                try:
+                    lock.__enter__()
+                except Busy:  # another run writes it: wait for it holding no other lock
+                    while pending:
+                        yield from settled()
+                    lock = writer_lock(repo.root, problem.location, problem.aip,
+                                       catalog=repo.catalog)
+                    lock.__enter__()
+                locks[which] = [lock, 0]
+            locks[which][1] += 1
             staging = repo.staging / f"{REPAIR_STAGING}{os.getpid()}-{uuid.uuid4()}"  # tidy
             staging.mkdir(parents=True)
-            pending.append((problem, want, staging, pool.submit(
-                _first_good, _candidates(repo, problem), want, staging)))
-            if len(pending) > FETCH_AHEAD:
+            key = ocfl.key_of(repo.catalog.replica_key(problem.aip, problem.version,
+                                                       problem.location), problem.path)
+            pending.append((problem, staging, pool.submit(
+                _restore, repo.locations[problem.location], key, problem,
+                want(repo.catalog, problem.aip, problem.version, problem.path),
+                _candidates(repo, problem), staging)))
+            if len(pending) > WRITERS:
                 yield from settled()
         while pending:
             yield from settled()
@@ -195,15 +191,60 @@ def _fetched_ahead(repo: Repository, problems: list[Problem]):
         for *_, future in pending:
             future.cancel()
         pool.shutdown(wait=True)
-        for _, _, staging, _ in pending:
-            shutil.rmtree(staging, ignore_errors=True)
+        for _, staging, future in pending:
+            _leave(staging, future, recorded=False)
+        documents.close()
+        for lock, _ in locks.values():
+            lock.__exit__(None, None, None)
 
 
-def _want(repo, problem) -> dict[str, str]:
-    """What the file must hash to: the catalog's record (content files, inventories, and
-    the object root's files of the version that is the head where the damage is)."""
-    return dict(expected_digests(repo.catalog, problem.aip, problem.version, root=True)
-                .digests(problem.path) or {})
+def _leave(staging: Path, future, recorded: bool) -> None:
+    """A restoration's working folder, removed once its events are recorded or where
+    nothing was written; otherwise its intent is kept for tidy (restorations.py)."""
+    if recorded or future.cancelled() or not (staging / INTENT).exists():
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _restore(target, key: str, problem: Problem, digests: dict[str, str], candidates,
+             staging: Path) -> tuple[Repair, object]:
+    """(the Repair, the store's answer to the write or None): the first good copy found
+    written over the damaged one at `target`, the restoration kept in `staging` first,
+    then read back and checked (a thread of _restored's: storage only, no catalog)."""
+    good = _first_good(candidates, digests, staging)
+    if good is None:
+        return Repair(problem.aip, problem.version, problem.location, problem.path,
+                      problem.kind, "no good copy", None,
+                      "NO replica holds a copy matching the record; nothing was changed"), None
+    source_name, staged = good
+    event = keep_intent(staging, problem.aip, problem.version, problem.location,
+                        problem.path, problem.kind, source_name)
+    try:
+        answer = target.replace_file(key, staged)
+    except PreserveError as e:
+        return Repair(problem.aip, problem.version, problem.location, problem.path,
+                      problem.kind, "failed", source_name, e.message, event), None
+    if not verified_in_place(target, key, digests):
+        return Repair(problem.aip, problem.version, problem.location, problem.path,
+                      problem.kind, "failed", source_name,
+                      "written, but reading it back did not verify", event), answer
+    return Repair(problem.aip, problem.version, problem.location, problem.path,
+                  problem.kind, "repaired", source_name,
+                  f"restored from '{source_name}' and verified", event), answer
+
+
+def _record(repo: Repository, done: Repair, answer, documents: DocumentWriter) -> None:
+    """What a restoration changed, in the catalog: the composite checksum and the ETag the
+    next quick audit compares (this upload's, once read back), its events, and the file
+    no longer due for an audit."""
+    replica = (done.aip, done.version, done.location)
+    if answer is not None:
+        repo.catalog.set_composite_checksum(*replica, done.path, answer.composite)
+        repo.catalog.learn_etags(*replica, [(done.path, answer.etag
+                                             if done.outcome == "repaired" else None)])
+    record_restoration(repo, repo.locations.get(done.location), *replica, done.path,
+                       done.kind, done.outcome, done.detail, done.event, documents=documents)
+    if done.outcome == "repaired" and has_record(done.path):
+        repo.catalog.mark_verified(replica, [done.path], now_utc(precise=True))
 
 
 def _candidates(repo, problem) -> list[tuple[str, object, str | None]]:
@@ -248,37 +289,3 @@ def _fetch(source, key: str, want: dict[str, str], staging):
     except (OSError, PreserveError):
         return None
     return path if all(digests[a] == d for a, d in want.items()) else None
-
-
-def _verify_in_place(target, key: str, want: dict[str, str]) -> bool:
-    if not want:
-        return False
-    try:
-        with target.open(key) as f:
-            _, digests, _ = hash_stream(f, list(want))
-    except (OSError, PreserveError):
-        return False
-    return all(digests[a] == d for a, d in want.items())
-
-
-def _record_events(repo: Repository, r: Repair) -> None:
-    """The audit already recorded the failed fixity check; add the repair and, once the
-    repaired copy has been read back, the fixity check that passed: in the catalog, and in
-    the object's logs/ at the repaired location (a rebuilt catalog has them back)."""
-    agent = f"{AGENT_NAME}-{__version__}"
-    outcome = "success" if r.outcome == "repaired" else "failure"
-    events = [Event("replication", now_utc(), outcome,
-                    f"repair of {r.path} ({r.kind}) at location '{r.location}'", r.detail,
-                    [(agent, "executing program")])]
-    if r.outcome == "repaired":
-        events.append(Event("fixity check", now_utc(), "success",
-                            f"{r.path} at location '{r.location}' re-read after repair",
-                            "matches the recorded digests", [(agent, "executing program")]))
-    storage = repo.locations.get(r.location)
-    agents = [Agent(agent, AGENT_NAME, "software", __version__)]
-    for event in events:
-        if storage is None:  # a location no longer configured: the catalog alone
-            repo.catalog.add_events([event_record(r.aip, event, None)])
-        else:
-            record_event(repo, storage, ocfl.object_root(r.aip), r.aip, event,
-                         f"repair-{r.location}-v{r.version}", agents)
