@@ -14,6 +14,7 @@ import pytest
 
 from preserve.errors import FixityMismatch
 from preserve.ingest.ingest import Metadata, ingest
+from preserve.repository import Repository
 from preserve.storage.audit import audit
 from preserve.storage.repair import repair
 from preserve.storage.replicate import replicate
@@ -179,6 +180,48 @@ def test_objects_lost_from_a_store_are_written_back_several_at_once(tmp_path, se
     assert sorted(e.detail.split()[2] for e in events) == sorted(r.path for r in result.repairs)
     assert audit(repo, full=True).problems == []
     assert not [p for p in repo.staging.iterdir() if p.name.startswith("repair-")]
+
+
+def test_a_restoration_left_unrecorded_waits_for_its_store_to_be_read(tmp_path, server,
+                                                                    monkeypatch):
+    """A repair that wrote an object back and ended before recording it leaves its intent;
+    while the store cannot be read, the next run keeps it (dropping it would leave the
+    restoration without its event for good); once the store answers, the repair is
+    recorded, saying it was interrupted, and the folder goes."""
+    import shutil
+
+    from preserve.storage import repair as repairing
+    from preserve.storage.recovery import tidy
+
+    repo = _two_copy_repo(tmp_path, server)
+    aip = ingest(repo, _many_files(tmp_path, 4), Metadata("c")).aip_id
+    key = f"preserve/{content_key(aip)}data/f000.bin"
+    server.client().delete_object(Bucket="archive", Key=key)
+
+    def ended(*args, **kwargs):
+        raise KeyboardInterrupt  # the run ends before it records the restoration
+
+    monkeypatch.setattr(repairing, "record_restoration", ended)
+    with pytest.raises(KeyboardInterrupt):
+        repair(repo)
+    monkeypatch.undo()
+    left = [p for p in repo.staging.iterdir() if p.name.startswith("repair-")]
+    assert len(left) == 1 and (left[0] / "restoring.json").exists()
+    gone = left[0].with_name(f"repair-999999999-{left[0].name.split('-', 2)[2]}")
+    shutil.move(left[0], gone)  # as its process has ended
+    assert server.client().head_object(Bucket="archive", Key=key)  # it was written back
+    cloud = repo.root / "locations" / "cloud.yaml"
+    reachable = cloud.read_text()
+    cloud.write_text(reachable.replace(server.url, "http://127.0.0.1:9"))
+    repo = Repository(repo.root)
+    assert any("cannot be read now" in line for line in tidy(repo)) and gone.exists()
+    cloud.write_text(reachable)
+    repo = Repository(repo.root)
+    assert any("which an interrupted repair had written" in line for line in tidy(repo))
+    assert not gone.exists()
+    events = [e for e in repo.catalog.events(aip) if e.detail.startswith("repair of ")]
+    assert [e.detail.split()[2] for e in events] == ["data/f000.bin"]
+    assert "interrupted" in events[0].outcome_detail
 
 
 def test_an_object_written_again_during_the_copy_is_not_recorded(tmp_path, server,

@@ -46,7 +46,10 @@ def tidy(repo: Repository) -> list[str]:
     actions += kill_orphaned_tools()  # before their working folders go (cases 45, 60)
     for path in ended_work(repo):
         if path.name.startswith(REPAIR_STAGING):  # what it restored has its events first
-            actions += finish_restoration(repo, path)
+            lines, finished = finish_restoration(repo, path)
+            actions += lines
+            if not finished:
+                continue
         fstree.rmtree(path, ignore_errors=True)
         actions.append(f"removed {path}, left by an interrupted {work_kind(path)}")
     for location in repo.locations.values():

@@ -24,7 +24,7 @@ from preserve.domain import ocfl
 from preserve.domain.clock import now_utc
 from preserve.domain.fixity import hash_stream
 from preserve.domain.premis import Agent, Event
-from preserve.errors import PreserveError
+from preserve.errors import PreserveError, StorageUnreachable
 from preserve.storage.expected import expected_digests
 from preserve.storage.object_log import event_record, record_event
 
@@ -50,13 +50,19 @@ def keep_intent(folder: Path, aip_id: str, version: int, location: str, path: st
     return event_id
 
 
-def verified_in_place(target, key: str, digests: dict[str, str]) -> bool:
-    """Whether the file at `key` hashes to every recorded digest."""
+def verified_in_place(target, key: str, digests: dict[str, str], *,
+                      unreachable: bool = False) -> bool:
+    """Whether the file at `key` hashes to every recorded digest (with `unreachable`, a
+    location that cannot be read raises StorageUnreachable instead of answering no)."""
     if not digests:
         return False
     try:
         with target.open(key) as f:
             _, found, _ = hash_stream(f, list(digests))
+    except StorageUnreachable:
+        if unreachable:
+            raise
+        return False
     except (OSError, PreserveError):
         return False
     return all(found[a] == d for a, d in digests.items())
@@ -91,27 +97,35 @@ def record_restoration(repo, storage, aip_id: str, version: int, location: str, 
                          f"repair-{location}-v{version}", agents, documents=documents)
 
 
-def finish_restoration(repo, folder: Path) -> list[str]:
+def finish_restoration(repo, folder: Path) -> tuple[list[str], bool]:
     """The working folder of a repair that ended: its restoration's events recorded if
-    the file was restored and they were not (see the module); a line if so."""
+    the file was restored and they were not (see the module). (A line if so, whether the
+    folder may go: not while the location cannot be read, the intent kept for the next
+    run.)"""
     try:
         intent = json.loads((folder / INTENT).read_text(encoding="utf-8"))
     except (OSError, ValueError):  # none kept (or killed as it was): nothing was written
-        return []
+        return [], True
     if repo.catalog.event_record_of(intent["event"]) is not None or \
             any(e.id == intent["event"] for e in repo.catalog.events(intent["aip"])):
-        return []  # recorded: killed as the folder was being removed
+        return [], True  # recorded: killed as the folder was being removed
     aip_id, version, location, path = (intent["aip"], intent["version"], intent["location"],
                                        intent["path"])
     storage = repo.locations.get(location)
     if storage is None or location not in repo.catalog.replica_locations(aip_id, version):
-        return []
+        return [], True
     key = ocfl.key_of(repo.catalog.replica_key(aip_id, version, location), path)
-    if not verified_in_place(storage, key, want(repo.catalog, aip_id, version, path)):
-        return []  # not restored: the damage is still there for the next audit
+    try:
+        restored = verified_in_place(storage, key, want(repo.catalog, aip_id, version, path),
+                                     unreachable=True)
+    except StorageUnreachable:
+        return [f"kept {folder}: an interrupted repair may have restored {path} at "
+                f"'{location}', which cannot be read now to record it"], False
+    if not restored:
+        return [], True  # not restored: the damage is still there for the next audit
     record_restoration(repo, storage, aip_id, version, location, path, intent["kind"],
                        "repaired", f"restored from '{intent['source']}' and verified (its "
                        "events recorded after the repair that wrote it was interrupted)",
                        intent["event"])
     return [f"recorded the repair of {path} at '{location}' (AIP {aip_id} v{version}), "
-            "which an interrupted repair had written"]
+            "which an interrupted repair had written"], True
