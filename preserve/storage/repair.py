@@ -4,10 +4,12 @@ For each problem a full audit found (corrupt, truncated or missing files), the
 other replicas of the same AIP version are tried in turn: the file is read
 from one, hashed with every recorded algorithm, and used only if it matches.
 It is staged on local disk, written over the damaged copy (atomically on a
-disk, as a verified upload on an object store), read back and checked again.
-PREMIS events record each step. When no replica holds a good copy, nothing is
-changed and the report says so. Unexpected files are reported, never deleted:
-what they are is for an archivist to decide.
+disk, as a verified upload on an object store), read back and checked again,
+several files at once (_restored). PREMIS events record each step; a
+restoration is kept as an intent until they are (restorations.py). When no
+replica holds a good copy, nothing is changed and the report says so.
+Unexpected files are reported, never deleted: what they are is for an
+archivist to decide.
 """
 
 from __future__ import annotations
