@@ -72,21 +72,28 @@ def _replications(repo: Repository, aip: str) -> dict[str, list]:
     return out
 
 
+def _killed_repair(tmp_path, damaged: int, target: str, nth: int
+                   ) -> tuple[Repository, str, set[str]]:
+    """A repair of `damaged` rotten files killed at the `nth` call of `target`: the
+    repository reopened, the AIP, and the files it had restored by then."""
+    repo = _two_disks(tmp_path)
+    aip = ingest(repo, many_small_files(tmp_path / "src", 30), Metadata("r")).aip_id
+    bag = repo.locations["local"].bag_path(f"{content_key(aip)}")
+    rotten = sorted((bag / "data").rglob("*.txt"))[:damaged]
+    for path in rotten:
+        path.write_text("rot")
+    _killed(repo.root, target, nth, "repair")
+    return Repository(repo.root), aip, {f"data/{p.relative_to(bag / 'data').as_posix()}"
+                                        for p in rotten if p.read_text() != "rot"}
+
+
 def test_a_killed_repair_keeps_the_events_of_what_it_restored_and_its_leftovers_go(tmp_path):
     """Case 51: staging/repair-* folders stayed for good, and the files restored before the
     kill had no PREMIS event. Files are restored several at once: those written before the
     kill have their events once the next run has tidied (restorations.py), never two."""
-    repo = _two_disks(tmp_path)
-    aip = ingest(repo, many_small_files(tmp_path / "src", 30), Metadata("r")).aip_id
-    bag = repo.locations["local"].bag_path(f"{content_key(aip)}")
-    damaged = sorted((bag / "data").rglob("*.txt"))[:6]
-    for path in damaged:
-        path.write_text("rot")
     # the 4th repair is killed as it writes its good copy, the others in flight with it
-    _killed(repo.root, "preserve.stores.local:LocalStorage.replace_file", 4, "repair")
-    repo = Repository(repo.root)
-    restored = {f"data/{p.relative_to(bag / 'data').as_posix()}" for p in damaged
-                if p.read_text() != "rot"}
+    repo, aip, restored = _killed_repair(
+        tmp_path, 6, "preserve.stores.local:LocalStorage.replace_file", 4)
     assert len(restored) < 6  # at most the three before, whichever had ended
     assert set(_replications(repo, aip)) <= restored
     assert [p.name for p in repo.staging.iterdir() if p.name.startswith("repair-")]
@@ -102,16 +109,8 @@ def test_a_restoration_whose_events_a_kill_prevented_gets_them_from_the_next_run
     """Killed between writing a good copy and recording its events: the next run that
     tidies (here a replication) finds the intent, reads the file back and records the
     repair, saying it was interrupted; files the kill left damaged get nothing."""
-    repo = _two_disks(tmp_path)
-    aip = ingest(repo, many_small_files(tmp_path / "src", 30), Metadata("r")).aip_id
-    bag = repo.locations["local"].bag_path(f"{content_key(aip)}")
-    damaged = sorted((bag / "data").rglob("*.txt"))[:3]
-    for path in damaged:
-        path.write_text("rot")
-    _killed(repo.root, "preserve.storage.repair:record_restoration", 1, "repair")
-    repo = Repository(repo.root)
-    restored = {f"data/{p.relative_to(bag / 'data').as_posix()}" for p in damaged
-                if p.read_text() != "rot"}
+    repo, aip, restored = _killed_repair(
+        tmp_path, 3, "preserve.storage.repair:record_restoration", 1)
     assert restored and not _replications(repo, aip)
     run(repo.root, "replicate")
     events = _replications(repo, aip)
