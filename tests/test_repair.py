@@ -151,3 +151,46 @@ def test_stored_files_are_read_only_after_ingest_copies_and_repair(two_disks):
         assert {oct(os.stat(p).st_mode & 0o777) for p in stored} == {oct(0o444)}, name
         assert os.stat(bag1).st_mode & 0o200  # the owner may still rename and remove
     assert target.read_bytes() == good
+
+
+def test_a_repair_waits_for_a_writer_of_one_aip_holding_no_other_lock(tmp_path, collection,
+                                                                      monkeypatch):
+    """Files are restored several at once under their (location, AIP) writer locks, taken
+    without waiting; one that another run holds is waited for only once everything in
+    flight is done and its locks let go (two runs each holding one lock and waiting for
+    the other's would wait for ever). Both AIPs are repaired."""
+    import threading
+
+    from preserve.storage import repair as repairing
+    from preserve.system.locks import writer_lock
+
+    repo = _second_disk_repo(tmp_path)
+    first, second = (ingest(repo, collection, Metadata("r")).aip_id for _ in range(2))
+    for aip in (first, second):
+        (repo.locations["disk2"].bag_path(content_key(aip)) / "data" / "docs" /
+         "notes.txt").unlink()
+    order = sorted([first, second])  # the audit's order: the one held comes second
+    asked, held_by_other = threading.Event(), threading.Event()
+    real = repairing.writer_lock
+
+    def watched(root, location, aip, *, wait=True, catalog=None):
+        if wait:  # the fall-back: nothing else may be held by then
+            assert not [p for p in repo.staging.iterdir() if p.name.startswith("repair-")]
+            asked.set()
+        return real(root, location, aip, wait=wait, catalog=catalog)
+
+    def other_run():
+        with writer_lock(repo.root, "disk2", order[1]):
+            held_by_other.set()
+            asked.wait(60)
+
+    holder = threading.Thread(target=other_run)
+    holder.start()
+    held_by_other.wait(60)
+    monkeypatch.setattr(repairing, "writer_lock", watched)
+    result = repair(repo)
+    holder.join()
+    assert asked.is_set()
+    assert [(r.aip, r.outcome) for r in result.repairs] == [(order[0], "repaired"),
+                                                            (order[1], "repaired")]
+    assert audit(repo, full=True).status == "ok"
