@@ -24,6 +24,10 @@ class Events:
         row = self.execute("SELECT record FROM events WHERE id = ?", (event_id,)).fetchone()
         return row[0] if row else None
 
+    def has_event(self, event_id: str) -> bool:
+        return self.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() \
+            is not None
+
     def events(self, aip_id: str) -> list[EventRecord]:
         rows = self.execute("SELECT id, aip_id, type, datetime, outcome, detail, "
                                "outcome_detail, agent, version FROM events WHERE aip_id = ? "

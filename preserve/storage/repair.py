@@ -19,6 +19,7 @@ import shutil
 import uuid
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -141,7 +142,7 @@ def _restored(repo: Repository, problems: list[Problem]):
     staged in a folder of its own, removed once its events are recorded (or by tidy,
     after a run that ended, which first finishes the record of what it restored)."""
     pending: deque = deque()
-    locks: dict[tuple[str, str], list] = {}  # (location, AIP) -> [its lock, files pending]
+    locks: dict[tuple[str, str], list] = {}  # (location, AIP) -> [its lock held, files pending]
     documents = DocumentWriter(repo.catalog, WRITERS)
 
     def settled():
@@ -157,7 +158,7 @@ def _restored(repo: Repository, problems: list[Problem]):
             held = locks[(problem.location, problem.aip)]
             held[1] -= 1
             if not held[1]:
-                held[0].__exit__(None, None, None)
+                held[0].close()
                 del locks[(problem.location, problem.aip)]
 
     pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="repair")
@@ -165,16 +166,14 @@ def _restored(repo: Repository, problems: list[Problem]):
         for problem in problems:
             which = (problem.location, problem.aip)
             if which not in locks:
-                lock = writer_lock(repo.root, problem.location, problem.aip, wait=False,
-                                   catalog=repo.catalog)
+                lock = ExitStack()
                 try:
-                    lock.__enter__()
+                    lock.enter_context(writer_lock(repo.root, *which, wait=False,
+                                                   catalog=repo.catalog))
                 except Busy:  # another run writes it: wait for it holding no other lock
                     while pending:
                         yield from settled()
-                    lock = writer_lock(repo.root, problem.location, problem.aip,
-                                       catalog=repo.catalog)
-                    lock.__enter__()
+                    lock.enter_context(writer_lock(repo.root, *which, catalog=repo.catalog))
                 locks[which] = [lock, 0]
             locks[which][1] += 1
             staging = repo.staging / f"{REPAIR_STAGING}{os.getpid()}-{uuid.uuid4()}"  # tidy
@@ -197,7 +196,7 @@ def _restored(repo: Repository, problems: list[Problem]):
             _leave(staging, future, recorded=False)
         documents.close()
         for lock, _ in locks.values():
-            lock.__exit__(None, None, None)
+            lock.close()
 
 
 def _leave(staging: Path, future, recorded: bool) -> None:

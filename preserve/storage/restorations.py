@@ -106,8 +106,7 @@ def finish_restoration(repo, folder: Path) -> tuple[list[str], bool]:
         intent = json.loads((folder / INTENT).read_text(encoding="utf-8"))
     except (OSError, ValueError):  # none kept (or killed as it was): nothing was written
         return [], True
-    if repo.catalog.event_record_of(intent["event"]) is not None or \
-            any(e.id == intent["event"] for e in repo.catalog.events(intent["aip"])):
+    if repo.catalog.has_event(intent["event"]):
         return [], True  # recorded: killed as the folder was being removed
     aip_id, version, location, path = (intent["aip"], intent["version"], intent["location"],
                                        intent["path"])
