@@ -207,3 +207,93 @@ def test_the_multipart_threshold_is_a_checked_size(tmp_path):
         with pytest.raises(ConfigError, match="multipart_threshold must be a size"):
             settings_from_yaml("c", {**base, "multipart_threshold": wrong},
                                tmp_path / "c.yaml")
+
+
+@pytest.fixture
+def checking(monkeypatch):
+    """moto made to do what AWS S3, MinIO and Ceph do with the SHA-256 sent with an upload
+    (moto keeps it unchecked): bytes that do not have it are refused, BadDigest."""
+    import base64
+
+    from moto.s3.exceptions import S3ClientError
+    from moto.s3.responses import S3Response
+
+    keep = S3Response._get_checksum
+
+    def checked(self, response_headers):
+        sent = self.headers.get("x-amz-checksum-sha256")
+        held = base64.b64encode(hashlib.sha256(self.body or b"").digest()).decode()
+        if sent and sent != held:
+            raise S3ClientError("BadDigest", "The SHA256 you specified did not match the "
+                                "calculated checksum.")
+        return keep(self, response_headers)
+
+    monkeypatch.setattr(S3Response, "_get_checksum", checked)
+
+
+def test_a_store_that_checks_is_sent_files_as_they_are(s3_server, bucket, tmp_path,
+                                                       checking, monkeypatch):
+    """Issue 29: where the store checks the SHA-256 sent with an upload, nothing of a file
+    is hashed here (2 s of CPU a GiB for SHA-256 and MD5, on the machine the store shares
+    with none); a file whose bytes are not the recorded ones is refused by the store and
+    nothing of it is kept."""
+    _, name = bucket
+    store = _storage(s3_server, name)
+    assert store.verification() == s3_uploads.BY_STORE
+    assert not [o for o in store.list("") if s3_uploads.PROBE_KEY in o.key]  # refused
+
+    class NotHashed(s3_uploads.HashingReader):
+        def read(self, n=-1):
+            raise AssertionError("hashed, where the store checks")
+
+    monkeypatch.setattr(s3_uploads, "HashingReader", NotHashed)
+    size = s3_uploads.IN_MEMORY + 5  # over IN_MEMORY: streamed from the file
+    path, digest = _file(tmp_path, size)
+    sent = _counted(store)
+    store.put_file("k/whole", path, digest, size)
+    assert sent == {"PutObject": 1}
+    assert store.stored_checksum("k/whole").sha256 == s3_uploads._b64(digest)
+    path.write_bytes(b"x" + path.read_bytes()[1:])  # changed since its digest was recorded
+    with pytest.raises(FixityMismatch, match="do not have the SHA-256"):
+        store.put_file("k/changed", path, digest, size)
+    assert store.stat("k/changed") is None
+
+
+def test_the_probe_goes_beside_the_first_writes(s3_server, bucket, tmp_path):
+    """Across a WAN the checksum probe's two round trips (its upload, its removal) were
+    the first writes' to wait on: the probe is begun with them, and asked only once a
+    write's answer is back. Here each write is held until the probe has been sent (the
+    storage root's files into an empty prefix), and the probe until the first content
+    upload has (into a storage root made before): waiting on the probe would hang both."""
+    import threading
+
+    from preserve.domain import ocfl
+    from preserve.stores.base import ensure_ocfl_root
+
+    raw, name = bucket
+    for key, data in ocfl.root_files().items():  # a storage root made by an earlier run
+        raw.put_object(Bucket=name, Key=f"made/{key}", Body=data)
+    for prefix, held in (("empty", "ocfl_layout.json"), ("made", "k/first")):
+        store = S3Storage("cloud", S3Settings(bucket=name, prefix=prefix,
+                                              endpoint_url=s3_server, region="us-east-1",
+                                              addressing_style="path"))
+        probed, written = threading.Event(), threading.Event()
+
+        def hold(request, probed=probed, written=written, held=held, **_):
+            if s3_uploads.PROBE_KEY in request.url:
+                probed.set()
+                if held == "k/first":
+                    assert written.wait(10), "the first upload waited for the probe"
+            elif request.url.split("?")[0].endswith(held):
+                written.set()
+                if held != "k/first":
+                    assert probed.wait(10), "the storage root was written before the probe"
+
+        store.client.meta.events.register("before-send.s3", hold)
+        ensure_ocfl_root(store)
+        path, digest = _file(tmp_path, s3_uploads.IN_MEMORY + 5)
+        store.put_file("k/first", path, digest, path.stat().st_size)
+        assert probed.is_set() and written.is_set()
+        assert store.verification() == s3_uploads.BY_ETAG
+        assert store.stat(ocfl.ROOT_DECLARATION) and store.stat("k/first")
+        assert not [o for o in store.list("") if s3_uploads.PROBE_KEY in o.key]

@@ -99,6 +99,10 @@ class Storage(Protocol):
     def check_reachable(self) -> None:
         """Raise StorageUnreachable unless the location answers."""
 
+    def begin_writes(self) -> None:
+        """What a location needs before it is written (ensure_ocfl_root calls it), begun
+        without waiting: an object store's checksum probe."""
+
     def describe(self) -> str:
         """Where the location is, for people (never a secret)."""
 
@@ -147,25 +151,32 @@ def put_all(storage, objects: list[tuple[str, bytes]]) -> None:
                for key, data in objects))
 
 
+def holds_anything(storage) -> bool:
+    """Whether the location holds anything outside the storage root's extensions/ folder,
+    where tools keep their own files (OCFL 1.1, 4.1): an object store's checksum probe
+    is there, under way beside the first writes or kept by Object Lock."""
+    return any(not o.key.startswith("extensions/") for o in storage.list(""))
+
+
 def ensure_ocfl_root(storage) -> None:
     """Make the location an OCFL storage root if it is not one yet (its declaration, the
     layout file and the layout's configuration); refuse a location that already holds
     something else, such as AIPs in the layout of preserve before OCFL. Asked once per
     location per process (a request per copy to an object store otherwise)."""
+    storage.begin_writes()
     if getattr(storage, "ocfl_root_known", False):
         return
     if storage.stat(ocfl.ROOT_DECLARATION) is not None:
         storage.ocfl_root_known = True
         return
-    if any(True for _ in storage.list("")):
+    if holds_anything(storage):
         raise ConfigError(f"location '{storage.name}' ({storage.describe()}) holds files but is "
                           f"not an OCFL storage root (no {ocfl.ROOT_DECLARATION}): it was "
                           "written by an earlier preserve or another tool",
                           hint="point the location at an empty folder or bucket prefix; "
                                "nothing was written")
-    for key, data in ocfl.root_files().items():
-        if key != ocfl.ROOT_DECLARATION:
-            storage.put_bytes(key, data)
+    put_all(storage, [(key, data) for key, data in ocfl.root_files().items()
+                      if key != ocfl.ROOT_DECLARATION])  # the declaration after them
     storage.put_bytes(ocfl.ROOT_DECLARATION, ocfl.declaration(ocfl.ROOT_DECLARATION))
     storage.ocfl_root_known = True
 
@@ -188,7 +199,7 @@ def root_file_problems(storage) -> list[tuple[str, str, bool]]:
     writes it, where the location holds anything at all (an empty one is made a storage
     root by its first copy). A missing file can be written again (write_root_files); one
     whose text differs is for a person: another tool may have chosen another layout."""
-    if not any(True for _ in storage.list("")):
+    if not holds_anything(storage):
         return []
     problems = []
     for key, data in ocfl.root_files().items():

@@ -101,6 +101,9 @@ class LocalStorage:
                 f"storage location '{self.name}' is not reachable: {self.root} is not a directory",
                 hint="mount the disk, or fix the path in its location file")
 
+    def begin_writes(self) -> None:
+        """Nothing to begin on a disk."""
+
     def _path(self, key: str) -> Path:
         return Path(self._file(key))
 

@@ -74,6 +74,7 @@ class _Place:
     def __init__(self, concurrency: int):
         self.lock = threading.Lock()
         self.verification: str | None = None
+        self.probing: Future | None = None  # the probe under way (begin_writes)
         self.in_flight = threading.BoundedSemaphore(concurrency)
         self.parts: tuple[_PartBuffers, ThreadPoolExecutor] | None = None
 
@@ -96,14 +97,45 @@ class S3Uploads:
     """The uploading part of S3Storage: it uses the storage's client, settings, _call,
     _key and _extra."""
 
+    def begin_writes(self) -> None:
+        """Probe the store's checksums beside what is written first (the storage root, the
+        object's leftovers, the first uploads): an upload is sent the same way whatever
+        the verification, which is asked only once its answer is back. Across a WAN the
+        probe's two round trips were the first writes' to wait on (issue 29)."""
+        self.client  # made here: two threads must not make it at once  # noqa: B018
+        self._probing()
+
     def verification(self) -> str:
-        """How this store's uploads are verified: probed once (an upload of a few bytes
-        with a wrong SHA-256: refused, or taken and deleted)."""
+        """How this store's uploads are verified: probed once per process (an upload of a
+        few bytes with a wrong SHA-256: refused, or taken and deleted)."""
+        return self._probing().result()
+
+    def _probing(self) -> Future:
+        """The probe of this store, started once (again after a probe that failed: the
+        store unreachable, say), or its verification found already."""
         shared = self._shared
         with shared.lock:
-            if shared.verification is None:
-                shared.verification = self._probe_checksums()
-            return shared.verification
+            if shared.verification is not None:
+                known: Future = Future()
+                known.set_result(shared.verification)
+                return known
+            running = shared.probing
+            if running is None or (running.done() and running.exception() is not None):
+                running = shared.probing = Future()
+                threading.Thread(target=self._probe_into, args=(running,), daemon=True,
+                                 name="checksum probe").start()
+            return running
+
+    def _probe_into(self, future: Future) -> None:
+        try:
+            found = self._probe_checksums()
+        except BaseException as e:  # noqa: BLE001 - the caller that waits raises it
+            future.set_exception(e)
+            return
+        with self._shared.lock:
+            if self._shared.verification is None:  # else BY_HEAD, found by an upload
+                self._shared.verification = found
+            future.set_result(self._shared.verification)
 
     def _probe_checksums(self) -> str:
         import uuid
@@ -162,14 +194,17 @@ class S3Uploads:
         (HashingReader): their SHA-256 is held against the record and the store's ETag
         against their MD5; where either differs the object is deleted at once (it would
         carry a checksum it was never held to) and the upload refused."""
-        how = self.verification()
         ours = _b64(sha256_hex)
+        # a store known to check is sent the file as it is; while the probe is still out
+        # (the first uploads of a run), the bytes are hashed in case it does not
+        checks = self._shared.verification == BY_STORE
         with open_stored(str(path), str(path)) as f:
-            body = HashingReader(f)
+            body = f if checks else HashingReader(f)
             answer = self._call(f"upload {key}", self.client.put_object,
                                 Bucket=self.settings.bucket, Key=self._key(key), Body=body,
                                 ContentLength=size, ChecksumAlgorithm="SHA256",
                                 ChecksumSHA256=ours, **self._extra())
+        how = self.verification()
         etag = _etag(answer)
         if how == BY_STORE:
             self._compare(key, answer.get("ChecksumSHA256"), ours)
