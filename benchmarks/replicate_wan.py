@@ -108,6 +108,10 @@ def wan_location(repo: Path, name: str, bucket: str, relay) -> None:
 
 
 def measure(server: Server, argv: list[str], env: dict, **kw) -> tuple[float, int, float]:
+    """One timed run, on a quiet disk: what the run before wrote (an ingest of 1 GB, the
+    store's own files) is flushed first, else its writeback lands in whichever run follows
+    30 s later (the kernel's dirty_expire), and the tool measured next pays for it."""
+    os.sync()
     before = server.requests()
     seconds, peak, _anon, _pss, _cpu = timed(argv, env, **kw)
     time.sleep(0.3)  # the server's log catches up
