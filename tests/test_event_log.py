@@ -336,3 +336,86 @@ def test_an_audit_checks_the_history_of_what_it_reads(tmp_path, collection):
     assert [(p.location, p.kind, p.path) for p in found] == [
         ("disk2", "history-edited", "logs/" + documents[0].name)]
     assert json.loads(run(repo.root, "audit", "--json", check_code=1).stdout)["problems"]
+
+
+# -- where each location holds the log up to (issue 29) ----------------------------------------
+
+def _listed(monkeypatch) -> list[tuple[str, str | None, int]]:
+    """(prefix, after, keys given) of every listing of a disk location from now on."""
+    from preserve.stores.local import LocalStorage
+
+    calls: list = []
+    keep = LocalStorage.list
+
+    def counted(self, prefix, after=None):
+        found = list(keep(self, prefix, after))
+        calls.append((prefix, after, len(found)))
+        return iter(found)
+
+    monkeypatch.setattr(LocalStorage, "list", counted)
+    return calls
+
+
+def _checkpointed(tmp_path: Path, collection: Path, commands: int) -> Repository:
+    """A repository whose log has a checkpoint for each of `commands` audits."""
+    repo = _repository(tmp_path, collection, aips=1, audits=0)
+    for _ in range(commands):
+        audit(repo)
+        publish(repo)
+    return repo
+
+
+def test_a_command_lists_each_copy_of_the_log_from_where_it_held_it(tmp_path, collection,
+                                                                    monkeypatch):
+    """A command's events are copied to every location at its end: the log was listed
+    whole first (a page per 500 checkpoints, each a round trip to an object store, for
+    years of commands). Now only from the last segment and checkpoint each location was
+    found holding, which proves it still holds them."""
+    repo = _checkpointed(tmp_path, collection, 5)
+    held = len(repo.catalog.log_checkpoints())
+    assert held == 6 and all(repo.catalog.log_copied(n) == repo.catalog.log_size()
+                             for n in ("local", "disk2"))
+    calls = _listed(monkeypatch)
+    audit(repo)
+    publish(repo)
+    of_log = [c for c in calls if c[0].startswith(LOG_DIR)]
+    assert of_log and all(after is not None for _, after, _ in of_log), of_log
+    assert sum(n for _, _, n in of_log) == 2 * 2  # per location: its last segment, checkpoint
+    assert verify(repo).status == "ok"
+    for name in ("local", "disk2"):
+        assert len(list((repo.locations[name].root / LOG_DIR / "checkpoints").iterdir())) \
+            == held + 1
+        assert repo.catalog.log_copied(name) == repo.catalog.log_size()
+
+
+def test_a_location_that_lost_its_copy_of_the_log_gets_it_whole_again(tmp_path, collection):
+    """The location no longer holds what the catalog says it did (emptied, or another disk
+    in its place: issue 22): found at the next command, which copies the log whole."""
+    import shutil
+
+    repo = _checkpointed(tmp_path, collection, 2)
+    shutil.rmtree(repo.locations["disk2"].root / LOG_DIR)
+    audit(repo)
+    publish(repo)
+    assert verify(repo).status == "ok"
+    assert {p.name for p in (repo.locations["disk2"].root / ENTRIES).iterdir()} == {
+        p.name for p in (repo.locations["local"].root / ENTRIES).iterdir()}
+
+
+def test_a_segment_lost_behind_the_mark_is_named_then_copied_again(tmp_path, collection):
+    """What a command does not list (the segments before the last one a location held) is
+    what `log verify` reads: a segment found missing there makes the next command list
+    that location whole and copy it again."""
+    repo = _checkpointed(tmp_path, collection, 3)
+    oldest = sorted((repo.locations["disk2"].root / ENTRIES).iterdir())[0]
+    os.chmod(oldest, 0o644)
+    oldest.unlink()
+    audit(repo)
+    publish(repo)
+    assert not oldest.exists()  # not listed: the mark's segment was there
+    report = verify(repo)
+    assert {p.kind for p in report.problems} == {"removed"}, report.problems
+    assert repo.catalog.log_copied("disk2") is None
+    audit(repo)
+    publish(repo)
+    assert oldest.exists() and verify(repo).status == "ok"

@@ -297,3 +297,15 @@ def test_the_probe_goes_beside_the_first_writes(s3_server, bucket, tmp_path):
         assert store.verification() == s3_uploads.BY_ETAG
         assert store.stat(ocfl.ROOT_DECLARATION) and store.stat("k/first")
         assert not [o for o in store.list("") if s3_uploads.PROBE_KEY in o.key]
+
+
+def test_a_listing_can_start_after_a_key(s3_server, bucket):
+    """The store starts the listing there (StartAfter), within the location's prefix."""
+    _, name = bucket
+    store = _storage(s3_server, name)
+    for key in ("log/a", "log/b1", "log/b2", "log/c", "other/d"):
+        store.put_bytes(key, b"x")
+    sent = _counted(store)
+    assert [o.key for o in store.list("log/", after="log/b")] == ["log/b1", "log/b2", "log/c"]
+    assert [o.key for o in store.list("log/", after="log/b2")] == ["log/c"]
+    assert sent == {"ListObjectsV2": 2}

@@ -21,16 +21,16 @@ from preserve.errors import ConfigError
 
 # The newest Alembic revision (catalog_migrations/versions): what a new catalog is
 # stamped with.
-HEAD = "0008_stored_etags"
+HEAD = "0009_log_copies"
 # Every revision, oldest first: a catalog stamped with one of them can be brought to HEAD.
 # The tables of a catalog at HEAD (catalog_tables.py makes them; a test keeps the two equal).
 TABLES = frozenset({"meta", "aips", "versions", "files", "replicas", "events", "derivations",
                     "audit_runs", "file_checks", "composite_checksums", "audit_problems",
                     "job_results", "log_entries", "log_pending", "log_checkpoints",
                     "file_validations", "search_pages", "rights_statements", "stored_etags",
-                    "alembic_version"})
+                    "log_copies", "alembic_version"})
 REVISIONS = ("0001_schema4", "0002_event_order", "0003_jobs_digests", "0004_event_log",
-             "0005_file_validations", "0006_search", "0007_rights", HEAD)
+             "0005_file_validations", "0006_search", "0007_rights", "0008_stored_etags", HEAD)
 # What the `meta` table says of the schema, for the preserve releases before Alembic (which
 # read only that): they refuse a catalog past the schema they know.
 SCHEMA_VERSION = 5  # 5 is every Alembic revision: they read alembic_version

@@ -1,5 +1,6 @@
-"""The event log's tables (log_entries, log_checkpoints): what joined the log and in which
-order, and each signed checkpoint. storage/history.py makes the entries and checks the
+"""The event log's tables (log_entries, log_checkpoints, log_copies): what joined the log
+and in which order, each signed checkpoint, and how far each location was found holding
+them. storage/history.py makes the entries and checks the
 copies kept in storage against these."""
 
 from __future__ import annotations
@@ -50,10 +51,42 @@ class EventLog:
             db.execute("INSERT INTO log_checkpoints VALUES (?, ?, ?, ?)", checkpoint)
             return checkpoint
 
-    def log_checkpoints(self) -> list[tuple[int, str, str]]:
-        """(size, root hex, signed note) of every checkpoint, oldest first."""
+    def log_checkpoints(self, after: int = 0) -> list[tuple[int, str, str]]:
+        """(size, root hex, signed note) of every checkpoint (of a size over `after`),
+        oldest first."""
         return [tuple(r) for r in self.execute(
-            "SELECT size, root, note FROM log_checkpoints ORDER BY size")]
+            "SELECT size, root, note FROM log_checkpoints WHERE size > ? ORDER BY size",
+            (after,))]
+
+    def log_size(self) -> int:
+        """The size of the newest checkpoint (0 before the first)."""
+        return self.execute("SELECT COALESCE(MAX(size), 0) FROM log_checkpoints").scalar()
+
+    def log_size_before(self, size: int) -> int:
+        """The size of the checkpoint before the one of `size` (0 for the first): where
+        that one's segment of entries starts."""
+        return self.execute("SELECT COALESCE(MAX(size), 0) FROM log_checkpoints WHERE "
+                            "size < ?", (size,)).scalar()
+
+    # How far each location was found holding the log (storage/history.py's _copy_log):
+    # only ever raised, forgotten where `log verify` finds the copy damaged, and proven by
+    # the location before it is trusted.
+
+    def log_copied(self, location: str) -> int | None:
+        """The size up to which `location` was found holding every segment and checkpoint,
+        or None (never copied by this catalog, or found damaged since)."""
+        return self.execute("SELECT size FROM log_copies WHERE location = ?",
+                            (location,)).scalar()
+
+    def set_log_copied(self, location: str, size: int) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO log_copies VALUES (?, ?) ON CONFLICT (location) DO "
+                       "UPDATE SET size = CASE WHEN log_copies.size < ? THEN ? ELSE "
+                       "log_copies.size END", (location, size, size, size))
+
+    def forget_log_copied(self, location: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM log_copies WHERE location = ?", (location,))
 
     def log_entries(self, after: int = 0, upto: int | None = None) -> Iterator[tuple[int, str]]:
         """(position, entry text) in order, streamed."""

@@ -344,3 +344,13 @@ log_checkpoints = Table(
     Column("frontier", Text, nullable=False),
     Column("note", Text, nullable=False),
 )
+
+# How far each location was found holding the event log (issue 29): a command copies what
+# was signed since, listing from there, not years of segments first. What the locations
+# showed, not a record: a rebuilt catalog lists each location in full once.
+log_copies = Table(
+    "log_copies", metadata,
+    Column("location", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    info={"store_answers": True},
+)

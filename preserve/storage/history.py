@@ -36,7 +36,7 @@ from preserve.domain.merkle import MerkleTree, leaf_hash
 from preserve.domain.model import Verdict
 from preserve.errors import PreserveError
 from preserve.repository import Repository
-from preserve.stores.base import ensure_ocfl_root, put_all
+from preserve.stores.base import ensure_ocfl_root, put_all, together
 from preserve.system.keys import create_key, load_key
 
 LOG_DIR = "extensions/preserve-log/"
@@ -123,17 +123,18 @@ def publish(repo: Repository) -> dict[str, str]:
     """Sign what is pending, then copy every segment and checkpoint a location lacks to it
     (a location that was unreachable catches up at the next run). Returns the locations
     that could not be written to, with why: their copies are behind, which verify says."""
-    sign_pending(repo)
-    checkpoints = repo.catalog.log_checkpoints()
-    if not checkpoints:
+    newest = sign_pending(repo) or repo.catalog.log_size()
+    if not newest:
         return {}
     public = signing_key(repo).public_key()
     failed = {}
     for name, storage in sorted(repo.locations.items()):
+        if repo.catalog.log_copied(name) == newest:
+            continue  # holds it all already (found so by the command before)
         try:
             storage.check_reachable()  # never makes a missing root (a disk unplugged)
             ensure_ocfl_root(storage)  # nor writes into what is not an OCFL storage root
-            _copy_log(repo, storage, checkpoints, public)
+            _copy_log(repo, storage, public)
         except (PreserveError, OSError) as e:
             failed[name] = getattr(e, "message", None) or str(e)
     return failed
@@ -147,15 +148,16 @@ def publish_if_pending(repo: Repository) -> dict[str, str]:
     return publish(repo)
 
 
-def _copy_log(repo: Repository, storage, checkpoints: list[tuple], public) -> None:
+def _copy_log(repo: Repository, storage, public) -> None:
     """What `storage` lacks of the log: the segments a batch at a time, all of a batch at
     once (a location new or long unreachable lacks many, each a round trip across a WAN),
-    then the checkpoints, each after the entries it vouches for."""
-    have = {info.key for info in storage.list(LOG_DIR)}
+    then the checkpoints, each after the entries it vouches for. Then how far it holds
+    the log is kept, so that the next command lists only from there."""
+    have, previous = _held(repo, storage)
     if PUBLIC_KEY not in have:
         storage.put_bytes(PUBLIC_KEY, _public_key_text(public).encode())
     segments, notes_missing = [], []
-    previous = 0
+    checkpoints = repo.catalog.log_checkpoints(after=previous)
     for size, _root, note in checkpoints:
         if segment_key(previous + 1, size) not in have:
             segments.append((previous, size))
@@ -168,6 +170,28 @@ def _copy_log(repo: Repository, storage, checkpoints: list[tuple], public) -> No
             for first, size in segments[start:start + LOG_BATCH]])
     for start in range(0, len(notes_missing), LOG_BATCH):
         put_all(storage, notes_missing[start:start + LOG_BATCH])
+    if checkpoints:
+        repo.catalog.set_log_copied(storage.name, checkpoints[-1][0])
+
+
+def _held(repo: Repository, storage) -> tuple[set[str], int]:
+    """(the log's keys at `storage` that matter, the size up to which it holds every
+    segment and checkpoint). Listing the log whole costs a page per 500 checkpoints, each
+    a round trip across a WAN, at every command for years: where the catalog knows how far
+    the location held the log, only its keys from there are listed (an object store starts
+    there), and that the location still holds the last segment and checkpoint it was known
+    to is the proof; a location emptied or replaced since (issue 22) fails it, and is
+    listed whole."""
+    mark = repo.catalog.log_copied(storage.name)
+    if mark:
+        start = repo.catalog.log_size_before(mark)
+        entries, checkpoints, key = together(
+            lambda: {i.key for i in storage.list(ENTRIES, after=f"{ENTRIES}{start + 1:012d}")},
+            lambda: {i.key for i in storage.list(CHECKPOINTS, after=f"{CHECKPOINTS}{mark:012d}")},
+            lambda: storage.stat(PUBLIC_KEY))
+        if segment_key(start + 1, mark) in entries and checkpoint_key(mark) in checkpoints:
+            return entries | checkpoints | ({PUBLIC_KEY} if key else set()), mark
+    return {info.key for info in storage.list(LOG_DIR)}, 0
 
 
 def _public_key_text(public) -> str:
@@ -251,8 +275,11 @@ def verify(repo: Repository, *, against: str | None = None) -> LogReport:
             report.unreachable[name] = e.message
             continue
         report.locations.append(name)
+        found = len(report.problems)
         try:
             _check_copy(repo, storage, checkpoints, public, report)
+            if len(report.problems) > found:  # the next run lists it whole, copies again
+                repo.catalog.forget_log_copied(name)
             _check_objects(repo, storage, records, logged, report)
         except (PreserveError, OSError) as e:
             report.unreachable[name] = getattr(e, "message", None) or str(e)

@@ -112,8 +112,9 @@ class Storage(Protocol):
     def stat(self, key: str) -> ObjectInfo | None:
         """Size of the object, or None if it does not exist."""
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """Every object under `prefix`, recursively."""
+    def list(self, prefix: str, after: str | None = None) -> Iterator[ObjectInfo]:
+        """Every object under `prefix`, recursively (with `after`, those whose key sorts
+        after it: an object store starts its listing there)."""
 
     def empty_dirs(self, prefix: str) -> list[str]:
         """Directories without files under `prefix` (local disks only keep them)."""

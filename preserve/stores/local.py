@@ -297,8 +297,14 @@ class LocalStorage:
             return None
         return ObjectInfo(key, st.st_size)
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """Every file under `prefix` (links included, as what they are: never followed)."""
+    def list(self, prefix: str, after: str | None = None) -> Iterator[ObjectInfo]:
+        """Every file under `prefix` (links included, as what they are: never followed);
+        with `after`, those whose key sorts after it."""
+        if after is not None:
+            return (info for info in self._files(prefix) if info.key > after)
+        return self._files(prefix)
+
+    def _files(self, prefix: str) -> Iterator[ObjectInfo]:
         base = self._path(prefix)
         start = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
         stack = [(str(base), start)]

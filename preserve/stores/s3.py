@@ -325,10 +325,13 @@ class S3Storage(S3Uploads):
             raise
         return ObjectInfo(key, head["ContentLength"])
 
-    def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """Every object under `prefix`, a page (1,000 keys) at a time: listing a bucket of
-        millions of objects holds one page in memory."""
-        return self._listed(prefix)
+    def list(self, prefix: str, after: str | None = None) -> Iterator[ObjectInfo]:
+        """Every object under `prefix` (whose key sorts after `after`, where given: the
+        store starts there), a page (1,000 keys) at a time: listing a bucket of millions of
+        objects holds one page in memory."""
+        if after is None:
+            return self._listed(prefix)
+        return self._listed(prefix, StartAfter=self._key(after))
 
     def list_here(self, prefix: str) -> Iterator[ObjectInfo]:
         """The objects directly under `prefix` (not in its "folders"): an object root's
