@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from preserve.domain import ocfl  # noqa: E402
 from preserve.repository import Repository  # noqa: E402
-from preserve.storage.history import publish, verify  # noqa: E402
+from preserve.storage.history import publish  # noqa: E402
+from preserve.storage.log_check import verify  # noqa: E402
 from preserve.storage.object_log import log_record  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / "work"

@@ -3,7 +3,7 @@ archivist would otherwise pick, side by side in one sitting, through the same re
 
     .venv/bin/python benchmarks/replicate_wan.py [--rtt 0,10,40] [--files 1000]
         [--only small|large] [--aws PATH] [--audit] [--many N] [--repeat N]
-        [--repair N | --repair-store N]
+        [--repair N | --repair-store N | --log N]
 
 moto's server on loopback, behind benchmarks/latency_proxy.py (each direction delayed by
 half the round trip). On the same data (small: FILES files of 1-64 KiB, from
@@ -262,6 +262,50 @@ def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
           f"peak RSS {peak / 2**20:.0f} MiB")
 
 
+SIGN = """
+import sys, uuid
+from preserve.repository import Repository
+from preserve.storage.history import publish, sign_pending
+repo = Repository(sys.argv[1])
+for n in range(int(sys.argv[2])):
+    with repo.catalog.transaction() as db:
+        db.execute("INSERT INTO log_pending VALUES (?, NULL, ?, ?)",
+                   (str(uuid.uuid4()), '{"kind": "bench"}', n))
+    sign_pending(repo)
+publish(repo)
+"""
+
+
+def run_log(rtt: float, checkpoints: int, server: Server, env: dict) -> None:
+    """A repository whose event log has `checkpoints` checkpoints (a command each: years
+    of cron jobs), all of them at an object store; then one more command's events copied
+    there (`preserve audit --location wan`: a quick audit of one small AIP, its events
+    signed and copied at its end), and `preserve log checkpoint` (nothing new to copy)."""
+    relay = LatencyRelay(server.port, 0).start()
+    out = WORK / "wan-log"
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        source = out / "item"
+        source.mkdir(parents=True)
+        (source / "page.txt").write_bytes(os.urandom(2000))
+        repo, renv = new_repository(out, env, [source])
+        bucket = f"log-{int(rtt)}-{int(time.time())}"
+        server.s3.create_bucket(Bucket=bucket)
+        wan_location(repo, "wan", bucket, relay)
+        subprocess.run([PY, "-m", "preserve", "replicate", "--to", "wan"], env=renv,
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([PY, "-c", SIGN, str(repo), str(checkpoints)], env=renv, check=True)
+        relay.delay = rtt / 2000.0
+        audit = measure(server, [PY, "-m", "preserve", "audit", "--location", "wan"], renv)
+        printed = measure(server, [PY, "-m", "preserve", "log", "checkpoint"], renv)
+    finally:
+        relay.stop()
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"event log of {checkpoints} checkpoints, round trip {rtt:g} ms: a quick audit "
+          f"and its events copied {audit[0]:.2f} s ({audit[1]} requests); the newest "
+          f"checkpoint printed {printed[0]:.2f} s ({printed[1]} requests)")
+
+
 def run_repair(rtt: float, count: int, server: Server, env: dict, store: bool = False
                ) -> None:
     """A disk restored from its object-store copy: `count` small files ingested, copied
@@ -316,6 +360,9 @@ def main() -> None:
     parser.add_argument("--skip-loop", action="store_true", help="(slow across a WAN)")
     parser.add_argument("--many", type=int, metavar="N",
                         help="instead: N small AIPs, preserve replicate alone")
+    parser.add_argument("--log", type=int, metavar="N",
+                        help="instead: an event log of N checkpoints at the store, then a "
+                             "command's events copied there")
     parser.add_argument("--audit", action="store_true",
                         help="also: preserve's quick audit of the copy, and a HeadObject loop")
     parser.add_argument("--repair", type=int, metavar="N",
@@ -337,6 +384,10 @@ def main() -> None:
             for rtt in (float(x) for x in args.rtt.split(",")):
                 run_repair(rtt, args.repair or args.repair_store, server, env,
                            store=bool(args.repair_store))
+            return
+        if args.log:
+            for rtt in (float(x) for x in args.rtt.split(",")):
+                run_log(rtt, args.log, server, env)
             return
         if args.many:
             for rtt in (float(x) for x in args.rtt.split(",")):

@@ -21,7 +21,8 @@ from preserve.domain.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, root_of
 from preserve.ingest.ingest import Metadata, ingest
 from preserve.repository import Repository
 from preserve.storage.audit import audit
-from preserve.storage.history import ENTRIES, LOG_DIR, publish, verify
+from preserve.storage.history import ENTRIES, LOG_DIR, publish
+from preserve.storage.log_check import verify
 from tests.conftest import two_disk_repo
 from tests.test_cli import run
 

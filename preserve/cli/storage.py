@@ -253,7 +253,7 @@ def log_verify(
     """Check the event log: the catalog's against its signed checkpoints, every location's
     copy, and every object's logs/ and versions. Exit 0 whole, 1 problems, 3 a location
     unreachable."""
-    from preserve.storage.history import verify
+    from preserve.storage.log_check import verify
 
     report = verify(open_repo(), against=against.read() if against else None)
     render.report(report, json_out, render.log_verify)

@@ -44,7 +44,7 @@ from preserve.parallel import WorkerPool, default_workers
 from preserve.repository import Repository
 from preserve.storage.audit_records import AuditResult, Problem, Recorder, Visit, _row
 from preserve.storage.audit_replica import audit_replica
-from preserve.storage.history import check_object
+from preserve.storage.log_check import check_object
 from preserve.storage.object_log import (
     LogDocument,
     complete_documents,
