@@ -427,3 +427,37 @@ def test_several_aips_are_copied_at_once_within_the_location_concurrency(tmp_pat
     sent = _sent(repo.locations["cloud"], aips[0])
     assert audit(repo, location="cloud").problems == []
     assert set(sent) == {"ListObjectsV2"}, sent
+
+
+def test_a_big_version_is_listed_in_ranges_at_once(tmp_path, server, monkeypatch):
+    """Issue 29: a version of more files than a page is listed a page-sized range at a
+    time, several at once (cut at every PAGE-th file the catalog records), when its copy
+    is proven complete and when it is audited; whatever is in the store between the cuts
+    is seen: a missing file and a stray are each named. (PAGE is 7 here, for 60 files.)"""
+    from preserve.storage import expected
+
+    monkeypatch.setattr(expected, "PAGE", 7)
+    repo = _two_copy_repo(tmp_path, server)
+    store = repo.locations["cloud"]
+    starts: list = []
+    lock = threading.Lock()
+
+    def listed(model, params, **_):
+        if model.name == "ListObjectsV2" and "/v1/" in params.get("Prefix", ""):
+            with lock:
+                starts.append(params.get("StartAfter"))
+
+    store.client.meta.events.register("before-parameter-build.s3", listed)
+    aip = ingest(repo, _many_files(tmp_path), Metadata("c")).aip_id
+    cuts = len(repo.catalog.every_nth_path(aip, 1, 7))
+    assert cuts >= 60 // 7 and len(starts) == cuts + 1 and starts.count(None) == 1, starts
+    assert all(aip in s for s in starts if s)
+    starts.clear()
+    assert audit(repo, location="cloud").problems == []
+    assert len(starts) == cuts + 1
+    client, version = server.client(), f"preserve/{content_key(aip)}"
+    client.delete_object(Bucket="archive", Key=version + "data/f030.bin")
+    client.put_object(Bucket="archive", Key=version + "data/f030a.bin", Body=b"stray")
+    found = audit(repo, location="cloud")
+    assert sorted((p.path, p.kind) for p in found.problems) == [
+        ("data/f030.bin", "missing"), ("data/f030a.bin", "unexpected")]

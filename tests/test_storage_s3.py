@@ -11,6 +11,8 @@ import os
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from preserve.errors import FixityMismatch, StorageUnreachable
 from preserve.stores import s3_uploads
@@ -198,9 +200,9 @@ def test_the_multipart_threshold_is_a_checked_size(tmp_path):
 
     base = {"kind": "s3", "bucket": "bucket-one"}
     assert settings_from_yaml("c", base, tmp_path).multipart_threshold == 200 << 20
-    for given, size in ((64 << 20, 64 << 20), ("64 MiB", 64 << 20), ("0.5GiB", 1 << 29),
+    for written, size in ((64 << 20, 64 << 20), ("64 MiB", 64 << 20), ("0.5GiB", 1 << 29),
                         ("100 MB", 10**8)):
-        assert settings_from_yaml("c", {**base, "multipart_threshold": given},
+        assert settings_from_yaml("c", {**base, "multipart_threshold": written},
                                   tmp_path).multipart_threshold == size
     # S3 takes parts of 5 MiB at least, and 5 GiB at most in one request
     for wrong in ("lots", 1 << 20, "6 GiB", True, "-8 MiB"):
@@ -309,3 +311,46 @@ def test_a_listing_can_start_after_a_key(s3_server, bucket):
     assert [o.key for o in store.list("log/", after="log/b")] == ["log/b1", "log/b2", "log/c"]
     assert [o.key for o in store.list("log/", after="log/b2")] == ["log/c"]
     assert sent == {"ListObjectsV2": 2}
+
+
+SPLIT_KEYS = sorted({f"v1/content/data/{name}" for name in (
+    "a", "a b", "a%20b", "b/c", "b/c/d", "b0", "z", "\u00e9t\u00e9", "\u4e2d\u6587", "\U0001f600",
+    "CR\rLF\n", "-", "~", *(f"f{n:03}" for n in range(30)))} | {"v1/inventory.json", "v2/x"})
+
+
+@pytest.fixture(scope="module")
+def split_store(s3_server):
+    raw = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    raw.create_bucket(Bucket="split-listing")
+    store = S3Storage("cloud", S3Settings(bucket="split-listing", prefix="archive",
+                                          endpoint_url=s3_server, region="us-east-1",
+                                          addressing_style="path", concurrency=4))
+    for key in SPLIT_KEYS:
+        store.put_bytes(key, key.encode())
+    return store
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.sampled_from(SPLIT_KEYS), st.text(max_size=12).map(
+    lambda t: "v1/" + t)), max_size=8))
+def test_a_listing_cut_anywhere_gives_every_object_once(split_store, bounds):
+    """Issue 29: a big version's listing is cut at every 1,000th recorded file and its
+    ranges listed at once. Whatever the cuts (keys of the store or not, repeated, in any
+    order, names S3 sorts by their UTF-8 bytes), every object is listed exactly once."""
+    bounds = [b for b in bounds if _safe_key(b)]
+    whole = [(o.key, o.size) for o in split_store.list("v1/")]
+    assert len(whole) == len([k for k in SPLIT_KEYS if k.startswith("v1/")])
+    cut = [(o.key, o.size) for o in split_store.list_split("v1/", bounds)]
+    assert sorted(cut) == sorted(whole)
+
+
+def _safe_key(key: str) -> bool:
+    from preserve.errors import ConfigError
+    from preserve.stores.base import checked_key
+
+    try:
+        checked_key(key)
+    except ConfigError:
+        return False
+    return True

@@ -222,6 +222,14 @@ class Replicas:
             "WHERE f.aip_id = ? AND f.version = ? AND f.path = l.path) ORDER BY l.path",
             (aip_id, version))]
 
+    def every_nth_path(self, aip_id: str, version: int, n: int) -> list[str]:
+        """Every `n`-th path of the files a version added (none for a version of fewer):
+        where a listing of its copy in an object store is cut into ranges."""
+        return [r[0] for r in self.execute(
+            "SELECT path FROM (SELECT path, ROW_NUMBER() OVER (ORDER BY path) AS n FROM files "
+            "WHERE aip_id = ? AND version = ?) numbered WHERE n % ? = 0 ORDER BY n",
+            (aip_id, version, n))]
+
     def payload_not_listed_as_recorded(self, aip_id: str,
                                        version: int) -> list[tuple[str, int, int | None]]:
         """(path, recorded size, listed size or None) of payload files missing or of

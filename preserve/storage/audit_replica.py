@@ -38,7 +38,8 @@ def audit_replica(repo, storage, visit: Visit, pool, recorder: Recorder, progres
                 "manifest can list it)")
 
     try:
-        catalog.load_listing(listing(storage, key, unreadable, root=root))
+        catalog.load_listing(listing(storage, key, unreadable, root=root, catalog=catalog,
+                                     aip_id=aip_id, version=version))
     except PreserveError as e:
         problem(None, "unreachable", e.message)
         return

@@ -57,21 +57,31 @@ def is_head(catalog: Catalog, aip_id: str, version: int, location: str) -> bool:
     return catalog.head_at(aip_id, location) == version
 
 
+PAGE = 1000  # keys an object store lists in one page: where a big version's listing is cut
+
+
 def listing(storage, key: str, unreadable: Callable[[str], None] = lambda rel: None, *,
-            root: bool = False) -> Iterator[tuple[str, int, str | None]]:
+            root: bool = False, catalog: Catalog | None = None, aip_id: str = "",
+            version: int = 0) -> Iterator[tuple[str, int, str | None]]:
     """(name in the version, size, the store's ETag or None) of every stored object of the
     version folder at `key` (see ocfl.key_of), and of the object root's files with `root`,
     for Catalog.load_listing. A name that is not UTF-8 (a stray file, a foreign key
     escaping such bytes) can be in no manifest and no catalog: it goes to `unreadable`
     instead, never into the catalog, where it would stop the whole run (red-team cases 81,
-    82)."""
+    82). Given the `catalog` and the version, an object store lists a version of more than
+    a page of files a page-sized range at a time, several at once (S3Storage.list_split),
+    cut at every PAGE-th file the catalog records."""
     here = None
     if root and hasattr(storage, "list_here"):  # an object store: one listing, not 3 HEADs,
         storage.client  # made here: two threads must not make it at once  # noqa: B018
         pool = ThreadPoolExecutor(1)           # asked while the version's pages are
         here = pool.submit(lambda: {o.key: o for o in storage.list_here(ocfl.object_of(key))})
         pool.shutdown(wait=False)
-    for o in storage.list(key):
+    bounds = []
+    if catalog is not None and hasattr(storage, "list_split"):
+        bounds = [ocfl.key_of(key, rel) for rel in catalog.every_nth_path(aip_id, version,
+                                                                           PAGE)]
+    for o in storage.list_split(key, bounds) if bounds else storage.list(key):
         rel = o.key[len(key):]
         if is_utf8(rel):
             yield ocfl.rel_in_version(rel), o.size, o.etag
@@ -97,7 +107,8 @@ def replica_gaps(catalog: Catalog, aip_id: str, version: int, storage, key: str,
     compared in the catalog's temporary tables, so memory does not grow with the number
     of files."""
     root = any(rel.startswith("/") for rel in tags)
-    catalog.load_listing(listing(storage, key, root=root))
+    catalog.load_listing(listing(storage, key, root=root, catalog=catalog, aip_id=aip_id,
+                                 version=version))
     gaps = [f"{display(rel)}: " + ("missing" if listed is None else
                                    f"{listed} bytes, {recorded} recorded")
             for rel, recorded, listed in catalog.payload_not_listed_as_recorded(aip_id, version)]
