@@ -45,13 +45,13 @@ def _jobs(root: Path) -> list[dict]:
     return json.loads(_run(root, "jobs", "--json"))
 
 
-def _wait_for(predicate, timeout: float, what: str):
+def _wait_for(predicate, timeout: float, what: str, every: float = 0.3):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.3)
+        time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -313,7 +313,7 @@ def test_sigterm_lets_the_running_job_finish(tmp_path, fresh_database):
     with psycopg.connect(fresh_database, autocommit=True) as db:
         _wait_for(lambda: db.execute("SELECT COUNT(*) FROM procrastinate_jobs WHERE status = "
                                      "'doing' AND task_name = 'preserve:audit'").fetchone()[0],
-                  30, "a running audit")
+                  30, "a running audit", every=0.02)  # the first: an audit takes a second
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0
     statuses = sorted(j["status"] for j in _jobs(root) if j["task"] == "audit")
