@@ -262,6 +262,19 @@ def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
           f"peak RSS {peak / 2**20:.0f} MiB")
 
 
+def replicated(out: Path, env: dict, source: Path, server: Server, relay, name: str,
+               rtt: float) -> tuple[Path, dict, str]:
+    """A repository in `out` with `source` ingested and copied to a new bucket through
+    the relay (location "wan"): (its root, its environment, the bucket)."""
+    repo, renv = new_repository(out, env, [source])
+    bucket = f"{name}-{int(rtt)}-{int(time.time())}"
+    server.s3.create_bucket(Bucket=bucket)
+    wan_location(repo, "wan", bucket, relay)
+    subprocess.run([PY, "-m", "preserve", "replicate", "--to", "wan"], env=renv,
+                   check=True, stdout=subprocess.DEVNULL)
+    return repo, renv, bucket
+
+
 SIGN = """
 import sys, uuid
 from preserve.repository import Repository
@@ -288,12 +301,7 @@ def run_log(rtt: float, checkpoints: int, server: Server, env: dict) -> None:
         source = out / "item"
         source.mkdir(parents=True)
         (source / "page.txt").write_bytes(os.urandom(2000))
-        repo, renv = new_repository(out, env, [source])
-        bucket = f"log-{int(rtt)}-{int(time.time())}"
-        server.s3.create_bucket(Bucket=bucket)
-        wan_location(repo, "wan", bucket, relay)
-        subprocess.run([PY, "-m", "preserve", "replicate", "--to", "wan"], env=renv,
-                       check=True, stdout=subprocess.DEVNULL)
+        repo, renv, _bucket = replicated(out, env, source, server, relay, "log", rtt)
         subprocess.run([PY, "-c", SIGN, str(repo), str(checkpoints)], env=renv, check=True)
         relay.delay = rtt / 2000.0
         audit = measure(server, [PY, "-m", "preserve", "audit", "--location", "wan"], renv)
@@ -320,12 +328,7 @@ def run_repair(rtt: float, count: int, server: Server, env: dict, store: bool = 
         source.mkdir(parents=True)
         for n in range(count):
             (source / f"page{n:05}.txt").write_bytes(os.urandom(2000 + n % 5000))
-        repo, renv = new_repository(out, env, [source])
-        bucket = f"repair-{int(rtt)}-{int(time.time())}"
-        server.s3.create_bucket(Bucket=bucket)
-        wan_location(repo, "wan", bucket, relay)
-        subprocess.run([PY, "-m", "preserve", "replicate", "--to", "wan"], env=renv,
-                       check=True, stdout=subprocess.DEVNULL)
+        repo, renv, bucket = replicated(out, env, source, server, relay, "repair", rtt)
         if store:
             lost = [o["Key"] for page in server.s3.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket) for o in page.get("Contents", []) if "/page" in o["Key"]]
