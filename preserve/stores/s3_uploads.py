@@ -103,25 +103,25 @@ class S3Uploads:
         the verification, which is asked only once its answer is back. Across a WAN the
         probe's two round trips were the first writes' to wait on (issue 29)."""
         self.client  # made here: two threads must not make it at once  # noqa: B018
-        self._probing()
+        if self._shared.verification is None:
+            self._probing()
 
     def verification(self) -> str:
         """How this store's uploads are verified: probed once per process (an upload of a
         few bytes with a wrong SHA-256: refused, or taken and deleted)."""
-        return self._probing().result()
+        return self._shared.verification or self._probing().result()
 
     def _probing(self) -> Future:
         """The probe of this store, started once (again after a probe that failed: the
-        store unreachable, say), or its verification found already."""
+        store unreachable, say); its result is the verification."""
         shared = self._shared
         with shared.lock:
-            if shared.verification is not None:
-                known: Future = Future()
-                known.set_result(shared.verification)
-                return known
             running = shared.probing
-            if running is None or (running.done() and running.exception() is not None):
-                running = shared.probing = Future()
+            if shared.verification is not None:  # found while this one waited for the lock
+                running = Future()
+                running.set_result(shared.verification)
+            elif running is None or (running.done() and running.exception() is not None):
+                running = shared.probing = Future()  # the first, or again after a failure
                 threading.Thread(target=self._probe_into, args=(running,), daemon=True,
                                  name="checksum probe").start()
             return running
