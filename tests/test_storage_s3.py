@@ -14,8 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from preserve.domain.ocfl import ROOT_DECLARATION
 from preserve.errors import FixityMismatch, StorageUnreachable
 from preserve.stores import s3_uploads
+from preserve.stores.base import ensure_ocfl_root
 from preserve.stores.s3 import S3Settings, S3Storage
 from preserve.stores.s3_settings import settings_from_yaml
 from tests.s3server import S3Server
@@ -134,14 +136,40 @@ def test_secrets_in_a_location_file_are_refused(tmp_path):
 
 
 def _counted(store: S3Storage) -> dict:
-    """Every request the store's client sends, by operation (botocore's own events)."""
+    """Every request the store's clients send (its own and the reachability check's), by
+    operation (botocore's own events)."""
     sent: dict = {}
 
     def count(model, **_):
         sent[model.name] = sent.get(model.name, 0) + 1
 
     store.client.meta.events.register("before-call.s3", count)
+    store.probe.meta.events.register("before-call.s3", count)
     return sent
+
+
+def test_whether_a_bucket_answers_and_holds_a_storage_root_is_one_request(s3_server, bucket):
+    """Issue 29: the reachability check reads the storage root's declaration, so a writer
+    then asks nothing more (a HeadBucket and a HeadObject, each a round trip across a WAN,
+    before); a store that answered moments ago is not asked at all when that will do (the
+    event log copied at a command's end). An empty bucket answers, and is made a root."""
+    _, name = bucket
+    first = _storage(s3_server, name)
+    first.check_reachable()
+    assert not getattr(first, "ocfl_root_known", False)
+    ensure_ocfl_root(first)
+    assert first.stat(ROOT_DECLARATION) is not None
+    first.verification()  # the probe's answer, before counting
+
+    store = _storage(s3_server, name)  # the next command's
+    sent = _counted(store)
+    store.check_reachable()
+    ensure_ocfl_root(store)
+    assert sent == {"GetObject": 1}
+    store.check_reachable(answered_within=60)
+    assert sent == {"GetObject": 1}
+    store.check_reachable()  # asked afresh where nothing else will do
+    assert sent == {"GetObject": 2}
 
 
 def test_one_request_per_object_and_the_verification_named(s3_server, bucket, tmp_path):

@@ -40,6 +40,7 @@ ENTRIES = LOG_DIR + "entries/"
 CHECKPOINTS = LOG_DIR + "checkpoints/"
 PUBLIC_KEY = LOG_DIR + "public-key.txt"
 LOG_BATCH = 64  # segments (or checkpoints) of the log copied to a location at once
+ANSWERED_LATELY = 60.0  # seconds: an object store that answered since is not asked again
 
 
 def canonical(value) -> str:
@@ -125,7 +126,9 @@ def publish(repo: Repository) -> dict[str, str]:
         if repo.catalog.log_copied(name) == newest:
             continue  # holds it all already (found so by the command before)
         try:
-            storage.check_reachable()  # never makes a missing root (a disk unplugged)
+            # never makes a missing root (a disk unplugged); an object store the command
+            # ending now wrote to moments ago is not asked again (a round trip each)
+            storage.check_reachable(answered_within=ANSWERED_LATELY)
             ensure_ocfl_root(storage)  # nor writes into what is not an OCFL storage root
             _copy_log(repo, storage, public)
         except (PreserveError, OSError) as e:
@@ -147,8 +150,8 @@ def _copy_log(repo: Repository, storage, public) -> None:
     then the checkpoints, each after the entries it vouches for. Then how far it holds
     the log is kept, so that the next command lists only from there."""
     have, previous = _held(repo, storage)
-    if PUBLIC_KEY not in have:
-        storage.put_bytes(PUBLIC_KEY, _public_key_text(public).encode())
+    # the public key goes with the first segments (a round trip of its own before)
+    key = [] if PUBLIC_KEY in have else [(PUBLIC_KEY, _public_key_text(public).encode())]
     segments, notes_missing = [], []
     checkpoints = repo.catalog.log_checkpoints(after=previous)
     for size, _root, note in checkpoints:
@@ -158,9 +161,12 @@ def _copy_log(repo: Repository, storage, public) -> None:
             notes_missing.append((checkpoint_key(size), note.encode("utf-8")))
         previous = size
     for start in range(0, len(segments), LOG_BATCH):  # the catalog is read in this thread
-        put_all(storage, [(segment_key(first + 1, size), "".join(
+        put_all(storage, key + [(segment_key(first + 1, size), "".join(
             text + "\n" for _, text in repo.catalog.log_entries(first, size)).encode("utf-8"))
             for first, size in segments[start:start + LOG_BATCH]])
+        key = []
+    if key:  # no segment was missing
+        put_all(storage, key)
     for start in range(0, len(notes_missing), LOG_BATCH):
         put_all(storage, notes_missing[start:start + LOG_BATCH])
     if checkpoints:

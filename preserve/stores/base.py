@@ -96,8 +96,11 @@ class Storage(Protocol):
         object store tells `written` what it answered for each file (in the caller's
         thread); `stop`, once set, ends its uploads (another thread's Ctrl-C)."""
 
-    def check_reachable(self) -> None:
-        """Raise StorageUnreachable unless the location answers."""
+    def check_reachable(self, answered_within: float = 0.0) -> None:
+        """Raise StorageUnreachable unless the location answers. An object store that
+        answered a request less than `answered_within` seconds ago in this process is not
+        asked again (a round trip across a WAN); a disk is always looked at (unplugged
+        since?)."""
 
     def begin_writes(self) -> None:
         """What a location needs before it is written (ensure_ocfl_root calls it), begun

@@ -95,7 +95,7 @@ class LocalStorage:
         """Where a stored bag is on disk (a local copy to replicate from)."""
         return self._path(prefix)
 
-    def check_reachable(self) -> None:
+    def check_reachable(self, answered_within: float = 0.0) -> None:
         if not self.root.is_dir():
             raise StorageUnreachable(
                 f"storage location '{self.name}' is not reachable: {self.root} is not a directory",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from preserve.domain.names import decode_object_key, encode_object_key
+from preserve.domain.ocfl import ROOT_DECLARATION
 from preserve.errors import ConfigError, FixityMismatch, PreserveError, StorageUnreachable
 from preserve.stores.base import ObjectInfo, checked_key, layout_versions
 from preserve.stores.s3_settings import CHECKSUM_BEHAVIOURS, S3Settings
@@ -58,6 +59,7 @@ class S3Storage(S3Uploads):
         self._session = None
         self._down: StorageUnreachable | None = None  # found unreachable moments ago
         self._down_until = 0.0
+        self._answered = -1e9  # when the store last answered a request (time.monotonic)
         # the verification found, requests in flight and part buffers: one per store and
         # prefix in this process, whatever the number of S3Storage objects on it
         self._shared = shared_place(self.place(), settings.concurrency)
@@ -160,7 +162,9 @@ class S3Storage(S3Uploads):
             raise self._down  # the failure said it moments ago: no more waiting on it
         try:
             with self._shared.in_flight:  # the location's `concurrency`, whatever is running
-                return fn(**kwargs)
+                answer = fn(**kwargs)
+            self._answered = time.monotonic()
+            return answer
         except (NoCredentialsError, PartialCredentialsError) as e:
             raise self._unreachable(what, e) from None
         except (BotoConnectionError, HTTPClientError) as e:
@@ -213,18 +217,31 @@ class S3Storage(S3Uploads):
                  "environment file), or an AWS profile named by 'profile:' in the "
                  "location file or by AWS_PROFILE (see the user guide)"))
 
-    def check_reachable(self) -> None:
+    def check_reachable(self, answered_within: float = 0.0) -> None:
+        """One request asks whether the bucket answers and whether the location is an OCFL
+        storage root already: a GET of the root's declaration (a few bytes), which a store
+        answers NoSuchKey where the bucket holds none and NoSuchBucket where there is no
+        bucket (a HEAD has no body to tell them apart). A writer's ensure_ocfl_root then
+        asks nothing: a round trip less for every command across a WAN."""
         from botocore.exceptions import ClientError
 
+        if self._down is None and time.monotonic() - self._answered < answered_within:
+            return  # it answered moments ago (the command ending now wrote to it)
         self._down = None  # asked afresh: the store may be back
         try:
-            self._call("head bucket", self.probe.head_bucket, Bucket=self.settings.bucket)
+            answer = self._call("read the storage root's declaration", self.probe.get_object,
+                                Bucket=self.settings.bucket, Key=self._key(ROOT_DECLARATION))
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "?")
+            if code == "NoSuchKey":
+                return  # the bucket answers; the location is not a storage root yet
             raise StorageUnreachable(
                 f"storage location '{self.name}': bucket {self.settings.bucket!r} answered "
                 f"{'NoSuchBucket' if code in ('404', 'NotFound') else code}",
                 hint="check the bucket name, the endpoint and the credentials") from None
+        with answer["Body"] as body:
+            body.read()
+        self.ocfl_root_known = True
 
     # -- writing -----------------------------------------------------------------------
 
