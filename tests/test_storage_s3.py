@@ -155,9 +155,11 @@ def test_whether_a_bucket_answers_and_holds_a_storage_root_is_one_request(s3_ser
     event log copied at a command's end). An empty bucket answers, and is made a root."""
     _, name = bucket
     first = _storage(s3_server, name)
+    made = _counted(first)
     first.check_reachable()
-    assert not getattr(first, "ocfl_root_known", False)
+    assert first.ocfl_root_known is False  # none there, seen: not asked again
     ensure_ocfl_root(first)
+    assert "HeadObject" not in made and made["GetObject"] == 1
     assert first.stat(ROOT_DECLARATION) is not None
     first.verification()  # the probe's answer, before counting
 
@@ -382,3 +384,15 @@ def _safe_key(key: str) -> bool:
     except ConfigError:
         return False
     return True
+
+
+def test_a_storage_root_made_by_another_process_meanwhile_is_taken_as_it_is(s3_server, bucket):
+    """A location found empty by its reachability check, then made a storage root by
+    another process (a worker beside this one) before this one writes: it is a storage
+    root, not 'files that are not one'."""
+    _, name = bucket
+    late = _storage(s3_server, name)
+    late.check_reachable()
+    ensure_ocfl_root(_storage(s3_server, name))  # the other process
+    ensure_ocfl_root(late)
+    assert late.ocfl_root_known is True

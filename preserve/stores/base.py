@@ -166,14 +166,20 @@ def ensure_ocfl_root(storage) -> None:
     """Make the location an OCFL storage root if it is not one yet (its declaration, the
     layout file and the layout's configuration); refuse a location that already holds
     something else, such as AIPs in the layout of preserve before OCFL. Asked once per
-    location per process (a request per copy to an object store otherwise)."""
+    location per process (a request per copy to an object store otherwise), and not at
+    all where the location's reachability check has just read the declaration, or found
+    none (its first copy: a round trip less across a WAN)."""
     storage.begin_writes()
-    if getattr(storage, "ocfl_root_known", False):
+    known = getattr(storage, "ocfl_root_known", None)  # an object store's reachability
+    if known:                                          # check reads the declaration
         return
-    if storage.stat(ocfl.ROOT_DECLARATION) is not None:
+    if known is None and storage.stat(ocfl.ROOT_DECLARATION) is not None:
         storage.ocfl_root_known = True
         return
     if holds_anything(storage):
+        if storage.stat(ocfl.ROOT_DECLARATION) is not None:  # another process's, just made
+            storage.ocfl_root_known = True
+            return
         raise ConfigError(f"location '{storage.name}' ({storage.describe()}) holds files but is "
                           f"not an OCFL storage root (no {ocfl.ROOT_DECLARATION}): it was "
                           "written by an earlier preserve or another tool",

@@ -233,8 +233,9 @@ class S3Storage(S3Uploads):
                                 Bucket=self.settings.bucket, Key=self._key(ROOT_DECLARATION))
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "?")
-            if code == "NoSuchKey":
-                return  # the bucket answers; the location is not a storage root yet
+            if code == "NoSuchKey":  # the bucket answers; it is not a storage root yet
+                self.ocfl_root_known = False
+                return
             raise StorageUnreachable(
                 f"storage location '{self.name}': bucket {self.settings.bucket!r} answered "
                 f"{'NoSuchBucket' if code in ('404', 'NotFound') else code}",
