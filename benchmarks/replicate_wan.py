@@ -14,6 +14,7 @@ replicate.py's corpus; large: 8 x 128 MiB), each through the relay:
                 requests at once) and with 16
   rclone        `rclone copy --checksum` (Debian's rclone), its defaults (4 transfers)
                 and with 16
+  preserve, before  (--before CHECKOUT) an earlier commit's, on a copy of the repository
 Requests: what moto's access log counts for each run (every request any tool made).
 preserve also writes the bag's tag files and OCFL inventories (a few more objects), and
 verifies every object; the others upload the files only.
@@ -43,6 +44,7 @@ CONCURRENCY = 16  # preserve's (--concurrency)
 PEERS = True
 SKIP_LOOP = False
 AUDIT = False
+BEFORE: Path | None = None  # another checkout of preserve, run beside this one (--before)
 
 
 def subset(kind: str, files: int) -> Path:
@@ -152,7 +154,8 @@ def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str |
               f"{requests:6d} requests  peak RSS {peak / 2**20:5.0f} MiB")
     labels = list(best)
     peers = [best[label][0] for label in labels[1:] if "audit" not in label
-             and "HeadObject" not in label and not label.startswith(" ")]
+             and "HeadObject" not in label and not label.startswith(" ")
+             and "before" not in label]
     if peers:
         print(f"  fastest peer / preserve = {min(peers) / best[labels[0]][0]:.2f}x")
 
@@ -170,7 +173,16 @@ def _runners(repo: Path, renv: dict, relay, server: Server, env: dict, aws: str 
         wan_location(repo, location, bucket("pres"), relay)
         return measure(server, [PY, "-m", "preserve", "replicate", "--to", location], renv)
 
+    twin = _twin(repo) if BEFORE is not None else None  # before either has run
     yield f"preserve replicate ({CONCURRENCY})", preserve
+    if twin is not None:
+        def before() -> tuple[float, int, float]:
+            location = f"wanb{stamp.replace('-', '')}"
+            wan_location(twin, location, bucket("presb"), relay)
+            return measure(server, [PY, "-c", RUN_FROM, str(BEFORE), "replicate", "--to",
+                                    location], dict(renv, PRESERVE_REPO=str(twin)))
+
+        yield "preserve, before", before
     if AUDIT:
         location = f"wan{stamp.replace('-', '')}"
         audit = [PY, "-m", "preserve", "audit", "--location", location]
@@ -233,6 +245,28 @@ def _runners(repo: Path, renv: dict, relay, server: Server, env: dict, aws: str 
         yield "rclone copy --checksum (4)", copy("rcl", [])
         yield f"rclone copy --checksum ({SAME})", copy(
             "rcln", ["--transfers", str(SAME), "--checkers", str(SAME)])
+
+
+# `python -c RUN_FROM CHECKOUT args...`: preserve's command from another checkout
+RUN_FROM = ("import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'preserve'; "
+            "from preserve.__main__ import run; run()")
+
+
+def _twin(repo: Path) -> Path:
+    """A copy of `repo` for the other checkout, made before either runs: its stored files
+    linked (read, never written in place), the rest copied (the catalog is written in
+    place), so that neither run also copies its events to the other's location."""
+    twin = repo.with_name(repo.name + "-before")
+    shutil.rmtree(twin, ignore_errors=True)
+    twin.mkdir()
+    for item in repo.iterdir():
+        if item.name == "aips":  # the local location (locations/local.yaml)
+            subprocess.run(["cp", "-al", str(item), str(twin / item.name)], check=True)
+        elif item.is_dir():
+            shutil.copytree(item, twin / item.name, symlinks=True)
+        else:
+            shutil.copy2(item, twin / item.name)
+    return twin
 
 
 def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
@@ -372,11 +406,15 @@ def main() -> None:
                         help="instead: N files lost from the disk, restored from the store")
     parser.add_argument("--repair-store", type=int, metavar="N",
                         help="instead: N files lost from the store, restored from the disk")
+    parser.add_argument("--before", metavar="CHECKOUT",
+                        help="also: preserve from another checkout (an earlier commit), on a "
+                             "copy of the same repository, in the same rounds")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of each tool, in turn; the best and the median shown")
     args = parser.parse_args()
-    global CONCURRENCY, PEERS, SKIP_LOOP, AUDIT
+    global CONCURRENCY, PEERS, SKIP_LOOP, AUDIT, BEFORE
     AUDIT = args.audit
+    BEFORE = Path(args.before).resolve() if args.before else None
     CONCURRENCY, PEERS = args.concurrency, not args.preserve_only
     SKIP_LOOP = args.skip_loop or args.preserve_only
     env = dict(os.environ, **ENV, PRESERVE_NO_PROGRESS="1")
