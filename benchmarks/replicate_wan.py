@@ -152,6 +152,8 @@ def run(kind: str, rtt: float, files: int, server: Server, env: dict, aws: str |
         print(f"  {label:<28} {seconds:7.2f} s" + (f" ({median:6.2f})" if repeat > 1 else "")
               + f"  {len(data) / seconds:6.0f} files/s  {nbytes / seconds / 1e6:6.1f} MB/s  "
               f"{requests:6d} requests  peak RSS {peak / 2**20:5.0f} MiB")
+        if repeat > 2:
+            print("    runs: " + ", ".join(f"{r[0]:.2f}" for r in runs[label]))
     labels = list(best)
     peers = [best[label][0] for label in labels[1:] if "audit" not in label
              and "HeadObject" not in label and not label.startswith(" ")
@@ -271,7 +273,8 @@ def _twin(repo: Path) -> Path:
 
 def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
     """`count` AIPs of three 2 KB files each (the shape of most archives: an AIP per item),
-    `preserve replicate` alone: what each AIP's own round trips cost across the link."""
+    `preserve replicate` alone, then a quick audit of the copies: what each AIP's own
+    round trips cost across the link."""
     relay = LatencyRelay(server.port, rtt).start()
     out = WORK / "wan-many"
     shutil.rmtree(out, ignore_errors=True)
@@ -288,12 +291,16 @@ def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
         wan_location(repo, "wan", bucket, relay)
         seconds, requests, peak = measure(
             server, [PY, "-m", "preserve", "replicate", "--to", "wan"], renv)
+        audited = measure(server, [PY, "-m", "preserve", "audit", "--location", "wan"], renv)
     finally:
         relay.stop()
         shutil.rmtree(out, ignore_errors=True)
     print(f"{count} AIPs of 3 files, round trip {rtt:g} ms: {seconds:.2f} s, "
           f"{seconds / count * 1000:.0f} ms per AIP, {requests} requests, "
           f"peak RSS {peak / 2**20:.0f} MiB")
+    print(f"  then a quick audit of them: {audited[0]:.2f} s, "
+          f"{audited[0] / count * 1000:.0f} ms per AIP, {audited[1]} requests, "
+          f"peak RSS {audited[2] / 2**20:.0f} MiB")
 
 
 def replicated(out: Path, env: dict, source: Path, server: Server, relay, name: str,

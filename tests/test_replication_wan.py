@@ -461,3 +461,78 @@ def test_a_big_version_is_listed_in_ranges_at_once(tmp_path, server, monkeypatch
     found = audit(repo, location="cloud")
     assert sorted((p.path, p.kind) for p in found.problems) == [
         ("data/f030.bin", "missing"), ("data/f030a.bin", "unexpected")]
+
+
+def _small_aips(tmp_path, repo, count: int) -> list[str]:
+    """`count` AIPs of two small files each, copied to the repository's locations."""
+    aips = []
+    for n in range(count):
+        source = tmp_path / f"item{n}"
+        source.mkdir()
+        for i in range(2):
+            (source / f"page{i}.txt").write_bytes(os.urandom(300 + n))
+        aips.append(ingest(repo, source, Metadata("c")).aip_id)
+    return aips
+
+
+def test_replicas_at_an_object_store_are_audited_several_at_once(tmp_path, server,
+                                                                  monkeypatch):
+    """Each replica's audit waits a few round trips in turn (its listing, its history, its
+    event's document): replicas at an object store are audited several at once, and what
+    each finds is its own. Two replicas must be under way together (else the barrier
+    breaks), one of them damaged."""
+    from preserve.storage import audit as audit_module
+
+    repo = _two_copy_repo(tmp_path, server)
+    aips = _small_aips(tmp_path, repo, 6)
+    lost = content_key(aips[3]) + "data/page0.txt"
+    server.client().delete_object(Bucket="archive", Key="preserve/" + lost)
+    together = threading.Barrier(2, timeout=60)
+    real = audit_module.audit_replica
+
+    def meeting(repo_, storage, visit, *args):
+        if visit.state.aip in aips[:2]:
+            together.wait()  # the first two AIPs' audits meet, each in its own lane
+        return real(repo_, storage, visit, *args)
+
+    monkeypatch.setattr(audit_module, "audit_replica", meeting)
+    found = audit(repo, location="cloud")
+    assert [(p.aip, p.path, p.kind) for p in found.problems] == [
+        (aips[3], "data/page0.txt", "missing")]
+    assert found.replicas == 6 and found.files > 6 * 2
+    events = [e for a in aips for e in repo.catalog.events(a)
+              if e.type == "fixity check" and "location 'cloud'" in e.detail]
+    assert len(events) == 6 and [e.outcome for e in events].count("failure") == 1
+    # the same as one replica after another
+    monkeypatch.setattr(audit_module, "audit_replica", real)
+    monkeypatch.setattr(audit_module, "AUDITS_AT_ONCE", 1)
+    alone = audit(repo, location="cloud")
+    assert (alone.replicas, alone.files) == (found.replicas, found.files)
+    assert [(p.aip, p.path, p.kind) for p in alone.problems] == [
+        (p.aip, p.path, p.kind) for p in found.problems]
+
+
+def test_an_audit_in_lanes_interrupted_keeps_what_it_verified_and_resumes(tmp_path, server,
+                                                                         monkeypatch):
+    """Ctrl-C while replicas are audited at once: the run is recorded interrupted, no
+    replica it did not finish gets an event, and the next run continues it to the end."""
+    from preserve.storage import audit as audit_module
+
+    repo = _two_copy_repo(tmp_path, server)
+    aips = _small_aips(tmp_path, repo, 5)
+    real = audit_module.audit_replica
+
+    def interrupted(repo_, storage, visit, *args):
+        if visit.state.aip == aips[2]:
+            raise KeyboardInterrupt
+        return real(repo_, storage, visit, *args)
+
+    monkeypatch.setattr(audit_module, "audit_replica", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        audit(repo, location="cloud")
+    status = repo.catalog.execute("SELECT status FROM audit_runs").fetchall()
+    assert [s for (s,) in status] == ["interrupted"]
+    monkeypatch.setattr(audit_module, "audit_replica", real)
+    resumed = audit(repo, location="cloud")
+    assert resumed.resumed_from is not None and resumed.problems == []
+    assert resumed.stopped is None and resumed.status == "ok"

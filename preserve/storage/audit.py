@@ -28,9 +28,11 @@ import datetime as dt
 import fcntl
 import json
 import math
+import threading
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 
 from preserve import AGENT_NAME, __version__
 from preserve.catalog.database import RECHECK
@@ -44,6 +46,7 @@ from preserve.parallel import WorkerPool, default_workers
 from preserve.repository import Repository
 from preserve.storage.audit_records import AuditResult, Problem, Recorder, Visit, _row
 from preserve.storage.audit_replica import audit_replica
+from preserve.storage.lanes import Locked, in_lanes
 from preserve.storage.log_check import check_object
 from preserve.storage.object_log import (
     LogDocument,
@@ -67,6 +70,9 @@ class _Budget:
 
 # Sorts after every timestamp: "not verified since" it means every file.
 _NEVER = "~"
+# Replicas at object stores audited at once (see _in_lanes); requests in flight stay
+# each location's `concurrency`, shared by all of them.
+AUDITS_AT_ONCE = 8
 
 
 def audit(repo: Repository, *, aips: list[str] | None = None, location: str | None = None,
@@ -200,34 +206,97 @@ def _plan(repo, states, since, *, due, full, share) -> list[Visit]:
 
 
 def _run(repo, visits, result, pool, budget, progress, reachable: dict[str, str]) -> None:
-    objects_checked: set[tuple[str, str]] = set()  # an object's logs/ once a run
+    """Every visit, in the planned order; those at object stores after the rest, several
+    at once (_in_lanes), where there are more than one."""
+    lanes: dict[tuple[str, str], list[Visit]] = {}
+    here: list[Visit] = []
     for visit in visits:
+        storage = repo.locations.get(visit.state.location)
+        if storage is None or isinstance(storage, LocalStorage) or _unreachable(storage,
+                                                                                reachable):
+            here.append(visit)
+        else:  # an AIP's versions in one lane, in order (its logs/ read once)
+            lanes.setdefault((visit.state.location, visit.state.aip), []).append(visit)
+    if len(lanes) <= 1:
+        here, lanes = visits, {}
+    objects_checked: set[tuple[str, str]] = set()  # an object's logs/ once a run
+    for visit in here:
         if budget.spent(result):
             result.stopped = "budget"  # what is left stays due; the next run continues
             return
         storage = repo.locations.get(visit.state.location)
-        recorder = Recorder(repo, result, visit)
         why = _unreachable(storage, reachable) if storage is not None else None
         if storage is None or why:
+            recorder = Recorder(repo, result, visit)
             where = visit.state.location
             recorder.problem(None, "unreachable", why if storage else
                              f"location '{where}' is not configured")
             recorder.flush()
             progress.advance(visit.files, visit.nbytes)
         else:
-            try:
-                audit_replica(repo, storage, visit, pool, recorder, progress,
-                               lambda: budget.spent(result))
-            except BaseException:
-                recorder.flush()  # keep what was verified: the next run starts after it
-                raise
-            _check_history(repo, storage, visit, recorder, objects_checked)
-            record, document = _event(repo, storage, visit, recorder.found, recorder.checked)
-            recorder.close(record)
-            write_document(repo.catalog, record.id, document)
-            if budget.spent(result) and recorder.checked < visit.files:
+            checked = _visit(repo, storage, visit, result, pool, progress,
+                             lambda: budget.spent(result), objects_checked)
+            if budget.spent(result) and checked < visit.files:
                 result.stopped = "budget"
         result.replicas += 1
+    if lanes:
+        _in_lanes(repo, list(lanes.values()), result, pool, budget, progress)
+
+
+def _visit(repo, storage, visit: Visit, result: AuditResult, pool, progress, stop,
+           objects_checked: set[tuple[str, str]], interrupted=lambda: False) -> int:
+    """Audit one replica and record its event (unless `interrupted`: what was verified
+    is kept, for the next run to start after); the files checked."""
+    recorder = Recorder(repo, result, visit)
+    try:
+        audit_replica(repo, storage, visit, pool, recorder, progress, stop)
+    except BaseException:
+        recorder.flush()  # keep what was verified: the next run starts after it
+        raise
+    if interrupted():
+        recorder.flush()
+        return recorder.checked
+    _check_history(repo, storage, visit, recorder, objects_checked)
+    record, document = _event(repo, storage, visit, recorder.found, recorder.checked)
+    recorder.close(record)
+    write_document(repo.catalog, record.id, document)
+    return recorder.checked
+
+
+def _in_lanes(repo, lanes: list[list[Visit]], result, pool, budget, progress) -> None:
+    """Replicas at object stores, AUDITS_AT_ONCE at a time: each waits a few round trips
+    in turn (its listing, its history's documents, its event's document), which a WAN
+    makes the cost of every small AIP: a quick audit of 40 AIPs 40 ms away took 11 s
+    one after another. An AIP's versions go in one lane, in order; each lane has its own
+    catalog connection and the run's locations (their clients made once, here). A replica
+    counts into a result of its own, added to the run's when it ends: a byte budget is
+    overrun by at most the replicas under way. Ctrl-C: each lane keeps what it verified
+    and records no event for a replica it did not finish, as one alone would."""
+    stop, shared = threading.Event(), threading.Lock()
+    progress = Locked(progress)
+    for name in {lane[0].state.location for lane in lanes}:
+        getattr(repo.locations[name], "client", None)  # not made by two threads at once
+
+    def lane(visits: list[Visit], here: Repository) -> None:
+        objects_checked: set[tuple[str, str]] = set()
+        for visit in visits:
+            with shared:
+                if budget.spent(result):
+                    result.stopped = "budget"
+                if result.stopped or stop.is_set():
+                    return
+            own = replace(result, files=0, bytes_read=0)
+            checked = _visit(here, repo.locations[visit.state.location], visit, own, pool,
+                             progress, lambda: stop.is_set() or budget.spent(result),
+                             objects_checked, stop.is_set)
+            with shared:
+                result.files += own.files
+                result.bytes_read += own.bytes_read
+                result.replicas += 1
+                if budget.spent(result) and checked < visit.files:
+                    result.stopped = "budget"
+
+    in_lanes(repo, lanes, min(AUDITS_AT_ONCE, len(lanes)), lane, stop)
 
 
 def _check_history(repo, storage, visit: Visit, recorder: Recorder,

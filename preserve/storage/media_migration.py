@@ -48,10 +48,11 @@ from preserve.errors import (
 )
 from preserve.repository import Repository
 from preserve.storage.audit import audit
+from preserve.storage.lanes import Locked, in_lanes
 from preserve.storage.locations import location_file
 from preserve.storage.object_log import event_record, log_document, record_event, write_document
 from preserve.storage.recovery import tidy
-from preserve.storage.replicate import Locked, copy_version, in_lanes, lanes_at_once
+from preserve.storage.replicate import copy_version, lanes_at_once
 from preserve.stores import LocalStorage
 from preserve.stores.base import ensure_ocfl_root
 from preserve.system.locks import writer_lock
@@ -197,7 +198,7 @@ def migrate_location(repo: Repository, source: str, target: str, *, retire: bool
 
 def _copy(repo: Repository, result: MoveResult, target, progress: Progress) -> None:
     """Each AIP's versions in turn; several AIPs at once to an object store (as
-    replicate copies them: replicate.in_lanes)."""
+    replicate copies them: lanes.in_lanes)."""
     todo = [(m, v) for m in result.moves for v in m.to_copy]
     size = {(m.aip, v): repo.catalog.version_info(m.aip, v) for m, v in todo}
     progress.start("copy", sum(s["files"] for s in size.values()),

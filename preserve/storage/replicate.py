@@ -24,6 +24,7 @@ from preserve.domain.progress import Progress, Share, Silent
 from preserve.errors import FixityMismatch, NoSpace, PreserveError, StorageUnreachable
 from preserve.repository import Repository
 from preserve.storage.expected import expected_digests, replica_gaps
+from preserve.storage.lanes import Locked, in_lanes
 from preserve.storage.recovery import tidy
 from preserve.storage.versions import verified_local
 from preserve.stores import LocalStorage
@@ -292,52 +293,3 @@ def lanes_at_once(targets, lanes: int) -> int:
     process)."""
     return min(AIPS_AT_ONCE, lanes) if any(
         not isinstance(target, LocalStorage) for target in targets) else 1
-
-
-def in_lanes(repo: Repository, lanes: list, at_once: int, copy_lane, stop) -> None:
-    """Several AIPs copied at once to object stores (`copy_lane(items, repository)` for
-    each lane, `at_once` at a time): each copy waits a few round trips in turn (clearing
-    leftovers, the inventories, the listing after), which a WAN makes the cost of every
-    small AIP. Each thread has its own catalog connection (a Repository); the location's
-    `concurrency` and part buffers are shared by all (s3_uploads). Ctrl-C sets `stop`:
-    every copy ends where it is, each undone as one copy alone is."""
-    here = threading.local()
-    opened: list[Repository] = []
-    guard = threading.Lock()
-
-    def lane(items: list) -> None:
-        if not hasattr(here, "repo"):
-            here.repo = Repository(repo.root)
-            with guard:
-                opened.append(here.repo)
-        copy_lane(items, here.repo)
-
-    try:
-        with ThreadPoolExecutor(at_once) as pool:
-            futures = [pool.submit(lane, items) for items in lanes]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:
-                stop.set()
-                for future in futures:
-                    future.cancel()
-                raise
-    finally:
-        for opened_repo in opened:
-            opened_repo.close()
-
-
-class Locked:
-    """A progress bar advanced from several threads."""
-
-    def __init__(self, progress: Progress):
-        self.progress, self._lock = progress, threading.Lock()
-
-    def start(self, phase, files, nbytes) -> None:
-        with self._lock:
-            self.progress.start(phase, files, nbytes)
-
-    def advance(self, files: int, nbytes: int) -> None:
-        with self._lock:
-            self.progress.advance(files, nbytes)
