@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 
 import boto3
 import pytest
@@ -396,3 +397,27 @@ def test_a_storage_root_made_by_another_process_meanwhile_is_taken_as_it_is(s3_s
     ensure_ocfl_root(_storage(s3_server, name))  # the other process
     ensure_ocfl_root(late)
     assert late.ocfl_root_known is True
+
+
+def test_the_storage_root_s_own_files_are_read_at_once(s3_server, bucket, monkeypatch):
+    """An audit ends by reading the storage root's three files (and whether the location
+    holds anything): each a round trip across a WAN, all at once (the barrier breaks if
+    they go in turn). A changed one is named, a missing one too."""
+    from preserve.stores.base import root_file_problems
+
+    raw, name = bucket
+    store = _storage(s3_server, name)
+    ensure_ocfl_root(store)
+    raw.put_object(Bucket=name, Key="archive/ocfl_layout.json", Body=b"{}")
+    raw.delete_object(Bucket=name, Key="archive/extensions/0003-hash-and-id-n-tuple-"
+                                       "storage-layout/config.json")
+    met, real = threading.Barrier(3, timeout=30), S3Storage.open
+
+    def meeting(self, key, size=None):
+        met.wait()
+        return real(self, key, size)
+
+    monkeypatch.setattr(S3Storage, "open", meeting)
+    found = {key: missing for key, _why, missing in root_file_problems(store)}
+    assert found == {"ocfl_layout.json": False,
+                     "extensions/0003-hash-and-id-n-tuple-storage-layout/config.json": True}

@@ -56,7 +56,7 @@ from preserve.storage.object_log import (
     write_document,
 )
 from preserve.stores import LocalStorage
-from preserve.stores.base import root_file_problems
+from preserve.stores.base import ANSWERED_LATELY, root_file_problems
 
 
 class _Budget:
@@ -137,8 +137,9 @@ def _media_warnings(repo: Repository, names: set[str]) -> dict[str, list[str]]:
     ageing out, SMART, free space, copies that depend on one medium."""
     from preserve.storage.locations import location_statuses
 
-    return {s.name: s.warnings for s in location_statuses(repo, names=names & set(
-        repo.locations)) if s.warnings}
+    return {s.name: s.warnings for s in location_statuses(
+        repo, names=names & set(repo.locations), answered_within=ANSWERED_LATELY)
+        if s.warnings}
 
 
 @contextmanager
@@ -219,6 +220,12 @@ def _run(repo, visits, result, pool, budget, progress, reachable: dict[str, str]
             lanes.setdefault((visit.state.location, visit.state.aip), []).append(visit)
     if len(lanes) <= 1:
         here, lanes = visits, {}
+    for name in {visit.state.location for visit in visits}:
+        storage = repo.locations.get(name)
+        if storage is not None and not _unreachable(storage, reachable):
+            # each replica's event document is written there: an object store's checksum
+            # probe goes beside the listings, not before the first document
+            storage.begin_writes()
     objects_checked: set[tuple[str, str]] = set()  # an object's logs/ once a run
     for visit in here:
         if budget.spent(result):
@@ -268,15 +275,12 @@ def _in_lanes(repo, lanes: list[list[Visit]], result, pool, budget, progress) ->
     in turn (its listing, its history's documents, its event's document), which a WAN
     makes the cost of every small AIP: a quick audit of 40 AIPs 40 ms away took 11 s
     one after another. An AIP's versions go in one lane, in order; each lane has its own
-    catalog connection and the run's locations (their clients made once, here). A replica
+    catalog connection and uses the run's locations (their clients, their probe). A replica
     counts into a result of its own, added to the run's when it ends: a byte budget is
     overrun by at most the replicas under way. Ctrl-C: each lane keeps what it verified
     and records no event for a replica it did not finish, as one alone would."""
     stop, shared = threading.Event(), threading.Lock()
     progress = Locked(progress)
-    for name in {lane[0].state.location for lane in lanes}:
-        getattr(repo.locations[name], "client", None)  # not made by two threads at once
-
     def lane(visits: list[Visit], here: Repository) -> None:
         objects_checked: set[tuple[str, str]] = set()
         for visit in visits:

@@ -32,7 +32,7 @@ from preserve.domain import ocfl
 from preserve.domain.merkle import MerkleTree, leaf_hash
 from preserve.errors import PreserveError
 from preserve.repository import Repository
-from preserve.stores.base import ensure_ocfl_root, put_all, together
+from preserve.stores.base import ANSWERED_LATELY, ensure_ocfl_root, put_all, together
 from preserve.system.keys import create_key, load_key
 
 LOG_DIR = "extensions/preserve-log/"
@@ -40,7 +40,6 @@ ENTRIES = LOG_DIR + "entries/"
 CHECKPOINTS = LOG_DIR + "checkpoints/"
 PUBLIC_KEY = LOG_DIR + "public-key.txt"
 LOG_BATCH = 64  # segments (or checkpoints) of the log copied to a location at once
-ANSWERED_LATELY = 60.0  # seconds: an object store that answered since is not asked again
 
 
 def canonical(value) -> str:

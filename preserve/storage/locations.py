@@ -143,12 +143,14 @@ def location_file(repo: Repository, name: str) -> dict:
 
 
 def location_statuses(repo: Repository, *, live: bool = True, today: dt.date | None = None,
-                      names: set[str] | None = None) -> list[LocationStatus]:
+                      names: set[str] | None = None,
+                      answered_within: float = 0.0) -> list[LocationStatus]:
     """Every location, with what threatens the copies on it (issue 25): its medium's age
     against its expected service life (its own, else the policy's for the medium), SMART
     health where a device is named, free space, and the AIP versions that depend on it.
     Without `live`, only what the catalog and the configuration say (the report's: the
-    same catalog, the same figures), ages as of `today`."""
+    same catalog, the same figures), ages as of `today`. An object store that answered
+    within `answered_within` seconds is reachable (an audit's, which just read it)."""
     today = today or dt.date.today()
     held = repo.catalog.replica_summary()
     exposure = repo.catalog.exposure(repo.policy.copies)
@@ -160,7 +162,7 @@ def location_statuses(repo: Repository, *, live: bool = True, today: dt.date | N
         reachable, problem = True, None
         try:
             if live:
-                location.check_reachable()
+                location.check_reachable(answered_within=answered_within)
         except PreserveError as e:
             reachable, problem = False, e.message
         commissioned = raw.get("commissioned")

@@ -126,6 +126,11 @@ class Storage(Protocol):
         """Remove everything under `prefix` (staging and clean-up only; never a stored AIP)."""
 
 
+# Seconds within which an object store that answered a request (in this process) is taken
+# as reachable without asking again: the end of a command that has just used it.
+ANSWERED_LATELY = 60.0
+
+
 def checked_key(key: str) -> str:
     """`key` (without a trailing "/") if it is a safe relative path; else ConfigError.
     Every backend runs every key through this before touching storage."""
@@ -208,18 +213,27 @@ def root_file_problems(storage) -> list[tuple[str, str, bool]]:
     layout description and the layout's configuration) that is not there as preserve
     writes it, where the location holds anything at all (an empty one is made a storage
     root by its first copy). A missing file can be written again (write_root_files); one
-    whose text differs is for a person: another tool may have chosen another layout."""
-    if not holds_anything(storage):
+    whose text differs is for a person: another tool may have chosen another layout. The
+    files are read and the location asked whether it holds anything all at once (each a
+    round trip across a WAN, at the end of every audit)."""
+    def held(key: str, size: int) -> bytes | None:
+        try:
+            with storage.open(key) as f:
+                return f.read(size + 1)
+        except FileNotFoundError:
+            return None
+
+    files = ocfl.root_files()
+    anything, *found = together(lambda: holds_anything(storage), *(
+        lambda key=key, data=data: held(key, len(data)) for key, data in files.items()))
+    if not anything:
         return []
     problems = []
-    for key, data in ocfl.root_files().items():
-        if storage.stat(key) is None:
+    for (key, data), got in zip(files.items(), found, strict=True):
+        if got is None:
             problems.append((key, "missing: the location is no longer a valid OCFL storage "
                              "root, and copies to it are refused", True))
-            continue
-        with storage.open(key) as f:
-            held = f.read(len(data) + 1)
-        if held != data:
+        elif got != data:
             problems.append((key, "not the text preserve writes there (the storage root's "
                              "declaration or layout was changed)", False))
     return problems

@@ -11,6 +11,7 @@ secret is ever written to a file, a message or an event.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
@@ -57,6 +58,7 @@ class S3Storage(S3Uploads):
         self._client_instance = client
         self._probe_instance = client
         self._session = None
+        self._making = threading.Lock()  # the clients and their session, made once
         self._down: StorageUnreachable | None = None  # found unreachable moments ago
         self._down_until = 0.0
         self._answered = -1e9  # when the store last answered a request (time.monotonic)
@@ -75,14 +77,18 @@ class S3Storage(S3Uploads):
     def client(self):
         """Created on first use: opening a repository must not cost an SDK set-up per location."""
         if self._client_instance is None:
-            self._client_instance = self._made_client(probe=False)
+            with self._making:  # one, whichever thread asks first
+                if self._client_instance is None:
+                    self._client_instance = self._made_client(probe=False)
         return self._client_instance
 
     @property
     def probe(self):
         """The client that asks whether the store is there at all (see _client)."""
         if self._probe_instance is None:
-            self._probe_instance = self._made_client(probe=True)
+            with self._making:
+                if self._probe_instance is None:
+                    self._probe_instance = self._made_client(probe=True)
         return self._probe_instance
 
     def _made_client(self, probe: bool):
