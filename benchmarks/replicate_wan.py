@@ -273,8 +273,8 @@ def _twin(repo: Path) -> Path:
 
 def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
     """`count` AIPs of three 2 KB files each (the shape of most archives: an AIP per item),
-    `preserve replicate` alone, then a quick audit of the copies: what each AIP's own
-    round trips cost across the link."""
+    `preserve replicate` alone, then a quick audit of the copies and `preserve check`: what
+    each AIP's own round trips cost across the link."""
     relay = LatencyRelay(server.port, rtt).start()
     out = WORK / "wan-many"
     shutil.rmtree(out, ignore_errors=True)
@@ -292,6 +292,7 @@ def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
         seconds, requests, peak = measure(
             server, [PY, "-m", "preserve", "replicate", "--to", "wan"], renv)
         audited = measure(server, [PY, "-m", "preserve", "audit", "--location", "wan"], renv)
+        checked = measure(server, [PY, "-m", "preserve", "check"], renv)
     finally:
         relay.stop()
         shutil.rmtree(out, ignore_errors=True)
@@ -301,6 +302,8 @@ def run_many(rtt: float, count: int, server: Server, env: dict) -> None:
     print(f"  then a quick audit of them: {audited[0]:.2f} s, "
           f"{audited[0] / count * 1000:.0f} ms per AIP, {audited[1]} requests, "
           f"peak RSS {audited[2] / 2**20:.0f} MiB")
+    print(f"  then `preserve check` (every location against the catalog): {checked[0]:.2f} s, "
+          f"{checked[1]} requests, peak RSS {checked[2] / 2**20:.0f} MiB")
 
 
 def replicated(out: Path, env: dict, source: Path, server: Server, relay, name: str,

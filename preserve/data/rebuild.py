@@ -39,7 +39,6 @@ from preserve.errors import ConfigError, PreserveError
 from preserve.parallel import default_workers, run_batches
 from preserve.repository import CATALOG_FILE, Repository
 from preserve.storage.history import CHECKPOINTS, ENTRIES, PUBLIC_KEY, canonical
-from preserve.stores.base import layout_versions
 from preserve.system.keys import load_key
 
 MARK = REBUILDING  # the meta key present while a rebuild is under way
@@ -235,7 +234,7 @@ def objects_of(storage) -> Iterator[tuple[str, str]]:
     disk's folders are walked without a realpath each, never into a link."""
     if not hasattr(storage, "local_files"):
         seen = set()
-        for key, aip, version in layout_versions(storage.entries):
+        for key, aip, version in storage.stored_versions():
             root = ocfl.object_of(key) if version is not None else key
             if root not in seen:
                 seen.add(root)

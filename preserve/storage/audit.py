@@ -44,6 +44,7 @@ from preserve.domain.progress import Progress, Silent
 from preserve.errors import Busy, PreserveError
 from preserve.parallel import WorkerPool, default_workers
 from preserve.repository import Repository
+from preserve.storage import lanes as lanes_module
 from preserve.storage.audit_records import AuditResult, Problem, Recorder, Visit, _row
 from preserve.storage.audit_replica import audit_replica
 from preserve.storage.lanes import Locked, in_lanes
@@ -70,9 +71,6 @@ class _Budget:
 
 # Sorts after every timestamp: "not verified since" it means every file.
 _NEVER = "~"
-# Replicas at object stores audited at once (see _in_lanes); requests in flight stay
-# each location's `concurrency`, shared by all of them.
-AUDITS_AT_ONCE = 8
 
 
 def audit(repo: Repository, *, aips: list[str] | None = None, location: str | None = None,
@@ -271,7 +269,7 @@ def _visit(repo, storage, visit: Visit, result: AuditResult, pool, progress, sto
 
 
 def _in_lanes(repo, lanes: list[list[Visit]], result, pool, budget, progress) -> None:
-    """Replicas at object stores, AUDITS_AT_ONCE at a time: each waits a few round trips
+    """Replicas at object stores, lanes.READS_AT_ONCE at a time: each waits a few round trips
     in turn (its listing, its history's documents, its event's document), which a WAN
     makes the cost of every small AIP: a quick audit of 40 AIPs 40 ms away took 11 s
     one after another. An AIP's versions go in one lane, in order; each lane has its own
@@ -300,7 +298,7 @@ def _in_lanes(repo, lanes: list[list[Visit]], result, pool, budget, progress) ->
                 if budget.spent(result) and checked < visit.files:
                     result.stopped = "budget"
 
-    in_lanes(repo, lanes, min(AUDITS_AT_ONCE, len(lanes)), lane, stop)
+    in_lanes(repo, lanes, min(lanes_module.READS_AT_ONCE, len(lanes)), lane, stop)
 
 
 def _check_history(repo, storage, visit: Visit, recorder: Recorder,

@@ -13,12 +13,15 @@ are missing or unrecorded are reported with the command that resolves them.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import asdict, dataclass, field
 
 from preserve.domain import ocfl
 from preserve.errors import EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, Busy, PreserveError
 from preserve.repository import Repository
+from preserve.storage import lanes
 from preserve.storage.expected import expected_digests, is_head, replica_gaps
+from preserve.storage.lanes import in_lanes
 from preserve.storage.object_log import INTENT, complete_documents, owner_gone_intent
 from preserve.storage.recovery import WORK_STAGING, ended_work, lock_alive, recover, work_kind
 from preserve.stores import LocalStorage
@@ -177,19 +180,42 @@ def _check_location(repo, location, recorded: dict[str, tuple[str, int]], runnin
     for key, why in strays:
         found(Inconsistency("foreign", name, key, f"{why}: look at it (preserve never "
                             "removes it)"))
-    for key, (aip_id, version) in sorted(recorded.items()):
-        tags = expected_digests(repo.catalog, aip_id, version,
-                                root=is_head(repo.catalog, aip_id, version, name)).tags
-        try:
-            gaps = replica_gaps(repo.catalog, aip_id, version, location, key, tags)
-        except PreserveError as e:
-            found(Inconsistency("replica-absent", name, key, e.message))
-            continue
-        if gaps:
+    for key, (aip_id, version), gaps in _gaps(repo, location, sorted(recorded.items())):
+        if isinstance(gaps, PreserveError):
+            found(Inconsistency("replica-absent", name, key, gaps.message))
+        elif gaps[0]:
             found(Inconsistency("replica-absent", name, key,
                                 f"recorded as a copy of AIP {aip_id} v{version}, but "
-                                f"{len(gaps)} file(s) are not there as recorded: "
-                                + "; ".join(gaps[:5]) + " ('preserve repair' restores them)"))
+                                f"{gaps[0]} file(s) are not there as recorded: "
+                                + "; ".join(gaps[1]) + " ('preserve repair' restores them)"))
+
+
+def _gaps(repo: Repository, location, replicas: list[tuple[str, tuple[str, int]]]):
+    """(key, (AIP, version), (how many files the replica lacks, the first five named) or
+    why it could not be listed) for each recorded replica, in order: a listing each, an
+    object store's lanes.READS_AT_ONCE at once (each a round trip across a WAN: a check of
+    100 AIPs 40 ms away waited 100 in turn), each lane comparing in its own catalog
+    connection."""
+    outcomes: dict[str, tuple[int, list[str]] | PreserveError] = {}
+
+    def compare(items, here: Repository) -> None:
+        for key, (aip_id, version) in items:
+            tags = expected_digests(here.catalog, aip_id, version,
+                                    root=is_head(here.catalog, aip_id, version,
+                                                 location.name)).tags
+            try:
+                gaps = replica_gaps(here.catalog, aip_id, version, location, key, tags)
+                outcomes[key] = (len(gaps), gaps[:5])
+            except PreserveError as e:
+                outcomes[key] = e
+
+    if isinstance(location, LocalStorage) or len(replicas) <= 1:
+        compare(replicas, repo)
+    else:
+        in_lanes(repo, [[replica] for replica in replicas],
+                 min(lanes.READS_AT_ONCE, len(replicas)), compare, threading.Event())
+    for key, (aip_id, version) in replicas:
+        yield key, (aip_id, version), outcomes[key]
 
 
 def _fix(repo: Repository, result: CheckResult) -> None:

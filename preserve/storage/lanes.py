@@ -11,6 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from preserve.domain.progress import Progress
 from preserve.repository import Repository
 
+# Replicas at an object store read at once (an audit's, a check's): requests in flight
+# stay each location's `concurrency`, shared by all of them.
+READS_AT_ONCE = 8
+
 
 def in_lanes(repo: Repository, lanes: list, at_once: int, work, stop: threading.Event) -> None:
     """`work(items, repository)` for each lane, `at_once` at a time. Each thread has its

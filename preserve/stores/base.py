@@ -264,8 +264,8 @@ def object_root_strays(folders: Iterable[str], files: Iterable[str]
                                   "preserve's)" if re.fullmatch(r"v0[0-9]+", name) else ""))
 
 
-def layout_versions(entries: Entries, strays: list[tuple[str, str]] | None = None
-                    ) -> Iterator[tuple[str, str, int | None]]:
+def layout_versions(entries: Entries, strays: list[tuple[str, str]] | None = None,
+                    concurrency: int = 1) -> Iterator[tuple[str, str, int | None]]:
     """(version folder key, AIP id, version) of every version folder of every object of a
     storage root, and (object key, id, None) for an object folder holding no version
     preserve writes ("v1", "v2": never zero-padded), read from the layout alone.
@@ -274,30 +274,43 @@ def layout_versions(entries: Entries, strays: list[tuple[str, str]] | None = Non
     time. Anything OCFL 1.1 and the 0003 layout do not allow where it is found (a foreign
     file or folder in the storage root or an object root, a missing root declaration) is
     appended to `strays` as (key, why): a finding for a person, never debris. (The storage
-    root's own files are checked by root_file_problems.)"""
+    root's own files are checked by root_file_problems.) The folders of a level are
+    asked `concurrency` at once (an object store's: each a round trip across a WAN, and a
+    thousand AIPs are four thousand folders), in order."""
+    from preserve.parallel import in_order
+
     note = strays.append if strays is not None else (lambda _: None)
+
+    def listed(prefixes: list[str]):
+        return zip(prefixes, in_order(entries, prefixes, lambda: False, concurrency),
+                   strict=True)
+
     folders, files = entries("")
     for name in files:
         if name not in ROOT_ALLOWED_FILES:
             note((name, "a file OCFL does not allow in a storage root"))
     levels = [f"{name}/" for name in folders if name != "extensions"]
     for _ in range(ocfl.LAYOUT_CONFIG["numberOfTuples"]):
-        deeper = []
+        layout = []
         for parent in levels:
-            if not re.fullmatch(r"[0-9a-f]{3}", parent.rstrip("/").rsplit("/", 1)[-1]):
+            if re.fullmatch(r"[0-9a-f]{3}", parent.rstrip("/").rsplit("/", 1)[-1]):
+                layout.append(parent)
+            else:
                 note((parent, "a folder the storage layout (0003, hashed 3x3) never makes"))
-                continue
-            folders, files = entries(parent)
+        deeper = []
+        for parent, (folders, files) in listed(layout):
             for name in files:
                 note((parent + name, "a file between the layout's folders"))
             deeper += [f"{parent}{name}/" for name in folders]
         levels = deeper
+    roots = []
     for rel in levels:
-        aip_id = ocfl.id_of_root(rel)
-        if aip_id is None:
+        if ocfl.id_of_root(rel) is None:
             note((rel, "a folder that is not where the storage layout puts any object"))
-            continue
-        folders, files = entries(rel)
+        else:
+            roots.append(rel)
+    for rel, (folders, files) in listed(roots):
+        aip_id = ocfl.id_of_root(rel)
         for name, why in object_root_strays(folders, files):
             note((rel + name, why))
         versions = sorted(ocfl.version_numbers(folders))

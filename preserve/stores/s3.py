@@ -412,8 +412,8 @@ class S3Storage(S3Uploads):
                         ) -> Iterator[tuple[str, str, int | None]]:
         """Every version folder of every object under this location's prefix, from the
         keys alone, and what OCFL does not allow here appended to `strays` (see
-        base.layout_versions)."""
-        return layout_versions(self.entries, strays)
+        base.layout_versions): each level's folders `concurrency` at once."""
+        return layout_versions(self.entries, strays, self.settings.concurrency)
 
     def entries(self, prefix: str) -> tuple[list[str], list[str]]:
         """(common prefixes, keys) directly under `prefix`, names relative to it."""
