@@ -547,10 +547,10 @@ def test_a_check_lists_an_object_store_s_folders_and_replicas_several_at_once(
     from preserve.storage import check as check_module
     from preserve.storage.check import check
 
-    repo = _two_copy_repo(tmp_path, server)
-    aips = _small_aips(tmp_path, repo, 6)
+    repo = _two_copy_repo(tmp_path, server, bucket="checked")  # moto's buckets outlive
+    aips = _small_aips(tmp_path, repo, 6)                       # a test: this one alone
     lost = content_key(aips[4]) + "data/page1.txt"
-    server.client().delete_object(Bucket="archive", Key="preserve/" + lost)
+    server.client().delete_object(Bucket="checked", Key="preserve/" + lost)
     folders, replicas = threading.Barrier(2, timeout=60), threading.Barrier(2, timeout=60)
     walked, listed = itertools.count(), itertools.count()
     real_entries, real_gaps = S3Storage.entries, check_module.replica_gaps

@@ -205,19 +205,9 @@ def _plan(repo, states, since, *, due, full, share) -> list[Visit]:
 
 
 def _run(repo, visits, result, pool, budget, progress, reachable: dict[str, str]) -> None:
-    """Every visit, in the planned order; those at object stores after the rest, several
-    at once (_in_lanes), where there are more than one."""
-    lanes: dict[tuple[str, str], list[Visit]] = {}
-    here: list[Visit] = []
-    for visit in visits:
-        storage = repo.locations.get(visit.state.location)
-        if storage is None or isinstance(storage, LocalStorage) or _unreachable(storage,
-                                                                                reachable):
-            here.append(visit)
-        else:  # an AIP's versions in one lane, in order (its logs/ read once)
-            lanes.setdefault((visit.state.location, visit.state.aip), []).append(visit)
-    if len(lanes) <= 1:
-        here, lanes = visits, {}
+    """Every visit in the planned order (least recently verified first: a budget spent
+    leaves the same ones due, wherever they are); consecutive visits at object stores go
+    together, several AIPs at once (_in_lanes)."""
     for name in {visit.state.location for visit in visits}:
         storage = repo.locations.get(name)
         if storage is not None and not _unreachable(storage, reachable):
@@ -225,11 +215,25 @@ def _run(repo, visits, result, pool, budget, progress, reachable: dict[str, str]
             # probe goes beside the listings, not before the first document
             storage.begin_writes()
     objects_checked: set[tuple[str, str]] = set()  # an object's logs/ once a run
-    for visit in here:
+    remote: list[Visit] = []
+    for visit in [*visits, None]:
+        storage = repo.locations.get(visit.state.location) if visit is not None else None
+        if storage is not None and not isinstance(storage, LocalStorage) and \
+                not _unreachable(storage, reachable):
+            remote.append(visit)
+            continue
+        if remote:
+            lanes: dict[tuple[str, str], list[Visit]] = {}
+            for r in remote:  # an AIP's versions in one lane, in order
+                lanes.setdefault((r.state.location, r.state.aip), []).append(r)
+            _in_lanes(repo, list(lanes.values()), result, pool, budget, progress,
+                      objects_checked)
+            remote = []
+        if visit is None or result.stopped:
+            return
         if budget.spent(result):
             result.stopped = "budget"  # what is left stays due; the next run continues
             return
-        storage = repo.locations.get(visit.state.location)
         why = _unreachable(storage, reachable) if storage is not None else None
         if storage is None or why:
             recorder = Recorder(repo, result, visit)
@@ -244,8 +248,6 @@ def _run(repo, visits, result, pool, budget, progress, reachable: dict[str, str]
             if budget.spent(result) and checked < visit.files:
                 result.stopped = "budget"
         result.replicas += 1
-    if lanes:
-        _in_lanes(repo, list(lanes.values()), result, pool, budget, progress)
 
 
 def _visit(repo, storage, visit: Visit, result: AuditResult, pool, progress, stop,
@@ -268,36 +270,43 @@ def _visit(repo, storage, visit: Visit, result: AuditResult, pool, progress, sto
     return recorder.checked
 
 
-def _in_lanes(repo, lanes: list[list[Visit]], result, pool, budget, progress) -> None:
+def _in_lanes(repo, lanes: list[list[Visit]], result, pool, budget, progress,
+              objects_checked: set[tuple[str, str]]) -> None:
     """Replicas at object stores, lanes.READS_AT_ONCE at a time: each waits a few round trips
     in turn (its listing, its history's documents, its event's document), which a WAN
     makes the cost of every small AIP: a quick audit of 40 AIPs 40 ms away took 11 s
     one after another. An AIP's versions go in one lane, in order; each lane has its own
     catalog connection and uses the run's locations (their clients, their probe). A replica
     counts into a result of its own, added to the run's when it ends: a byte budget is
-    overrun by at most the replicas under way. Ctrl-C: each lane keeps what it verified
+    overrun by at most the replicas under way (one AIP alone is audited in this thread,
+    counted as it goes). Ctrl-C: each lane keeps what it verified
     and records no event for a replica it did not finish, as one alone would."""
     stop, shared = threading.Event(), threading.Lock()
-    progress = Locked(progress)
+    apart = len(lanes) > 1  # else one AIP's versions, in this thread: counted as they go
+    progress = Locked(progress) if apart else progress
+
     def lane(visits: list[Visit], here: Repository) -> None:
-        objects_checked: set[tuple[str, str]] = set()
         for visit in visits:
             with shared:
                 if budget.spent(result):
                     result.stopped = "budget"
                 if result.stopped or stop.is_set():
                     return
-            own = replace(result, files=0, bytes_read=0)
+            own = replace(result, files=0, bytes_read=0) if apart else result
             checked = _visit(here, repo.locations[visit.state.location], visit, own, pool,
                              progress, lambda: stop.is_set() or budget.spent(result),
                              objects_checked, stop.is_set)
             with shared:
-                result.files += own.files
-                result.bytes_read += own.bytes_read
+                if apart:
+                    result.files += own.files
+                    result.bytes_read += own.bytes_read
                 result.replicas += 1
                 if budget.spent(result) and checked < visit.files:
                     result.stopped = "budget"
 
+    if not apart:
+        lane(lanes[0], repo)
+        return
     in_lanes(repo, lanes, min(lanes_module.READS_AT_ONCE, len(lanes)), lane, stop)
 
 
