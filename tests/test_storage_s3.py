@@ -421,3 +421,25 @@ def test_the_storage_root_s_own_files_are_read_at_once(s3_server, bucket, monkey
     found = {key: missing for key, _why, missing in root_file_problems(store)}
     assert found == {"ocfl_layout.json": False,
                      "extensions/0003-hash-and-id-n-tuple-storage-layout/config.json": True}
+
+
+def test_a_store_that_answers_a_bare_404_is_asked_whether_its_bucket_is_there(
+        s3_server, bucket, monkeypatch):
+    """A store may answer the declaration's GET with a 404 and no error document (no code
+    to tell a missing object from a missing bucket): the bucket is then asked, as before."""
+    from botocore.exceptions import ClientError
+
+    _, name = bucket
+    real = S3Storage._call
+
+    def bare(self, what, fn, **kwargs):
+        if what == "read the storage root's declaration":
+            raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "GetObject")
+        return real(self, what, fn, **kwargs)
+
+    monkeypatch.setattr(S3Storage, "_call", bare)
+    store = _storage(s3_server, name)
+    store.check_reachable()
+    assert store.ocfl_root_known is False
+    with pytest.raises(StorageUnreachable, match="NoSuchBucket"):
+        _storage(s3_server, "no-such-bucket-here").check_reachable()

@@ -239,16 +239,29 @@ class S3Storage(S3Uploads):
                                 Bucket=self.settings.bucket, Key=self._key(ROOT_DECLARATION))
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "?")
+            if code in ("404", "NotFound"):  # no error document to tell which is missing:
+                code = self._bucket_answer()  # the bucket is asked (as before)
             if code == "NoSuchKey":  # the bucket answers; it is not a storage root yet
                 self.ocfl_root_known = False
                 return
             raise StorageUnreachable(
                 f"storage location '{self.name}': bucket {self.settings.bucket!r} answered "
-                f"{'NoSuchBucket' if code in ('404', 'NotFound') else code}",
-                hint="check the bucket name, the endpoint and the credentials") from None
+                f"{code}", hint="check the bucket name, the endpoint and the credentials"
+            ) from None
         with answer["Body"] as body:
-            body.read()
+            body.read(64)  # a few bytes (whatever stands in its place)
         self.ocfl_root_known = True
+
+    def _bucket_answer(self) -> str:
+        """NoSuchKey where the bucket answers a HeadBucket, else what it answered."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("head bucket", self.probe.head_bucket, Bucket=self.settings.bucket)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "?")
+            return "NoSuchBucket" if code in ("404", "NotFound") else code
+        return "NoSuchKey"
 
     # -- writing -----------------------------------------------------------------------
 
